@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { halConformance } from "@twz/kernel/hal/testing";
+import { LINE, openSim, plugin, seededRandom } from "./mod.ts";
+
+halConformance({ plugin, imageDir: () => Deno.makeTempDirSync({ prefix: "twz-sim-" }) });
+
+Deno.test("sim conformance also holds for an anonymous region", async () => {
+  const hal = await plugin.open({ size: 1 << 16 });
+  assert.equal(hal.image, undefined);
+  hal.region.bytes[10] = 1;
+  hal.region.persist(10, 1);
+  hal.power!.powerFail();
+  assert.equal(hal.region.bytes[10], 1);
+  hal.close();
+});
+
+Deno.test("SimRegion.flush() snapshots: a store after flush is not made durable by drain", () => {
+  const hal = openSim({ size: 4096 });
+  const r = hal.region;
+  r.bytes[0] = 1;
+  r.flush(0, 1);
+  r.bytes[0] = 2; // after the flush: the drain writes back the value flushed
+  r.drain();
+  hal.power!.powerFail({ policy: "strict" });
+  assert.equal(r.bytes[0], 1);
+  hal.close();
+});
+
+Deno.test("SimRegion.powerFail() random policy replays with the same seed", () => {
+  const survivors = (seed: number) => {
+    const hal = openSim({ size: 64 * LINE });
+    for (let line = 0; line < 64; line++) hal.region.bytes[line * LINE] = 1;
+    const result = hal.power!.powerFail({ policy: "random", seed, probability: 0.5 });
+    const kept = [...Array(64).keys()].filter((l) => hal.region.bytes[l * LINE] === 1);
+    assert.equal(result.pending, 64);
+    assert.equal(result.survived, kept.length);
+    hal.close();
+    return kept;
+  };
+  assert.deepEqual(survivors(7), survivors(7));
+  assert.notDeepEqual(survivors(7), survivors(8));
+  const kept = survivors(7).length;
+  assert.ok(kept > 10 && kept < 54, `about half the lines survive, got ${kept}`);
+});
+
+Deno.test("SimRegion counts flushes and drains", () => {
+  const hal = openSim({ size: 4096 });
+  hal.region.persist(0, 8);
+  hal.region.flush(64, 8);
+  hal.region.flush(128, 8);
+  hal.region.drain();
+  assert.deepEqual(hal.region.stats(), { flushes: 3, drains: 2 });
+  hal.close();
+});
+
+Deno.test("sim: a Worker sees and writes the same bytes through attach()", async () => {
+  const hal = openSim({ size: 4096 });
+  hal.region.bytes[1] = 11;
+  const src = `
+    import { plugin } from ${JSON.stringify(new URL("./mod.ts", import.meta.url).href)};
+    self.onmessage = async (e) => {
+      const r = await plugin.attach(e.data);
+      const seen = r.bytes[1];
+      r.bytes[2] = 22;
+      r.close();
+      self.postMessage(seen);
+    };`;
+  const url = URL.createObjectURL(new Blob([src], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  const seen = await new Promise((resolve, reject) => {
+    worker.onmessage = (e) => resolve(e.data);
+    worker.onerror = (e) => reject(e);
+    worker.postMessage(hal.region.share());
+  });
+  worker.terminate();
+  assert.equal(seen, 11);
+  assert.equal(hal.region.bytes[2], 22);
+  hal.close();
+});
+
+Deno.test("seededRandom() is deterministic and in [0, 1)", () => {
+  const a = seededRandom(3);
+  const b = seededRandom(3);
+  for (let i = 0; i < 100; i++) {
+    const x = a();
+    assert.equal(x, b());
+    assert.ok(x >= 0 && x < 1);
+  }
+});

@@ -1,0 +1,181 @@
+// The metadata redo log. Every change to kernel metadata (root record, object
+// table, block bitmap) is collected in a MetaTx and committed here:
+//
+//   1. the records and a header with a CRC-32 over them are written to the log
+//      area and flushed; drain           -> committed (the CRC makes a torn log
+//                                           detectable, so one drain suffices)
+//   2. each record is applied in place and flushed; drain
+//
+// Recovery replays the log when its CRC holds. Replaying is idempotent: the
+// log only ever holds the latest transaction, and step 2 of a transaction
+// completes before the next one overwrites the log. Recovery costs one pass
+// over at most LOG_SIZE bytes, whatever the number of objects.
+import type { PersistentRegion } from "./hal/mod.ts";
+import { ErrorCode, TwzError } from "./abi/mod.ts";
+import { crc32 } from "./_crc32.ts";
+
+const LOG_MAGIC = 0x474f4c54; // "TLOG"
+const HEADER = 64;
+const RECORD_HEADER = 16;
+
+/** A set of metadata writes that commit together. */
+export class MetaTx {
+  /** Aligned 4-byte words (the bitmap). */
+  readonly words = new Map<number, number>();
+  /** Whole records (slots, root), each written as one range. */
+  readonly blobs = new Map<number, Uint8Array>();
+
+  constructor(private readonly view: DataView) {}
+
+  /** Read a word, seeing this transaction's own writes. */
+  u32(offset: number): number {
+    return this.words.get(offset) ?? this.view.getUint32(offset, true);
+  }
+
+  /** Write a word (offset aligned to 4). */
+  setU32(offset: number, value: number): void {
+    this.words.set(offset, value >>> 0);
+  }
+
+  /** Write `bytes` at `offset`; a later put at the same offset replaces it. */
+  put(offset: number, bytes: Uint8Array): void {
+    this.blobs.set(offset, bytes);
+  }
+
+  /** Bytes of log space this transaction needs. */
+  logBytes(): number {
+    let n = 0;
+    for (const b of this.blobs.values()) n += RECORD_HEADER + align8(b.length);
+    return n + this.words.size * (RECORD_HEADER + 8);
+  }
+
+  /** The records, word runs coalesced. */
+  records(): Array<[number, Uint8Array]> {
+    const out: Array<[number, Uint8Array]> = [...this.blobs.entries()];
+    const offsets = [...this.words.keys()].sort((a, b) => a - b);
+    for (let i = 0; i < offsets.length;) {
+      let j = i + 1;
+      while (j < offsets.length && offsets[j] === offsets[j - 1] + 4) j++;
+      const run = new Uint8Array((j - i) * 4);
+      const v = new DataView(run.buffer);
+      for (let k = i; k < j; k++) v.setUint32((k - i) * 4, this.words.get(offsets[k])!, true);
+      out.push([offsets[i], run]);
+      i = j;
+    }
+    return out;
+  }
+}
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+/** The log area and the commit protocol. */
+export class MetaLog {
+  #seq = 0;
+  readonly view: DataView;
+
+  constructor(
+    readonly region: PersistentRegion,
+    readonly offset: number,
+    readonly size: number,
+    /** Where records may write: the metadata areas (never the superblock or log). */
+    readonly isMetadata: (offset: number, length: number) => boolean,
+  ) {
+    const b = region.bytes;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  /** Largest transaction body that fits. */
+  get capacity(): number {
+    return this.size - HEADER;
+  }
+
+  begin(): MetaTx {
+    return new MetaTx(this.view);
+  }
+
+  /** Commit and apply `tx` (two drains). */
+  commit(tx: MetaTx): void {
+    const records = tx.records();
+    if (records.length === 0) return;
+    const bytes = this.region.bytes;
+    const body = this.offset + HEADER;
+    let at = body;
+    for (const [offset, data] of records) {
+      if (at + RECORD_HEADER + align8(data.length) > this.offset + this.size) {
+        throw new TwzError(
+          ErrorCode.InvalidArgument,
+          `A metadata transaction of ${tx.logBytes()} bytes does not fit the ${this.capacity}-byte log`,
+        );
+      }
+      this.view.setUint32(at, offset % 0x100000000, true);
+      this.view.setUint32(at + 4, Math.floor(offset / 0x100000000), true);
+      this.view.setUint32(at + 8, data.length, true);
+      this.view.setUint32(at + 12, 0, true);
+      bytes.set(data, at + RECORD_HEADER);
+      at += RECORD_HEADER + align8(data.length);
+    }
+    const bodyBytes = at - body;
+    this.#seq = (this.#seq + 1) >>> 0;
+    this.view.setUint32(this.offset, LOG_MAGIC, true);
+    this.view.setUint32(this.offset + 4, this.#seq, true);
+    this.view.setUint32(this.offset + 8, records.length, true);
+    this.view.setUint32(this.offset + 12, bodyBytes, true);
+    const crc = crc32(bytes.subarray(body, at), crc32(bytes.subarray(this.offset, this.offset + 16)));
+    this.view.setUint32(this.offset + 16, crc, true);
+    this.region.flush(this.offset, HEADER + bodyBytes);
+    this.region.drain(); // committed
+    for (const [offset, data] of records) {
+      bytes.set(data, offset);
+      this.region.flush(offset, data.length);
+    }
+    this.region.drain(); // applied
+  }
+
+  /** Mark the log empty (at a clean shutdown), so the next boot replays nothing. */
+  clear(): void {
+    this.view.setUint32(this.offset, 0, true);
+    this.region.persist(this.offset, 4);
+  }
+
+  /**
+   * Replay the committed transaction in the log, if any.
+   *
+   * @returns How many records were replayed (0 when the log holds nothing valid).
+   */
+  recover(): number {
+    const bytes = this.region.bytes;
+    const v = this.view;
+    if (v.getUint32(this.offset, true) !== LOG_MAGIC) return 0;
+    this.#seq = v.getUint32(this.offset + 4, true);
+    const count = v.getUint32(this.offset + 8, true);
+    const bodyBytes = v.getUint32(this.offset + 12, true);
+    if (bodyBytes > this.capacity) return 0;
+    const body = this.offset + HEADER;
+    const crc = crc32(
+      bytes.subarray(body, body + bodyBytes),
+      crc32(bytes.subarray(this.offset, this.offset + 16)),
+    );
+    if (crc !== v.getUint32(this.offset + 16, true)) return 0; // torn: never committed
+    const records: Array<[number, number, number]> = [];
+    let at = body;
+    for (let i = 0; i < count; i++) {
+      if (at + RECORD_HEADER > body + bodyBytes) return 0;
+      const offset = v.getUint32(at, true) + v.getUint32(at + 4, true) * 0x100000000;
+      const length = v.getUint32(at + 8, true);
+      if (!this.isMetadata(offset, length)) {
+        throw new TwzError(
+          ErrorCode.ImageCorrupt,
+          `the metadata log holds a record for [${offset}, ${offset + length}) outside the metadata areas`,
+        );
+      }
+      records.push([offset, at + RECORD_HEADER, length]);
+      at += RECORD_HEADER + align8(length);
+    }
+    for (const [offset, from, length] of records) {
+      bytes.copyWithin(offset, from, from + length);
+      this.region.flush(offset, length);
+    }
+    this.region.drain();
+    return records.length;
+  }
+}

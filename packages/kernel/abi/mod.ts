@@ -1,0 +1,17 @@
+/**
+ * The kernel/user contract (as `twizzler-abi` is for Twizzler): object IDs,
+ * lifetimes and protections, and the numbered error codes. Kernel and user
+ * space (libtwz) both import it; it imports nothing.
+ *
+ * @example
+ * ```ts
+ * import { formatId, parseId } from "@twz/kernel/abi";
+ * const id = parseId("1234567890abcdef1234567890abcdef");
+ * console.log(formatId(id));
+ * ```
+ *
+ * @module
+ */
+export * from "./errors.ts";
+export * from "./id.ts";
+export * from "./object.ts";

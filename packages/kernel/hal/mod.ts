@@ -1,0 +1,326 @@
+/**
+ * The hardware abstraction layer (HAL) contract between the Twizzler kernel and
+ * the platform it runs on. The kernel depends only on these interfaces; each
+ * plugin (`@twz/hal-sim`, `@twz/hal-pmem`) implements them and exports one
+ * `plugin: HalPlugin`. Only the `twz` command (the "board") wires a plugin to a
+ * kernel.
+ *
+ * The interfaces are deliberately small and separate: the data path
+ * ({@linkcode PersistentRegion.bytes}) is apart from durability
+ * ({@linkcode PersistentRegion.flush}, {@linkcode PersistentRegion.drain},
+ * {@linkcode PersistentRegion.persist}) and from control ({@linkcode HalPlugin},
+ * {@linkcode Hal.close}).
+ *
+ * Durability model (the same for every plugin): a store into `bytes` is visible
+ * at once to every reader of the region, but it is durable — guaranteed to
+ * survive a power failure — only after a `flush` that covers it followed by a
+ * `drain`. Until then it may or may not survive, in any order relative to other
+ * stores, at the granularity reported by {@linkcode PersistentRegion.granularity}.
+ * Aligned 8-byte stores never tear.
+ *
+ * @example A caller: make one record durable
+ * ```ts
+ * import type { Hal } from "@twz/kernel/hal";
+ *
+ * function writeRecord(hal: Hal, offset: number, record: Uint8Array): void {
+ *   hal.region.bytes.set(record, offset); // a plain store: visible now
+ *   hal.region.persist(offset, record.length); // durable from here on
+ * }
+ * ```
+ *
+ * @example An implementer: a volatile region (tests only; nothing survives)
+ * ```ts
+ * import type { PersistentRegion } from "@twz/kernel/hal";
+ *
+ * function volatileRegion(size: number): PersistentRegion {
+ *   const buffer = new SharedArrayBuffer(size);
+ *   return {
+ *     size,
+ *     granularity: "byte",
+ *     bytes: new Uint8Array(buffer),
+ *     flush() {},
+ *     drain() {},
+ *     persist() {},
+ *     share: () => ({ kind: "shared-memory", buffer, size }),
+ *   };
+ * }
+ * ```
+ *
+ * @module
+ */
+
+/** The unit in which a plugin makes stores durable. */
+export type Granularity = "byte" | "cache-line" | "page";
+
+/** Size in bytes of the unit that {@linkcode Granularity} names. */
+export const GRANULARITY_BYTES: Readonly<Record<Granularity, number>> = {
+  "byte": 1,
+  "cache-line": 64,
+  "page": 4096,
+};
+
+/**
+ * How another thread (a Worker) reaches the same bytes as a region: a
+ * `SharedArrayBuffer` it can wrap directly (hal-sim), or a file it maps itself
+ * with the same plugin (hal-pmem). The value is structured-cloneable, so it can
+ * be posted to a Worker as it is.
+ */
+export type RegionShare =
+  | { kind: "shared-memory"; buffer: SharedArrayBuffer; size: number }
+  | { kind: "file"; plugin: string; path: string; offset: number; size: number };
+
+/**
+ * A range of byte-addressable memory whose contents can be made durable.
+ *
+ * Preconditions shared by every method that takes a range: `offset` and
+ * `length` are non-negative integers and `offset + length <= size`; a range
+ * outside the region throws `RangeError`. A zero-length range is a no-op.
+ */
+export interface PersistentRegion {
+  /** Size of the region in bytes. */
+  readonly size: number;
+  /** The unit in which stores become durable; a flush covers whole units. */
+  readonly granularity: Granularity;
+  /**
+   * A zero-copy view of the whole region: loads and stores through it are
+   * loads and stores on the memory itself. After the owning {@linkcode Hal} is
+   * closed this property is an empty array; a plugin whose memory goes away at
+   * close (hal-pmem) also detaches every view it handed out, so a stale access
+   * can never reach unmapped memory.
+   */
+  readonly bytes: Uint8Array;
+  /**
+   * Start writing back the units that cover `[offset, offset + length)`. No
+   * ordering: the data is durable only after a later {@linkcode drain}.
+   *
+   * @throws {RangeError} The range lies outside the region.
+   * @throws {Error} The platform reported a failure (a message from it).
+   *
+   * @example Two flushes, one ordering point
+   * ```ts
+   * import type { PersistentRegion } from "@twz/kernel/hal";
+   * declare const region: PersistentRegion;
+   * region.flush(0, 64);
+   * region.flush(4096, 64);
+   * region.drain(); // both ranges are durable now
+   * ```
+   */
+  flush(offset: number, length: number): void;
+  /**
+   * An ordering point: every range flushed before this call is durable when it
+   * returns.
+   *
+   * @throws {Error} The platform reported a failure.
+   */
+  drain(): void;
+  /**
+   * `flush(offset, length)` followed by `drain()`.
+   *
+   * @throws {RangeError} The range lies outside the region.
+   * @throws {Error} The platform reported a failure.
+   */
+  persist(offset: number, length: number): void;
+  /** How a Worker reaches these bytes (see {@linkcode RegionShare}). */
+  share(): RegionShare;
+  /**
+   * Counters of durability calls since the region was opened, when the plugin
+   * keeps them (hal-sim does); benchmarks report `drains_per_op` from them.
+   */
+  stats?(): RegionStats;
+}
+
+/** Counters kept by {@linkcode PersistentRegion.stats}. */
+export interface RegionStats {
+  /** Calls to flush (persist counts as one flush and one drain). */
+  flushes: number;
+  /** Calls to drain: ordering points. */
+  drains: number;
+}
+
+/** A monotonic and a wall clock. */
+export interface Clock {
+  /** Monotonic milliseconds with sub-millisecond precision; for measuring. */
+  monotonic(): number;
+  /** Milliseconds since the Unix epoch; for timestamps stored in objects. */
+  wallclock(): number;
+}
+
+/** A source of cryptographically strong random bytes. */
+export interface Entropy {
+  /**
+   * Fill `target` with random bytes.
+   *
+   * @example
+   * ```ts
+   * import type { Entropy } from "@twz/kernel/hal";
+   * declare const entropy: Entropy;
+   * const id = new Uint8Array(16);
+   * entropy.fill(id);
+   * ```
+   */
+  fill(target: Uint8Array): void;
+}
+
+/** The system console: text out, lines in. */
+export interface Console {
+  /** Write text as it is (no newline is added). */
+  write(text: string): void;
+  /** Read one line without its terminator; `null` at end of input. */
+  readLine(): Promise<string | null>;
+}
+
+/** Which crash a simulated power failure models (see {@linkcode PowerFailure}). */
+export type EvictionPolicy = "strict" | "random" | "all";
+
+/** Options for a simulated power failure. */
+export interface PowerFailureOptions {
+  /**
+   * What happens to data stored but not yet drained:
+   * `strict` loses all of it, `random` keeps each pending 64-byte line with
+   * probability {@linkcode PowerFailureOptions.probability}, `all` keeps all of
+   * it (as if the cache had been written back just in time).
+   * @default {"strict"}
+   */
+  policy?: EvictionPolicy;
+  /** Survival probability of a pending line under `random`. @default {0.5} */
+  probability?: number;
+  /** Seed for `random`; the same seed gives the same crash. @default {1} */
+  seed?: number;
+}
+
+/**
+ * Optional capability of a simulator: lose power now. After it returns, the
+ * region holds exactly what survived, as a reboot would find it.
+ */
+export interface PowerFailure {
+  /**
+   * Simulate a power failure.
+   *
+   * @returns The number of pending lines, and how many of them survived.
+   */
+  powerFail(options?: PowerFailureOptions): { pending: number; survived: number };
+}
+
+/** Options for {@linkcode HalPlugin.open}. */
+export interface HalOpenOptions {
+  /**
+   * Path of the image (a file holding the persistent region). Without it the
+   * plugin gives an anonymous region, if it supports one (hal-sim does).
+   */
+  image?: string;
+  /**
+   * Size in bytes of a new image. Required when the image does not exist; when
+   * it does, it must be absent or equal to the file's size.
+   */
+  size?: number;
+  /**
+   * Create the image if it does not exist.
+   * @default {false}
+   */
+  create?: boolean;
+  /** The console to use. @default {a console on stdin/stdout} */
+  console?: Console;
+  /** Plugin-specific settings (for example a required granularity). */
+  settings?: Record<string, string>;
+}
+
+/** An open HAL: one persistent region and the platform services. */
+export interface Hal {
+  /** The plugin name, as in {@linkcode HalPlugin.name}. */
+  readonly name: string;
+  /** The image path, or `undefined` for an anonymous region. */
+  readonly image: string | undefined;
+  /** `true` when `open` created the image (it holds only zero bytes). */
+  readonly created: boolean;
+  /** The persistent region. */
+  readonly region: PersistentRegion;
+  /** Clocks. */
+  readonly clock: Clock;
+  /** Random bytes. */
+  readonly entropy: Entropy;
+  /** The console. */
+  readonly console: Console;
+  /** Present only on simulators that can lose power on demand. */
+  readonly power?: PowerFailure;
+  /**
+   * Write back everything and release the region. The region's `bytes` are
+   * detached before the memory goes away. Calling it twice is harmless.
+   */
+  close(): void;
+}
+
+/** What a plugin says about itself, for `twz boot` and `twz bench`. */
+export interface HalDescription {
+  /** Plugin name. */
+  name: string;
+  /** One line on what it is. */
+  summary: string;
+  /** Whether the plugin can run here now, and if not why. */
+  available: boolean;
+  /** Why it is not available (install hint), when it is not. */
+  reason?: string;
+  /** Extra facts (library version, detected granularity...). */
+  details?: Record<string, string>;
+}
+
+/**
+ * A HAL implementation. Importing a plugin module must have no side effects:
+ * native libraries are loaded inside {@linkcode HalPlugin.open}.
+ */
+export interface HalPlugin {
+  /** Short name used by `--hal` (`sim`, `pmem`). */
+  readonly name: string;
+  /**
+   * Open (and with `create`, create) an image.
+   *
+   * @throws {HalError} The image cannot be opened or created; the message says why.
+   */
+  open(options: HalOpenOptions): Promise<Hal>;
+  /** Describe the plugin and whether it can run here. */
+  describe(): HalDescription;
+  /**
+   * Reach the bytes of a region opened elsewhere (in another Worker or
+   * process) from its {@linkcode PersistentRegion.share} value. The returned
+   * region has its own `close()`, which detaches its `bytes`.
+   *
+   * @throws {HalError} The share is not this plugin's, or cannot be mapped.
+   */
+  attach(share: RegionShare): Promise<AttachedRegion>;
+}
+
+/** A region reached through {@linkcode HalPlugin.attach}. */
+export interface AttachedRegion extends PersistentRegion {
+  /** Release the mapping; `bytes` is detached first. Harmless twice. */
+  close(): void;
+}
+
+/** A failure reported by a HAL plugin: the image or the platform refused. */
+export class HalError extends Error {
+  /**
+   * @param message One line naming what failed and why.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "HalError";
+  }
+}
+
+/**
+ * Check a range against a region size; the helper every plugin uses so that
+ * errors read the same everywhere.
+ *
+ * @throws {RangeError} When the range is not inside `[0, size)`.
+ */
+export function checkRange(size: number, offset: number, length: number): void {
+  if (
+    !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 ||
+    offset + length > size
+  ) {
+    throw new RangeError(
+      `Range [${offset}, ${offset + length}) is outside the region of ${size} bytes`,
+    );
+  }
+}
+
+export { cryptoEntropy, stdioConsole, systemClock } from "./services.ts";

@@ -1,0 +1,31 @@
+/**
+ * The Twizzler kernel: a small trusted core that formats and recovers a
+ * persistent region, and creates, maps, grows and deletes objects in it. It
+ * depends only on the HAL contract in `@twz/kernel/hal` and the kernel/user
+ * contract in `@twz/kernel/abi`; the `twz` command wires it to a HAL plugin.
+ *
+ * @example
+ * ```ts ignore
+ * import { Kernel } from "@twz/kernel";
+ * import { plugin } from "@twz/hal-sim";
+ *
+ * const hal = await plugin.open({ image: "twz.img", size: 64 << 20, create: true });
+ * const kernel = Kernel.boot(hal);
+ * const id = kernel.create({ size: 4096 });
+ * kernel.write(id, 0, new TextEncoder().encode("persistent hello"));
+ * kernel.shutdown();
+ * hal.close();
+ * ```
+ *
+ * @module
+ */
+export {
+  type BootOptions,
+  type BootReport,
+  Kernel,
+  MAX_OBJECT_SIZE,
+  METADATA_BYTES_PER_OBJECT,
+  ObjectMapping,
+} from "./kernel.ts";
+export { BLOCK, MIN_IMAGE } from "./_layout.ts";
+export * from "./abi/mod.ts";
