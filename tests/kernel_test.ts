@@ -273,3 +273,14 @@ Deno.test("Kernel.boot() refuses a blank superblock unless the image is new", ()
   rejectsWith(() => Kernel.boot({ ...hal, created: false }), ErrorCode.ImageCorrupt, /blank/);
   hal.close();
 });
+
+Deno.test("Kernel.rootObject() is created once and found again after reboot", () => {
+  const { hal, kernel } = boot();
+  const root = kernel.rootObject();
+  assert.equal(kernel.rootObject(), root);
+  hal.power!.powerFail({ policy: "strict" });
+  const again = Kernel.boot(hal);
+  assert.equal(again.rootObject(), root);
+  assert.equal(again.report.objects, 1);
+  hal.close();
+});

@@ -96,22 +96,74 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** A flushed range waiting for the next drain: its contents at flush time. */
-interface Pending {
-  offset: number;
-  data: Uint8Array;
+/**
+ * Flushed ranges waiting for the next drain, with their contents at flush
+ * time (a later store to a flushed line is not made durable by the drain).
+ * Snapshots go into one reusable staging buffer, so a flush allocates nothing.
+ */
+class PendingFlushes {
+  staging = new Uint8Array(1 << 16);
+  used = 0;
+  /** Triples: region offset, length, staging position. */
+  ranges: number[] = [];
+
+  add(source: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    if (this.used + length > this.staging.length) {
+      const bigger = new Uint8Array(Math.max(this.staging.length * 2, this.used + length));
+      bigger.set(this.staging.subarray(0, this.used));
+      this.staging = bigger;
+    }
+    this.staging.set(source.subarray(start, end), this.used);
+    this.ranges.push(start, length, this.used);
+    this.used += length;
+  }
+
+  clear(): void {
+    this.ranges.length = 0;
+    this.used = 0;
+  }
+}
+
+/** Thrown by a drain at an armed crash point, after the power failure happened. */
+export class PowerFailed extends Error {
+  override name = "PowerFailed";
+  /**
+   * @param drain The drain count at which power failed.
+   * @param result What the power failure kept.
+   */
+  constructor(readonly drain: number, readonly result: { pending: number; survived: number }) {
+    super(
+      `power failed at drain ${drain}: ${result.survived} of ${result.pending} pending lines survived`,
+    );
+  }
 }
 
 /** The simulated region. Exported for hal-sim's own tests and the crash checker. */
 export class SimRegion implements PersistentRegion {
   readonly granularity = "cache-line" as const;
   #bytes: Uint8Array;
-  #pending: Pending[] = [];
+  #pending = new PendingFlushes();
   #flushes = 0;
   #drains = 0;
   #closed = false;
   /** Called after every drain with the drain count (crash points hook here). */
   onDrain?: (drains: number) => void;
+  #crashAt = 0;
+  #crashOptions: PowerFailureOptions = {};
+
+  /**
+   * Arm a crash point: right after drain number `drain` (counted from when the
+   * region was opened) the power fails with `options`, and that drain throws
+   * {@linkcode PowerFailed}. The region then holds what survived.
+   */
+  armCrash(drain: number, options: PowerFailureOptions = {}): void {
+    if (!Number.isInteger(drain) || drain < 1) {
+      throw new RangeError(`Crash point ${drain} is not a drain number`);
+    }
+    this.#crashAt = drain;
+    this.#crashOptions = options;
+  }
 
   constructor(readonly buffer: SharedArrayBuffer, readonly media: Media) {
     this.#bytes = new Uint8Array(buffer);
@@ -131,17 +183,22 @@ export class SimRegion implements PersistentRegion {
     if (length === 0) return;
     const start = offset - (offset % LINE);
     const end = Math.min(this.size, Math.ceil((offset + length) / LINE) * LINE);
-    this.#pending.push({ offset: start, data: this.#bytes.slice(start, end) });
+    this.#pending.add(this.#bytes, start, end);
   }
 
   drain(): void {
     this.#drains++;
-    const pending = this.#pending;
-    if (pending.length > 0) {
-      this.#pending = [];
-      for (const p of pending) this.media.write(p.offset, p.data);
+    const p = this.#pending;
+    const r = p.ranges;
+    for (let i = 0; i < r.length; i += 3) {
+      this.media.write(r[i], p.staging.subarray(r[i + 2], r[i + 2] + r[i + 1]));
     }
+    p.clear();
     this.onDrain?.(this.#drains);
+    if (this.#drains === this.#crashAt) {
+      this.#crashAt = 0;
+      throw new PowerFailed(this.#drains, this.powerFail(this.#crashOptions));
+    }
   }
 
   persist(offset: number, length: number): void {
@@ -191,7 +248,7 @@ export class SimRegion implements PersistentRegion {
         survived++;
       }
     }
-    this.#pending = [];
+    this.#pending.clear();
     const image = new Uint8Array(this.size);
     this.media.read(0, image);
     this.#bytes.set(image);
@@ -202,7 +259,7 @@ export class SimRegion implements PersistentRegion {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pending = [];
+    this.#pending.clear();
     this.media.write(0, this.#bytes);
     this.media.close();
     this.#bytes = new Uint8Array(0);
@@ -238,14 +295,19 @@ class SharedRegion implements AttachedRegion {
   }
 }
 
-function openImage(path: string, options: HalOpenOptions): { media: FileMedia; created: boolean; size: number } {
+function openImage(
+  path: string,
+  options: HalOpenOptions,
+): { media: FileMedia; created: boolean; size: number } {
   let created = false;
   let fd: number;
   try {
     fd = fs.openSync(path, "r+");
   } catch (error) {
     if ((error as { code?: string }).code !== "ENOENT") {
-      throw new HalError(`Cannot open image ${path}: ${(error as Error).message}`, { cause: error });
+      throw new HalError(`Cannot open image ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     if (!options.create) throw new HalError(`Cannot open image ${path}: no such file`);
     if (!options.size) throw new HalError(`Cannot create image ${path}: no size given`);

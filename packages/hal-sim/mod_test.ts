@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { halConformance } from "@twz/kernel/hal/testing";
-import { LINE, openSim, plugin, seededRandom } from "./mod.ts";
+import { LINE, openSim, plugin, PowerFailed, seededRandom } from "./mod.ts";
 
 halConformance({ plugin, imageDir: () => Deno.makeTempDirSync({ prefix: "twz-sim-" }) });
 
@@ -86,4 +86,21 @@ Deno.test("seededRandom() is deterministic and in [0, 1)", () => {
     assert.equal(x, b());
     assert.ok(x >= 0 && x < 1);
   }
+});
+
+Deno.test("SimRegion.armCrash() fails power right after the chosen drain", () => {
+  const hal = openSim({ size: 4096 });
+  const r = hal.region;
+  r.armCrash(2, { policy: "strict" });
+  r.bytes[0] = 1;
+  r.persist(0, 1); // drain 1
+  r.bytes[64] = 2;
+  r.flush(64, 1);
+  r.bytes[128] = 3; // never flushed
+  assert.throws(() => r.drain(), (e: unknown) => e instanceof PowerFailed && e.drain === 2);
+  assert.equal(r.bytes[0], 1);
+  assert.equal(r.bytes[64], 2, "drained at the crash point, so durable");
+  assert.equal(r.bytes[128], 0, "lost");
+  r.persist(0, 1); // disarmed: no second crash
+  hal.close();
 });

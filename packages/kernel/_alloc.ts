@@ -62,7 +62,9 @@ export class BlockBitmap {
       const off = this.#word(b);
       const first = b & 31;
       const last = Math.min(31, first + (end - b) - 1);
-      const bits = last - first === 31 ? 0xffffffff : (((1 << (last - first + 1)) - 1) << first) >>> 0;
+      const bits = last - first === 31
+        ? 0xffffffff
+        : (((1 << (last - first + 1)) - 1) << first) >>> 0;
       const word = tx.u32(off);
       tx.setU32(off, used ? (word | bits) >>> 0 : (word & ~bits) >>> 0);
       b += last - first + 1;

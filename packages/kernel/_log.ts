@@ -120,7 +120,10 @@ export class MetaLog {
     this.view.setUint32(this.offset + 4, this.#seq, true);
     this.view.setUint32(this.offset + 8, records.length, true);
     this.view.setUint32(this.offset + 12, bodyBytes, true);
-    const crc = crc32(bytes.subarray(body, at), crc32(bytes.subarray(this.offset, this.offset + 16)));
+    const crc = crc32(
+      bytes.subarray(body, at),
+      crc32(bytes.subarray(this.offset, this.offset + 16)),
+    );
     this.view.setUint32(this.offset + 16, crc, true);
     this.region.flush(this.offset, HEADER + bodyBytes);
     this.region.drain(); // committed
@@ -165,7 +168,9 @@ export class MetaLog {
       if (!this.isMetadata(offset, length)) {
         throw new TwzError(
           ErrorCode.ImageCorrupt,
-          `the metadata log holds a record for [${offset}, ${offset + length}) outside the metadata areas`,
+          `the metadata log holds a record for [${offset}, ${
+            offset + length
+          }) outside the metadata areas`,
         );
       }
       records.push([offset, at + RECORD_HEADER, length]);

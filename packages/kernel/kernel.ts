@@ -16,7 +16,9 @@ import {
   type ObjectStat,
   type ObjID,
   Prot,
+  readId,
   TwzError,
+  writeId,
 } from "./abi/mod.ts";
 import {
   BLOCK,
@@ -33,6 +35,8 @@ import { encodeEdge, encodeObject, type ObjectSlot, Table, TOMB } from "./_table
 import { BlockBitmap } from "./_alloc.ts";
 import { crc32 } from "./_crc32.ts";
 
+/** Size of the root object (see {@linkcode Kernel.rootObject}). */
+export const ROOT_OBJECT_SIZE = 65536;
 /** The largest object: sizes are stored in 32 bits. */
 export const MAX_OBJECT_SIZE = 0xffffffff;
 /** The table is refused new slots beyond this load factor. */
@@ -72,6 +76,8 @@ interface Root {
   freeBlocks: number;
   cursor: number;
   generation: number;
+  /** The root object (0n until first asked for). */
+  rootObject: ObjID;
 }
 
 const ROOT_MAGIC = 0x544f4f52; // "ROOT"
@@ -240,6 +246,7 @@ export class Kernel {
       freeBlocks: g.dataBlocks,
       cursor: 0,
       generation: 0,
+      rootObject: 0n,
     });
     region.bytes.set(root, g.rootOffset);
     region.flush(g.rootOffset, g.dataOffset - g.rootOffset);
@@ -265,6 +272,7 @@ export class Kernel {
       freeBlocks: v.getUint32(off + 12, true),
       cursor: v.getUint32(off + 16, true),
       generation: v.getFloat64(off + 24, true),
+      rootObject: readId(v, off + 32),
     };
   }
 
@@ -343,7 +351,10 @@ export class Kernel {
     const ties = [...new Set(spec.ties ?? [])];
     for (const parent of ties) {
       if (!this.#exists(parent)) {
-        throw new TwzError(ErrorCode.ObjectNotFound, `Cannot tie to ${formatId(parent)}: no such object`);
+        throw new TwzError(
+          ErrorCode.ObjectNotFound,
+          `Cannot tie to ${formatId(parent)}: no such object`,
+        );
       }
       if (lifetime === "persistent" && this.#volatile.has(parent)) {
         throw new TwzError(
@@ -361,7 +372,9 @@ export class Kernel {
       ) {
         throw new TwzError(
           ErrorCode.InvalidArgument,
-          `Source range [${s.srcOffset}, +${s.length}) of ${formatId(s.id)} -> ${s.dstOffset} does not fit`,
+          `Source range [${s.srcOffset}, +${s.length}) of ${
+            formatId(s.id)
+          } -> ${s.dstOffset} does not fit`,
         );
       }
       return { data: from.bytes.subarray(s.srcOffset, s.srcOffset + s.length), at: s.dstOffset };
@@ -461,7 +474,9 @@ export class Kernel {
    */
   delete(id: ObjID): number {
     this.#check();
-    if (!this.#exists(id)) throw new TwzError(ErrorCode.ObjectNotFound, `No object ${formatId(id)}`);
+    if (!this.#exists(id)) {
+      throw new TwzError(ErrorCode.ObjectNotFound, `No object ${formatId(id)}`);
+    }
     // Post-order: dependents before the objects they depend on, so that a
     // deletion split over several transactions never orphans a dependent.
     const order: ObjID[] = [];
@@ -557,6 +572,23 @@ export class Kernel {
     };
   }
 
+  /**
+   * The root object: a persistent object whose ID the kernel keeps in its root
+   * record, so user space can find its well-known objects (the naming
+   * service's root directory) on every boot. Created, zeroed and of
+   * `ROOT_OBJECT_SIZE` bytes, on the first call on an image.
+   */
+  rootObject(): ObjID {
+    this.#check();
+    if (this.#root.rootObject !== 0n && this.#exists(this.#root.rootObject)) {
+      return this.#root.rootObject;
+    }
+    const id = this.create({ size: ROOT_OBJECT_SIZE });
+    const tx = this.#log.begin();
+    this.#commit(tx, { ...this.#root, rootObject: id });
+    return id;
+  }
+
   /** Whether an object exists. */
   exists(id: ObjID): boolean {
     this.#check();
@@ -606,7 +638,10 @@ export class Kernel {
     let start = s.start;
     if (extra > 0) {
       if (extra > root.freeBlocks) {
-        throw new TwzError(ErrorCode.OutOfSpace, `No space to grow ${formatId(id)} to ${size} bytes`);
+        throw new TwzError(
+          ErrorCode.OutOfSpace,
+          `No space to grow ${formatId(id)} to ${size} bytes`,
+        );
       }
       if (this.#bitmap.rangeFree(tx, s.start + s.blocks, extra)) {
         this.#bitmap.mark(tx, s.start + s.blocks, extra, true);
@@ -616,7 +651,10 @@ export class Kernel {
       } else {
         start = this.#bitmap.find(tx, blocks, root.cursor);
         if (start < 0) {
-          throw new TwzError(ErrorCode.OutOfSpace, `No contiguous run of ${size} bytes to move ${formatId(id)}`);
+          throw new TwzError(
+            ErrorCode.OutOfSpace,
+            `No contiguous run of ${size} bytes to move ${formatId(id)}`,
+          );
         }
         this.#bitmap.mark(tx, start, blocks, true);
         this.#bitmap.mark(tx, s.start, s.blocks, false);
@@ -634,7 +672,10 @@ export class Kernel {
       region.bytes.fill(0, base + current, base + size);
       region.flush(base + current, size - current);
     }
-    tx.put(this.#table.slotOffset(slot), encodeObject({ ...s, start, blocks: Math.max(blocks, s.blocks), size }));
+    tx.put(
+      this.#table.slotOffset(slot),
+      encodeObject({ ...s, start, blocks: Math.max(blocks, s.blocks), size }),
+    );
     this.#commit(tx, root);
     const extent = this.#extents.get(id);
     if (extent) {
@@ -655,7 +696,9 @@ export class Kernel {
     if ((prot & ~allowed) !== 0) {
       throw new TwzError(
         ErrorCode.AccessDenied,
-        `Cannot map ${formatId(id)} ${formatProt(prot)}: its protections are ${formatProt(allowed)}`,
+        `Cannot map ${formatId(id)} ${formatProt(prot)}: its protections are ${
+          formatProt(allowed)
+        }`,
       );
     }
     return new ObjectMapping(id, v ? "volatile" : "persistent", prot, this.#extentOf(id), this);
@@ -666,7 +709,9 @@ export class Kernel {
     const e = m.extent;
     if (offset < 0 || length < 0 || offset + length > e.bytes.length) {
       throw new RangeError(
-        `Range [${offset}, ${offset + length}) is outside ${formatId(m.id)} (${e.bytes.length} bytes)`,
+        `Range [${offset}, ${offset + length}) is outside ${
+          formatId(m.id)
+        } (${e.bytes.length} bytes)`,
       );
     }
     if (m.lifetime === "persistent") this.hal.region.flush(e.base + offset, length);
@@ -696,7 +741,13 @@ export class Kernel {
   }
 
   /** Free space and counts. */
-  usage(): { objects: number; volatile: number; freeBytes: number; tableSlots: number; slotsUsed: number } {
+  usage(): {
+    objects: number;
+    volatile: number;
+    freeBytes: number;
+    tableSlots: number;
+    slotsUsed: number;
+  } {
     return {
       objects: this.#root.objects,
       volatile: this.#volatile.size,
@@ -712,6 +763,16 @@ export class Kernel {
   }
 
   /**
+   * Stop at once without touching the image, as a power failure would: the
+   * log is left for the next boot to replay. Mappings are emptied.
+   */
+  halt(): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.#forget();
+  }
+
+  /**
    * Stop: volatile objects are gone and every mapping is emptied. Metadata is
    * always durable, so nothing needs writing; the HAL's close writes back
    * object data that was stored but never persisted.
@@ -720,6 +781,10 @@ export class Kernel {
     if (this.#down) return;
     this.#down = true;
     this.#log.clear();
+    this.#forget();
+  }
+
+  #forget(): void {
     for (const e of this.#extents.values()) e.retarget(new Uint8Array(0), -1);
     for (const v of this.#volatile.values()) v.extent.retarget(new Uint8Array(0), -1);
     this.#extents.clear();
@@ -729,7 +794,10 @@ export class Kernel {
 }
 
 function checkObjectRange(m: ObjectMapping, offset: number, length: number): void {
-  if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > m.size) {
+  if (
+    !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 ||
+    offset + length > m.size
+  ) {
     throw new RangeError(
       `Range [${offset}, ${offset + length}) is outside ${formatId(m.id)} (${m.size} bytes)`,
     );
@@ -745,6 +813,7 @@ function encodeRoot(r: Root): Uint8Array {
   v.setUint32(12, r.freeBlocks, true);
   v.setUint32(16, r.cursor, true);
   v.setFloat64(24, r.generation, true);
+  writeId(v, 32, r.rootObject);
   v.setUint32(60, crc32(bytes.subarray(0, 60)), true);
   return bytes;
 }

@@ -26,6 +26,7 @@ export {
   MAX_OBJECT_SIZE,
   METADATA_BYTES_PER_OBJECT,
   ObjectMapping,
+  ROOT_OBJECT_SIZE,
 } from "./kernel.ts";
 export { BLOCK, MIN_IMAGE } from "./_layout.ts";
 export * from "./abi/mod.ts";

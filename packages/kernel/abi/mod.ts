@@ -15,3 +15,5 @@
 export * from "./errors.ts";
 export * from "./id.ts";
 export * from "./object.ts";
+export * from "./layout.ts";
+export * from "./ptr.ts";

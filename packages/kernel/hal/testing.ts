@@ -220,7 +220,12 @@ export function halConformance(options: ConformanceOptions): void {
     }],
   };
 
-  for (const [key, [title, fn]] of Object.entries(cases) as [ConformanceCase, [string, () => Promise<void>]][]) {
+  for (
+    const [key, [title, fn]] of Object.entries(cases) as [
+      ConformanceCase,
+      [string, () => Promise<void>],
+    ][]
+  ) {
     const reason = options.skip?.[key];
     Deno.test({
       name: `${prefix} conformance: ${title}${reason ? ` (skipped: ${reason})` : ""}`,

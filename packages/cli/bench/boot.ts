@@ -1,0 +1,85 @@
+/**
+ * `twz bench boot`: time to boot an empty image and one holding many objects
+ * (default 100,000), after a clean shutdown and after a crash (log replay),
+ * beside the floor of reading the image file. Boot = HAL open + kernel boot;
+ * both parts are reported.
+ *
+ * @module
+ */
+import { Kernel } from "@twz/kernel";
+import { type BenchOptions, type BenchResult, median } from "./types.ts";
+import { openHal, tempImage } from "./_util.ts";
+
+async function populate(
+  opts: BenchOptions,
+  image: string,
+  size: number,
+  objects: number,
+  crash: boolean,
+): Promise<void> {
+  const { hal } = await openHal(opts, image, size);
+  const kernel = Kernel.boot(hal);
+  for (let i = kernel.report.objects; i < objects; i++) kernel.create({ size: 1024 });
+  if (crash) {
+    kernel.create({ size: 1024 });
+    kernel.halt(); // the log stays committed: the next boot replays it
+  } else {
+    kernel.shutdown();
+  }
+  hal.close();
+}
+
+async function measure(opts: BenchOptions, image: string, rounds: number) {
+  const open: number[] = [];
+  const boot: number[] = [];
+  const read: number[] = [];
+  let report = undefined as Kernel["report"] | undefined;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    const { hal } = await openHal(opts, image);
+    const t1 = performance.now();
+    const kernel = Kernel.boot(hal);
+    const t2 = performance.now();
+    report = kernel.report;
+    kernel.halt(); // leave the image exactly as it was for the next round
+    hal.close();
+    const t3 = performance.now();
+    Deno.readFileSync(image);
+    read.push(performance.now() - t3);
+    open.push(t1 - t0);
+    boot.push(t2 - t1);
+  }
+  return { open: median(open), boot: median(boot), read: median(read), report: report! };
+}
+
+/** Run the boot benchmark. */
+export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+  const objects = opts.ops ?? 100_000;
+  const rounds = opts.rounds ?? 7;
+  const size = Math.max(64 << 20, 2 ** Math.ceil(Math.log2(objects * 2048 / 0.85)));
+  const results: BenchResult[] = [];
+  const cases: Array<[string, number, boolean]> = [
+    ["empty", 0, false],
+    [`${objects}-objects`, objects, false],
+    [`${objects}-objects-after-crash`, objects, true],
+  ];
+  for (const [name, count, crash] of cases) {
+    const image = tempImage({ ...opts, image: undefined }, `${name}.img`);
+    await populate(opts, image, size, count, crash);
+    const m = await measure(opts, image, rounds);
+    results.push({
+      bench: "boot",
+      case: name,
+      hal: opts.hal,
+      ops: rounds,
+      objects: m.report.objects,
+      replayed: m.report.replayed,
+      image_bytes: size,
+      total_ms: +(m.open + m.boot).toFixed(3),
+      hal_open_ms: +m.open.toFixed(3),
+      kernel_boot_ms: +m.boot.toFixed(3),
+      read_file_ms: +m.read.toFixed(3),
+    });
+  }
+  return results;
+}

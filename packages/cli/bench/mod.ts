@@ -1,0 +1,37 @@
+/**
+ * The registry of `twz bench` cases: name -> module. Each module exports
+ * `run(options: BenchOptions): Promise<BenchResult[]>`. A module is loaded only
+ * when its benchmark is asked for.
+ *
+ * @module
+ */
+import type { BenchOptions, BenchResult } from "./types.ts";
+
+/** A loaded benchmark module. */
+export interface BenchModule {
+  run(options: BenchOptions): Promise<BenchResult[]>;
+}
+
+/** Every benchmark, with a one-line summary for `twz bench --list`. */
+export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<BenchModule> }> = {
+  "boot": {
+    summary: "boot time of an empty image and of one holding many objects",
+    load: () => import("./boot.ts"),
+  },
+  "create-delete": {
+    summary: "object create + delete throughput, metadata bytes per object",
+    load: () => import("./create_delete.ts"),
+  },
+  "persist": {
+    summary: "64-byte store + persist through the HAL vs the raw libpmem2 call",
+    load: () => import("./persist.ts"),
+  },
+  "ptr-resolve": {
+    summary: "following an invariant pointer vs a raw DataView read",
+    load: () => import("./ptr_resolve.ts"),
+  },
+  "accessors": {
+    summary: "typed-layout field reads and writes vs raw DataView",
+    load: () => import("./accessors.ts"),
+  },
+};

@@ -1,0 +1,294 @@
+/**
+ * `twz`: boot Twizzler, run its shell, benchmark and check it.
+ *
+ * ```
+ * twz boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--script FILE] [--quiet]
+ * twz bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json]
+ * twz help
+ * ```
+ *
+ * Exit codes: 0 success; 1 a shell command or operation failed; 2 a usage
+ * mistake; 3 the image cannot be opened or booted (damaged, truncated, not an
+ * image, unsupported version, HAL unavailable); 4 the power failed at a
+ * `--crash-at` point (the image holds what survived). Errors are one line on stderr;
+ * `--debug` adds the stack trace.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { HalError } from "@twz/kernel/hal";
+import { type Kernel, TwzError } from "@twz/kernel";
+import { type Board, closeBoard, formatSize, openBoard, parseSize, UsageError } from "./board.ts";
+import { Shell } from "./shell.ts";
+import { BENCHMARKS } from "./bench/mod.ts";
+import type { BenchResult } from "./bench/types.ts";
+
+/** Exit codes. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, image: 3, crashed: 4 } as const;
+
+const USAGE = `usage: twz <command> [options]
+
+commands:
+  boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--script FILE] [--quiet]
+       [--crash-at N [--evict strict|random|all] [--seed S]]
+        boot the image (default ./twz.img, created with --size or 64M when
+        absent) and run the shell: interactive on a terminal, else one command
+        per line from stdin or --script. With --crash-at (sim only) the power
+        fails right after the N-th drain; the image is left as the crash left
+        it and twz exits with code 4
+  bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json] [--set K=V]
+        run a benchmark (twz bench --list names them)
+  help  this text
+
+common options: --debug (stack traces on errors)
+exit codes: 0 ok, 1 a command failed, 2 usage mistake, 3 image cannot be booted,
+            4 stopped at a --crash-at crash point`;
+
+const stderr = (line: string) => console.error(line);
+
+function settingsFrom(list: string[] | undefined): Record<string, string> | undefined {
+  if (!list || list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const kv of list) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--set takes KEY=VALUE, not "${kv}"`);
+    out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
+function describeBoot(board: Board, kernel: Kernel): string {
+  const r = kernel.report;
+  const where = board.hal.image === undefined ? "anonymous region" : `image ${board.hal.image}`;
+  const what = r.formatted
+    ? "formatted a new image"
+    : `${r.objects} object${r.objects === 1 ? "" : "s"} recovered, ${r.replayed} log record${
+      r.replayed === 1 ? "" : "s"
+    } replayed`;
+  return `twz: booted on hal ${board.hal.name}, ${where} (${formatSize(r.size)}, ${
+    formatSize(r.free)
+  } free): ${what} in ${r.ms.toFixed(1)} ms`;
+}
+
+function* linesOf(text: string): Generator<string> {
+  for (const line of text.split(/\r?\n/)) yield line;
+}
+
+async function boot(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      hal: { type: "string", default: "sim" },
+      image: { type: "string", default: "./twz.img" },
+      size: { type: "string" },
+      script: { type: "string" },
+      quiet: { type: "boolean", default: false },
+      set: { type: "string", multiple: true },
+      debug: { type: "boolean", default: false },
+      "crash-at": { type: "string" },
+      evict: { type: "string", default: "strict" },
+      seed: { type: "string", default: "1" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const script = values.script !== undefined ? readScript(values.script) : undefined;
+  const crashAt = values["crash-at"] === undefined
+    ? undefined
+    : positive(values["crash-at"], "--crash-at");
+  const evict = values.evict!;
+  if (!["strict", "random", "all"].includes(evict)) {
+    throw new UsageError(`--evict takes strict, random or all, not "${evict}"`);
+  }
+  const seed = positive(values.seed!, "--seed");
+  let board: Board;
+  try {
+    board = await openBoard({
+      hal: values.hal!,
+      image: values.image,
+      size: values.size !== undefined ? parseSize(values.size) : undefined,
+      settings: settingsFrom(values.set),
+      beforeBoot: crashAt === undefined ? undefined : (hal) => {
+        const region = hal.region as { armCrash?: (n: number, o: object) => void };
+        if (!region.armCrash) {
+          throw new UsageError(
+            `--crash-at needs a HAL that can lose power (--hal sim), not ${hal.name}`,
+          );
+        }
+        region.armCrash(crashAt, { policy: evict, seed });
+      },
+    });
+  } catch (error) {
+    if (isPowerFailure(error)) {
+      stderr(`twz: ${(error as Error).message}; the image holds what survived`);
+      return EXIT.crashed;
+    }
+    if (error instanceof TwzError || error instanceof HalError) {
+      stderr(`twz: cannot boot ${values.image}: ${error.message}`);
+      if (values.debug) console.error(error);
+      return EXIT.image;
+    }
+    throw error;
+  }
+  const log = (k: Kernel) => {
+    if (!values.quiet) stderr(describeBoot(board, k));
+  };
+  log(board.kernel);
+  const interactive = script === undefined && Deno.stdin.isTerminal();
+  const shell = new Shell(board, {
+    out: (line) => console.log(line),
+    err: stderr,
+  }, log);
+  const onInterrupt = () => {
+    closeBoard(board);
+    stderr("\ntwz: interrupted; shut down cleanly");
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    const lines = script !== undefined ? linesOf(script) : consoleLines(board);
+    if (interactive) console.log('Twizzler shell. Type "help" for commands.');
+    for (;;) {
+      if (interactive) board.hal.console.write("twz> ");
+      const next = await lines.next();
+      if (next.done) break;
+      if ((await shell.execute(next.value)) === "shutdown") break;
+    }
+  } catch (error) {
+    if (!isPowerFailure(error)) throw error;
+    // Stop as a power failure would: no clean shutdown, nothing more written.
+    board.kernel.halt();
+    board.hal.close();
+    stderr(`twz: ${(error as Error).message}; the image holds what survived`);
+    return EXIT.crashed;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+    closeBoard(board);
+  }
+  if (!values.quiet) stderr("twz: shut down cleanly");
+  return shell.failures > 0 ? EXIT.failed : EXIT.ok;
+}
+
+function isPowerFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === "PowerFailed";
+}
+
+function positive(text: string, what: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
+    throw new UsageError(`${what} takes a positive integer, not "${text}"`);
+  }
+  return Number(text);
+}
+
+async function* consoleLines(board: Board): AsyncGenerator<string> {
+  for (;;) {
+    const line = await board.hal.console.readLine();
+    if (line === null) return;
+    yield line;
+  }
+}
+
+function readScript(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new UsageError(`cannot read script ${path}: ${(error as Error).message}`);
+  }
+}
+
+async function bench(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      hal: { type: "string", default: "sim" },
+      image: { type: "string" },
+      ops: { type: "string" },
+      rounds: { type: "string" },
+      json: { type: "boolean", default: false },
+      list: { type: "boolean", default: false },
+      set: { type: "string", multiple: true },
+      debug: { type: "boolean", default: false },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.list || positionals.length === 0) {
+    for (const [name, b] of Object.entries(BENCHMARKS)) {
+      console.log(`${name.padEnd(16)}${b.summary}`);
+    }
+    return positionals.length === 0 && !values.list ? EXIT.usage : EXIT.ok;
+  }
+  const name = positionals[0];
+  const entry = BENCHMARKS[name];
+  if (!entry) {
+    throw new UsageError(`unknown benchmark "${name}" (twz bench --list names them)`);
+  }
+  const count = (text: string | undefined, what: string) => {
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(text) || Number(text) < 1) {
+      throw new UsageError(`--${what} must be a positive integer`);
+    }
+    return Number(text);
+  };
+  const results: BenchResult[] = await (await entry.load()).run({
+    hal: values.hal!,
+    image: values.image,
+    ops: count(values.ops, "ops"),
+    rounds: count(values.rounds, "rounds"),
+    settings: settingsFrom(values.set),
+  });
+  for (const r of results) {
+    if (values.json) console.log(JSON.stringify(r));
+    else {
+      const figures = Object.entries(r).filter(([k]) => !["bench", "case"].includes(k))
+        .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`).join("  ");
+      console.log(`${r.bench} ${r.case}: ${figures}`);
+    }
+  }
+  return EXIT.ok;
+}
+
+/**
+ * Run the `twz` command with `args`; returns the exit code.
+ *
+ * @param args Command-line arguments (without the program name).
+ */
+export async function main(args: string[]): Promise<number> {
+  const debug = args.includes("--debug");
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "boot":
+        return await boot(rest);
+      case "bench":
+        return await bench(rest);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      default:
+        throw new UsageError(`unknown command "${command}" (try: twz help)`);
+    }
+  } catch (error) {
+    const e = error as Error;
+    if (debug) console.error(e);
+    if (
+      error instanceof UsageError || (e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")
+    ) {
+      stderr(`twz: ${e.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof HalError || error instanceof TwzError) {
+      stderr(`twz: ${e.message}`);
+      return EXIT.image;
+    }
+    stderr(`twz: internal error: ${e.message} (run with --debug for the stack trace)`);
+    return EXIT.failed;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

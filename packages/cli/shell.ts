@@ -1,0 +1,250 @@
+/**
+ * The `twz boot` shell: one command per line, output on `out`, errors as one
+ * line each on `err`. It runs in-process over a {@linkcode Board}, so tests
+ * drive it without spawning.
+ *
+ * @module
+ */
+import {
+  formatId,
+  formatProt,
+  Kernel,
+  looksLikeId,
+  type ObjID,
+  parseId,
+  parseProt,
+  TwzError,
+} from "@twz/kernel";
+import type { EvictionPolicy } from "@twz/kernel/hal";
+import { type Board, formatSize, parseSize, rebootBoard, UsageError } from "./board.ts";
+
+/** Where the shell writes. */
+export interface ShellIO {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** What a command asks of the loop. */
+export type Flow = "continue" | "shutdown";
+
+const HELP = `commands:
+  help                                  this text
+  new [--volatile] [--size N] [--prot rw] [--tie OBJ]...
+                                        create an object; prints its ID
+  ls                                    list objects
+  stat OBJ                              facts about an object
+  write OBJ OFFSET TEXT                 store TEXT (the rest of the line; "quotes" and \\n allowed) durably
+  read OBJ OFFSET LEN                   print LEN bytes as text (trailing zero bytes dropped)
+  grow OBJ SIZE                         grow an object
+  rm OBJ                                delete an object and everything tied to it
+  df                                    space and table usage
+  crash [--policy strict|random|all] [--seed S]
+                                        sim only: lose power, then boot again
+  reboot                                clean shutdown, then boot again
+  shutdown                              clean shutdown and exit
+OBJ is an object ID (32 hex digits). Sizes take K, M, G suffixes.`;
+
+/** Split a command line into words; `rest` keeps the raw text after word `n`. */
+function words(line: string): string[] {
+  return line.trim().split(/\s+/).filter((w) => w.length > 0);
+}
+
+/** The text after the first `n` words of `line`, as typed. */
+function restAfter(line: string, n: number): string {
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    while (at < line.length && /\s/.test(line[at])) at++;
+    while (at < line.length && !/\s/.test(line[at])) at++;
+  }
+  while (at < line.length && /\s/.test(line[at])) at++;
+  return line.slice(at);
+}
+
+/** Interpret `"quoted \n text"` (quotes optional) the way the help says. */
+export function parseText(raw: string): string {
+  const trimmed = raw.replace(/\s+$/, "");
+  if (trimmed.length >= 2 && trimmed.startsWith('"') && trimmed.endsWith('"')) {
+    return trimmed.slice(1, -1).replace(
+      /\\(.)/g,
+      (_, c: string) => c === "n" ? "\n" : c === "t" ? "\t" : c === "0" ? "\0" : c,
+    );
+  }
+  return trimmed;
+}
+
+function parseOffset(text: string | undefined, what: string): number {
+  if (text === undefined || !/^\d+$/.test(text)) {
+    throw new UsageError(`${what} must be a non-negative integer, not "${text ?? ""}"`);
+  }
+  return Number(text);
+}
+
+/** The shell over a board; `reboot` and `crash` replace the kernel in place. */
+export class Shell {
+  #failed = 0;
+  constructor(readonly board: Board, readonly io: ShellIO, readonly bootLog: (k: Kernel) => void) {}
+
+  /** Commands that failed so far. */
+  get failures(): number {
+    return this.#failed;
+  }
+
+  get kernel(): Kernel {
+    return this.board.kernel;
+  }
+
+  /** Resolve an OBJ argument. */
+  resolve(text: string | undefined): ObjID {
+    if (text === undefined) throw new UsageError("missing OBJ (an object ID)");
+    if (looksLikeId(text)) {
+      try {
+        return parseId(text);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+    }
+    throw new UsageError(`"${text}" is not an object ID (32 hex digits)`);
+  }
+
+  /** Run one line; errors are reported, counted, and not thrown. */
+  async execute(line: string): Promise<Flow> {
+    const w = words(line);
+    if (w.length === 0 || w[0].startsWith("#")) return "continue";
+    try {
+      return await this.#dispatch(w, line);
+    } catch (error) {
+      this.#failed++;
+      if (error instanceof UsageError || error instanceof TwzError || error instanceof RangeError) {
+        this.io.err(`${w[0]}: ${error.message}`);
+        return "continue";
+      }
+      throw error;
+    }
+  }
+
+  async #dispatch(w: string[], line: string): Promise<Flow> {
+    const k = this.kernel;
+    const { out } = this.io;
+    switch (w[0]) {
+      case "help":
+        out(HELP);
+        return "continue";
+      case "new": {
+        let size: number | undefined;
+        let volatile = false;
+        let prot: number | undefined;
+        const ties: ObjID[] = [];
+        for (let i = 1; i < w.length; i++) {
+          const flag = w[i];
+          const value = () => {
+            if (i + 1 >= w.length) throw new UsageError(`${flag} needs a value`);
+            return w[++i];
+          };
+          if (flag === "--volatile") volatile = true;
+          else if (flag === "--size") size = parseSize(value());
+          else if (flag === "--prot") prot = parseProt(value());
+          else if (flag === "--tie") ties.push(this.resolve(value()));
+          else throw new UsageError(`unknown option "${flag}" (see help)`);
+        }
+        const id = k.create({ size, lifetime: volatile ? "volatile" : "persistent", prot, ties });
+        out(formatId(id));
+        return "continue";
+      }
+      case "ls": {
+        const all = k.list();
+        for (const s of all) {
+          out(
+            `${formatId(s.id)}  ${s.lifetime === "persistent" ? "pers" : "vola"}  ${
+              formatProt(s.prot)
+            }  ${String(s.size).padStart(10)}`,
+          );
+        }
+        return "continue";
+      }
+      case "stat": {
+        const s = k.stat(this.resolve(w[1]));
+        out(`id:         ${formatId(s.id)}`);
+        out(`lifetime:   ${s.lifetime}`);
+        out(`size:       ${s.size}`);
+        out(`capacity:   ${s.capacity}`);
+        out(`prot:       ${formatProt(s.prot)}`);
+        out(`key:        ${s.keyId === 0n ? "none" : formatId(s.keyId)}`);
+        out(`dependents: ${s.dependents}`);
+        out(`created:    ${new Date(s.created).toISOString()}`);
+        return "continue";
+      }
+      case "write": {
+        const id = this.resolve(w[1]);
+        const offset = parseOffset(w[2], "OFFSET");
+        if (w.length < 4) throw new UsageError("missing TEXT");
+        const data = new TextEncoder().encode(parseText(restAfter(line, 3)));
+        k.write(id, offset, data);
+        out(`wrote ${data.length} bytes`);
+        return "continue";
+      }
+      case "read": {
+        const id = this.resolve(w[1]);
+        const offset = parseOffset(w[2], "OFFSET");
+        const length = parseOffset(w[3], "LEN");
+        const data = k.read(id, offset, length);
+        let end = data.length;
+        while (end > 0 && data[end - 1] === 0) end--;
+        out(new TextDecoder().decode(data.subarray(0, end)));
+        return "continue";
+      }
+      case "grow": {
+        const id = this.resolve(w[1]);
+        if (w[2] === undefined) throw new UsageError("missing SIZE");
+        k.grow(id, parseSize(w[2]));
+        out(`size ${k.stat(id).size}`);
+        return "continue";
+      }
+      case "rm": {
+        const n = k.delete(this.resolve(w[1]));
+        out(`deleted ${n} object${n === 1 ? "" : "s"}`);
+        return "continue";
+      }
+      case "df": {
+        const u = k.usage();
+        out(`objects:   ${u.objects} persistent, ${u.volatile} volatile`);
+        out(`free:      ${formatSize(u.freeBytes)} of ${formatSize(k.geometry.regionSize)}`);
+        out(`table:     ${u.slotsUsed} of ${u.tableSlots} slots in use`);
+        return "continue";
+      }
+      case "crash": {
+        const power = this.board.hal.power;
+        if (!power) {
+          throw new UsageError(
+            `the ${this.board.hal.name} HAL cannot simulate a power failure (use --hal sim)`,
+          );
+        }
+        let policy: EvictionPolicy = "strict";
+        let seed = 1;
+        for (let i = 1; i < w.length; i++) {
+          if (w[i] === "--policy" && ["strict", "random", "all"].includes(w[i + 1])) {
+            policy = w[++i] as EvictionPolicy;
+          } else if (w[i] === "--seed" && /^\d+$/.test(w[i + 1] ?? "")) seed = Number(w[++i]);
+          else throw new UsageError(`bad option "${w[i]}" (--policy strict|random|all, --seed N)`);
+        }
+        k.halt();
+        const r = power.powerFail({ policy, seed });
+        out(`power failure: ${r.survived} of ${r.pending} unpersisted cache lines survived`);
+        this.board.kernel = Kernel.boot(this.board.hal);
+        this.bootLog(this.board.kernel);
+        return "continue";
+      }
+      case "reboot":
+        await rebootBoard(this.board);
+        this.bootLog(this.board.kernel);
+        return "continue";
+      case "shutdown":
+      case "exit":
+      case "quit":
+        return "shutdown";
+      case "run":
+        throw new UsageError("programs cannot run yet: threads and code objects are not built");
+      default:
+        throw new UsageError(`unknown command (try "help")`);
+    }
+  }
+}

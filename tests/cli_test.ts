@@ -1,0 +1,198 @@
+// End-to-end: the `twz` command as a user runs it, in a subprocess.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+
+const MAIN = new URL("../packages/cli/main.ts", import.meta.url).pathname;
+const ID = /^[0-9a-f]{32}$/;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `twz ARGS` with `input` on stdin. */
+export async function twz(args: string[], input = ""): Promise<Run> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
+  delete env.RUST_BACKTRACE;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env,
+    clearEnv: true,
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(input));
+  await writer.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+const tmpImage = () => join(Deno.makeTempDirSync({ prefix: "twz-cli-" }), "t.img");
+const lines = (s: string) => s.split("\n").filter((l) => l.length > 0);
+
+/** The one-line, no-stack-trace error contract. */
+function assertOneLineError(r: Run, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
+  const errs = lines(r.stderr);
+  assert.equal(errs.length, 1, `one error line, got:\n${r.stderr}`);
+  assert.match(errs[0], pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at |Stack backtrace|error: Uncaught/);
+}
+
+Deno.test("twz boot: new, write, shutdown; a second boot reads the text back", async () => {
+  const image = tmpImage();
+  const first = await twz(["boot", "--image", image, "--size", "8M"], "new --size 4096\n");
+  assert.equal(first.code, 0, first.stderr);
+  const id = lines(first.stdout)[0];
+  assert.match(id, ID);
+  assert.match(first.stderr, /formatted a new image/);
+  const second = await twz(
+    ["boot", "--image", image],
+    `write ${id} 100 "hello, persistent world"\nshutdown\n`,
+  );
+  assert.equal(second.code, 0, second.stderr);
+  assert.deepEqual(lines(second.stdout), ["wrote 23 bytes"]);
+  assert.match(second.stderr, /1 object recovered/);
+  const third = await twz(["boot", "--image", image, "--quiet"], `read ${id} 100 64\n`);
+  assert.equal(third.code, 0, third.stderr);
+  assert.deepEqual(lines(third.stdout), ["hello, persistent world"]);
+  assert.equal(third.stderr, "");
+});
+
+Deno.test("twz boot: a volatile object is gone after reboot, a persistent one stays", async () => {
+  const image = tmpImage();
+  const r = await twz(
+    ["boot", "--image", image, "--size", "8M", "--quiet"],
+    "new --volatile --size 64\nnew --size 64\nls\nreboot\nls\n",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const out = lines(r.stdout);
+  const [vol, pers] = out;
+  assert.match(vol, ID);
+  assert.match(pers, ID);
+  const before = out.slice(2, 4).join("\n");
+  const after = out.slice(4).join("\n");
+  assert.match(before, new RegExp(vol));
+  assert.match(after, new RegExp(pers));
+  assert.doesNotMatch(after, new RegExp(vol));
+});
+
+Deno.test("twz boot: after crash every acknowledged object is there and unpersisted data is lost", async () => {
+  const image = tmpImage();
+  const script = [
+    ...Array(5).fill("new --size 2048"),
+    "crash",
+    "ls",
+    "crash --policy random --seed 42",
+    "ls",
+  ].join("\n");
+  const r = await twz(["boot", "--image", image, "--size", "8M"], script + "\n");
+  assert.equal(r.code, 0, r.stderr);
+  const out = lines(r.stdout);
+  const ids = out.slice(0, 5);
+  for (const id of ids) assert.match(id, ID);
+  assert.match(out[5], /^power failure: \d+ of \d+ unpersisted cache lines survived$/);
+  const listed = out.slice(6, 11).map((l) => l.split(/\s+/)[0]).sort();
+  assert.deepEqual(listed, [...ids].sort());
+  assert.match(r.stderr, /5 objects recovered/);
+  const again = out.slice(12, 17).map((l) => l.split(/\s+/)[0]).sort();
+  assert.deepEqual(again, [...ids].sort());
+});
+
+Deno.test("twz boot: a command error is one line, the shell goes on, the exit code says so", async () => {
+  const r = await twz(
+    ["boot", "--image", tmpImage(), "--size", "8M", "--quiet"],
+    [
+      "frobnicate",
+      "read 00000000000000000000000000000000 0 1",
+      "read 0123456789abcdef0123456789abcdef 0 1",
+      "new --size 1G",
+      "new --size 64",
+    ].join("\n"),
+  );
+  assert.equal(r.code, 1);
+  const errs = lines(r.stderr);
+  assert.equal(errs.length, 4, r.stderr);
+  assert.match(errs[0], /^frobnicate: unknown command/);
+  assert.match(errs[1], /^read: .*not a valid object ID/);
+  assert.match(errs[2], /^read: No object 0123456789abcdef0123456789abcdef/);
+  assert.match(errs[3], /^new: No space for/);
+  assert.match(lines(r.stdout)[0], ID);
+});
+
+async function damaged(mutate: (image: string) => void, pattern: RegExp): Promise<void> {
+  const image = tmpImage();
+  const made = await twz(["boot", "--image", image, "--size", "8M", "--quiet"], "new\n");
+  assert.equal(made.code, 0, made.stderr);
+  mutate(image);
+  const before = Deno.readFileSync(image);
+  const r = await twz(["boot", "--image", image], "ls\n");
+  assertOneLineError(r, 3, pattern);
+  assert.deepEqual(Deno.readFileSync(image), before, "the image is never reformatted or changed");
+}
+
+Deno.test("twz boot: a truncated image is one clear error line, never reformatted", async () => {
+  await damaged(
+    (p) => Deno.truncateSync(p, 3 << 20),
+    /truncated: the superblock records 8388608 bytes, the image has 3145728/,
+  );
+  await damaged((p) => Deno.truncateSync(p, 100), /too small to hold a superblock/);
+});
+
+Deno.test("twz boot: a file of random bytes is one clear error line", async () => {
+  await damaged((p) => {
+    const junk = new Uint8Array(1 << 20);
+    crypto.getRandomValues(junk.subarray(0, 65536));
+    Deno.writeFileSync(p, junk);
+  }, /not a Twizzler image/);
+});
+
+Deno.test("twz boot: one flipped byte in the superblock is one clear error line", async () => {
+  for (const at of [8, 17, 50, 100]) {
+    await damaged((p) => {
+      const f = Deno.openSync(p, { read: true, write: true });
+      const b = new Uint8Array(1);
+      f.seekSync(at, Deno.SeekMode.Start);
+      f.readSync(b);
+      b[0] ^= 0x10;
+      f.seekSync(at, Deno.SeekMode.Start);
+      f.writeSync(b);
+      f.close();
+    }, /superblock checksum does not match/);
+  }
+});
+
+Deno.test("twz: usage mistakes are one line with exit code 2", async () => {
+  assertOneLineError(await twz(["frob"]), 2, /unknown command "frob"/);
+  assertOneLineError(
+    await twz(["boot", "--hal", "nope", "--image", tmpImage()]),
+    2,
+    /unknown HAL "nope"/,
+  );
+  assertOneLineError(await twz(["boot", "--bogus"]), 2, /bogus/);
+  assertOneLineError(await twz(["boot", "--size", "lots", "--image", tmpImage()]), 2, /not a size/);
+  assertOneLineError(await twz(["bench", "nope"]), 2, /unknown benchmark/);
+});
+
+Deno.test("twz boot --script runs a file of commands", async () => {
+  const dir = Deno.makeTempDirSync();
+  const script = join(dir, "s.twz");
+  Deno.writeTextFileSync(script, "# a comment\nnew --size 100\ndf\n");
+  const r = await twz([
+    "boot",
+    "--image",
+    join(dir, "t.img"),
+    "--size",
+    "8M",
+    "--script",
+    script,
+    "--quiet",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(lines(r.stdout)[0], ID);
+  assert.match(r.stdout, /objects: +1 persistent, 0 volatile/);
+});
