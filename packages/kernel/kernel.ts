@@ -318,7 +318,9 @@ export class Kernel {
   #commit(tx: MetaTx, root: Root): void {
     root.generation++;
     tx.put(this.geometry.rootOffset, encodeRoot(root));
-    this.#log.commit(tx);
+    // A failed persist may leave the commit half applied in memory: stop, and let
+    // the next boot's recovery decide from the log (found by twz crashtest).
+    try { this.#log.commit(tx); } catch (error) { this.halt(); throw error; } // deno-fmt-ignore
     this.#root = root;
   }
 
@@ -442,6 +444,7 @@ export class Kernel {
     region.bytes.fill(0, base, base + blocks * BLOCK);
     for (const s of sources) region.bytes.set(s.data, base + s.at);
     region.flush(base, blocks * BLOCK);
+    region.drain(); // contents durable before the log can commit (found by twz crashtest)
 
     const slot = this.#table.freeSlotForObject(id, tx);
     if (this.#table.state(slot, tx) !== TOMB) root.slotsUsed++;
@@ -672,6 +675,7 @@ export class Kernel {
       region.bytes.fill(0, base + current, base + size);
       region.flush(base + current, size - current);
     }
+    region.drain(); // contents durable before the log can commit (found by twz crashtest)
     tx.put(
       this.#table.slotOffset(slot),
       encodeObject({ ...s, start, blocks: Math.max(blocks, s.blocks), size }),

@@ -30,6 +30,14 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
     summary: "following an invariant pointer vs a raw DataView read",
     load: () => import("./ptr_resolve.ts"),
   },
+  "kv-insert": {
+    summary: "persistent hash map inserts, one durable transaction each (peer workload)",
+    load: () => import("./kv_insert.ts"),
+  },
+  "kv-get": {
+    summary: "persistent hash map lookups (peer workload)",
+    load: () => import("./kv_get.ts"),
+  },
   "accessors": {
     summary: "typed-layout field reads and writes vs raw DataView",
     load: () => import("./accessors.ts"),

@@ -1,0 +1,83 @@
+// The persistent key-value workload of the peer baselines (see
+// tools/peers/README.md): 8-byte integer keys, 16-byte values, a chained
+// hash map, one durable transaction per insert, then lookups.
+import { Kernel } from "@twz/kernel";
+import type { PersistentRegion } from "@twz/kernel/hal";
+import { Twz } from "@twz/libtwz";
+import { codec } from "@twz/libtwz/codec";
+import { HashMap } from "@twz/libtwz/hashmap";
+import { type BenchOptions, type BenchResult, median } from "./types.ts";
+import { openHal, tempImage } from "./_util.ts";
+
+const VALUE = new TextEncoder().encode("value-0123456789");
+
+/** Count drains on a region that keeps no counters of its own. */
+function drainCounter(region: PersistentRegion): () => number {
+  if (region.stats) return () => region.stats!().drains;
+  let drains = 0;
+  const drain = region.drain.bind(region);
+  (region as { drain: () => void }).drain = () => {
+    drains++;
+    drain();
+  };
+  return () => drains;
+}
+
+/** Run the KV workload; `which` selects the results reported. */
+export async function runKv(opts: BenchOptions, which: "insert" | "get"): Promise<BenchResult[]> {
+  const ops = opts.ops ?? 100_000;
+  const rounds = opts.rounds ?? 3;
+  const inserts: number[] = [];
+  const gets: number[] = [];
+  const locates: number[] = [];
+  let drainsPerOp = 0;
+  for (let r = 0; r < rounds; r++) {
+    const image = tempImage(
+      { ...opts, image: opts.image ? `${opts.image}.${r}` : undefined },
+      `kv-${r}.img`,
+    );
+    try {
+      Deno.removeSync(image);
+    } catch { /* not there */ }
+    const { hal } = await openHal(opts, image, Math.max(256 << 20, ops * 2048));
+    const drains = drainCounter(hal.region);
+    const kernel = Kernel.boot(hal);
+    const twz = Twz.fromKernel(kernel);
+    const map = HashMap.create(
+      twz,
+      twz.create({ size: Math.max(1 << 20, ops * 80) }),
+      codec.int,
+      codec.bytes,
+    );
+    const d0 = drains();
+    let t0 = performance.now();
+    for (let i = 0; i < ops; i++) map.set(i, VALUE);
+    inserts.push(((performance.now() - t0) * 1e6) / ops);
+    drainsPerOp = (drains() - d0) / ops;
+    let found = 0;
+    t0 = performance.now();
+    for (let i = 0; i < ops; i++) if (map.get(i) !== undefined) found++;
+    gets.push(((performance.now() - t0) * 1e6) / ops);
+    t0 = performance.now();
+    for (let i = 0; i < ops; i++) if (map.locate(i) >= 0) found++;
+    locates.push(((performance.now() - t0) * 1e6) / ops);
+    if (found !== 2 * ops) throw new Error(`lookups found ${found} of ${2 * ops}`);
+    kernel.shutdown();
+    hal.close();
+    try {
+      Deno.removeSync(image);
+    } catch { /* kept by the user */ }
+  }
+  const row = (name: string, ns: number, extra: Record<string, number> = {}): BenchResult => ({
+    bench: `kv-${which}`,
+    case: name,
+    hal: opts.hal,
+    ops,
+    ns_per_op: +ns.toFixed(1),
+    ops_per_sec: Math.round(1e9 / ns),
+    ...extra,
+  });
+  return which === "insert"
+    ? [row("hashmap-insert-tx", median(inserts), { drains_per_op: +drainsPerOp.toFixed(3) })]
+    : [row("hashmap-get", median(gets)), row("hashmap-locate-in-place", median(locates))];
+}

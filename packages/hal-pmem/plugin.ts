@@ -1,0 +1,429 @@
+/**
+ * The hal-pmem plugin: an image file mapped with PMDK's libpmem2, its bytes
+ * handed to JavaScript without a copy, made durable with the flush, drain and
+ * persist functions libpmem2 picks for the mapping.
+ *
+ * @tags allow-ffi
+ * @module
+ */
+import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync } from "node:fs";
+import { resolve } from "node:path";
+import {
+  type AttachedRegion,
+  checkRange,
+  type Granularity,
+  GRANULARITY_BYTES,
+  type Hal,
+  type HalDescription,
+  HalError,
+  type HalOpenOptions,
+  type HalPlugin,
+  type PersistentRegion,
+  type RegionShare,
+  type RegionStats,
+} from "@twz/kernel/hal";
+import {
+  type BenchPaths,
+  libpmem2,
+  libraryInfo,
+  mapFile,
+  type Mapping,
+  trampolineStatus,
+} from "./_ffi.ts";
+import { clock, entropy, stdConsole } from "./_services.ts";
+
+/**
+ * How a region's flush/drain/persist reach libpmem2.
+ *
+ * @example
+ * ```ts ignore
+ * import { plugin, type PmemRegion } from "@twz/hal-pmem";
+ * const hal = await plugin.open({ image: "twz.img" });
+ * if ((hal.region as PmemRegion).calls === "fnptr") console.error("slow persist path");
+ * ```
+ */
+export type PmemCallPath = "trampoline" | "fnptr";
+
+/**
+ * A hal-pmem region: the contract's region plus which call path it uses.
+ * Both the `region` of an open HAL and the result of `attach` are one.
+ *
+ * @example
+ * ```ts ignore
+ * import { plugin, type PmemRegion } from "@twz/hal-pmem";
+ * const hal = await plugin.open({ image: "twz.img" });
+ * const region = hal.region as PmemRegion;
+ * console.log(region.granularity, region.calls); // e.g. "page" "trampoline"
+ * ```
+ */
+export interface PmemRegion extends AttachedRegion {
+  /**
+   * `"trampoline"` when calls go through the compiled C trampoline (fast),
+   * `"fnptr"` when they go through `Deno.UnsafeFnPointer` (no C compiler).
+   */
+  readonly calls: PmemCallPath;
+  /** Flush and drain calls since the region was mapped (persist counts one of each). */
+  stats(): RegionStats;
+}
+
+/**
+ * Direct ways to persist a region's bytes, bypassing the HAL (benchmarks
+ * only); see {@linkcode persistPaths}.
+ *
+ * @example
+ * ```ts ignore
+ * import { persistPaths, type PersistPaths, plugin } from "@twz/hal-pmem";
+ * const hal = await plugin.open({ image: "/dev/shm/b.img", size: 1 << 20, create: true });
+ * const paths: PersistPaths = persistPaths(hal.region);
+ * paths.native?.(64, 1000); // 1000 stores + persists in C
+ * hal.close();
+ * ```
+ */
+export interface PersistPaths {
+  /** The trampoline's `twz_persist` symbol called directly; absent without a trampoline. */
+  raw?: (offset: number, length: number) => void;
+  /** libpmem2's persist function called through `Deno.UnsafeFnPointer`. */
+  fnptr: (offset: number, length: number) => void;
+  /**
+   * `count` times, store and persist `length` bytes entirely in C (libpmem2's
+   * own cost, no JavaScript); absent without a trampoline.
+   */
+  native?: (length: number, count: number) => void;
+}
+
+const NAME = "pmem";
+const SETTINGS = ["granularity"] as const;
+const mappings = new WeakMap<PersistentRegion, Mapping>();
+
+class Region implements PmemRegion {
+  readonly size: number;
+  readonly granularity: Granularity;
+  readonly bytes: Uint8Array;
+  readonly calls: PmemCallPath;
+  #mapping: Mapping;
+  #fd: number;
+  #share: RegionShare;
+  #closed = false;
+  #flushes = 0;
+  #drains = 0;
+
+  constructor(mapping: Mapping, fd: number, share: RegionShare) {
+    this.#mapping = mapping;
+    this.#fd = fd;
+    this.#share = share;
+    this.size = mapping.size;
+    this.granularity = mapping.granularity;
+    this.calls = mapping.calls;
+    this.bytes = new Uint8Array(mapping.buffer);
+    mappings.set(this, mapping);
+  }
+
+  flush(offset: number, length: number): void {
+    checkRange(this.size, offset, length);
+    if (length !== 0) this.#mapping.flush(offset, length);
+    this.#flushes++;
+  }
+
+  drain(): void {
+    this.#mapping.drain();
+    this.#drains++;
+  }
+
+  persist(offset: number, length: number): void {
+    checkRange(this.size, offset, length);
+    if (length !== 0) this.#mapping.persist(offset, length);
+    this.#flushes++;
+    this.#drains++;
+  }
+
+  stats(): RegionStats {
+    return { flushes: this.#flushes, drains: this.#drains };
+  }
+
+  share(): RegionShare {
+    return { ...this.#share };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (this.size !== 0) this.#mapping.persist(0, this.size);
+    } finally {
+      try {
+        this.#mapping.unmap(); // detaches `bytes` first
+      } finally {
+        closeSync(this.#fd);
+      }
+    }
+  }
+}
+
+function requiredGranularity(settings: Record<string, string> | undefined): Granularity {
+  for (const key of Object.keys(settings ?? {})) {
+    if (!(SETTINGS as readonly string[]).includes(key)) {
+      throw new HalError(
+        `Cannot open a pmem image: unknown setting "${key}" (known: ${SETTINGS.join(", ")})`,
+      );
+    }
+  }
+  const wanted = settings?.granularity ?? "page";
+  if (!(wanted in GRANULARITY_BYTES)) {
+    throw new HalError(
+      `Cannot open a pmem image: granularity must be byte, cache-line or page, not "${wanted}"`,
+    );
+  }
+  return wanted as Granularity;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function open(options: HalOpenOptions): Promise<Hal> {
+  const image = options.image;
+  if (!image) {
+    throw new HalError("Cannot open a pmem HAL without an image: hal-pmem maps a file");
+  }
+  const size = options.size;
+  if (size !== undefined && (!Number.isSafeInteger(size) || size <= 0)) {
+    throw new HalError(`Cannot open image ${image}: size must be a positive integer, not ${size}`);
+  }
+  const granularity = requiredGranularity(options.settings);
+  libpmem2(); // a missing library is reported before any file is touched
+
+  let fd: number;
+  let created = false;
+  try {
+    fd = openSync(image, "r+");
+  } catch (cause) {
+    if ((cause as { code?: string }).code !== "ENOENT") {
+      throw new HalError(`Cannot open image ${image}: ${errorText(cause)}`, { cause });
+    }
+    if (!options.create) {
+      throw new HalError(`Cannot open image ${image}: it does not exist (use create to make it)`);
+    }
+    if (size === undefined) {
+      throw new HalError(`Cannot create image ${image}: no size given`);
+    }
+    try {
+      fd = openSync(image, "wx+");
+    } catch (cause) {
+      throw new HalError(`Cannot create image ${image}: ${errorText(cause)}`, { cause });
+    }
+    created = true;
+    try {
+      ftruncateSync(fd, size);
+    } catch (cause) {
+      closeSync(fd);
+      unlinkSync(image);
+      throw new HalError(`Cannot create image ${image}: ${errorText(cause)}`, { cause });
+    }
+  }
+
+  let mapping: Mapping;
+  try {
+    const fileSize = fstatSync(fd).size;
+    if (size !== undefined && fileSize !== size) {
+      throw new HalError(
+        `Cannot open image ${image}: it holds ${fileSize} bytes, not the ${size} asked for`,
+      );
+    }
+    if (fileSize === 0) throw new HalError(`Cannot open image ${image}: it is empty`);
+    mapping = await mapFile({ fd, granularity });
+  } catch (e) {
+    closeSync(fd);
+    if (created) unlinkSync(image);
+    if (e instanceof HalError && !e.message.startsWith("Cannot")) {
+      throw new HalError(`Cannot open image ${image}: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
+
+  const share: RegionShare = {
+    kind: "file",
+    plugin: NAME,
+    path: resolve(image),
+    offset: 0,
+    size: mapping.size,
+  };
+  const region = new Region(mapping, fd, share);
+  return {
+    name: NAME,
+    image,
+    created,
+    region,
+    clock,
+    entropy,
+    console: options.console ?? stdConsole(),
+    close: () => region.close(),
+  };
+}
+
+async function attach(share: RegionShare): Promise<PmemRegion> {
+  if (share.kind !== "file" || share.plugin !== NAME) {
+    const what = share.kind === "file" ? `plugin "${share.plugin}"` : `kind "${share.kind}"`;
+    throw new HalError(`Cannot attach a region of ${what}: hal-pmem attaches pmem files only`);
+  }
+  const { path, offset, size } = share;
+  libpmem2();
+  let fd: number;
+  try {
+    fd = openSync(path, "r+");
+  } catch (cause) {
+    throw new HalError(`Cannot attach ${path}: ${errorText(cause)}`, { cause });
+  }
+  let mapping: Mapping;
+  try {
+    const fileSize = fstatSync(fd).size;
+    if (offset + size > fileSize) {
+      throw new HalError(
+        `Cannot attach ${path}: [${offset}, ${offset + size}) is beyond its ${fileSize} bytes`,
+      );
+    }
+    const whole = offset === 0 && size === fileSize;
+    mapping = await mapFile({
+      fd,
+      granularity: "page",
+      ...(whole ? {} : { offset, length: size }),
+    });
+  } catch (e) {
+    closeSync(fd);
+    if (e instanceof HalError && !e.message.startsWith("Cannot")) {
+      throw new HalError(`Cannot attach ${path}: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
+  return new Region(mapping, fd, { ...share });
+}
+
+function describe(): HalDescription {
+  const summary = "real persistent memory: an image file mapped with PMDK libpmem2 (Deno.dlopen)";
+  if (Deno.build.os !== "linux") {
+    return { name: NAME, summary, available: false, reason: "hal-pmem runs on Linux only" };
+  }
+  try {
+    libpmem2();
+  } catch (e) {
+    return { name: NAME, summary, available: false, reason: errorText(e) };
+  }
+  let force = "(unset)";
+  try {
+    force = Deno.env.get("PMEM2_FORCE_GRANULARITY") ?? force;
+  } catch { /* no --allow-env */ }
+  return {
+    name: NAME,
+    summary,
+    available: true,
+    details: {
+      ...libraryInfo(),
+      trampoline: trampolineStatus(),
+      PMEM2_FORCE_GRANULARITY: force,
+    },
+  };
+}
+
+/**
+ * The hal-pmem plugin. `open` maps an image file with libpmem2 (creating it
+ * with `create`), `attach` maps the file behind a `share()` value (how a
+ * Worker reaches the bytes), `describe` says whether libpmem2 can be loaded.
+ * There is no `power` capability: real hardware cannot lose power on demand.
+ *
+ * Settings: `granularity` = `byte` | `cache-line` | `page` is the coarsest
+ * store granularity accepted (default `page`: anything); mapping fails with
+ * libpmem2's message when the file cannot offer it. The environment variable
+ * `PMEM2_FORCE_GRANULARITY` (read by libpmem2 when mapping) overrides the
+ * detection, e.g. `CACHE_LINE` on `/dev/shm` to flush with CPU instructions
+ * instead of `msync`. `TWZ_LIBPMEM2_PATH` overrides where libpmem2 is loaded from.
+ *
+ * @tags allow-ffi
+ *
+ * @example Open, write, persist, close
+ * ```ts ignore
+ * import { plugin } from "@twz/hal-pmem";
+ *
+ * const hal = await plugin.open({ image: "/dev/shm/twz.img", size: 1 << 20, create: true });
+ * hal.region.bytes.set(new TextEncoder().encode("hello"), 4096);
+ * hal.region.persist(4096, 5); // durable now
+ * hal.close(); // persists everything, then detaches `bytes` and unmaps
+ * ```
+ */
+export const plugin: HalPlugin = {
+  name: NAME,
+  /**
+   * Open (with `create`, create) an image and map it.
+   *
+   * @param options Image path, size, create flag, console, settings.
+   * @returns An open HAL whose `region` is a {@linkcode PmemRegion}.
+   * @throws {HalError} No image path, bad settings or size, missing file
+   *   without `create`, size mismatch, libpmem2 missing or refusing (its message).
+   *
+   * @example
+   * ```ts ignore
+   * import { plugin } from "@twz/hal-pmem";
+   * const hal = await plugin.open({ image: "twz.img", size: 1 << 20, create: true });
+   * hal.close();
+   * ```
+   */
+  open,
+  /**
+   * Describe the plugin: loads libpmem2 (nothing else) to say whether it is here.
+   *
+   * @returns Name, summary, availability; library file/version and trampoline state.
+   *
+   * @example
+   * ```ts ignore
+   * import { plugin } from "@twz/hal-pmem";
+   * const d = plugin.describe();
+   * console.log(d.available ? d.details : d.reason);
+   * ```
+   */
+  describe,
+  /**
+   * Map the file behind a {@linkcode RegionShare} of kind `file` from this plugin.
+   *
+   * @param share The value of a pmem region's `share()`.
+   * @returns A {@linkcode PmemRegion} with its own `close()`.
+   * @throws {HalError} Not a pmem share, or the file cannot be mapped.
+   *
+   * @example In a Worker
+   * ```ts ignore
+   * import { plugin } from "@twz/hal-pmem";
+   * self.onmessage = async (e) => {
+   *   const region = await plugin.attach(e.data);
+   *   region.bytes[0] = 1;
+   *   region.persist(0, 1);
+   *   region.close();
+   * };
+   * ```
+   */
+  attach,
+};
+
+/**
+ * Direct ways to persist a region's bytes that bypass the HAL, for the
+ * `persist` benchmark (which compares them with `region.persist`).
+ *
+ * @param region A region of an open pmem HAL or from `plugin.attach`.
+ * @returns The raw trampoline call, the `UnsafeFnPointer` call and a C loop.
+ * @throws {TypeError} The region is not an open hal-pmem region.
+ *
+ * @tags allow-ffi
+ *
+ * @example
+ * ```ts ignore
+ * import { persistPaths, plugin } from "@twz/hal-pmem";
+ * const hal = await plugin.open({ image: "/dev/shm/b.img", size: 1 << 20, create: true });
+ * const paths = persistPaths(hal.region);
+ * paths.raw?.(0, 64);
+ * hal.close();
+ * ```
+ */
+export function persistPaths(region: PersistentRegion): PersistPaths {
+  const mapping = mappings.get(region);
+  if (!mapping || region.bytes.length !== region.size) {
+    throw new TypeError("persistPaths() needs an open hal-pmem region");
+  }
+  const paths: BenchPaths = mapping.benchPaths();
+  return paths;
+}

@@ -1,0 +1,185 @@
+// Private helpers shared by the persistent collections (hash map, B-tree map,
+// vector, queue): transaction-aware reads and the root record at an object's
+// base. Not exported from the package.
+import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
+import type { Tx, TxTarget } from "./tx.ts";
+import { Heap } from "./heap.ts";
+import type { Codec } from "./codec.ts";
+
+/** Reads through the running transaction when there is one, else in place. */
+export class Mem {
+  #buf: Uint8Array | null = null;
+
+  constructor(readonly obj: TxTarget, readonly tx: Tx | null) {}
+  u8(at: number): number {
+    return this.tx ? this.tx.getU8(this.obj, at) : this.obj.mapping.bytes[at];
+  }
+  u16(at: number): number {
+    return this.tx ? this.tx.getU16(this.obj, at) : this.obj.mapping.view.getUint16(at, true);
+  }
+  u32(at: number): number {
+    return this.tx ? this.tx.getU32(this.obj, at) : this.obj.mapping.view.getUint32(at, true);
+  }
+  f64(at: number): number {
+    return this.tx ? this.tx.getF64(this.obj, at) : this.obj.mapping.view.getFloat64(at, true);
+  }
+  /** Compare `length` bytes at `at` with `key[0..length)`. */
+  equals(at: number, key: Uint8Array, length: number): boolean {
+    if (this.tx) {
+      const here = this.tx.read(this.obj, at, length);
+      for (let i = 0; i < length; i++) if (here[i] !== key[i]) return false;
+      return true;
+    }
+    const b = this.obj.mapping.bytes;
+    for (let i = 0; i < length; i++) if (b[at + i] !== key[i]) return false;
+    return true;
+  }
+  /**
+   * The bytes at `[at, at + length)`: a copy inside a transaction (index 0),
+   * else the whole mapping (index `at`). Use {@linkcode Mem.start} for the index.
+   */
+  bytes(at: number, length: number): Uint8Array {
+    return this.tx ? this.tx.read(this.obj, at, length) : this.obj.mapping.bytes;
+  }
+  /** Where the bytes of `at` sit in what {@linkcode Mem.bytes} returned. */
+  start(at: number): number {
+    return this.tx ? 0 : at;
+  }
+  /**
+   * Compare the `length` bytes at `at` with `key[0..klen)` (unsigned,
+   * lexicographic; a prefix sorts first).
+   *
+   * @returns Negative, zero or positive as the stored bytes sort before,
+   * equal to or after `key`.
+   */
+  compare(at: number, length: number, key: Uint8Array, klen: number): number {
+    let b: Uint8Array;
+    let o: number;
+    if (this.tx) {
+      if (this.#buf === null || this.#buf.length < length) {
+        this.#buf = new Uint8Array(Math.max(64, length * 2));
+      }
+      b = this.tx.read(this.obj, at, length, this.#buf, 0);
+      o = 0;
+    } else {
+      b = this.obj.mapping.bytes;
+      o = at;
+    }
+    return compareBytes(b, o, length, key, 0, klen);
+  }
+}
+
+/** Unsigned lexicographic comparison of two byte ranges (a prefix sorts first). */
+export function compareBytes(
+  a: Uint8Array,
+  at: number,
+  alen: number,
+  b: Uint8Array,
+  bt: number,
+  blen: number,
+): number {
+  const n = alen < blen ? alen : blen;
+  for (let i = 0; i < n; i++) {
+    const d = a[at + i] - b[bt + i];
+    if (d !== 0) return d;
+  }
+  return alen - blen;
+}
+
+/** An object that can hold a collection. */
+export type CollectionObject = TxTarget & { baseOffset: number; dataEnd?: number };
+
+/** Magic numbers of the collections that root an object, for messages. */
+const KINDS = new Map<number, string>([
+  [0x50414d48, "a hash map"], // "HMAP"
+  [0x45525442, "a B-tree map"], // "BTRE"
+  [0x54434556, "a vector"], // "VECT"
+  [0x55455551, "a queue"], // "QUEU"
+]);
+
+/** The offset of the heap laid out at an object's base by {@linkcode createRoot}. */
+export function rootHeapOffset(obj: CollectionObject): number {
+  return (obj.baseOffset + 64 + 63) & ~63;
+}
+
+/**
+ * Lay out a heap after the object's base, allocate a collection header of
+ * `headerBytes` in it (its first word: `magic`) and name it from the base
+ * (base word 0: header offset, word 1: magic), in the running transaction.
+ *
+ * @throws {TwzError} `InvalidArgument` when the object already holds a collection.
+ */
+export function createRoot(
+  tx: Tx,
+  obj: CollectionObject,
+  magic: number,
+  headerBytes: number,
+): { heap: Heap; header: number } {
+  const existing = KINDS.get(tx.getU32(obj, obj.baseOffset + 4));
+  if (existing !== undefined) {
+    throw new TwzError(ErrorCode.InvalidArgument, `${formatId(obj.id)} already holds ${existing}`);
+  }
+  const heapAt = rootHeapOffset(obj);
+  const heap = Heap.create(tx, obj, heapAt, obj.dataEnd ?? obj.mapping.bytes.length);
+  const header = heap.alloc(tx, headerBytes);
+  tx.setU32(obj, header, magic);
+  tx.setU32(obj, obj.baseOffset, header);
+  tx.setU32(obj, obj.baseOffset + 4, magic);
+  return { heap, header };
+}
+
+/**
+ * The header of the collection with `magic` rooted at the object's base.
+ *
+ * @param what The collection's name for messages ("B-tree map").
+ * @param kinds Codec kinds stored at header + 4 (key) and + 5 (value), and
+ * the codecs the caller opens with (`null` key: a collection without keys).
+ * @throws {TwzError} `InvalidArgument` when the object holds no such
+ * collection or it was made with other codecs.
+ */
+export function openRoot(
+  obj: CollectionObject,
+  magic: number,
+  what: string,
+  headerBytes: number,
+  keys: Codec<unknown> | null,
+  values: Codec<unknown>,
+): number {
+  const v = obj.mapping.view;
+  const found = v.byteLength >= obj.baseOffset + 8 ? v.getUint32(obj.baseOffset + 4, true) : 0;
+  const header = found === magic ? v.getUint32(obj.baseOffset, true) : 0;
+  if (found !== magic || header + headerBytes > v.byteLength || v.getUint32(header, true) !== magic) {
+    const other = found !== magic ? KINDS.get(found) : undefined;
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      other !== undefined
+        ? `${formatId(obj.id)} holds ${other}, not a ${what}`
+        : `${formatId(obj.id)} holds no ${what}`,
+    );
+  }
+  const keyKind = v.getUint8(header + 4);
+  const valKind = v.getUint8(header + 5);
+  if ((keys !== null && keyKind !== keys.kind) || valKind !== values.kind) {
+    const asked = keys !== null ? `${keys.name}/${values.name}` : values.name;
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      `The ${what} in ${formatId(obj.id)} was made with other codecs than ${asked}`,
+    );
+  }
+  return header;
+}
+
+/** A growable scratch buffer for encoding keys and values. */
+export class Scratch {
+  bytes = new Uint8Array(256);
+
+  /** Make room for `need` bytes, keeping the first `keep`. */
+  reserve(need: number, keep = 0): Uint8Array {
+    if (need > this.bytes.length) {
+      const bigger = new Uint8Array(need * 2);
+      if (keep > 0) bigger.set(this.bytes.subarray(0, keep));
+      this.bytes = bigger;
+    }
+    return this.bytes;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Codecs for the keys and values of persistent collections: integers,
+ * strings, byte arrays and invariant pointers, each stored as address-free
+ * bytes. A codec's number is stored in the collection's header, so reopening
+ * a collection with the wrong codec is refused.
+ *
+ * @example
+ * ```ts
+ * import { codec } from "@twz/libtwz/codec";
+ * const c = codec.string;
+ * const scratch = new Uint8Array(64);
+ * const n = c.encode("hello", scratch, 0);
+ * console.log(n, c.decode(scratch, 0, n)); // 5 hello
+ * ```
+ *
+ * @module
+ */
+import { ErrorCode, type ObjID, TwzError } from "@twz/kernel/abi";
+
+/** Encodes values of type `T` to bytes and back. */
+export interface Codec<T> {
+  /** Stored in collection headers; never reused for another codec. */
+  readonly kind: number;
+  /** For messages. */
+  readonly name: string;
+  /** Bytes needed for `value` (an upper bound is fine). */
+  size(value: T): number;
+  /** Write `value` at `at` of `into`; returns the bytes written. */
+  encode(value: T, into: Uint8Array, at: number): number;
+  /** Read a value of `length` bytes at `at`. */
+  decode(bytes: Uint8Array, at: number, length: number): T;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const TWO32 = 4294967296;
+
+/** A signed safe integer as 8 little-endian bytes (two's complement). */
+const int: Codec<number> = {
+  kind: 1,
+  name: "int",
+  size: () => 8,
+  encode(value, into, at) {
+    if (!Number.isSafeInteger(value)) {
+      throw new TwzError(ErrorCode.InvalidArgument, `${value} is not a safe integer key/value`);
+    }
+    const lo = value % TWO32;
+    const hi = Math.floor(value / TWO32);
+    const l = lo < 0 ? lo + TWO32 : lo;
+    into[at] = l;
+    into[at + 1] = l >>> 8;
+    into[at + 2] = l >>> 16;
+    into[at + 3] = l >>> 24;
+    into[at + 4] = hi;
+    into[at + 5] = hi >>> 8;
+    into[at + 6] = hi >>> 16;
+    into[at + 7] = hi >>> 24;
+    return 8;
+  },
+  decode(bytes, at) {
+    const lo =
+      (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+    const hi = bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | (bytes[at + 7] << 24);
+    return hi * TWO32 + lo;
+  },
+};
+
+/** UTF-8 text. */
+const string: Codec<string> = {
+  kind: 2,
+  name: "string",
+  size: (value) => value.length * 3,
+  encode(value, into, at) {
+    return encoder.encodeInto(value, into.subarray(at)).written;
+  },
+  decode(bytes, at, length) {
+    return decoder.decode(bytes.subarray(at, at + length));
+  },
+};
+
+/** Raw bytes (decoded as a copy). */
+const bytes: Codec<Uint8Array> = {
+  kind: 3,
+  name: "bytes",
+  size: (value) => value.length,
+  encode(value, into, at) {
+    into.set(value, at);
+    return value.length;
+  },
+  decode(b, at, length) {
+    return b.slice(at, at + length);
+  },
+};
+
+/** A reference to a record in any object: its ID and offset (24 bytes). */
+export interface ObjRef {
+  id: ObjID;
+  offset: number;
+}
+
+/**
+ * An object reference stored as ID + offset. (Collections store references
+ * by ID rather than through a FOT entry so that they can be compared and
+ * hashed as keys; typed layouts' `ptr(T)` fields are the FOT-based
+ * invariant pointers.)
+ */
+const ref: Codec<ObjRef> = {
+  kind: 4,
+  name: "ref",
+  size: () => 24,
+  encode(value, into, at) {
+    let id = value.id;
+    for (let i = 0; i < 16; i++) {
+      into[at + i] = Number(id & 0xffn);
+      id >>= 8n;
+    }
+    int.encode(value.offset, into, at + 16);
+    return 24;
+  },
+  decode(b, at) {
+    let id = 0n;
+    for (let i = 15; i >= 0; i--) id = (id << 8n) | BigInt(b[at + i]);
+    return { id, offset: int.decode(b, at + 16, 8) };
+  },
+};
+
+/** The built-in codecs. */
+export const codec = { int, string, bytes, ref } as const;
+
+const BY_KIND = new Map<number, Codec<unknown>>(
+  Object.values(codec).map((c) => [c.kind, c as Codec<unknown>]),
+);
+
+/** The codec stored under `kind`, or undefined. */
+export function codecOfKind(kind: number): Codec<unknown> | undefined {
+  return BY_KIND.get(kind);
+}
+
+/**
+ * A 32-bit hash of `length` bytes at `at` (word-at-a-time for the common
+ * 8-byte integer key).
+ */
+export function hashBytes(b: Uint8Array, at: number, length: number): number {
+  let h = 0x9747b28c ^ length;
+  let i = 0;
+  for (; i + 4 <= length; i += 4) {
+    const w = b[at + i] | (b[at + i + 1] << 8) | (b[at + i + 2] << 16) | (b[at + i + 3] << 24);
+    h = Math.imul(h ^ Math.imul(w, 0xcc9e2d51), 0x1b873593);
+    h = (h << 13) | (h >>> 19);
+  }
+  for (; i < length; i++) h = Math.imul(h ^ b[at + i], 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}

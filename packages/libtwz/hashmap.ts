@@ -1,0 +1,392 @@
+/**
+ * A persistent, resizable hash map inside an object: chained buckets grown by
+ * linear hashing (one bucket split per insert past the load limit, so no
+ * insert ever rehashes the whole table and every transaction stays small).
+ * Entries and bucket segments come from the object's {@linkcode Heap}; every
+ * change is a write of the running transaction, so a map survives any power
+ * failure whole. Lookups read object memory in place.
+ *
+ * ```text
+ * header (64 B): magic "HMAP", key codec, value codec, segment shift,
+ *                count (f64), level, split, n0, directory, capacity, heap
+ * directory:     u32 offsets of bucket segments (n0 buckets of u32 each)
+ * entry:         next u32 | hash u32 | key length u32 | value length u32 | key | value
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { codec } from "@twz/libtwz/codec";
+ * import { HashMap } from "@twz/libtwz/hashmap";
+ * import { plugin } from "@twz/hal-sim";
+ *
+ * const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
+ * const map = HashMap.create(twz, twz.create({ size: 1 << 20 }), codec.string, codec.int);
+ * map.set("apples", 3); // one durable transaction
+ * console.log(map.get("apples"), map.size); // 3 1
+ * twz.close();
+ * ```
+ *
+ * @module
+ */
+import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
+import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
+import { Heap, HEAP_HEADER } from "./heap.ts";
+import { type Codec, hashBytes } from "./codec.ts";
+import { Mem } from "./_mem.ts";
+
+const MAGIC = 0x50414d48; // "HMAP"
+const H = {
+  magic: 0,
+  keyKind: 4,
+  valKind: 5,
+  segShift: 6,
+  count: 8,
+  level: 16,
+  split: 20,
+  n0: 24,
+  dir: 28,
+  dirCap: 32,
+  heap: 36,
+} as const;
+const HEADER = 64;
+const E = { next: 0, hash: 4, klen: 8, vlen: 12, key: 16 } as const;
+const SEG_SHIFT = 8; // 256 buckets per segment
+/** Split a bucket once the map holds more entries than buckets times this. */
+const LOAD = 1;
+
+/** A persistent hash map from `K` to `V`. */
+export class HashMap<K, V> {
+  #scratch = new Uint8Array(256);
+
+  private constructor(
+    readonly host: TxLogHost,
+    readonly obj: TxTarget,
+    /** Offset of the map header in the object. */
+    readonly offset: number,
+    readonly keys: Codec<K>,
+    readonly values: Codec<V>,
+  ) {}
+
+  /**
+   * Create a map in `obj`: a heap at its base, the map header in the heap,
+   * and the header's offset stored at the base's first word... returned as
+   * the handle. The object should be empty (fresh from `create`).
+   */
+  static create<K, V>(
+    host: TxLogHost,
+    obj: TxTarget & { baseOffset: number; dataEnd?: number },
+    keys: Codec<K>,
+    values: Codec<V>,
+  ): HashMap<K, V> {
+    const offset = transaction(host, (tx) => {
+      const heapAt = (obj.baseOffset + 64 + 63) & ~63;
+      const heap = Heap.create(tx, obj, heapAt, obj.dataEnd ?? obj.mapping.bytes.length);
+      const header = heap.alloc(tx, HEADER);
+      const dirCap = 64;
+      const dir = heap.alloc(tx, dirCap * 4);
+      const seg = heap.alloc(tx, (1 << SEG_SHIFT) * 4);
+      tx.setU32(obj, dir, seg);
+      tx.setU32(obj, header + H.magic, MAGIC);
+      tx.setU8(obj, header + H.keyKind, keys.kind);
+      tx.setU8(obj, header + H.valKind, values.kind);
+      tx.setU8(obj, header + H.segShift, SEG_SHIFT);
+      tx.setU32(obj, header + H.n0, 1 << SEG_SHIFT);
+      tx.setU32(obj, header + H.dir, dir);
+      tx.setU32(obj, header + H.dirCap, dirCap);
+      tx.setU32(obj, header + H.heap, heapAt);
+      // The base's first word names the map (its root).
+      tx.setU32(obj, obj.baseOffset, header);
+      tx.setU32(obj, obj.baseOffset + 4, MAGIC);
+      return header;
+    });
+    return new HashMap(host, obj, offset, keys, values);
+  }
+
+  /**
+   * Open the map created in `obj` by {@linkcode HashMap.create}.
+   *
+   * @throws {TwzError} `InvalidArgument` when there is no map, or it was made
+   * with other codecs.
+   */
+  static open<K, V>(
+    host: TxLogHost,
+    obj: TxTarget & { baseOffset: number },
+    keys: Codec<K>,
+    values: Codec<V>,
+  ): HashMap<K, V> {
+    const v = obj.mapping.view;
+    const header = v.getUint32(obj.baseOffset, true);
+    if (
+      v.getUint32(obj.baseOffset + 4, true) !== MAGIC || header + HEADER > v.byteLength ||
+      v.getUint32(header + H.magic, true) !== MAGIC
+    ) {
+      throw new TwzError(ErrorCode.InvalidArgument, `${formatId(obj.id)} holds no hash map`);
+    }
+    if (
+      v.getUint8(header + H.keyKind) !== keys.kind || v.getUint8(header + H.valKind) !== values.kind
+    ) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `The hash map in ${
+          formatId(obj.id)
+        } was made with other key/value codecs than ${keys.name}/${values.name}`,
+      );
+    }
+    return new HashMap(host, obj, header, keys, values);
+  }
+
+  #heap(): Heap {
+    return new Heap(this.obj, this.obj.mapping.view.getUint32(this.offset + H.heap, true));
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return new Mem(this.obj, activeTx()).f64(this.offset + H.count);
+  }
+
+  /** Encode `key` into the scratch buffer; returns its length. */
+  #encodeKey(key: K): number {
+    const need = this.keys.size(key);
+    if (need > this.#scratch.length) this.#scratch = new Uint8Array(need * 2);
+    return this.keys.encode(key, this.#scratch, 0);
+  }
+
+  /** The slot (offset of the bucket's head word) for `hash`. */
+  #bucketSlot(m: Mem, hash: number): number {
+    const h = this.offset;
+    const n0 = m.u32(h + H.n0);
+    const level = m.u32(h + H.level);
+    const split = m.u32(h + H.split);
+    const span = n0 << level;
+    let b = hash & (span - 1);
+    if (b < split) b = hash & (span * 2 - 1);
+    return this.#slotOf(m, b);
+  }
+
+  #slotOf(m: Mem, b: number): number {
+    const shift = SEG_SHIFT;
+    const seg = m.u32(m.u32(this.offset + H.dir) + (b >>> shift) * 4);
+    return seg + (b & ((1 << shift) - 1)) * 4;
+  }
+
+  /** Find the entry for the scratch key: [previous link offset, entry] or entry 0. */
+  #find(m: Mem, hash: number, klen: number): [number, number] {
+    let link = this.#bucketSlot(m, hash);
+    for (let e = m.u32(link); e !== 0; link = e + E.next, e = m.u32(link)) {
+      if (
+        m.u32(e + E.hash) === hash && m.u32(e + E.klen) === klen &&
+        m.equals(e + E.key, this.#scratch, klen)
+      ) {
+        return [link, e];
+      }
+    }
+    return [link, 0];
+  }
+
+  /**
+   * The entry for the scratch key, reading object memory in place (no
+   * transaction running): the lookup hot path, allocation-free.
+   */
+  #findRaw(hash: number, klen: number): number {
+    const v = this.obj.mapping.view;
+    const b = this.obj.mapping.bytes;
+    const h = this.offset;
+    const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
+    let bucket = hash & (span - 1);
+    if (bucket < v.getUint32(h + H.split, true)) bucket = hash & (span * 2 - 1);
+    const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
+    const k = this.#scratch;
+    for (
+      let e = v.getUint32(seg + (bucket & ((1 << SEG_SHIFT) - 1)) * 4, true);
+      e !== 0;
+      e = v.getUint32(e + E.next, true)
+    ) {
+      if (v.getUint32(e + E.hash, true) !== hash || v.getUint32(e + E.klen, true) !== klen) {
+        continue;
+      }
+      let i = 0;
+      const at = e + E.key;
+      while (i < klen && b[at + i] === k[i]) i++;
+      if (i === klen) return e;
+    }
+    return 0;
+  }
+
+  #lookup(key: K): { e: number; klen: number; m: Mem | null } {
+    const klen = this.#encodeKey(key);
+    const hash = hashBytes(this.#scratch, 0, klen);
+    const tx = activeTx();
+    if (tx === null) return { e: this.#findRaw(hash, klen), klen, m: null };
+    const m = new Mem(this.obj, tx);
+    return { e: this.#find(m, hash, klen)[1], klen, m };
+  }
+
+  /** Offset of the value stored for `key` (read it in place), or -1. */
+  locate(key: K): number {
+    const klen = this.#encodeKey(key);
+    const hash = hashBytes(this.#scratch, 0, klen);
+    const tx = activeTx();
+    const e = tx === null
+      ? this.#findRaw(hash, klen)
+      : this.#find(new Mem(this.obj, tx), hash, klen)[1];
+    return e === 0 ? -1 : e + E.key + klen;
+  }
+
+  /** Whether `key` is in the map. */
+  has(key: K): boolean {
+    return this.locate(key) >= 0;
+  }
+
+  /** The value for `key`, or `undefined`. */
+  get(key: K): V | undefined {
+    const { e, klen, m } = this.#lookup(key);
+    if (e === 0) return undefined;
+    const at = e + E.key + klen;
+    if (m === null) {
+      const vlen = this.obj.mapping.view.getUint32(e + E.vlen, true);
+      return this.values.decode(this.obj.mapping.bytes, at, vlen);
+    }
+    const vlen = m.u32(e + E.vlen);
+    return this.values.decode(m.bytes(at, vlen), 0, vlen);
+  }
+
+  /**
+   * Set `key` to `value` (one transaction, or part of the running one).
+   *
+   * @returns `true` when the key is new.
+   */
+  set(key: K, value: V): boolean {
+    return transaction(this.host, (tx) => this.#set(tx, key, value));
+  }
+
+  #set(tx: Tx, key: K, value: V): boolean {
+    const o = this.obj;
+    const klen = this.#encodeKey(key);
+    const vneed = this.values.size(value);
+    if (klen + vneed > this.#scratch.length) {
+      const bigger = new Uint8Array((klen + vneed) * 2);
+      bigger.set(this.#scratch.subarray(0, klen));
+      this.#scratch = bigger;
+    }
+    const vlen = this.values.encode(value, this.#scratch, klen);
+    const hash = hashBytes(this.#scratch, 0, klen);
+    const m = new Mem(o, tx);
+    const [link, found] = this.#find(m, hash, klen);
+    const heap = this.#heap();
+    if (found !== 0 && m.u32(found + E.vlen) === vlen) {
+      tx.write(o, found + E.key + klen, this.#scratch.subarray(klen, klen + vlen));
+      return false;
+    }
+    const e = heap.alloc(tx, E.key + klen + vlen);
+    tx.setU32(o, e + E.hash, hash);
+    tx.setU32(o, e + E.klen, klen);
+    tx.setU32(o, e + E.vlen, vlen);
+    tx.write(o, e + E.key, this.#scratch.subarray(0, klen + vlen));
+    if (found !== 0) {
+      // Replace in place in the chain.
+      tx.setU32(o, e + E.next, tx.getU32(o, found + E.next));
+      tx.setU32(o, link, e);
+      heap.free(tx, found);
+      return false;
+    }
+    const slot = this.#bucketSlot(m, hash);
+    tx.setU32(o, e + E.next, tx.getU32(o, slot));
+    tx.setU32(o, slot, e);
+    const count = tx.getF64(o, this.offset + H.count) + 1;
+    tx.setF64(o, this.offset + H.count, count);
+    this.#maybeSplit(tx, m, heap, count);
+    return true;
+  }
+
+  #maybeSplit(tx: Tx, m: Mem, heap: Heap, count: number): void {
+    const o = this.obj;
+    const h = this.offset;
+    const n0 = m.u32(h + H.n0);
+    const level = m.u32(h + H.level);
+    const split = m.u32(h + H.split);
+    const span = n0 << level;
+    const buckets = span + split;
+    if (count <= buckets * LOAD || buckets >= 2 ** 30) return;
+    const fresh = buckets; // the new bucket's number
+    const segIndex = fresh >>> SEG_SHIFT;
+    let dir = m.u32(h + H.dir);
+    const dirCap = m.u32(h + H.dirCap);
+    if (segIndex >= dirCap) {
+      const next = heap.alloc(tx, dirCap * 8);
+      tx.write(o, next, tx.read(o, dir, dirCap * 4));
+      heap.free(tx, dir);
+      tx.setU32(o, h + H.dir, next);
+      tx.setU32(o, h + H.dirCap, dirCap * 2);
+      dir = next;
+    }
+    if ((fresh & ((1 << SEG_SHIFT) - 1)) === 0) {
+      tx.setU32(o, dir + segIndex * 4, heap.alloc(tx, (1 << SEG_SHIFT) * 4));
+    }
+    // Move the entries of bucket `split` whose hash now lands in `fresh`.
+    const oldSlot = this.#slotOf(m, split);
+    const newSlot = this.#slotOf(m, fresh);
+    let keepTail = oldSlot;
+    let moveTail = newSlot;
+    for (let e = m.u32(oldSlot); e !== 0;) {
+      const next = m.u32(e + E.next);
+      if ((m.u32(e + E.hash) & (span * 2 - 1)) === fresh) {
+        tx.setU32(o, moveTail, e);
+        moveTail = e + E.next;
+      } else {
+        tx.setU32(o, keepTail, e);
+        keepTail = e + E.next;
+      }
+      e = next;
+    }
+    tx.setU32(o, keepTail, 0);
+    tx.setU32(o, moveTail, 0);
+    if (split + 1 === span) {
+      tx.setU32(o, h + H.level, level + 1);
+      tx.setU32(o, h + H.split, 0);
+    } else {
+      tx.setU32(o, h + H.split, split + 1);
+    }
+  }
+
+  /**
+   * Remove `key` (one transaction, or part of the running one).
+   *
+   * @returns Whether it was there.
+   */
+  delete(key: K): boolean {
+    return transaction(this.host, (tx) => {
+      const klen = this.#encodeKey(key);
+      const m = new Mem(this.obj, tx);
+      const [link, e] = this.#find(m, hashBytes(this.#scratch, 0, klen), klen);
+      if (e === 0) return false;
+      tx.setU32(this.obj, link, tx.getU32(this.obj, e + E.next));
+      this.#heap().free(tx, e);
+      tx.setF64(this.obj, this.offset + H.count, tx.getF64(this.obj, this.offset + H.count) - 1);
+      return true;
+    });
+  }
+
+  /** Every entry, in bucket order (a snapshot is not taken: don't mutate while iterating). */
+  *entries(): Generator<[K, V]> {
+    const m = new Mem(this.obj, activeTx());
+    const h = this.offset;
+    const buckets = (m.u32(h + H.n0) << m.u32(h + H.level)) + m.u32(h + H.split);
+    for (let b = 0; b < buckets; b++) {
+      for (let e = m.u32(this.#slotOf(m, b)); e !== 0; e = m.u32(e + E.next)) {
+        const klen = m.u32(e + E.klen);
+        const vlen = m.u32(e + E.vlen);
+        const raw = m.tx ? m.bytes(e + E.key, klen + vlen) : this.obj.mapping.bytes;
+        const at = m.tx ? 0 : e + E.key;
+        yield [this.keys.decode(raw, at, klen), this.values.decode(raw, at + klen, vlen)];
+      }
+    }
+  }
+
+  /** Every key. */
+  *keysOf(): Generator<K> {
+    for (const [k] of this.entries()) yield k;
+  }
+}
+
+export { HEAP_HEADER };

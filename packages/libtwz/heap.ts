@@ -1,0 +1,288 @@
+/**
+ * An in-object allocator: size classes and free lists inside the object, its
+ * metadata in the object. Every allocator update is a write of the running
+ * transaction, so an allocation and the store that publishes the new record
+ * (into an owner field) commit together: a crash never leaks a record and
+ * never publishes a half-built one.
+ *
+ * Layout at the heap's offset (64-byte aligned):
+ *
+ * ```text
+ *  +0   magic "HEAP" u32, version u16, flags u16
+ *  +8   top u32        next unallocated byte of the current arena
+ *  +12  end u32        end of the current arena
+ *  +16  live u32       bytes in live blocks
+ *  +20  large u32      head of the free list of large blocks (first fit)
+ *  +64  heads u32[16]  free-list heads, one per size class
+ *  +128 first arena
+ * ```
+ *
+ * A block is an 8-byte header (u32 block size, u32 state tag) and its
+ * payload; a free block keeps the next free block's offset in its first
+ * payload word. When the arena is used up the heap grows the object (the
+ * kernel may move it; nothing in the heap holds an address) and continues in
+ * the new space; a skip record at the old top (8 bytes kept free at every
+ * arena's end for it) links the arenas, so the blocks can be walked.
+ *
+ * @example
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { Heap } from "@twz/libtwz/heap";
+ * import { transaction } from "@twz/libtwz/tx";
+ * import { plugin } from "@twz/hal-sim";
+ *
+ * const twz = await Twz.open({ hal: plugin, size: 8 << 20 });
+ * const obj = twz.create({ size: 65536 });
+ * const heap = transaction(twz, (tx) => Heap.create(tx, obj, obj.baseOffset + 64));
+ * const rec = transaction(twz, (tx) => {
+ *   const at = heap.alloc(tx, 24);
+ *   tx.setU32(obj, at, 42);
+ *   tx.setU32(obj, obj.baseOffset, at); // publish in the same commit
+ *   return at;
+ * });
+ * console.log(obj.view.getUint32(rec, true)); // 42
+ * twz.close();
+ * ```
+ *
+ * @module
+ */
+import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
+import type { Tx, TxTarget } from "./tx.ts";
+
+const MAGIC = 0x50414548; // "HEAP"
+const F = { magic: 0, top: 8, end: 12, live: 16, large: 20, heads: 64 } as const;
+/** Bytes of the heap header; the first arena starts right after it. */
+export const HEAP_HEADER = 128;
+/** Bytes of a block header. */
+export const BLOCK_HEADER = 8;
+const USED = 0xa110c8ed;
+const FREE = 0xf4eeb10c;
+/** Tag of the record that jumps from the end of one arena to the next. */
+const SKIP = 0x5c1bb10c;
+/** Block sizes (header included) of the size classes. */
+export const SIZE_CLASSES = [
+  16,
+  32,
+  48,
+  64,
+  96,
+  128,
+  192,
+  256,
+  384,
+  512,
+  768,
+  1024,
+  1536,
+  2048,
+  3072,
+  4096,
+] as const;
+const LARGEST = 4096;
+
+const classIndex = new Uint8Array(LARGEST / 16 + 1);
+{
+  let c = 0;
+  for (let units = 0; units <= LARGEST / 16; units++) {
+    while (SIZE_CLASSES[c] < units * 16) c++;
+    classIndex[units] = c;
+  }
+}
+
+/** The size class for a block of `bytes` (header included), or -1 for a large block. */
+function classFor(bytes: number): number {
+  return bytes > LARGEST ? -1 : classIndex[(bytes + 15) >>> 4];
+}
+
+/** A heap inside an object. */
+export class Heap {
+  /**
+   * @param obj The object holding the heap.
+   * @param offset Offset of the heap header.
+   */
+  constructor(readonly obj: TxTarget, readonly offset: number) {}
+
+  /**
+   * Lay out a new heap at `offset` (64-byte aligned) spanning to `end`
+   * (default: the end of the object), in the running transaction.
+   *
+   * @throws {RangeError} The offset is misaligned or the span too small.
+   */
+  static create(tx: Tx, obj: TxTarget, offset: number, end = obj.mapping.bytes.length): Heap {
+    if (offset % 64 !== 0 || end - offset < HEAP_HEADER + 64) {
+      throw new RangeError(`A heap needs a 64-byte aligned offset and room: [${offset}, ${end})`);
+    }
+    tx.fill(obj, offset, HEAP_HEADER);
+    tx.setU32(obj, offset + F.magic, MAGIC);
+    tx.setU16(obj, offset + 4, 1);
+    tx.setU32(obj, offset + F.top, offset + HEAP_HEADER);
+    tx.setU32(obj, offset + F.end, (end & ~7) - 8);
+    return new Heap(obj, offset);
+  }
+
+  /**
+   * The heap at `offset` of `obj`.
+   *
+   * @throws {TwzError} `InvalidArgument` when no heap is there.
+   */
+  static open(obj: TxTarget, offset: number): Heap {
+    if (obj.mapping.view.getUint32(offset + F.magic, true) !== MAGIC) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `No heap at offset ${offset} of ${formatId(obj.id)}`,
+      );
+    }
+    return new Heap(obj, offset);
+  }
+
+  /**
+   * Allocate `size` bytes (zeroed) in the running transaction.
+   *
+   * @returns The payload's offset in the object (8-byte aligned).
+   * @throws {TwzError} `OutOfSpace` when the object cannot grow further.
+   */
+  alloc(tx: Tx, size: number): number {
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`Cannot allocate ${size} bytes`);
+    const o = this.obj;
+    const need = Math.max(16, (size + BLOCK_HEADER + 7) & ~7);
+    const c = classFor(need);
+    let block = 0;
+    let blockSize = 0;
+    if (c >= 0) {
+      blockSize = SIZE_CLASSES[c];
+      const head = this.offset + F.heads + c * 4;
+      block = tx.getU32(o, head);
+      if (block !== 0) tx.setU32(o, head, tx.getU32(o, block + BLOCK_HEADER));
+    } else {
+      blockSize = (need + 63) & ~63;
+      // First fit in the large free list.
+      let prev = this.offset + F.large;
+      for (let b = tx.getU32(o, prev); b !== 0; prev = b + BLOCK_HEADER, b = tx.getU32(o, prev)) {
+        if (tx.getU32(o, b) >= blockSize) {
+          tx.setU32(o, prev, tx.getU32(o, b + BLOCK_HEADER));
+          block = b;
+          blockSize = tx.getU32(o, b);
+          break;
+        }
+      }
+    }
+    if (block === 0) {
+      block = this.#bump(tx, blockSize);
+      tx.setU32(o, block, blockSize);
+    } else {
+      tx.fill(o, block + BLOCK_HEADER, blockSize - BLOCK_HEADER);
+    }
+    tx.setU32(o, block + 4, USED);
+    tx.setU32(o, this.offset + F.live, tx.getU32(o, this.offset + F.live) + blockSize);
+    return block + BLOCK_HEADER;
+  }
+
+  #bump(tx: Tx, blockSize: number): number {
+    const o = this.obj;
+    let top = tx.getU32(o, this.offset + F.top);
+    let end = tx.getU32(o, this.offset + F.end);
+    if (top + blockSize > end) {
+      // A new arena past the object's current end.
+      const size = o.mapping.bytes.length;
+      if (!o.grow) {
+        throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} is full`);
+      }
+      const grown = Math.min(0xffffffff, Math.max(size * 2, size + blockSize + 4096));
+      if (grown - size < blockSize) {
+        throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} cannot grow`);
+      }
+      o.grow(grown);
+      const next = (size + 63) & ~63;
+      tx.setU32(o, top, next - top); // skip record: the walk jumps to the new arena
+      tx.setU32(o, top + 4, SKIP);
+      top = next;
+      end = (o.mapping.bytes.length & ~7) - 8;
+      tx.setU32(o, this.offset + F.end, end);
+    }
+    tx.setU32(o, this.offset + F.top, top + blockSize);
+    return top;
+  }
+
+  /**
+   * Free the block whose payload is at `payload`, in the running transaction.
+   *
+   * @throws {TwzError} `InvalidArgument` when `payload` is not a live block.
+   */
+  free(tx: Tx, payload: number): void {
+    const o = this.obj;
+    const block = payload - BLOCK_HEADER;
+    if (block < this.offset + HEAP_HEADER || tx.getU32(o, block + 4) !== USED) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `Offset ${payload} of ${formatId(o.id)} is not an allocated block (double free?)`,
+      );
+    }
+    const blockSize = tx.getU32(o, block);
+    const c = classFor(blockSize);
+    const head = c >= 0 && SIZE_CLASSES[c] === blockSize
+      ? this.offset + F.heads + c * 4
+      : this.offset + F.large;
+    tx.setU32(o, block + 4, FREE);
+    tx.setU32(o, block + BLOCK_HEADER, tx.getU32(o, head));
+    tx.setU32(o, head, block);
+    tx.setU32(o, this.offset + F.live, tx.getU32(o, this.offset + F.live) - blockSize);
+  }
+
+  /**
+   * Resize an allocation: a new block, the contents copied, the old freed.
+   *
+   * @returns The new payload offset (the same one when it already fits).
+   */
+  realloc(tx: Tx, payload: number, size: number): number {
+    const have = this.usable(tx, payload);
+    if (size <= have && size >= have / 2) return payload;
+    const next = this.alloc(tx, size);
+    tx.write(this.obj, next, tx.read(this.obj, payload, Math.min(have, size)));
+    this.free(tx, payload);
+    return next;
+  }
+
+  /** Usable bytes of the allocation at `payload`. */
+  usable(tx: Tx, payload: number): number {
+    return tx.getU32(this.obj, payload - BLOCK_HEADER) - BLOCK_HEADER;
+  }
+
+  /** Bytes in live blocks (headers included). */
+  get live(): number {
+    return this.obj.mapping.view.getUint32(this.offset + F.live, true);
+  }
+
+  /**
+   * Walk every block for checking (fsck): arenas, sizes and tags.
+   *
+   * @returns Counts, or a description of the first inconsistency.
+   */
+  check(): { blocks: number; used: number; free: number; problem?: string } {
+    const v = this.obj.mapping.view;
+    let blocks = 0, used = 0, free = 0;
+    const top = v.getUint32(this.offset + F.top, true);
+    let at = this.offset + HEAP_HEADER;
+    while (at < top) {
+      const size = v.getUint32(at, true);
+      const tag = v.getUint32(at + 4, true);
+      if (tag === SKIP && size > 0 && at + size <= top) {
+        at += size;
+        continue;
+      }
+      if (
+        size < 16 || size % 8 !== 0 || at + size > v.byteLength || (tag !== USED && tag !== FREE)
+      ) {
+        return { blocks, used, free, problem: `bad block header at ${at}` };
+      }
+      blocks++;
+      if (tag === USED) used += size;
+      else free += size;
+      at += size;
+    }
+    const live = v.getUint32(this.offset + F.live, true);
+    if (live !== used) {
+      return { blocks, used, free, problem: `live bytes ${live} != ${used} in used blocks` };
+    }
+    return { blocks, used, free };
+  }
+}
