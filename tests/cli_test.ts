@@ -196,3 +196,95 @@ Deno.test("twz boot --script runs a file of commands", async () => {
   assert.match(lines(r.stdout)[0], ID);
   assert.match(r.stdout, /objects: +1 persistent, 0 volatile/);
 });
+
+Deno.test("twz boot: names: new --name, OBJ by name across boots, rename, rm", async () => {
+  const image = tmpImage();
+  const first = await twz(
+    ["boot", "--image", image, "--size", "16M", "--quiet"],
+    'new --size 4096 --name /docs/readme\nwrite /docs/readme 0 "named hello"\n',
+  );
+  assert.equal(first.code, 0, first.stderr);
+  const id = lines(first.stdout)[0];
+  assert.match(id, ID);
+  const second = await twz(
+    ["boot", "--image", image, "--quiet"],
+    [
+      "read /docs/readme 0 32",
+      "names /docs",
+      "rename /docs/readme /docs/old",
+      "read /docs/readme 0 5",
+      "stat /docs/old",
+      "rm /docs/old",
+      "names /docs",
+    ].join("\n"),
+  );
+  assert.equal(second.code, 1, "one command failed on purpose");
+  const out = lines(second.stdout);
+  assert.equal(out[0], "named hello");
+  assert.equal(out[1], `${id}  obj  readme`);
+  assert.equal(out[2], "/docs/readme -> /docs/old");
+  assert.equal(out[3], `id:         ${id}`);
+  assert.ok(out.includes("deleted 1 object"));
+  assert.equal(out.at(-1), "deleted 1 object", "the directory is empty afterwards");
+  assert.match(second.stderr, /^read: No object is named \/docs\/readme/m);
+});
+
+const pmem = (await import("@twz/hal-pmem")).plugin.describe();
+
+Deno.test({
+  name: `twz boot --hal pmem runs a script with the same output as --hal sim${
+    pmem.available ? "" : ` (skipped: ${pmem.reason})`
+  }`,
+  ignore: !pmem.available && Deno.env.get("CI") !== "true",
+  fn: async () => {
+    const script = [
+      "new --size 4096 --name /a",
+      "new --size 100",
+      'write /a 10 "same on every HAL"',
+      "read /a 10 64",
+      "grow /a 10000",
+      "stat /a",
+      "names /",
+      "reboot",
+      "read /a 10 64",
+      "df",
+      "shutdown",
+    ].join("\n");
+    const normalize = (out: string) => {
+      const ids = new Map<string, string>();
+      return out.replace(/[0-9a-f]{32}/g, (id) => {
+        if (!ids.has(id)) ids.set(id, `<id${ids.size}>`);
+        return ids.get(id)!;
+      }).replace(/created: .*/g, "created: <time>");
+    };
+    const shm = Deno.makeTempDirSync({ dir: "/dev/shm", prefix: "twz-cli-" });
+    try {
+      const sim = await twz([
+        "boot",
+        "--hal",
+        "sim",
+        "--image",
+        join(shm, "sim.img"),
+        "--size",
+        "16M",
+        "--quiet",
+      ], script);
+      const real = await twz([
+        "boot",
+        "--hal",
+        "pmem",
+        "--image",
+        join(shm, "pmem.img"),
+        "--size",
+        "16M",
+        "--quiet",
+      ], script);
+      assert.equal(sim.code, 0, sim.stderr);
+      assert.equal(real.code, 0, real.stderr);
+      assert.equal(normalize(real.stdout), normalize(sim.stdout));
+      assert.match(sim.stdout, /same on every HAL/);
+    } finally {
+      Deno.removeSync(shm, { recursive: true });
+    }
+  },
+});

@@ -16,6 +16,7 @@ import {
   TwzError,
 } from "@twz/kernel";
 import type { EvictionPolicy } from "@twz/kernel/hal";
+import { resolveObj, Twz } from "@twz/libtwz";
 import { type Board, formatSize, parseSize, rebootBoard, UsageError } from "./board.ts";
 
 /** Where the shell writes. */
@@ -29,20 +30,26 @@ export type Flow = "continue" | "shutdown";
 
 const HELP = `commands:
   help                                  this text
-  new [--volatile] [--size N] [--prot rw] [--tie OBJ]...
-                                        create an object; prints its ID
+  new [--volatile] [--size N] [--prot rw] [--tie OBJ]... [--name PATH]
+                                        create an object (and name it); prints its ID
   ls                                    list objects
   stat OBJ                              facts about an object
   write OBJ OFFSET TEXT                 store TEXT (the rest of the line; "quotes" and \\n allowed) durably
   read OBJ OFFSET LEN                   print LEN bytes as text (trailing zero bytes dropped)
   grow OBJ SIZE                         grow an object
   rm OBJ                                delete an object and everything tied to it
+                                        (given by name, the name goes too)
+  bind PATH OBJ                         name an object (missing directories are made)
+  unbind PATH                           remove a name (the object stays)
+  rename FROM TO                        move a name
+  mkdir PATH                            make a directory of names
+  names [DIR]                           list the names in a directory (default /)
   df                                    space and table usage
   crash [--policy strict|random|all] [--seed S]
                                         sim only: lose power, then boot again
   reboot                                clean shutdown, then boot again
   shutdown                              clean shutdown and exit
-OBJ is an object ID (32 hex digits). Sizes take K, M, G suffixes.`;
+OBJ is an object ID (32 hex digits) or a name (/a/b). Sizes take K, M, G suffixes.`;
 
 /** Split a command line into words; `rest` keeps the raw text after word `n`. */
 function words(line: string): string[] {
@@ -82,7 +89,18 @@ function parseOffset(text: string | undefined, what: string): number {
 /** The shell over a board; `reboot` and `crash` replace the kernel in place. */
 export class Shell {
   #failed = 0;
+  #twz: Twz | undefined;
+  #twzKernel: Kernel | undefined;
   constructor(readonly board: Board, readonly io: ShellIO, readonly bootLog: (k: Kernel) => void) {}
+
+  /** The libtwz session on the current kernel (names, transactions). */
+  get twz(): Twz {
+    if (this.#twz === undefined || this.#twzKernel !== this.board.kernel) {
+      this.#twz = Twz.fromKernel(this.board.kernel);
+      this.#twzKernel = this.board.kernel;
+    }
+    return this.#twz;
+  }
 
   /** Commands that failed so far. */
   get failures(): number {
@@ -95,7 +113,7 @@ export class Shell {
 
   /** Resolve an OBJ argument. */
   resolve(text: string | undefined): ObjID {
-    if (text === undefined) throw new UsageError("missing OBJ (an object ID)");
+    if (text === undefined) throw new UsageError("missing OBJ (an object ID or a name)");
     if (looksLikeId(text)) {
       try {
         return parseId(text);
@@ -103,7 +121,12 @@ export class Shell {
         throw new UsageError((error as Error).message);
       }
     }
-    throw new UsageError(`"${text}" is not an object ID (32 hex digits)`);
+    return resolveObj(this.twz, text);
+  }
+
+  #path(text: string | undefined, what: string): string {
+    if (text === undefined) throw new UsageError(`missing ${what}`);
+    return text;
   }
 
   /** Run one line; errors are reported, counted, and not thrown. */
@@ -131,6 +154,7 @@ export class Shell {
         return "continue";
       case "new": {
         let size: number | undefined;
+        let name: string | undefined;
         let volatile = false;
         let prot: number | undefined;
         const ties: ObjID[] = [];
@@ -144,9 +168,14 @@ export class Shell {
           else if (flag === "--size") size = parseSize(value());
           else if (flag === "--prot") prot = parseProt(value());
           else if (flag === "--tie") ties.push(this.resolve(value()));
+          else if (flag === "--name") name = value();
           else throw new UsageError(`unknown option "${flag}" (see help)`);
         }
+        if (name !== undefined && this.twz.naming.exists(name)) {
+          throw new UsageError(`the name ${name} is already bound`);
+        }
         const id = k.create({ size, lifetime: volatile ? "volatile" : "persistent", prot, ties });
+        if (name !== undefined) this.twz.naming.bind(name, id, { parents: true });
         out(formatId(id));
         return "continue";
       }
@@ -200,8 +229,44 @@ export class Shell {
         return "continue";
       }
       case "rm": {
-        const n = k.delete(this.resolve(w[1]));
+        const id = this.resolve(w[1]);
+        const n = k.delete(id);
+        if (!looksLikeId(w[1])) this.twz.naming.unbind(w[1]);
         out(`deleted ${n} object${n === 1 ? "" : "s"}`);
+        return "continue";
+      }
+      case "bind": {
+        const path = this.#path(w[1], "PATH");
+        const id = this.resolve(w[2]);
+        this.twz.naming.bind(path, id, { parents: true });
+        out(`${path} -> ${formatId(id)}`);
+        return "continue";
+      }
+      case "unbind": {
+        const path = this.#path(w[1], "PATH");
+        out(`unbound ${path} (was ${formatId(this.twz.naming.unbind(path))})`);
+        return "continue";
+      }
+      case "rename": {
+        const from = this.#path(w[1], "FROM");
+        const to = this.#path(w[2], "TO");
+        this.twz.naming.rename(from, to, { parents: true });
+        out(`${from} -> ${to}`);
+        return "continue";
+      }
+      case "mkdir": {
+        const path = this.#path(w[1], "PATH");
+        out(formatId(this.twz.naming.mkdir(path, { parents: true })));
+        return "continue";
+      }
+      case "names": {
+        for (const b of this.twz.naming.list(w[1] ?? "/")) {
+          out(
+            `${formatId(b.id)}  ${b.kind === "directory" ? "dir " : "obj "} ${b.name}${
+              b.kind === "directory" ? "/" : ""
+            }`,
+          );
+        }
         return "continue";
       }
       case "df": {

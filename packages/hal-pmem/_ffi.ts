@@ -152,6 +152,24 @@ const TRAMPOLINE = {
     ],
     result: "void",
   },
+  twz_persist32: {
+    parameters: [
+      "function", // twz_range_fn persist
+      "pointer", // const char *base
+      "u32", // uint32_t offset
+      "u32", // uint32_t length
+    ],
+    result: "void",
+  },
+  twz_flush32: {
+    parameters: [
+      "function", // twz_range_fn flush
+      "pointer", // const char *base
+      "u32", // uint32_t offset
+      "u32", // uint32_t length
+    ],
+    result: "void",
+  },
   twz_drain: {
     parameters: [
       "function", // twz_drain_fn drain
@@ -169,7 +187,7 @@ const TRAMPOLINE = {
     result: "void",
   },
 } as const satisfies Deno.ForeignLibraryInterface;
-const TRAMPOLINE_ABI = 1;
+const TRAMPOLINE_ABI = 2;
 
 /** `void (*)(const void *ptr, size_t size)`: pmem2_persist_fn / pmem2_flush_fn. */
 const RANGE_FN = {
@@ -457,9 +475,15 @@ class NativeMapping implements Mapping {
     this.#persistFn = persistFn;
     if (tramp) {
       this.calls = "trampoline";
-      const { twz_persist, twz_flush, twz_drain } = tramp;
-      this.persist = (o, l) => twz_persist(persistFn, base, BigInt(o), BigInt(l));
-      this.flush = (o, l) => twz_flush(flushFn, base, BigInt(o), BigInt(l));
+      const { twz_persist, twz_flush, twz_persist32, twz_flush32, twz_drain } = tramp;
+      if (size <= 0xffffffff) {
+        // Offsets and lengths fit 32 bits: plain numbers, no BigInt per call.
+        this.persist = (o, l) => twz_persist32(persistFn, base, o, l);
+        this.flush = (o, l) => twz_flush32(flushFn, base, o, l);
+      } else {
+        this.persist = (o, l) => twz_persist(persistFn, base, BigInt(o), BigInt(l));
+        this.flush = (o, l) => twz_flush(flushFn, base, BigInt(o), BigInt(l));
+      }
       this.drain = () => twz_drain(drainFn);
     } else {
       this.calls = "fnptr";
@@ -496,8 +520,10 @@ class NativeMapping implements Mapping {
     };
     const tramp = this.#tramp;
     if (tramp) {
-      const { twz_persist, twz_bench_store_persist } = tramp;
-      paths.raw = (o, l) => twz_persist(persistFn, base, BigInt(o), BigInt(l));
+      const { twz_persist, twz_persist32, twz_bench_store_persist } = tramp;
+      paths.raw = this.size <= 0xffffffff
+        ? (o, l) => twz_persist32(persistFn, base, o, l)
+        : (o, l) => twz_persist(persistFn, base, BigInt(o), BigInt(l));
       const span = BigInt(this.size);
       paths.native = (l, count) => twz_bench_store_persist(persistFn, base, span, BigInt(l), count);
     }

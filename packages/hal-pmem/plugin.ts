@@ -93,6 +93,7 @@ export interface PersistPaths {
 
 const NAME = "pmem";
 const SETTINGS = ["granularity"] as const;
+const PAGE = 4096;
 const mappings = new WeakMap<PersistentRegion, Mapping>();
 
 class Region implements PmemRegion {
@@ -106,6 +107,12 @@ class Region implements PmemRegion {
   #closed = false;
   #flushes = 0;
   #drains = 0;
+  /**
+   * At page granularity a flush is an msync: flushes are deferred to the
+   * next drain as page ranges, and ranges on the same or adjacent pages go
+   * out as one msync (a flush orders nothing before the drain anyway).
+   */
+  #deferred: number[] | null;
 
   constructor(mapping: Mapping, fd: number, share: RegionShare) {
     this.#mapping = mapping;
@@ -115,21 +122,51 @@ class Region implements PmemRegion {
     this.granularity = mapping.granularity;
     this.calls = mapping.calls;
     this.bytes = new Uint8Array(mapping.buffer);
+    this.#deferred = mapping.granularity === "page" ? [] : null;
     mappings.set(this, mapping);
   }
 
   flush(offset: number, length: number): void {
     checkRange(this.size, offset, length);
-    if (length !== 0) this.#mapping.flush(offset, length);
     this.#flushes++;
+    if (length === 0) return;
+    const deferred = this.#deferred;
+    if (deferred === null || this.#closed) this.#mapping.flush(offset, length);
+    else deferred.push(offset - (offset % PAGE), Math.ceil((offset + length) / PAGE) * PAGE);
   }
 
   drain(): void {
+    const deferred = this.#deferred;
+    if (deferred !== null && deferred.length > 0) this.#flushDeferred(deferred);
     this.#mapping.drain();
     this.#drains++;
   }
 
+  #flushDeferred(d: number[]): void {
+    // Sort the [start, end) pairs by start, then merge overlapping/adjacent ones.
+    const n = d.length / 2;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[2 * a] - d[2 * b]);
+    let start = d[2 * order[0]];
+    let end = d[2 * order[0] + 1];
+    for (let k = 1; k < n; k++) {
+      const s = d[2 * order[k]], e = d[2 * order[k] + 1];
+      if (s <= end) end = Math.max(end, e);
+      else {
+        this.#mapping.flush(start, Math.min(end, this.size) - start);
+        start = s;
+        end = e;
+      }
+    }
+    this.#mapping.flush(start, Math.min(end, this.size) - start);
+    d.length = 0;
+  }
+
   persist(offset: number, length: number): void {
+    if (this.#deferred !== null && this.#deferred.length > 0) {
+      this.flush(offset, length);
+      this.drain();
+      return;
+    }
     checkRange(this.size, offset, length);
     if (length !== 0) this.#mapping.persist(offset, length);
     this.#flushes++;

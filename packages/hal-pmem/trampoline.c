@@ -25,7 +25,7 @@ typedef void (*twz_range_fn)(const void *ptr, size_t size);
 typedef void (*twz_drain_fn)(void);
 
 /* Version of this calling convention; _ffi.ts refuses any other. */
-TWZ_EXPORT uint32_t twz_trampoline_abi(void) { return 1; }
+TWZ_EXPORT uint32_t twz_trampoline_abi(void) { return 2; }
 
 /* Persist [base + offset, base + offset + length): flush, then drain. */
 TWZ_EXPORT void twz_persist(twz_range_fn persist, const char *base, size_t offset,
@@ -36,6 +36,21 @@ TWZ_EXPORT void twz_persist(twz_range_fn persist, const char *base, size_t offse
 /* Start writing back [base + offset, base + offset + length); no ordering. */
 TWZ_EXPORT void twz_flush(twz_range_fn flush, const char *base, size_t offset,
                           size_t length) {
+  flush(base + offset, length);
+}
+
+/*
+ * The same two calls with 32-bit offset and length, for mappings under
+ * 4 GiB: JavaScript passes them as plain numbers (a size_t must be passed as
+ * a BigInt, which costs an allocation per call).
+ */
+TWZ_EXPORT void twz_persist32(twz_range_fn persist, const char *base, uint32_t offset,
+                              uint32_t length) {
+  persist(base + offset, length);
+}
+
+TWZ_EXPORT void twz_flush32(twz_range_fn flush, const char *base, uint32_t offset,
+                            uint32_t length) {
   flush(base + offset, length);
 }
 

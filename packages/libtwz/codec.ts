@@ -155,3 +155,20 @@ export function hashBytes(b: Uint8Array, at: number, length: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
 }
+
+/**
+ * {@linkcode hashBytes} of the 8 bytes {@linkcode codec}.int writes for a safe
+ * integer whose halves are `lo` and `hi`, computed without encoding it.
+ */
+export function hashInt(lo: number, hi: number): number {
+  let h = 0x9747b28c ^ 8;
+  h = Math.imul(h ^ Math.imul(lo | 0, 0xcc9e2d51), 0x1b873593);
+  h = (h << 13) | (h >>> 19);
+  h = Math.imul(h ^ Math.imul(hi | 0, 0xcc9e2d51), 0x1b873593);
+  h = (h << 13) | (h >>> 19);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}

@@ -32,7 +32,7 @@
 import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
 import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap, HEAP_HEADER } from "./heap.ts";
-import { type Codec, hashBytes } from "./codec.ts";
+import { type Codec, codec, hashBytes, hashInt } from "./codec.ts";
 import { Mem } from "./_mem.ts";
 
 const MAGIC = 0x50414d48; // "HMAP"
@@ -222,8 +222,40 @@ export class HashMap<K, V> {
     return { e: this.#find(m, hash, klen)[1], klen, m };
   }
 
+  /**
+   * The entry for an `int` key given as its two 32-bit halves (the common
+   * case), without encoding it: no transaction running.
+   */
+  #findIntRaw(lo: number, hi: number): number {
+    const hash = hashInt(lo, hi);
+    const v = this.obj.mapping.view;
+    const h = this.offset;
+    const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
+    let bucket = hash & (span - 1);
+    if (bucket < v.getUint32(h + H.split, true)) bucket = hash & (span * 2 - 1);
+    const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
+    for (
+      let e = v.getUint32(seg + (bucket & ((1 << SEG_SHIFT) - 1)) * 4, true);
+      e !== 0;
+      e = v.getUint32(e + E.next, true)
+    ) {
+      if (
+        v.getUint32(e + E.hash, true) === hash && v.getUint32(e + E.key, true) === lo &&
+        v.getUint32(e + E.key + 4, true) === hi && v.getUint32(e + E.klen, true) === 8
+      ) return e;
+    }
+    return 0;
+  }
+
   /** Offset of the value stored for `key` (read it in place), or -1. */
   locate(key: K): number {
+    if (
+      (this.keys as unknown) === codec.int && typeof key === "number" && key >= 0 &&
+      key <= 0xffffffff && (key >>> 0) === key && activeTx() === null
+    ) {
+      const e = this.#findIntRaw(key, 0);
+      return e === 0 ? -1 : e + E.key + 8;
+    }
     const klen = this.#encodeKey(key);
     const hash = hashBytes(this.#scratch, 0, klen);
     const tx = activeTx();
@@ -240,6 +272,19 @@ export class HashMap<K, V> {
 
   /** The value for `key`, or `undefined`. */
   get(key: K): V | undefined {
+    if (
+      (this.keys as unknown) === codec.int && typeof key === "number" && key >= 0 &&
+      key <= 0xffffffff && (key >>> 0) === key && activeTx() === null
+    ) {
+      const e = this.#findIntRaw(key, 0);
+      if (e === 0) return undefined;
+      const v = this.obj.mapping.view;
+      return this.values.decode(
+        this.obj.mapping.bytes,
+        e + E.key + 8,
+        v.getUint32(e + E.vlen, true),
+      );
+    }
     const { e, klen, m } = this.#lookup(key);
     if (e === 0) return undefined;
     const at = e + E.key + klen;

@@ -501,15 +501,32 @@ class TxLog {
     );
     log.mapping.flush(base, at - base);
     log.mapping.drain(); // 1: committed
+    // Apply: copy every run in place, then flush each touched line once
+    // (adjacent lines of one object in one call).
+    let flushTarget: TxTarget | null = null;
+    let flushStart = 0;
+    let flushEnd = 0;
+    let lastSlot = -1;
     for (let i = 0; i < n; i++) {
       const slot = runs[i * 3], start = runs[i * 3 + 1], length = runs[i * 3 + 2];
       const t = tx.slotTarget(slot);
-      const to = tx.slotOffset(slot) + start;
+      const line = tx.slotOffset(slot);
+      const to = line + start;
       const dst = t.mapping.bytes;
       const from = slot * LINE + start;
       for (let k = 0; k < length; k++) dst[to + k] = pool[from + k];
-      t.mapping.flush(to, length);
+      if (slot === lastSlot) continue;
+      lastSlot = slot;
+      const lineEnd = Math.min(line + LINE, dst.length);
+      if (t === flushTarget && line === flushEnd) flushEnd = lineEnd;
+      else {
+        if (flushTarget !== null) flushTarget.mapping.flush(flushStart, flushEnd - flushStart);
+        flushTarget = t;
+        flushStart = line;
+        flushEnd = lineEnd;
+      }
     }
+    if (flushTarget !== null) flushTarget.mapping.flush(flushStart, flushEnd - flushStart);
     log.mapping.drain(); // 2: applied
     // Mark it applied. No drain of its own: the next ordering point of any
     // kind carries it, and until then a replay would write the same bytes.
