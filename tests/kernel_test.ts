@@ -270,7 +270,11 @@ Deno.test("Kernel.boot() refuses a blank superblock unless the image is new", ()
   Kernel.boot(hal).shutdown();
   hal.region.bytes.fill(0, 0, 4096);
   hal.region.persist(0, 4096);
-  rejectsWith(() => Kernel.boot({ ...hal, created: false }), ErrorCode.ImageCorrupt, /blank/);
+  rejectsWith(
+    () => Kernel.boot({ ...hal, created: false }),
+    ErrorCode.ImageCorrupt,
+    /no superblock magic/,
+  );
   hal.close();
 });
 

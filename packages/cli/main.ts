@@ -38,6 +38,12 @@ commands:
         it and twz exits with code 4
   bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json] [--set K=V]
         run a benchmark (twz bench --list names them)
+  crashtest WORKLOAD [--states N] [--seed S] [--unit 64|8] [--json] [--replay P:V]
+        check a workload (kernel-objects, or ./my_workload.ts) at every crash
+        point; exit 1 when a crash state breaks an invariant (docs/CRASHTEST.md)
+  fsck --image PATH [--hal H] [--repair] [--deep] [--json]
+        check an image's kernel structures; exit 0 clean, 1 problems remain,
+        3 cannot open; --repair fixes what is safely fixable
   help  this text
 
 common options: --debug (stack traces on errors)
@@ -262,6 +268,10 @@ export async function main(args: string[]): Promise<number> {
         return await boot(rest);
       case "bench":
         return await bench(rest);
+      case "crashtest":
+        return await (await import("./crashtest.ts")).main(rest);
+      case "fsck":
+        return await (await import("./fsck.ts")).main(rest);
       case undefined:
       case "help":
       case "--help":

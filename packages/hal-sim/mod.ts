@@ -29,7 +29,9 @@ import * as fs from "node:fs";
 import {
   type AttachedRegion,
   checkRange,
+  type Clock,
   cryptoEntropy,
+  type Entropy,
   type Hal,
   HalError,
   type HalOpenOptions,
@@ -41,6 +43,10 @@ import {
   stdioConsole,
   systemClock,
 } from "@twz/kernel/hal";
+
+import { type CrashPoint, CrashPointBuilder, seededRandom } from "./crash.ts";
+
+export { CrashPoint, type CrashPolicy, EXHAUSTIVE_LIMIT, seededRandom } from "./crash.ts";
 
 /** Size of a simulated cache line. */
 export const LINE = 64;
@@ -84,28 +90,18 @@ class FileMedia implements Media {
   }
 }
 
-/** A small seeded generator (mulberry32) so that random crashes replay. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Flushed ranges waiting for the next drain, with their contents at flush
  * time (a later store to a flushed line is not made durable by the drain).
- * Snapshots go into one reusable staging buffer, so a flush allocates nothing.
+ * Snapshots go into one reusable staging buffer and the ranges into one
+ * reusable typed array, so a flush allocates nothing once they have grown.
  */
 class PendingFlushes {
   staging = new Uint8Array(1 << 16);
   used = 0;
   /** Triples: region offset, length, staging position. */
-  ranges: number[] = [];
+  ranges = new Float64Array(3 * 64);
+  count = 0; // numbers used in `ranges`
 
   add(source: Uint8Array, start: number, end: number): void {
     const length = end - start;
@@ -114,13 +110,28 @@ class PendingFlushes {
       bigger.set(this.staging.subarray(0, this.used));
       this.staging = bigger;
     }
-    this.staging.set(source.subarray(start, end), this.used);
-    this.ranges.push(start, length, this.used);
+    if (this.count + 3 > this.ranges.length) {
+      const bigger = new Float64Array(this.ranges.length * 2);
+      bigger.set(this.ranges);
+      this.ranges = bigger;
+    }
+    const staging = this.staging;
+    const at = this.used;
+    if (length <= 256) {
+      for (let i = 0; i < length; i++) staging[at + i] = source[start + i];
+    } else {
+      staging.set(source.subarray(start, end), at);
+    }
+    const r = this.ranges;
+    r[this.count] = start;
+    r[this.count + 1] = length;
+    r[this.count + 2] = at;
+    this.count += 3;
     this.used += length;
   }
 
   clear(): void {
-    this.ranges.length = 0;
+    this.count = 0;
     this.used = 0;
   }
 }
@@ -139,18 +150,58 @@ export class PowerFailed extends Error {
   }
 }
 
+/**
+ * A persistence failure injected with {@linkcode SimRegion.injectFault}: the
+ * platform reported that a flush or drain failed. Nothing that call was to
+ * make durable is known to be durable.
+ */
+export class PersistFault extends Error {
+  override name = "PersistFault";
+}
+
+/** Options for {@linkcode SimRegion.injectFault}: which call fails, and how. */
+export interface FaultSpec {
+  /** Fail the n-th flush from now (1: the next one). */
+  atFlush?: number;
+  /** Fail the n-th drain from now (1: the next one). */
+  atDrain?: number;
+  /** The error message. @default {"injected persistence fault"} */
+  message?: string;
+}
+
+/** Options for {@linkcode SimRegion.crashPoint}. */
+export interface CrashPointOptions {
+  /**
+   * Unit of loss: 64 (whole cache lines survive or not) or 8 (each aligned
+   * 8-byte word on its own: lines may tear between words, as x86 allows).
+   * @default {64}
+   */
+  unit?: 8 | 64;
+}
+
 /** The simulated region. Exported for hal-sim's own tests and the crash checker. */
 export class SimRegion implements PersistentRegion {
   readonly granularity = "cache-line" as const;
   #bytes: Uint8Array;
+  #words: Int32Array;
   #pending = new PendingFlushes();
   #flushes = 0;
   #drains = 0;
   #closed = false;
+  #scratch: Uint8Array | undefined;
   /** Called after every drain with the drain count (crash points hook here). */
   onDrain?: (drains: number) => void;
+  /**
+   * Called at the start of every drain, before it takes effect, with the
+   * number of drains completed so far: the crash checker records the crash
+   * point "drain N was the last to complete" here.
+   */
+  beforeDrain?: (completed: number) => void;
   #crashAt = 0;
   #crashOptions: PowerFailureOptions = {};
+  #faultFlush = 0;
+  #faultDrain = 0;
+  #faultMessage = "";
 
   /**
    * Arm a crash point: right after drain number `drain` (counted from when the
@@ -165,8 +216,39 @@ export class SimRegion implements PersistentRegion {
     this.#crashOptions = options;
   }
 
+  /**
+   * Make a later flush or drain fail with a {@linkcode PersistFault}, as a
+   * platform reporting a write-back error would. A failing flush stages
+   * nothing; a failing drain makes nothing durable (its flushed lines stay
+   * pending, so a crash may keep or lose them). Each fault fires once.
+   *
+   * @example
+   * ```ts
+   * import { openSim, PersistFault } from "@twz/hal-sim";
+   * const hal = openSim({ size: 4096 });
+   * hal.region.injectFault({ atDrain: 1, message: "media error" });
+   * try {
+   *   hal.region.persist(0, 8);
+   * } catch (e) {
+   *   console.log(e instanceof PersistFault, (e as Error).message); // true media error
+   * }
+   * hal.close();
+   * ```
+   */
+  injectFault(fault: FaultSpec): void {
+    for (const [k, v] of [["atFlush", fault.atFlush], ["atDrain", fault.atDrain]] as const) {
+      if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
+        throw new RangeError(`${k} takes a positive integer, not ${v}`);
+      }
+    }
+    this.#faultFlush = fault.atFlush ?? 0;
+    this.#faultDrain = fault.atDrain ?? 0;
+    this.#faultMessage = fault.message ?? "injected persistence fault";
+  }
+
   constructor(readonly buffer: SharedArrayBuffer, readonly media: Media) {
     this.#bytes = new Uint8Array(buffer);
+    this.#words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
   }
 
   get size(): number {
@@ -180,6 +262,9 @@ export class SimRegion implements PersistentRegion {
   flush(offset: number, length: number): void {
     checkRange(this.size, offset, length);
     this.#flushes++;
+    if (this.#faultFlush > 0 && --this.#faultFlush === 0) {
+      throw new PersistFault(this.#faultMessage);
+    }
     if (length === 0) return;
     const start = offset - (offset % LINE);
     const end = Math.min(this.size, Math.ceil((offset + length) / LINE) * LINE);
@@ -187,11 +272,23 @@ export class SimRegion implements PersistentRegion {
   }
 
   drain(): void {
+    this.beforeDrain?.(this.#drains);
     this.#drains++;
     const p = this.#pending;
+    if (this.#faultDrain > 0 && --this.#faultDrain === 0) {
+      p.clear();
+      throw new PersistFault(this.#faultMessage);
+    }
     const r = p.ranges;
-    for (let i = 0; i < r.length; i += 3) {
-      this.media.write(r[i], p.staging.subarray(r[i + 2], r[i + 2] + r[i + 1]));
+    const staging = p.staging;
+    const mem = this.media instanceof MemoryMedia ? this.media.bytes : undefined;
+    for (let i = 0; i < p.count; i += 3) {
+      const at = r[i], length = r[i + 1], from = r[i + 2];
+      if (mem && length <= 256) {
+        for (let k = 0; k < length; k++) mem[at + k] = staging[from + k];
+      } else {
+        this.media.write(at, staging.subarray(from, from + length));
+      }
     }
     p.clear();
     this.onDrain?.(this.#drains);
@@ -214,45 +311,169 @@ export class SimRegion implements PersistentRegion {
     return { flushes: this.#flushes, drains: this.#drains };
   }
 
-  /** Lines whose cached contents differ from the media: what a crash may lose. */
-  pendingLines(): number[] {
-    const media = new Uint8Array(this.size);
-    this.media.read(0, media);
-    const a = new Int32Array(this.buffer);
-    const b = new Int32Array(media.buffer);
-    const lines: number[] = [];
-    const words = LINE / 4;
-    for (let line = 0; line * words < a.length; line++) {
-      const base = line * words;
-      for (let i = 0; i < words; i++) {
-        if (a[base + i] !== b[base + i]) {
-          lines.push(line);
+  /** The media's bytes: the in-memory copy itself, or a scratch copy of the file. */
+  #mediaBytes(): Uint8Array {
+    if (this.media instanceof MemoryMedia) return this.media.bytes;
+    this.#scratch ??= new Uint8Array(this.size);
+    this.media.read(0, this.#scratch);
+    return this.#scratch;
+  }
+
+  /**
+   * The crash point of this moment: every unit that a power failure now could
+   * leave different from the media, with its possible contents (see
+   * `crash.ts`). Costs one pass comparing the region with the media, plus the
+   * flushed ranges; allocates only for what is pending.
+   *
+   * @throws {RangeError} `unit` is not 8 or 64.
+   */
+  crashPoint(options: CrashPointOptions = {}): CrashPoint {
+    const unit = options.unit ?? LINE;
+    if (unit !== 8 && unit !== LINE) throw new RangeError(`A crash unit is 8 or 64, not ${unit}`);
+    const media = this.#mediaBytes();
+    const cache = this.#bytes;
+    const size = this.size;
+    // Snapshots per unit, in flush order (staging positions).
+    const p = this.#pending;
+    const snaps = new Map<number, number[]>();
+    for (let i = 0; i < p.count; i += 3) {
+      const at = p.ranges[i], length = p.ranges[i + 1], from = p.ranges[i + 2];
+      for (let off = 0; off < length; off += unit) {
+        const u = (at + off) / unit;
+        const list = snaps.get(u);
+        if (list) list.push(from + off);
+        else snaps.set(u, [from + off]);
+      }
+    }
+    // Units whose cached contents differ from the media.
+    const differ: number[] = [];
+    const a = this.#words;
+    const b = new Int32Array(media.buffer, media.byteOffset, a.length);
+    const step = unit >>> 2;
+    const whole = a.length - (a.length % step);
+    for (let w = 0; w < whole; w += step) {
+      for (let k = 0; k < step; k++) {
+        if (a[w + k] !== b[w + k]) {
+          differ.push(w / step);
           break;
         }
       }
     }
-    return lines;
+    for (let i = whole * 4; i < size; i++) {
+      if (cache[i] !== media[i]) {
+        const u = Math.floor(i / unit);
+        if (differ[differ.length - 1] !== u) differ.push(u);
+        i = (u + 1) * unit - 1;
+      }
+    }
+    let all = differ;
+    if (snaps.size > 0) {
+      const set = new Set(differ);
+      for (const u of snaps.keys()) set.add(u);
+      all = [...set].sort((x, y) => x - y);
+    }
+    const builder = new CrashPointBuilder(unit);
+    const staging = p.staging;
+    const differs = new Set<number>();
+    if (snaps.size > 0) { for (const u of differ) differs.add(u); }
+    for (const u of all) {
+      const at = u * unit;
+      const list = snaps.get(u);
+      const end = Math.min(size, at + unit);
+      let started = false;
+      let drainChoice = 0;
+      if (list) {
+        for (const from of list) {
+          let equal = true;
+          for (let k = 0; k < end - at; k++) {
+            if (staging[from + k] !== media[at + k]) {
+              equal = false;
+              break;
+            }
+          }
+          if (equal) {
+            drainChoice = 0;
+            continue;
+          }
+          if (!started) builder.begin(u), started = true;
+          drainChoice = builder.choice(staging, from);
+        }
+      }
+      if (!list || differs.has(u)) {
+        if (!started) builder.begin(u), started = true;
+        builder.choice(cache, at);
+      }
+      if (started) builder.drains[builder.drains.length - 1] = drainChoice;
+    }
+    return builder.build();
+  }
+
+  /** Lines whose cached contents differ from the media or are flushed but not drained. */
+  pendingLines(): number[] {
+    return [...this.crashPoint().units];
   }
 
   /** See {@linkcode PowerFailure.powerFail}. */
   powerFail(options: PowerFailureOptions = {}): { pending: number; survived: number } {
     const policy = options.policy ?? "strict";
-    const probability = options.probability ?? 0.5;
-    const random = seededRandom(options.seed ?? 1);
-    const lines = this.pendingLines();
-    let survived = 0;
-    for (const line of lines) {
-      const keep = policy === "all" || (policy === "random" && random() < probability);
-      if (keep) {
-        this.media.write(line * LINE, this.#bytes.slice(line * LINE, (line + 1) * LINE));
-        survived++;
+    const point = this.crashPoint();
+    const sel = policy === "random"
+      ? point.randomSelection(options.seed ?? 1, options.probability ?? 0.5)
+      : point.policySelection(policy === "all" ? "all" : "strict");
+    this.#pending.clear();
+    if (this.media instanceof MemoryMedia) {
+      point.materialize(sel, this.media.bytes);
+      this.#bytes.set(this.media.bytes);
+    } else {
+      const image = this.#mediaBytes();
+      point.materialize(sel, image);
+      for (let j = 0; j < sel.length; j++) {
+        if (sel[j] === 0) continue;
+        const at = point.units[j] * point.unit;
+        this.media.write(at, image.subarray(at, Math.min(this.size, at + point.unit)));
       }
+      this.#bytes.set(image);
+    }
+    return { pending: point.units.length, survived: point.survivors(sel) };
+  }
+
+  /**
+   * Replace both the region and its media with `image` (the crash checker
+   * boots one recovery kernel after another in the same region). Pending
+   * flushes, armed crashes and faults are dropped; the counters go on.
+   *
+   * @throws {RangeError} `image` is not exactly `size` bytes.
+   */
+  reload(image: Uint8Array): void {
+    if (image.length !== this.size) {
+      throw new RangeError(
+        `An image of ${image.length} bytes cannot fill a ${this.size}-byte region`,
+      );
     }
     this.#pending.clear();
-    const image = new Uint8Array(this.size);
-    this.media.read(0, image);
+    this.#crashAt = 0;
+    this.#faultFlush = this.#faultDrain = 0;
     this.#bytes.set(image);
-    return { pending: lines.length, survived };
+    this.media.write(0, image);
+  }
+
+  /**
+   * Load the crash state `sel` of `point` over `base` (the media at that
+   * point) into both the region and its media, as a reboot after that crash
+   * would find it.
+   *
+   * @throws {RangeError} `base` is not exactly `size` bytes.
+   */
+  loadCrashState(base: Uint8Array, point: CrashPoint, sel: Uint8Array): void {
+    this.reload(base);
+    point.materialize(sel, this.#bytes);
+    if (this.media instanceof MemoryMedia) point.materialize(sel, this.media.bytes);
+    else this.media.write(0, this.#bytes);
+  }
+
+  /** A copy of the media: what a reboot would find now. */
+  durableImage(): Uint8Array {
+    return this.#mediaBytes().slice();
   }
 
   /** Write everything back and release the media. Harmless twice. */
@@ -377,10 +598,11 @@ export interface SimHal extends Hal {
  *
  * @param options As for {@linkcode HalPlugin.open}; without `image` the region
  * is anonymous and `size` is required.
+ * @param services Clock and entropy to use instead of the system's (replays).
  * @returns The open HAL.
  * @throws {HalError} The image cannot be opened or created.
  */
-export function openSim(options: HalOpenOptions): SimHal {
+export function openSim(options: HalOpenOptions, services: SimServices = {}): SimHal {
   let media: Media;
   let created: boolean;
   let size: number;
@@ -405,16 +627,58 @@ export function openSim(options: HalOpenOptions): SimHal {
     image: options.image,
     created,
     region,
-    clock: systemClock(),
-    entropy: cryptoEntropy(),
+    clock: services.clock ?? systemClock(),
+    entropy: services.entropy ?? cryptoEntropy(),
     console: options.console ?? stdioConsole(),
     power: { powerFail: (o?: PowerFailureOptions) => region.powerFail(o) },
     close: () => region.close(),
   };
 }
 
-/** Build a sim HAL over an existing media snapshot (the crash checker's entry). */
-export function openSimFromBytes(image: Uint8Array): SimHal {
+/**
+ * Services to use instead of the system's, so that a run replays exactly
+ * (the crash checker gives seeded entropy and a counting clock).
+ */
+export interface SimServices {
+  /** @default {the system clock} */
+  clock?: Clock;
+  /** @default {crypto.getRandomValues} */
+  entropy?: Entropy;
+}
+
+/**
+ * Entropy from a seed: the same seed gives the same bytes (tests, replays).
+ *
+ * @example
+ * ```ts
+ * import { seededEntropy } from "@twz/hal-sim";
+ * const a = new Uint8Array(4), b = new Uint8Array(4);
+ * seededEntropy(7).fill(a);
+ * seededEntropy(7).fill(b);
+ * console.log(a.join() === b.join()); // true
+ * ```
+ */
+export function seededEntropy(seed: number): Entropy {
+  const random = seededRandom(seed);
+  return { fill: (target) => target.forEach((_, i) => target[i] = (random() * 256) | 0) };
+}
+
+/**
+ * A clock that advances by `step` ms at every reading, from `start`: runs that
+ * read it in the same order see the same times.
+ */
+export function countingClock(start = 1_700_000_000_000, step = 1): Clock {
+  let now = start;
+  return { monotonic: () => (now += step), wallclock: () => (now += step) };
+}
+
+/**
+ * Build a sim HAL over an existing media snapshot (the crash checker's entry).
+ *
+ * @param image The media contents; copied.
+ * @param services Clock and entropy to use instead of the system's.
+ */
+export function openSimFromBytes(image: Uint8Array, services: SimServices = {}): SimHal {
   const buffer = new SharedArrayBuffer(image.length);
   new Uint8Array(buffer).set(image);
   const region = new SimRegion(buffer, new MemoryMedia(image.slice()));
@@ -423,8 +687,8 @@ export function openSimFromBytes(image: Uint8Array): SimHal {
     image: undefined,
     created: false,
     region,
-    clock: systemClock(),
-    entropy: cryptoEntropy(),
+    clock: services.clock ?? systemClock(),
+    entropy: services.entropy ?? cryptoEntropy(),
     console: stdioConsole(),
     power: { powerFail: (o?: PowerFailureOptions) => region.powerFail(o) },
     close: () => region.close(),

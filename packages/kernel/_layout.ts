@@ -131,10 +131,16 @@ export function encodeSuperblock(g: Geometry): Uint8Array {
 
 const corrupt = (what: string) => new TwzError(ErrorCode.ImageCorrupt, what);
 
-/** Whether the superblock area holds only zero bytes (never formatted). */
+/**
+ * Whether the image was never (completely) formatted: its 8-byte magic is
+ * zero. Format writes the rest of the superblock first and the magic last,
+ * with one aligned 8-byte store, so a format cut short leaves a zero magic,
+ * never a torn superblock.
+ */
 export function isBlank(region: Uint8Array): boolean {
-  const head = region.subarray(0, Math.min(region.length, SUPERBLOCK_BYTES));
-  return head.every((b) => b === 0);
+  if (region.length < 8) return region.every((b) => b === 0);
+  for (let i = 0; i < 8; i++) if (region[i] !== 0) return false;
+  return true;
 }
 
 /**

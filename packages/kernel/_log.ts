@@ -1,9 +1,10 @@
 // The metadata redo log. Every change to kernel metadata (root record, object
 // table, block bitmap) is collected in a MetaTx and committed here:
 //
-//   1. the records and a header with a CRC-32 over them are written to the log
-//      area and flushed; drain           -> committed (the CRC makes a torn log
-//                                           detectable, so one drain suffices)
+//   1. the records and a header with a 64-bit checksum over them are written
+//      to the log area and flushed; drain -> committed (the checksum makes a
+//                                           torn log detectable, so one drain
+//                                           suffices)
 //   2. each record is applied in place and flushed; drain
 //
 // Recovery replays the log when its CRC holds. Replaying is idempotent: the
@@ -12,7 +13,7 @@
 // over at most LOG_SIZE bytes, whatever the number of objects.
 import type { PersistentRegion } from "./hal/mod.ts";
 import { ErrorCode, TwzError } from "./abi/mod.ts";
-import { crc32 } from "./_crc32.ts";
+import { logHash } from "./_hash.ts";
 
 const LOG_MAGIC = 0x474f4c54; // "TLOG"
 const HEADER = 64;
@@ -120,11 +121,9 @@ export class MetaLog {
     this.view.setUint32(this.offset + 4, this.#seq, true);
     this.view.setUint32(this.offset + 8, records.length, true);
     this.view.setUint32(this.offset + 12, bodyBytes, true);
-    const crc = crc32(
-      bytes.subarray(body, at),
-      crc32(bytes.subarray(this.offset, this.offset + 16)),
-    );
-    this.view.setUint32(this.offset + 16, crc, true);
+    const [lo, hi] = logHash(this.view, this.offset, this.offset + 16, body, at);
+    this.view.setUint32(this.offset + 16, lo, true);
+    this.view.setUint32(this.offset + 20, hi, true);
     this.region.flush(this.offset, HEADER + bodyBytes);
     this.region.drain(); // committed
     for (const [offset, data] of records) {
@@ -144,38 +143,18 @@ export class MetaLog {
    * Replay the committed transaction in the log, if any.
    *
    * @returns How many records were replayed (0 when the log holds nothing valid).
+   * @throws {TwzError} `ImageCorrupt` when a committed log writes outside the
+   * metadata areas.
    */
   recover(): number {
     const bytes = this.region.bytes;
-    const v = this.view;
-    if (v.getUint32(this.offset, true) !== LOG_MAGIC) return 0;
-    this.#seq = v.getUint32(this.offset + 4, true);
-    const count = v.getUint32(this.offset + 8, true);
-    const bodyBytes = v.getUint32(this.offset + 12, true);
-    if (bodyBytes > this.capacity) return 0;
-    const body = this.offset + HEADER;
-    const crc = crc32(
-      bytes.subarray(body, body + bodyBytes),
-      crc32(bytes.subarray(this.offset, this.offset + 16)),
-    );
-    if (crc !== v.getUint32(this.offset + 16, true)) return 0; // torn: never committed
-    const records: Array<[number, number, number]> = [];
-    let at = body;
-    for (let i = 0; i < count; i++) {
-      if (at + RECORD_HEADER > body + bodyBytes) return 0;
-      const offset = v.getUint32(at, true) + v.getUint32(at + 4, true) * 0x100000000;
-      const length = v.getUint32(at + 8, true);
-      if (!this.isMetadata(offset, length)) {
-        throw new TwzError(
-          ErrorCode.ImageCorrupt,
-          `the metadata log holds a record for [${offset}, ${
-            offset + length
-          }) outside the metadata areas`,
-        );
-      }
-      records.push([offset, at + RECORD_HEADER, length]);
-      at += RECORD_HEADER + align8(length);
+    const parsed = parseLog(this.view, this.offset, this.size, this.isMetadata);
+    if (parsed.seq !== undefined) this.#seq = parsed.seq;
+    if (parsed.state === "garbage" && parsed.outside) {
+      throw new TwzError(ErrorCode.ImageCorrupt, parsed.bad!);
     }
+    if (parsed.state !== "committed") return 0;
+    const records = parsed.records;
     for (const [offset, from, length] of records) {
       bytes.copyWithin(offset, from, from + length);
       this.region.flush(offset, length);
@@ -183,4 +162,80 @@ export class MetaLog {
     this.region.drain();
     return records.length;
   }
+}
+
+/** What a log holds (see {@linkcode parseLog}). */
+export interface ParsedLog {
+  /** empty (cleared), garbage (not a log header), torn (never committed), committed. */
+  state: "empty" | "garbage" | "torn" | "committed";
+  /** Records as [target offset, position of the data, length]. */
+  records: Array<[number, number, number]>;
+  /** The header's sequence number, when there is a header. */
+  seq?: number;
+  /** What is wrong, for garbage. */
+  bad?: string;
+  /** Set when a committed log writes outside the metadata areas. */
+  outside?: boolean;
+}
+
+/** Read and check the log at `offset` (used by recovery and by fsck). */
+export function parseLog(
+  view: DataView,
+  offset: number,
+  size: number,
+  isMetadata: (offset: number, length: number) => boolean,
+): ParsedLog {
+  const magic = view.getUint32(offset, true);
+  if (magic === 0) return { state: "empty", records: [] };
+  if (magic !== LOG_MAGIC) {
+    return {
+      state: "garbage",
+      records: [],
+      bad: `the log header holds garbage (magic 0x${magic.toString(16)})`,
+    };
+  }
+  const seq = view.getUint32(offset + 4, true);
+  const count = view.getUint32(offset + 8, true);
+  const bodyBytes = view.getUint32(offset + 12, true);
+  if (bodyBytes > size - HEADER || bodyBytes % 8 !== 0) {
+    return {
+      state: "garbage",
+      records: [],
+      seq,
+      bad: `the log header records a body of ${bodyBytes} bytes, more than the log holds`,
+    };
+  }
+  const body = offset + HEADER;
+  const [lo, hi] = logHash(view, offset, offset + 16, body, body + bodyBytes);
+  if (lo !== view.getUint32(offset + 16, true) || hi !== view.getUint32(offset + 20, true)) {
+    return { state: "torn", records: [], seq };
+  }
+  const records: Array<[number, number, number]> = [];
+  let at = body;
+  for (let i = 0; i < count; i++) {
+    if (at + RECORD_HEADER > body + bodyBytes) {
+      return {
+        state: "garbage",
+        records: [],
+        seq,
+        bad: "the committed log's records overrun its body",
+      };
+    }
+    const target = view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x100000000;
+    const length = view.getUint32(at + 8, true);
+    if (!isMetadata(target, length)) {
+      return {
+        state: "garbage",
+        records: [],
+        seq,
+        outside: true,
+        bad: `the metadata log holds a record for [${target}, ${
+          target + length
+        }) outside the metadata areas`,
+      };
+    }
+    records.push([target, at + RECORD_HEADER, length]);
+    at += RECORD_HEADER + align8(length);
+  }
+  return { state: "committed", records, seq };
 }

@@ -222,7 +222,7 @@ export class Kernel {
       if (!(options.formatBlank ?? hal.created)) {
         throw new TwzError(
           ErrorCode.ImageCorrupt,
-          "the image has a blank superblock: it was never formatted, or its superblock was wiped",
+          "the image has no superblock magic: it was never (completely) formatted, or its superblock was wiped; remove it to start afresh",
         );
       }
       Kernel.#format(hal);
@@ -251,9 +251,13 @@ export class Kernel {
     region.bytes.set(root, g.rootOffset);
     region.flush(g.rootOffset, g.dataOffset - g.rootOffset);
     region.drain();
-    // The superblock goes last: until it is durable the image is still blank.
-    region.bytes.set(encodeSuperblock(g), 0);
-    region.persist(0, SUPERBLOCK_BYTES);
+    // The superblock goes last, and its magic last of all (one aligned 8-byte
+    // store): until the magic is durable the image is still blank.
+    const sb = encodeSuperblock(g);
+    region.bytes.set(sb.subarray(8), 8);
+    region.persist(8, SUPERBLOCK_BYTES - 8);
+    region.bytes.set(sb.subarray(0, 8), 0);
+    region.persist(0, 8);
   }
 
   #readRoot(): Root {
@@ -320,7 +324,12 @@ export class Kernel {
     tx.put(this.geometry.rootOffset, encodeRoot(root));
     // A failed persist may leave the commit half applied in memory: stop, and let
     // the next boot's recovery decide from the log (found by twz crashtest).
-    try { this.#log.commit(tx); } catch (error) { this.halt(); throw error; } // deno-fmt-ignore
+    try {
+      this.#log.commit(tx);
+    } catch (error) {
+      this.halt();
+      throw error;
+    }
     this.#root = root;
   }
 

@@ -30,3 +30,11 @@ export {
 } from "./kernel.ts";
 export { BLOCK, MIN_IMAGE } from "./_layout.ts";
 export * from "./abi/mod.ts";
+export {
+  fsck,
+  type FsckArea,
+  type FsckOptions,
+  type FsckProblem,
+  type FsckReport,
+  type FsckSummary,
+} from "./fsck.ts";

@@ -148,7 +148,9 @@ export function openRoot(
   const v = obj.mapping.view;
   const found = v.byteLength >= obj.baseOffset + 8 ? v.getUint32(obj.baseOffset + 4, true) : 0;
   const header = found === magic ? v.getUint32(obj.baseOffset, true) : 0;
-  if (found !== magic || header + headerBytes > v.byteLength || v.getUint32(header, true) !== magic) {
+  if (
+    found !== magic || header + headerBytes > v.byteLength || v.getUint32(header, true) !== magic
+  ) {
     const other = found !== magic ? KINDS.get(found) : undefined;
     throw new TwzError(
       ErrorCode.InvalidArgument,

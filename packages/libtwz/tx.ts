@@ -242,27 +242,33 @@ export class Tx {
 
   /** Set a u8. */
   setU8(t: TxTarget, offset: number, value: number): void {
-    this.#pool[this.#storeAt(t, offset, 1)] = value;
+    const p = this.#storeAt(t, offset, 1); // may grow the pool: index it after
+    this.#pool[p] = value;
   }
   /** Set a little-endian u16 (2-byte aligned). */
   setU16(t: TxTarget, offset: number, value: number): void {
-    this.#pv.setUint16(this.#storeAt(t, offset, 2), value, true);
+    const p = this.#storeAt(t, offset, 2);
+    this.#pv.setUint16(p, value, true);
   }
   /** Set a little-endian u32 (4-byte aligned). */
   setU32(t: TxTarget, offset: number, value: number): void {
-    this.#pv.setUint32(this.#storeAt(t, offset, 4), value, true);
+    const p = this.#storeAt(t, offset, 4);
+    this.#pv.setUint32(p, value, true);
   }
   /** Set a little-endian i32 (4-byte aligned). */
   setI32(t: TxTarget, offset: number, value: number): void {
-    this.#pv.setInt32(this.#storeAt(t, offset, 4), value, true);
+    const p = this.#storeAt(t, offset, 4);
+    this.#pv.setInt32(p, value, true);
   }
   /** Set a little-endian f64 (8-byte aligned). */
   setF64(t: TxTarget, offset: number, value: number): void {
-    this.#pv.setFloat64(this.#storeAt(t, offset, 8), value, true);
+    const p = this.#storeAt(t, offset, 8);
+    this.#pv.setFloat64(p, value, true);
   }
   /** Set a little-endian u64 from a bigint (8-byte aligned). */
   setU64(t: TxTarget, offset: number, value: bigint): void {
-    this.#pv.setBigUint64(this.#storeAt(t, offset, 8), value, true);
+    const p = this.#storeAt(t, offset, 8);
+    this.#pv.setBigUint64(p, value, true);
   }
 
   /** Copy `length` bytes at `offset` into `into` (at `at`), seeing this transaction's writes. */

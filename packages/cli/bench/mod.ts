@@ -42,4 +42,8 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
     summary: "typed-layout field reads and writes vs raw DataView",
     load: () => import("./accessors.ts"),
   },
+  "crashtest": {
+    summary: "crash states checked per second by twz crashtest (kernel-objects)",
+    load: () => import("./crashtest.ts"),
+  },
 };

@@ -1,0 +1,64 @@
+/**
+ * The built-in `twz crashtest` workloads, and loading one supplied by the
+ * user as a module path. See `types.ts` for the interface.
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Workload } from "./types.ts";
+
+export type * from "./types.ts";
+export { Journal } from "./types.ts";
+
+/** Built-in workloads by name, loaded when asked for. */
+export const WORKLOADS: Record<string, { summary: string; load: () => Promise<Workload> }> = {
+  "kernel-objects": {
+    summary: "object create (ties, sources), write, grow, delete (tie cascades), root object",
+    load: async () => (await import("./kernel_objects.ts")).workload,
+  },
+};
+
+/** A workload module that cannot be used: printed as one line, exit code 3. */
+export class WorkloadError extends Error {
+  override name = "WorkloadError";
+}
+
+/**
+ * A built-in workload by name, or a module by path (anything with a `/` or
+ * ending in `.ts`/`.js`) exporting `workload` or a default export.
+ *
+ * @throws {WorkloadError} Unknown name, unloadable module, or a bad shape.
+ */
+export async function loadWorkload(nameOrPath: string): Promise<Workload> {
+  const builtin = WORKLOADS[nameOrPath];
+  if (builtin) return await builtin.load();
+  if (!/[\\/]/.test(nameOrPath) && !/\.[mc]?[jt]s$/.test(nameOrPath)) {
+    throw new WorkloadError(
+      `unknown workload "${nameOrPath}" (built in: ${
+        Object.keys(WORKLOADS).join(", ")
+      }; or give a module path like ./my_workload.ts)`,
+    );
+  }
+  const path = isAbsolute(nameOrPath) ? nameOrPath : resolve(Deno.cwd(), nameOrPath);
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(pathToFileURL(path).href);
+  } catch (error) {
+    throw new WorkloadError(
+      `cannot load workload ${nameOrPath}: ${(error as Error).message.split("\n")[0]}`,
+    );
+  }
+  const w = (mod.workload ?? mod.default) as Partial<Workload> | undefined;
+  const missing = !w
+    ? "no `workload` or default export"
+    : typeof w.run !== "function"
+    ? "no run() function"
+    : typeof w.check !== "function"
+    ? "no check() function"
+    : !Number.isInteger(w.imageSize) || w.imageSize! <= 0
+    ? "no positive integer imageSize"
+    : undefined;
+  if (missing) throw new WorkloadError(`workload ${nameOrPath} is not usable: ${missing}`);
+  return { ...w, name: w!.name ?? nameOrPath } as Workload;
+}

@@ -1,0 +1,155 @@
+/**
+ * The interface of a `twz crashtest` workload, and the journal a workload
+ * keeps of what it did.
+ *
+ * A workload performs operations on a kernel booted on a fresh simulated
+ * region (`run`), recording each operation in a {@linkcode Journal}: begun,
+ * then done (acknowledged to its caller) or failed. The crash checker records
+ * every crash point of the run, and for each crash state it tries, boots a
+ * kernel on the crashed image, runs `fsck`, and calls `check` with the
+ * journal as it stood at that crash point. `check` states the workload's
+ * invariants: every acknowledged effect is there, an operation in flight
+ * happened wholly or not at all, nothing unacknowledged is half visible.
+ *
+ * A run must be deterministic: use `ctx.random` (seeded) for every choice.
+ * The kernel's entropy and clock are seeded too, so object IDs replay.
+ *
+ * @example A workload that keeps a flag and the data it guards
+ * ```ts ignore
+ * import type { Workload } from "./types.ts";
+ * export const workload: Workload = {
+ *   name: "flag",
+ *   imageSize: 320 * 1024,
+ *   run({ kernel, journal }) {
+ *     const id = journal.record("create", {}, () => kernel.create({ size: 4096 }));
+ *     journal.record("publish", { id }, () => {
+ *       const m = kernel.map(id);
+ *       m.bytes.fill(7, 64, 128);
+ *       m.persist(64, 64); // the data first...
+ *       m.bytes[0] = 1;
+ *       m.persist(0, 1); // ...then the flag
+ *     });
+ *   },
+ *   check(kernel, journal) {
+ *     const create = journal.find((e) => e.op === "create" && e.state === "done");
+ *     if (!create) return;
+ *     const m = kernel.map(create.result as bigint);
+ *     if (m.bytes[0] === 1 && m.bytes[64] !== 7) throw new Error("flag set, data missing");
+ *   },
+ * };
+ * ```
+ *
+ * @module
+ */
+import type { Kernel } from "@twz/kernel";
+import type { SimHal } from "@twz/hal-sim";
+
+/** One operation of a run, as the journal holds it. Entries are immutable. */
+export interface JournalEntry {
+  /** The operation's name (`create`, `write`, ...). */
+  readonly op: string;
+  /** Its arguments, as the workload recorded them. */
+  readonly args: Readonly<Record<string, unknown>>;
+  /** `started`: in flight at the crash; `done`: acknowledged; `failed`: it threw. */
+  readonly state: "started" | "done" | "failed";
+  /** What it returned, once done. */
+  readonly result?: unknown;
+  /** Its error message, when it failed. */
+  readonly error?: string;
+}
+
+/** The journal as it stood at one crash point. */
+export type JournalSnapshot = readonly JournalEntry[];
+
+/** The record of acknowledged effects a workload keeps while it runs. */
+export class Journal {
+  #entries: JournalEntry[] = [];
+
+  /** Record that `op` begins; returns its index for {@linkcode Journal.done}. */
+  begin(op: string, args: Record<string, unknown> = {}): number {
+    this.#entries.push({ op, args, state: "started" });
+    return this.#entries.length - 1;
+  }
+
+  /** Record that operation `index` was acknowledged, with its result. */
+  done(index: number, result?: unknown): void {
+    this.#entries[index] = { ...this.#entries[index], state: "done", result };
+  }
+
+  /** Record that operation `index` failed. */
+  fail(index: number, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#entries[index] = { ...this.#entries[index], state: "failed", error: message };
+  }
+
+  /**
+   * Run `fn` as operation `op`: begun, then done with its result, or failed
+   * (and the error rethrown).
+   */
+  record<T>(op: string, args: Record<string, unknown>, fn: () => T): T {
+    const i = this.begin(op, args);
+    try {
+      const result = fn();
+      this.done(i, result);
+      return result;
+    } catch (error) {
+      this.fail(i, error);
+      throw error;
+    }
+  }
+
+  /** The entries now (a cheap copy: entries are immutable). */
+  snapshot(): JournalSnapshot {
+    return this.#entries.slice();
+  }
+
+  /** Number of entries. */
+  get length(): number {
+    return this.#entries.length;
+  }
+}
+
+/** What `run` receives. */
+export interface WorkloadContext {
+  /** A kernel booted on a freshly formatted region of `imageSize` bytes. */
+  kernel: Kernel;
+  /** The simulated HAL under it (for workloads that test the region itself). */
+  hal: SimHal;
+  /** Record every operation here. */
+  journal: Journal;
+  /** Seeded random numbers in [0, 1): the only randomness a run may use. */
+  random: () => number;
+  /** The run's seed (`--seed`). */
+  seed: number;
+}
+
+/** What `check` receives besides the kernel and journal. */
+export interface CheckContext {
+  /** The crash point: the number of drains completed before the crash. */
+  point: number;
+  /** Whether this is the last point (the run had finished). */
+  final: boolean;
+  /** The recovery HAL (its region holds the recovered image). */
+  hal: SimHal;
+}
+
+/** A crash-test workload (see the module documentation). */
+export interface Workload {
+  /** Its name, as reports print it. */
+  readonly name: string;
+  /** One line on what it exercises. */
+  readonly summary?: string;
+  /** Size of the simulated region; small regions make crash states cheap. */
+  readonly imageSize: number;
+  /** Perform the operations, recording each in `ctx.journal`. */
+  run(ctx: WorkloadContext): void | Promise<void>;
+  /**
+   * Check invariants on a recovered kernel given the journal at the crash.
+   * Throw an `Error`, or return messages, for each violation.
+   */
+  check(
+    kernel: Kernel,
+    journal: JournalSnapshot,
+    ctx: CheckContext,
+  ): void | string[] | Promise<void | string[]>;
+}

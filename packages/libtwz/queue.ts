@@ -1,0 +1,204 @@
+/**
+ * A persistent first-in, first-out queue inside an object: a singly linked
+ * list of heap blobs with its head and tail in the header. `push` links a new
+ * blob after the tail, `shift` unlinks the head and frees it; both are one
+ * transaction (or part of the caller's), so the queue survives any power
+ * failure whole, and an element is never lost or delivered twice across a
+ * crash.
+ *
+ * ```text
+ * header (64 B): magic "QUEU", 0, value codec, 0, size u32, head u32, tail u32, heap u32
+ * node:          next u32 | length u32 | value
+ * ```
+ *
+ * @example Jobs in arrival order
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { codec } from "@twz/libtwz/codec";
+ * import { Queue } from "@twz/libtwz/queue";
+ * import { plugin } from "@twz/hal-sim";
+ *
+ * const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
+ * const jobs = Queue.create(twz, twz.create({ size: 1 << 20 }), codec.string);
+ * jobs.push("resize");
+ * jobs.push("upload");
+ * console.log(jobs.shift(), jobs.peek(), jobs.size); // resize upload 1
+ * twz.close();
+ * ```
+ *
+ * @module
+ */
+import { activeTx, transaction, type TxLogHost, type TxTarget } from "./tx.ts";
+import { Heap } from "./heap.ts";
+import type { Codec } from "./codec.ts";
+import { type CollectionObject, createRoot, Mem, openRoot, Scratch } from "./_mem.ts";
+
+const MAGIC = 0x55455551; // "QUEU"
+const H = { magic: 0, valKind: 5, size: 8, head: 12, tail: 16, heap: 20 } as const;
+const HEADER = 64;
+const Q = { next: 0, length: 4, value: 8 } as const;
+
+/**
+ * A persistent FIFO queue of `T`.
+ *
+ * @example Integers through a queue, in order
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { codec } from "@twz/libtwz/codec";
+ * import { Queue } from "@twz/libtwz/queue";
+ * import { plugin } from "@twz/hal-sim";
+ *
+ * const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
+ * const q = Queue.create(twz, twz.create({ size: 1 << 20 }), codec.int);
+ * for (const n of [3, 1, 2]) q.push(n);
+ * console.log([...q], q.shift(), q.size); // [ 3, 1, 2 ] 3 2
+ * twz.close();
+ * ```
+ */
+export class Queue<T> {
+  #scratch = new Scratch();
+
+  private constructor(
+    readonly host: TxLogHost,
+    readonly obj: TxTarget,
+    /** Offset of the queue header in the object. */
+    readonly offset: number,
+    readonly valueCodec: Codec<T>,
+  ) {}
+
+  /**
+   * Create an empty queue in `obj`: a heap after the object's base, the
+   * header in the heap, named from the base. One transaction (or part of the
+   * running one).
+   *
+   * @param host The session (its transaction log).
+   * @param obj A fresh, writable object.
+   * @param values The element codec (recorded and checked by `open`).
+   * @returns The queue.
+   * @throws {TwzError} `InvalidArgument` when `obj` already holds a collection.
+   */
+  static create<T>(host: TxLogHost, obj: CollectionObject, values: Codec<T>): Queue<T> {
+    const offset = transaction(host, (tx) => {
+      const { heap, header } = createRoot(tx, obj, MAGIC, HEADER);
+      tx.setU8(obj, header + H.valKind, values.kind);
+      tx.setU32(obj, header + H.heap, heap.offset);
+      return header;
+    });
+    return new Queue(host, obj, offset, values);
+  }
+
+  /**
+   * Open the queue created in `obj` by {@linkcode Queue.create}.
+   *
+   * @param host The session.
+   * @param obj The object holding the queue.
+   * @param values The element codec it was created with.
+   * @returns The queue.
+   * @throws {TwzError} `InvalidArgument` when `obj` holds no queue (or another
+   * collection), or it was made with another codec.
+   */
+  static open<T>(host: TxLogHost, obj: CollectionObject, values: Codec<T>): Queue<T> {
+    return new Queue(host, obj, openRoot(obj, MAGIC, "queue", HEADER, null, values), values);
+  }
+
+  /** The heap holding the queue (for checking). */
+  get heap(): Heap {
+    return new Heap(this.obj, this.obj.mapping.view.getUint32(this.offset + H.heap, true));
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return new Mem(this.obj, activeTx()).u32(this.offset + H.size);
+  }
+
+  #decode(m: Mem, node: number): T {
+    const len = m.u32(node + Q.length);
+    return this.valueCodec.decode(m.bytes(node + Q.value, len), m.start(node + Q.value), len);
+  }
+
+  /**
+   * Append `value` at the tail (one transaction, or part of the running one).
+   *
+   * @param value The element.
+   * @returns The new size.
+   * @throws {TwzError} `InvalidArgument` when the codec refuses the value;
+   * `OutOfSpace` when the object cannot grow.
+   */
+  push(value: T): number {
+    return transaction(this.host, (tx) => {
+      const o = this.obj;
+      const h = this.offset;
+      const len = this.valueCodec.encode(
+        value,
+        this.#scratch.reserve(this.valueCodec.size(value)),
+        0,
+      );
+      const node = this.heap.alloc(tx, Q.value + len);
+      tx.setU32(o, node + Q.length, len);
+      tx.write(o, node + Q.value, this.#scratch.bytes.subarray(0, len));
+      const tail = tx.getU32(o, h + H.tail);
+      tx.setU32(o, tail === 0 ? h + H.head : tail + Q.next, node);
+      tx.setU32(o, h + H.tail, node);
+      const size = tx.getU32(o, h + H.size) + 1;
+      tx.setU32(o, h + H.size, size);
+      return size;
+    });
+  }
+
+  /**
+   * Remove the head element and free it (one transaction, or part of the
+   * running one).
+   *
+   * @returns The element, or `undefined` when the queue is empty.
+   */
+  shift(): T | undefined {
+    return transaction(this.host, (tx) => {
+      const o = this.obj;
+      const h = this.offset;
+      const head = tx.getU32(o, h + H.head);
+      if (head === 0) return undefined;
+      const value = this.#decode(new Mem(o, tx), head);
+      const next = tx.getU32(o, head + Q.next);
+      tx.setU32(o, h + H.head, next);
+      if (next === 0) tx.setU32(o, h + H.tail, 0);
+      tx.setU32(o, h + H.size, tx.getU32(o, h + H.size) - 1);
+      this.heap.free(tx, head);
+      return value;
+    });
+  }
+
+  /**
+   * The head element, left in the queue.
+   *
+   * @returns The element, or `undefined` when the queue is empty.
+   */
+  peek(): T | undefined {
+    const m = new Mem(this.obj, activeTx());
+    const head = m.u32(this.offset + H.head);
+    return head === 0 ? undefined : this.#decode(m, head);
+  }
+
+  /**
+   * Every element, head to tail. Reads go through the running transaction,
+   * if any; don't change the queue while iterating.
+   *
+   * @returns A generator of elements.
+   */
+  *values(): Generator<T> {
+    let node = new Mem(this.obj, activeTx()).u32(this.offset + H.head);
+    while (node !== 0) {
+      const m = new Mem(this.obj, activeTx());
+      yield this.#decode(m, node);
+      node = new Mem(this.obj, activeTx()).u32(node + Q.next);
+    }
+  }
+
+  /**
+   * Every element, head to tail.
+   *
+   * @returns A generator of elements.
+   */
+  [Symbol.iterator](): Generator<T> {
+    return this.values();
+  }
+}

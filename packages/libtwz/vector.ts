@@ -1,0 +1,292 @@
+/**
+ * A persistent, growable array of variable-size elements inside an object.
+ * Each element is a blob of the object's {@linkcode Heap}; an index of
+ * (offset, length) pairs names them. The index lives in fixed segments of 512
+ * pairs listed by a directory that grows by `realloc`, so growing never
+ * copies more than the directory and every transaction stays small. Every
+ * change is a write of the running transaction (one per operation, or part
+ * of the caller's), so the vector survives any power failure whole.
+ *
+ * ```text
+ * header (64 B): magic "VECT", 0, value codec, segment shift, length u32,
+ *                directory u32, directory capacity u32, heap u32
+ * directory:     u32 offsets of index segments
+ * segment:       (element offset u32, element length u32)[512]
+ * ```
+ *
+ * @example A log of lines
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { codec } from "@twz/libtwz/codec";
+ * import { Vector } from "@twz/libtwz/vector";
+ * import { plugin } from "@twz/hal-sim";
+ *
+ * const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
+ * const lines = Vector.create(twz, twz.create({ size: 1 << 20 }), codec.string);
+ * lines.push("first");
+ * lines.push("second");
+ * lines.set(0, "the first line");
+ * console.log(lines.get(0), lines.length); // the first line 2
+ * console.log(lines.pop(), [...lines]); // second [ "the first line" ]
+ * twz.close();
+ * ```
+ *
+ * @module
+ */
+import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
+import { Heap } from "./heap.ts";
+import type { Codec } from "./codec.ts";
+import { type CollectionObject, createRoot, Mem, openRoot, Scratch } from "./_mem.ts";
+
+const MAGIC = 0x54434556; // "VECT"
+const H = { magic: 0, valKind: 5, segShift: 6, length: 8, dir: 12, dirCap: 16, heap: 20 } as const;
+const HEADER = 64;
+const SEG_SHIFT = 9;
+const SEG = 1 << SEG_SHIFT;
+const SEG_MASK = SEG - 1;
+const PAIR = 8;
+
+/**
+ * A persistent vector of `T`.
+ *
+ * @example Bytes elements of different sizes
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { codec } from "@twz/libtwz/codec";
+ * import { Vector } from "@twz/libtwz/vector";
+ * import { plugin } from "@twz/hal-sim";
+ *
+ * const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
+ * const blobs = Vector.create(twz, twz.create({ size: 1 << 20 }), codec.bytes);
+ * for (let n = 0; n < 4; n++) blobs.push(new Uint8Array(n).fill(n));
+ * console.log(blobs.length, blobs.get(3)); // 4 Uint8Array(3) [ 3, 3, 3 ]
+ * twz.close();
+ * ```
+ */
+export class Vector<T> {
+  #scratch = new Scratch();
+
+  private constructor(
+    readonly host: TxLogHost,
+    readonly obj: TxTarget,
+    /** Offset of the vector header in the object. */
+    readonly offset: number,
+    readonly valueCodec: Codec<T>,
+  ) {}
+
+  /**
+   * Create an empty vector in `obj`: a heap after the object's base, the
+   * header in the heap, named from the base. One transaction (or part of the
+   * running one).
+   *
+   * @param host The session (its transaction log).
+   * @param obj A fresh, writable object.
+   * @param values The element codec (recorded and checked by `open`).
+   * @returns The vector.
+   * @throws {TwzError} `InvalidArgument` when `obj` already holds a collection.
+   */
+  static create<T>(host: TxLogHost, obj: CollectionObject, values: Codec<T>): Vector<T> {
+    const offset = transaction(host, (tx) => {
+      const { heap, header } = createRoot(tx, obj, MAGIC, HEADER);
+      const dirCap = 16;
+      tx.setU8(obj, header + H.valKind, values.kind);
+      tx.setU8(obj, header + H.segShift, SEG_SHIFT);
+      tx.setU32(obj, header + H.dir, heap.alloc(tx, dirCap * 4));
+      tx.setU32(obj, header + H.dirCap, dirCap);
+      tx.setU32(obj, header + H.heap, heap.offset);
+      return header;
+    });
+    return new Vector(host, obj, offset, values);
+  }
+
+  /**
+   * Open the vector created in `obj` by {@linkcode Vector.create}.
+   *
+   * @param host The session.
+   * @param obj The object holding the vector.
+   * @param values The element codec it was created with.
+   * @returns The vector.
+   * @throws {TwzError} `InvalidArgument` when `obj` holds no vector (or
+   * another collection), or it was made with another codec.
+   */
+  static open<T>(host: TxLogHost, obj: CollectionObject, values: Codec<T>): Vector<T> {
+    return new Vector(host, obj, openRoot(obj, MAGIC, "vector", HEADER, null, values), values);
+  }
+
+  /** The heap holding the vector (for checking). */
+  get heap(): Heap {
+    return new Heap(this.obj, this.obj.mapping.view.getUint32(this.offset + H.heap, true));
+  }
+
+  /** Number of elements. */
+  get length(): number {
+    return new Mem(this.obj, activeTx()).u32(this.offset + H.length);
+  }
+
+  /** Offset of element `i`'s (offset, length) pair. */
+  #pair(m: Mem, i: number): number {
+    return m.u32(m.u32(this.offset + H.dir) + (i >>> SEG_SHIFT) * 4) + (i & SEG_MASK) * PAIR;
+  }
+
+  /**
+   * Element `i`.
+   *
+   * @param i The index.
+   * @returns The element, or `undefined` when `i` is not an index of the vector.
+   */
+  get(i: number): T | undefined {
+    const tx = activeTx();
+    if (tx === null) {
+      const v = this.obj.mapping.view;
+      const h = this.offset;
+      if (!(Number.isInteger(i) && i >= 0 && i < v.getUint32(h + H.length, true))) return undefined;
+      const seg = v.getUint32(v.getUint32(h + H.dir, true) + (i >>> SEG_SHIFT) * 4, true);
+      const p = seg + (i & SEG_MASK) * PAIR;
+      return this.valueCodec.decode(
+        this.obj.mapping.bytes,
+        v.getUint32(p, true),
+        v.getUint32(p + 4, true),
+      );
+    }
+    const m = new Mem(this.obj, tx);
+    if (!(Number.isInteger(i) && i >= 0 && i < m.u32(this.offset + H.length))) return undefined;
+    return this.#decode(m, this.#pair(m, i));
+  }
+
+  #decode(m: Mem, p: number): T {
+    const at = m.u32(p);
+    const len = m.u32(p + 4);
+    return this.valueCodec.decode(m.bytes(at, len), m.start(at), len);
+  }
+
+  /** Encode `value` into the scratch buffer; returns its length. */
+  #encode(value: T): number {
+    return this.valueCodec.encode(value, this.#scratch.reserve(this.valueCodec.size(value)), 0);
+  }
+
+  /** A new heap blob holding the scratch bytes. */
+  #blob(tx: Tx, heap: Heap, len: number): number {
+    const at = heap.alloc(tx, len);
+    tx.write(this.obj, at, this.#scratch.bytes.subarray(0, len));
+    return at;
+  }
+
+  /**
+   * Append `value` (one transaction, or part of the running one).
+   *
+   * @param value The element.
+   * @returns The new length.
+   * @throws {TwzError} `InvalidArgument` when the codec refuses the value;
+   * `OutOfSpace` when the object cannot grow.
+   */
+  push(value: T): number {
+    return transaction(this.host, (tx) => {
+      const o = this.obj;
+      const h = this.offset;
+      const m = new Mem(o, tx);
+      const heap = this.heap;
+      const n = m.u32(h + H.length);
+      if (n >= 0xffffffff) throw new RangeError("A vector holds at most 2^32 - 1 elements");
+      if ((n & SEG_MASK) === 0) {
+        const s = n >>> SEG_SHIFT;
+        let dir = m.u32(h + H.dir);
+        const cap = m.u32(h + H.dirCap);
+        if (s >= cap) {
+          dir = heap.realloc(tx, dir, cap * 8);
+          tx.setU32(o, h + H.dir, dir);
+          tx.setU32(o, h + H.dirCap, cap * 2);
+        }
+        tx.setU32(o, dir + s * 4, heap.alloc(tx, SEG * PAIR));
+      }
+      const len = this.#encode(value);
+      const p = this.#pair(m, n);
+      tx.setU32(o, p, this.#blob(tx, heap, len));
+      tx.setU32(o, p + 4, len);
+      tx.setU32(o, h + H.length, n + 1);
+      return n + 1;
+    });
+  }
+
+  /**
+   * Remove the last element and free it (one transaction, or part of the
+   * running one).
+   *
+   * @returns The element, or `undefined` when the vector is empty.
+   */
+  pop(): T | undefined {
+    return transaction(this.host, (tx) => {
+      const o = this.obj;
+      const h = this.offset;
+      const m = new Mem(o, tx);
+      const n = m.u32(h + H.length);
+      if (n === 0) return undefined;
+      const heap = this.heap;
+      const p = this.#pair(m, n - 1);
+      const value = this.#decode(m, p);
+      heap.free(tx, m.u32(p));
+      tx.setU32(o, p, 0);
+      tx.setU32(o, p + 4, 0);
+      tx.setU32(o, h + H.length, n - 1);
+      if (((n - 1) & SEG_MASK) === 0) {
+        // The last segment is empty: free it.
+        const slot = m.u32(h + H.dir) + ((n - 1) >>> SEG_SHIFT) * 4;
+        heap.free(tx, m.u32(slot));
+        tx.setU32(o, slot, 0);
+      }
+      return value;
+    });
+  }
+
+  /**
+   * Replace element `i` (one transaction, or part of the running one).
+   *
+   * @param i The index (`0 <= i < length`).
+   * @param value The new element.
+   * @throws {RangeError} `i` is not an index of the vector.
+   * @throws {TwzError} `InvalidArgument` when the codec refuses the value.
+   */
+  set(i: number, value: T): void {
+    transaction(this.host, (tx) => {
+      const o = this.obj;
+      const m = new Mem(o, tx);
+      const n = m.u32(this.offset + H.length);
+      if (!(Number.isInteger(i) && i >= 0 && i < n)) {
+        throw new RangeError(`Index ${i} is outside the vector (length ${n})`);
+      }
+      const len = this.#encode(value);
+      const p = this.#pair(m, i);
+      const old = m.u32(p);
+      if (m.u32(p + 4) === len) {
+        tx.write(o, old, this.#scratch.bytes.subarray(0, len));
+        return;
+      }
+      const heap = this.heap;
+      tx.setU32(o, p, this.#blob(tx, heap, len));
+      tx.setU32(o, p + 4, len);
+      heap.free(tx, old);
+    });
+  }
+
+  /**
+   * Every element, first to last. Reads go through the running transaction,
+   * if any; don't change the vector while iterating.
+   *
+   * @returns A generator of elements.
+   */
+  *values(): Generator<T> {
+    for (let i = 0;; i++) {
+      const m = new Mem(this.obj, activeTx());
+      if (i >= m.u32(this.offset + H.length)) return;
+      yield this.#decode(m, this.#pair(m, i));
+    }
+  }
+
+  /**
+   * Every element, first to last.
+   *
+   * @returns A generator of elements.
+   */
+  [Symbol.iterator](): Generator<T> {
+    return this.values();
+  }
+}
