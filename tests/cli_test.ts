@@ -288,3 +288,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test("twz boot: kv put/get/del/count/scan; every ok survives a power failure", async () => {
+  const image = tmpImage();
+  const script = [
+    "kv count",
+    "kv put apple red fruit",
+    'kv put banana "yellow\\tlong"',
+    "kv put cherry dark red",
+    "kv put apple green",
+    "kv get apple",
+    "kv scan b d",
+    "kv del banana",
+    "crash --policy random --seed 9",
+    "kv count",
+    "kv scan",
+    "kv get banana",
+    "kv del nothing",
+  ].join("\n");
+  const r = await twz(["boot", "--image", image, "--size", "16M", "--quiet"], script);
+  assert.equal(r.code, 1, "the last two commands fail on purpose");
+  const out = lines(r.stdout);
+  assert.deepEqual(out.slice(0, 6), ["0", "ok", "ok", "ok", "ok", "green"]);
+  assert.deepEqual(out.slice(6, 9), ["banana\tyellow\tlong", "cherry\tdark red", "ok"]);
+  assert.match(out[9], /^power failure:/);
+  assert.deepEqual(out.slice(10), ["2", "apple\tgreen", "cherry\tdark red"]);
+  assert.deepEqual(lines(r.stderr), ['kv: no key "banana"', 'kv: no key "nothing"']);
+});

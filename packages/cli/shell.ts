@@ -17,7 +17,12 @@ import {
 } from "@twz/kernel";
 import type { EvictionPolicy } from "@twz/kernel/hal";
 import { resolveObj, Twz } from "@twz/libtwz";
+import { BTreeMap } from "@twz/libtwz/btree";
+import { codec } from "@twz/libtwz/codec";
 import { type Board, formatSize, parseSize, rebootBoard, UsageError } from "./board.ts";
+
+/** Name of the object that holds the shell's key-value store. */
+export const KV_NAME = "/kv";
 
 /** Where the shell writes. */
 export interface ShellIO {
@@ -44,6 +49,11 @@ const HELP = `commands:
   rename FROM TO                        move a name
   mkdir PATH                            make a directory of names
   names [DIR]                           list the names in a directory (default /)
+  kv put KEY VALUE | get KEY | del KEY | count | scan [FROM [TO]]
+                                        a persistent ordered key-value store (the
+                                        object /kv); put and del print "ok" once
+                                        their transaction is durable; scan lists
+                                        keys in [FROM, TO) in order
   df                                    space and table usage
   crash [--policy strict|random|all] [--seed S]
                                         sim only: lose power, then boot again
@@ -109,6 +119,58 @@ export class Shell {
 
   get kernel(): Kernel {
     return this.board.kernel;
+  }
+
+  /** The shell's key-value store: a B-tree map in the object named /kv. */
+  #kv(create: boolean): BTreeMap<string, string> | undefined {
+    const twz = this.twz;
+    if (!twz.naming.exists(KV_NAME)) {
+      if (!create) return undefined;
+      const obj = twz.create({ name: KV_NAME, size: 1 << 20 });
+      return BTreeMap.create(twz, obj, codec.string, codec.string);
+    }
+    return BTreeMap.open(twz, twz.open(KV_NAME), codec.string, codec.string);
+  }
+
+  #kvCommand(w: string[], line: string): void {
+    const { out } = this.io;
+    const key = () => {
+      if (w[2] === undefined) throw new UsageError(`kv ${w[1]} needs a KEY`);
+      return w[2];
+    };
+    switch (w[1]) {
+      case "put": {
+        const k = key();
+        if (w.length < 4) throw new UsageError("kv put needs a VALUE");
+        this.#kv(true)!.set(k, parseText(restAfter(line, 3)));
+        out("ok");
+        return;
+      }
+      case "get": {
+        const k = key();
+        const v = this.#kv(false)?.get(k);
+        if (v === undefined) throw new UsageError(`no key "${k}"`);
+        out(v);
+        return;
+      }
+      case "del": {
+        const k = key();
+        if (!this.#kv(false)?.delete(k)) throw new UsageError(`no key "${k}"`);
+        out("ok");
+        return;
+      }
+      case "count":
+        out(String(this.#kv(false)?.size ?? 0));
+        return;
+      case "scan": {
+        const map = this.#kv(false);
+        if (!map) return;
+        for (const [k, v] of map.range(w[2], w[3])) out(`${k}\t${v}`);
+        return;
+      }
+      default:
+        throw new UsageError("kv takes put, get, del, count or scan (see help)");
+    }
   }
 
   /** Resolve an OBJ argument. */
@@ -306,6 +368,9 @@ export class Shell {
       case "exit":
       case "quit":
         return "shutdown";
+      case "kv":
+        this.#kvCommand(w, line);
+        return "continue";
       case "run":
         throw new UsageError("programs cannot run yet: threads and code objects are not built");
       default:
