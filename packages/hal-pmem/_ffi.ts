@@ -170,6 +170,15 @@ const TRAMPOLINE = {
     ],
     result: "void",
   },
+  twz_flush_ranges: {
+    parameters: [
+      "function", // twz_range_fn flush
+      "pointer", // const char *base
+      "buffer", // const double *ranges
+      "u32", // uint32_t count
+    ],
+    result: "void",
+  },
   twz_drain: {
     parameters: [
       "function", // twz_drain_fn drain
@@ -187,7 +196,7 @@ const TRAMPOLINE = {
     result: "void",
   },
 } as const satisfies Deno.ForeignLibraryInterface;
-const TRAMPOLINE_ABI = 2;
+const TRAMPOLINE_ABI = 3;
 
 /** `void (*)(const void *ptr, size_t size)`: pmem2_persist_fn / pmem2_flush_fn. */
 const RANGE_FN = {
@@ -380,6 +389,8 @@ export interface Mapping {
   persist(offset: number, length: number): void;
   /** Flush `[offset, offset + length)`; the caller has checked the range. */
   flush(offset: number, length: number): void;
+  /** Flush `count` (offset, length) pairs of `ranges`; the caller has checked them. */
+  flushRanges(ranges: Float64Array, count: number): void;
   /** Drain. */
   drain(): void;
   /** Detach `buffer`, then delete the mapping. Harmless twice. */
@@ -449,6 +460,7 @@ class NativeMapping implements Mapping {
   readonly buffer: ArrayBuffer;
   persist: (offset: number, length: number) => void;
   flush: (offset: number, length: number) => void;
+  flushRanges: (ranges: Float64Array, count: number) => void;
   drain: () => void;
   #lib: Libpmem2;
   #tramp: Trampoline | undefined;
@@ -475,7 +487,9 @@ class NativeMapping implements Mapping {
     this.#persistFn = persistFn;
     if (tramp) {
       this.calls = "trampoline";
-      const { twz_persist, twz_flush, twz_persist32, twz_flush32, twz_drain } = tramp;
+      const { twz_persist, twz_flush, twz_persist32, twz_flush32, twz_flush_ranges, twz_drain } =
+        tramp;
+      this.flushRanges = (ranges, count) => twz_flush_ranges(flushFn, base, ranges, count);
       if (size <= 0xffffffff) {
         // Offsets and lengths fit 32 bits: plain numbers, no BigInt per call.
         this.persist = (o, l) => twz_persist32(persistFn, base, o, l);
@@ -493,12 +507,19 @@ class NativeMapping implements Mapping {
       this.persist = (o, l) => persist.call(Deno.UnsafePointer.offset(base!, o), BigInt(l));
       this.flush = (o, l) => flush.call(Deno.UnsafePointer.offset(base!, o), BigInt(l));
       this.drain = () => drain.call();
+      this.flushRanges = (ranges, count) => {
+        for (let i = 0; i < count; i++) this.flush(ranges[2 * i], ranges[2 * i + 1]);
+      };
     }
   }
 
   unmap(): void {
     if (this.#map === null) return;
-    this.persist = this.flush = this.drain = closed;
+    this.persist =
+      this.flush =
+      this.drain =
+      this.flushRanges =
+        closed;
     if (!detach(this.buffer)) {
       // A view we cannot detach must never outlive its memory: keep the
       // mapping (leak it) rather than risk a stale access after munmap.

@@ -135,6 +135,21 @@ class Region implements PmemRegion {
     else deferred.push(offset - (offset % PAGE), Math.ceil((offset + length) / PAGE) * PAGE);
   }
 
+  flushRanges(ranges: Float64Array, count: number): void {
+    for (let i = 0; i < count; i++) checkRange(this.size, ranges[2 * i], ranges[2 * i + 1]);
+    this.#flushes += count;
+    const deferred = this.#deferred;
+    if (deferred === null || this.#closed) this.#mapping.flushRanges(ranges, count);
+    else {
+      for (let i = 0; i < count; i++) {
+        const offset = ranges[2 * i], length = ranges[2 * i + 1];
+        if (length > 0) {
+          deferred.push(offset - (offset % PAGE), Math.ceil((offset + length) / PAGE) * PAGE);
+        }
+      }
+    }
+  }
+
   drain(): void {
     const deferred = this.#deferred;
     if (deferred !== null && deferred.length > 0) this.#flushDeferred(deferred);

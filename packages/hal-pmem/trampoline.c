@@ -25,7 +25,7 @@ typedef void (*twz_range_fn)(const void *ptr, size_t size);
 typedef void (*twz_drain_fn)(void);
 
 /* Version of this calling convention; _ffi.ts refuses any other. */
-TWZ_EXPORT uint32_t twz_trampoline_abi(void) { return 2; }
+TWZ_EXPORT uint32_t twz_trampoline_abi(void) { return 3; }
 
 /* Persist [base + offset, base + offset + length): flush, then drain. */
 TWZ_EXPORT void twz_persist(twz_range_fn persist, const char *base, size_t offset,
@@ -52,6 +52,17 @@ TWZ_EXPORT void twz_persist32(twz_range_fn persist, const char *base, uint32_t o
 TWZ_EXPORT void twz_flush32(twz_range_fn flush, const char *base, uint32_t offset,
                             uint32_t length) {
   flush(base + offset, length);
+}
+
+/*
+ * Flush `count` ranges in one call: ranges[2i] is an offset from base,
+ * ranges[2i + 1] a length (doubles, so any offset below 2^53 fits).
+ */
+TWZ_EXPORT void twz_flush_ranges(twz_range_fn flush, const char *base, const double *ranges,
+                                 uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) {
+    flush(base + (size_t)ranges[2 * i], (size_t)ranges[2 * i + 1]);
+  }
 }
 
 /* Wait until every earlier flush is durable. */

@@ -271,6 +271,10 @@ export class SimRegion implements PersistentRegion {
     this.#pending.add(this.#bytes, start, end);
   }
 
+  flushRanges(ranges: Float64Array, count: number): void {
+    for (let i = 0; i < count; i++) this.flush(ranges[2 * i], ranges[2 * i + 1]);
+  }
+
   drain(): void {
     this.beforeDrain?.(this.#drains);
     this.#drains++;

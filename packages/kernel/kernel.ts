@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Hal } from "./hal/mod.ts";
+import type { Hal, PersistentRegion } from "./hal/mod.ts";
 import {
   type CreateSpec,
   DEFAULT_OBJECT_SIZE,
@@ -82,16 +82,26 @@ interface Root {
 
 const ROOT_MAGIC = 0x544f4f52; // "ROOT"
 
-/** The live state behind every mapping of one object; updated on relocation. */
-class Extent {
+/**
+ * The live bytes behind every mapping of one object. The kernel retargets
+ * `bytes`, `view` and `base` in place when it moves the object (grow), and
+ * empties them when the object is deleted or the kernel stops, so holding an
+ * extent and reading `extent.view` always reaches the object where it is now.
+ */
+export class Extent {
+  /** The object's bytes (empty once deleted). */
   bytes: Uint8Array;
+  /** A DataView over `bytes`. */
   view: DataView;
+  /** Offset of the object in the persistent region; -1 for a volatile object. */
   base: number;
+  /** @internal */
   constructor(bytes: Uint8Array, base: number) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.base = base;
   }
+  /** @internal */
   retarget(bytes: Uint8Array, base: number): void {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -117,6 +127,14 @@ export class ObjectMapping {
   /** The object's bytes (empty once the object is deleted). */
   get bytes(): Uint8Array {
     return this.extent.bytes;
+  }
+  /**
+   * The persistent region holding the object (`null` for a volatile one):
+   * with `extent.base`, for callers that batch flushes of many objects
+   * (transactions) through {@linkcode PersistentRegion.flushRanges}.
+   */
+  get region(): PersistentRegion | null {
+    return this.lifetime === "persistent" ? this.kernel.hal.region : null;
   }
   /** A DataView over {@linkcode ObjectMapping.bytes}. */
   get view(): DataView {

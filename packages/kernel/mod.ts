@@ -22,6 +22,7 @@
 export {
   type BootOptions,
   type BootReport,
+  Extent,
   Kernel,
   MAX_OBJECT_SIZE,
   METADATA_BYTES_PER_OBJECT,

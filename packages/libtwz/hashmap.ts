@@ -52,12 +52,14 @@ const H = {
 const HEADER = 64;
 const E = { next: 0, hash: 4, klen: 8, vlen: 12, key: 16 } as const;
 const SEG_SHIFT = 8; // 256 buckets per segment
+const SEGMENT_MASK = (1 << SEG_SHIFT) - 1;
 /** Split a bucket once the map holds more entries than buckets times this. */
 const LOAD = 1;
 
 /** A persistent hash map from `K` to `V`. */
 export class HashMap<K, V> {
   #scratch = new Uint8Array(256);
+  #entry = new Uint8Array(256);
 
   private constructor(
     readonly host: TxLogHost,
@@ -170,9 +172,13 @@ export class HashMap<K, V> {
     return seg + (b & ((1 << shift) - 1)) * 4;
   }
 
+  /** The bucket's head slot of the last {@linkcode HashMap.#find}. */
+  #head = 0;
+
   /** Find the entry for the scratch key: [previous link offset, entry] or entry 0. */
   #find(m: Mem, hash: number, klen: number): [number, number] {
     let link = this.#bucketSlot(m, hash);
+    this.#head = link;
     for (let e = m.u32(link); e !== 0; link = e + E.next, e = m.u32(link)) {
       if (
         m.u32(e + E.hash) === hash && m.u32(e + E.klen) === klen &&
@@ -323,21 +329,28 @@ export class HashMap<K, V> {
       tx.write(o, found + E.key + klen, this.#scratch.subarray(klen, klen + vlen));
       return false;
     }
-    const e = heap.alloc(tx, E.key + klen + vlen);
-    tx.setU32(o, e + E.hash, hash);
-    tx.setU32(o, e + E.klen, klen);
-    tx.setU32(o, e + E.vlen, vlen);
-    tx.write(o, e + E.key, this.#scratch.subarray(0, klen + vlen));
+    // The whole entry is built here and written with one transaction write.
+    const size = E.key + klen + vlen;
+    if (this.#entry.length < size) this.#entry = new Uint8Array(size * 2);
+    const entry = this.#entry;
+    const ev = new DataView(entry.buffer);
+    entry.set(this.#scratch.subarray(0, klen + vlen), E.key);
+    ev.setUint32(E.hash, hash, true);
+    ev.setUint32(E.klen, klen, true);
+    ev.setUint32(E.vlen, vlen, true);
+    const head = this.#head;
+    const e = heap.alloc(tx, size);
     if (found !== 0) {
       // Replace in place in the chain.
-      tx.setU32(o, e + E.next, tx.getU32(o, found + E.next));
+      ev.setUint32(E.next, tx.getU32(o, found + E.next), true);
+      tx.write(o, e, entry.subarray(0, size));
       tx.setU32(o, link, e);
       heap.free(tx, found);
       return false;
     }
-    const slot = this.#bucketSlot(m, hash);
-    tx.setU32(o, e + E.next, tx.getU32(o, slot));
-    tx.setU32(o, slot, e);
+    ev.setUint32(E.next, tx.getU32(o, head), true);
+    tx.write(o, e, entry.subarray(0, size));
+    tx.setU32(o, head, e);
     const count = tx.getF64(o, this.offset + H.count) + 1;
     tx.setF64(o, this.offset + H.count, count);
     this.#maybeSplit(tx, m, heap, count);
@@ -368,24 +381,29 @@ export class HashMap<K, V> {
     if ((fresh & ((1 << SEG_SHIFT) - 1)) === 0) {
       tx.setU32(o, dir + segIndex * 4, heap.alloc(tx, (1 << SEG_SHIFT) * 4));
     }
-    // Move the entries of bucket `split` whose hash now lands in `fresh`.
-    const oldSlot = this.#slotOf(m, split);
-    const newSlot = this.#slotOf(m, fresh);
-    let keepTail = oldSlot;
-    let moveTail = newSlot;
-    for (let e = m.u32(oldSlot); e !== 0;) {
+    // Move the entries of bucket `split` whose hash now lands in `fresh`,
+    // writing only the links that change (the usual short chain keeps its
+    // first entry and needs no write for it).
+    const mask = SEGMENT_MASK;
+    const oldSlot = m.u32(dir + (split >>> SEG_SHIFT) * 4) + (split & mask) * 4;
+    const newSlot = m.u32(dir + segIndex * 4) + (fresh & mask) * 4;
+    let keepTail = oldSlot, keepCur = m.u32(oldSlot);
+    let moveTail = newSlot, moveCur = 0; // a fresh bucket is empty
+    for (let e = keepCur; e !== 0;) {
       const next = m.u32(e + E.next);
       if ((m.u32(e + E.hash) & (span * 2 - 1)) === fresh) {
-        tx.setU32(o, moveTail, e);
+        if (moveCur !== e) tx.setU32(o, moveTail, e);
         moveTail = e + E.next;
+        moveCur = next;
       } else {
-        tx.setU32(o, keepTail, e);
+        if (keepCur !== e) tx.setU32(o, keepTail, e);
         keepTail = e + E.next;
+        keepCur = next;
       }
       e = next;
     }
-    tx.setU32(o, keepTail, 0);
-    tx.setU32(o, moveTail, 0);
+    if (keepCur !== 0) tx.setU32(o, keepTail, 0);
+    if (moveCur !== 0) tx.setU32(o, moveTail, 0);
     if (split + 1 === span) {
       tx.setU32(o, h + H.level, level + 1);
       tx.setU32(o, h + H.split, 0);

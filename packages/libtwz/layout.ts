@@ -277,7 +277,6 @@ export class PtrType<S> extends FieldType<S> {
       // Keep small offsets small integers: a double here would box a number per follow.
       "const x = hi & 0xffff, off = x === 0 ? lo : x * 4294967296 + lo;" +
       "if (off === 0) return null;" +
-      "MEMO_CHECK" +
       "const f = hi >>> 16;" +
       "const o = f === 0 ? this._o : this._o._fot(f);" +
       "const r = o.writable ? new TARGET.RW(o, o._e, off) : new TARGET.RO(o, o._e, off);" +
@@ -617,13 +616,14 @@ function compileStruct(type: StructType<Fields>, writable: boolean): AccessorCto
   const ro = ctx.bind(readOnly);
   // A flat class whose prototype inherits from StructAccessor's: `new` of a
   // derived class (implicit super call) costs ~20 ns in V8, a flat one ~1 ns.
-  // Each pointer field memoizes its last follow (the pointer's two halves and
-  // the accessor it gave) when the target cannot change behind it: FOT index
-  // 0, or an ID entry (immutable once published). Name entries re-resolve.
+  // Each pointer field memoizes its last follow (the pointer's 8 bytes, read
+  // as one double, and the accessor it gave) when the target cannot change
+  // behind it: FOT index 0, or an ID entry (immutable once published). Name
+  // entries re-resolve.
   let init = "";
   for (const f of type.layout.values()) {
     if (f.type instanceof PtrType) {
-      init += `this._l${f.offset} = 0; this._h${f.offset} = 0; this._c${f.offset} = null;`;
+      init += `this._m${f.offset} = NaN; this._c${f.offset} = null;`;
     }
   }
   // Transaction-path bodies: functions beside the class, in the same scope,
@@ -645,14 +645,11 @@ function compileStruct(type: StructType<Fields>, writable: boolean): AccessorCto
     const target = f.type instanceof PtrType ? ctx.bind(f.type.resolve(type)._cls) : "undefined";
     const sub = (s: string, memo = true) =>
       s.replaceAll(
-        "MEMO_CHECK",
-        memo
-          ? `if (lo === this._l${off} && hi === this._h${off} && this._c${off} !== null) return this._c${off};`
-          : "",
-      ).replaceAll(
         "MEMO_SET",
         memo
-          ? `if (f === 0 || this._o._fc[f] === o) { this._l${off} = lo; this._h${off} = hi; this._c${off} = r; }`
+          ? `if ((f === 0 || this._o._fc[f] === o) && ${
+            ctx.bind(sameBits)
+          }(d, lo, hi)) { this._m${off} = d; this._c${off} = r; }`
           : "",
       ).replaceAll("OFF", off).replaceAll("NAME", JSON.stringify(name)).replaceAll("TARGET", target)
         .replaceAll("SELF", ctx.bind(type));
@@ -662,7 +659,16 @@ function compileStruct(type: StructType<Fields>, writable: boolean): AccessorCto
     // arrays give accessors whose own fields do the same; pointer stores go
     // through the handle's tx-aware _storePtr.
     const nested = f.type instanceof StructType || f.type instanceof ArrayType;
-    const getBody = sub(f.type._get(ctx));
+    let getBody = sub(f.type._get(ctx));
+    if (f.type instanceof PtrType) {
+      // The hot path stays small enough to inline into the caller: one 8-byte
+      // load compared, as a double, with the memoized pointer (a double
+      // compares equal only to the same bits, except NaN, never memoized, and
+      // ±0, a null pointer). The decode and `new` live in a method beside it.
+      body += `_f${off}(d) { ${getBody} }\n`;
+      getBody = `const d = this._e.view.getFloat64(this._b + ${off}, true); ` +
+        `if (d === this._m${off}) return this._c${off}; return this._f${off}(d);`;
+    }
     if (nested) body += `get ${name}() { ${getBody} }\n`;
     else {
       const plain = local("", sub(f.type._get(ctx), false));
@@ -821,6 +827,21 @@ function txElementSet(
   s._b = 0;
   set.call(s, i, x);
   t.write(acc._o as unknown as TxTarget, acc._b + off, s._e.bytes);
+}
+
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Whether `d` (a pointer loaded as a little-endian double) has the bits
+ * `hi:lo` that were decoded: false for a NaN (never memoized, payloads may be
+ * canonicalized) and when another thread changed the pointer between the loads.
+ */
+function sameBits(d: number, lo: number, hi: number): boolean {
+  if (d !== d) return false;
+  F64[0] = d;
+  return HOST_LE ? U32[0] === lo && U32[1] === hi : U32[1] === lo && U32[0] === hi;
 }
 
 function where(acc: { _o: AccessorHost; _b: number }): string {

@@ -97,7 +97,24 @@ export class Tx {
   #slots = 0;
   #slotLine: number[] = [];
   #slotTarget: TxTarget[] = [];
-  #targets = new Map<TxTarget, Map<number, number>>();
+  /** Objects written, in first-write order; a slot's target is an index here. */
+  #tlist: TxTarget[] = [];
+  #lastT: TxTarget | null = null;
+  #lastTi = -1;
+  /**
+   * (target, line) -> shadow slot: open addressing over typed arrays, emptied
+   * in O(1) between transactions by bumping the generation stamp.
+   */
+  #hLine = new Int32Array(1024);
+  #hTarget = new Int32Array(1024);
+  #hSlot = new Int32Array(1024);
+  #hStamp = new Uint32Array(1024);
+  #gen = 1;
+  /** A 64-bit filter over (target, line): most loads hit no shadow and skip the table. */
+  #bloomLo = 0;
+  #bloomHi = 0;
+  /** Valid bytes in each slot's line (64, or less for an object's last partial line). */
+  #limit = new Uint8Array(64);
   /** @internal */
   depth = 0;
   /** @internal Set when a nested transaction threw: the whole transaction aborts. */
@@ -105,17 +122,18 @@ export class Tx {
   /** @internal Ranges freed/allocated etc. can hook commit. */
   readonly onCommit: Array<() => void> = [];
 
-  #lastTarget: TxTarget | null = null;
-  #lastLines: Map<number, number> | undefined = undefined;
-
-  #linesOf(t: TxTarget): Map<number, number> | undefined {
-    if (t === this.#lastTarget) return this.#lastLines;
-    const lines = this.#targets.get(t);
-    if (lines !== undefined) {
-      this.#lastTarget = t;
-      this.#lastLines = lines;
+  /** The index of `t` among the written objects, or -1. */
+  #indexOf(t: TxTarget): number {
+    if (t === this.#lastT) return this.#lastTi;
+    const list = this.#tlist;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i] === t) {
+        this.#lastT = t;
+        this.#lastTi = i;
+        return i;
+      }
     }
-    return lines;
+    return -1;
   }
 
   /** @internal Forget everything (the object is reused for the next transaction). */
@@ -123,18 +141,61 @@ export class Tx {
     this.#slots = 0;
     this.#slotLine.length = 0;
     this.#slotTarget.length = 0;
-    this.#targets.clear();
-    this.#lastTarget = null;
-    this.#lastLines = undefined;
+    this.#tlist.length = 0;
+    this.#lastT = null;
+    this.#lastTi = -1;
+    this.#bloomLo = this.#bloomHi = 0;
+    if (++this.#gen === 0xffffffff) {
+      this.#hStamp.fill(0);
+      this.#gen = 1;
+    }
     this.depth = 0;
     this.aborted = undefined;
     this.onCommit.length = 0;
     this.runCount = 0;
   }
 
+  /** The shadow slot of `line` of target `ti`, or -1. */
+  #lookup(ti: number, line: number): number {
+    const mask = this.#hLine.length - 1;
+    const stamp = this.#hStamp, gen = this.#gen;
+    let i = (Math.imul(line * 31 + ti, 0x9e3779b1) >>> 12) & mask;
+    while (stamp[i] === gen) {
+      if (this.#hLine[i] === line && this.#hTarget[i] === ti) return this.#hSlot[i];
+      i = (i + 1) & mask;
+    }
+    return -1;
+  }
+
+  #remember(ti: number, line: number, slot: number): void {
+    const bit = (line * 31 + ti) & 63;
+    if (bit < 32) this.#bloomLo |= 1 << bit;
+    else this.#bloomHi |= 1 << (bit - 32);
+    if ((this.#slots + 1) * 2 > this.#hLine.length) this.#growTable();
+    const mask = this.#hLine.length - 1;
+    let i = (Math.imul(line * 31 + ti, 0x9e3779b1) >>> 12) & mask;
+    while (this.#hStamp[i] === this.#gen) i = (i + 1) & mask;
+    this.#hStamp[i] = this.#gen;
+    this.#hLine[i] = line;
+    this.#hTarget[i] = ti;
+    this.#hSlot[i] = slot;
+  }
+
+  #growTable(): void {
+    const size = this.#hLine.length * 2;
+    this.#hLine = new Int32Array(size);
+    this.#hTarget = new Int32Array(size);
+    this.#hSlot = new Int32Array(size);
+    this.#hStamp = new Uint32Array(size);
+    this.#gen = 1;
+    for (let slot = 0; slot < this.#slots; slot++) {
+      this.#remember(this.#tlist.indexOf(this.#slotTarget[slot]), this.#slotLine[slot], slot);
+    }
+  }
+
   #slotFor(t: TxTarget, line: number, create: boolean): number {
-    let lines = this.#linesOf(t);
-    if (lines === undefined) {
+    let ti = this.#indexOf(t);
+    if (ti < 0) {
       if (!create) return -1;
       if (!t.writable) {
         throw new TwzError(
@@ -142,13 +203,14 @@ export class Tx {
           `Cannot write ${formatId(t.id)}: the handle is read-only`,
         );
       }
-      lines = new Map();
-      this.#targets.set(t, lines);
+      ti = this.#tlist.length;
+      this.#tlist.push(t);
+      this.#lastT = t;
+      this.#lastTi = ti;
     }
-    const found = lines.get(line);
-    if (found !== undefined) return found;
-    if (!create) return -1;
-    const slot = this.#slots++;
+    const found = this.#lookup(ti, line);
+    if (found >= 0 || !create) return found;
+    const slot = this.#slots;
     if ((slot + 1) * LINE > this.#pool.length) {
       const pool = new Uint8Array(this.#pool.length * 2);
       pool.set(this.#pool);
@@ -161,12 +223,26 @@ export class Tx {
     const bytes = t.mapping.bytes;
     const start = line * LINE;
     const end = Math.min(start + LINE, bytes.length);
-    this.#pool.set(bytes.subarray(start, end), slot * LINE);
+    const at = slot * LINE;
+    if (end - start === LINE) {
+      const from = t.mapping.view, to = this.#pv;
+      for (let k = 0; k < LINE; k += 4) to.setInt32(at + k, from.getInt32(start + k, true), true);
+    } else {
+      const pool = this.#pool;
+      for (let k = start; k < end; k++) pool[at + k - start] = bytes[k];
+    }
+    if (slot >= this.#limit.length) {
+      const limit = new Uint8Array(this.#limit.length * 2);
+      limit.set(this.#limit);
+      this.#limit = limit;
+    }
+    this.#limit[slot] = end - start;
     this.#dirty[slot * 2] = 0;
     this.#dirty[slot * 2 + 1] = 0;
     this.#slotLine.push(line);
     this.#slotTarget.push(t);
-    lines.set(line, slot);
+    this.#remember(ti, line, slot);
+    this.#slots = slot + 1;
     return slot;
   }
 
@@ -193,16 +269,36 @@ export class Tx {
 
   /** Where a load of `size` bytes (not crossing a line) at `offset` reads: view + position. */
   #loadAt(t: TxTarget, offset: number, size: number): number {
-    this.#check(t, offset, size);
-    const lines = this.#linesOf(t);
-    if (lines === undefined) return -1;
-    const slot = lines.get(offset >>> 6);
-    return slot === undefined ? -1 : slot * LINE + (offset & 63);
+    // Not shadowed: -1, and the caller's DataView load checks the bounds.
+    const ti = t === this.#lastT ? this.#lastTi : this.#indexOf(t);
+    if (ti < 0 || !(offset >= 0)) return -1;
+    const line = offset >>> 6;
+    const bit = (line * 31 + ti) & 63;
+    if (((bit < 32 ? this.#bloomLo >>> bit : this.#bloomHi >>> (bit - 32)) & 1) === 0) return -1;
+    const slot = this.#lookup(ti, line);
+    if (slot < 0) return -1;
+    const within = offset & 63;
+    if (within + size > this.#limit[slot]) {
+      // Past the object's end, or across two lines: the slow, general path.
+      this.#check(t, offset, size);
+      return -2;
+    }
+    return slot * LINE + within;
+  }
+
+  /** A load that crosses a line boundary: through {@linkcode Tx.read}. */
+  #crossing(t: TxTarget, offset: number, size: number): DataView {
+    return new DataView(this.read(t, offset, size).buffer);
   }
 
   /** The shadow position for a store of `size` bytes (within one line) at `offset`. */
   #storeAt(t: TxTarget, offset: number, size: number): number {
     this.#check(t, offset, size);
+    if ((offset & 63) + size > LINE) {
+      throw new RangeError(
+        `A ${size}-byte store at offset ${offset} crosses a cache line: align it, or use Tx.write`,
+      );
+    }
     const slot = this.#slotFor(t, offset >>> 6, true);
     const at = offset & 63;
     this.#mark(slot, at, at + size);
@@ -212,32 +308,49 @@ export class Tx {
   /** Read a u8. */
   getU8(t: TxTarget, offset: number): number {
     const p = this.#loadAt(t, offset, 1);
-    return p < 0 ? t.mapping.bytes[offset] : this.#pool[p];
+    if (p >= 0) return this.#pool[p];
+    this.#check(t, offset, 1);
+    return t.mapping.bytes[offset];
   }
   /** Read a little-endian u16 (2-byte aligned). */
   getU16(t: TxTarget, offset: number): number {
     const p = this.#loadAt(t, offset, 2);
-    return p < 0 ? t.mapping.view.getUint16(offset, true) : this.#pv.getUint16(p, true);
+    if (p >= 0) return this.#pv.getUint16(p, true);
+    return p === -1
+      ? t.mapping.view.getUint16(offset, true)
+      : this.#crossing(t, offset, 2).getUint16(0, true);
   }
   /** Read a little-endian u32 (4-byte aligned). */
   getU32(t: TxTarget, offset: number): number {
     const p = this.#loadAt(t, offset, 4);
-    return p < 0 ? t.mapping.view.getUint32(offset, true) : this.#pv.getUint32(p, true);
+    if (p >= 0) return this.#pv.getUint32(p, true);
+    return p === -1
+      ? t.mapping.view.getUint32(offset, true)
+      : this.#crossing(t, offset, 4).getUint32(0, true);
   }
   /** Read a little-endian i32 (4-byte aligned). */
   getI32(t: TxTarget, offset: number): number {
     const p = this.#loadAt(t, offset, 4);
-    return p < 0 ? t.mapping.view.getInt32(offset, true) : this.#pv.getInt32(p, true);
+    if (p >= 0) return this.#pv.getInt32(p, true);
+    return p === -1
+      ? t.mapping.view.getInt32(offset, true)
+      : this.#crossing(t, offset, 4).getInt32(0, true);
   }
   /** Read a little-endian f64 (8-byte aligned). */
   getF64(t: TxTarget, offset: number): number {
     const p = this.#loadAt(t, offset, 8);
-    return p < 0 ? t.mapping.view.getFloat64(offset, true) : this.#pv.getFloat64(p, true);
+    if (p >= 0) return this.#pv.getFloat64(p, true);
+    return p === -1
+      ? t.mapping.view.getFloat64(offset, true)
+      : this.#crossing(t, offset, 8).getFloat64(0, true);
   }
   /** Read a little-endian u64 as a bigint (8-byte aligned). */
   getU64(t: TxTarget, offset: number): bigint {
     const p = this.#loadAt(t, offset, 8);
-    return p < 0 ? t.mapping.view.getBigUint64(offset, true) : this.#pv.getBigUint64(p, true);
+    if (p >= 0) return this.#pv.getBigUint64(p, true);
+    return p === -1
+      ? t.mapping.view.getBigUint64(offset, true)
+      : this.#crossing(t, offset, 8).getBigUint64(0, true);
   }
 
   /** Set a u8. */
@@ -281,13 +394,13 @@ export class Tx {
   ): Uint8Array {
     this.#check(t, offset, length);
     const bytes = t.mapping.bytes;
-    const lines = this.#linesOf(t);
+    const ti = this.#indexOf(t);
     let o = offset;
     const end = offset + length;
     while (o < end) {
       const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
-      const slot = lines?.get(o >>> 6);
-      if (slot === undefined) into.set(bytes.subarray(o, lineEnd), at + o - offset);
+      const slot = ti < 0 ? -1 : this.#lookup(ti, o >>> 6);
+      if (slot < 0) into.set(bytes.subarray(o, lineEnd), at + o - offset);
       else {
         const p = slot * LINE + (o & 63);
         into.set(this.#pool.subarray(p, p + lineEnd - o), at + o - offset);
@@ -319,7 +432,7 @@ export class Tx {
 
   /** Whether this transaction has written anything in `t`. */
   touches(t: TxTarget): boolean {
-    return this.#linesOf(t) !== undefined;
+    return this.#indexOf(t) >= 0;
   }
 
   /** Whether anything was written. */
@@ -394,13 +507,14 @@ export class Tx {
 
   /** @internal The objects written, in first-write order. */
   targets(): TxTarget[] {
-    return [...this.#targets.keys()];
+    return this.#tlist.slice();
   }
 }
 
 /** Per-host transaction log state. */
 class TxLog {
   #seq = 0;
+  #ranges = new Float64Array(64);
   /** Reused between transactions: a transaction allocates nothing on its own. */
   readonly spare = new Tx();
   constructor(readonly host: TxLogHost) {}
@@ -508,31 +622,47 @@ class TxLog {
     log.mapping.flush(base, at - base);
     log.mapping.drain(); // 1: committed
     // Apply: copy every run in place, then flush each touched line once
-    // (adjacent lines of one object in one call).
-    let flushTarget: TxTarget | null = null;
-    let flushStart = 0;
-    let flushEnd = 0;
+    // (adjacent lines in one range), all ranges in one batched call.
+    const region = log.mapping.region;
+    let ranges = this.#ranges;
+    let count = 0;
     let lastSlot = -1;
     for (let i = 0; i < n; i++) {
       const slot = runs[i * 3], start = runs[i * 3 + 1], length = runs[i * 3 + 2];
       const t = tx.slotTarget(slot);
       const line = tx.slotOffset(slot);
       const to = line + start;
-      const dst = t.mapping.bytes;
+      const m = t.mapping;
+      const dst = m.bytes;
       const from = slot * LINE + start;
       for (let k = 0; k < length; k++) dst[to + k] = pool[from + k];
       if (slot === lastSlot) continue;
       lastSlot = slot;
-      const lineEnd = Math.min(line + LINE, dst.length);
-      if (t === flushTarget && line === flushEnd) flushEnd = lineEnd;
-      else {
-        if (flushTarget !== null) flushTarget.mapping.flush(flushStart, flushEnd - flushStart);
-        flushTarget = t;
-        flushStart = line;
-        flushEnd = lineEnd;
+      const lineLength = Math.min(LINE, dst.length - line);
+      const r = m.region;
+      if (r === null) continue; // volatile: nothing to make durable
+      if (r !== region) {
+        m.flush(line, lineLength);
+        continue;
+      }
+      const abs = m.extent.base + line;
+      if (count > 0 && ranges[2 * count - 2] + ranges[2 * count - 1] === abs) {
+        ranges[2 * count - 1] += lineLength;
+      } else {
+        if (2 * count + 2 > ranges.length) {
+          const bigger = new Float64Array(ranges.length * 2);
+          bigger.set(ranges);
+          ranges = this.#ranges = bigger;
+        }
+        ranges[2 * count] = abs;
+        ranges[2 * count + 1] = lineLength;
+        count++;
       }
     }
-    if (flushTarget !== null) flushTarget.mapping.flush(flushStart, flushEnd - flushStart);
+    if (count > 0 && region !== null) {
+      if (region.flushRanges) region.flushRanges(ranges, count);
+      else for (let i = 0; i < count; i++) region.flush(ranges[2 * i], ranges[2 * i + 1]);
+    }
     log.mapping.drain(); // 2: applied
     // Mark it applied. No drain of its own: the next ordering point of any
     // kind carries it, and until then a replay would write the same bytes.

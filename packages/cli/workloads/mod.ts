@@ -17,6 +17,19 @@ export const WORKLOADS: Record<string, { summary: string; load: () => Promise<Wo
     summary: "object create (ties, sources), write, grow, delete (tie cascades), root object",
     load: async () => (await import("./kernel_objects.ts")).workload,
   },
+  "naming": {
+    summary: "naming service: nested mkdir/bind/rename/unbind, a directory grown past capacity",
+    load: async () => (await import("./naming.ts")).workload,
+  },
+  "heap": {
+    summary: "in-object allocator: alloc (large, growing), link, free, realloc in transactions",
+    load: async () => (await import("./heap.ts")).workload,
+  },
+  "kv": {
+    summary:
+      "hash map (int keys) and B-tree map (string keys): set, delete, multi-map transactions",
+    load: async () => (await import("./kv.ts")).workload,
+  },
 };
 
 /** A workload module that cannot be used: printed as one line, exit code 3. */

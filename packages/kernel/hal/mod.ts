@@ -120,6 +120,23 @@ export interface PersistentRegion {
    * @throws {Error} The platform reported a failure.
    */
   persist(offset: number, length: number): void;
+  /**
+   * Optional batched {@linkcode flush}: flush `count` ranges given as
+   * (offset, length) pairs in `ranges[0 .. 2 * count)`, in one call (one
+   * native transition for hal-pmem). Same preconditions and errors as
+   * `flush` for every range.
+   *
+   * @example
+   * ```ts
+   * import type { PersistentRegion } from "@twz/kernel/hal";
+   * declare const region: PersistentRegion;
+   * const ranges = new Float64Array([0, 64, 4096, 128]);
+   * if (region.flushRanges) region.flushRanges(ranges, 2);
+   * else for (let i = 0; i < 2; i++) region.flush(ranges[2 * i], ranges[2 * i + 1]);
+   * region.drain();
+   * ```
+   */
+  flushRanges?(ranges: Float64Array, count: number): void;
   /** How a Worker reaches these bytes (see {@linkcode RegionShare}). */
   share(): RegionShare;
   /**

@@ -103,6 +103,14 @@ export function halConformance(options: ConformanceOptions): void {
         r.persist(SIZE - 1, 1);
         r.flush(0, SIZE);
         r.drain();
+        if (r.flushRanges) {
+          assert.throws(
+            () => r.flushRanges!(new Float64Array([0, 64, SIZE - 8, 16]), 2),
+            RangeError,
+          );
+          r.flushRanges(new Float64Array([0, 64, SIZE - 8, 8]), 2);
+          r.drain();
+        }
       } finally {
         hal.close();
       }
@@ -214,6 +222,15 @@ export function halConformance(options: ConformanceOptions): void {
         r.bytes[100] = 9;
         hal.power.powerFail({ policy: "all" });
         assert.equal(r.bytes[100], 9);
+        if (r.flushRanges) {
+          r.bytes[0] = 5;
+          r.bytes[8192] = 6;
+          r.bytes[16384] = 7;
+          r.flushRanges(new Float64Array([0, 1, 8192, 1]), 2);
+          r.drain();
+          hal.power.powerFail({ policy: "strict" });
+          assert.deepEqual([r.bytes[0], r.bytes[8192], r.bytes[16384]], [5, 6, 0]);
+        }
       } finally {
         hal.close();
       }

@@ -1,0 +1,60 @@
+// twz crashtest over libtwz: the naming service, the in-object heap and the
+// persistent collections recover from every crash state tried.
+import assert from "node:assert/strict";
+import { crashtest, type CrashtestReport, replay } from "../packages/cli/crashtest.ts";
+import { workload as naming } from "../packages/cli/workloads/naming.ts";
+import { workload as heap } from "../packages/cli/workloads/heap.ts";
+import { makeKvWorkload, workload as kv } from "../packages/cli/workloads/kv.ts";
+import type { Workload } from "../packages/cli/workloads/types.ts";
+
+function clean(report: CrashtestReport): void {
+  assert.equal(report.run_error, undefined, report.run_error);
+  assert.deepEqual(report.violations, [], JSON.stringify(report.violations.slice(0, 3)));
+}
+
+/** Seeds 1, 2, ... until `states` crash states were tried (every seed is a new run). */
+async function overSeeds(w: Workload, states: number, unit: 8 | 64 = 64): Promise<number> {
+  let tried = 0;
+  for (let seed = 1; tried < states; seed++) {
+    const report = await crashtest(w, { states: states - tried, seed, unit });
+    clean(report);
+    assert.ok(report.points > 100, `${w.name} seed ${seed}: ${report.points} crash points`);
+    tried += report.states;
+  }
+  return tried;
+}
+
+Deno.test("crashtest() finds no violation in the naming workload over 10,000 crash states", async () => {
+  // Every crash state of one run is ~2,000 (all points exhaustive), so several seeds.
+  assert.ok(await overSeeds(naming, 10_000) >= 10_000);
+});
+
+Deno.test("crashtest() finds no violation in the heap workload over 10,000 crash states", async () => {
+  const report = await crashtest(heap, { states: 10_000, seed: 1 });
+  clean(report);
+  assert.equal(report.states, 10_000);
+});
+
+Deno.test("crashtest() finds no violation in the kv workload over 10,000 crash states", async () => {
+  const report = await crashtest(kv, { states: 10_000, seed: 1 });
+  clean(report);
+  assert.equal(report.states, 10_000);
+});
+
+Deno.test("crashtest() with torn lines (8-byte units) finds no violation in naming, heap, kv", async () => {
+  for (const w of [naming, heap, kv]) {
+    const report = await crashtest(w, { states: 1000, seed: 2, unit: 8 });
+    clean(report);
+  }
+});
+
+Deno.test("crashtest() catches a kv value written outside the transaction, and replays it", async () => {
+  const broken = makeKvWorkload({ ops: 15, writeOutsideTx: true });
+  const report = await crashtest(broken, { states: 400, seed: 1 });
+  assert.ok(report.violation_count > 0, "a store outside the transaction must be caught");
+  const v = report.violations[0];
+  assert.equal(v.stage, "check");
+  assert.match(v.message, /hash map key \d+: value differs/);
+  const again = await replay(broken, v.point, v.variant, { seed: 1 });
+  assert.equal(again.findings[0]?.message, v.message);
+});
