@@ -563,3 +563,172 @@ Deno.test("Twz.open() boots an image; close() shuts down; names persist", async 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+// --- word views (typed-array accessor code) ----------------------------------
+
+Deno.test("Extent word views: aligned, little-endian, retargeted by grow, emptied by delete", () => {
+  const { hal, kernel, twz } = boot();
+  const p = twz.create({ size: 4096 });
+  const v = twz.create({ size: 4096, lifetime: "volatile" });
+  for (const o of [p, v]) {
+    const e = o.mapping.extent;
+    assert.equal(e.words, true);
+    assert.equal(e.bytes.byteOffset % 8, 0);
+    assert.equal(e.u32.buffer, e.bytes.buffer);
+    assert.equal(e.u32.byteOffset, e.bytes.byteOffset);
+    assert.equal(e.f64.length, e.bytes.length / 8);
+    e.view.setUint32(BASE_OFFSET, 0xdeadbeef, true);
+    assert.equal(e.u32[BASE_OFFSET / 4], 0xdeadbeef);
+  }
+  twz.create({ size: 4096 }); // blocks p from growing in place
+  const old = p.mapping.extent.u32;
+  kernel.grow(p.id, 65536);
+  const e = p.mapping.extent;
+  assert.notEqual(e.u32, old);
+  assert.equal(e.u32.length, 65536 / 4);
+  assert.equal(e.u32[BASE_OFFSET / 4], 0xdeadbeef);
+  kernel.grow(v.id, 8192);
+  assert.equal(v.mapping.extent.u32[BASE_OFFSET / 4], 0xdeadbeef);
+  kernel.delete(p.id);
+  for (const w of [e.i8, e.u16, e.i16, e.u32, e.i32, e.f32, e.f64, e.bu64, e.bi64]) {
+    assert.equal(w.length, 0);
+  }
+  kernel.shutdown();
+  assert.equal(v.mapping.extent.u32.length, 0, "shutdown empties volatile views");
+  hal.close();
+});
+
+Deno.test("word-view setters convert like DataView stores (negative, float, NaN, wrap)", () => {
+  const { hal, twz } = boot();
+  const S = struct({
+    a8: u8,
+    b8: i8,
+    a16: u16,
+    b16: i16,
+    a32: u32,
+    b32: i32,
+    x32: f32,
+    x64: f64,
+    flag: bool,
+  });
+  const obj = twz.create({ size: 4096 });
+  const vol = twz.create({ size: 4096, lifetime: "volatile" });
+  const dv = new DataView(new ArrayBuffer(8));
+  const values = [
+    -1,
+    -129,
+    -32769,
+    -2147483649,
+    255.9,
+    -0.5,
+    -1.5,
+    NaN,
+    Infinity,
+    -Infinity,
+    2 ** 32 + 5,
+    2 ** 53,
+    1e300,
+    "7",
+    true,
+    3.4e39,
+    1e-46,
+  ];
+  const setters: [string, string][] = [
+    ["a8", "Uint8"],
+    ["b8", "Int8"],
+    ["a16", "Uint16"],
+    ["b16", "Int16"],
+    ["a32", "Uint32"],
+    ["b32", "Int32"],
+    ["x32", "Float32"],
+    ["x64", "Float64"],
+  ];
+  for (const o of [obj, vol]) {
+    const r = S.at(o, o.baseOffset) as unknown as Record<string, unknown>;
+    for (const x of values) {
+      for (const [field, kind] of setters) {
+        r[field] = x;
+        // deno-lint-ignore no-explicit-any
+        (dv as any)[`set${kind}`](0, x, true);
+        // deno-lint-ignore no-explicit-any
+        const want = (dv as any)[`get${kind}`](0, true);
+        assert.ok(Object.is(r[field], want), `${field} = ${String(x)}: ${r[field]} vs ${want}`);
+      }
+    }
+    r.flag = true;
+    assert.equal(o.view.getUint8(o.baseOffset + S.offsetOf("flag")), 1);
+    r.flag = false;
+    assert.equal(r.flag, false);
+    assert.throws(() => (r.a32 = 1n), TypeError, "a bigint, as DataView");
+  }
+  hal.close();
+});
+
+Deno.test("word-view accessors: volatile objects, grow relocation, delete, unaligned pointers", () => {
+  const { hal, kernel, twz } = boot();
+  const R = struct({ n: u32, w: f64, big: u64, s: i64, arr: array(u32, 4) });
+  const vol = twz.create({ size: 4096, lifetime: "volatile" });
+  const rv = R.at(vol, vol.baseOffset);
+  rv.n = 5;
+  rv.w = 2.5;
+  rv.big = 0xffffffffffffffffn;
+  rv.s = -2n;
+  rv.arr.set(3, -1);
+  assert.deepEqual([rv.n, rv.w, rv.big, rv.s, rv.arr.get(3)], [
+    5,
+    2.5,
+    0xffffffffffffffffn,
+    -2n,
+    0xffffffff,
+  ]);
+  kernel.grow(vol.id, 8192);
+  rv.n = 6;
+  assert.equal(vol.view.getUint32(vol.baseOffset, true), 6, "stores reach the grown buffer");
+  assert.equal(rv.w, 2.5);
+
+  const p = twz.create({ size: 4096 });
+  twz.create({ size: 4096 }); // blocks p from growing in place
+  const rp = R.at(p, p.baseOffset);
+  rp.n = 9;
+  rp.arr.set(0, 11);
+  const before = p.mapping.extent.base;
+  kernel.grow(p.id, 65536);
+  assert.notEqual(p.mapping.extent.base, before);
+  assert.equal(rp.n, 9);
+  rp.n = 10;
+  rp.arr.set(1, 12);
+  assert.equal(p.view.getUint32(p.baseOffset, true), 10, "the accessor uses the new views");
+  assert.equal(p.view.getUint32(p.baseOffset + R.offsetOf("arr") + 4, true), 12);
+  // Reading the old place is impossible: after a delete every access throws,
+  // also from code the JIT optimized while the object was there.
+  const hot = (k: number) => {
+    let sum = 0;
+    for (let i = 0; i < k; i++) {
+      rp.n = i;
+      sum += rp.n;
+    }
+    return sum;
+  };
+  assert.equal(hot(100_000), 4999950000);
+  twz.delete(p.id);
+  assert.throws(() => hot(1), RangeError);
+  assert.throws(() => rp.n, RangeError);
+  assert.throws(() => (rp.n = 1), RangeError);
+  assert.throws(() => rp.w, RangeError);
+  assert.throws(() => (rp.big = 1n), RangeError);
+  assert.throws(() => rp.arr.get(0), RangeError);
+  assert.throws(() => rp.arr.set(0, 1), RangeError);
+
+  // A pointer is data: one naming an unaligned or out-of-range offset gets
+  // DataView code, which reads exactly there (or throws past the end).
+  const T = struct({ v: u32 });
+  const H = struct({ t: ptr(T) });
+  const o = twz.create({ size: 4096 });
+  const h = H.at(o, o.baseOffset);
+  o.view.setUint32(o.baseOffset + 64 + 2, 0xabcd1234, true);
+  writePtr(o.view, o.baseOffset, 0, o.baseOffset + 64 + 2);
+  assert.equal(h.t?.v, 0xabcd1234);
+  writePtr(o.view, o.baseOffset, 0, 4094);
+  assert.throws(() => h.t?.v, RangeError);
+  hal.close();
+});

@@ -247,3 +247,28 @@ Deno.test("typed accessors inside a transaction are logged, read their writes, a
   assert.equal(x2.next?.balance, 30);
   hal.close();
 });
+
+Deno.test("HashMap.create({capacity}) presizes buckets; segments are allocated when first used", () => {
+  const { hal, twz } = session();
+  const host = sessionTxHost(twz);
+  const obj = twz.create({ size: 1 << 20 });
+  const map = HashMap.create(host, obj, codec.int, codec.int, { capacity: 5000 });
+  assert.equal(map.get(123), undefined, "lookups in never-touched segments find nothing");
+  assert.equal(map.delete(123), false);
+  assert.deepEqual([...map.entries()], []);
+  const heapBefore = obj.size;
+  for (let i = 0; i < 6000; i++) map.set(i * 3, i);
+  assert.equal(map.size, 6000);
+  for (let i = 0; i < 6000; i++) assert.equal(map.get(i * 3), i);
+  assert.equal(map.get(1), undefined);
+  assert.equal([...map.entries()].length, 6000);
+  assert.ok(obj.size >= heapBefore);
+  const again = reboot(hal);
+  const m2 = HashMap.open(sessionTxHost(again), again.open(obj.id), codec.int, codec.int);
+  for (let i = 0; i < 6000; i += 7) assert.equal(m2.get(i * 3), i);
+  assert.throws(
+    () => HashMap.create(host, twz.create({ size: 65536 }), codec.int, codec.int, { capacity: -1 }),
+    RangeError,
+  );
+  hal.close();
+});

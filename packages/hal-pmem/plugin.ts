@@ -158,13 +158,24 @@ class Region implements PmemRegion {
   }
 
   #flushDeferred(d: number[]): void {
-    // Sort the [start, end) pairs by start, then merge overlapping/adjacent ones.
-    const n = d.length / 2;
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[2 * a] - d[2 * b]);
-    let start = d[2 * order[0]];
-    let end = d[2 * order[0] + 1];
+    // Sort the [start, end) pairs by start (insertion sort: a drain sees a
+    // handful), then merge overlapping or adjacent ones into one msync each.
+    const n = d.length >> 1;
+    for (let i = 1; i < n; i++) {
+      const s = d[2 * i], e = d[2 * i + 1];
+      let j = i - 1;
+      while (j >= 0 && d[2 * j] > s) {
+        d[2 * j + 2] = d[2 * j];
+        d[2 * j + 3] = d[2 * j + 1];
+        j--;
+      }
+      d[2 * j + 2] = s;
+      d[2 * j + 3] = e;
+    }
+    let start = d[0];
+    let end = d[1];
     for (let k = 1; k < n; k++) {
-      const s = d[2 * order[k]], e = d[2 * order[k] + 1];
+      const s = d[2 * k], e = d[2 * k + 1];
       if (s <= end) end = Math.max(end, e);
       else {
         this.#mapping.flush(start, Math.min(end, this.size) - start);

@@ -56,6 +56,15 @@ const SEGMENT_MASK = (1 << SEG_SHIFT) - 1;
 /** Split a bucket once the map holds more entries than buckets times this. */
 const LOAD = 1;
 
+/** Options for {@linkcode HashMap.create}. */
+export interface HashMapOptions {
+  /**
+   * Entries the map should hold before it starts splitting buckets (it still
+   * grows past it). @default {0}
+   */
+  capacity?: number;
+}
+
 /** A persistent hash map from `K` to `V`. */
 export class HashMap<K, V> {
   #scratch = new Uint8Array(256);
@@ -80,15 +89,24 @@ export class HashMap<K, V> {
     obj: TxTarget & { baseOffset: number; dataEnd?: number },
     keys: Codec<K>,
     values: Codec<V>,
+    options: HashMapOptions = {},
   ): HashMap<K, V> {
+    const capacity = options.capacity ?? 0;
+    if (!Number.isInteger(capacity) || capacity < 0 || capacity > 2 ** 30) {
+      throw new RangeError(`A hash map capacity must be an integer in [0, 2^30], not ${capacity}`);
+    }
+    // Start with enough buckets for `capacity` entries: the level is raised,
+    // and bucket segments are allocated when first used, so a large capacity
+    // costs only its directory up front.
+    let level = 0;
+    while ((1 << (SEG_SHIFT + level)) * LOAD < capacity) level++;
     const offset = transaction(host, (tx) => {
       const heapAt = (obj.baseOffset + 64 + 63) & ~63;
       const heap = Heap.create(tx, obj, heapAt, obj.dataEnd ?? obj.mapping.bytes.length);
       const header = heap.alloc(tx, HEADER);
-      const dirCap = 64;
+      const dirCap = Math.max(64, 2 << level);
       const dir = heap.alloc(tx, dirCap * 4);
-      const seg = heap.alloc(tx, (1 << SEG_SHIFT) * 4);
-      tx.setU32(obj, dir, seg);
+      tx.setU32(obj, header + H.level, level);
       tx.setU32(obj, header + H.magic, MAGIC);
       tx.setU8(obj, header + H.keyKind, keys.kind);
       tx.setU8(obj, header + H.valKind, values.kind);
@@ -154,31 +172,41 @@ export class HashMap<K, V> {
     return this.keys.encode(key, this.#scratch, 0);
   }
 
-  /** The slot (offset of the bucket's head word) for `hash`. */
-  #bucketSlot(m: Mem, hash: number): number {
-    const h = this.offset;
-    const n0 = m.u32(h + H.n0);
-    const level = m.u32(h + H.level);
-    const split = m.u32(h + H.split);
-    const span = n0 << level;
-    let b = hash & (span - 1);
-    if (b < split) b = hash & (span * 2 - 1);
-    return this.#slotOf(m, b);
-  }
-
+  /** The head slot of bucket `b`, or -1 while its segment is not allocated (empty). */
   #slotOf(m: Mem, b: number): number {
-    const shift = SEG_SHIFT;
-    const seg = m.u32(m.u32(this.offset + H.dir) + (b >>> shift) * 4);
-    return seg + (b & ((1 << shift) - 1)) * 4;
+    const seg = m.u32(m.u32(this.offset + H.dir) + (b >>> SEG_SHIFT) * 4);
+    return seg === 0 ? -1 : seg + (b & SEGMENT_MASK) * 4;
   }
 
-  /** The bucket's head slot of the last {@linkcode HashMap.#find}. */
-  #head = 0;
+  /** The head slot of bucket `b`, allocating its segment (zeroed) when needed. */
+  #slotFor(tx: Tx, m: Mem, b: number): number {
+    const slot = this.#slotOf(m, b);
+    if (slot >= 0) return slot;
+    const seg = this.#heap().alloc(tx, (1 << SEG_SHIFT) * 4);
+    tx.setU32(this.obj, m.u32(this.offset + H.dir) + (b >>> SEG_SHIFT) * 4, seg);
+    return seg + (b & SEGMENT_MASK) * 4;
+  }
 
-  /** Find the entry for the scratch key: [previous link offset, entry] or entry 0. */
+  /** The bucket number of `hash`. */
+  #bucketOf(m: Mem, hash: number): number {
+    const h = this.offset;
+    const span = m.u32(h + H.n0) << m.u32(h + H.level);
+    const b = hash & (span - 1);
+    return b < m.u32(h + H.split) ? hash & (span * 2 - 1) : b;
+  }
+
+  /** The bucket of the last {@linkcode HashMap.#find}. */
+  #bucket = 0;
+
+  /**
+   * Find the entry for the scratch key: [link to it, entry], or [-1, 0]
+   * (the bucket is in {@linkcode HashMap.#bucket}).
+   */
   #find(m: Mem, hash: number, klen: number): [number, number] {
-    let link = this.#bucketSlot(m, hash);
-    this.#head = link;
+    const b = this.#bucketOf(m, hash);
+    this.#bucket = b;
+    let link = this.#slotOf(m, b);
+    if (link < 0) return [-1, 0];
     for (let e = m.u32(link); e !== 0; link = e + E.next, e = m.u32(link)) {
       if (
         m.u32(e + E.hash) === hash && m.u32(e + E.klen) === klen &&
@@ -187,7 +215,7 @@ export class HashMap<K, V> {
         return [link, e];
       }
     }
-    return [link, 0];
+    return [-1, 0];
   }
 
   /**
@@ -202,6 +230,7 @@ export class HashMap<K, V> {
     let bucket = hash & (span - 1);
     if (bucket < v.getUint32(h + H.split, true)) bucket = hash & (span * 2 - 1);
     const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
+    if (seg === 0) return 0;
     const k = this.#scratch;
     for (
       let e = v.getUint32(seg + (bucket & ((1 << SEG_SHIFT) - 1)) * 4, true);
@@ -240,6 +269,7 @@ export class HashMap<K, V> {
     let bucket = hash & (span - 1);
     if (bucket < v.getUint32(h + H.split, true)) bucket = hash & (span * 2 - 1);
     const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
+    if (seg === 0) return 0;
     for (
       let e = v.getUint32(seg + (bucket & ((1 << SEG_SHIFT) - 1)) * 4, true);
       e !== 0;
@@ -338,7 +368,7 @@ export class HashMap<K, V> {
     ev.setUint32(E.hash, hash, true);
     ev.setUint32(E.klen, klen, true);
     ev.setUint32(E.vlen, vlen, true);
-    const head = this.#head;
+    const bucket = this.#bucket;
     const e = heap.alloc(tx, size);
     if (found !== 0) {
       // Replace in place in the chain.
@@ -348,6 +378,7 @@ export class HashMap<K, V> {
       heap.free(tx, found);
       return false;
     }
+    const head = this.#slotFor(tx, m, bucket);
     ev.setUint32(E.next, tx.getU32(o, head), true);
     tx.write(o, e, entry.subarray(0, size));
     tx.setU32(o, head, e);
@@ -378,18 +409,20 @@ export class HashMap<K, V> {
       tx.setU32(o, h + H.dirCap, dirCap * 2);
       dir = next;
     }
-    if ((fresh & ((1 << SEG_SHIFT) - 1)) === 0) {
-      tx.setU32(o, dir + segIndex * 4, heap.alloc(tx, (1 << SEG_SHIFT) * 4));
-    }
     // Move the entries of bucket `split` whose hash now lands in `fresh`,
     // writing only the links that change (the usual short chain keeps its
-    // first entry and needs no write for it).
-    const mask = SEGMENT_MASK;
-    const oldSlot = m.u32(dir + (split >>> SEG_SHIFT) * 4) + (split & mask) * 4;
-    const newSlot = m.u32(dir + segIndex * 4) + (fresh & mask) * 4;
-    let keepTail = oldSlot, keepCur = m.u32(oldSlot);
+    // first entry and needs no write for it). Segments are allocated when a
+    // bucket in them first gets an entry.
+    const oldSlot = this.#slotOf(m, split);
+    const first = oldSlot < 0 ? 0 : m.u32(oldSlot);
+    let moves = false;
+    for (let e = first; e !== 0 && !moves; e = m.u32(e + E.next)) {
+      moves = (m.u32(e + E.hash) & (span * 2 - 1)) === fresh;
+    }
+    const newSlot = moves ? this.#slotFor(tx, m, fresh) : -1;
+    let keepTail = oldSlot, keepCur = first;
     let moveTail = newSlot, moveCur = 0; // a fresh bucket is empty
-    for (let e = keepCur; e !== 0;) {
+    for (let e = moves ? first : 0; e !== 0;) {
       const next = m.u32(e + E.next);
       if ((m.u32(e + E.hash) & (span * 2 - 1)) === fresh) {
         if (moveCur !== e) tx.setU32(o, moveTail, e);
@@ -402,8 +435,8 @@ export class HashMap<K, V> {
       }
       e = next;
     }
-    if (keepCur !== 0) tx.setU32(o, keepTail, 0);
-    if (moveCur !== 0) tx.setU32(o, moveTail, 0);
+    if (moves && keepCur !== 0) tx.setU32(o, keepTail, 0);
+    if (moves && moveCur !== 0) tx.setU32(o, moveTail, 0);
     if (split + 1 === span) {
       tx.setU32(o, h + H.level, level + 1);
       tx.setU32(o, h + H.split, 0);
@@ -436,7 +469,9 @@ export class HashMap<K, V> {
     const h = this.offset;
     const buckets = (m.u32(h + H.n0) << m.u32(h + H.level)) + m.u32(h + H.split);
     for (let b = 0; b < buckets; b++) {
-      for (let e = m.u32(this.#slotOf(m, b)); e !== 0; e = m.u32(e + E.next)) {
+      const slot = this.#slotOf(m, b);
+      if (slot < 0) continue;
+      for (let e = m.u32(slot); e !== 0; e = m.u32(e + E.next)) {
         const klen = m.u32(e + E.klen);
         const vlen = m.u32(e + E.vlen);
         const raw = m.tx ? m.bytes(e + E.key, klen + vlen) : this.obj.mapping.bytes;

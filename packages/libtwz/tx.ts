@@ -95,10 +95,12 @@ export class Tx {
   /** Two 32-bit dirty masks per shadow slot (bit i = byte i of the line). */
   #dirty = new Uint32Array(128);
   #slots = 0;
-  #slotLine: number[] = [];
-  #slotTarget: TxTarget[] = [];
+  /** Per slot: its line number, and the index of its target in the target list. */
+  #slotLine = new Int32Array(64);
+  #slotTi = new Int32Array(64);
   /** Objects written, in first-write order; a slot's target is an index here. */
   #tlist: TxTarget[] = [];
+  #tcount = 0;
   #lastT: TxTarget | null = null;
   #lastTi = -1;
   /**
@@ -126,7 +128,7 @@ export class Tx {
   #indexOf(t: TxTarget): number {
     if (t === this.#lastT) return this.#lastTi;
     const list = this.#tlist;
-    for (let i = 0; i < list.length; i++) {
+    for (let i = 0; i < this.#tcount; i++) {
       if (list[i] === t) {
         this.#lastT = t;
         this.#lastTi = i;
@@ -139,9 +141,8 @@ export class Tx {
   /** @internal Forget everything (the object is reused for the next transaction). */
   reset(): void {
     this.#slots = 0;
-    this.#slotLine.length = 0;
-    this.#slotTarget.length = 0;
-    this.#tlist.length = 0;
+    for (let i = 0; i < this.#tcount; i++) this.#tlist[i] = null as unknown as TxTarget;
+    this.#tcount = 0;
     this.#lastT = null;
     this.#lastTi = -1;
     this.#bloomLo = this.#bloomHi = 0;
@@ -151,7 +152,7 @@ export class Tx {
     }
     this.depth = 0;
     this.aborted = undefined;
-    this.onCommit.length = 0;
+    if (this.onCommit.length > 0) this.onCommit.length = 0;
     this.runCount = 0;
   }
 
@@ -189,7 +190,7 @@ export class Tx {
     this.#hStamp = new Uint32Array(size);
     this.#gen = 1;
     for (let slot = 0; slot < this.#slots; slot++) {
-      this.#remember(this.#tlist.indexOf(this.#slotTarget[slot]), this.#slotLine[slot], slot);
+      this.#remember(this.#slotTi[slot], this.#slotLine[slot], slot);
     }
   }
 
@@ -203,8 +204,8 @@ export class Tx {
           `Cannot write ${formatId(t.id)}: the handle is read-only`,
         );
       }
-      ti = this.#tlist.length;
-      this.#tlist.push(t);
+      ti = this.#tcount++;
+      this.#tlist[ti] = t;
       this.#lastT = t;
       this.#lastTi = ti;
     }
@@ -239,8 +240,16 @@ export class Tx {
     this.#limit[slot] = end - start;
     this.#dirty[slot * 2] = 0;
     this.#dirty[slot * 2 + 1] = 0;
-    this.#slotLine.push(line);
-    this.#slotTarget.push(t);
+    if (slot >= this.#slotLine.length) {
+      const lines = new Int32Array(this.#slotLine.length * 2);
+      lines.set(this.#slotLine);
+      this.#slotLine = lines;
+      const tis = new Int32Array(this.#slotTi.length * 2);
+      tis.set(this.#slotTi);
+      this.#slotTi = tis;
+    }
+    this.#slotLine[slot] = line;
+    this.#slotTi[slot] = ti;
     this.#remember(ti, line, slot);
     this.#slots = slot + 1;
     return slot;
@@ -492,7 +501,7 @@ export class Tx {
 
   /** @internal The target of a shadow slot. */
   slotTarget(slot: number): TxTarget {
-    return this.#slotTarget[slot];
+    return this.#tlist[this.#slotTi[slot]];
   }
 
   /** @internal The object offset of a shadow slot's line. */
@@ -505,9 +514,14 @@ export class Tx {
     return this.#pool;
   }
 
+  /** @internal A DataView over the shadow pool. */
+  get poolView(): DataView {
+    return this.#pv;
+  }
+
   /** @internal The objects written, in first-write order. */
   targets(): TxTarget[] {
-    return this.#tlist.slice();
+    return this.#tlist.slice(0, this.#tcount);
   }
 }
 
@@ -602,8 +616,7 @@ class TxLog {
       v.setUint32(at + 4, length, true);
       v.setUint32(at + 8, tx.slotOffset(slot) + start, true);
       v.setUint32(at + 12, 0, true);
-      const from = slot * LINE + start;
-      for (let k = 0; k < length; k++) bytes[at + RECORD + k] = pool[from + k];
+      copyRun(pool, tx.poolView, slot * LINE + start, bytes, v, at + RECORD, length);
       const padded = (length + 7) & ~7;
       for (let k = length; k < padded; k++) bytes[at + RECORD + k] = 0;
       at += RECORD + padded;
@@ -634,8 +647,7 @@ class TxLog {
       const to = line + start;
       const m = t.mapping;
       const dst = m.bytes;
-      const from = slot * LINE + start;
-      for (let k = 0; k < length; k++) dst[to + k] = pool[from + k];
+      copyRun(pool, tx.poolView, slot * LINE + start, dst, m.view, to, length);
       if (slot === lastSlot) continue;
       lastSlot = slot;
       const lineLength = Math.min(LINE, dst.length - line);
@@ -668,6 +680,23 @@ class TxLog {
     // kind carries it, and until then a replay would write the same bytes.
     v.setUint32(base + H.applied, seq, true);
     log.mapping.flush(base + H.applied, 4);
+  }
+}
+
+/** Copy a run of shadow bytes: word by word when everything is 4-byte aligned. */
+function copyRun(
+  src: Uint8Array,
+  sv: DataView,
+  from: number,
+  dst: Uint8Array,
+  dv: DataView,
+  to: number,
+  length: number,
+): void {
+  if (((from | to | length) & 3) === 0) {
+    for (let k = 0; k < length; k += 4) dv.setInt32(to + k, sv.getInt32(from + k, true), true);
+  } else {
+    for (let k = 0; k < length; k++) dst[to + k] = src[from + k];
   }
 }
 
