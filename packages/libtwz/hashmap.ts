@@ -30,7 +30,7 @@
  * @module
  */
 import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
-import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
+import { activeTx, transaction, TX, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap, HEAP_HEADER } from "./heap.ts";
 import { type Codec, codec, hashBytes, hashInt } from "./codec.ts";
 import { Mem } from "./_mem.ts";
@@ -263,6 +263,25 @@ export class HashMap<K, V> {
    */
   #findIntRaw(lo: number, hi: number): number {
     const hash = hashInt(lo, hi);
+    const x = this.obj.mapping.extent;
+    if (!x.words) return this.#findIntView(hash, lo, hi);
+    // 32-bit word views: every field read here is 4-byte aligned.
+    const w = x.u32;
+    const h = this.offset >>> 2;
+    const span = w[h + (H.n0 >>> 2)] << w[h + (H.level >>> 2)];
+    let bucket = hash & (span - 1);
+    if (bucket < w[h + (H.split >>> 2)]) bucket = hash & (span * 2 - 1);
+    const seg = w[(w[h + (H.dir >>> 2)] >>> 2) + (bucket >>> SEG_SHIFT)];
+    if (seg === 0 || seg === undefined) return 0;
+    for (let e = w[(seg >>> 2) + (bucket & SEGMENT_MASK)]; e !== 0; e = w[e >>> 2]) {
+      const at = e >>> 2;
+      if (w[at + 1] === hash && w[at + 4] === lo && w[at + 5] === hi && w[at + 2] === 8) return e;
+    }
+    return 0;
+  }
+
+  /** {@linkcode HashMap.#findIntRaw} through the DataView (unaligned or big-endian hosts). */
+  #findIntView(hash: number, lo: number, hi: number): number {
     const v = this.obj.mapping.view;
     const h = this.offset;
     const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
@@ -271,7 +290,7 @@ export class HashMap<K, V> {
     const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
     if (seg === 0) return 0;
     for (
-      let e = v.getUint32(seg + (bucket & ((1 << SEG_SHIFT) - 1)) * 4, true);
+      let e = v.getUint32(seg + (bucket & SEGMENT_MASK) * 4, true);
       e !== 0;
       e = v.getUint32(e + E.next, true)
     ) {
@@ -286,8 +305,8 @@ export class HashMap<K, V> {
   /** Offset of the value stored for `key` (read it in place), or -1. */
   locate(key: K): number {
     if (
-      (this.keys as unknown) === codec.int && typeof key === "number" && key >= 0 &&
-      key <= 0xffffffff && (key >>> 0) === key && activeTx() === null
+      typeof key === "number" && (key >>> 0) === key && TX.current === null &&
+      (this.keys as unknown) === codec.int
     ) {
       const e = this.#findIntRaw(key, 0);
       return e === 0 ? -1 : e + E.key + 8;

@@ -58,11 +58,12 @@ export async function runKv(opts: BenchOptions, which: "insert" | "get"): Promis
     t0 = performance.now();
     // In place, as the C peer reads its value: locate, then load from the value.
     let sum = 0;
+    const bytes = obj.bytes; // the mapping's bytes (valid until the object moves)
     for (let i = 0; i < ops; i++) {
       const at = map.locate(i);
       if (at >= 0) {
         found++;
-        sum += obj.bytes[at + (i & 15)];
+        sum += bytes[at + (i & 15)];
       }
     }
     if (sum === 0) throw new Error("values were not read");
