@@ -602,6 +602,9 @@ export class Kernel {
       }
       root.objects--;
       root.freeBlocks += s.blocks;
+      // Reuse freed space first: memory that was touched recently is warm
+      // (mapped, cached), where next-fit onwards would fault in fresh pages.
+      root.cursor = Math.min(root.cursor, s.start);
       this.#volatileTies.delete(x);
       const extent = this.#extents.get(x);
       if (extent) {
