@@ -9,3 +9,22 @@ Deno.test("hashInt matches hashBytes of the int encoding", () => {
     assert.equal(hashInt(lo >>> 0, hi >>> 0), hashBytes(b, 0, 8), `key ${k}`);
   }
 });
+
+Deno.test("codec.bytes.decode() gives independent copies, even from shared memory", async () => {
+  const { codec } = await import("@twz/libtwz/codec");
+  const shared = new Uint8Array(new SharedArrayBuffer(4096));
+  shared.set([1, 2, 3, 4], 100);
+  const a = codec.bytes.decode(shared, 100, 4);
+  const b = codec.bytes.decode(shared, 100, 4);
+  shared[100] = 9;
+  a[1] = 7;
+  assert.deepEqual([...a], [1, 7, 3, 4]);
+  assert.deepEqual([...b], [1, 2, 3, 4]);
+  const big = codec.bytes.decode(new Uint8Array(5000).fill(5), 0, 5000);
+  assert.equal(big.byteLength, 5000);
+  assert.equal(big.buffer.byteLength, 5000, "a long copy has a buffer of its own");
+  assert.equal(
+    codec.string.decode(new TextEncoder().encode("grüße, ascii"), 0, 14),
+    "grüße, ascii",
+  );
+});

@@ -71,14 +71,69 @@ const string: Codec<string> = {
   name: "string",
   size: (value) => value.length * 3,
   encode(value, into, at) {
+    // Short ASCII (the common key): byte stores, no encoder call.
+    if (value.length <= 64) {
+      let i = 0;
+      for (; i < value.length; i++) {
+        const c = value.charCodeAt(i);
+        if (c > 0x7f) break;
+        into[at + i] = c;
+      }
+      if (i === value.length) return i;
+    }
     return encoder.encodeInto(value, into.subarray(at)).written;
   },
   decode(bytes, at, length) {
-    return decoder.decode(bytes.subarray(at, at + length));
+    if (length <= 64) {
+      let ascii = true;
+      for (let i = 0; i < length; i++) {
+        if (bytes[at + i] > 0x7f) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        let s = "";
+        for (let i = 0; i < length; i++) s += String.fromCharCode(bytes[at + i]);
+        return s;
+      }
+    }
+    // TextDecoder refuses views of shared memory: decode a private copy.
+    return decoder.decode(copyOut(bytes, at, length));
   },
 };
 
-/** Raw bytes (decoded as a copy). */
+const SLAB = 64 * 1024;
+let slab = new Uint8Array(0);
+let slabAt = 0;
+
+/**
+ * A private copy of `length` bytes at `at`. Short copies (up to 1 KiB) are
+ * carved out of a shared 64 KiB slab, as Node's Buffer pool does: allocating
+ * an ArrayBuffer costs ~250 ns here, a view of a slab ~40 ns. Such a copy may
+ * share its `buffer` with other decoded values (at its own `byteOffset`);
+ * `slice()` it for a buffer of its own.
+ */
+function copyOut(b: Uint8Array, at: number, length: number): Uint8Array {
+  if (length > 1024) {
+    const out = new Uint8Array(length);
+    out.set(b.subarray(at, at + length));
+    return out;
+  }
+  if (slabAt + length > slab.length) {
+    slab = new Uint8Array(SLAB);
+    slabAt = 0;
+  }
+  const out = slab.subarray(slabAt, slabAt + length);
+  slabAt += (length + 7) & ~7;
+  for (let i = 0; i < length; i++) out[i] = b[at + i];
+  return out;
+}
+
+/**
+ * Raw bytes, decoded as a copy (a short copy may share its `buffer` with
+ * other decoded values: `slice()` it for an ArrayBuffer of its own).
+ */
 const bytes: Codec<Uint8Array> = {
   kind: 3,
   name: "bytes",
@@ -88,7 +143,7 @@ const bytes: Codec<Uint8Array> = {
     return value.length;
   },
   decode(b, at, length) {
-    return b.slice(at, at + length);
+    return copyOut(b, at, length);
   },
 };
 

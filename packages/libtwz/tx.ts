@@ -90,14 +90,14 @@ export function activeTx(): Tx | null {
  * offset.
  */
 export class Tx {
-  #pool = new Uint8Array(64 * LINE);
+  #pool = new Uint8Array(16 * LINE);
   #pv = new DataView(this.#pool.buffer);
   /** Two 32-bit dirty masks per shadow slot (bit i = byte i of the line). */
-  #dirty = new Uint32Array(128);
+  #dirty = new Uint32Array(32);
   #slots = 0;
   /** Per slot: its line number, and the index of its target in the target list. */
-  #slotLine = new Int32Array(64);
-  #slotTi = new Int32Array(64);
+  #slotLine = new Int32Array(16);
+  #slotTi = new Int32Array(16);
   /** Objects written, in first-write order; a slot's target is an index here. */
   #tlist: TxTarget[] = [];
   #tcount = 0;
@@ -107,16 +107,16 @@ export class Tx {
    * (target, line) -> shadow slot: open addressing over typed arrays, emptied
    * in O(1) between transactions by bumping the generation stamp.
    */
-  #hLine = new Int32Array(1024);
-  #hTarget = new Int32Array(1024);
-  #hSlot = new Int32Array(1024);
-  #hStamp = new Uint32Array(1024);
+  #hLine = new Int32Array(128);
+  #hTarget = new Int32Array(128);
+  #hSlot = new Int32Array(128);
+  #hStamp = new Uint32Array(128);
   #gen = 1;
   /** A 64-bit filter over (target, line): most loads hit no shadow and skip the table. */
   #bloomLo = 0;
   #bloomHi = 0;
   /** Valid bytes in each slot's line (64, or less for an object's last partial line). */
-  #limit = new Uint8Array(64);
+  #limit = new Uint8Array(16);
   /** @internal */
   depth = 0;
   /** @internal Set when a nested transaction threw: the whole transaction aborts. */
