@@ -99,10 +99,11 @@ export interface PersistentRegion {
    * @example Two flushes, one ordering point
    * ```ts
    * import type { PersistentRegion } from "@twz/kernel/hal";
-   * declare const region: PersistentRegion;
-   * region.flush(0, 64);
-   * region.flush(4096, 64);
-   * region.drain(); // both ranges are durable now
+   * function persistTwo(region: PersistentRegion): void {
+   *   region.flush(0, 64);
+   *   region.flush(4096, 64);
+   *   region.drain(); // both ranges are durable now
+   * }
    * ```
    */
   flush(offset: number, length: number): void;
@@ -129,11 +130,12 @@ export interface PersistentRegion {
    * @example
    * ```ts
    * import type { PersistentRegion } from "@twz/kernel/hal";
-   * declare const region: PersistentRegion;
-   * const ranges = new Float64Array([0, 64, 4096, 128]);
-   * if (region.flushRanges) region.flushRanges(ranges, 2);
-   * else for (let i = 0; i < 2; i++) region.flush(ranges[2 * i], ranges[2 * i + 1]);
-   * region.drain();
+   * function persistBoth(region: PersistentRegion): void {
+   *   const ranges = new Float64Array([0, 64, 4096, 128]);
+   *   if (region.flushRanges) region.flushRanges(ranges, 2);
+   *   else for (let i = 0; i < 2; i++) region.flush(ranges[2 * i], ranges[2 * i + 1]);
+   *   region.drain();
+   * }
    * ```
    */
   flushRanges?(ranges: Float64Array, count: number): void;
@@ -170,9 +172,11 @@ export interface Entropy {
    * @example
    * ```ts
    * import type { Entropy } from "@twz/kernel/hal";
-   * declare const entropy: Entropy;
-   * const id = new Uint8Array(16);
-   * entropy.fill(id);
+   * function newId(entropy: Entropy): Uint8Array {
+   *   const id = new Uint8Array(16);
+   *   entropy.fill(id);
+   *   return id;
+   * }
    * ```
    */
   fill(target: Uint8Array): void;
