@@ -1,6 +1,7 @@
 // End-to-end: the `twz` command as a user runs it, in a subprocess.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { scratchDirs } from "@twz/kernel/hal/testing";
 
 const MAIN = new URL("../packages/cli/main.ts", import.meta.url).pathname;
 const ID = /^[0-9a-f]{32}$/;
@@ -31,7 +32,8 @@ export async function twz(args: string[], input = ""): Promise<Run> {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-const tmpImage = () => join(Deno.makeTempDirSync({ prefix: "twz-cli-" }), "t.img");
+const tmpDir = scratchDirs("twz-cli-");
+const tmpImage = () => join(tmpDir(), "t.img");
 const lines = (s: string) => s.split("\n").filter((l) => l.length > 0);
 
 /** The one-line, no-stack-trace error contract. */
@@ -179,7 +181,7 @@ Deno.test("twz: usage mistakes are one line with exit code 2", async () => {
 });
 
 Deno.test("twz boot --script runs a file of commands", async () => {
-  const dir = Deno.makeTempDirSync();
+  const dir = tmpDir();
   const script = join(dir, "s.twz");
   Deno.writeTextFileSync(script, "# a comment\nnew --size 100\ndf\n");
   const r = await twz([

@@ -5,6 +5,9 @@ import { fsck, type FsckReport, Kernel, type ObjID, writeId } from "@twz/kernel"
 import { openSim, type SimHal } from "@twz/hal-sim";
 import { decodeSuperblock, type Geometry } from "../packages/kernel/_layout.ts";
 import { crc32 } from "../packages/kernel/_crc32.ts";
+import { scratchDirs } from "@twz/kernel/hal/testing";
+
+const tmpDir = scratchDirs("twz-fsck-");
 
 const SIZE = 4 << 20;
 
@@ -232,7 +235,7 @@ async function twz(args: string[]): Promise<{ code: number; stdout: string; stde
 
 Deno.test("twz fsck: exit 0 clean, 1 problems, --repair fixes, 3 cannot open, 2 usage", async () => {
   const f = fixture();
-  const dir = Deno.makeTempDirSync({ prefix: "twz-fsck-" });
+  const dir = tmpDir();
   const path = join(dir, "t.img");
   view(f).setUint32(f.g.bitmapOffset + 400, 1, true); // a leaked block
   Deno.writeFileSync(path, f.hal.region.bytes);

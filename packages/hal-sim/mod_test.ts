@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { halConformance } from "@twz/kernel/hal/testing";
+import { halConformance, scratchDirs } from "@twz/kernel/hal/testing";
 import { LINE, openSim, plugin, PowerFailed, seededRandom } from "./mod.ts";
 
-halConformance({ plugin, imageDir: () => Deno.makeTempDirSync({ prefix: "twz-sim-" }) });
+halConformance({ plugin, imageDir: scratchDirs("twz-sim-") });
 
 Deno.test("sim conformance also holds for an anonymous region", async () => {
   const hal = await plugin.open({ size: 1 << 16 });

@@ -69,6 +69,8 @@ export interface HashMapOptions {
 export class HashMap<K, V> {
   #scratch = new Uint8Array(256);
   #entry = new Uint8Array(256);
+  #entryView = new DataView(this.#entry.buffer);
+  #heapCache: Heap | undefined;
 
   private constructor(
     readonly host: TxLogHost,
@@ -157,7 +159,11 @@ export class HashMap<K, V> {
   }
 
   #heap(): Heap {
-    return new Heap(this.obj, this.obj.mapping.view.getUint32(this.offset + H.heap, true));
+    // The heap's offset is fixed when the map is made.
+    return this.#heapCache ??= new Heap(
+      this.obj,
+      this.obj.mapping.view.getUint32(this.offset + H.heap, true),
+    );
   }
 
   /** Number of entries. */
@@ -382,8 +388,10 @@ export class HashMap<K, V> {
     const size = E.key + klen + vlen;
     if (this.#entry.length < size) this.#entry = new Uint8Array(size * 2);
     const entry = this.#entry;
-    const ev = new DataView(entry.buffer);
-    entry.set(this.#scratch.subarray(0, klen + vlen), E.key);
+    if (this.#entryView.buffer !== entry.buffer) this.#entryView = new DataView(entry.buffer);
+    const ev = this.#entryView;
+    const scratch = this.#scratch;
+    for (let i = 0; i < klen + vlen; i++) entry[E.key + i] = scratch[i];
     ev.setUint32(E.hash, hash, true);
     ev.setUint32(E.klen, klen, true);
     ev.setUint32(E.vlen, vlen, true);
@@ -392,14 +400,14 @@ export class HashMap<K, V> {
     if (found !== 0) {
       // Replace in place in the chain.
       ev.setUint32(E.next, tx.getU32(o, found + E.next), true);
-      tx.write(o, e, entry.subarray(0, size));
+      tx.write(o, e, entry, size);
       tx.setU32(o, link, e);
       heap.free(tx, found);
       return false;
     }
     const head = this.#slotFor(tx, m, bucket);
     ev.setUint32(E.next, tx.getU32(o, head), true);
-    tx.write(o, e, entry.subarray(0, size));
+    tx.write(o, e, entry, size);
     tx.setU32(o, head, e);
     const count = tx.getF64(o, this.offset + H.count) + 1;
     tx.setF64(o, this.offset + H.count, count);

@@ -134,6 +134,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   readonly #rw = new Map<ObjID, TwzObject>();
   readonly #ro = new Map<ObjID, TwzObject>();
   readonly #resolvers = new Map<string, NameResolver>();
+  #txHost: TxLogHost | undefined;
   #closed = false;
 
   private constructor(kernel: Kernel, owned: boolean) {
@@ -148,12 +149,12 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
 
   /** @internal The transaction log object (see `@twz/libtwz/tx`). */
   logObject(): TxTarget {
-    return sessionTxHost(this).logObject();
+    return (this.#txHost ??= sessionTxHost(this)).logObject();
   }
 
   /** @internal Map an object for transaction replay; `null` when it is gone. */
   mapForReplay(id: ObjID): ObjectMapping | null {
-    return sessionTxHost(this).mapForReplay(id);
+    return (this.#txHost ??= sessionTxHost(this)).mapForReplay(id);
   }
 
   /**

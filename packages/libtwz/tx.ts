@@ -420,15 +420,18 @@ export class Tx {
   }
 
   /** Write `data` at `offset` (any length, any alignment). */
-  write(t: TxTarget, offset: number, data: Uint8Array): void {
-    this.#check(t, offset, data.length);
+  write(t: TxTarget, offset: number, data: Uint8Array, length: number = data.length): void {
+    this.#check(t, offset, length);
     let o = offset;
-    const end = offset + data.length;
+    const end = offset + length;
     while (o < end) {
       const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
       const slot = this.#slotFor(t, o >>> 6, true);
       const at = o & 63;
-      this.#pool.set(data.subarray(o - offset, lineEnd - offset), slot * LINE + at);
+      const pool = this.#pool;
+      const to = slot * LINE + at - o;
+      const from = offset;
+      for (let k = o; k < lineEnd; k++) pool[to + k] = data[k - from];
       this.#mark(slot, at, at + lineEnd - o);
       o = lineEnd;
     }
@@ -436,7 +439,17 @@ export class Tx {
 
   /** Fill `[offset, offset + length)` with `value`. */
   fill(t: TxTarget, offset: number, length: number, value = 0): void {
-    this.write(t, offset, new Uint8Array(length).fill(value));
+    this.#check(t, offset, length);
+    let o = offset;
+    const end = offset + length;
+    while (o < end) {
+      const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
+      const slot = this.#slotFor(t, o >>> 6, true);
+      const at = o & 63;
+      this.#pool.fill(value, slot * LINE + at, slot * LINE + at + lineEnd - o);
+      this.#mark(slot, at, at + lineEnd - o);
+      o = lineEnd;
+    }
   }
 
   /** Whether this transaction has written anything in `t`. */
@@ -706,13 +719,19 @@ function baseOf(log: TxTarget): number {
 
 const logs = new WeakMap<TxLogHost, TxLog>();
 
+let lastHost: TxLogHost | null = null;
+let lastLog: TxLog | null = null;
+
 function logFor(host: TxLogHost): TxLog {
+  if (host === lastHost) return lastLog!;
   let log = logs.get(host);
   if (!log) {
     log = new TxLog(host);
     logs.set(host, log);
     log.recover();
   }
+  lastHost = host;
+  lastLog = log;
   return log;
 }
 

@@ -255,3 +255,33 @@ export function halConformance(options: ConformanceOptions): void {
 /** Re-exported so plugin tests need one import for the error class. */
 export { HalError };
 export type { Hal };
+
+/**
+ * A maker of scratch directories for tests, removed (with everything in
+ * them) when the process exits, so test runs leave no images behind.
+ *
+ * @param prefix Directory name prefix.
+ * @param dir Where to make them (default: the system temporary directory).
+ * @returns A function making one new directory per call.
+ * @example
+ * ```ts
+ * import { scratchDirs } from "@twz/kernel/hal/testing";
+ * const tmp = scratchDirs("twz-example-");
+ * console.log(Deno.statSync(tmp()).isDirectory); // true
+ * ```
+ */
+export function scratchDirs(prefix: string, dir?: string): () => string {
+  const made: string[] = [];
+  globalThis.addEventListener("unload", () => {
+    for (const d of made) {
+      try {
+        Deno.removeSync(d, { recursive: true });
+      } catch { /* already gone */ }
+    }
+  });
+  return () => {
+    const d = Deno.makeTempDirSync({ prefix, dir });
+    made.push(d);
+    return d;
+  };
+}
