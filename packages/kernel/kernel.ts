@@ -675,6 +675,16 @@ export class Kernel {
     return id;
   }
 
+  /**
+   * The root object's ID as the root record keeps it, without creating one
+   * (what fsck reads): `0n` when the image has none yet.
+   */
+  rootObjectId(): ObjID {
+    this.#check();
+    const id = this.#root.rootObject;
+    return id !== 0n && this.#exists(id) ? id : 0n;
+  }
+
   /** Whether an object exists. */
   exists(id: ObjID): boolean {
     this.#check();

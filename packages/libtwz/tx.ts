@@ -59,7 +59,12 @@ const LOG_MAGIC = 0x474c5854; // "TXLG"
 /** Offsets inside the log object (relative to its base). */
 const H = { magic: 0, seq: 8, bodyBytes: 12, nObjects: 16, nRecords: 20, sum: 24, applied: 32 };
 const HEADER = 64;
-const RECORD = 16;
+/**
+ * A log record: u32 object offset, u16 length (a run never exceeds a 64-byte
+ * line), u16 index into the body's table of object IDs; then the bytes,
+ * padded to 4.
+ */
+const RECORD = 8;
 
 /** A 32-bit checksum over 4-byte words (the body is padded to 8 bytes). */
 function checksum(view: DataView, from: number, to: number, seed: number): number {
@@ -571,15 +576,15 @@ class TxLog {
     let at = body + nObjects * 16;
     const bytes = log.mapping.bytes;
     for (let r = 0; r < nRecords; r++) {
-      const obj = v.getUint32(at, true);
-      const length = v.getUint32(at + 4, true);
-      const offset = v.getUint32(at + 8, true);
-      const m = maps[obj];
+      const offset = v.getUint32(at, true);
+      const length = v.getUint16(at + 4, true);
+      const obj = v.getUint16(at + 6, true);
+      const m = obj < maps.length ? maps[obj] : null;
       if (m && offset + length <= m.bytes.length) {
         m.bytes.set(bytes.subarray(at + RECORD, at + RECORD + length), offset);
         m.flush(offset, length);
       }
-      at += RECORD + ((length + 7) & ~7);
+      at += RECORD + ((length + 3) & ~3);
     }
     log.mapping.drain();
     v.setUint32(base + H.applied, seq, true);
@@ -597,8 +602,14 @@ class TxLog {
     const n = tx.runCount;
     const pool = tx.pool;
     // Size the body.
+    if (targets.length > 0xffff) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `A transaction may write at most 65535 objects, not ${targets.length}`,
+      );
+    }
     let need = HEADER + targets.length * 16;
-    for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2] + 7) & ~7);
+    for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2] + 3) & ~3);
     if (base + need > log.mapping.bytes.length) {
       throw new TwzError(
         ErrorCode.OutOfSpace,
@@ -625,12 +636,11 @@ class TxLog {
         lastTarget = t;
         lastIndex = targets.indexOf(t);
       }
-      v.setUint32(at, lastIndex, true);
-      v.setUint32(at + 4, length, true);
-      v.setUint32(at + 8, tx.slotOffset(slot) + start, true);
-      v.setUint32(at + 12, 0, true);
+      v.setUint32(at, tx.slotOffset(slot) + start, true);
+      v.setUint16(at + 4, length, true);
+      v.setUint16(at + 6, lastIndex, true);
       copyRun(pool, tx.poolView, slot * LINE + start, bytes, v, at + RECORD, length);
-      const padded = (length + 7) & ~7;
+      const padded = (length + 3) & ~3;
       for (let k = length; k < padded; k++) bytes[at + RECORD + k] = 0;
       at += RECORD + padded;
     }
@@ -801,4 +811,92 @@ export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
   log.commit(tx);
   for (const hook of tx.onCommit) hook();
   return result;
+}
+
+/** What {@linkcode inspectTxLog} found in a transaction log object. */
+export interface TxLogState {
+  /**
+   * `empty` (never used), `applied` (the last transaction is in place),
+   * `committed` (committed, not marked applied: opening a session replays
+   * it), `torn` (a commit cut short by a crash: recovery ignores it) or
+   * `garbage` (a header no crash can leave: see `problem`).
+   */
+  state: "empty" | "applied" | "committed" | "torn" | "garbage";
+  /** Sequence number of the last transaction written (0 when empty). */
+  seq: number;
+  /** Sequence number marked applied. */
+  applied: number;
+  /** Records of the logged transaction. */
+  records: number;
+  /** Objects the logged transaction writes. */
+  objects: number;
+  /** IDs of those objects (a committed log only). */
+  targets: ObjID[];
+  /** What is wrong with a `garbage` log. */
+  problem?: string;
+}
+
+/**
+ * Read the state of a transaction log object without writing anything (for
+ * fsck: recovery itself is {@linkcode recoverTransactions}).
+ *
+ * @param log The log object (`/.txlog` of a session), mapped read-only or not.
+ * @returns The log's state and header counts.
+ * @example
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { inspectTxLog, transaction } from "@twz/libtwz/tx";
+ * const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
+ * const obj = twz.create({ size: 4096 });
+ * transaction(twz, (tx) => tx.setU32(obj, obj.baseOffset, 1));
+ * console.log(inspectTxLog(twz.logObject()).state); // applied
+ * twz.close();
+ * ```
+ */
+export function inspectTxLog(log: { readonly mapping: ObjectMapping }): TxLogState {
+  const bytes = log.mapping.bytes;
+  const v = log.mapping.view;
+  const base = baseOf(log as TxTarget);
+  const out: TxLogState = { state: "empty", seq: 0, applied: 0, records: 0, objects: 0, targets: [] };
+  const garbage = (problem: string): TxLogState => ({ ...out, state: "garbage", problem });
+  if (bytes.length < base + HEADER) return garbage(`the log object is only ${bytes.length} bytes`);
+  if (v.getUint32(base + H.magic, true) !== LOG_MAGIC) {
+    for (let i = base; i < base + HEADER; i++) {
+      if (bytes[i] !== 0) return garbage("the log header has no magic but is not blank");
+    }
+    return out;
+  }
+  out.seq = v.getUint32(base + H.seq, true);
+  out.applied = v.getUint32(base + H.applied, true);
+  out.records = v.getUint32(base + H.nRecords, true);
+  out.objects = v.getUint32(base + H.nObjects, true);
+  if (out.seq === 0) return garbage("the log header's sequence number is 0");
+  if (out.applied === out.seq) return { ...out, state: "applied" };
+  const bodyBytes = v.getUint32(base + H.bodyBytes, true);
+  const body = base + HEADER;
+  if (body + bodyBytes > bytes.length || bodyBytes % 4 !== 0) {
+    return garbage(`the log header's body size ${bodyBytes} does not fit the log`);
+  }
+  const sum = checksum(v, body, body + bodyBytes, checksum(v, base + H.seq, base + H.sum, 0));
+  if (sum !== v.getUint32(base + H.sum, true)) return { ...out, state: "torn" };
+  // Checksummed: every record must lie inside the body and name a listed object.
+  if (out.objects * 16 > bodyBytes) {
+    return garbage(`the log lists ${out.objects} objects in a ${bodyBytes}-byte body`);
+  }
+  for (let i = 0; i < out.objects; i++) {
+    const at = body + i * 16;
+    out.targets.push((v.getBigUint64(at + 8, true) << 64n) | v.getBigUint64(at, true));
+  }
+  let at = body + out.objects * 16;
+  for (let r = 0; r < out.records; r++) {
+    if (at + RECORD > body + bodyBytes) {
+      return garbage(`log record ${r} of ${out.records} lies past the body`);
+    }
+    const length = v.getUint16(at + 4, true);
+    const obj = v.getUint16(at + 6, true);
+    if (obj >= out.objects) return garbage(`log record ${r} names object ${obj} of ${out.objects}`);
+    at += RECORD + ((length + 3) & ~3);
+    if (at > body + bodyBytes) return garbage(`log record ${r} runs past the body`);
+  }
+  return { ...out, state: "committed" };
 }
