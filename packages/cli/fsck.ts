@@ -1,6 +1,13 @@
 /**
  * `twz fsck`: check (and with `--repair`, repair) the kernel structures of an
- * image without booting it.
+ * image without booting it; with `--deep`, the libtwz structures inside its
+ * objects too (FOTs, names, the transaction log, heaps and collections).
+ *
+ * The deep check boots a kernel on a private copy of the image (an anonymous
+ * hal-sim region), replays a committed libtwz transaction there as opening a
+ * session would, and checks that: without `--repair` nothing is written.
+ * With `--repair`, a committed transaction is replayed on the image itself
+ * and a garbage log header is cleared, then the copy is checked again.
  *
  * ```
  * twz fsck --image PATH [--hal sim|pmem] [--repair] [--deep] [--json]
@@ -12,11 +19,108 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { fsck, type FsckReport } from "@twz/kernel";
+import { fsck, type FsckReport, Kernel } from "@twz/kernel";
 import { type Hal, HalError } from "@twz/kernel/hal";
+import {
+  type CheckCounts,
+  type CheckFinding,
+  checkObjects,
+  type CheckReport,
+  type CheckTxLog,
+  repairObjects,
+} from "@twz/libtwz/check";
 import { loadPlugin, UsageError } from "./board.ts";
 
 const USAGE = "usage: twz fsck --image PATH [--hal sim|pmem] [--repair] [--deep] [--json]";
+
+/** The `--deep` part of a report. */
+export interface DeepReport {
+  /** Why the deep check did not run, if it did not. */
+  skipped?: string;
+  /** Problems found by the first check. */
+  problems: CheckFinding[];
+  /** Problems left after repairs (the same as `problems` without `--repair`). */
+  remaining: CheckFinding[];
+  /** Warnings (as checked last): not failures. */
+  warnings: CheckFinding[];
+  /** What `--repair` did. */
+  repairs: string[];
+  /** The transaction log as first found. */
+  txlog: CheckTxLog | null;
+  /** Counts (as checked last). */
+  checked?: CheckCounts;
+}
+
+/** Check the libtwz structures on a private copy of the image (writes nothing). */
+async function checkCopy(hal: Hal): Promise<CheckReport> {
+  const { openSimFromBytes } = await import("@twz/hal-sim");
+  const copy = openSimFromBytes(hal.region.bytes);
+  try {
+    const kernel = Kernel.boot(copy, { formatBlank: false });
+    try {
+      return checkObjects(kernel, { replay: true });
+    } finally {
+      kernel.halt();
+    }
+  } finally {
+    copy.close();
+  }
+}
+
+async function deepCheck(hal: Hal, kernelReport: FsckReport, repair: boolean): Promise<DeepReport> {
+  const none: DeepReport = { problems: [], remaining: [], warnings: [], repairs: [], txlog: null };
+  if (!kernelReport.clean) {
+    return { ...none, skipped: "the kernel structures have problems; fix them first" };
+  }
+  const first = await checkCopy(hal);
+  let last = first;
+  const repairs: string[] = [];
+  const state = first.txlog?.state;
+  if (repair && (state === "committed" || state === "garbage")) {
+    const kernel = Kernel.boot(hal, { formatBlank: false });
+    try {
+      repairs.push(...repairObjects(kernel));
+    } finally {
+      kernel.shutdown();
+    }
+    last = await checkCopy(hal);
+  }
+  return {
+    problems: first.problems,
+    remaining: last.problems,
+    warnings: last.warnings,
+    repairs,
+    txlog: first.txlog,
+    checked: last.checked,
+  };
+}
+
+function printDeep(path: string, d: DeepReport, repair: boolean): void {
+  if (d.skipped) return;
+  const at = (f: CheckFinding) => `${f.area}${f.id ? ` ${f.id}` : ""}: ${f.message}`;
+  for (const p of d.problems) console.log(`libtwz: ${at(p)}`);
+  for (const w of d.warnings) console.log(`libtwz: warning: ${at(w)}`);
+  for (const line of d.repairs) console.log(`repaired: ${line}`);
+  const c = d.checked!;
+  const counts =
+    `${c.libtwzObjects} libtwz objects, ${c.fotEntries} FOT entries, ${c.names} names, ${c.heaps} heaps, ${c.hashMaps} hash maps, ${c.btrees} B-trees, ${c.vectors} vectors, ${c.queues} queues, txlog ${
+      d.txlog?.state ?? "none"
+    }`;
+  if (d.problems.length === 0) {
+    console.log(`twz fsck: ${path}: libtwz: clean (${counts})`);
+  } else if (repair) {
+    console.log(
+      d.remaining.length === 0
+        ? `twz fsck: ${path}: libtwz: repaired; now clean (${counts})`
+        : `twz fsck: ${path}: libtwz: ${d.remaining.length} problem(s) remain`,
+    );
+    if (d.repairs.length > 0) {
+      for (const p of d.remaining) console.log(`remaining: libtwz: ${at(p)}`);
+    }
+  } else {
+    console.log(`twz fsck: ${path}: libtwz: ${d.problems.length} problem(s) found`);
+  }
+}
 
 function print(path: string, r: FsckReport, repair: boolean): void {
   const s = r.summary;
@@ -92,15 +196,24 @@ export async function main(args: string[]): Promise<number> {
     return 3;
   }
   let report: FsckReport;
+  let deep: DeepReport | undefined;
   try {
-    report = fsck(hal, { repair: values.repair, deep: values.deep });
+    report = fsck(hal, { repair: values.repair });
+    if (values.deep) {
+      deep = await deepCheck(hal, report, values.repair!);
+      if (deep.skipped) report.notes.push(`deep: libtwz structures skipped: ${deep.skipped}`);
+    }
   } finally {
     hal.close();
   }
+  const clean = report.clean && (deep === undefined || deep.remaining.length === 0);
   if (values.json) {
-    console.log(JSON.stringify({ image: path, ...report }));
+    console.log(
+      JSON.stringify({ image: path, ...report, clean, ...(deep ? { libtwz: deep } : {}) }),
+    );
   } else {
     print(path, report, values.repair!);
+    if (deep) printDeep(path, deep, values.repair!);
   }
-  return report.clean ? 0 : 1;
+  return clean ? 0 : 1;
 }

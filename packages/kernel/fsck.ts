@@ -51,8 +51,9 @@ export interface FsckOptions {
    */
   repair?: boolean;
   /**
-   * Also check user-space (libtwz) structures inside objects, when this fsck
-   * knows them.
+   * Ask for user-space (libtwz) structures too. The kernel cannot import
+   * libtwz, so this only adds a note saying they were skipped: use
+   * `checkObjects` of `@twz/libtwz/check` (what `twz fsck --deep` runs).
    * @default {false}
    */
   deep?: boolean;
@@ -503,7 +504,9 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
     plan.lines.push("rebuilt the root record's counters from the table and bitmap");
   }
   if (deep) {
-    notes.push("deep: no user-space (libtwz) structures are known to this fsck yet; skipped");
+    notes.push(
+      "deep: the kernel's fsck does not read libtwz structures (checkObjects of @twz/libtwz/check does; twz fsck --deep runs both); skipped",
+    );
   }
   return {
     problems,

@@ -857,20 +857,32 @@ export function inspectTxLog(log: { readonly mapping: ObjectMapping }): TxLogSta
   const bytes = log.mapping.bytes;
   const v = log.mapping.view;
   const base = baseOf(log as TxTarget);
-  const out: TxLogState = { state: "empty", seq: 0, applied: 0, records: 0, objects: 0, targets: [] };
+  const out: TxLogState = {
+    state: "empty",
+    seq: 0,
+    applied: 0,
+    records: 0,
+    objects: 0,
+    targets: [],
+  };
   const garbage = (problem: string): TxLogState => ({ ...out, state: "garbage", problem });
   if (bytes.length < base + HEADER) return garbage(`the log object is only ${bytes.length} bytes`);
-  if (v.getUint32(base + H.magic, true) !== LOG_MAGIC) {
-    for (let i = base; i < base + HEADER; i++) {
-      if (bytes[i] !== 0) return garbage("the log header has no magic but is not blank");
-    }
-    return out;
-  }
   out.seq = v.getUint32(base + H.seq, true);
   out.applied = v.getUint32(base + H.applied, true);
   out.records = v.getUint32(base + H.nRecords, true);
   out.objects = v.getUint32(base + H.nObjects, true);
-  if (out.seq === 0) return garbage("the log header's sequence number is 0");
+  if (v.getUint32(base + H.magic, true) !== LOG_MAGIC) {
+    let blank = true;
+    for (let i = base; i < base + HEADER; i++) if (bytes[i] !== 0) blank = false;
+    if (blank) return out;
+    // Every commit rewrites the same magic, so only the very first one (nothing
+    // applied yet), torn between 8-byte words, leaves a header without it.
+    return out.applied === 0
+      ? { ...out, state: "torn" }
+      : garbage("the log header has no magic but is not blank");
+  }
+  // A first commit torn between words can keep the magic and lose the seq.
+  if (out.seq === 0) return { ...out, state: "torn" };
   if (out.applied === out.seq) return { ...out, state: "applied" };
   const bodyBytes = v.getUint32(base + H.bodyBytes, true);
   const body = base + HEADER;
