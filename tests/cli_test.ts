@@ -2,35 +2,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { scratchDirs } from "@twz/kernel/hal/testing";
+import { type Run, twz } from "./_twz.ts";
 
-const MAIN = new URL("../packages/cli/main.ts", import.meta.url).pathname;
 const ID = /^[0-9a-f]{32}$/;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run `twz ARGS` with `input` on stdin. */
-export async function twz(args: string[], input = ""): Promise<Run> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
-  delete env.RUST_BACKTRACE;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env,
-    clearEnv: true,
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(input));
-  await writer.close();
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 const tmpDir = scratchDirs("twz-cli-");
 const tmpImage = () => join(tmpDir(), "t.img");

@@ -5,21 +5,7 @@ import { openSim, PersistFault } from "@twz/hal-sim";
 import { crashtest, replay } from "../packages/cli/crashtest.ts";
 import { workload as kernelObjects } from "../packages/cli/workloads/kernel_objects.ts";
 import { workload as broken } from "./crash_broken_workload.ts";
-
-/** Run `twz ARGS` in a subprocess (no RUST_BACKTRACE, no colour). */
-async function twz(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
-  delete env.RUST_BACKTRACE;
-  const main = new URL("../packages/cli/main.ts", import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, ...args],
-    stdin: "null",
-    env,
-    clearEnv: true,
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { twz } from "./_twz.ts";
 
 const BROKEN = new URL("./crash_broken_workload.ts", import.meta.url).pathname;
 

@@ -15,6 +15,7 @@ import { Vector } from "@twz/libtwz/vector";
 import { Queue } from "@twz/libtwz/queue";
 import { transaction } from "@twz/libtwz/tx";
 import { checkObjects, type CheckReport, repairObjects } from "@twz/libtwz/check";
+import { twz } from "./_twz.ts";
 
 const tmpDir = scratchDirs("twz-fsck-deep-");
 const BASE = 256;
@@ -201,19 +202,6 @@ Deno.test("checkObjects() reads the transaction log: garbage, torn, committed (r
   kernel.halt();
   hal.close();
 });
-
-async function twz(args: string[]) {
-  const main = new URL("../packages/cli/main.ts", import.meta.url).pathname;
-  const env: Record<string, string> = { PATH: Deno.env.get("PATH") ?? "" };
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, ...args],
-    stdin: "null",
-    env,
-    clearEnv: true,
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("twz fsck --deep: exit 0 clean, 1 on corruption; a committed log is replayed by --repair only", async () => {
   const dir = tmpDir();

@@ -6,6 +6,7 @@ import { openSim, type SimHal } from "@twz/hal-sim";
 import { decodeSuperblock, type Geometry } from "../packages/kernel/_layout.ts";
 import { crc32 } from "../packages/kernel/_crc32.ts";
 import { scratchDirs } from "@twz/kernel/hal/testing";
+import { twz } from "./_twz.ts";
 
 const tmpDir = scratchDirs("twz-fsck-");
 
@@ -218,20 +219,6 @@ Deno.test("fsck() checks an image with a committed log as boot will see it, and 
   assert.equal(Kernel.boot(hal).usage().objects, 2);
   hal.close();
 });
-
-async function twz(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
-  delete env.RUST_BACKTRACE;
-  const main = new URL("../packages/cli/main.ts", import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, ...args],
-    stdin: "null",
-    env,
-    clearEnv: true,
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("twz fsck: exit 0 clean, 1 problems, --repair fixes, 3 cannot open, 2 usage", async () => {
   const f = fixture();
