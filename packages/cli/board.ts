@@ -59,19 +59,10 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
   const plugin = await loadPlugin(options.hal);
   // One console for the board's whole life: reboots reopen the HAL, not stdin.
   options = { ...options, console: options.console ?? stdioConsole() };
-  let exists = false;
-  if (options.image !== undefined) {
-    try {
-      Deno.statSync(options.image);
-      exists = true;
-    } catch {
-      exists = false;
-    }
-  }
-  const hal = await plugin.open({
+  const hal = await openImage(plugin, {
     image: options.image,
-    size: exists ? options.size : (options.size ?? DEFAULT_IMAGE_SIZE),
-    create: !exists,
+    size: options.size,
+    newSize: DEFAULT_IMAGE_SIZE,
     console: options.console,
     settings: options.settings,
   });
@@ -82,6 +73,40 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
     hal.close();
     throw error;
   }
+}
+
+/** Whether a file (or anything) exists at `path`. */
+export function fileExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Open `image` with `plugin`, creating it when absent: `size` must match an
+ * existing image when given; a new one gets `size`, else `newSize`.
+ */
+export function openImage(
+  plugin: HalPlugin,
+  options: {
+    image?: string;
+    size?: number;
+    newSize?: number;
+    console?: Console;
+    settings?: Record<string, string>;
+  },
+): Promise<Hal> {
+  const exists = options.image !== undefined && fileExists(options.image);
+  return plugin.open({
+    image: options.image,
+    size: exists ? options.size : (options.size ?? options.newSize),
+    create: !exists,
+    console: options.console,
+    settings: options.settings,
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 // Helpers shared by the benchmarks: temporary images and timing.
 import { join } from "node:path";
 import type { Hal, HalPlugin } from "@twz/kernel/hal";
-import { loadPlugin } from "../board.ts";
+import { loadPlugin, openImage } from "../board.ts";
 import type { BenchOptions } from "./types.ts";
 
 /** A fresh image path (in /dev/shm when it exists, for pmem), removed at exit. */
@@ -27,18 +27,7 @@ export async function openHal(
   size?: number,
 ): Promise<{ plugin: HalPlugin; hal: Hal }> {
   const plugin = await loadPlugin(opts.hal);
-  let exists = true;
-  try {
-    Deno.statSync(image);
-  } catch {
-    exists = false;
-  }
-  const hal = await plugin.open({
-    image,
-    size: exists ? undefined : size,
-    create: !exists,
-    settings: opts.settings,
-  });
+  const hal = await openImage(plugin, { image, newSize: size, settings: opts.settings });
   return { plugin, hal };
 }
 

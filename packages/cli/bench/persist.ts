@@ -25,6 +25,7 @@
  */
 import { join } from "node:path";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
+import { fileExists } from "../board.ts";
 
 const SIZE = 1 << 20;
 const LINE = 64;
@@ -55,7 +56,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   if (image === undefined) {
     dir = Deno.makeTempDirSync({ prefix: "twz-bench-persist-" });
     image = join(dir, "persist.img");
-  } else if (exists(image)) {
+  } else if (fileExists(image)) {
     throw new Error(`Cannot run bench persist on ${image}: it exists and would be overwritten`);
   }
   const hal = await plugin.open({ image, size: SIZE, create: true, settings: opts.settings });
@@ -170,15 +171,6 @@ function fnptrOps(ops: number): number {
 
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 if (import.meta.main) {
