@@ -288,3 +288,74 @@ Deno.test("Kernel.rootObject() is created once and found again after reboot", ()
   assert.equal(again.report.objects, 1);
   hal.close();
 });
+
+Deno.test("Kernel.create() caps ties; a parent's edges are reused, so it stays deletable", () => {
+  const { hal, kernel } = boot(16 * MiB);
+  const parent = kernel.create({ size: 1024 });
+  const many = Array.from(
+    { length: 300 },
+    () => kernel.create({ size: 1024, lifetime: "volatile" }),
+  );
+  rejectsWith(() => kernel.create({ ties: many }), ErrorCode.InvalidArgument, /at most 256/);
+  for (let i = 0; i < 1200; i++) kernel.delete(kernel.create({ size: 1024, ties: [parent] }));
+  const live = Array.from({ length: 3 }, () => kernel.create({ size: 1024, ties: [parent] }));
+  assert.equal(kernel.stat(parent).dependents, 3);
+  assert.ok(kernel.usage().slotsUsed < 64, `edges were reused: ${kernel.usage().slotsUsed} slots`);
+  assert.equal(kernel.delete(parent), 4);
+  for (const id of live) assert.equal(kernel.exists(id), false);
+  assert.equal(kernel.isShutdown, false);
+  hal.close();
+});
+
+Deno.test("Kernel.delete() walks a long tie chain without recursion", () => {
+  const { hal, kernel } = boot(64 * MiB);
+  const first = kernel.create({ size: 1024 });
+  let last = first;
+  for (let i = 0; i < 12_000; i++) last = kernel.create({ size: 1024, ties: [last] });
+  assert.equal(kernel.delete(first), 12_001);
+  assert.equal(kernel.usage().objects, 0);
+  assert.equal(kernel.exists(last), false);
+  hal.close();
+});
+
+Deno.test("Kernel: a delete too large for one log transaction is split, and the kernel goes on", () => {
+  const { hal, kernel } = boot(32 * MiB);
+  const parent = kernel.create({ size: 1024 });
+  for (let i = 0; i < 900; i++) kernel.create({ size: 1024, ties: [parent] });
+  kernel.create({ size: 6 * MiB, ties: [parent] });
+  assert.equal(kernel.delete(parent), 902);
+  assert.equal(kernel.usage().objects, 0);
+  assert.equal(kernel.isShutdown, false);
+  hal.power!.powerFail({ policy: "strict" });
+  assert.equal(Kernel.boot(hal).usage().objects, 0);
+  hal.close();
+});
+
+Deno.test("Kernel.rootObject() is created and named in one commit: a crash never leaks it", () => {
+  // rootObject() drains three times (contents, commit, apply): crash after each.
+  for (let k = 1; k <= 3; k++) {
+    const hal = openSim({ size: 8 * MiB });
+    const kernel = Kernel.boot(hal);
+    hal.region.armCrash(hal.region.stats().drains + k, { policy: "random", seed: k });
+    assert.throws(() => kernel.rootObject(), (e: unknown) => (e as Error).name === "PowerFailed");
+    const again = Kernel.boot(hal);
+    const named = again.rootObjectId();
+    assert.equal(again.usage().objects, named === 0n ? 0 : 1, `crash point +${k}`);
+    hal.close();
+  }
+});
+
+Deno.test("Kernel.stat() does not count deleted volatile dependents", () => {
+  const { hal, kernel } = boot();
+  const p = kernel.create({ size: 1024 });
+  const vp = kernel.create({ size: 1024, lifetime: "volatile" });
+  const c1 = kernel.create({ size: 64, lifetime: "volatile", ties: [p] });
+  const c2 = kernel.create({ size: 64, lifetime: "volatile", ties: [vp] });
+  assert.equal(kernel.stat(p).dependents, 1);
+  assert.equal(kernel.stat(vp).dependents, 1);
+  kernel.delete(c1);
+  kernel.delete(c2);
+  assert.equal(kernel.stat(p).dependents, 0);
+  assert.equal(kernel.stat(vp).dependents, 0);
+  hal.close();
+});

@@ -17,7 +17,10 @@ export const FORMAT_VERSION = 1;
 export const PAGE = 4096;
 export const BLOCK = 1024;
 export const SLOT = 64;
+/** The smallest metadata log (small images); a larger image gets a larger one. */
 export const LOG_SIZE = 64 * 1024;
+/** The largest metadata log: recovery never reads more than this. */
+export const MAX_LOG_SIZE = 1024 * 1024;
 export const SUPERBLOCK_BYTES = 128;
 /** The smallest image: superblock, root, log, a minimal table and bitmap, 64 blocks. */
 export const MIN_IMAGE = 2 * PAGE + LOG_SIZE + 1024 * SLOT + PAGE + 64 * BLOCK;
@@ -75,9 +78,13 @@ export function planGeometry(size: number, storeId: Uint8Array, created: number)
   }
   let tableSlots = 1024;
   while (tableSlots * 2 <= size / 2048) tableSlots *= 2;
+  // One 64th of the image for the log (a power of two, 64 KiB to 1 MiB): big
+  // enough for the bitmap records of an object as large as the image allows.
+  let logSize = LOG_SIZE;
+  while (logSize * 2 <= MAX_LOG_SIZE && logSize * 2 <= size / 64) logSize *= 2;
   const rootOffset = PAGE;
   const logOffset = 2 * PAGE;
-  const tableOffset = logOffset + LOG_SIZE;
+  const tableOffset = logOffset + logSize;
   const bitmapOffset = alignUp(tableOffset + tableSlots * SLOT, PAGE);
   // Blocks left after the bitmap, whose own size depends on the block count.
   let dataBlocks = Math.floor((size - bitmapOffset) / BLOCK);
@@ -95,7 +102,7 @@ export function planGeometry(size: number, storeId: Uint8Array, created: number)
     created,
     rootOffset,
     logOffset,
-    logSize: LOG_SIZE,
+    logSize,
     tableOffset,
     tableSlots,
     bitmapOffset,
@@ -193,6 +200,7 @@ export function decodeSuperblock(region: Uint8Array): Geometry {
     v.getUint32(SB.blockSize, true) !== BLOCK || v.getUint32(SB.slotSize, true) !== SLOT ||
     (g.tableSlots & (g.tableSlots - 1)) !== 0 || g.tableSlots < 1024 ||
     g.rootOffset < SUPERBLOCK_BYTES || g.logOffset < g.rootOffset + 64 ||
+    g.logSize < LOG_SIZE || g.logSize > MAX_LOG_SIZE ||
     g.tableOffset < g.logOffset + g.logSize ||
     g.bitmapOffset < g.tableOffset + g.tableSlots * SLOT ||
     g.dataOffset < g.bitmapOffset + Math.ceil(g.dataBlocks / 32) * 4 ||

@@ -7,7 +7,7 @@
 //                                           suffices)
 //   2. each record is applied in place and flushed; drain
 //
-// Recovery replays the log when its CRC holds. Replaying is idempotent: the
+// Recovery replays the log when its checksum holds. Replaying is idempotent: the
 // log only ever holds the latest transaction, and step 2 of a transaction
 // completes before the next one overwrites the log. Recovery costs one pass
 // over at most LOG_SIZE bytes, whatever the number of objects.
@@ -18,6 +18,26 @@ import { logHash } from "./_hash.ts";
 const LOG_MAGIC = 0x474f4c54; // "TLOG"
 const HEADER = 64;
 const RECORD_HEADER = 16;
+
+/** Size of the log header. */
+export const LOG_HEADER = HEADER;
+
+/**
+ * A metadata transaction too large for the log: refused before anything was
+ * written, so the kernel can go on.
+ */
+export class LogFullError extends TwzError {
+  /**
+   * @param need Bytes of log the transaction needs.
+   * @param capacity Bytes the log holds.
+   */
+  constructor(readonly need: number, readonly capacity: number) {
+    super(
+      ErrorCode.OutOfSpace,
+      `The operation needs ${need} bytes of metadata log; the log holds ${capacity}`,
+    );
+  }
+}
 
 /** A set of metadata writes that commit together. */
 export class MetaTx {
@@ -94,20 +114,21 @@ export class MetaLog {
     return new MetaTx(this.view);
   }
 
-  /** Commit and apply `tx` (two drains). */
+  /**
+   * Commit and apply `tx` (two drains).
+   *
+   * @throws {LogFullError} Before anything is written, when `tx` does not fit.
+   */
   commit(tx: MetaTx): void {
     const records = tx.records();
     if (records.length === 0) return;
+    let need = 0;
+    for (const [, data] of records) need += RECORD_HEADER + align8(data.length);
+    if (need > this.capacity) throw new LogFullError(need, this.capacity);
     const bytes = this.region.bytes;
     const body = this.offset + HEADER;
     let at = body;
     for (const [offset, data] of records) {
-      if (at + RECORD_HEADER + align8(data.length) > this.offset + this.size) {
-        throw new TwzError(
-          ErrorCode.InvalidArgument,
-          `A metadata transaction of ${tx.logBytes()} bytes does not fit the ${this.capacity}-byte log`,
-        );
-      }
       this.view.setUint32(at, offset % 0x100000000, true);
       this.view.setUint32(at + 4, Math.floor(offset / 0x100000000), true);
       this.view.setUint32(at + 8, data.length, true);
@@ -223,6 +244,14 @@ export function parseLog(
     }
     const target = view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x100000000;
     const length = view.getUint32(at + 8, true);
+    if (at + RECORD_HEADER + align8(length) > body + bodyBytes) {
+      return {
+        state: "garbage",
+        records: [],
+        seq,
+        bad: "the committed log's records overrun its body",
+      };
+    }
     if (!isMetadata(target, length)) {
       return {
         state: "garbage",

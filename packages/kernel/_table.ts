@@ -80,6 +80,9 @@ export function encodeEdge(parent: ObjID, k: number, child: ObjID): Uint8Array {
   return bytes;
 }
 
+/** Older tombstones one release may empty besides its own slots. */
+export const RELEASE_EXTRA = 16;
+
 const TOMB_SLOT = (() => {
   const b = new Uint8Array(SLOT);
   b[16] = TOMB;
@@ -192,10 +195,16 @@ export class Table {
   release(tx: MetaTx, slots: number[]): number {
     let delta = 0;
     for (const i of slots) tx.put(this.slotOffset(i), TOMB_SLOT);
+    // Emptying also reaches back over older tombstones, but at most
+    // RELEASE_EXTRA of them per call, so a transaction's log size stays
+    // bounded by what the caller freed (see Kernel.delete's batching).
+    let extra = RELEASE_EXTRA;
+    const mine = new Set(slots);
     for (const i of [...slots].sort((a, b) => b - a)) {
       if (this.state(i, tx) !== TOMB) continue;
       if (this.state((i + 1) & this.mask, tx) !== EMPTY) continue;
       for (let j = i, n = 0; n < this.slots && this.state(j, tx) === TOMB; n++) {
+        if (!mine.has(j) && extra-- <= 0) break;
         tx.put(this.slotOffset(j), EMPTY_SLOT);
         delta--;
         j = (j - 1) & this.mask;

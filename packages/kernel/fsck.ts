@@ -19,16 +19,13 @@
  * @module
  */
 import type { Hal, PersistentRegion } from "./hal/mod.ts";
-import { formatId, isValidId, type ObjID, Prot, readId, TwzError, writeId } from "./abi/mod.ts";
+import { formatId, isValidId, type ObjID, Prot, readId, TwzError } from "./abi/mod.ts";
 import { BLOCK, decodeSuperblock, type Geometry, isBlank, SLOT } from "./_layout.ts";
-import { MetaLog } from "./_log.ts";
+import { LOG_HEADER, MetaLog, parseLog } from "./_log.ts";
 import { EDGE, EMPTY, OBJECT, Table, TOMB } from "./_table.ts";
-import { crc32 } from "./_crc32.ts";
-import { parseLog } from "./_log.ts";
+import { decodeRoot, encodeRoot } from "./_root.ts";
 
 // Formats kept by other kernel files (private there); fsck reads them too.
-const LOG_HEADER = 64; // the log header's size in _log.ts
-const ROOT_MAGIC = 0x544f4f52; // kernel.ts
 
 /** Which structure a problem is in. */
 export type FsckArea = "superblock" | "root" | "log" | "table" | "bitmap" | "ties";
@@ -206,9 +203,7 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
 
   // Root record.
   const ro = g.rootOffset;
-  let rootOk = u32(bytes, ro) === ROOT_MAGIC && u32(bytes, ro + 60) === crc32(
-        bytes.subarray(ro, ro + 60),
-      );
+  let rootOk = decodeRoot(bytes, ro) !== undefined;
   if (!rootOk) problem("root", "the root record is damaged (bad magic or checksum)", true);
 
   // Object table.
@@ -251,6 +246,13 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
     if (s.prot > Prot.All) return `has protections ${s.prot} beyond rwx`;
     return undefined;
   };
+  // Blocks of object records fsck reports but does not repair: never freed,
+  // since their data may matter.
+  const kept = new Uint8Array(g.dataBlocks);
+  const keep = (s: { start: number; blocks: number }) => {
+    const end = Math.min(g.dataBlocks, s.start + s.blocks);
+    for (let b = Math.max(0, s.start); b < end; b++) kept[b] = 1;
+  };
   for (let i = 0; i < g.tableSlots; i++) {
     const off = g.tableOffset + i * SLOT;
     const state = bytes[off + 16];
@@ -269,7 +271,7 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
         );
         if (noData) {
           planSlot(i, tomb, `slot ${i}: made a tombstone of an object record without data`);
-        }
+        } else keep(s);
         continue;
       }
       if (byId.has(s.id)) {
@@ -278,6 +280,7 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
           `object ${hexId(s.id)} is in two slots (${byId.get(s.id)} and ${i})`,
           false,
         );
+        keep(s);
         continue;
       }
       byId.set(s.id, objects.length);
@@ -431,6 +434,8 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
       if (owner[b] >= 0) {
         want |= 1 << bit;
         owned++;
+      } else if (kept[b]) {
+        want |= 1 << bit; // reported above, never freed
       }
     }
     want >>>= 0;
@@ -542,13 +547,7 @@ function bytesRegion(bytes: Uint8Array): PersistentRegion {
 }
 
 function encodeRootFrom(bytes: Uint8Array, g: Geometry, a: Analysis): Uint8Array {
-  const old = bytes.subarray(g.rootOffset, g.rootOffset + 64);
-  const out = new Uint8Array(64);
-  const v = new DataView(out.buffer);
-  const oldView = new DataView(old.buffer, old.byteOffset, 64);
-  const s = a.summary!;
-  v.setUint32(0, ROOT_MAGIC, true);
-  v.setUint32(4, s.objects, true);
+  const old = new DataView(bytes.buffer, bytes.byteOffset + g.rootOffset, 64);
   // Used slots and free blocks are counted again after the slot and bitmap fixes.
   let nonEmpty = 0;
   for (let i = 0; i < g.tableSlots; i++) {
@@ -558,16 +557,17 @@ function encodeRootFrom(bytes: Uint8Array, g: Geometry, a: Analysis): Uint8Array
   for (let b = 0; b < g.dataBlocks; b++) {
     if (u32(bytes, g.bitmapOffset + (b >>> 5) * 4) & (1 << (b & 31))) used++;
   }
-  v.setUint32(8, nonEmpty, true);
-  v.setUint32(12, g.dataBlocks - used, true);
-  const cursor = oldView.getUint32(16, true);
-  v.setUint32(16, cursor > g.dataBlocks ? 0 : cursor, true);
-  const generation = oldView.getFloat64(24, true);
-  v.setFloat64(24, Number.isFinite(generation) ? generation + 1 : 1, true);
-  const rootObject = readId(oldView, 32);
-  writeId(v, 32, isValidId(rootObject) ? rootObject : 0n);
-  v.setUint32(60, crc32(out.subarray(0, 60)), true);
-  return out;
+  const cursor = old.getUint32(16, true);
+  const generation = old.getFloat64(24, true);
+  const rootObject = readId(old, 32);
+  return encodeRoot({
+    objects: a.summary!.objects,
+    slotsUsed: nonEmpty,
+    freeBlocks: g.dataBlocks - used,
+    cursor: cursor > g.dataBlocks ? 0 : cursor,
+    generation: Number.isFinite(generation) ? generation + 1 : 1,
+    rootObject: isValidId(rootObject) ? rootObject : 0n,
+  });
 }
 
 /**

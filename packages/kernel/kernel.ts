@@ -16,9 +16,7 @@ import {
   type ObjectStat,
   type ObjID,
   Prot,
-  readId,
   TwzError,
-  writeId,
 } from "./abi/mod.ts";
 import {
   BLOCK,
@@ -30,11 +28,13 @@ import {
   SLOT,
   SUPERBLOCK_BYTES,
 } from "./_layout.ts";
-import { MetaLog, type MetaTx } from "./_log.ts";
-import { encodeEdge, encodeObject, type ObjectSlot, Table, TOMB } from "./_table.ts";
+import { LogFullError, MetaLog, type MetaTx } from "./_log.ts";
+import { encodeEdge, encodeObject, type ObjectSlot, RELEASE_EXTRA, Table, TOMB } from "./_table.ts";
 import { BlockBitmap } from "./_alloc.ts";
-import { crc32 } from "./_crc32.ts";
+import { decodeRoot, encodeRoot, type Root } from "./_root.ts";
 
+/** The most objects one create may tie a new object to. */
+export const MAX_TIES = 256;
 /** Size of the root object (see {@linkcode Kernel.rootObject}). */
 export const ROOT_OBJECT_SIZE = 65536;
 /** The largest object: sizes are stored in 32 bits. */
@@ -68,19 +68,6 @@ export interface BootOptions {
    */
   formatBlank?: boolean;
 }
-
-/** Counters in the root record. */
-interface Root {
-  objects: number;
-  slotsUsed: number;
-  freeBlocks: number;
-  cursor: number;
-  generation: number;
-  /** The root object (0n until first asked for). */
-  rootObject: ObjID;
-}
-
-const ROOT_MAGIC = 0x544f4f52; // "ROOT"
 
 /** Whether this host stores numbers little-endian (typed arrays use host order). */
 const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -332,23 +319,11 @@ export class Kernel {
   }
 
   #readRoot(): Root {
-    const off = this.geometry.rootOffset;
-    const v = this.#view;
-    const bytes = this.hal.region.bytes;
-    if (
-      v.getUint32(off, true) !== ROOT_MAGIC ||
-      v.getUint32(off + 60, true) !== crc32(bytes.subarray(off, off + 60))
-    ) {
+    const root = decodeRoot(this.hal.region.bytes, this.geometry.rootOffset);
+    if (!root) {
       throw new TwzError(ErrorCode.ImageCorrupt, "the root record is damaged (bad checksum)");
     }
-    return {
-      objects: v.getUint32(off + 4, true),
-      slotsUsed: v.getUint32(off + 8, true),
-      freeBlocks: v.getUint32(off + 12, true),
-      cursor: v.getUint32(off + 16, true),
-      generation: v.getFloat64(off + 24, true),
-      rootObject: readId(v, off + 32),
-    };
+    return root;
   }
 
   #check(): void {
@@ -394,11 +369,13 @@ export class Kernel {
     root.generation++;
     tx.put(this.geometry.rootOffset, encodeRoot(root));
     // A failed persist may leave the commit half applied in memory: stop, and let
-    // the next boot's recovery decide from the log (found by twz crashtest).
+    // the next boot's recovery decide from the log (found by twz crashtest). A
+    // transaction too large for the log is refused before anything is written:
+    // the kernel goes on.
     try {
       this.#log.commit(tx);
     } catch (error) {
-      this.halt();
+      if (!(error instanceof LogFullError)) this.halt();
       throw error;
     }
     this.#root = root;
@@ -413,6 +390,11 @@ export class Kernel {
    * missing source or tie, `OutOfSpace`, `TableFull`.
    */
   create(spec: CreateSpec = {}): ObjID {
+    return this.#create(spec, false);
+  }
+
+  /** Create; with `asRoot`, the root record names the new object in the same commit. */
+  #create(spec: CreateSpec, asRoot: boolean): ObjID {
     this.#check();
     const size = spec.size ?? DEFAULT_OBJECT_SIZE;
     const lifetime = spec.lifetime ?? "persistent";
@@ -431,6 +413,12 @@ export class Kernel {
       throw new TwzError(ErrorCode.InvalidArgument, `Key ${formatId(keyId)} is not a valid ID`);
     }
     const ties = [...new Set(spec.ties ?? [])];
+    if (ties.length > MAX_TIES) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `An object can be tied to at most ${MAX_TIES} others, not ${ties.length}`,
+      );
+    }
     for (const parent of ties) {
       if (!this.#exists(parent)) {
         throw new TwzError(
@@ -535,6 +523,17 @@ export class Kernel {
     for (const parent of ties) {
       const pslot = this.#table.findObject(parent);
       const p = this.#table.readObject(pslot);
+      // Reuse the edge of a dependent deleted on its own, so a long-lived
+      // parent's edges stay as many as its live dependents.
+      let reuse = -1;
+      for (let k = 0; k < p.ties && reuse < 0; k++) {
+        const e = this.#table.findEdge(parent, k);
+        if (e >= 0 && !this.#exists(this.#table.edgeChild(e))) {
+          reuse = k;
+          tx.put(this.#table.slotOffset(e), encodeEdge(parent, k, id));
+        }
+      }
+      if (reuse >= 0) continue;
       const pending = tx.blobs.get(this.#table.slotOffset(pslot));
       const k = pending ? new DataView(pending.buffer).getUint32(48, true) : p.ties;
       const eslot = this.#table.freeSlotForEdge(parent, k, tx);
@@ -545,6 +544,7 @@ export class Kernel {
     root.objects++;
     root.freeBlocks -= blocks;
     root.cursor = start + blocks;
+    if (asRoot) root.rootObject = id;
     this.#commit(tx, root);
     return id;
   }
@@ -562,44 +562,65 @@ export class Kernel {
     }
     // Post-order: dependents before the objects they depend on, so that a
     // deletion split over several transactions never orphans a dependent.
+    // An explicit stack: tie chains may be long.
     const order: ObjID[] = [];
-    const seen = new Set<ObjID>();
-    const visit = (x: ObjID) => {
-      if (seen.has(x) || !this.#exists(x)) return;
-      seen.add(x);
-      for (const child of this.#dependentsOf(x)) visit(child);
-      order.push(x);
-    };
-    visit(id);
+    const seen = new Set<ObjID>([id]);
+    const stack: Array<{ id: ObjID; children: ObjID[]; next: number }> = [
+      { id, children: this.#dependentsOf(id), next: 0 },
+    ];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      if (top.next < top.children.length) {
+        const child = top.children[top.next++];
+        if (!seen.has(child) && this.#exists(child)) {
+          seen.add(child);
+          stack.push({ id: child, children: this.#dependentsOf(child), next: 0 });
+        }
+      } else {
+        order.push(top.id);
+        stack.pop();
+      }
+    }
     let deleted = 0;
     let tx = this.#log.begin();
     let root = { ...this.#root };
     const freed: number[] = [];
     const commitBatch = () => {
-      if (freed.length === 0) return;
+      if (freed.length === 0 && tx.words.size === 0) return;
       root.slotsUsed += this.#table.release(tx, freed);
       this.#commit(tx, root);
       tx = this.#log.begin();
       root = { ...this.#root };
       freed.length = 0;
     };
+    // Log bytes a record costs: its header, and its data padded to 8.
+    const SLOT_COST = 16 + SLOT;
+    // Room for the root record and the older tombstones a release may empty.
+    const budget = this.#log.capacity - (2 + RELEASE_EXTRA) * SLOT_COST;
     for (const x of order) {
       deleted++;
       const v = this.#volatile.get(x);
       if (v) {
         this.#volatile.delete(x);
+        this.#unlinkVolatile(x);
         v.extent.retarget(new Uint8Array(0), -1);
         continue;
       }
       const slot = this.#table.findObject(x);
       const s = this.#table.readObject(slot);
-      if (tx.logBytes() + (s.ties + 2) * 80 + 64 > this.#log.capacity) commitBatch();
-      this.#bitmap.mark(tx, s.start, s.blocks, false);
-      freed.push(slot);
+      // A parent with many tie edges frees them in batches of their own first
+      // (its dependents are gone already; a crash in between leaves fewer
+      // edges, which is consistent).
       for (let k = 0; k < s.ties; k++) {
         const e = this.#table.findEdge(x, k);
-        if (e >= 0) freed.push(e);
+        if (e < 0) continue;
+        if (tx.logBytes() + (freed.length + 2) * SLOT_COST > budget) commitBatch();
+        freed.push(e);
       }
+      const bitmapCost = (Math.ceil(s.blocks / 32) + 2) * 4 + 16;
+      if (tx.logBytes() + (freed.length + 1) * SLOT_COST + bitmapCost > budget) commitBatch();
+      this.#bitmap.mark(tx, s.start, s.blocks, false);
+      freed.push(slot);
       root.objects--;
       root.freeBlocks += s.blocks;
       // Reuse freed space first: memory that was touched recently is warm
@@ -614,6 +635,12 @@ export class Kernel {
     }
     commitBatch();
     return deleted;
+  }
+
+  /** Forget a deleted volatile object in the dependents sets that name it. */
+  #unlinkVolatile(x: ObjID): void {
+    for (const v of this.#volatile.values()) v.dependents.delete(x);
+    for (const set of this.#volatileTies.values()) set.delete(x);
   }
 
   #dependentsOf(id: ObjID): ObjID[] {
@@ -669,10 +696,9 @@ export class Kernel {
     if (this.#root.rootObject !== 0n && this.#exists(this.#root.rootObject)) {
       return this.#root.rootObject;
     }
-    const id = this.create({ size: ROOT_OBJECT_SIZE });
-    const tx = this.#log.begin();
-    this.#commit(tx, { ...this.#root, rootObject: id });
-    return id;
+    // One commit makes the object and names it: a crash never leaves an
+    // unnamed root object behind.
+    return this.#create({ size: ROOT_OBJECT_SIZE }, true);
   }
 
   /**
@@ -899,20 +925,6 @@ function checkObjectRange(m: ObjectMapping, offset: number, length: number): voi
       `Range [${offset}, ${offset + length}) is outside ${formatId(m.id)} (${m.size} bytes)`,
     );
   }
-}
-
-function encodeRoot(r: Root): Uint8Array {
-  const bytes = new Uint8Array(64);
-  const v = new DataView(bytes.buffer);
-  v.setUint32(0, ROOT_MAGIC, true);
-  v.setUint32(4, r.objects, true);
-  v.setUint32(8, r.slotsUsed, true);
-  v.setUint32(12, r.freeBlocks, true);
-  v.setUint32(16, r.cursor, true);
-  v.setFloat64(24, r.generation, true);
-  writeId(v, 32, r.rootObject);
-  v.setUint32(60, crc32(bytes.subarray(0, 60)), true);
-  return bytes;
 }
 
 /** Bytes of kernel metadata per persistent object (one table slot). */
