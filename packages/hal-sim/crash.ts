@@ -77,6 +77,8 @@ export class CrashPoint {
    * @param choiceCount How many non-media choices unit `j` has (≥ 1).
    * @param drainChoice The choice a completed drain would leave (0: media unchanged).
    * @param data The contents of every non-media choice, `unit` bytes each.
+   * @param currentChoice The choice equal to the unit's current contents (0:
+   * they equal the media), what policy `all` keeps.
    */
   constructor(
     readonly unit: number,
@@ -85,6 +87,7 @@ export class CrashPoint {
     readonly choiceCount: Uint8Array,
     readonly drainChoice: Uint8Array,
     readonly data: Uint8Array,
+    readonly currentChoice: Uint8Array = choiceCount,
   ) {}
 
   /**
@@ -107,8 +110,8 @@ export class CrashPoint {
 
   /**
    * The selection numbered `variant` in mixed radix (unit 0 is the least
-   * significant digit). Variant 0 is `strict`; `count - 1` keeps every unit's
-   * current contents.
+   * significant digit). Variant 0 is `strict`; `count - 1` takes every unit's
+   * last choice (for the current contents use `policySelection("all")`).
    *
    * @throws {RangeError} `variant` is not in `[0, count)`.
    */
@@ -143,9 +146,7 @@ export class CrashPoint {
   policySelection(policy: "strict" | "all" | "drain"): Uint8Array {
     if (policy === "strict") return new Uint8Array(this.units.length);
     if (policy === "drain") return this.drainChoice.slice();
-    const sel = new Uint8Array(this.units.length);
-    for (let j = 0; j < sel.length; j++) sel[j] = this.choiceCount[j];
-    return sel;
+    return this.currentChoice.slice();
   }
 
   /** How many units `sel` keeps (takes a choice other than the media's). */
@@ -192,6 +193,7 @@ export class CrashPointBuilder {
   starts: number[] = [];
   counts: number[] = [];
   drains: number[] = [];
+  current: number[] = [];
   data = new Uint8Array(4096);
   used = 0; // in units
   constructor(readonly unit: number) {}
@@ -202,6 +204,7 @@ export class CrashPointBuilder {
     this.starts.push(this.used);
     this.counts.push(0);
     this.drains.push(0);
+    this.current.push(0);
   }
 
   /**
@@ -242,6 +245,7 @@ export class CrashPointBuilder {
       Uint8Array.from(this.counts),
       Uint8Array.from(this.drains),
       this.data.slice(0, this.used * this.unit),
+      Uint8Array.from(this.current),
     );
   }
 }

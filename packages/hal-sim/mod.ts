@@ -198,6 +198,7 @@ export class SimRegion implements PersistentRegion {
    */
   beforeDrain?: (completed: number) => void;
   #crashAt = 0;
+  #crashBefore = 0;
   #crashOptions: PowerFailureOptions = {};
   #faultFlush = 0;
   #faultDrain = 0;
@@ -207,12 +208,19 @@ export class SimRegion implements PersistentRegion {
    * Arm a crash point: right after drain number `drain` (counted from when the
    * region was opened) the power fails with `options`, and that drain throws
    * {@linkcode PowerFailed}. The region then holds what survived.
+   *
+   * With `before: true` the power fails instead when the *next* drain is
+   * called, before it takes effect: the crash point of `twz crashtest`
+   * ("drain N was the last to complete"), where everything stored and
+   * flushed since drain N is pending and `options.policy` decides its fate.
+   * If no later drain comes, nothing happens.
    */
-  armCrash(drain: number, options: PowerFailureOptions = {}): void {
-    if (!Number.isInteger(drain) || drain < 1) {
+  armCrash(drain: number, options: PowerFailureOptions & { before?: boolean } = {}): void {
+    if (!Number.isInteger(drain) || drain < (options.before ? 0 : 1)) {
       throw new RangeError(`Crash point ${drain} is not a drain number`);
     }
-    this.#crashAt = drain;
+    this.#crashAt = options.before ? 0 : drain;
+    this.#crashBefore = options.before ? drain + 1 : 0;
     this.#crashOptions = options;
   }
 
@@ -259,7 +267,13 @@ export class SimRegion implements PersistentRegion {
     return this.#bytes;
   }
 
+  /** @throws {HalError} After close: the region's image is gone. */
+  #open(): void {
+    if (this.#closed) throw new HalError("The simulated region is closed");
+  }
+
   flush(offset: number, length: number): void {
+    this.#open();
     checkRange(this.size, offset, length);
     this.#flushes++;
     if (this.#faultFlush > 0 && --this.#faultFlush === 0) {
@@ -276,7 +290,12 @@ export class SimRegion implements PersistentRegion {
   }
 
   drain(): void {
+    this.#open();
     this.beforeDrain?.(this.#drains);
+    if (this.#drains + 1 === this.#crashBefore) {
+      this.#crashBefore = 0;
+      throw new PowerFailed(this.#drains, this.powerFail(this.#crashOptions));
+    }
     this.#drains++;
     const p = this.#pending;
     if (this.#faultDrain > 0 && --this.#faultDrain === 0) {
@@ -405,7 +424,7 @@ export class SimRegion implements PersistentRegion {
       }
       if (!list || differs.has(u)) {
         if (!started) builder.begin(u), started = true;
-        builder.choice(cache, at);
+        builder.current[builder.current.length - 1] = builder.choice(cache, at);
       }
       if (started) builder.drains[builder.drains.length - 1] = drainChoice;
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { halConformance, scratchDirs } from "@twz/kernel/hal/testing";
+import { halConformance, HalError, scratchDirs } from "@twz/kernel/hal/testing";
 import { LINE, openSim, plugin, PowerFailed, seededRandom } from "./mod.ts";
 
 halConformance({ plugin, imageDir: scratchDirs("twz-sim-") });
@@ -103,4 +103,41 @@ Deno.test("SimRegion.armCrash() fails power right after the chosen drain", () =>
   assert.equal(r.bytes[128], 0, "lost");
   r.persist(0, 1); // disarmed: no second crash
   hal.close();
+});
+
+Deno.test("SimRegion.powerFail({policy: 'all'}) keeps the current contents, whatever was flushed", () => {
+  const hal = openSim({ size: 4096 });
+  const r = hal.region;
+  r.bytes[0] = 1;
+  r.flush(0, 1);
+  r.bytes[0] = 2;
+  r.flush(0, 1);
+  r.bytes[0] = 1; // equal to the first snapshot
+  r.bytes[64] = 5;
+  r.flush(64, 1);
+  r.bytes[64] = 0; // back to what the media holds
+  hal.power!.powerFail({ policy: "all" });
+  assert.equal(r.bytes[0], 1);
+  assert.equal(r.bytes[64], 0);
+  hal.close();
+});
+
+Deno.test("SimRegion.armCrash({before: true}) strikes at the next drain, with the pending stores at stake", () => {
+  const hal = openSim({ size: 4096 });
+  const r = hal.region;
+  r.persist(0, 1); // drain 1
+  r.armCrash(1, { before: true, policy: "all" });
+  r.bytes[128] = 7;
+  r.flush(128, 1); // pending when the next drain is called
+  assert.throws(() => r.drain(), (e: unknown) => e instanceof PowerFailed && e.drain === 1);
+  assert.equal(r.bytes[128], 7, "policy all kept the pending line");
+  assert.equal(r.stats().drains, 1, "the drain never took effect");
+  hal.close();
+});
+
+Deno.test("SimRegion refuses flush and drain after close with a HalError", () => {
+  const hal = openSim({ size: 4096 });
+  hal.close();
+  assert.throws(() => hal.region.flush(0, 8), HalError);
+  assert.throws(() => hal.region.drain(), HalError);
 });
