@@ -655,3 +655,19 @@ Deno.test("Queue and a two-object transaction: every crash point leaves a prefix
     },
   }, [1, 2]);
 });
+
+Deno.test("HashMap.create() refuses an object that holds a collection", () => {
+  const { hal, twz, host } = session();
+  const obj = twz.create({ size: 1 << 20 });
+  const vec = Vector.create(host, obj, codec.int);
+  for (let i = 0; i < 100; i++) vec.push(i * 7 + 1);
+  assert.throws(() => HashMap.create(host, obj, codec.int, codec.int), /already holds a vector/);
+  const again = Vector.open(host, obj, codec.int);
+  assert.equal(again.length, 100);
+  assert.equal(again.get(5), 36);
+  const map = twz.create({ size: 1 << 16 });
+  HashMap.create(host, map, codec.int, codec.int).set(1, 2);
+  assert.throws(() => HashMap.create(host, map, codec.int, codec.int), /already holds a hash map/);
+  assert.equal(HashMap.open(host, map, codec.int, codec.int).get(1), 2);
+  hal.close();
+});

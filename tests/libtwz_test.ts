@@ -42,6 +42,7 @@ import {
   u64,
   u8,
 } from "@twz/libtwz";
+import { transaction } from "../packages/libtwz/tx.ts";
 
 const MiB = 1 << 20;
 
@@ -730,5 +731,82 @@ Deno.test("word-view accessors: volatile objects, grow relocation, delete, unali
   assert.equal(h.t?.v, 0xabcd1234);
   writePtr(o.view, o.baseOffset, 0, 4094);
   assert.throws(() => h.t?.v, RangeError);
+  hal.close();
+});
+
+Deno.test("bytes(n): a live view only on a writable handle outside a transaction", () => {
+  const { hal, twz } = boot();
+  const Rec = struct({ n: u32, digest: bytes(8) });
+  const data = twz.create({ size: 4096 });
+  const rw = Rec.at(data, data.baseOffset);
+  const ro = Rec.at(twz.open(data.id, { write: false }), data.baseOffset);
+  rw.digest[0] = 1; // live: a plain store
+  assert.equal(data.view.getUint8(data.baseOffset + 4), 1);
+  ro.digest[1] = 2; // a copy: the read-only handle never writes
+  assert.equal(data.view.getUint8(data.baseOffset + 5), 0);
+  assert.equal(ro.digest[0], 1);
+  transaction(twz, () => {
+    rw.digest[2] = 3; // before the object is touched: a copy, not an unlogged store
+    assert.equal(data.view.getUint8(data.baseOffset + 6), 0);
+    rw.n = 6;
+    const d = rw.digest;
+    d[3] = 4; // a copy of the shadow
+    assert.equal(rw.digest[3], 0);
+    rw.digest = d; // assigned back: a transaction write
+    assert.equal(rw.digest[3], 4);
+    assert.equal(ro.digest[3], 4);
+  });
+  assert.equal(data.view.getUint8(data.baseOffset + 6), 0);
+  assert.equal(data.view.getUint8(data.baseOffset + 7), 4);
+  hal.close();
+});
+
+Deno.test("named() refuses an offset no pointer can hold", () => {
+  const { hal, twz } = boot();
+  const T = struct({ n: u32 });
+  const H = struct({ p: ptr(T) });
+  const obj = twz.create({ size: 4096 });
+  const h = H.at(obj, obj.baseOffset);
+  for (const off of [1.5, -8, 0, 63, 2 ** 48, 2 ** 49, NaN]) {
+    assert.throws(() => named("/x", off), RangeError, String(off));
+    // A plain object satisfying NamedTarget is checked too, before any FOT entry.
+    assert.throws(() => h.$set("p", { name: "/x", offset: off }), RangeError, String(off));
+  }
+  assert.equal(obj.meta.fotCount, 0);
+  assert.equal(named("/x", 64).offset, 64);
+  assert.equal(named("/x", MAX_PTR_OFFSET).offset, MAX_PTR_OFFSET);
+  hal.close();
+});
+
+Deno.test("Naming.unbind() keeps a directory another name still binds (crash in rename)", () => {
+  const { hal } = boot();
+  let twz = Twz.fromKernel(Kernel.boot(hal));
+  twz.naming.mkdir("/d");
+  twz.naming.mkdir("/p");
+  twz.naming.list("/");
+  const region = hal.region;
+  const drain = region.drain.bind(region);
+  let n = 0;
+  region.drain = () => {
+    if (++n === 3) { // the new name is bound (2 drains); the old one's removal is next
+      region.powerFail({ policy: "strict" });
+      throw new Error("power cut");
+    }
+    drain();
+  };
+  assert.throws(() => twz.naming.rename("/d", "/p/e"), /power cut/);
+  region.drain = drain;
+  twz = Twz.fromKernel(Kernel.boot(hal));
+  const id = twz.naming.resolve("/d");
+  assert.equal(twz.naming.resolve("/p/e"), id);
+  const obj = twz.create({ size: 1024, name: "/p/e/f" }); // non-empty: unbinding /d still works
+  assert.equal(twz.naming.unbind("/d"), id);
+  assert.ok(twz.kernel.exists(id));
+  assert.deepEqual(twz.naming.list("/p/e").map((b) => b.name), ["f"]);
+  // The last name of an empty directory deletes it, as before.
+  twz.naming.unbind("/p/e/f");
+  twz.naming.unbind("/p/e");
+  assert.ok(!twz.kernel.exists(id));
+  assert.ok(twz.kernel.exists(obj.id));
   hal.close();
 });

@@ -8,6 +8,8 @@ import { sessionTxHost } from "../packages/libtwz/session_tx.ts";
 import { Heap } from "../packages/libtwz/heap.ts";
 import { HashMap } from "../packages/libtwz/hashmap.ts";
 import { codec } from "../packages/libtwz/codec.ts";
+import { ErrorCode, TwzError } from "@twz/kernel/abi";
+import { ptr, struct, u32 } from "../packages/libtwz/layout.ts";
 
 function session(size = 32 << 20): { hal: SimHal; twz: Twz } {
   const hal = openSim({ size });
@@ -270,5 +272,189 @@ Deno.test("HashMap.create({capacity}) presizes buckets; segments are allocated w
     () => HashMap.create(host, twz.create({ size: 65536 }), codec.int, codec.int, { capacity: -1 }),
     RangeError,
   );
+  hal.close();
+});
+
+/** Cut the power at the `nth` drain from now (before it runs), then restore drain. */
+function cutAtDrain(hal: SimHal, nth: number, seed: number, fn: () => void): void {
+  const region = hal.region;
+  const drain = region.drain.bind(region);
+  let n = 0;
+  region.drain = () => {
+    if (++n === nth) {
+      region.powerFail({ policy: "random", seed });
+      throw new Error("power cut");
+    }
+    drain();
+  };
+  try {
+    fn();
+  } catch (e) {
+    if ((e as Error).message !== "power cut") throw e;
+  } finally {
+    region.drain = drain;
+  }
+}
+
+Deno.test("transaction() on two hosts of one log never reuses a sequence number", () => {
+  for (const twoSessions of [true, false]) {
+    for (const seed of [1, 2, 3]) {
+      const hal = openSim({ size: 16 << 20 });
+      const kernel = Kernel.boot(hal);
+      const a = Twz.fromKernel(kernel);
+      const b = twoSessions ? Twz.fromKernel(kernel) : sessionTxHost(a);
+      const obj = a.create({ size: 8192 });
+      transaction(a, (tx) => tx.setU32(obj, 256, 1));
+      transaction(b, (tx) => tx.setU32(a.open(obj.id), 260, 7));
+      // Committed (drain 1), cut before it is applied (drain 2).
+      cutAtDrain(hal, 2, seed, () =>
+        transaction(a, (tx) => {
+          for (let i = 0; i < 32; i++) tx.setU32(obj, 512 + i * 128, 1000 + i);
+        }));
+      const after = Twz.fromKernel(Kernel.boot(hal));
+      const o = after.open(obj.id);
+      for (let i = 0; i < 32; i++) {
+        assert.equal(o.view.getUint32(512 + i * 128, true), 1000 + i, `seed ${seed}, word ${i}`);
+      }
+      assert.equal(o.view.getUint32(260, true), 7);
+      hal.close();
+    }
+  }
+});
+
+Deno.test("transaction() refuses a write to an object of another image", () => {
+  const { hal, twz } = session();
+  const other = session();
+  const a = twz.create({ size: 4096 });
+  const b = other.twz.create({ size: 4096 });
+  assert.throws(
+    () =>
+      transaction(twz, (tx) => {
+        tx.setU32(a, 256, 1);
+        tx.setU32(b, 256, 42);
+      }),
+    (e) => e instanceof TwzError && e.code === ErrorCode.InvalidArgument,
+  );
+  assert.equal(a.view.getUint32(256, true), 0, "nothing applied");
+  assert.equal(b.view.getUint32(256, true), 0);
+  // A volatile object (of any kernel) has nothing to make durable: allowed.
+  const v = other.twz.create({ size: 4096, lifetime: "volatile" });
+  transaction(twz, (tx) => {
+    tx.setU32(a, 256, 1);
+    tx.setU32(v, 256, 2);
+  });
+  assert.equal(v.view.getUint32(256, true), 2);
+  hal.close();
+  other.hal.close();
+});
+
+Deno.test("Tx: every handle of an object reads the transaction's writes", () => {
+  const { hal, twz } = session();
+  const Rec = struct({ n: u32 });
+  const Holder = struct({ p: ptr(Rec) });
+  const data = twz.create({ size: 4096 });
+  const other = twz.create({ size: 4096 });
+  const rw = Rec.at(data, data.baseOffset);
+  const roObj = twz.open(data.id, { write: false });
+  const ro = Rec.at(roObj, data.baseOffset);
+  other._storePtr(other.baseOffset, ro); // a read-only FOT entry
+  const h = Holder.at(other, other.baseOffset);
+  const second = Twz.fromKernel(twz.kernel).open(data.id); // another session's handle
+  transaction(twz, (tx) => {
+    rw.n = 5;
+    assert.equal(ro.n, 5);
+    assert.equal(h.p!.n, 5);
+    assert.equal(tx.getU32(second, data.baseOffset), 5);
+    assert.ok(tx.touches(roObj));
+    // The read-only handle still cannot write, even with the object shadowed.
+    assert.throws(() => tx.setU32(roObj, data.baseOffset, 1), TwzError);
+    tx.setU32(second, data.baseOffset + 4, 9); // shares the shadow
+    assert.equal(tx.getU32(data, data.baseOffset + 4), 9);
+  });
+  assert.equal(data.view.getUint32(data.baseOffset, true), 5);
+  assert.equal(data.view.getUint32(data.baseOffset + 4, true), 9);
+  hal.close();
+});
+
+Deno.test("Tx: a shadowed partial last line reads zeros after the object grows", () => {
+  const { hal, twz } = session();
+  const junk = twz.create({ size: 4096 });
+  const obj = twz.create({ size: 1000 });
+  transaction(twz, (tx) => tx.fill(junk, 256, 64, 0xff)); // dirty the reused shadow pool
+  const seen = transaction(twz, (tx) => {
+    tx.setU32(obj, 960, 1); // the last line: 40 valid bytes
+    obj.grow(2048);
+    const read = [tx.getU32(obj, 1000), tx.getU8(obj, 1020), tx.read(obj, 996, 8)[7]];
+    tx.setU32(obj, 1004, 3); // past the old end, in the shadowed line
+    return [...read, tx.getU32(obj, 1004)];
+  });
+  assert.deepEqual(seen, [0, 0, 0, 3]);
+  assert.equal(obj.view.getUint32(1000, true), 0);
+  assert.equal(obj.view.getUint32(1004, true), 3);
+  hal.close();
+});
+
+Deno.test("Heap.alloc() reuses the growth an aborted transaction left", () => {
+  const { hal, twz } = session(64 << 20);
+  const obj = twz.create({ size: 8192 });
+  const heap = transaction(twz, (tx) => Heap.create(tx, obj, 512, obj.dataEnd));
+  const sizes = new Set<number>();
+  for (let i = 0; i < 8; i++) {
+    assert.throws(() =>
+      transaction(twz, (tx) => {
+        heap.alloc(tx, 10_000);
+        throw new Error("abort");
+      }), /abort/);
+    sizes.add(obj.size);
+  }
+  assert.equal(sizes.size, 1, `grew once, not on every abort: ${[...sizes]}`);
+  const grown = obj.size;
+  const at = transaction(twz, (tx) => heap.alloc(tx, 10_000));
+  assert.equal(obj.size, grown, "the committed allocation uses the slack");
+  assert.ok(at >= 8192 && at + 10_000 <= grown);
+  assert.equal(heap.check().problem, undefined);
+  transaction(twz, (tx) => heap.alloc(tx, 10_000)); // no slack left: grows
+  assert.ok(obj.size > grown);
+  assert.equal(heap.check().problem, undefined);
+  hal.close();
+});
+
+Deno.test("Heap.create() ends before the FOT by default", () => {
+  const { hal, twz } = session();
+  const obj = twz.create({ size: 65536 });
+  const target = twz.create({ size: 4096 });
+  obj.fotIndex(target.id);
+  const fot = obj.meta.fotOffset;
+  assert.ok(fot < obj.size);
+  const heap = transaction(twz, (tx) => Heap.create(tx, obj, obj.baseOffset + 64));
+  for (let i = 0; i < 80; i++) {
+    transaction(twz, (tx) => {
+      const at = heap.alloc(tx, 1000);
+      tx.fill(obj, at, 1000, 0xab);
+      assert.ok(at + 1000 <= fot || at >= fot + obj.meta.fotCapacity * 32, `block at ${at}`);
+    });
+  }
+  const entries = obj.fotEntries();
+  assert.equal(entries[0].kind, "id");
+  assert.equal(entries[0].kind === "id" && entries[0].id, target.id);
+  // A handle without dataEnd: the meta-info's FOT offset.
+  const other = twz.create({ size: 65536 });
+  const bare = { id: other.id, mapping: other.mapping, writable: true };
+  transaction(twz, (tx) => Heap.create(tx, bare, 512));
+  assert.equal(other.view.getUint32(512 + 12, true), other.meta.fotOffset - 8, "heap end");
+  hal.close();
+});
+
+Deno.test("Heap.alloc() zeroes bumped blocks unless told not to", () => {
+  const { hal, twz } = session();
+  const obj = twz.create({ size: 65536 });
+  obj.bytes.fill(0x5a, 1024, 8192); // old contents under the heap
+  const heap = transaction(twz, (tx) => Heap.create(tx, obj, 1024, 8192));
+  const [zeroed, kept] = transaction(
+    twz,
+    (tx) => [heap.alloc(tx, 100), heap.alloc(tx, 100, { zero: false })],
+  );
+  assert.ok(obj.bytes.subarray(zeroed, zeroed + 100).every((b) => b === 0));
+  assert.equal(obj.bytes[kept + 50], 0x5a);
   hal.close();
 });

@@ -33,9 +33,11 @@ import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
 import { activeTx, transaction, TX, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap, HEAP_HEADER } from "./heap.ts";
 import { type Codec, codec, hashBytes, hashInt } from "./codec.ts";
-import { Mem } from "./_mem.ts";
+import { createRoot, Mem } from "./_mem.ts";
 
 const MAGIC = 0x50414d48; // "HMAP"
+/** Entries are built whole and written over their block: no zeroing first. */
+const NO_ZERO = { zero: false } as const;
 const H = {
   magic: 0,
   keyKind: 4,
@@ -85,6 +87,8 @@ export class HashMap<K, V> {
    * Create a map in `obj`: a heap at its base, the map header in the heap,
    * and the header's offset stored at the base's first word... returned as
    * the handle. The object should be empty (fresh from `create`).
+   *
+   * @throws {TwzError} `InvalidArgument` when `obj` already holds a collection.
    */
   static create<K, V>(
     host: TxLogHost,
@@ -103,9 +107,9 @@ export class HashMap<K, V> {
     let level = 0;
     while ((1 << (SEG_SHIFT + level)) * LOAD < capacity) level++;
     const offset = transaction(host, (tx) => {
-      const heapAt = (obj.baseOffset + 64 + 63) & ~63;
-      const heap = Heap.create(tx, obj, heapAt, obj.dataEnd ?? obj.mapping.bytes.length);
-      const header = heap.alloc(tx, HEADER);
+      // Refuses an object that holds a collection; names the map from the base.
+      const { heap, header } = createRoot(tx, obj, MAGIC, HEADER);
+      const heapAt = heap.offset;
       const dirCap = Math.max(64, 2 << level);
       const dir = heap.alloc(tx, dirCap * 4);
       tx.setU32(obj, header + H.level, level);
@@ -117,9 +121,6 @@ export class HashMap<K, V> {
       tx.setU32(obj, header + H.dir, dir);
       tx.setU32(obj, header + H.dirCap, dirCap);
       tx.setU32(obj, header + H.heap, heapAt);
-      // The base's first word names the map (its root).
-      tx.setU32(obj, obj.baseOffset, header);
-      tx.setU32(obj, obj.baseOffset + 4, MAGIC);
       return header;
     });
     return new HashMap(host, obj, offset, keys, values);
@@ -396,7 +397,7 @@ export class HashMap<K, V> {
     ev.setUint32(E.klen, klen, true);
     ev.setUint32(E.vlen, vlen, true);
     const bucket = this.#bucket;
-    const e = heap.alloc(tx, size);
+    const e = heap.alloc(tx, size, NO_ZERO); // written whole below
     if (found !== 0) {
       // Replace in place in the chain.
       ev.setUint32(E.next, tx.getU32(o, found + E.next), true);

@@ -13,6 +13,9 @@
  *  +12  end u32        end of the current arena
  *  +16  live u32       bytes in live blocks
  *  +20  large u32      head of the free list of large blocks (first fit)
+ *  +24  claimed u32    object bytes the heap has accounted for: its arenas
+ *                      and whatever lay below its end (the FOT); bytes past
+ *                      it are slack a growth left (0: the object's length)
  *  +64  heads u32[16]  free-list heads, one per size class
  *  +128 first arena
  * ```
@@ -22,7 +25,9 @@
  * payload word. When the arena is used up the heap grows the object (the
  * kernel may move it; nothing in the heap holds an address) and continues in
  * the new space; a skip record at the old top (8 bytes kept free at every
- * arena's end for it) links the arenas, so the blocks can be walked.
+ * arena's end for it) links the arenas, so the blocks can be walked. Growth
+ * is not undone when the transaction aborts: the next new arena starts in the
+ * space that growth left (`claimed` is a transaction write) before growing again.
  *
  * @example
  * ```ts
@@ -46,11 +51,19 @@
  *
  * @module
  */
-import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
+import {
+  BASE_OFFSET,
+  ErrorCode,
+  formatId,
+  META_OFFSET,
+  MetaField,
+  OBJECT_MAGIC,
+  TwzError,
+} from "@twz/kernel/abi";
 import type { Tx, TxTarget } from "./tx.ts";
 
 const MAGIC = 0x50414548; // "HEAP"
-const F = { magic: 0, top: 8, end: 12, live: 16, large: 20, heads: 64 } as const;
+const F = { magic: 0, top: 8, end: 12, live: 16, large: 20, claimed: 24, heads: 64 } as const;
 /** Bytes of the heap header; the first arena starts right after it. */
 export const HEAP_HEADER = 128;
 /** Bytes of a block header. */
@@ -94,6 +107,28 @@ function classFor(bytes: number): number {
   return bytes > LARGEST ? -1 : classIndex[(bytes + 15) >>> 4];
 }
 
+/** Where a heap ends by default: where the object's FOT starts. */
+function defaultEnd(obj: TxTarget & { readonly dataEnd?: number }): number {
+  if (obj.dataEnd !== undefined) return obj.dataEnd;
+  const v = obj.mapping.view;
+  if (
+    v.byteLength >= BASE_OFFSET && v.getUint32(META_OFFSET + MetaField.magic, true) === OBJECT_MAGIC
+  ) {
+    return v.getUint32(META_OFFSET + MetaField.fotOffset, true);
+  }
+  return v.byteLength;
+}
+
+/** Options of {@linkcode Heap.alloc}. */
+export interface AllocOptions {
+  /**
+   * Zero the block. Pass `false` only when the caller writes every byte of
+   * the block it reads later (the rest of the block keeps old contents).
+   * @default {true}
+   */
+  zero?: boolean;
+}
+
 /** A heap inside an object. */
 export class Heap {
   /**
@@ -103,12 +138,19 @@ export class Heap {
   constructor(readonly obj: TxTarget, readonly offset: number) {}
 
   /**
-   * Lay out a new heap at `offset` (64-byte aligned) spanning to `end`
-   * (default: the end of the object), in the running transaction.
+   * Lay out a new heap at `offset` (64-byte aligned) spanning to `end`, in
+   * the running transaction. By default the heap ends where the object's FOT
+   * starts: `obj.dataEnd` when the handle has it (a `TwzObject` does), else the
+   * FOT offset of the object's meta-info, else the end of the object.
    *
    * @throws {RangeError} The offset is misaligned or the span too small.
    */
-  static create(tx: Tx, obj: TxTarget, offset: number, end = obj.mapping.bytes.length): Heap {
+  static create(
+    tx: Tx,
+    obj: TxTarget & { readonly dataEnd?: number },
+    offset: number,
+    end: number = defaultEnd(obj),
+  ): Heap {
     if (offset % 64 !== 0 || end - offset < HEAP_HEADER + 64) {
       throw new RangeError(`A heap needs a 64-byte aligned offset and room: [${offset}, ${end})`);
     }
@@ -117,6 +159,7 @@ export class Heap {
     tx.setU16(obj, offset + 4, 1);
     tx.setU32(obj, offset + F.top, offset + HEAP_HEADER);
     tx.setU32(obj, offset + F.end, (end & ~7) - 8);
+    tx.setU32(obj, offset + F.claimed, Math.min(0xffffffff, obj.mapping.bytes.length));
     return new Heap(obj, offset);
   }
 
@@ -136,12 +179,16 @@ export class Heap {
   }
 
   /**
-   * Allocate `size` bytes (zeroed) in the running transaction.
+   * Allocate `size` bytes (zeroed, unless `options.zero` is false) in the
+   * running transaction.
    *
+   * @param tx The running transaction.
+   * @param size Payload bytes.
+   * @param options `zero: false` skips zeroing, for a caller that overwrites the block.
    * @returns The payload's offset in the object (8-byte aligned).
    * @throws {TwzError} `OutOfSpace` when the object cannot grow further.
    */
-  alloc(tx: Tx, size: number): number {
+  alloc(tx: Tx, size: number, options?: AllocOptions): number {
     if (!Number.isInteger(size) || size < 0) throw new RangeError(`Cannot allocate ${size} bytes`);
     const o = this.obj;
     const need = Math.max(16, (size + BLOCK_HEADER + 7) & ~7);
@@ -169,9 +216,9 @@ export class Heap {
     if (block === 0) {
       block = this.#bump(tx, blockSize);
       tx.setU32(o, block, blockSize);
-    } else {
-      tx.fill(o, block + BLOCK_HEADER, blockSize - BLOCK_HEADER);
     }
+    // Bumped space may hold old bytes too (the heap was laid over them).
+    if (options?.zero !== false) tx.fill(o, block + BLOCK_HEADER, blockSize - BLOCK_HEADER);
     tx.setU32(o, block + 4, USED);
     tx.setU32(o, this.offset + F.live, tx.getU32(o, this.offset + F.live) + blockSize);
     return block + BLOCK_HEADER;
@@ -182,17 +229,24 @@ export class Heap {
     let top = tx.getU32(o, this.offset + F.top);
     let end = tx.getU32(o, this.offset + F.end);
     if (top + blockSize > end) {
-      // A new arena past the object's current end.
+      // A new arena past what the heap has accounted for: in the slack an
+      // aborted transaction's growth left when the block fits there, else
+      // after growing the object.
       const size = o.mapping.bytes.length;
-      if (!o.grow) {
-        throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} is full`);
+      let claimed = tx.getU32(o, this.offset + F.claimed);
+      if (claimed === 0 || claimed > size) claimed = size;
+      const next = (claimed + 63) & ~63;
+      if (next + blockSize > (size & ~7) - 8) {
+        if (!o.grow) {
+          throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} is full`);
+        }
+        const grown = Math.min(0xffffffff, Math.max(size * 2, next + blockSize + 4096));
+        if (next + blockSize > (grown & ~7) - 8) {
+          throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} cannot grow`);
+        }
+        o.grow(grown);
       }
-      const grown = Math.min(0xffffffff, Math.max(size * 2, size + blockSize + 4096));
-      if (grown - size < blockSize) {
-        throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} cannot grow`);
-      }
-      o.grow(grown);
-      const next = (size + 63) & ~63;
+      tx.setU32(o, this.offset + F.claimed, Math.min(0xffffffff, o.mapping.bytes.length));
       tx.setU32(o, top, next - top); // skip record: the walk jumps to the new arena
       tx.setU32(o, top + 4, SKIP);
       top = next;

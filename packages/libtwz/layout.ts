@@ -35,7 +35,15 @@
  *
  * @module
  */
-import { ErrorCode, formatId, type InvPtr, type ObjID, TwzError } from "@twz/kernel/abi";
+import {
+  ErrorCode,
+  formatId,
+  type InvPtr,
+  MAX_PTR_OFFSET,
+  NULL_SIZE,
+  type ObjID,
+  TwzError,
+} from "@twz/kernel/abi";
 import { TX, type Tx, type TxTarget } from "./tx.ts";
 
 /**
@@ -106,6 +114,9 @@ export interface NamedTarget {
  * @param offset Offset of the record in the object the name resolves to.
  * @param resolver Registered resolver name (`""` is the naming service).
  * @returns The target.
+ * @throws {TypeError} `name` is empty.
+ * @throws {RangeError} `offset` is not an integer in [64, 2^48) (a pointer's
+ * offset, past the null region).
  * @example
  * ```ts
  * import { named } from "@twz/libtwz/layout";
@@ -116,7 +127,20 @@ export function named(name: string, offset?: number, resolver?: string): NamedTa
   if (typeof name !== "string" || name.length === 0) {
     throw new TypeError("A named pointer target needs a non-empty name");
   }
+  if (offset !== undefined) checkNamedOffset(offset);
   return { name, offset, resolver };
+}
+
+/**
+ * Check the offset of a named pointer target: an integer past the null region
+ * that a pointer's 48-bit offset holds.
+ */
+function checkNamedOffset(offset: number): void {
+  if (!(Number.isInteger(offset) && offset >= NULL_SIZE && offset <= MAX_PTR_OFFSET)) {
+    throw new RangeError(
+      `A named pointer's offset must be an integer in [${NULL_SIZE}, 2^48), not ${offset}`,
+    );
+  }
 }
 
 /**
@@ -286,8 +310,11 @@ class BytesType extends FieldType<Uint8Array> {
     super();
     this.kind = `bytes(${size})`;
   }
-  _get(): string {
-    return `const m = this._e.bytes; return m.subarray(this._b + OFF, this._b + OFF + ${this.size});`;
+  _get(ctx: Codegen): string {
+    // A live view only where its stores are the handle's own plain stores:
+    // a writable handle, outside a transaction. Otherwise a copy.
+    return `const m = this._e.bytes.subarray(this._b + OFF, this._b + OFF + ${this.size}); ` +
+      `return this._o.writable && ${ctx.bind(TX)}.current === null ? m : m.slice();`;
   }
   _set(ctx: Codegen): string {
     return `${ctx.bind(setBytes)}(this, NAME, OFF, ${this.size}, x);`;
@@ -1101,9 +1128,13 @@ export const f64: FieldType<number> = new FloatType("f64");
 export const bool: FieldType<boolean> = new BoolType();
 
 /**
- * `n` raw bytes. Reading gives a live `Uint8Array` over the object (valid until
- * the object is relocated by a grow); writing copies a shorter-or-equal array
- * in and zeroes the rest.
+ * `n` raw bytes. Writing copies a shorter-or-equal array in and zeroes the
+ * rest. Reading through a writable handle outside a transaction gives a live
+ * `Uint8Array` over the object (valid until the object is relocated by a
+ * grow): stores into it are plain, non-transactional stores. Reading through a
+ * read-only handle, or inside a transaction, gives a copy: inside a
+ * transaction, change the bytes by assigning the field
+ * (`rec.digest = changed`), which the transaction logs.
  *
  * @param n Size in bytes.
  * @returns The field type.

@@ -480,7 +480,9 @@ export class Naming {
 
   /**
    * Remove a name (the object stays). An empty directory is removed and its
-   * directory object deleted; a non-empty one is refused.
+   * directory object deleted; a non-empty one is refused. A directory that
+   * another entry still names (a crash inside a rename leaves both names) is
+   * only unbound, empty or not: its object stays for the other name.
    *
    * @returns The ID the name was bound to.
    * @throws {TwzError} `NameNotFound`, `InvalidArgument` (the root, or a
@@ -495,7 +497,10 @@ export class Naming {
     const found = dir.find(parts[parts.length - 1]);
     if (!found) throw new TwzError(ErrorCode.NameNotFound, `No object is named ${join(parts)}`);
     let sub: Dir | undefined;
-    if (found.binding.kind === "directory" && this.#session.kernel.exists(found.binding.id)) {
+    if (
+      found.binding.kind === "directory" && this.#session.kernel.exists(found.binding.id) &&
+      !this.#namedElsewhere(found.binding.id, dir, found.slot)
+    ) {
       sub = this.#dir(found.binding.id, parts);
       if (!sub.isEmpty()) {
         throw new TwzError(ErrorCode.InvalidArgument, `Directory ${join(parts)} is not empty`);
@@ -505,6 +510,30 @@ export class Naming {
     this.#bump();
     if (sub) this.#session.kernel.delete(sub.obj.id);
     return found.binding.id;
+  }
+
+  /**
+   * Whether an entry other than `slot` of `dir` names directory `id`: a walk
+   * of the whole tree (directories are few; unbinding one is rare).
+   */
+  #namedElsewhere(id: ObjID, dir: Dir, slot: number): boolean {
+    const kernel = this.#session.kernel;
+    const root = this.#rootDir;
+    const seen = new Set<ObjID>([root.id]);
+    const todo: Dir[] = [new Dir(root)];
+    while (todo.length > 0) {
+      const d = todo.pop()!;
+      for (const e of d.entries()) {
+        if (e.binding.kind !== "directory") continue;
+        const other = e.binding.id;
+        if (other === id && !(d.obj.id === dir.obj.id && e.slot === slot)) return true;
+        if (seen.has(other) || !kernel.exists(other)) continue;
+        seen.add(other);
+        const obj = this.#session.handle(other, true);
+        if (obj.view.getUint32(BASE_OFFSET + H_MAGIC, true) === DIR_MAGIC) todo.push(new Dir(obj));
+      }
+    }
+    return false;
   }
 
   /**
@@ -535,9 +564,9 @@ export class Naming {
     const name = b[b.length - 1];
     if (dst.find(name)) throw new TwzError(ErrorCode.NameExists, `${join(b)} is already bound`);
     dst.insert(name, found.binding.id, found.binding.kind === "directory" ? KIND_DIR : KIND_OBJECT);
-    // The slot may have moved if src and dst are one directory that grew: find it again.
-    const again = src.find(a[a.length - 1]);
-    if (again) src.remove(again.slot);
+    // Slots are entry indices: growing a directory (as insert may) only adds
+    // entries after them, so the old name is still in `found.slot`.
+    src.remove(found.slot);
     this.#bump();
   }
 

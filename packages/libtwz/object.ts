@@ -40,7 +40,7 @@ import {
   writeId,
 } from "@twz/kernel/abi";
 import type { AccessorHost, AnyAccessor, LiveBytes, NamedTarget } from "./layout.ts";
-import { StructAccessor } from "./layout.ts";
+import { named, StructAccessor } from "./layout.ts";
 
 /**
  * A pluggable name resolver for name-based FOT entries: turns the name stored
@@ -509,8 +509,9 @@ export class TwzObject implements AccessorHost {
         fot = this.fotIndex(target._o.id, target._o.writable ? Prot.ReadWrite : Prot.Read);
       }
     } else {
-      offset = target.offset ?? BASE_OFFSET;
-      fot = this.fotIndex(target, Prot.ReadWrite);
+      const checked = named(target.name, target.offset, target.resolver); // validates
+      offset = checked.offset ?? BASE_OFFSET;
+      fot = this.fotIndex(checked, Prot.ReadWrite);
     }
     const value = (BigInt(ptrHi(fot, offset)) << 32n) | BigInt(ptrLo(offset));
     // Inside a transaction the pointer is one of its writes (a FOT entry it

@@ -12,6 +12,13 @@
  * opens) replays a committed log that was not yet applied, and only that.
  * Nested transactions flatten into the outermost one.
  *
+ * The shadow is kept per object ID: every handle of a written object (a
+ * read-only one, another session's) reads the transaction's writes. The
+ * objects written must live in the log object's image (or be volatile):
+ * commit refuses others, which that log could neither make durable nor
+ * replay. All sessions of an image share its log, and sequence numbers come
+ * from the log header, so they never repeat.
+ *
  * There is no `tx_add_range` to forget: writes made through typed accessors
  * (`@twz/libtwz/layout`) or through {@linkcode Tx}'s setters inside `tx` are
  * the transaction's writes.
@@ -103,7 +110,11 @@ export class Tx {
   /** Per slot: its line number, and the index of its target in the target list. */
   #slotLine = new Int32Array(16);
   #slotTi = new Int32Array(16);
-  /** Objects written, in first-write order; a slot's target is an index here. */
+  /**
+   * Objects written, in first-write order; a slot's target is an index here.
+   * Found by object ID, so every handle of an object (read-only ones, other
+   * sessions' ones) shares its shadow and reads the transaction's writes.
+   */
   #tlist: TxTarget[] = [];
   #tcount = 0;
   #lastT: TxTarget | null = null;
@@ -129,12 +140,13 @@ export class Tx {
   /** @internal Ranges freed/allocated etc. can hook commit. */
   readonly onCommit: Array<() => void> = [];
 
-  /** The index of `t` among the written objects, or -1. */
+  /** The index of `t`'s object among the written objects, or -1. */
   #indexOf(t: TxTarget): number {
     if (t === this.#lastT) return this.#lastTi;
     const list = this.#tlist;
+    const id = t.id;
     for (let i = 0; i < this.#tcount; i++) {
-      if (list[i] === t) {
+      if (list[i] === t || list[i].id === id) {
         this.#lastT = t;
         this.#lastTi = i;
         return i;
@@ -201,14 +213,15 @@ export class Tx {
 
   #slotFor(t: TxTarget, line: number, create: boolean): number {
     let ti = this.#indexOf(t);
+    if (create && !t.writable) {
+      // Another handle of the object may have written it: this one still may not.
+      throw new TwzError(
+        ErrorCode.AccessDenied,
+        `Cannot write ${formatId(t.id)}: the handle is read-only`,
+      );
+    }
     if (ti < 0) {
       if (!create) return -1;
-      if (!t.writable) {
-        throw new TwzError(
-          ErrorCode.AccessDenied,
-          `Cannot write ${formatId(t.id)}: the handle is read-only`,
-        );
-      }
       ti = this.#tcount++;
       this.#tlist[ti] = t;
       this.#lastT = t;
@@ -234,8 +247,13 @@ export class Tx {
       const from = t.mapping.view, to = this.#pv;
       for (let k = 0; k < LINE; k += 4) to.setInt32(at + k, from.getInt32(start + k, true), true);
     } else {
+      // The object's last, partial line: the rest of the slot reads as the
+      // zeros the object has there if it grows during the transaction (the
+      // slot's limit stays the old length, so such loads take the general
+      // path through `read`, which serves the slot).
       const pool = this.#pool;
       for (let k = start; k < end; k++) pool[at + k - start] = bytes[k];
+      pool.fill(0, at + (end - start), at + LINE);
     }
     if (slot >= this.#limit.length) {
       const limit = new Uint8Array(this.#limit.length * 2);
@@ -543,22 +561,23 @@ export class Tx {
   }
 }
 
-/** Per-host transaction log state. */
+/**
+ * The state kept for one log object, shared by every host (session) that
+ * writes it. The sequence number lives only in the log header, so hosts
+ * never reuse one another's.
+ */
 class TxLog {
-  #seq = 0;
   #ranges = new Float64Array(64);
   /** Reused between transactions: a transaction allocates nothing on its own. */
   readonly spare = new Tx();
-  constructor(readonly host: TxLogHost) {}
 
   /** Replay a committed, unapplied transaction. Returns records replayed. */
-  recover(): number {
-    const log = this.host.logObject();
+  recover(host: TxLogHost): number {
+    const log = host.logObject();
     const v = log.mapping.view;
     const base = baseOf(log);
     if (v.getUint32(base + H.magic, true) !== LOG_MAGIC) return 0;
     const seq = v.getUint32(base + H.seq, true);
-    this.#seq = seq;
     if (v.getUint32(base + H.applied, true) === seq) return 0;
     const bodyBytes = v.getUint32(base + H.bodyBytes, true);
     const body = base + HEADER;
@@ -571,7 +590,7 @@ class TxLog {
     for (let i = 0; i < nObjects; i++) {
       const at = body + i * 16;
       const id = (v.getBigUint64(at + 8, true) << 64n) | v.getBigUint64(at, true);
-      maps.push(this.host.mapForReplay(id));
+      maps.push(host.mapForReplay(id));
     }
     let at = body + nObjects * 16;
     const bytes = log.mapping.bytes;
@@ -592,12 +611,25 @@ class TxLog {
     return nRecords;
   }
 
-  commit(tx: Tx): void {
+  commit(tx: Tx, host: TxLogHost): void {
     if (tx.empty) return;
     tx.collectRuns();
-    const log = this.host.logObject();
+    const log = host.logObject();
     const base = baseOf(log);
     const targets = tx.targets();
+    // The log makes durable, and replays, only objects of its own region.
+    const region = log.mapping.region;
+    for (const t of targets) {
+      const r = t.mapping.region;
+      if (r !== null && r !== region) {
+        throw new TwzError(
+          ErrorCode.InvalidArgument,
+          `Cannot commit a write to ${
+            formatId(t.id)
+          }: it belongs to another image than the transaction's log`,
+        );
+      }
+    }
     const runs = tx.runs;
     const n = tx.runCount;
     const pool = tx.pool;
@@ -644,7 +676,10 @@ class TxLog {
       for (let k = length; k < padded; k++) bytes[at + RECORD + k] = 0;
       at += RECORD + padded;
     }
-    const seq = (this.#seq = (this.#seq + 1) >>> 0 || 1);
+    // The next number after the header's (whoever wrote it), never the
+    // applied mark's: a crash before the new mark must leave it unapplied.
+    let seq = (v.getUint32(base + H.seq, true) + 1) >>> 0 || 1;
+    if (seq === v.getUint32(base + H.applied, true)) seq = (seq + 1) >>> 0 || 1;
     v.setUint32(base + H.magic, LOG_MAGIC, true);
     v.setUint32(base + H.seq, seq, true);
     v.setUint32(base + H.bodyBytes, at - body, true);
@@ -659,7 +694,6 @@ class TxLog {
     log.mapping.drain(); // 1: committed
     // Apply: copy every run in place, then flush each touched line once
     // (adjacent lines in one range), all ranges in one batched call.
-    const region = log.mapping.region;
     let ranges = this.#ranges;
     let count = 0;
     let lastSlot = -1;
@@ -674,12 +708,7 @@ class TxLog {
       if (slot === lastSlot) continue;
       lastSlot = slot;
       const lineLength = Math.min(LINE, dst.length - line);
-      const r = m.region;
-      if (r === null) continue; // volatile: nothing to make durable
-      if (r !== region) {
-        m.flush(line, lineLength);
-        continue;
-      }
+      if (m.region === null) continue; // volatile: nothing to make durable
       const abs = m.extent.base + line;
       if (count > 0 && ranges[2 * count - 2] + ranges[2 * count - 1] === abs) {
         ranges[2 * count - 1] += lineLength;
@@ -727,18 +756,31 @@ function baseOf(log: TxTarget): number {
   return log.mapping.bytes.length >= 512 ? 256 : 0;
 }
 
-const logs = new WeakMap<TxLogHost, TxLog>();
+/** Each log object's state, by the kernel's extent of the object (its identity). */
+const byLog = new WeakMap<object, TxLog>();
+/** Each host's log state, found through its log object on first use. */
+const byHost = new WeakMap<TxLogHost, TxLog>();
 
 let lastHost: TxLogHost | null = null;
 let lastLog: TxLog | null = null;
 
 function logFor(host: TxLogHost): TxLog {
   if (host === lastHost) return lastLog!;
-  let log = logs.get(host);
+  return attach(host, true);
+}
+
+/** The shared state of `host`'s log object; a new one recovers when `recover`. */
+function attach(host: TxLogHost, recover: boolean): TxLog {
+  let log = byHost.get(host);
   if (!log) {
-    log = new TxLog(host);
-    logs.set(host, log);
-    log.recover();
+    const mapping = host.logObject().mapping;
+    log = byLog.get(mapping.extent);
+    if (!log) {
+      log = new TxLog();
+      byLog.set(mapping.extent, log);
+      if (recover) log.recover(host);
+    }
+    byHost.set(host, log);
   }
   lastHost = host;
   lastLog = log;
@@ -752,11 +794,7 @@ function logFor(host: TxLogHost): TxLog {
  * @returns How many records were replayed.
  */
 export function recoverTransactions(host: TxLogHost): number {
-  const existing = logs.get(host);
-  if (existing) return existing.recover();
-  const log = new TxLog(host);
-  logs.set(host, log);
-  return log.recover();
+  return attach(host, false).recover(host);
 }
 
 /**
@@ -808,7 +846,7 @@ export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
       { cause: tx.aborted },
     );
   }
-  log.commit(tx);
+  log.commit(tx, host);
   for (const hook of tx.onCommit) hook();
   return result;
 }
