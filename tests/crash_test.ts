@@ -123,3 +123,60 @@ Deno.test("an injected persist fault reaches the caller, and the image still rec
     hal.close();
   }
 });
+
+Deno.test("crashtest(): a check that throws a non-Error or returns one string reports it", async () => {
+  const base = {
+    imageSize: 320 * 1024,
+    run({ kernel }: { kernel: Kernel }) {
+      kernel.create({ size: 100 });
+    },
+  };
+  const threw = await crashtest({
+    ...base,
+    name: "throws-string",
+    check: () => {
+      throw "plain string thrown";
+    },
+  }, { states: 20 });
+  assert.ok(threw.violation_count > 0);
+  assert.equal(threw.violations[0].message, "plain string thrown");
+  const one = await crashtest({ ...base, name: "returns-string", check: () => "one violation" }, {
+    states: 20,
+  });
+  assert.equal(one.violation_count, one.states, "every state: one violation");
+  assert.equal(one.violations[0].message, "one violation");
+});
+
+Deno.test("twz crashtest refuses a workload whose imageSize is unusable, in one line", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "twz-crash-" });
+  try {
+    for (
+      const [size, pattern] of [
+        ["4096", /imageSize 4096 is below the smallest image \(\d+ bytes\)/],
+        ["2 ** 50", /imageSize \d+ is too large/],
+      ] as const
+    ) {
+      const path = `${dir}/w${size.length}.ts`;
+      Deno.writeTextFileSync(
+        path,
+        `export const workload = { imageSize: ${size}, run() {}, check() {} };\n`,
+      );
+      const r = await twz(["crashtest", path]);
+      assert.equal(r.code, 3, r.stderr);
+      const lines = r.stderr.split("\n").filter((l) => l.length > 0);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], pattern);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("the replay example in docs/CRASHTEST.md works", async () => {
+  const doc = Deno.readTextFileSync(new URL("../docs/CRASHTEST.md", import.meta.url));
+  const m = /Replay: `twz (crashtest kernel-objects [^`]+)`/.exec(doc);
+  assert.ok(m, "the doc has a replay example");
+  const r = await twz(m[1].split(" "));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /recovered correctly/);
+});

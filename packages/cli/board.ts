@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { type Console, type Hal, type HalPlugin, stdioConsole } from "@twz/kernel/hal";
-import { Kernel } from "@twz/kernel";
+import { type Console, type Hal, HalError, type HalPlugin, stdioConsole } from "@twz/kernel/hal";
+import { Kernel, MIN_IMAGE } from "@twz/kernel";
 
 /** The HAL plugins, by `--hal` name. */
 export const HALS: Record<string, () => Promise<{ plugin: HalPlugin }>> = {
@@ -50,6 +50,103 @@ export interface Board {
 /** Default size of a new image. */
 export const DEFAULT_IMAGE_SIZE = 64 << 20;
 
+/** The largest image hal-sim will open: it holds the whole image in memory. */
+export const SIM_MAX_IMAGE = 16 * 2 ** 30;
+
+/** Whether `error` is a simulated power failure (hal-sim's `PowerFailed`). */
+export function isPowerFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === "PowerFailed";
+}
+
+/**
+ * Check a size asked for an image before anything is created: at least
+ * `MIN_IMAGE`, and for hal-sim (which holds the image in memory) at most
+ * {@linkcode SIM_MAX_IMAGE}.
+ *
+ * @throws {UsageError} The size is out of range.
+ */
+export function checkImageSize(hal: string, size: number, what = "--size"): void {
+  if (size < MIN_IMAGE) {
+    throw new UsageError(
+      `${what} ${size} is too small: an image needs at least ${MIN_IMAGE} bytes (${
+        formatSize(MIN_IMAGE)
+      })`,
+    );
+  }
+  if (hal === "sim" && size > SIM_MAX_IMAGE) {
+    throw new UsageError(
+      `${what} ${size} is too large for hal sim, which holds the image in memory (at most ${
+        formatSize(SIM_MAX_IMAGE)
+      })`,
+    );
+  }
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const allZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
+
+/**
+ * Whether an image whose superblock magic is zero can only be a first format
+ * cut short, so nothing could ever have been committed to it and formatting
+ * it again loses nothing. Format writes the metadata areas and a fresh root
+ * record, then the superblock without its magic, then the magic: so the
+ * superblock's bytes 8..128 are zero or a complete superblock but for the
+ * magic (restoring "TWZIMAGE" makes its CRC-32 valid), the root record at
+ * 4 KiB is zero or freshly formatted (generation 0, no objects), and the
+ * metadata log's first line is zero. Anything else (a wiped superblock of a
+ * used image, say) is refused by the kernel as before.
+ */
+export function isCutShortFormat(bytes: Uint8Array): boolean {
+  const PAGE = 4096;
+  if (bytes.length < MIN_IMAGE || !allZero(bytes.subarray(0, 8))) return false;
+  const sb = bytes.slice(0, 128);
+  if (!allZero(sb.subarray(8))) {
+    sb.set(new TextEncoder().encode("TWZIMAGE"), 0);
+    const v = new DataView(sb.buffer);
+    if (v.getUint32(120, true) !== crc32(sb.subarray(0, 120))) return false;
+    if (Number(v.getBigUint64(64, true)) !== PAGE) return false; // root offset
+  }
+  const root = bytes.subarray(PAGE, PAGE + 64);
+  if (!allZero(root)) {
+    const v = new DataView(root.buffer, root.byteOffset, 64);
+    if (v.getUint32(0, true) !== 0x544f4f52) return false; // "ROOT"
+    if (v.getUint32(60, true) !== crc32(root.subarray(0, 60))) return false;
+    if (v.getUint32(4, true) !== 0 || v.getFloat64(24, true) !== 0) return false;
+  }
+  return allZero(bytes.subarray(2 * PAGE, 2 * PAGE + 64));
+}
+
+/**
+ * Boot a kernel on `hal`: a new image is formatted, and so is one whose first
+ * format was cut short ({@linkcode isCutShortFormat}); any other image
+ * without a superblock magic is refused.
+ */
+export function bootKernel(hal: Hal): Kernel {
+  return Kernel.boot(hal, { formatBlank: hal.created || isCutShortFormat(hal.region.bytes) });
+}
+
+function removeQuietly(path: string | undefined): void {
+  if (path === undefined) return;
+  try {
+    Deno.removeSync(path);
+  } catch { /* not there */ }
+}
+
 /**
  * Open (creating when absent) the image and boot a kernel on it.
  *
@@ -59,18 +156,30 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
   const plugin = await loadPlugin(options.hal);
   // One console for the board's whole life: reboots reopen the HAL, not stdin.
   options = { ...options, console: options.console ?? stdioConsole() };
-  const hal = await openImage(plugin, {
-    image: options.image,
-    size: options.size,
-    newSize: DEFAULT_IMAGE_SIZE,
-    console: options.console,
-    settings: options.settings,
-  });
+  if (options.size !== undefined) checkImageSize(options.hal, options.size);
+  const existed = options.image !== undefined && fileExists(options.image);
+  // A file this command creates is removed again when it cannot be booted
+  // (but not after a --crash-at power failure: that image is the point).
+  const created = () => !existed && options.image !== undefined;
+  let hal: Hal;
+  try {
+    hal = await openImage(plugin, {
+      image: options.image,
+      size: options.size,
+      newSize: DEFAULT_IMAGE_SIZE,
+      console: options.console,
+      settings: options.settings,
+    });
+  } catch (error) {
+    if (created()) removeQuietly(options.image);
+    throw error;
+  }
   try {
     options.beforeBoot?.(hal);
-    return { plugin, hal, kernel: Kernel.boot(hal), options };
+    return { plugin, hal, kernel: bootKernel(hal), options };
   } catch (error) {
     hal.close();
+    if (created() && !isPowerFailure(error)) removeQuietly(options.image);
     throw error;
   }
 }
@@ -100,12 +209,35 @@ export function openImage(
   },
 ): Promise<Hal> {
   const exists = options.image !== undefined && fileExists(options.image);
+  if (exists && plugin.name === "sim") {
+    const size = Deno.statSync(options.image!).size;
+    if (size > SIM_MAX_IMAGE) {
+      return Promise.reject(
+        new HalError(
+          `Cannot open image ${options.image}: it holds ${size} bytes, more than hal sim can hold in memory (${
+            formatSize(SIM_MAX_IMAGE)
+          })`,
+        ),
+      );
+    }
+  }
   return plugin.open({
     image: options.image,
     size: exists ? options.size : (options.size ?? options.newSize),
     create: !exists,
     console: options.console,
     settings: options.settings,
+  }).catch((error) => {
+    // hal-sim allocates the whole image: say so instead of "allocation failed".
+    if (error instanceof RangeError) {
+      throw new HalError(
+        `Cannot open image ${
+          options.image ?? "(anonymous)"
+        }: ${error.message} (too large for memory?)`,
+        { cause: error },
+      );
+    }
+    throw error;
   });
 }
 
@@ -124,7 +256,7 @@ export async function rebootBoard(board: Board): Promise<void> {
       settings: board.options.settings,
     });
   }
-  board.kernel = Kernel.boot(board.hal);
+  board.kernel = bootKernel(board.hal);
 }
 
 /** Close a board cleanly (kernel shutdown, HAL close). Harmless twice. */

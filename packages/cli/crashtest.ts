@@ -227,11 +227,19 @@ async function recover(
     if (!report.clean) {
       return report.problems.map((x) => ({ stage: "fsck", message: `${x.area}: ${x.message}` }));
     }
-    let result = workload.check(kernel, p.journal, { point: p.point, final: p.final, hal: rec });
+    let result: unknown = workload.check(kernel, p.journal, {
+      point: p.point,
+      final: p.final,
+      hal: rec,
+    });
     if (result instanceof Promise) result = await result;
-    return Array.isArray(result) ? result.map((message) => ({ stage: "check", message })) : [];
+    // A list of violations; a single string is one violation.
+    if (typeof result === "string") return [{ stage: "check", message: result }];
+    return Array.isArray(result)
+      ? result.map((message) => ({ stage: "check", message: String(message) }))
+      : [];
   } catch (error) {
-    return [{ stage: "check", message: (error as Error).message }];
+    return [{ stage: "check", message: error instanceof Error ? error.message : String(error) }];
   } finally {
     kernel.halt();
   }
@@ -446,7 +454,9 @@ export async function main(args: string[]): Promise<number> {
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length === 0
-        ? `crashtest needs a WORKLOAD\n${USAGE}`
+        ? `crashtest needs a WORKLOAD (${
+          Object.keys(WORKLOADS).join(", ")
+        }, or a module path; see twz help)`
         : "crashtest takes one WORKLOAD",
     );
   }

@@ -29,7 +29,7 @@ import {
   type CheckTxLog,
   repairObjects,
 } from "@twz/libtwz/check";
-import { loadPlugin, UsageError } from "./board.ts";
+import { HALS, loadPlugin, UsageError } from "./board.ts";
 
 const USAGE = "usage: twz fsck --image PATH [--hal sim|pmem] [--repair] [--deep] [--json]";
 
@@ -52,9 +52,9 @@ export interface DeepReport {
 }
 
 /** Check the libtwz structures on a private copy of the image (writes nothing). */
-async function checkCopy(hal: Hal): Promise<CheckReport> {
+async function checkCopy(bytes: Uint8Array): Promise<CheckReport> {
   const { openSimFromBytes } = await import("@twz/hal-sim");
-  const copy = openSimFromBytes(hal.region.bytes);
+  const copy = openSimFromBytes(bytes);
   try {
     const kernel = Kernel.boot(copy, { formatBlank: false });
     try {
@@ -67,23 +67,32 @@ async function checkCopy(hal: Hal): Promise<CheckReport> {
   }
 }
 
-async function deepCheck(hal: Hal, kernelReport: FsckReport, repair: boolean): Promise<DeepReport> {
+/**
+ * The deep check: on a private copy of `bytes`; with `hal` (`--repair`), a
+ * committed transaction or a garbage log header is repaired on the image
+ * itself and the copy checked again.
+ */
+async function deepCheck(
+  bytes: Uint8Array,
+  kernelReport: FsckReport,
+  hal?: Hal,
+): Promise<DeepReport> {
   const none: DeepReport = { problems: [], remaining: [], warnings: [], repairs: [], txlog: null };
   if (!kernelReport.clean) {
     return { ...none, skipped: "the kernel structures have problems; fix them first" };
   }
-  const first = await checkCopy(hal);
+  const first = await checkCopy(bytes);
   let last = first;
   const repairs: string[] = [];
   const state = first.txlog?.state;
-  if (repair && (state === "committed" || state === "garbage")) {
+  if (hal && (state === "committed" || state === "garbage")) {
     const kernel = Kernel.boot(hal, { formatBlank: false });
     try {
       repairs.push(...repairObjects(kernel));
     } finally {
       kernel.shutdown();
     }
-    last = await checkCopy(hal);
+    last = await checkCopy(hal.region.bytes);
   }
   return {
     problems: first.problems,
@@ -176,16 +185,11 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) {
-    throw new UsageError(`fsck takes no arguments besides options\n${USAGE}`);
+    throw new UsageError("fsck takes no arguments besides options (see twz help)");
   }
-  if (values.image === undefined) throw new UsageError(`fsck needs --image PATH\n${USAGE}`);
+  if (values.image === undefined) throw new UsageError("fsck needs --image PATH (see twz help)");
   const path = values.image;
-  const plugin = await loadPlugin(values.hal!);
-  let hal: Hal;
-  try {
-    Deno.statSync(path);
-    hal = await plugin.open({ image: path, create: false });
-  } catch (error) {
+  const cannotOpen = (error: unknown) => {
     const why = error instanceof Deno.errors.NotFound
       ? "no such file"
       : error instanceof HalError
@@ -194,17 +198,43 @@ export async function main(args: string[]): Promise<number> {
     console.error(`twz: cannot open ${path}: ${why}`);
     if (values.debug) console.error(error);
     return 3;
-  }
+  };
   let report: FsckReport;
   let deep: DeepReport | undefined;
-  try {
-    report = fsck(hal, { repair: values.repair });
+  if (!values.repair) {
+    // Checking writes nothing: read the file and check its bytes in memory,
+    // so a read-only image can be checked (and --hal does not matter).
+    if (!(values.hal! in HALS)) await loadPlugin(values.hal!); // an unknown name: usage error
+    let bytes: Uint8Array;
+    try {
+      bytes = Deno.readFileSync(path);
+    } catch (error) {
+      return cannotOpen(error);
+    }
+    if (bytes.length === 0) return cannotOpen(new Error("the file is empty"));
+    report = fsck(bytes);
     if (values.deep) {
-      deep = await deepCheck(hal, report, values.repair!);
+      deep = await deepCheck(bytes, report);
       if (deep.skipped) report.notes.push(`deep: libtwz structures skipped: ${deep.skipped}`);
     }
-  } finally {
-    hal.close();
+  } else {
+    const plugin = await loadPlugin(values.hal!);
+    let hal: Hal;
+    try {
+      Deno.statSync(path);
+      hal = await plugin.open({ image: path, create: false });
+    } catch (error) {
+      return cannotOpen(error);
+    }
+    try {
+      report = fsck(hal, { repair: true });
+      if (values.deep) {
+        deep = await deepCheck(hal.region.bytes, report, hal);
+        if (deep.skipped) report.notes.push(`deep: libtwz structures skipped: ${deep.skipped}`);
+      }
+    } finally {
+      hal.close();
+    }
   }
   const clean = report.clean && (deep === undefined || deep.remaining.length === 0);
   if (values.json) {

@@ -4,7 +4,10 @@
  * ```
  * twz boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--script FILE] [--quiet]
  * twz bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json]
+ * twz crashtest WORKLOAD ...     (see crashtest.ts)
+ * twz fsck --image PATH ...      (see fsck.ts)
  * twz help
+ * twz run PROGRAM                (not built yet: says so, exit 1)
  * ```
  *
  * Exit codes: 0 success; 1 a shell command or operation failed; 2 a usage
@@ -18,7 +21,15 @@
 import { parseArgs } from "node:util";
 import { HalError } from "@twz/kernel/hal";
 import { type Kernel, TwzError } from "@twz/kernel";
-import { type Board, closeBoard, formatSize, openBoard, parseSize, UsageError } from "./board.ts";
+import {
+  type Board,
+  closeBoard,
+  formatSize,
+  isPowerFailure,
+  openBoard,
+  parseSize,
+  UsageError,
+} from "./board.ts";
 import { Shell } from "./shell.ts";
 import { BENCHMARKS } from "./bench/mod.ts";
 import type { BenchResult } from "./bench/types.ts";
@@ -33,11 +44,16 @@ commands:
        [--crash-at N [--evict strict|random|all] [--seed S]]
         boot the image (default ./twz.img, created with --size or 64M when
         absent) and run the shell: interactive on a terminal, else one command
-        per line from stdin or --script. With --crash-at (sim only) the power
-        fails right after the N-th drain; the image is left as the crash left
-        it and twz exits with code 4
+        per line from stdin or --script. With --crash-at N (sim only) the power
+        fails at crash point N as crashtest numbers it: when drain N+1 (counted
+        from opening the image) is called, before it takes effect; what was
+        stored or flushed since drain N is lost (--evict strict), kept (all) or
+        each line either way (random, seeded by --seed). The image is left as
+        the crash left it and twz exits with code 4; a run that ends before
+        then says "crash point N was never reached"
   bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json] [--set K=V]
-        run a benchmark (twz bench --list names them)
+        run a benchmark (twz bench --list names them); --image P names a new
+        image for it to write (an existing file is refused)
   crashtest WORKLOAD [--states N] [--seed S] [--unit 64|8] [--json] [--replay P:V]
         check a workload (kernel-objects, or ./my_workload.ts) at every crash
         point; exit 1 when a crash state breaks an invariant (docs/CRASHTEST.md)
@@ -45,6 +61,7 @@ commands:
         check an image's kernel structures; exit 0 clean, 1 problems remain,
         3 cannot open; --repair fixes what is safely fixable
   help  this text
+  run PROGRAM   not built yet (threads and code objects do not exist so far)
 
 common options: --debug (stack traces on errors)
 exit codes: 0 ok, 1 a command failed, 2 usage mistake, 3 image cannot be booted,
@@ -67,7 +84,9 @@ function describeBoot(board: Board, kernel: Kernel): string {
   const r = kernel.report;
   const where = board.hal.image === undefined ? "anonymous region" : `image ${board.hal.image}`;
   const what = r.formatted
-    ? "formatted a new image"
+    ? board.hal.created
+      ? "formatted a new image"
+      : "formatted the image (its first format had been cut short)"
     : `${r.objects} object${r.objects === 1 ? "" : "s"} recovered, ${r.replayed} log record${
       r.replayed === 1 ? "" : "s"
     } replayed`;
@@ -101,12 +120,12 @@ async function boot(args: string[]): Promise<number> {
   const script = values.script !== undefined ? readScript(values.script) : undefined;
   const crashAt = values["crash-at"] === undefined
     ? undefined
-    : positive(values["crash-at"], "--crash-at");
+    : positive(values["crash-at"], "--crash-at", true);
   const evict = values.evict!;
   if (!["strict", "random", "all"].includes(evict)) {
     throw new UsageError(`--evict takes strict, random or all, not "${evict}"`);
   }
-  const seed = positive(values.seed!, "--seed");
+  const seed = positive(values.seed!, "--seed", true);
   let board: Board;
   try {
     board = await openBoard({
@@ -121,7 +140,9 @@ async function boot(args: string[]): Promise<number> {
             `--crash-at needs a HAL that can lose power (--hal sim), not ${hal.name}`,
           );
         }
-        region.armCrash(crashAt, { policy: evict, seed });
+        // Crash point N, as twz crashtest defines it: drain N was the last to
+        // complete; whatever was stored or flushed since is at the policy's mercy.
+        region.armCrash(crashAt, { before: true, policy: evict, seed });
       },
     });
   } catch (error) {
@@ -146,11 +167,17 @@ async function boot(args: string[]): Promise<number> {
     err: stderr,
   }, log);
   const onInterrupt = () => {
-    closeBoard(board);
+    try {
+      closeBoard(board);
+    } catch {
+      board.kernel.halt();
+      board.hal.close();
+    }
     stderr("\ntwz: interrupted; shut down cleanly");
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
+  let crashed: Error | undefined;
   try {
     const lines = script !== undefined ? linesOf(script) : consoleLines(board);
     if (interactive) console.log('Twizzler shell. Type "help" for commands.');
@@ -160,28 +187,47 @@ async function boot(args: string[]): Promise<number> {
       if (next.done) break;
       if ((await shell.execute(next.value)) === "shutdown") break;
     }
+    // The clean shutdown drains too: a crash point may fall in it.
+    board.kernel.shutdown();
   } catch (error) {
-    if (!isPowerFailure(error)) throw error;
-    // Stop as a power failure would: no clean shutdown, nothing more written.
-    board.kernel.halt();
-    board.hal.close();
-    stderr(`twz: ${(error as Error).message}; the image holds what survived`);
-    return EXIT.crashed;
+    if (!isPowerFailure(error)) {
+      try {
+        closeBoard(board);
+      } catch { /* reporting the first error */ }
+      throw error;
+    }
+    crashed = error as Error;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
-    closeBoard(board);
+  }
+  if (crashed) {
+    // Stop as a power failure would: no clean shutdown, nothing more written
+    // (the region already holds only what survived).
+    board.kernel.halt();
+    board.hal.close();
+    stderr(`twz: ${crashed.message}; the image holds what survived`);
+    return EXIT.crashed;
+  }
+  const drains = (board.hal.region as { stats?: () => { drains: number } }).stats?.().drains;
+  board.hal.close();
+  if (crashAt !== undefined) {
+    stderr(
+      `twz: crash point ${crashAt} was never reached: the run ended after ${
+        drains ?? "?"
+      } drains (counted since the image was last opened)`,
+    );
   }
   if (!values.quiet) stderr("twz: shut down cleanly");
   return shell.failures > 0 ? EXIT.failed : EXIT.ok;
 }
 
-function isPowerFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === "PowerFailed";
-}
-
-function positive(text: string, what: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) {
-    throw new UsageError(`${what} takes a positive integer, not "${text}"`);
+function positive(text: string, what: string, zero = false): number {
+  if (
+    !/^\d+$/.test(text) || (!zero && Number(text) < 1) || !Number.isSafeInteger(Number(text))
+  ) {
+    throw new UsageError(
+      `${what} takes a ${zero ? "non-negative" : "positive"} integer, not "${text}"`,
+    );
   }
   return Number(text);
 }
@@ -218,11 +264,18 @@ async function bench(args: string[]): Promise<number> {
     strict: true,
     allowPositionals: true,
   });
-  if (values.list || positionals.length === 0) {
+  if (values.list) {
     for (const [name, b] of Object.entries(BENCHMARKS)) {
       console.log(`${name.padEnd(16)}${b.summary}`);
     }
-    return positionals.length === 0 && !values.list ? EXIT.usage : EXIT.ok;
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? "bench needs a NAME (twz bench --list names them)"
+        : "bench takes one NAME",
+    );
   }
   const name = positionals[0];
   const entry = BENCHMARKS[name];
@@ -236,18 +289,30 @@ async function bench(args: string[]): Promise<number> {
     }
     return Number(text);
   };
-  const results: BenchResult[] = await (await entry.load()).run({
-    hal: values.hal!,
-    image: values.image,
-    ops: count(values.ops, "ops"),
-    rounds: count(values.rounds, "rounds"),
-    settings: settingsFrom(values.set),
-  });
+  let results: BenchResult[];
+  try {
+    results = await (await entry.load()).run({
+      hal: values.hal!,
+      image: values.image,
+      ops: count(values.ops, "ops"),
+      rounds: count(values.rounds, "rounds"),
+      settings: settingsFrom(values.set),
+    });
+  } catch (error) {
+    // An operation failing inside a benchmark (No space, say) is a failure
+    // (exit 1), not an image that cannot be booted (exit 3).
+    if (!(error instanceof TwzError)) throw error;
+    stderr(`twz: bench ${name}: ${error.message.split("\n")[0]}`);
+    if (values.debug) console.error(error);
+    return EXIT.failed;
+  }
   for (const r of results) {
     if (values.json) console.log(JSON.stringify(r));
     else {
       const figures = Object.entries(r).filter(([k]) => !["bench", "case"].includes(k))
-        .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`).join("  ");
+        .map(([k, v]) =>
+          `${k}=${typeof v === "number" && !Number.isInteger(v) ? +v.toPrecision(4) : v}`
+        ).join("  ");
       console.log(`${r.bench} ${r.case}: ${figures}`);
     }
   }
@@ -272,29 +337,44 @@ export async function main(args: string[]): Promise<number> {
         return await (await import("./crashtest.ts")).main(rest);
       case "fsck":
         return await (await import("./fsck.ts")).main(rest);
+      case "run":
+        stderr("twz: twz run is not built yet: threads and code objects do not exist so far");
+        return EXIT.failed;
       case undefined:
+        throw new UsageError("no command given (see twz help)");
       case "help":
       case "--help":
       case "-h":
         console.log(USAGE);
-        return command === undefined ? EXIT.usage : EXIT.ok;
+        return EXIT.ok;
       default:
         throw new UsageError(`unknown command "${command}" (try: twz help)`);
     }
   } catch (error) {
-    const e = error as Error;
+    const e = error instanceof Error ? error : new Error(String(error));
     if (debug) console.error(e);
-    if (
-      error instanceof UsageError || (e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")
-    ) {
-      stderr(`twz: ${e.message}`);
+    // Every error is exactly one line: parseArgs adds hint lines; keep the first.
+    const first = String(e.message).split("\n")[0].trim();
+    if ((e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")) {
+      stderr(`twz: ${first} (see twz help)`);
       return EXIT.usage;
     }
-    if (error instanceof HalError || error instanceof TwzError) {
-      stderr(`twz: ${e.message}`);
+    if (error instanceof UsageError) {
+      stderr(`twz: ${first}`);
+      return EXIT.usage;
+    }
+    if (error instanceof HalError) {
+      stderr(`twz: ${first}`);
       return EXIT.image;
     }
-    stderr(`twz: internal error: ${e.message} (run with --debug for the stack trace)`);
+    if (error instanceof TwzError) {
+      // Opening and booting images report their own errors (exit 3); a
+      // TwzError that gets here is an operation failing (a benchmark running
+      // out of space, say).
+      stderr(`twz: ${first}`);
+      return EXIT.failed;
+    }
+    stderr(`twz: internal error: ${first} (run with --debug for the stack trace)`);
     return EXIT.failed;
   }
 }

@@ -42,8 +42,9 @@ const HELP = `commands:
   write OBJ OFFSET TEXT                 store TEXT (the rest of the line; "quotes" and \\n allowed) durably
   read OBJ OFFSET LEN                   print LEN bytes as text (trailing zero bytes dropped)
   grow OBJ SIZE                         grow an object
-  rm OBJ                                delete an object and everything tied to it
-                                        (given by name, the name goes too)
+  rm OBJ                                delete an object and everything tied to it;
+                                        every name of a deleted object goes too
+                                        (not a directory: unbind its names first)
   bind PATH OBJ                         name an object (missing directories are made)
   unbind PATH                           remove a name (the object stays)
   rename FROM TO                        move a name
@@ -93,7 +94,19 @@ function parseOffset(text: string | undefined, what: string): number {
   if (text === undefined || !/^\d+$/.test(text)) {
     throw new UsageError(`${what} must be a non-negative integer, not "${text ?? ""}"`);
   }
-  return Number(text);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${what} ${text} is not a usable offset`);
+  return n;
+}
+
+/** Run an argument parser that throws TypeError (like `parseProt`) as a usage mistake. */
+function parseArg<T>(what: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(`${what}: ${error.message}`);
+    throw error;
+  }
 }
 
 /** The shell over a board; `reboot` and `crash` replace the kernel in place. */
@@ -126,8 +139,18 @@ export class Shell {
     const twz = this.twz;
     if (!twz.naming.exists(KV_NAME)) {
       if (!create) return undefined;
-      const obj = twz.create({ name: KV_NAME, size: 1 << 20 });
-      return BTreeMap.create(twz, obj, codec.string, codec.string);
+      // Make the object and the map in it first, and name it last: a crash
+      // or a failure in between leaves at worst an unnamed object, never a
+      // name bound to an object without a map.
+      const obj = twz.create({ size: 1 << 20 });
+      try {
+        const map = BTreeMap.create(twz, obj, codec.string, codec.string);
+        twz.naming.bind(KV_NAME, obj.id);
+        return map;
+      } catch (error) {
+        twz.delete(obj.id);
+        throw error;
+      }
     }
     return BTreeMap.open(twz, twz.open(KV_NAME), codec.string, codec.string);
   }
@@ -186,6 +209,24 @@ export class Shell {
     return resolveObj(this.twz, text);
   }
 
+  /**
+   * Every binding in the naming tree, parents before children; directories
+   * whose object is gone are listed but not entered.
+   */
+  #allNames(): Array<{ path: string; id: ObjID; kind: "object" | "directory" }> {
+    const naming = this.twz.naming;
+    const out: Array<{ path: string; id: ObjID; kind: "object" | "directory" }> = [];
+    const walk = (dir: string) => {
+      for (const b of naming.list(dir)) {
+        const path = `${dir === "/" ? "" : dir}/${b.name}`;
+        out.push({ path, id: b.id, kind: b.kind });
+        if (b.kind === "directory" && this.kernel.exists(b.id)) walk(path);
+      }
+    };
+    walk("/");
+    return out;
+  }
+
   #path(text: string | undefined, what: string): string {
     if (text === undefined) throw new UsageError(`missing ${what}`);
     return text;
@@ -228,8 +269,10 @@ export class Shell {
           };
           if (flag === "--volatile") volatile = true;
           else if (flag === "--size") size = parseSize(value());
-          else if (flag === "--prot") prot = parseProt(value());
-          else if (flag === "--tie") ties.push(this.resolve(value()));
+          else if (flag === "--prot") {
+            const text = value();
+            prot = parseArg("--prot", () => parseProt(text));
+          } else if (flag === "--tie") ties.push(this.resolve(value()));
           else if (flag === "--name") name = value();
           else throw new UsageError(`unknown option "${flag}" (see help)`);
         }
@@ -292,9 +335,25 @@ export class Shell {
       }
       case "rm": {
         const id = this.resolve(w[1]);
+        const names = this.#allNames();
+        const dir = names.find((b) => b.kind === "directory" && b.id === id);
+        if (dir || id === this.twz.naming.lookup("/")!.id) {
+          throw new UsageError(
+            `${w[1]} is a directory of names: unbind its names first, then unbind the directory`,
+          );
+        }
         const n = k.delete(id);
-        if (!looksLikeId(w[1])) this.twz.naming.unbind(w[1]);
         out(`deleted ${n} object${n === 1 ? "" : "s"}`);
+        // Names of the object and of everything deleted with it (ties) go too.
+        for (const b of names.reverse()) {
+          if (k.exists(b.id)) continue;
+          try {
+            this.twz.naming.unbind(b.path);
+            out(`unbound ${b.path}`);
+          } catch (error) {
+            if (!(error instanceof TwzError)) throw error;
+          }
+        }
         return "continue";
       }
       case "bind": {

@@ -7,7 +7,7 @@ import { Twz } from "@twz/libtwz";
 import { codec } from "@twz/libtwz/codec";
 import { HashMap } from "@twz/libtwz/hashmap";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { openHal, tempImage } from "./_util.ts";
+import { openHal, refuseExisting, tempImage } from "./_util.ts";
 
 const VALUE = new TextEncoder().encode("value-0123456789");
 
@@ -31,14 +31,12 @@ export async function runKv(opts: BenchOptions, which: "insert" | "get"): Promis
   const gets: number[] = [];
   const locates: number[] = [];
   let drainsPerOp = 0;
+  // With --image P, round r writes the new image P.r (none may exist) and
+  // leaves it; without, a temporary image removed after the round.
+  const named = (r: number) => opts.image ? `${opts.image}.${r}` : undefined;
+  for (let r = 0; r < rounds; r++) if (named(r)) refuseExisting(named(r)!);
   for (let r = 0; r < rounds; r++) {
-    const image = tempImage(
-      { ...opts, image: opts.image ? `${opts.image}.${r}` : undefined },
-      `kv-${r}.img`,
-    );
-    try {
-      Deno.removeSync(image);
-    } catch { /* not there */ }
+    const image = tempImage({ ...opts, image: named(r) }, `kv-${r}.img`);
     const { hal } = await openHal(opts, image, Math.max(256 << 20, ops * 2048));
     const drains = drainCounter(hal.region);
     const kernel = Kernel.boot(hal);
@@ -71,9 +69,11 @@ export async function runKv(opts: BenchOptions, which: "insert" | "get"): Promis
     if (found !== 2 * ops) throw new Error(`lookups found ${found} of ${2 * ops}`);
     kernel.shutdown();
     hal.close();
-    try {
-      Deno.removeSync(image);
-    } catch { /* kept by the user */ }
+    if (!named(r)) {
+      try {
+        Deno.removeSync(image);
+      } catch { /* already gone */ }
+    }
   }
   const row = (name: string, ns: number, extra: Record<string, number> = {}): BenchResult => ({
     bench: `kv-${which}`,

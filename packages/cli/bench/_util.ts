@@ -1,12 +1,22 @@
 // Helpers shared by the benchmarks: temporary images and timing.
 import { join } from "node:path";
 import type { Hal, HalPlugin } from "@twz/kernel/hal";
-import { loadPlugin, openImage } from "../board.ts";
+import { checkImageSize, fileExists, loadPlugin, openImage, UsageError } from "../board.ts";
 import type { BenchOptions } from "./types.ts";
 
-/** A fresh image path (in /dev/shm when it exists, for pmem), removed at exit. */
+/**
+ * The image path a benchmark writes: the user's `--image` when given (it must
+ * not exist: a benchmark never writes into an existing image, and leaves the
+ * new one in place), else a fresh path (in /dev/shm when it exists, for pmem)
+ * removed at exit.
+ *
+ * @throws {UsageError} `--image` names an existing file.
+ */
 export function tempImage(opts: BenchOptions, name: string): string {
-  if (opts.image) return opts.image;
+  if (opts.image) {
+    refuseExisting(opts.image);
+    return opts.image;
+  }
   let base = Deno.env.get("TMPDIR") ?? "/tmp";
   try {
     if (opts.hal === "pmem" && Deno.statSync("/dev/shm").isDirectory) base = "/dev/shm";
@@ -20,6 +30,22 @@ export function tempImage(opts: BenchOptions, name: string): string {
   return join(dir, name);
 }
 
+/** @throws {UsageError} `image` exists: a benchmark would overwrite it. */
+export function refuseExisting(image: string): void {
+  if (fileExists(image)) {
+    throw new UsageError(
+      `--image ${image} exists: benchmarks write a new image and never touch an existing one`,
+    );
+  }
+}
+
+/** @throws {UsageError} `--image` was given to a benchmark that makes its own images. */
+export function refuseImage(opts: BenchOptions, bench: string, why: string): void {
+  if (opts.image !== undefined) {
+    throw new UsageError(`bench ${bench} takes no --image: ${why}`);
+  }
+}
+
 /** Open `image` with the benchmark's HAL (creating it with `size` when absent). */
 export async function openHal(
   opts: BenchOptions,
@@ -27,6 +53,7 @@ export async function openHal(
   size?: number,
 ): Promise<{ plugin: HalPlugin; hal: Hal }> {
   const plugin = await loadPlugin(opts.hal);
+  if (size !== undefined) checkImageSize(opts.hal, size, "the image for these --ops:");
   const hal = await openImage(plugin, { image, newSize: size, settings: opts.settings });
   return { plugin, hal };
 }

@@ -131,7 +131,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const twz = await Twz.open({
     hal: plugin,
     image: tempImage(opts, "accessors.img"),
-    size: opts.image ? undefined : 16 << 20,
+    size: 16 << 20, // a new image (tempImage refuses an existing one)
     settings: opts.settings,
   });
   try {

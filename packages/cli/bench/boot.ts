@@ -9,7 +9,7 @@
  */
 import { Kernel } from "@twz/kernel";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { openHal, tempImage } from "./_util.ts";
+import { openHal, refuseImage, tempImage } from "./_util.ts";
 
 async function populate(
   opts: BenchOptions,
@@ -51,6 +51,7 @@ async function measure(opts: BenchOptions, image: string, rounds: number) {
 
 /** Run the boot benchmark. */
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+  refuseImage(opts, "boot", "it makes its own images, four of them, in a temporary directory");
   const objects = opts.ops ?? 100_000;
   const rounds = opts.rounds ?? 7;
   const size = Math.max(64 << 20, 2 ** Math.ceil(Math.log2(objects * 2048 / 0.85)));

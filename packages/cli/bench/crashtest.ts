@@ -11,9 +11,11 @@ import { crashtest } from "../crashtest.ts";
 import { workload as kernelObjects } from "../workloads/kernel_objects.ts";
 import { WORKLOADS } from "../workloads/mod.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
+import { refuseImage } from "./_util.ts";
 
 /** Run the crash-test benchmark. */
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+  refuseImage(opts, "crashtest", "the workloads run on anonymous simulated regions");
   const states = opts.ops ?? 5000;
   const rounds = opts.rounds ?? 3;
   const out: BenchResult[] = [];

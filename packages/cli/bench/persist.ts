@@ -25,7 +25,7 @@
  */
 import { join } from "node:path";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { fileExists } from "../board.ts";
+import { fileExists, UsageError } from "../board.ts";
 
 const SIZE = 1 << 20;
 const LINE = 64;
@@ -37,7 +37,7 @@ const LINE = 64;
  *   when absent), `ops` per round, `rounds`, `settings` for `open`.
  * @returns One result per case; `hal-persist-64` carries `added_ns_vs_raw`
  *   and `added_ns_vs_native`, `view-rw` carries `ratio_vs_arraybuffer`.
- * @throws {Error} `hal` is not `pmem`, or `image` already exists.
+ * @throws {UsageError} `hal` is not `pmem`, or `image` already exists.
  * @throws {HalError} hal-pmem cannot open the image (e.g. no libpmem2).
  *
  * @example
@@ -48,7 +48,7 @@ const LINE = 64;
  */
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   if (opts.hal !== "pmem") {
-    throw new Error(`bench persist measures hal-pmem only (--hal pmem), not "${opts.hal}"`);
+    throw new UsageError(`bench persist measures hal-pmem only (--hal pmem), not "${opts.hal}"`);
   }
   const { plugin, persistPaths } = await import("@twz/hal-pmem");
   let image = opts.image;
@@ -57,7 +57,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     dir = Deno.makeTempDirSync({ prefix: "twz-bench-persist-" });
     image = join(dir, "persist.img");
   } else if (fileExists(image)) {
-    throw new Error(`Cannot run bench persist on ${image}: it exists and would be overwritten`);
+    throw new UsageError(
+      `--image ${image} exists: benchmarks write a new image and never touch an existing one`,
+    );
   }
   const hal = await plugin.open({ image, size: SIZE, create: true, settings: opts.settings });
   try {
@@ -160,7 +162,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   } finally {
     hal.close();
     if (dir) Deno.removeSync(dir, { recursive: true });
-    else Deno.removeSync(image);
+    else Deno.removeSync(image); // created by this run (an existing one is refused)
   }
 }
 

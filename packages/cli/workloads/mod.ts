@@ -6,7 +6,11 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { MIN_IMAGE } from "@twz/kernel";
 import type { Workload } from "./types.ts";
+
+/** The largest `imageSize` a workload may ask for: crashtest keeps several copies. */
+export const MAX_WORKLOAD_IMAGE = 2 ** 30;
 
 export type * from "./types.ts";
 export { Journal } from "./types.ts";
@@ -71,6 +75,10 @@ export async function loadWorkload(nameOrPath: string): Promise<Workload> {
     ? "no check() function"
     : !Number.isInteger(w.imageSize) || w.imageSize! <= 0
     ? "no positive integer imageSize"
+    : w.imageSize! < MIN_IMAGE
+    ? `imageSize ${w.imageSize} is below the smallest image (${MIN_IMAGE} bytes)`
+    : w.imageSize! > MAX_WORKLOAD_IMAGE
+    ? `imageSize ${w.imageSize} is too large: crashtest holds several copies in memory (at most ${MAX_WORKLOAD_IMAGE} bytes, 1 GiB)`
     : undefined;
   if (missing) throw new WorkloadError(`workload ${nameOrPath} is not usable: ${missing}`);
   return { ...w, name: w!.name ?? nameOrPath } as Workload;

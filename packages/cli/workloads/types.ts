@@ -139,17 +139,22 @@ export interface Workload {
   readonly name: string;
   /** One line on what it exercises. */
   readonly summary?: string;
-  /** Size of the simulated region; small regions make crash states cheap. */
+  /**
+   * Size of the simulated region; small regions make crash states cheap. At
+   * least `MIN_IMAGE` (about 204 KiB) and at most 1 GiB, checked at load.
+   */
   readonly imageSize: number;
   /** Perform the operations, recording each in `ctx.journal`. */
   run(ctx: WorkloadContext): void | Promise<void>;
   /**
    * Check invariants on a recovered kernel given the journal at the crash.
-   * Throw an `Error`, or return messages, for each violation.
+   * Throw (an `Error`; anything else is reported as `String(value)`), or
+   * return a list of messages, one per violation (a single string counts as
+   * one violation).
    */
   check(
     kernel: Kernel,
     journal: JournalSnapshot,
     ctx: CheckContext,
-  ): void | string[] | Promise<void | string[]>;
+  ): void | string | string[] | Promise<void | string | string[]>;
 }
