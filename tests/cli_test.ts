@@ -516,3 +516,14 @@ Deno.test("twz boot: kv put/get/del/count/scan; every ok survives a power failur
   assert.deepEqual(out.slice(10), ["2", "apple\tgreen", "cherry\tdark red"]);
   assert.deepEqual(lines(r.stderr), ['kv: no key "banana"', 'kv: no key "nothing"']);
 });
+
+Deno.test("twz boot never formats over a file whose first pages are zero but holds data", async () => {
+  const image = join(tmpDir(), "disk.iso");
+  const bytes = new Uint8Array(1 << 20);
+  bytes.set(new TextEncoder().encode("CD001 volume descriptor and data"), 32 * 1024);
+  Deno.writeFileSync(image, bytes);
+  const r = await twz(["boot", "--image", image], "ls\n");
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /no superblock magic/);
+  assert.deepEqual(Deno.readFileSync(image), bytes, "the file is untouched");
+});

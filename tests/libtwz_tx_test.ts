@@ -458,3 +458,50 @@ Deno.test("Heap.alloc() zeroes bumped blocks unless told not to", () => {
   assert.equal(obj.bytes[kept + 50], 0x5a);
   hal.close();
 });
+
+Deno.test("Tx: objects of two images with the same ID never share a shadow", async () => {
+  const { hal, twz } = session(8 << 20);
+  const obj = twz.create({ size: 4096 });
+  transaction(twz, (tx) => tx.setU32(obj, 256, 1));
+  twz.kernel.shutdown();
+  // A copy of the image: the same object IDs, another kernel.
+  const { openSimFromBytes } = await import("@twz/hal-sim");
+  hal.power!.powerFail({ policy: "all" });
+  const copyHal = openSimFromBytes(hal.region.bytes.slice());
+  const a = Twz.fromKernel(Kernel.boot(hal));
+  const b = Twz.fromKernel(Kernel.boot(copyHal));
+  const oa = a.open(obj.id);
+  const ob = b.open(obj.id);
+  assert.throws(() =>
+    transaction(a, (tx) => {
+      tx.setU32(oa, 256, 111);
+      tx.setU32(ob, 256, 222);
+      assert.equal(tx.getU32(oa, 256), 111, "each image's object has its own shadow");
+    }), /another image/);
+  assert.equal(oa.view.getUint32(256, true), 1);
+  assert.equal(ob.view.getUint32(256, true), 1);
+  hal.close();
+  copyHal.close();
+});
+
+Deno.test("Heap: two heaps in one object never share an arena when both grow", () => {
+  const { hal, twz } = session(8 << 20);
+  const obj = twz.create({ size: 8192 });
+  const [h1, h2] = transaction(twz, (tx) => [
+    Heap.create(tx, obj, 512, 4096),
+    Heap.create(tx, obj, 4096, 8192 - 512),
+  ]);
+  const mine: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    mine.push(transaction(twz, (tx) => {
+      const at = h1.alloc(tx, 1000);
+      tx.fill(obj, at, 1000, 0xaa);
+      return at;
+    }));
+  }
+  for (let i = 0; i < 12; i++) transaction(twz, (tx) => h2.alloc(tx, 1000));
+  for (const at of mine) assert.ok(obj.bytes.subarray(at, at + 1000).every((b) => b === 0xaa));
+  assert.equal(h1.check().problem, undefined);
+  assert.equal(h2.check().problem, undefined);
+  hal.close();
+});

@@ -82,53 +82,33 @@ export function checkImageSize(hal: string, size: number, what = "--size"): void
   }
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
+/** Whether `bytes[from, to)` is all zero (eight bytes at a time where it can). */
+function zeroRange(bytes: Uint8Array, from: number, to: number): boolean {
+  let i = from;
+  if (((bytes.byteOffset + i) & 7) === 0) {
+    const words = new BigUint64Array(bytes.buffer, bytes.byteOffset + i, (to - i) >>> 3);
+    for (let w = 0; w < words.length; w++) if (words[w] !== 0n) return false;
+    i += words.length * 8;
   }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  for (; i < to; i++) if (bytes[i] !== 0) return false;
+  return true;
 }
-
-const allZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
 
 /**
  * Whether an image whose superblock magic is zero can only be a first format
- * cut short, so nothing could ever have been committed to it and formatting
- * it again loses nothing. Format writes the metadata areas and a fresh root
- * record, then the superblock without its magic, then the magic: so the
- * superblock's bytes 8..128 are zero or a complete superblock but for the
- * magic (restoring "TWZIMAGE" makes its CRC-32 valid), the root record at
- * 4 KiB is zero or freshly formatted (generation 0, no objects), and the
- * metadata log's first line is zero. Anything else (a wiped superblock of a
- * used image, say) is refused by the kernel as before.
+ * cut short, so that nothing was ever committed to it and formatting it again
+ * loses nothing. A first format runs only on a file of zeros and writes, in
+ * order: the metadata areas (zeros) and the root record line at 4 KiB, then
+ * the superblock's bytes 8..128, then its 8-byte magic. So such an image is
+ * zero everywhere except, perhaps torn, the superblock's bytes 8..128 and the
+ * root record line. Any other byte that is not zero — another file's data, a
+ * used image whose superblock was wiped — makes the kernel refuse the image,
+ * as before. One pass over the image, only for images without a magic.
  */
 export function isCutShortFormat(bytes: Uint8Array): boolean {
   const PAGE = 4096;
-  if (bytes.length < MIN_IMAGE || !allZero(bytes.subarray(0, 8))) return false;
-  const sb = bytes.slice(0, 128);
-  if (!allZero(sb.subarray(8))) {
-    sb.set(new TextEncoder().encode("TWZIMAGE"), 0);
-    const v = new DataView(sb.buffer);
-    if (v.getUint32(120, true) !== crc32(sb.subarray(0, 120))) return false;
-    if (Number(v.getBigUint64(64, true)) !== PAGE) return false; // root offset
-  }
-  const root = bytes.subarray(PAGE, PAGE + 64);
-  if (!allZero(root)) {
-    const v = new DataView(root.buffer, root.byteOffset, 64);
-    if (v.getUint32(0, true) !== 0x544f4f52) return false; // "ROOT"
-    if (v.getUint32(60, true) !== crc32(root.subarray(0, 60))) return false;
-    if (v.getUint32(4, true) !== 0 || v.getFloat64(24, true) !== 0) return false;
-  }
-  return allZero(bytes.subarray(2 * PAGE, 2 * PAGE + 64));
+  if (bytes.length < MIN_IMAGE || !zeroRange(bytes, 0, 8)) return false;
+  return zeroRange(bytes, 128, PAGE) && zeroRange(bytes, PAGE + 64, bytes.length);
 }
 
 /**

@@ -597,6 +597,15 @@ export class Kernel {
     const SLOT_COST = 16 + SLOT;
     // Room for the root record and the older tombstones a release may empty.
     const budget = this.#log.capacity - (2 + RELEASE_EXTRA) * SLOT_COST;
+    // Refuse, before changing anything, an object whose own bitmap records
+    // cannot fit one transaction (only possible on images whose log is small
+    // for the objects grown in them).
+    for (const x of order) {
+      if (this.#volatile.has(x)) continue;
+      const s = this.#table.readObject(this.#table.findObject(x));
+      const need = (Math.ceil(s.blocks / 32) + 2) * 4 + 16 + SLOT_COST;
+      if (need > budget) throw new LogFullError(need, this.#log.capacity);
+    }
     for (const x of order) {
       deleted++;
       const v = this.#volatile.get(x);

@@ -16,6 +16,8 @@
  *  +24  claimed u32    object bytes the heap has accounted for: its arenas
  *                      and whatever lay below its end (the FOT); bytes past
  *                      it are slack a growth left (0: the object's length)
+ *  +28  grownTo u32    the object length this heap's last growth asked for
+ *                      (a plain store, not a transaction write)
  *  +64  heads u32[16]  free-list heads, one per size class
  *  +128 first arena
  * ```
@@ -27,7 +29,9 @@
  * the new space; a skip record at the old top (8 bytes kept free at every
  * arena's end for it) links the arenas, so the blocks can be walked. Growth
  * is not undone when the transaction aborts: the next new arena starts in the
- * space that growth left (`claimed` is a transaction write) before growing again.
+ * space that growth left (`claimed` is a transaction write) before growing
+ * again — but only while the object is still exactly as long as this heap
+ * made it (`grownTo`), so space another heap or the user added is never taken.
  *
  * @example
  * ```ts
@@ -63,7 +67,16 @@ import {
 import type { Tx, TxTarget } from "./tx.ts";
 
 const MAGIC = 0x50414548; // "HEAP"
-const F = { magic: 0, top: 8, end: 12, live: 16, large: 20, claimed: 24, heads: 64 } as const;
+const F = {
+  magic: 0,
+  top: 8,
+  end: 12,
+  live: 16,
+  large: 20,
+  claimed: 24,
+  grownTo: 28,
+  heads: 64,
+} as const;
 /** Bytes of the heap header; the first arena starts right after it. */
 export const HEAP_HEADER = 128;
 /** Bytes of a block header. */
@@ -235,7 +248,9 @@ export class Heap {
       const size = o.mapping.bytes.length;
       let claimed = tx.getU32(o, this.offset + F.claimed);
       if (claimed === 0 || claimed > size) claimed = size;
-      const next = (claimed + 63) & ~63;
+      // Read past the transaction's shadow: grownTo is not a transaction write.
+      const ours = o.mapping.view.getUint32(this.offset + F.grownTo, true) === size;
+      const next = ((ours ? claimed : size) + 63) & ~63;
       if (next + blockSize > (size & ~7) - 8) {
         if (!o.grow) {
           throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} is full`);
@@ -244,6 +259,10 @@ export class Heap {
         if (next + blockSize > (grown & ~7) - 8) {
           throw new TwzError(ErrorCode.OutOfSpace, `The heap in ${formatId(o.id)} cannot grow`);
         }
+        // Remember the growth as this heap's own before making it (durably:
+        // the growth outlives an abort, and so must the mark).
+        o.mapping.view.setUint32(this.offset + F.grownTo, grown, true);
+        o.mapping.persist(this.offset + F.grownTo, 4);
         o.grow(grown);
       }
       tx.setU32(o, this.offset + F.claimed, Math.min(0xffffffff, o.mapping.bytes.length));

@@ -140,13 +140,17 @@ export class Tx {
   /** @internal Ranges freed/allocated etc. can hook commit. */
   readonly onCommit: Array<() => void> = [];
 
-  /** The index of `t`'s object among the written objects, or -1. */
+  /**
+   * The index of `t`'s object among the written objects, or -1. Handles of
+   * one object in one kernel share its extent: matching on it (not on the ID,
+   * which a copied image repeats) gives all of them one shadow.
+   */
   #indexOf(t: TxTarget): number {
     if (t === this.#lastT) return this.#lastTi;
     const list = this.#tlist;
-    const id = t.id;
+    const extent = t.mapping.extent;
     for (let i = 0; i < this.#tcount; i++) {
-      if (list[i] === t || list[i].id === id) {
+      if (list[i] === t || list[i].mapping.extent === extent) {
         this.#lastT = t;
         this.#lastTi = i;
         return i;
