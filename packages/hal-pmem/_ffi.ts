@@ -179,6 +179,16 @@ const TRAMPOLINE = {
     ],
     result: "void",
   },
+  twz_persist_ranges: {
+    parameters: [
+      "function", // twz_range_fn flush
+      "function", // twz_drain_fn drain
+      "pointer", // const char *base
+      "buffer", // const double *ranges
+      "u32", // uint32_t count
+    ],
+    result: "void",
+  },
   twz_drain: {
     parameters: [
       "function", // twz_drain_fn drain
@@ -196,7 +206,7 @@ const TRAMPOLINE = {
     result: "void",
   },
 } as const satisfies Deno.ForeignLibraryInterface;
-const TRAMPOLINE_ABI = 3;
+const TRAMPOLINE_ABI = 4;
 
 /** `void (*)(const void *ptr, size_t size)`: pmem2_persist_fn / pmem2_flush_fn. */
 const RANGE_FN = {
@@ -391,6 +401,8 @@ export interface Mapping {
   flush(offset: number, length: number): void;
   /** Flush `count` (offset, length) pairs of `ranges`; the caller has checked them. */
   flushRanges(ranges: Float64Array, count: number): void;
+  /** `flushRanges`, then drain, in one call. */
+  persistRanges(ranges: Float64Array, count: number): void;
   /** Drain. */
   drain(): void;
   /** Detach `buffer`, then delete the mapping. Harmless twice. */
@@ -461,6 +473,7 @@ class NativeMapping implements Mapping {
   persist: (offset: number, length: number) => void;
   flush: (offset: number, length: number) => void;
   flushRanges: (ranges: Float64Array, count: number) => void;
+  persistRanges: (ranges: Float64Array, count: number) => void;
   drain: () => void;
   #lib: Libpmem2;
   #tramp: Trampoline | undefined;
@@ -487,9 +500,18 @@ class NativeMapping implements Mapping {
     this.#persistFn = persistFn;
     if (tramp) {
       this.calls = "trampoline";
-      const { twz_persist, twz_flush, twz_persist32, twz_flush32, twz_flush_ranges, twz_drain } =
-        tramp;
+      const {
+        twz_persist,
+        twz_flush,
+        twz_persist32,
+        twz_flush32,
+        twz_flush_ranges,
+        twz_persist_ranges,
+        twz_drain,
+      } = tramp;
       this.flushRanges = (ranges, count) => twz_flush_ranges(flushFn, base, ranges, count);
+      this.persistRanges = (ranges, count) =>
+        twz_persist_ranges(flushFn, drainFn, base, ranges, count);
       if (size <= 0xffffffff) {
         // Offsets and lengths fit 32 bits: plain numbers, no BigInt per call.
         this.persist = (o, l) => twz_persist32(persistFn, base, o, l);
@@ -510,6 +532,10 @@ class NativeMapping implements Mapping {
       this.flushRanges = (ranges, count) => {
         for (let i = 0; i < count; i++) this.flush(ranges[2 * i], ranges[2 * i + 1]);
       };
+      this.persistRanges = (ranges, count) => {
+        this.flushRanges(ranges, count);
+        this.drain();
+      };
     }
   }
 
@@ -519,6 +545,7 @@ class NativeMapping implements Mapping {
       this.flush =
       this.drain =
       this.flushRanges =
+      this.persistRanges =
         closed;
     if (!detach(this.buffer)) {
       // A view we cannot detach must never outlive its memory: keep the

@@ -150,6 +150,18 @@ class Region implements PmemRegion {
     }
   }
 
+  persistRanges(ranges: Float64Array, count: number): void {
+    if (this.#deferred !== null || this.#closed) {
+      this.flushRanges(ranges, count);
+      this.drain();
+      return;
+    }
+    for (let i = 0; i < count; i++) checkRange(this.size, ranges[2 * i], ranges[2 * i + 1]);
+    this.#mapping.persistRanges(ranges, count);
+    this.#flushes += count;
+    this.#drains++;
+  }
+
   drain(): void {
     const deferred = this.#deferred;
     if (deferred !== null && deferred.length > 0) this.#flushDeferred(deferred);

@@ -25,7 +25,7 @@ typedef void (*twz_range_fn)(const void *ptr, size_t size);
 typedef void (*twz_drain_fn)(void);
 
 /* Version of this calling convention; _ffi.ts refuses any other. */
-TWZ_EXPORT uint32_t twz_trampoline_abi(void) { return 3; }
+TWZ_EXPORT uint32_t twz_trampoline_abi(void) { return 4; }
 
 /* Persist [base + offset, base + offset + length): flush, then drain. */
 TWZ_EXPORT void twz_persist(twz_range_fn persist, const char *base, size_t offset,
@@ -63,6 +63,15 @@ TWZ_EXPORT void twz_flush_ranges(twz_range_fn flush, const char *base, const dou
   for (uint32_t i = 0; i < count; i++) {
     flush(base + (size_t)ranges[2 * i], (size_t)ranges[2 * i + 1]);
   }
+}
+
+/* twz_flush_ranges, then drain: the ranges are durable on return. */
+TWZ_EXPORT void twz_persist_ranges(twz_range_fn flush, twz_drain_fn drain, const char *base,
+                                   const double *ranges, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) {
+    flush(base + (size_t)ranges[2 * i], (size_t)ranges[2 * i + 1]);
+  }
+  drain();
 }
 
 /* Wait until every earlier flush is durable. */

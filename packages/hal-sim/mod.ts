@@ -289,6 +289,11 @@ export class SimRegion implements PersistentRegion {
     for (let i = 0; i < count; i++) this.flush(ranges[2 * i], ranges[2 * i + 1]);
   }
 
+  persistRanges(ranges: Float64Array, count: number): void {
+    this.flushRanges(ranges, count);
+    this.drain();
+  }
+
   drain(): void {
     this.#open();
     this.beforeDrain?.(this.#drains);

@@ -41,6 +41,19 @@ const int: Codec<number> = {
   name: "int",
   size: () => 8,
   encode(value, into, at) {
+    if ((value >>> 0) === value) {
+      // The common case, 0 .. 2^32 - 1: no floating-point division.
+      into[at] = value;
+      into[at + 1] = value >>> 8;
+      into[at + 2] = value >>> 16;
+      into[at + 3] = value >>> 24;
+      into[at + 4] =
+        into[at + 5] =
+        into[at + 6] =
+        into[at + 7] =
+          0;
+      return 8;
+    }
     if (!Number.isSafeInteger(value)) {
       throw new TwzError(ErrorCode.InvalidArgument, `${value} is not a safe integer key/value`);
     }
@@ -139,8 +152,10 @@ const bytes: Codec<Uint8Array> = {
   name: "bytes",
   size: (value) => value.length,
   encode(value, into, at) {
-    into.set(value, at);
-    return value.length;
+    const n = value.length;
+    if (n <= 64) { for (let i = 0; i < n; i++) into[at + i] = value[i]; }
+    else into.set(value, at);
+    return n;
   },
   decode(b, at, length) {
     return copyOut(b, at, length);

@@ -563,6 +563,21 @@ export class Tx {
   targets(): TxTarget[] {
     return this.#tlist.slice(0, this.#tcount);
   }
+
+  /** @internal How many objects were written. */
+  get targetCount(): number {
+    return this.#tcount;
+  }
+
+  /** @internal Written object number `i` (first-write order). */
+  target(i: number): TxTarget {
+    return this.#tlist[i];
+  }
+
+  /** @internal The index (in first-write order) of a shadow slot's object. */
+  slotIndex(slot: number): number {
+    return this.#slotTi[slot];
+  }
 }
 
 /**
@@ -620,10 +635,11 @@ class TxLog {
     tx.collectRuns();
     const log = host.logObject();
     const base = baseOf(log);
-    const targets = tx.targets();
+    const nTargets = tx.targetCount;
     // The log makes durable, and replays, only objects of its own region.
     const region = log.mapping.region;
-    for (const t of targets) {
+    for (let i = 0; i < nTargets; i++) {
+      const t = tx.target(i);
       const r = t.mapping.region;
       if (r !== null && r !== region) {
         throw new TwzError(
@@ -638,13 +654,13 @@ class TxLog {
     const n = tx.runCount;
     const pool = tx.pool;
     // Size the body.
-    if (targets.length > 0xffff) {
+    if (nTargets > 0xffff) {
       throw new TwzError(
         ErrorCode.InvalidArgument,
-        `A transaction may write at most 65535 objects, not ${targets.length}`,
+        `A transaction may write at most 65535 objects, not ${nTargets}`,
       );
     }
-    let need = HEADER + targets.length * 16;
+    let need = HEADER + nTargets * 16;
     for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2] + 3) & ~3);
     if (base + need > log.mapping.bytes.length) {
       throw new TwzError(
@@ -658,23 +674,16 @@ class TxLog {
     const bytes = log.mapping.bytes;
     const body = base + HEADER;
     let at = body;
-    for (const t of targets) {
-      v.setBigUint64(at, t.id & 0xffffffffffffffffn, true);
-      v.setBigUint64(at + 8, t.id >> 64n, true);
+    for (let i = 0; i < nTargets; i++) {
+      const id = idBytes(tx.target(i).id);
+      for (let k = 0; k < 16; k++) bytes[at + k] = id[k];
       at += 16;
     }
-    let lastTarget: TxTarget | null = null;
-    let lastIndex = 0;
     for (let i = 0; i < n; i++) {
       const slot = runs[i * 3], start = runs[i * 3 + 1], length = runs[i * 3 + 2];
-      const t = tx.slotTarget(slot);
-      if (t !== lastTarget) {
-        lastTarget = t;
-        lastIndex = targets.indexOf(t);
-      }
       v.setUint32(at, tx.slotOffset(slot) + start, true);
       v.setUint16(at + 4, length, true);
-      v.setUint16(at + 6, lastIndex, true);
+      v.setUint16(at + 6, tx.slotIndex(slot), true);
       copyRun(pool, tx.poolView, slot * LINE + start, bytes, v, at + RECORD, length);
       const padded = (length + 3) & ~3;
       for (let k = length; k < padded; k++) bytes[at + RECORD + k] = 0;
@@ -687,15 +696,18 @@ class TxLog {
     v.setUint32(base + H.magic, LOG_MAGIC, true);
     v.setUint32(base + H.seq, seq, true);
     v.setUint32(base + H.bodyBytes, at - body, true);
-    v.setUint32(base + H.nObjects, targets.length, true);
+    v.setUint32(base + H.nObjects, nTargets, true);
     v.setUint32(base + H.nRecords, n, true);
     v.setUint32(
       base + H.sum,
       checksum(v, body, at, checksum(v, base + H.seq, base + H.sum, 0)),
       true,
     );
-    log.mapping.flush(base, at - base);
-    log.mapping.drain(); // 1: committed
+    const logAt = log.mapping.extent.base;
+    // 1: committed. One persist of the whole log (region-relative, so one
+    // native call on hal-pmem).
+    if (region !== null) region.persist(logAt + base, at - base);
+    else log.mapping.persist(base, at - base);
     // Apply: copy every run in place, then flush each touched line once
     // (adjacent lines in one range), all ranges in one batched call.
     let ranges = this.#ranges;
@@ -727,16 +739,38 @@ class TxLog {
         count++;
       }
     }
-    if (count > 0 && region !== null) {
+    // 2: applied. The touched lines flushed and drained in one call where the
+    // HAL offers it.
+    if (region === null) log.mapping.drain();
+    else if (count === 0) region.drain();
+    else if (region.persistRanges) region.persistRanges(ranges, count);
+    else {
       if (region.flushRanges) region.flushRanges(ranges, count);
       else for (let i = 0; i < count; i++) region.flush(ranges[2 * i], ranges[2 * i + 1]);
+      region.drain();
     }
-    log.mapping.drain(); // 2: applied
     // Mark it applied. No drain of its own: the next ordering point of any
     // kind carries it, and until then a replay would write the same bytes.
     v.setUint32(base + H.applied, seq, true);
-    log.mapping.flush(base + H.applied, 4);
+    if (region !== null) region.flush(logAt + base + H.applied, 4);
+    else log.mapping.flush(base + H.applied, 4);
   }
+}
+
+let lastId = -1n;
+const lastIdBytes = new Uint8Array(16);
+
+/** An object ID as 16 little-endian bytes (the last one is kept: BigInt work is slow). */
+function idBytes(id: ObjID): Uint8Array {
+  if (id !== lastId) {
+    let x = id;
+    for (let k = 0; k < 16; k++) {
+      lastIdBytes[k] = Number(x & 0xffn);
+      x >>= 8n;
+    }
+    lastId = id;
+  }
+  return lastIdBytes;
 }
 
 /** Copy a run of shadow bytes: word by word when everything is 4-byte aligned. */

@@ -139,6 +139,12 @@ export interface PersistentRegion {
    * ```
    */
   flushRanges?(ranges: Float64Array, count: number): void;
+  /**
+   * Optional: {@linkcode flushRanges} then {@linkcode drain}, in one call
+   * (one native transition for hal-pmem). The ranges are durable when it
+   * returns.
+   */
+  persistRanges?(ranges: Float64Array, count: number): void;
   /** How a Worker reaches these bytes (see {@linkcode RegionShare}). */
   share(): RegionShare;
   /**

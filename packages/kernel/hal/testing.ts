@@ -111,6 +111,10 @@ export function halConformance(options: ConformanceOptions): void {
           r.flushRanges(new Float64Array([0, 64, SIZE - 8, 8]), 2);
           r.drain();
         }
+        if (r.persistRanges) {
+          assert.throws(() => r.persistRanges!(new Float64Array([SIZE, 1]), 1), RangeError);
+          r.persistRanges(new Float64Array([0, 64, 4096, 8]), 2);
+        }
       } finally {
         hal.close();
       }
@@ -230,6 +234,13 @@ export function halConformance(options: ConformanceOptions): void {
           r.drain();
           hal.power.powerFail({ policy: "strict" });
           assert.deepEqual([r.bytes[0], r.bytes[8192], r.bytes[16384]], [5, 6, 0]);
+        }
+        if (r.persistRanges) {
+          r.bytes[0] = 8;
+          r.bytes[16384] = 9;
+          r.persistRanges(new Float64Array([0, 1]), 1);
+          hal.power.powerFail({ policy: "strict" });
+          assert.deepEqual([r.bytes[0], r.bytes[16384]], [8, 0]);
         }
       } finally {
         hal.close();
