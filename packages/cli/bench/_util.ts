@@ -58,9 +58,20 @@ export async function openHal(
   return { plugin, hal };
 }
 
-/** Nanoseconds per op of `fn(ops)` (which runs `ops` operations). */
-export function nsPerOp(ops: number, fn: (ops: number) => void): number {
+/** Keeps benchmark results alive, so V8 cannot drop the measured work. */
+export const sink = { value: 0 };
+
+/**
+ * Nanoseconds per operation of `fn`, which runs `ops` operations and returns
+ * a checksum (added to {@linkcode sink}).
+ */
+export function timePerOp(fn: () => number, ops: number): number {
   const t0 = performance.now();
-  fn(ops);
+  sink.value += fn();
   return ((performance.now() - t0) * 1e6) / ops;
+}
+
+/** Round to three decimals for reporting. */
+export function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }

@@ -18,15 +18,12 @@
 import { f64, struct, Twz, u32, u64 } from "@twz/libtwz";
 import { loadPlugin } from "../board.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { tempImage } from "./_util.ts";
+import { round3, tempImage, timePerOp } from "./_util.ts";
 
 const Rec = struct({ value: u32, weight: f64, big: u64 });
 type RecAcc = ReturnType<typeof Rec.at>;
 const COUNT = 1024;
 const MASK = COUNT - 1;
-
-/** Keeps results alive. */
-export let sink = 0;
 
 function readTyped(recs: RecAcc[], ops: number): number {
   let s = 0;
@@ -112,12 +109,6 @@ function hotWriteRawF64(view: DataView, off: number, ops: number): number {
   return view.getFloat64(off + 8, true);
 }
 
-function time(fn: () => number, ops: number): number {
-  const t0 = performance.now();
-  sink += fn();
-  return ((performance.now() - t0) * 1e6) / ops;
-}
-
 /**
  * Run the benchmark.
  *
@@ -172,18 +163,18 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     for (const [name, typed, raw] of cases) {
       // Warm up both sides so each is optimized before measuring.
       for (let w = 0; w < 3; w++) {
-        time(typed, ops);
-        time(raw, ops);
+        timePerOp(typed, ops);
+        timePerOp(raw, ops);
       }
       const t: number[] = [];
       const r: number[] = [];
       for (let k = 0; k < rounds; k++) {
         if (k % 2 === 0) {
-          t.push(time(typed, ops));
-          r.push(time(raw, ops));
+          t.push(timePerOp(typed, ops));
+          r.push(timePerOp(raw, ops));
         } else {
-          r.push(time(raw, ops));
-          t.push(time(typed, ops));
+          r.push(timePerOp(raw, ops));
+          t.push(timePerOp(typed, ops));
         }
       }
       const ns = median(t);
@@ -194,19 +185,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         hal: opts.hal,
         ops,
         rounds,
-        ns_per_op: round(ns),
-        raw_ns_per_op: round(rawNs),
-        ratio: round(ns / rawNs),
+        ns_per_op: round3(ns),
+        raw_ns_per_op: round3(rawNs),
+        ratio: round3(ns / rawNs),
       });
     }
     return results;
   } finally {
     twz.close();
   }
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 if (import.meta.main) {

@@ -15,7 +15,7 @@
 import { ptr, struct, Twz, type TwzObject, u32 } from "@twz/libtwz";
 import { loadPlugin } from "../board.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { tempImage } from "./_util.ts";
+import { round3, sink, tempImage, timePerOp } from "./_util.ts";
 
 const Target = struct({ value: u32 });
 const Holder = struct({ tag: u32, link: ptr(Target) });
@@ -23,9 +23,6 @@ type HolderAcc = ReturnType<typeof Holder.at>;
 const COUNT = 1024;
 const MASK = COUNT - 1;
 const LINK = Holder.offsetOf("link");
-
-/** Keeps results alive. */
-export let sink = 0;
 
 function follow(hs: HolderAcc[], ops: number): number {
   let s = 0;
@@ -64,12 +61,6 @@ function chaseOne(hv: DataView, tv: DataView, holder: number, ops: number): numb
     s += tv.getUint32((hi & 0xffff) * 4294967296 + lo, true);
   }
   return s;
-}
-
-function time(fn: () => number, ops: number): number {
-  const t0 = performance.now();
-  sink += fn();
-  return ((performance.now() - t0) * 1e6) / ops;
 }
 
 function setup(a: TwzObject, b: TwzObject) {
@@ -113,7 +104,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     const cross = setup(a, b);
     // Cross-object pointers go through FOT entry 1; follow one to warm the cache.
     if (cross.holders[0].$ptr("link").fot !== 1) throw new Error("expected FOT entry 1");
-    sink += cross.holders[0].link!.value;
+    sink.value += cross.holders[0].link!.value;
     const av = a.view, bv = b.view;
     const cases: [string, () => number, () => number, () => number][] = [
       [
@@ -144,17 +135,17 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     const results: BenchResult[] = [];
     for (const [name, typed, rawFn, chaseFn] of cases) {
       for (let w = 0; w < 3; w++) {
-        time(typed, ops);
-        time(rawFn, ops);
-        time(chaseFn, ops);
+        timePerOp(typed, ops);
+        timePerOp(rawFn, ops);
+        timePerOp(chaseFn, ops);
       }
       const t: number[] = [], r: number[] = [], c: number[] = [];
       for (let k = 0; k < rounds; k++) {
         const order = k % 3 === 0 ? [0, 1, 2] : k % 3 === 1 ? [1, 2, 0] : [2, 0, 1];
         for (const which of order) {
-          if (which === 0) t.push(time(typed, ops));
-          else if (which === 1) r.push(time(rawFn, ops));
-          else c.push(time(chaseFn, ops));
+          if (which === 0) t.push(timePerOp(typed, ops));
+          else if (which === 1) r.push(timePerOp(rawFn, ops));
+          else c.push(timePerOp(chaseFn, ops));
         }
       }
       const ns = median(t), rawNs = median(r), chaseNs = median(c);
@@ -164,21 +155,17 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         hal: opts.hal,
         ops,
         rounds,
-        ns_per_op: round(ns),
-        raw_ns_per_op: round(rawNs),
-        ratio: round(ns / rawNs),
-        chase_ns_per_op: round(chaseNs),
-        ratio_vs_chase: round(ns / chaseNs),
+        ns_per_op: round3(ns),
+        raw_ns_per_op: round3(rawNs),
+        ratio: round3(ns / rawNs),
+        chase_ns_per_op: round3(chaseNs),
+        ratio_vs_chase: round3(ns / chaseNs),
       });
     }
     return results;
   } finally {
     twz.close();
   }
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 if (import.meta.main) {
