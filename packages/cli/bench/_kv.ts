@@ -7,7 +7,7 @@ import { Twz } from "@twz/libtwz";
 import { codec } from "@twz/libtwz/codec";
 import { HashMap } from "@twz/libtwz/hashmap";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { openHal, refuseExisting, tempImage } from "./_util.ts";
+import { openHal, rateRow, refuseExisting, tempImage } from "./_util.ts";
 
 const VALUE = new TextEncoder().encode("value-0123456789");
 
@@ -75,15 +75,7 @@ export async function runKv(opts: BenchOptions, which: "insert" | "get"): Promis
       } catch { /* already gone */ }
     }
   }
-  const row = (name: string, ns: number, extra: Record<string, number> = {}): BenchResult => ({
-    bench: `kv-${which}`,
-    case: name,
-    hal: opts.hal,
-    ops,
-    ns_per_op: +ns.toFixed(1),
-    ops_per_sec: Math.round(1e9 / ns),
-    ...extra,
-  });
+  const row = rateRow(`kv-${which}`, opts.hal, ops);
   return which === "insert"
     ? [row("hashmap-insert-tx", median(inserts), { drains_per_op: +drainsPerOp.toFixed(3) })]
     : [row("hashmap-get", median(gets)), row("hashmap-locate-in-place", median(locates))];

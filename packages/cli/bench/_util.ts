@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import type { Hal, HalPlugin } from "@twz/kernel/hal";
 import { checkImageSize, fileExists, loadPlugin, openImage, UsageError } from "../board.ts";
-import type { BenchOptions } from "./types.ts";
+import { type BenchOptions, type BenchResult, median } from "./types.ts";
 
 /**
  * The image path a benchmark writes: the user's `--image` when given (it must
@@ -69,6 +69,51 @@ export function timePerOp(fn: () => number, ops: number): number {
   const t0 = performance.now();
   sink.value += fn();
   return ((performance.now() - t0) * 1e6) / ops;
+}
+
+/**
+ * Median nanoseconds per operation of each of `fns`, measured side by side:
+ * three untimed warm-up runs of each (so each is optimized), then `rounds`
+ * rounds that time each function once, the order rotated by one every round
+ * so none always runs first.
+ *
+ * @returns One median per function, in the order of `fns`.
+ */
+export function interleavedMedians(
+  fns: (() => number)[],
+  ops: number,
+  rounds: number,
+): number[] {
+  for (let w = 0; w < 3; w++) for (const fn of fns) timePerOp(fn, ops);
+  const times: number[][] = fns.map(() => []);
+  for (let k = 0; k < rounds; k++) {
+    for (let j = 0; j < fns.length; j++) {
+      const which = (j + k) % fns.length;
+      times[which].push(timePerOp(fns[which], ops));
+    }
+  }
+  return times.map(median);
+}
+
+/**
+ * A maker of throughput results for `bench`: each row gives a case's
+ * nanoseconds per operation (one decimal) and operations per second, plus any
+ * `extra` figures.
+ */
+export function rateRow(
+  bench: string,
+  hal: string,
+  ops: number,
+): (name: string, ns: number, extra?: Record<string, number>) => BenchResult {
+  return (name: string, ns: number, extra: Record<string, number> = {}): BenchResult => ({
+    bench,
+    case: name,
+    hal,
+    ops,
+    ns_per_op: +ns.toFixed(1),
+    ops_per_sec: Math.round(1e9 / ns),
+    ...extra,
+  });
 }
 
 /** Round to three decimals for reporting. */

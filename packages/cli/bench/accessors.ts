@@ -17,8 +17,8 @@
  */
 import { f64, struct, Twz, u32, u64 } from "@twz/libtwz";
 import { loadPlugin } from "../board.ts";
-import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { round3, tempImage, timePerOp } from "./_util.ts";
+import type { BenchOptions, BenchResult } from "./types.ts";
+import { interleavedMedians, round3, tempImage } from "./_util.ts";
 
 const Rec = struct({ value: u32, weight: f64, big: u64 });
 type RecAcc = ReturnType<typeof Rec.at>;
@@ -161,24 +161,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     ];
     const results: BenchResult[] = [];
     for (const [name, typed, raw] of cases) {
-      // Warm up both sides so each is optimized before measuring.
-      for (let w = 0; w < 3; w++) {
-        timePerOp(typed, ops);
-        timePerOp(raw, ops);
-      }
-      const t: number[] = [];
-      const r: number[] = [];
-      for (let k = 0; k < rounds; k++) {
-        if (k % 2 === 0) {
-          t.push(timePerOp(typed, ops));
-          r.push(timePerOp(raw, ops));
-        } else {
-          r.push(timePerOp(raw, ops));
-          t.push(timePerOp(typed, ops));
-        }
-      }
-      const ns = median(t);
-      const rawNs = median(r);
+      const [ns, rawNs] = interleavedMedians([typed, raw], ops, rounds);
       results.push({
         bench: "accessors",
         case: name,

@@ -9,7 +9,7 @@
  */
 import { BLOCK, Kernel, METADATA_BYTES_PER_OBJECT } from "@twz/kernel";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { openHal, tempImage } from "./_util.ts";
+import { openHal, rateRow, tempImage } from "./_util.ts";
 
 /** Run the create/delete benchmark. */
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
@@ -59,15 +59,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   }
   kernel.shutdown();
   hal.close();
-  const row = (name: string, ns: number, extra: Record<string, number> = {}): BenchResult => ({
-    bench: "create-delete",
-    case: name,
-    hal: opts.hal,
-    ops,
-    ns_per_op: +ns.toFixed(1),
-    ops_per_sec: Math.round(1e9 / ns),
-    ...extra,
-  });
+  const row = rateRow("create-delete", opts.hal, ops);
   const floorNs = median(floor);
   return [
     row("create-4k", median(create), {

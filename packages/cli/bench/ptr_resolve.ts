@@ -14,8 +14,8 @@
  */
 import { ptr, struct, Twz, type TwzObject, u32 } from "@twz/libtwz";
 import { loadPlugin } from "../board.ts";
-import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { round3, sink, tempImage, timePerOp } from "./_util.ts";
+import type { BenchOptions, BenchResult } from "./types.ts";
+import { interleavedMedians, round3, sink, tempImage } from "./_util.ts";
 
 const Target = struct({ value: u32 });
 const Holder = struct({ tag: u32, link: ptr(Target) });
@@ -134,21 +134,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     ];
     const results: BenchResult[] = [];
     for (const [name, typed, rawFn, chaseFn] of cases) {
-      for (let w = 0; w < 3; w++) {
-        timePerOp(typed, ops);
-        timePerOp(rawFn, ops);
-        timePerOp(chaseFn, ops);
-      }
-      const t: number[] = [], r: number[] = [], c: number[] = [];
-      for (let k = 0; k < rounds; k++) {
-        const order = k % 3 === 0 ? [0, 1, 2] : k % 3 === 1 ? [1, 2, 0] : [2, 0, 1];
-        for (const which of order) {
-          if (which === 0) t.push(timePerOp(typed, ops));
-          else if (which === 1) r.push(timePerOp(rawFn, ops));
-          else c.push(timePerOp(chaseFn, ops));
-        }
-      }
-      const ns = median(t), rawNs = median(r), chaseNs = median(c);
+      const [ns, rawNs, chaseNs] = interleavedMedians([typed, rawFn, chaseFn], ops, rounds);
       results.push({
         bench: "ptr-resolve",
         case: name,
