@@ -628,23 +628,23 @@ export function fsck(
     if (hasWrites) {
       let tx = log.begin();
       let bytesInTx = 0;
-      for (const [offset, data] of a.plan.slots) {
-        tx.put(offset, data);
-        bytesInTx += 80;
+      // Commit in batches that fit the log: `cost` is the log bytes of the
+      // record just added (a slot 80, a word at most 24).
+      const added = (cost: number) => {
+        bytesInTx += cost;
         if (bytesInTx > log.capacity - 4096) {
           log.commit(tx);
           tx = log.begin();
           bytesInTx = 0;
         }
+      };
+      for (const [offset, data] of a.plan.slots) {
+        tx.put(offset, data);
+        added(80);
       }
       for (const [offset, value] of a.plan.words) {
         tx.setU32(offset, value);
-        bytesInTx += 24;
-        if (bytesInTx > log.capacity - 4096) {
-          log.commit(tx);
-          tx = log.begin();
-          bytesInTx = 0;
-        }
+        added(24);
       }
       log.commit(tx);
     }
