@@ -43,7 +43,8 @@ async function readSource(): Promise<string> {
   return await response.text();
 }
 
-function exists(path: string): boolean {
+/** Whether `path` names an existing file or directory. */
+export function exists(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { HalError, type HalOpenOptions } from "@twz/kernel/hal";
 import { halConformance } from "@twz/kernel/hal/testing";
 import { persistPaths, plugin, type PmemRegion } from "./mod.ts";
+import { exists } from "./_build.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const SKIPPED = "SKIPPED: hal-pmem tests need libpmem2 (apt-get install -y libpmem2)";
@@ -326,12 +327,3 @@ Deno.test({
     }
   },
 });
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
