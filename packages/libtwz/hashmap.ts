@@ -226,24 +226,27 @@ export class HashMap<K, V> {
   }
 
   /**
+   * The first entry of the chain of the bucket for `hash`, or 0, reading
+   * object memory in place through `v` (no transaction running).
+   */
+  #chainView(v: DataView, hash: number): number {
+    const h = this.offset;
+    const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
+    let bucket = hash & (span - 1);
+    if (bucket < v.getUint32(h + H.split, true)) bucket = hash & (span * 2 - 1);
+    const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
+    return seg === 0 ? 0 : v.getUint32(seg + (bucket & SEGMENT_MASK) * 4, true);
+  }
+
+  /**
    * The entry for the scratch key, reading object memory in place (no
    * transaction running): the lookup hot path, allocation-free.
    */
   #findRaw(hash: number, klen: number): number {
     const v = this.obj.mapping.view;
     const b = this.obj.mapping.bytes;
-    const h = this.offset;
-    const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
-    let bucket = hash & (span - 1);
-    if (bucket < v.getUint32(h + H.split, true)) bucket = hash & (span * 2 - 1);
-    const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
-    if (seg === 0) return 0;
     const k = this.#scratch;
-    for (
-      let e = v.getUint32(seg + (bucket & ((1 << SEG_SHIFT) - 1)) * 4, true);
-      e !== 0;
-      e = v.getUint32(e + E.next, true)
-    ) {
+    for (let e = this.#chainView(v, hash); e !== 0; e = v.getUint32(e + E.next, true)) {
       if (v.getUint32(e + E.hash, true) !== hash || v.getUint32(e + E.klen, true) !== klen) {
         continue;
       }
@@ -290,17 +293,7 @@ export class HashMap<K, V> {
   /** {@linkcode HashMap.#findIntRaw} through the DataView (unaligned or big-endian hosts). */
   #findIntView(hash: number, lo: number, hi: number): number {
     const v = this.obj.mapping.view;
-    const h = this.offset;
-    const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
-    let bucket = hash & (span - 1);
-    if (bucket < v.getUint32(h + H.split, true)) bucket = hash & (span * 2 - 1);
-    const seg = v.getUint32(v.getUint32(h + H.dir, true) + (bucket >>> SEG_SHIFT) * 4, true);
-    if (seg === 0) return 0;
-    for (
-      let e = v.getUint32(seg + (bucket & SEGMENT_MASK) * 4, true);
-      e !== 0;
-      e = v.getUint32(e + E.next, true)
-    ) {
+    for (let e = this.#chainView(v, hash); e !== 0; e = v.getUint32(e + E.next, true)) {
       if (
         v.getUint32(e + E.hash, true) === hash && v.getUint32(e + E.key, true) === lo &&
         v.getUint32(e + E.key + 4, true) === hi && v.getUint32(e + E.klen, true) === 8
