@@ -245,6 +245,25 @@ export function closeBoard(board: Board): void {
   board.hal.close();
 }
 
+/**
+ * Parse a command-line integer option: digits only, at least 1 (at least 0
+ * with `zero`), and a safe integer.
+ *
+ * @param text The option's text.
+ * @param what The option, for the error (`--seed`).
+ * @throws {UsageError} `text` is not such an integer.
+ */
+export function positive(text: string, what: string, zero = false): number {
+  if (
+    !/^\d+$/.test(text) || (!zero && Number(text) < 1) || !Number.isSafeInteger(Number(text))
+  ) {
+    throw new UsageError(
+      `${what} takes a ${zero ? "non-negative" : "positive"} integer, not "${text}"`,
+    );
+  }
+  return Number(text);
+}
+
 /** Parse a size like `65536`, `64K`, `64M`, `1G`, `64MiB`. */
 export function parseSize(text: string): number {
   const m = /^(\d+)\s*([KMGT]?)(i?B)?$/i.exec(text.trim());

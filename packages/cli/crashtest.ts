@@ -35,7 +35,7 @@ import {
 } from "@twz/hal-sim";
 import { Journal, loadWorkload, type Workload, WorkloadError, WORKLOADS } from "./workloads/mod.ts";
 import type { JournalSnapshot } from "./workloads/types.ts";
-import { UsageError } from "./board.ts";
+import { positive, UsageError } from "./board.ts";
 
 /** Options for {@linkcode crashtest}. */
 export interface CrashtestOptions {
@@ -410,15 +410,6 @@ const USAGE = `usage: twz crashtest WORKLOAD [--states N] [--seed S] [--unit 64|
 }) or a module path (./my_workload.ts)
 exit codes: 0 no violation, 1 violations found, 2 usage mistake, 3 workload cannot be loaded`;
 
-function positiveInt(text: string, what: string, zero = false): number {
-  if (!/^\d+$/.test(text) || (!zero && Number(text) < 1) || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(
-      `${what} takes a ${zero ? "non-negative" : "positive"} integer, not "${text}"`,
-    );
-  }
-  return Number(text);
-}
-
 /**
  * `twz crashtest` on the command line; returns the exit code.
  *
@@ -460,8 +451,8 @@ export async function main(args: string[]): Promise<number> {
         : "crashtest takes one WORKLOAD",
     );
   }
-  const states = positiveInt(values.states!, "--states");
-  const seed = positiveInt(values.seed!, "--seed", true);
+  const states = positive(values.states!, "--states");
+  const seed = positive(values.seed!, "--seed", true);
   if (values.unit !== "64" && values.unit !== "8") {
     throw new UsageError(`--unit takes 64 or 8, not "${values.unit}"`);
   }

@@ -28,6 +28,7 @@ import {
   isPowerFailure,
   openBoard,
   parseSize,
+  positive,
   UsageError,
 } from "./board.ts";
 import { Shell } from "./shell.ts";
@@ -219,17 +220,6 @@ async function boot(args: string[]): Promise<number> {
   }
   if (!values.quiet) stderr("twz: shut down cleanly");
   return shell.failures > 0 ? EXIT.failed : EXIT.ok;
-}
-
-function positive(text: string, what: string, zero = false): number {
-  if (
-    !/^\d+$/.test(text) || (!zero && Number(text) < 1) || !Number.isSafeInteger(Number(text))
-  ) {
-    throw new UsageError(
-      `${what} takes a ${zero ? "non-negative" : "positive"} integer, not "${text}"`,
-    );
-  }
-  return Number(text);
 }
 
 async function* consoleLines(board: Board): AsyncGenerator<string> {
