@@ -16,7 +16,8 @@ export type TrampolineState =
 const SOURCE_URL = new URL("./trampoline.c", import.meta.url);
 const PREFIX = "libtwz_pmem_trampoline-";
 
-function env(name: string): string | undefined {
+/** An environment variable, or `undefined` when unset or not readable (no --allow-env). */
+export function env(name: string): string | undefined {
   try {
     return Deno.env.get(name);
   } catch {

@@ -16,7 +16,7 @@
  * @module
  */
 import { type Granularity, HalError } from "@twz/kernel/hal";
-import { ensureTrampoline } from "./_build.ts";
+import { ensureTrampoline, env } from "./_build.ts";
 
 /** Environment variable that overrides the libpmem2 path. */
 export const LIBRARY_ENV = "TWZ_LIBPMEM2_PATH";
@@ -233,14 +233,6 @@ const GRANULARITY_CODES: Record<Granularity, number> = {
   "page": 2, // PMEM2_GRANULARITY_PAGE
 };
 const GRANULARITY_NAMES: Granularity[] = ["byte", "cache-line", "page"];
-
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
 
 let loaded: { symbols: Libpmem2; path: string } | undefined;
 

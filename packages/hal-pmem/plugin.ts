@@ -31,6 +31,7 @@ import {
   trampolineStatus,
 } from "./_ffi.ts";
 import { clock, entropy, stdConsole } from "./_services.ts";
+import { env } from "./_build.ts";
 
 /**
  * How a region's flush/drain/persist reach libpmem2.
@@ -382,10 +383,7 @@ function describe(): HalDescription {
   } catch (e) {
     return { name: NAME, summary, available: false, reason: errorText(e) };
   }
-  let force = "(unset)";
-  try {
-    force = Deno.env.get("PMEM2_FORCE_GRANULARITY") ?? force;
-  } catch { /* no --allow-env */ }
+  const force = env("PMEM2_FORCE_GRANULARITY") ?? "(unset)";
   return {
     name: NAME,
     summary,

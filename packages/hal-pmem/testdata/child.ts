@@ -1,6 +1,7 @@
 // A separate process for mod_test.ts: `deno run -A child.ts MODE ARGS...`.
 // Prints one JSON line with what it saw.
 import { persistPaths, plugin, type PmemRegion } from "../mod.ts";
+import { exists } from "../_build.ts";
 
 const [mode, image, ...rest] = Deno.args;
 const print = (value: unknown) => console.log(JSON.stringify(value));
@@ -34,13 +35,7 @@ switch (mode) {
       const err = e as Error;
       error = { name: err.name, message: err.message, cause: err.cause !== undefined };
     }
-    let exists = true;
-    try {
-      Deno.statSync(image);
-    } catch {
-      exists = false;
-    }
-    print({ description, error, exists });
+    print({ description, error, exists: exists(image) });
     break;
   }
   case "fallback": {
