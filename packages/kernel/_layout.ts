@@ -62,6 +62,16 @@ export interface Geometry {
   dataBlocks: number;
 }
 
+/**
+ * Where metadata-log records of `g` may write: the root record, the object
+ * table and the bitmap (never the superblock, the log or object data).
+ */
+export function metadataTest(g: Geometry): (offset: number, length: number) => boolean {
+  return (offset, length) =>
+    (offset >= g.rootOffset && offset + length <= g.rootOffset + 64) ||
+    (offset >= g.tableOffset && offset + length <= g.dataOffset);
+}
+
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /**

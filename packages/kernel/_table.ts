@@ -148,14 +148,24 @@ export class Table {
     return -1;
   }
 
+  /** The first slot probed for object `id`. */
+  homeOfObject(id: ObjID): number {
+    return Number(id & M32) & this.mask;
+  }
+
+  /** The first slot probed for edge `k` of `parent`. */
+  homeOfEdge(parent: ObjID, k: number): number {
+    return edgeHash(Number(parent & M32), k) & this.mask;
+  }
+
   /** A free slot (empty or tombstone, not claimed by `tx`) for an object key. */
   freeSlotForObject(id: ObjID, tx: MetaTx): number {
-    return this.#freeFrom(Number(id & M32) & this.mask, tx);
+    return this.#freeFrom(this.homeOfObject(id), tx);
   }
 
   /** A free slot for edge `k` of `parent`. */
   freeSlotForEdge(parent: ObjID, k: number, tx: MetaTx): number {
-    return this.#freeFrom(edgeHash(Number(parent & M32), k) & this.mask, tx);
+    return this.#freeFrom(this.homeOfEdge(parent, k), tx);
   }
 
   #freeFrom(start: number, tx: MetaTx): number {

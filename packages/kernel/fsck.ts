@@ -20,7 +20,7 @@
  */
 import type { Hal, PersistentRegion } from "./hal/mod.ts";
 import { formatId, isValidId, type ObjID, Prot, readId, TwzError } from "./abi/mod.ts";
-import { BLOCK, decodeSuperblock, type Geometry, isBlank, SLOT } from "./_layout.ts";
+import { BLOCK, decodeSuperblock, type Geometry, isBlank, metadataTest, SLOT } from "./_layout.ts";
 import { LOG_HEADER, MetaLog, parseLog } from "./_log.ts";
 import { EDGE, EMPTY, OBJECT, Table, TOMB } from "./_table.ts";
 import { decodeRoot, encodeRoot } from "./_root.ts";
@@ -127,12 +127,6 @@ function readLog(
   return { state: parsed.state, records: parsed.records, bad: parsed.bad };
 }
 
-function metadataTest(g: Geometry): (offset: number, length: number) => boolean {
-  return (offset, length) =>
-    (offset >= g.rootOffset && offset + length <= g.rootOffset + 64) ||
-    (offset >= g.tableOffset && offset + length <= g.dataOffset);
-}
-
 interface Slot {
   i: number;
   id: ObjID;
@@ -203,7 +197,8 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
 
   // Root record.
   const ro = g.rootOffset;
-  let rootOk = decodeRoot(bytes, ro) !== undefined;
+  const root = decodeRoot(bytes, ro);
+  let rootOk = root !== undefined;
   if (!rootOk) problem("root", "the root record is damaged (bad magic or checksum)", true);
 
   // Object table.
@@ -384,7 +379,7 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
     }
   };
   for (const s of objects) {
-    probeFix(Number(s.id & 0xffffffffn) & mask, s.i, `object ${hexId(s.id)}`);
+    probeFix(table.homeOfObject(s.id), s.i, `object ${hexId(s.id)}`);
   }
 
   // Tie edges.
@@ -407,12 +402,7 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
     else if (seenEdge.has(`${parent}:${k}`)) drop(`duplicates edge ${k} of ${hexId(parent)}`);
     else {
       seenEdge.add(`${parent}:${k}`);
-      const lo = Number(parent & 0xffffffffn);
-      probeFix(
-        ((lo ^ Math.imul(k + 1, 0x9e3779b1)) >>> 0) & mask,
-        i,
-        `tie edge ${k} of ${hexId(parent)}`,
-      );
+      probeFix(table.homeOfEdge(parent, k), i, `tie edge ${k} of ${hexId(parent)}`);
     }
   }
 
@@ -475,11 +465,8 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
   }
 
   // Root counters against what the table and bitmap say (as repaired).
-  if (rootOk) {
-    const objectsCount = u32(bytes, ro + 4);
-    const slotsUsed = u32(bytes, ro + 8);
-    const freeBlocks = u32(bytes, ro + 12);
-    const cursor = u32(bytes, ro + 16);
+  if (root) {
+    const { objects: objectsCount, slotsUsed, freeBlocks, cursor, rootObject } = root;
     const check = (what: string, has: number, want: number) => {
       if (has !== want) {
         problem("root", `the root record counts ${has} ${what}; the image holds ${want}`, true);
@@ -497,7 +484,6 @@ function analyze(bytes: Uint8Array, deep: boolean): Analysis {
       );
       rootOk = false;
     }
-    const rootObject = readId(view, ro + 32);
     if (rootObject !== 0n && !byId.has(rootObject)) {
       notes.push(
         `the root object ${hexId(rootObject)} does not exist (it is made again when asked for)`,

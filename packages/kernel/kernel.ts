@@ -24,6 +24,7 @@ import {
   encodeSuperblock,
   type Geometry,
   isBlank,
+  metadataTest,
   planGeometry,
   SLOT,
   SUPERBLOCK_BYTES,
@@ -243,14 +244,7 @@ export class Kernel {
     const bytes = hal.region.bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const g = geometry;
-    this.#log = new MetaLog(
-      hal.region,
-      g.logOffset,
-      g.logSize,
-      (offset, length) =>
-        (offset >= g.rootOffset && offset + length <= g.rootOffset + 64) ||
-        (offset >= g.tableOffset && offset + length <= g.dataOffset),
-    );
+    this.#log = new MetaLog(hal.region, g.logOffset, g.logSize, metadataTest(g));
     this.#table = new Table(this.#view, geometry.tableOffset, geometry.tableSlots);
     this.#bitmap = new BlockBitmap(geometry.bitmapOffset, geometry.dataBlocks);
     const replayed = formatted ? 0 : this.#log.recover();
@@ -534,8 +528,7 @@ export class Kernel {
         }
       }
       if (reuse >= 0) continue;
-      const pending = tx.blobs.get(this.#table.slotOffset(pslot));
-      const k = pending ? new DataView(pending.buffer).getUint32(48, true) : p.ties;
+      const k = p.ties; // ties are distinct: no earlier put in `tx` wrote this parent's slot
       const eslot = this.#table.freeSlotForEdge(parent, k, tx);
       if (this.#table.state(eslot, tx) !== TOMB) root.slotsUsed++;
       tx.put(this.#table.slotOffset(eslot), encodeEdge(parent, k, id));
