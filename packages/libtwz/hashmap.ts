@@ -33,7 +33,7 @@ import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
 import { activeTx, transaction, TX, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap, HEAP_HEADER } from "./heap.ts";
 import { type Codec, codec, hashBytes, hashInt } from "./codec.ts";
-import { createRoot, Mem } from "./_mem.ts";
+import { createRoot, Mem, Scratch } from "./_mem.ts";
 
 const MAGIC = 0x50414d48; // "HMAP"
 /** Entries are built whole and written over their block: no zeroing first. */
@@ -69,7 +69,7 @@ export interface HashMapOptions {
 
 /** A persistent hash map from `K` to `V`. */
 export class HashMap<K, V> {
-  #scratch = new Uint8Array(256);
+  #scratch = new Scratch();
   #entry = new Uint8Array(256);
   #entryView = new DataView(this.#entry.buffer);
   #heapCache: Heap | undefined;
@@ -113,7 +113,6 @@ export class HashMap<K, V> {
       const dirCap = Math.max(64, 2 << level);
       const dir = heap.alloc(tx, dirCap * 4);
       tx.setU32(obj, header + H.level, level);
-      tx.setU32(obj, header + H.magic, MAGIC);
       tx.setU8(obj, header + H.keyKind, keys.kind);
       tx.setU8(obj, header + H.valKind, values.kind);
       tx.setU8(obj, header + H.segShift, SEG_SHIFT);
@@ -174,9 +173,7 @@ export class HashMap<K, V> {
 
   /** Encode `key` into the scratch buffer; returns its length. */
   #encodeKey(key: K): number {
-    const need = this.keys.size(key);
-    if (need > this.#scratch.length) this.#scratch = new Uint8Array(need * 2);
-    return this.keys.encode(key, this.#scratch, 0);
+    return this.keys.encode(key, this.#scratch.reserve(this.keys.size(key)), 0);
   }
 
   /** The head slot of bucket `b`, or -1 while its segment is not allocated (empty). */
@@ -217,7 +214,7 @@ export class HashMap<K, V> {
     for (let e = m.u32(link); e !== 0; link = e + E.next, e = m.u32(link)) {
       if (
         m.u32(e + E.hash) === hash && m.u32(e + E.klen) === klen &&
-        m.equals(e + E.key, this.#scratch, klen)
+        m.equals(e + E.key, this.#scratch.bytes, klen)
       ) {
         return [link, e];
       }
@@ -245,7 +242,7 @@ export class HashMap<K, V> {
   #findRaw(hash: number, klen: number): number {
     const v = this.obj.mapping.view;
     const b = this.obj.mapping.bytes;
-    const k = this.#scratch;
+    const k = this.#scratch.bytes;
     for (let e = this.#chainView(v, hash); e !== 0; e = v.getUint32(e + E.next, true)) {
       if (v.getUint32(e + E.hash, true) !== hash || v.getUint32(e + E.klen, true) !== klen) {
         continue;
@@ -260,7 +257,7 @@ export class HashMap<K, V> {
 
   #lookup(key: K): { e: number; klen: number; m: Mem | null } {
     const klen = this.#encodeKey(key);
-    const hash = hashBytes(this.#scratch, 0, klen);
+    const hash = hashBytes(this.#scratch.bytes, 0, klen);
     const tx = activeTx();
     if (tx === null) return { e: this.#findRaw(hash, klen), klen, m: null };
     const m = new Mem(this.obj, tx);
@@ -312,7 +309,7 @@ export class HashMap<K, V> {
       return e === 0 ? -1 : e + E.key + 8;
     }
     const klen = this.#encodeKey(key);
-    const hash = hashBytes(this.#scratch, 0, klen);
+    const hash = hashBytes(this.#scratch.bytes, 0, klen);
     const tx = activeTx();
     const e = tx === null
       ? this.#findRaw(hash, klen)
@@ -328,8 +325,8 @@ export class HashMap<K, V> {
   /** The value for `key`, or `undefined`. */
   get(key: K): V | undefined {
     if (
-      (this.keys as unknown) === codec.int && typeof key === "number" && key >= 0 &&
-      key <= 0xffffffff && (key >>> 0) === key && activeTx() === null
+      (this.keys as unknown) === codec.int && typeof key === "number" &&
+      (key >>> 0) === key && activeTx() === null
     ) {
       const e = this.#findIntRaw(key, 0);
       if (e === 0) return undefined;
@@ -363,19 +360,14 @@ export class HashMap<K, V> {
   #set(tx: Tx, key: K, value: V): boolean {
     const o = this.obj;
     const klen = this.#encodeKey(key);
-    const vneed = this.values.size(value);
-    if (klen + vneed > this.#scratch.length) {
-      const bigger = new Uint8Array((klen + vneed) * 2);
-      bigger.set(this.#scratch.subarray(0, klen));
-      this.#scratch = bigger;
-    }
-    const vlen = this.values.encode(value, this.#scratch, klen);
-    const hash = hashBytes(this.#scratch, 0, klen);
+    const scratch = this.#scratch.reserve(klen + this.values.size(value), klen);
+    const vlen = this.values.encode(value, scratch, klen);
+    const hash = hashBytes(scratch, 0, klen);
     const m = new Mem(o, tx);
     const [link, found] = this.#find(m, hash, klen);
     const heap = this.#heap();
     if (found !== 0 && m.u32(found + E.vlen) === vlen) {
-      tx.write(o, found + E.key + klen, this.#scratch.subarray(klen, klen + vlen));
+      tx.write(o, found + E.key + klen, scratch.subarray(klen, klen + vlen));
       return false;
     }
     // The whole entry is built here and written with one transaction write.
@@ -384,7 +376,6 @@ export class HashMap<K, V> {
     const entry = this.#entry;
     if (this.#entryView.buffer !== entry.buffer) this.#entryView = new DataView(entry.buffer);
     const ev = this.#entryView;
-    const scratch = this.#scratch;
     for (let i = 0; i < klen + vlen; i++) entry[E.key + i] = scratch[i];
     ev.setUint32(E.hash, hash, true);
     ev.setUint32(E.klen, klen, true);
@@ -475,7 +466,7 @@ export class HashMap<K, V> {
     return transaction(this.host, (tx) => {
       const klen = this.#encodeKey(key);
       const m = new Mem(this.obj, tx);
-      const [link, e] = this.#find(m, hashBytes(this.#scratch, 0, klen), klen);
+      const [link, e] = this.#find(m, hashBytes(this.#scratch.bytes, 0, klen), klen);
       if (e === 0) return false;
       tx.setU32(this.obj, link, tx.getU32(this.obj, e + E.next));
       this.#heap().free(tx, e);
@@ -588,8 +579,8 @@ export class HashMap<K, V> {
       for (let e = m.u32(slot); e !== 0; e = m.u32(e + E.next)) {
         const klen = m.u32(e + E.klen);
         const vlen = m.u32(e + E.vlen);
-        const raw = m.tx ? m.bytes(e + E.key, klen + vlen) : this.obj.mapping.bytes;
-        const at = m.tx ? 0 : e + E.key;
+        const raw = m.bytes(e + E.key, klen + vlen);
+        const at = m.start(e + E.key);
         yield [this.keys.decode(raw, at, klen), this.values.decode(raw, at + klen, vlen)];
       }
     }
