@@ -45,6 +45,7 @@ import {
   TwzError,
 } from "@twz/kernel/abi";
 import { TX, type Tx, type TxTarget } from "./tx.ts";
+import { codec } from "./codec.ts";
 
 /**
  * The live bytes of a mapped object: the kernel retargets `view` and `bytes`
@@ -838,16 +839,12 @@ function compileArray(
     const range = ctx.bind(outOfRange);
     const e = type.element;
     const target = e instanceof PtrType ? ctx.bind(e.resolve(self)._cls) : "undefined";
-    const sub = (s: string) =>
-      s.replaceAll("MEMO_CHECK", "").replaceAll("MEMO_SET", "")
-        .replaceAll("this._b + OFF", "(this._b + i * " + e.size + ")").replaceAll(
-          "OFF",
-          "(i * " + e.size + ")",
-        )
-        .replaceAll("NAME", "'[' + i + ']'").replaceAll("TARGET", target).replaceAll(
-          "SELF",
-          ctx.bind(self),
-        );
+    // An element body with `base` for `this._b + OFF` and `off` for `OFF`.
+    const fill = (s: string, base: string, off: string) =>
+      s.replaceAll("MEMO_SET", "").replaceAll("this._b + OFF", base).replaceAll("OFF", off)
+        .replaceAll("NAME", "'[' + i + ']'").replaceAll("TARGET", target)
+        .replaceAll("SELF", ctx.bind(self));
+    const sub = (s: string) => fill(s, `(this._b + i * ${e.size})`, `(i * ${e.size})`);
     const check =
       `if (!(i >= 0 && i < ${type.length} && (i | 0) === i)) throw ${range}(i, ${type.length});`;
     let body = "return class {\nconstructor(o, e, b) { this._o = o; this._e = e; this._b = b; }\n";
@@ -855,13 +852,7 @@ function compileArray(
     const txc = ctx.bind(TX);
     // In the transaction path the element is materialized at offset 0 of a
     // scratch record: the body's `(this._b + i * size)` must then be 0.
-    const subTx = (s: string) =>
-      s.replaceAll("MEMO_CHECK", "").replaceAll("MEMO_SET", "")
-        .replaceAll("this._b + OFF", "0").replaceAll("OFF", "0")
-        .replaceAll("NAME", "'[' + i + ']'").replaceAll("TARGET", target).replaceAll(
-          "SELF",
-          ctx.bind(self),
-        );
+    const subTx = (s: string) => fill(s, "0", "0");
     let prelude = "";
     if (nested) body += `get(i) { ${check} ${sub(e._get(ctx, w))} }\n`;
     else {
@@ -1036,26 +1027,13 @@ function setBytes(acc: StructAccessor, field: string, off: number, size: number,
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
+/** The NUL-terminated (or `size`-long) string at `at`, decoded as the string codec does. */
 function getString(bytes: Uint8Array, at: number, size: number): string {
   let end = at;
   const stop = at + size;
   while (end < stop && bytes[end] !== 0) end++;
-  if (end === at) return "";
-  let ascii = true;
-  for (let i = at; i < end; i++) {
-    if (bytes[i] > 0x7f) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii && end - at <= 64) {
-    let s = "";
-    for (let i = at; i < end; i++) s += String.fromCharCode(bytes[i]);
-    return s;
-  }
-  return decoder.decode(bytes.slice(at, end));
+  return codec.string.decode(bytes, at, end - at);
 }
 
 function setString(

@@ -41,7 +41,7 @@
  *
  * @module
  */
-import { ErrorCode, formatId, type ObjID, TwzError } from "@twz/kernel/abi";
+import { ErrorCode, formatId, type ObjID, readId, TwzError } from "@twz/kernel/abi";
 import type { ObjectMapping } from "@twz/kernel";
 
 /** What a transaction writes to: an object handle (`TwzObject` is one). */
@@ -81,6 +81,14 @@ function checksum(view: DataView, from: number, to: number, seed: number): numbe
     h ^= h >>> 15;
   }
   return (h ^ ((to - from) * 0x9e3779b1)) >>> 0;
+}
+
+/**
+ * The log's checksum: the header fields before the sum, then the body
+ * `[body, end)` (written by commit, checked by recovery and inspection).
+ */
+function logSum(v: DataView, base: number, body: number, end: number): number {
+  return checksum(v, body, end, checksum(v, base + H.seq, base + H.sum, 0));
 }
 
 /**
@@ -559,11 +567,6 @@ export class Tx {
     return this.#pv;
   }
 
-  /** @internal The objects written, in first-write order. */
-  targets(): TxTarget[] {
-    return this.#tlist.slice(0, this.#tcount);
-  }
-
   /** @internal How many objects were written. */
   get targetCount(): number {
     return this.#tcount;
@@ -601,14 +604,14 @@ class TxLog {
     const bodyBytes = v.getUint32(base + H.bodyBytes, true);
     const body = base + HEADER;
     if (body + bodyBytes > log.mapping.bytes.length) return 0;
-    const sum = checksum(v, body, body + bodyBytes, checksum(v, base + H.seq, base + H.sum, 0));
+    const sum = logSum(v, base, body, body + bodyBytes);
     if (sum !== v.getUint32(base + H.sum, true)) return 0; // torn: never committed
     const nObjects = v.getUint32(base + H.nObjects, true);
     const nRecords = v.getUint32(base + H.nRecords, true);
     const maps: (ObjectMapping | null)[] = [];
     for (let i = 0; i < nObjects; i++) {
       const at = body + i * 16;
-      const id = (v.getBigUint64(at + 8, true) << 64n) | v.getBigUint64(at, true);
+      const id = readId(v, at);
       maps.push(host.mapForReplay(id));
     }
     let at = body + nObjects * 16;
@@ -698,11 +701,7 @@ class TxLog {
     v.setUint32(base + H.bodyBytes, at - body, true);
     v.setUint32(base + H.nObjects, nTargets, true);
     v.setUint32(base + H.nRecords, n, true);
-    v.setUint32(
-      base + H.sum,
-      checksum(v, body, at, checksum(v, base + H.seq, base + H.sum, 0)),
-      true,
-    );
+    v.setUint32(base + H.sum, logSum(v, base, body, at), true);
     const logAt = log.mapping.extent.base;
     // 1: committed. One persist of the whole log (region-relative, so one
     // native call on hal-pmem).
@@ -965,7 +964,7 @@ export function inspectTxLog(log: { readonly mapping: ObjectMapping }): TxLogSta
   if (body + bodyBytes > bytes.length || bodyBytes % 4 !== 0) {
     return garbage(`the log header's body size ${bodyBytes} does not fit the log`);
   }
-  const sum = checksum(v, body, body + bodyBytes, checksum(v, base + H.seq, base + H.sum, 0));
+  const sum = logSum(v, base, body, body + bodyBytes);
   if (sum !== v.getUint32(base + H.sum, true)) return { ...out, state: "torn" };
   // Checksummed: every record must lie inside the body and name a listed object.
   if (out.objects * 16 > bodyBytes) {
@@ -973,7 +972,7 @@ export function inspectTxLog(log: { readonly mapping: ObjectMapping }): TxLogSta
   }
   for (let i = 0; i < out.objects; i++) {
     const at = body + i * 16;
-    out.targets.push((v.getBigUint64(at + 8, true) << 64n) | v.getBigUint64(at, true));
+    out.targets.push(readId(v, at));
   }
   let at = body + out.objects * 16;
   for (let r = 0; r < out.records; r++) {
