@@ -358,7 +358,11 @@ export class SimRegion implements PersistentRegion {
   crashPoint(options: CrashPointOptions = {}): CrashPoint {
     const unit = options.unit ?? LINE;
     if (unit !== 8 && unit !== LINE) throw new RangeError(`A crash unit is 8 or 64, not ${unit}`);
-    const media = this.#mediaBytes();
+    return this.#crashPointOver(this.#mediaBytes(), unit);
+  }
+
+  /** {@linkcode SimRegion.crashPoint} against `media`, the media's bytes as they are now. */
+  #crashPointOver(media: Uint8Array, unit: number): CrashPoint {
     const cache = this.#bytes;
     const size = this.size;
     // Snapshots per unit, in flush order (staging positions).
@@ -444,24 +448,21 @@ export class SimRegion implements PersistentRegion {
   /** See {@linkcode PowerFailure.powerFail}. */
   powerFail(options: PowerFailureOptions = {}): { pending: number; survived: number } {
     const policy = options.policy ?? "strict";
-    const point = this.crashPoint();
+    const media = this.#mediaBytes(); // read once: nothing below writes the media before materializing
+    const point = this.#crashPointOver(media, LINE);
     const sel = policy === "random"
       ? point.randomSelection(options.seed ?? 1, options.probability ?? 0.5)
       : point.policySelection(policy === "all" ? "all" : "strict");
     this.#pending.clear();
-    if (this.media instanceof MemoryMedia) {
-      point.materialize(sel, this.media.bytes);
-      this.#bytes.set(this.media.bytes);
-    } else {
-      const image = this.#mediaBytes();
-      point.materialize(sel, image);
+    point.materialize(sel, media);
+    if (!(this.media instanceof MemoryMedia)) {
       for (let j = 0; j < sel.length; j++) {
         if (sel[j] === 0) continue;
         const at = point.units[j] * point.unit;
-        this.media.write(at, image.subarray(at, Math.min(this.size, at + point.unit)));
+        this.media.write(at, media.subarray(at, Math.min(this.size, at + point.unit)));
       }
-      this.#bytes.set(image);
     }
+    this.#bytes.set(media);
     return { pending: point.units.length, survived: point.survivors(sel) };
   }
 
@@ -649,15 +650,25 @@ export function openSim(options: HalOpenOptions, services: SimServices = {}): Si
     buffer = new SharedArrayBuffer(size);
     if (!created) media.read(0, new Uint8Array(buffer));
   }
-  const region = new SimRegion(buffer, media);
+  return simHal(new SimRegion(buffer, media), services, options.image, created, options.console);
+}
+
+/** The HAL over `region`: the system's services unless `services` names others. */
+function simHal(
+  region: SimRegion,
+  services: SimServices,
+  image: string | undefined,
+  created: boolean,
+  console: HalOpenOptions["console"],
+): SimHal {
   return {
     name: "sim",
-    image: options.image,
+    image,
     created,
     region,
     clock: services.clock ?? systemClock(),
     entropy: services.entropy ?? cryptoEntropy(),
-    console: options.console ?? stdioConsole(),
+    console: console ?? stdioConsole(),
     power: { powerFail: (o?: PowerFailureOptions) => region.powerFail(o) },
     close: () => region.close(),
   };
@@ -709,16 +720,11 @@ export function countingClock(start = 1_700_000_000_000, step = 1): Clock {
 export function openSimFromBytes(image: Uint8Array, services: SimServices = {}): SimHal {
   const buffer = new SharedArrayBuffer(image.length);
   new Uint8Array(buffer).set(image);
-  const region = new SimRegion(buffer, new MemoryMedia(image.slice()));
-  return {
-    name: "sim",
-    image: undefined,
-    created: false,
-    region,
-    clock: services.clock ?? systemClock(),
-    entropy: services.entropy ?? cryptoEntropy(),
-    console: stdioConsole(),
-    power: { powerFail: (o?: PowerFailureOptions) => region.powerFail(o) },
-    close: () => region.close(),
-  };
+  return simHal(
+    new SimRegion(buffer, new MemoryMedia(image.slice())),
+    services,
+    undefined,
+    false,
+    undefined,
+  );
 }
