@@ -278,10 +278,7 @@ export async function crashtest(
   });
   const total = [...take.values()].reduce((a, b) => a + b, 0);
 
-  const rec = openSimFromBytes(new Uint8Array(workload.imageSize), {
-    entropy: seededEntropy((seed + 1) >>> 0),
-    clock: countingClock(),
-  });
+  const rec = recoveryHal(workload.imageSize, seed);
   const base = new Uint8Array(workload.imageSize);
   const violations: CrashViolation[] = [];
   let violationCount = 0;
@@ -338,6 +335,17 @@ export async function crashtest(
   };
 }
 
+/**
+ * The HAL recovery runs on: a `size`-byte region (each crash state reloads
+ * all of it) with services seeded from `seed`, so a replay sees what the run saw.
+ */
+function recoveryHal(size: number, seed: number): SimHal {
+  return openSimFromBytes(new Uint8Array(size), {
+    entropy: seededEntropy((seed + 1) >>> 0),
+    clock: countingClock(),
+  });
+}
+
 /** What {@linkcode replay} found at one crash state. */
 export interface ReplayResult {
   point: number;
@@ -368,10 +376,7 @@ export async function replay(
   for (const p of recording.points) {
     if (p.point === point) {
       const sel = selectionOf(p.crash, variant, seed, options.probability);
-      const rec = openSimFromBytes(base, {
-        entropy: seededEntropy((seed + 1) >>> 0),
-        clock: countingClock(),
-      });
+      const rec = recoveryHal(workload.imageSize, seed);
       rec.region.loadCrashState(base, p.crash, sel);
       const findings = await recover(workload, rec, p);
       rec.close();
