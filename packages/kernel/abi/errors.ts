@@ -32,6 +32,15 @@ export const ErrorCode = {
   NameExists: 11,
   /** A wait ran out of time. */
   TimedOut: 12,
+  /** The image is held by another opener (a running system or a repair). */
+  ImageBusy: 13,
+  /** The image or object was opened read-only; writes are refused. */
+  ReadOnly: 14,
+  /**
+   * One object's metadata or structure is damaged: that object is quarantined,
+   * the rest of the system stays usable.
+   */
+  ObjectDamaged: 15,
 } as const;
 
 /** One of the values of {@linkcode ErrorCode}. */
