@@ -359,3 +359,46 @@ Deno.test("Kernel.stat() does not count deleted volatile dependents", () => {
   assert.equal(kernel.stat(vp).dependents, 0);
   hal.close();
 });
+
+Deno.test("Kernel format 2: a backup superblock, sealed empty slots and bitmap lines", async () => {
+  const { decodeBackupSuperblock, decodeSuperblock, FORMAT_VERSION, SLOT } = await import(
+    "../packages/kernel/_layout.ts"
+  );
+  const { lineSealed, slotProblem, bitmapLines } = await import("../packages/kernel/_check.ts");
+  const { hal, kernel } = boot(4 * MiB);
+  kernel.create({ size: 3000 });
+  kernel.shutdown();
+  const bytes = hal.region.bytes;
+  assert.equal(FORMAT_VERSION, 2);
+  const g = decodeSuperblock(bytes);
+  assert.deepEqual(decodeBackupSuperblock(bytes), g);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let empty = 0;
+  for (let i = 0; i < g.tableSlots; i++) {
+    assert.equal(slotProblem(view, g, i), undefined, `slot ${i}`);
+    const off = g.tableOffset + i * SLOT;
+    if (bytes[off + 16] === 0) {
+      empty++;
+      assert.notEqual(view.getUint32(off + 52, true), 0, "an empty slot is not all zero");
+    }
+  }
+  assert.equal(empty, g.tableSlots - 1);
+  for (let l = 0; l < bitmapLines(g.dataBlocks); l++) {
+    assert.ok(lineSealed(view, g, l), `line ${l}`);
+  }
+  // A zeroed empty slot fails its check.
+  bytes.fill(0, g.tableOffset + 5 * SLOT, g.tableOffset + 6 * SLOT);
+  assert.match(slotProblem(view, g, 5) ?? "", /checksum/);
+  hal.close();
+});
+
+Deno.test("Kernel.boot() read-only refuses to format a blank image", () => {
+  const hal = openSim({ size: 4 * MiB });
+  rejectsWith(
+    () => Kernel.boot(hal, { readOnly: true }),
+    ErrorCode.ReadOnly,
+    /^the image is open read-only: cannot format it/,
+  );
+  assert.ok(hal.region.bytes.every((b) => b === 0), "nothing written");
+  hal.close();
+});

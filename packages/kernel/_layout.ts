@@ -1,19 +1,23 @@
-// The on-NVM layout of a Twizzler image (see docs/ARCHITECTURE.md):
+// The on-NVM layout of a Twizzler image, format 2 (see docs/ARCHITECTURE.md):
 //
-//   0        superblock       (one 4 KiB page; written once, at format)
+//   0        superblock       (one 4 KiB page: the superblock at 0, its backup
+//                             copy at 2048; written once, at format)
 //   4 KiB    root record      (counters; changed only through the log)
-//   8 KiB    metadata log     (64 KiB redo log; one transaction at a time)
-//   72 KiB   object table     (open-addressing hash table, 64-byte slots)
+//   8 KiB    metadata log     (64 KiB - 1 MiB redo log; one transaction at a time)
+//   ...      object table     (open-addressing hash table, 64-byte checked slots)
 //   ...      block bitmap     (one bit per data block)
+//   ...      bitmap checks    (one u32 check per 64-byte bitmap line)
 //   ...      data blocks      (1 KiB blocks holding object contents)
 //
 // Every number is little-endian. Offsets of every area are recorded in the
-// superblock, so a later format version can move them.
+// superblock, so a later format version (or an upgrade) can move them.
 import { ErrorCode, TwzError } from "./abi/mod.ts";
 import { crc32 } from "./_crc32.ts";
+import { bitmapBytes, bitmapCheckBytes, imageSeed } from "./_check.ts";
+import { encodeRoot, ROOT_BYTES } from "./_root.ts";
 
 export const MAGIC = "TWZIMAGE";
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const PAGE = 4096;
 export const BLOCK = 1024;
 export const SLOT = 64;
@@ -21,11 +25,17 @@ export const SLOT = 64;
 export const LOG_SIZE = 64 * 1024;
 /** The largest metadata log: recovery never reads more than this. */
 export const MAX_LOG_SIZE = 1024 * 1024;
-export const SUPERBLOCK_BYTES = 128;
+/** Bytes of a format-2 superblock (its CRC-32 in the last 4). */
+export const SUPERBLOCK_BYTES = 256;
+/** Where the backup copy of the superblock is, in the superblock page. */
+export const SUPERBLOCK_BACKUP_OFFSET = 2048;
+/** Bytes of a format-1 superblock (its CRC-32 at 120). */
+export const SUPERBLOCK_V1_BYTES = 128;
 /** The smallest image: superblock, root, log, a minimal table and bitmap, 64 blocks. */
 export const MIN_IMAGE = 2 * PAGE + LOG_SIZE + 1024 * SLOT + PAGE + 64 * BLOCK;
 
-// Superblock field offsets.
+// Superblock field offsets (format 1 used the same ones up to 120, and kept
+// its CRC-32 of [0, 120) at 120).
 const SB = {
   magic: 0, // 8 bytes
   version: 8, // u32
@@ -44,7 +54,10 @@ const SB = {
   dataOffset: 96, // u64
   dataBlocks: 104, // u32
   created: 112, // u64 (ms)
-  checksum: 120, // u32, CRC-32 of bytes [0, 120)
+  bitmapCheckOffset: 120, // u64 (format 2)
+  bitmapCheckSize: 128, // u32 (format 2)
+  checksum: SUPERBLOCK_BYTES - 4, // u32, CRC-32 of bytes [0, 252)
+  v1Checksum: 120, // format 1: CRC-32 of bytes [0, 120)
 } as const;
 
 /** Where everything is, as the superblock records it. */
@@ -58,26 +71,35 @@ export interface Geometry {
   tableOffset: number;
   tableSlots: number;
   bitmapOffset: number;
+  /** The bitmap-check area: one u32 per 64-byte bitmap line. */
+  bitmapCheckOffset: number;
+  /** Its size in bytes (at least 4 per bitmap line). */
+  bitmapCheckSize: number;
   dataOffset: number;
   dataBlocks: number;
+  /** The per-image seed of slot and line checks (derived from `storeId`, not stored). */
+  seed: number;
 }
 
 /**
  * Where metadata-log records of `g` may write: the root record, the object
- * table and the bitmap (never the superblock, the log or object data).
+ * table, the bitmap and its check area (never the superblock, the log or
+ * object data).
  */
 export function metadataTest(g: Geometry): (offset: number, length: number) => boolean {
   return (offset, length) =>
     (offset >= g.rootOffset && offset + length <= g.rootOffset + 64) ||
-    (offset >= g.tableOffset && offset + length <= g.dataOffset);
+    (offset >= g.tableOffset && offset + length <= g.dataOffset) ||
+    (offset >= g.bitmapCheckOffset && offset + length <= g.bitmapCheckOffset + g.bitmapCheckSize);
 }
 
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /**
- * Choose a geometry for a region of `size` bytes: one table slot per 2 KiB of
- * region (a power of two, at least 1024), so the table fills only when the
- * average object is under 2 KiB.
+ * Choose a format-2 geometry for a region of `size` bytes: one table slot per
+ * 2 KiB of region (a power of two, at least 1024), so the table fills only
+ * when the average object is under 2 KiB; the bitmap-check area right after
+ * the bitmap (64-byte aligned), then the page-aligned data area.
  */
 export function planGeometry(size: number, storeId: Uint8Array, created: number): Geometry {
   if (size < MIN_IMAGE) {
@@ -97,15 +119,16 @@ export function planGeometry(size: number, storeId: Uint8Array, created: number)
   const tableOffset = logOffset + logSize;
   const bitmapOffset = alignUp(tableOffset + tableSlots * SLOT, PAGE);
   // Blocks left after the bitmap, whose own size depends on the block count.
-  let dataBlocks = Math.floor((size - bitmapOffset) / BLOCK);
+  let dataBlocks = Math.min(Math.floor((size - bitmapOffset) / BLOCK), 0xffffffff);
   let dataOffset = 0;
+  let bitmapCheckOffset = 0;
   for (;;) {
-    dataOffset = alignUp(bitmapOffset + Math.ceil(dataBlocks / 32) * 4, PAGE);
+    bitmapCheckOffset = alignUp(bitmapOffset + bitmapBytes(dataBlocks), 64);
+    dataOffset = alignUp(bitmapCheckOffset + bitmapCheckBytes(dataBlocks), PAGE);
     const fit = Math.floor((size - dataOffset) / BLOCK);
     if (fit >= dataBlocks) break;
     dataBlocks = fit;
   }
-  dataBlocks = Math.min(dataBlocks, 0xffffffff);
   return {
     regionSize: size,
     storeId,
@@ -116,12 +139,15 @@ export function planGeometry(size: number, storeId: Uint8Array, created: number)
     tableOffset,
     tableSlots,
     bitmapOffset,
+    bitmapCheckOffset,
+    bitmapCheckSize: bitmapCheckBytes(dataBlocks),
     dataOffset,
     dataBlocks,
+    seed: imageSeed(storeId),
   };
 }
 
-/** Encode a superblock (with its checksum) into `SUPERBLOCK_BYTES` bytes. */
+/** Encode a format-2 superblock (with its checksum) into `SUPERBLOCK_BYTES` bytes. */
 export function encodeSuperblock(g: Geometry): Uint8Array {
   const bytes = new Uint8Array(SUPERBLOCK_BYTES);
   const v = new DataView(bytes.buffer);
@@ -142,6 +168,8 @@ export function encodeSuperblock(g: Geometry): Uint8Array {
   v.setBigUint64(SB.dataOffset, BigInt(g.dataOffset), true);
   v.setUint32(SB.dataBlocks, g.dataBlocks, true);
   v.setBigUint64(SB.created, BigInt(g.created), true);
+  v.setBigUint64(SB.bitmapCheckOffset, BigInt(g.bitmapCheckOffset), true);
+  v.setUint32(SB.bitmapCheckSize, g.bitmapCheckSize, true);
   v.setUint32(SB.checksum, crc32(bytes.subarray(0, SB.checksum)), true);
   return bytes;
 }
@@ -160,26 +188,49 @@ export function isBlank(region: Uint8Array): boolean {
   return true;
 }
 
+/** Options for {@linkcode decodeSuperblock}. */
+export interface DecodeSuperblockOptions {
+  /** Where the superblock is: 0 (the primary, default) or `SUPERBLOCK_BACKUP_OFFSET`. */
+  at?: number;
+  /** The image's path, for the upgrade hint of a format-1 image. */
+  image?: string;
+}
+
 /**
- * Decode and check the superblock of `region`.
+ * Decode and check the format-2 superblock of `region` (the primary, or with
+ * `at: SUPERBLOCK_BACKUP_OFFSET` its backup copy).
  *
  * @throws {TwzError} `ImageCorrupt` for a damaged or truncated image,
- * `ImageUnsupported` for an unknown format version.
+ * `ImageUnsupported` for format 1 (naming `twz fsck --upgrade`) or an unknown
+ * format version.
  */
-export function decodeSuperblock(region: Uint8Array): Geometry {
-  if (region.length < SUPERBLOCK_BYTES) {
+export function decodeSuperblock(
+  region: Uint8Array,
+  options: DecodeSuperblockOptions = {},
+): Geometry {
+  const at = options.at ?? 0;
+  const where = at === 0 ? "superblock" : `backup superblock (at offset ${at})`;
+  if (region.length < at + SUPERBLOCK_BYTES) {
     throw corrupt(`the image is ${region.length} bytes, too small to hold a superblock`);
   }
-  const magic = new TextDecoder().decode(region.subarray(0, 8));
+  const sb = region.subarray(at, at + SUPERBLOCK_BYTES);
+  const magic = new TextDecoder().decode(sb.subarray(0, 8));
   if (magic !== MAGIC) {
-    throw corrupt("it is not a Twizzler image (no TWZIMAGE magic in the superblock)");
+    throw corrupt(`it is not a Twizzler image (no TWZIMAGE magic in the ${where})`);
   }
-  const v = new DataView(region.buffer, region.byteOffset, SUPERBLOCK_BYTES);
-  const stored = v.getUint32(SB.checksum, true);
-  if (stored !== crc32(region.subarray(0, SB.checksum))) {
-    throw corrupt("the superblock checksum does not match: the superblock is damaged");
-  }
+  const v = new DataView(sb.buffer, sb.byteOffset, SUPERBLOCK_BYTES);
   const version = v.getUint32(SB.version, true);
+  if (version === 1 && v.getUint32(SB.v1Checksum, true) === crc32(sb.subarray(0, 120))) {
+    throw new TwzError(
+      ErrorCode.ImageUnsupported,
+      `the image has format version 1; run \`twz fsck --upgrade --image ${
+        options.image ?? "PATH"
+      }\` to upgrade it (crash-safe)`,
+    );
+  }
+  if (v.getUint32(SB.checksum, true) !== crc32(sb.subarray(0, SB.checksum))) {
+    throw corrupt(`the ${where} checksum does not match: the ${where} is damaged`);
+  }
   if (version !== FORMAT_VERSION) {
     throw new TwzError(
       ErrorCode.ImageUnsupported,
@@ -187,9 +238,10 @@ export function decodeSuperblock(region: Uint8Array): Geometry {
     );
   }
   const num = (o: number) => Number(v.getBigUint64(o, true));
+  const storeId = sb.slice(SB.storeId, SB.storeId + 16);
   const g: Geometry = {
     regionSize: num(SB.regionSize),
-    storeId: region.slice(SB.storeId, SB.storeId + 16),
+    storeId,
     created: num(SB.created),
     rootOffset: num(SB.rootOffset),
     logOffset: num(SB.logOffset),
@@ -197,26 +249,140 @@ export function decodeSuperblock(region: Uint8Array): Geometry {
     tableOffset: num(SB.tableOffset),
     tableSlots: v.getUint32(SB.tableSlots, true),
     bitmapOffset: num(SB.bitmapOffset),
+    bitmapCheckOffset: num(SB.bitmapCheckOffset),
+    bitmapCheckSize: v.getUint32(SB.bitmapCheckSize, true),
     dataOffset: num(SB.dataOffset),
     dataBlocks: v.getUint32(SB.dataBlocks, true),
+    seed: imageSeed(storeId),
   };
   if (g.regionSize !== region.length) {
     const how = region.length < g.regionSize ? "truncated" : "longer than recorded";
     throw corrupt(
-      `the image is ${how}: the superblock records ${g.regionSize} bytes, the image has ${region.length}`,
+      `the image is ${how}: the ${where} records ${g.regionSize} bytes, the image has ${region.length}`,
     );
   }
+  if (v.getUint32(SB.headerBytes, true) !== SUPERBLOCK_BYTES || !geometryConsistent(g, v)) {
+    throw corrupt(`the ${where}'s geometry is inconsistent`);
+  }
+  return g;
+}
+
+/**
+ * Decode the backup copy of the superblock (what `fsck --repair` restores
+ * the primary from).
+ *
+ * @throws {TwzError} As {@linkcode decodeSuperblock}, for the backup.
+ */
+export function decodeBackupSuperblock(region: Uint8Array): Geometry {
+  return decodeSuperblock(region, { at: SUPERBLOCK_BACKUP_OFFSET });
+}
+
+/** Whether the areas of `g` fit the region, in order, without overlapping. */
+function geometryConsistent(g: Geometry, v?: DataView): boolean {
   if (
-    v.getUint32(SB.blockSize, true) !== BLOCK || v.getUint32(SB.slotSize, true) !== SLOT ||
+    (v && (v.getUint32(SB.blockSize, true) !== BLOCK || v.getUint32(SB.slotSize, true) !== SLOT)) ||
     (g.tableSlots & (g.tableSlots - 1)) !== 0 || g.tableSlots < 1024 ||
-    g.rootOffset < SUPERBLOCK_BYTES || g.logOffset < g.rootOffset + 64 ||
+    g.rootOffset < PAGE || g.logOffset < g.rootOffset + 64 ||
     g.logSize < LOG_SIZE || g.logSize > MAX_LOG_SIZE ||
     g.tableOffset < g.logOffset + g.logSize ||
     g.bitmapOffset < g.tableOffset + g.tableSlots * SLOT ||
-    g.dataOffset < g.bitmapOffset + Math.ceil(g.dataBlocks / 32) * 4 ||
+    g.dataOffset < g.bitmapOffset + bitmapBytes(g.dataBlocks) ||
+    g.dataOffset % PAGE !== 0 || g.dataBlocks < 1 ||
     g.dataOffset + g.dataBlocks * BLOCK > g.regionSize
+  ) return false;
+  // The check area: big enough, 4-aligned, below the data area, and clear of
+  // the superblock page, root record, log, table and bitmap.
+  const c0 = g.bitmapCheckOffset, c1 = c0 + g.bitmapCheckSize;
+  const clear = (a: number, b: number) => c1 <= a || c0 >= b;
+  return g.bitmapCheckSize >= bitmapCheckBytes(g.dataBlocks) && c0 % 4 === 0 &&
+    c1 <= g.dataOffset && clear(0, g.rootOffset + 64) &&
+    clear(g.logOffset, g.logOffset + g.logSize) &&
+    clear(g.tableOffset, g.tableOffset + g.tableSlots * SLOT) &&
+    clear(g.bitmapOffset, g.bitmapOffset + bitmapBytes(g.dataBlocks));
+}
+
+/**
+ * Decode a format-1 superblock (what `twz fsck --upgrade` reads). The
+ * returned geometry has no bitmap-check area (`bitmapCheckOffset` and
+ * `bitmapCheckSize` are 0).
+ *
+ * @throws {TwzError} `ImageCorrupt` when it is not an intact format-1 superblock.
+ */
+export function decodeSuperblockV1(region: Uint8Array): Geometry {
+  if (region.length < SUPERBLOCK_V1_BYTES || isBlank(region)) {
+    throw corrupt("the image has no format-1 superblock");
+  }
+  const v = new DataView(region.buffer, region.byteOffset, SUPERBLOCK_V1_BYTES);
+  if (
+    new TextDecoder().decode(region.subarray(0, 8)) !== MAGIC ||
+    v.getUint32(SB.version, true) !== 1 ||
+    v.getUint32(SB.v1Checksum, true) !== crc32(region.subarray(0, 120))
   ) {
-    throw corrupt("the superblock's geometry is inconsistent");
+    throw corrupt("the image has no intact format-1 superblock");
+  }
+  const num = (o: number) => Number(v.getBigUint64(o, true));
+  const storeId = region.slice(SB.storeId, SB.storeId + 16);
+  const g: Geometry = {
+    regionSize: num(SB.regionSize),
+    storeId,
+    created: num(SB.created),
+    rootOffset: num(SB.rootOffset),
+    logOffset: num(SB.logOffset),
+    logSize: v.getUint32(SB.logSize, true),
+    tableOffset: num(SB.tableOffset),
+    tableSlots: v.getUint32(SB.tableSlots, true),
+    bitmapOffset: num(SB.bitmapOffset),
+    bitmapCheckOffset: 0,
+    bitmapCheckSize: 0,
+    dataOffset: num(SB.dataOffset),
+    dataBlocks: v.getUint32(SB.dataBlocks, true),
+    seed: imageSeed(storeId),
+  };
+  if (g.regionSize !== region.length) {
+    throw corrupt(
+      `the format-1 image records ${g.regionSize} bytes, the image has ${region.length}`,
+    );
   }
   return g;
+}
+
+/** Whether `g` is a consistent format-2 geometry for its region (for upgrade and fsck). */
+export function isConsistentGeometry(g: Geometry): boolean {
+  return geometryConsistent(g);
+}
+
+/**
+ * Whether `bytes` holds a format-2 format that was cut short before its
+ * superblock's magic became durable, so formatting it again loses nothing:
+ * the magic is zero, and every byte of the root record is either zero or
+ * that of the fresh root record format writes (generation 0, no objects: no
+ * transaction ever committed; a torn write of it counts too). When the root
+ * record is all zero, the log and data area of the geometry format would
+ * choose must be all zero as well (this scan runs only on an image without a
+ * magic). An image whose superblock alone was wiped is not unfinished: boot
+ * refuses it (`twz fsck --repair` restores a superblock from its backup).
+ */
+export function isUnfinishedFormat(bytes: Uint8Array): boolean {
+  if (bytes.length < MIN_IMAGE || !isBlank(bytes)) return false;
+  const g = planGeometry(bytes.length, new Uint8Array(16), 0);
+  const fresh = encodeRoot({
+    objects: 0,
+    slotsUsed: 0,
+    freeBlocks: g.dataBlocks,
+    cursor: 0,
+    generation: 0,
+    rootObject: 0n,
+  });
+  let zero = true;
+  for (let i = 0; i < ROOT_BYTES; i++) {
+    const b = bytes[g.rootOffset + i];
+    if (b !== 0 && b !== fresh[i]) return false;
+    if (b !== 0) zero = false;
+  }
+  if (!zero) return true;
+  const allZero = (from: number, to: number) => {
+    for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
+    return true;
+  };
+  return allZero(g.logOffset, g.logOffset + g.logSize) && allZero(g.dataOffset, bytes.length);
 }

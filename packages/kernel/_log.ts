@@ -163,11 +163,15 @@ export class MetaLog {
   /**
    * Replay the committed transaction in the log, if any.
    *
+   * With `persist` false (a read-only boot) the records are copied into the
+   * region's bytes only (the HAL's private overlay): nothing is flushed or
+   * drained.
+   *
    * @returns How many records were replayed (0 when the log holds nothing valid).
    * @throws {TwzError} `ImageCorrupt` when a committed log writes outside the
    * metadata areas.
    */
-  recover(): number {
+  recover(persist = true): number {
     const bytes = this.region.bytes;
     const parsed = parseLog(this.view, this.offset, this.size, this.isMetadata);
     if (parsed.seq !== undefined) this.#seq = parsed.seq;
@@ -178,9 +182,9 @@ export class MetaLog {
     const records = parsed.records;
     for (const [offset, from, length] of records) {
       bytes.copyWithin(offset, from, from + length);
-      this.region.flush(offset, length);
+      if (persist) this.region.flush(offset, length);
     }
-    this.region.drain();
+    if (persist) this.region.drain();
     return records.length;
   }
 }

@@ -11,20 +11,35 @@
 //   28 size u32               size in bytes
 //   32 key (16 bytes)         object: key ID; edge: the dependent's ID
 //   48 ties u32               object: number of tie edges; edge: its index
-//   52 reserved u32
+//   52 check u32             over the other 60 bytes, the slot index and the
+//                            image's seed (see _check.ts); never 0
 //   56 created u64            ms since the epoch
+//
+// Format 2: every slot carries its check, empty ones too (format writes the
+// whole table as sealed empty slots), so a zeroed slot or table fails.
 //
 // A tie "child is deleted when parent is" is an edge slot keyed by (parent, k)
 // for k < parent.ties. Edges of a dependent deleted on its own stay behind and
 // are skipped (and freed) when the parent goes.
-import { type ObjID, readId, writeId } from "./abi/mod.ts";
+import { ErrorCode, formatId, type ObjID, readId, TwzError, writeId } from "./abi/mod.ts";
 import type { MetaTx } from "./_log.ts";
-import { SLOT } from "./_layout.ts";
+import { type Geometry, SLOT } from "./_layout.ts";
+import {
+  EDGE,
+  EMPTY,
+  emptySlot,
+  OBJECT,
+  sealSlot,
+  SLOT_CHECK_OFFSET,
+  slotProblem,
+  TOMB,
+  tombSlot,
+} from "./_check.ts";
 
-export const EMPTY = 0;
-export const OBJECT = 1;
-export const TOMB = 2;
-export const EDGE = 3;
+export { EDGE, EMPTY, OBJECT, TOMB };
+
+/** What {@linkcode Table.state} returns for a slot that fails its check. */
+export const DAMAGED = 0xff;
 
 /** The decoded contents of an object slot. */
 export interface ObjectSlot {
@@ -36,6 +51,16 @@ export interface ObjectSlot {
   keyId: ObjID;
   ties: number;
   created: number;
+}
+
+/** A table slot that fails its check or its bounds (see {@linkcode Table.damaged}). */
+export interface DamagedSlot {
+  /** The slot index. */
+  slot: number;
+  /** The object ID the slot names, when its state byte says object (untrusted). */
+  id?: ObjID;
+  /** What is wrong. */
+  reason: string;
 }
 
 const M32 = 0xffffffffn;
@@ -53,7 +78,10 @@ function edgeHash(parentLow: number, k: number): number {
   return (parentLow ^ Math.imul(k + 1, 0x9e3779b1)) >>> 0;
 }
 
-/** Encode an object slot. */
+/**
+ * Encode an object slot, without its check: {@linkcode Table.put} (or
+ * `sealSlot` of `_check.ts`) seals it for the index it goes to.
+ */
 export function encodeObject(s: ObjectSlot): Uint8Array {
   const bytes = new Uint8Array(SLOT);
   const v = new DataView(bytes.buffer);
@@ -69,7 +97,7 @@ export function encodeObject(s: ObjectSlot): Uint8Array {
   return bytes;
 }
 
-/** Encode a tie edge slot. */
+/** Encode a tie edge slot, without its check (see {@linkcode encodeObject}). */
 export function encodeEdge(parent: ObjID, k: number, child: ObjID): Uint8Array {
   const bytes = new Uint8Array(SLOT);
   const v = new DataView(bytes.buffer);
@@ -83,33 +111,83 @@ export function encodeEdge(parent: ObjID, k: number, child: ObjID): Uint8Array {
 /** Older tombstones one release may empty besides its own slots. */
 export const RELEASE_EXTRA = 16;
 
-const TOMB_SLOT = (() => {
-  const b = new Uint8Array(SLOT);
-  b[16] = TOMB;
-  return b;
-})();
-const EMPTY_SLOT = new Uint8Array(SLOT);
+/** ObjectDamaged for object `id` in slot `slot`. */
+export function objectDamaged(id: ObjID, slot: number, reason: string): TwzError {
+  return new TwzError(
+    ErrorCode.ObjectDamaged,
+    `Object ${formatId(id)} is damaged (table slot ${slot}: ${reason}); run \`twz fsck\``,
+  );
+}
 
-/** Table access over the region's bytes; writes go through a MetaTx. */
+/**
+ * Table access over the region's bytes; writes go through a MetaTx. Every
+ * slot is verified (check and bounds) the first time it is read in a boot,
+ * and the result kept in a DRAM byte per slot; slots the kernel writes are
+ * known good once committed ({@linkcode Table.committed}).
+ */
 export class Table {
   readonly mask: number;
+  readonly offset: number;
+  readonly slots: number;
+  readonly seed: number;
+  /** Per slot: 0 not yet verified, 1 sound, 2 damaged. */
+  readonly verified: Uint8Array;
   constructor(
     readonly view: DataView,
-    readonly offset: number,
-    readonly slots: number,
+    readonly geometry: Geometry,
   ) {
-    this.mask = slots - 1;
+    this.offset = geometry.tableOffset;
+    this.slots = geometry.tableSlots;
+    this.seed = geometry.seed;
+    this.mask = this.slots - 1;
+    this.verified = new Uint8Array(this.slots);
   }
 
   slotOffset(i: number): number {
     return this.offset + i * SLOT;
   }
 
-  /** The state of slot `i`, seeing `tx`'s pending writes. */
+  /** What is wrong with slot `i` (verified once per boot), or `undefined`. */
+  problem(i: number): string | undefined {
+    const known = this.verified[i];
+    if (known === 1) return undefined;
+    const bad = slotProblem(this.view, this.geometry, i);
+    this.verified[i] = bad ? 2 : 1;
+    return bad;
+  }
+
+  /** Whether slot `i` is sound (verified once per boot). */
+  sound(i: number): boolean {
+    return this.verified[i] === 1 || (this.verified[i] === 0 && this.problem(i) === undefined);
+  }
+
+  /** Mark the table slots `tx` wrote as sound (after it committed). */
+  committed(tx: MetaTx): void {
+    const end = this.offset + this.slots * SLOT;
+    for (const off of tx.blobs.keys()) {
+      if (off >= this.offset && off < end) this.verified[(off - this.offset) / SLOT] = 1;
+    }
+  }
+
+  /** Forget what was verified (after the region changed under the kernel). */
+  forget(): void {
+    this.verified.fill(0);
+  }
+
+  /** Seal `bytes` for slot `i` and write it in `tx`. */
+  put(tx: MetaTx, i: number, bytes: Uint8Array): void {
+    tx.put(this.slotOffset(i), sealSlot(bytes, i, this.seed));
+  }
+
+  /**
+   * The state of slot `i`, seeing `tx`'s pending writes: `DAMAGED` when the
+   * slot fails its check (it is never reused, so fsck finds it as it was).
+   */
   state(i: number, tx?: MetaTx): number {
     const off = this.slotOffset(i);
     const pending = tx?.blobs.get(off);
-    return pending ? pending[16] : this.view.getUint8(off + 16);
+    if (pending) return pending[16];
+    return this.sound(i) ? this.view.getUint8(off + 16) : DAMAGED;
   }
 
   #matches(off: number, w: number[]): boolean {
@@ -118,10 +196,48 @@ export class Table {
       v.getUint32(off + 8, true) === w[2] && v.getUint32(off + 12, true) === w[3];
   }
 
-  /** The slot holding object `id`, or -1. */
+  /**
+   * Find object `id` without throwing: its slot (-1 when absent), and when
+   * it is not found soundly, the damaged slot that may have held it.
+   */
+  lookupObject(id: ObjID): { slot: number; damaged?: DamagedSlot } {
+    const w = idWords(id);
+    let damaged: DamagedSlot | undefined;
+    for (let n = 0, i = w[0] & this.mask; n < this.slots; n++, i = (i + 1) & this.mask) {
+      const off = this.slotOffset(i);
+      if (!this.sound(i)) {
+        // The slot cannot be trusted: not even its state. Probing on is safe
+        // (a sound slot further on holding `id` is that object), but if the
+        // chain ends without it, this slot may have been it.
+        const mine = this.#matches(off, w) && this.view.getUint8(off + 16) !== EDGE;
+        if (!damaged || (mine && damaged.id === undefined)) {
+          damaged = { slot: i, id: mine ? id : undefined, reason: this.problem(i)! };
+        }
+        continue;
+      }
+      const st = this.view.getUint8(off + 16);
+      if (st === EMPTY) break;
+      if (st === OBJECT && this.#matches(off, w)) return { slot: i };
+    }
+    return { slot: -1, damaged };
+  }
+
+  /**
+   * The slot holding object `id` (verified sound), or -1 when it does not exist.
+   *
+   * @throws {TwzError} `ObjectDamaged` when the object's slot, or a slot on
+   * its probe chain whose ID cannot be trusted, is damaged.
+   */
   findObject(id: ObjID): number {
     const w = idWords(id);
+    const verified = this.verified;
     for (let n = 0, i = w[0] & this.mask; n < this.slots; n++, i = (i + 1) & this.mask) {
+      if (verified[i] !== 1 && !this.sound(i)) {
+        // A damaged slot on the chain: the careful (allocating) path.
+        const { slot, damaged } = this.lookupObject(id);
+        if (slot >= 0 || !damaged) return slot;
+        throw this.damagedError(id, damaged);
+      }
       const off = this.slotOffset(i);
       const st = this.view.getUint8(off + 16);
       if (st === EMPTY) return -1;
@@ -130,20 +246,51 @@ export class Table {
     return -1;
   }
 
-  /** The slot holding edge `k` of `parent`, or -1. */
+  /** The ObjectDamaged error for a lookup of `id` that met `d`. */
+  damagedError(id: ObjID, d: DamagedSlot): TwzError {
+    if (d.id !== undefined) return objectDamaged(id, d.slot, d.reason);
+    return new TwzError(
+      ErrorCode.ObjectDamaged,
+      `Object ${
+        formatId(id)
+      } cannot be looked up: table slot ${d.slot} on its probe chain is damaged (${d.reason}); run \`twz fsck\``,
+    );
+  }
+
+  /**
+   * The slot holding edge `k` of `parent`, or -1.
+   *
+   * @throws {TwzError} `ObjectDamaged` (naming the parent) when the edge is
+   * not found and a damaged slot lies on its probe chain.
+   */
   findEdge(parent: ObjID, k: number): number {
     const w = idWords(parent);
+    let damaged = -1;
     for (
       let n = 0, i = edgeHash(w[0], k) & this.mask;
       n < this.slots;
       n++, i = (i + 1) & this.mask
     ) {
       const off = this.slotOffset(i);
+      if (!this.sound(i)) {
+        if (damaged < 0) damaged = i;
+        continue;
+      }
       const st = this.view.getUint8(off + 16);
-      if (st === EMPTY) return -1;
+      if (st === EMPTY) break;
       if (st === EDGE && this.view.getUint32(off + 48, true) === k && this.#matches(off, w)) {
         return i;
       }
+    }
+    if (damaged >= 0) {
+      throw new TwzError(
+        ErrorCode.ObjectDamaged,
+        `Object ${
+          formatId(parent)
+        } is damaged (tie edge ${k}: table slot ${damaged} on its probe chain is damaged: ${
+          this.problem(damaged)
+        }); run \`twz fsck\``,
+      );
     }
     return -1;
   }
@@ -158,7 +305,7 @@ export class Table {
     return edgeHash(Number(parent & M32), k) & this.mask;
   }
 
-  /** A free slot (empty or tombstone, not claimed by `tx`) for an object key. */
+  /** A free slot (sound empty or tombstone, not claimed by `tx`) for an object key. */
   freeSlotForObject(id: ObjID, tx: MetaTx): number {
     return this.#freeFrom(this.homeOfObject(id), tx);
   }
@@ -176,6 +323,7 @@ export class Table {
     return -1;
   }
 
+  /** Decode object slot `i` (the caller found it sound, e.g. through findObject). */
   readObject(i: number): ObjectSlot {
     const off = this.slotOffset(i);
     const v = this.view;
@@ -199,12 +347,13 @@ export class Table {
   /**
    * Free slots in `tx`: each becomes a tombstone, or empty when the next slot
    * is empty (then tombstones before it are emptied too, keeping probes short).
+   * Damaged slots are never emptied (nor reached over).
    *
    * @returns The change in the number of non-empty slots (zero or negative).
    */
   release(tx: MetaTx, slots: number[]): number {
     let delta = 0;
-    for (const i of slots) tx.put(this.slotOffset(i), TOMB_SLOT);
+    for (const i of slots) this.put(tx, i, tombSlot(i, this.seed));
     // Emptying also reaches back over older tombstones, but at most
     // RELEASE_EXTRA of them per call, so a transaction's log size stays
     // bounded by what the caller freed (see Kernel.delete's batching).
@@ -215,7 +364,7 @@ export class Table {
       if (this.state((i + 1) & this.mask, tx) !== EMPTY) continue;
       for (let j = i, n = 0; n < this.slots && this.state(j, tx) === TOMB; n++) {
         if (!mine.has(j) && extra-- <= 0) break;
-        tx.put(this.slotOffset(j), EMPTY_SLOT);
+        tx.put(this.slotOffset(j), emptySlot(j, this.seed));
         delta--;
         j = (j - 1) & this.mask;
       }
@@ -223,10 +372,32 @@ export class Table {
     return delta;
   }
 
-  /** Every object slot index, in table order. */
+  /** Every sound object slot index, in table order (damaged ones skipped). */
   *objects(): Generator<number> {
     for (let i = 0; i < this.slots; i++) {
-      if (this.view.getUint8(this.slotOffset(i) + 16) === OBJECT) yield i;
+      if (this.view.getUint8(this.slotOffset(i) + 16) === EMPTY && this.verified[i] !== 2) {
+        continue; // empty (or damaged to look empty: found by fsck, not here)
+      }
+      if (this.sound(i) && this.view.getUint8(this.slotOffset(i) + 16) === OBJECT) yield i;
     }
   }
+
+  /**
+   * Every slot that fails its check or bounds, among the slots that are not
+   * plainly empty (a full scan: what `Kernel.damaged` reports).
+   */
+  damaged(): DamagedSlot[] {
+    const out: DamagedSlot[] = [];
+    for (let i = 0; i < this.slots; i++) {
+      const off = this.slotOffset(i);
+      const bad = this.problem(i);
+      if (!bad) continue;
+      const state = this.view.getUint8(off + 16);
+      out.push({ slot: i, id: state === OBJECT ? readId(this.view, off) : undefined, reason: bad });
+    }
+    return out;
+  }
 }
+
+/** The check field's offset, re-exported for tools that patch slots. */
+export { SLOT_CHECK_OFFSET };

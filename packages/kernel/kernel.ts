@@ -20,19 +20,31 @@ import {
 } from "./abi/mod.ts";
 import {
   BLOCK,
+  decodeBackupSuperblock,
   decodeSuperblock,
   encodeSuperblock,
   type Geometry,
   isBlank,
+  isUnfinishedFormat,
   metadataTest,
   planGeometry,
   SLOT,
+  SUPERBLOCK_BACKUP_OFFSET,
   SUPERBLOCK_BYTES,
 } from "./_layout.ts";
 import { LogFullError, MetaLog, type MetaTx } from "./_log.ts";
-import { encodeEdge, encodeObject, type ObjectSlot, RELEASE_EXTRA, Table, TOMB } from "./_table.ts";
+import {
+  type DamagedSlot,
+  encodeEdge,
+  encodeObject,
+  type ObjectSlot,
+  RELEASE_EXTRA,
+  Table,
+  TOMB,
+} from "./_table.ts";
 import { BlockBitmap } from "./_alloc.ts";
 import { decodeRoot, encodeRoot, type Root } from "./_root.ts";
+import { BLOCKS_PER_LINE, sealBitmap, writeEmptyTable } from "./_check.ts";
 
 /** The most objects one create may tie a new object to. */
 export const MAX_TIES = 256;
@@ -57,18 +69,37 @@ export interface BootReport {
   size: number;
   /** Free data bytes. */
   free: number;
+  /** `true` when the kernel runs read-only (every write is refused). */
+  readOnly: boolean;
+  /**
+   * `true` when a read-only boot replayed a committed log into memory only:
+   * the kernel sees the recovered state, the image file still holds the log.
+   */
+  overlay: boolean;
 }
 
 /** Options for {@linkcode Kernel.boot}. */
 export interface BootOptions {
   /**
-   * Format the image when its superblock area is blank (all zero bytes).
-   * The default formats only an image the HAL has just created, so an image
-   * whose superblock was wiped is reported, never silently reformatted.
+   * Format the image when its superblock magic is zero: an image the HAL
+   * has just created, or one whose format was cut short (nothing ever
+   * committed: see `isUnfinishedFormat`). An image holding a committed state
+   * whose superblock was wiped is never formatted over, whatever this says.
+   * The default formats only an image the HAL has just created.
    * @default {hal.created}
    */
   formatBlank?: boolean;
+  /**
+   * Run read-only: every mutating call throws `ReadOnly`, a committed log is
+   * replayed into memory only, and nothing is flushed or drained. A HAL
+   * that says `readOnly: true` always makes a read-only kernel.
+   * @default {false}
+   */
+  readOnly?: boolean;
 }
+
+/** A table slot that fails its check or bounds, as {@linkcode Kernel.damaged} reports it. */
+export type { DamagedSlot };
 
 /** Whether this host stores numbers little-endian (typed arrays use host order). */
 const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -195,7 +226,7 @@ export class ObjectMapping {
   }
   /** Ordering point for earlier flushes. */
   drain(): void {
-    if (this.lifetime === "persistent") this.kernel.hal.region.drain();
+    if (this.lifetime === "persistent") this.kernel.drainRegion();
   }
   /** Make `[offset, offset + length)` durable. */
   persist(offset: number, length: number): void {
@@ -233,22 +264,31 @@ export class Kernel {
   readonly #view: DataView;
   #root: Root;
   #down = false;
+  readonly #readOnly: boolean;
   readonly #extents = new Map<ObjID, Extent>();
   readonly #volatile = new Map<ObjID, VolatileObject>();
   /** Volatile objects tied to persistent ones. */
   readonly #volatileTies = new Map<ObjID, Set<ObjID>>();
 
-  private constructor(hal: Hal, geometry: Geometry, formatted: boolean, t0: number) {
+  private constructor(
+    hal: Hal,
+    geometry: Geometry,
+    formatted: boolean,
+    t0: number,
+    readOnly: boolean,
+  ) {
     this.hal = hal;
     this.geometry = geometry;
+    this.#readOnly = readOnly;
     const bytes = hal.region.bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const g = geometry;
     this.#log = new MetaLog(hal.region, g.logOffset, g.logSize, metadataTest(g));
-    this.#table = new Table(this.#view, geometry.tableOffset, geometry.tableSlots);
-    this.#bitmap = new BlockBitmap(geometry.bitmapOffset, geometry.dataBlocks);
-    const replayed = formatted ? 0 : this.#log.recover();
+    this.#table = new Table(this.#view, geometry);
+    this.#bitmap = new BlockBitmap(this.#view, geometry);
+    const replayed = formatted ? 0 : this.#log.recover(!readOnly);
     this.#root = this.#readRoot();
+    this.#bootChecks();
     this.report = {
       formatted,
       replayed,
@@ -256,7 +296,73 @@ export class Kernel {
       ms: hal.clock.monotonic() - t0,
       size: geometry.regionSize,
       free: this.#root.freeBlocks * BLOCK,
+      readOnly,
+      overlay: readOnly && replayed > 0,
     };
+  }
+
+  /**
+   * The constant-time checks of boot (never a walk of the table or bitmap):
+   * the root record's counters, a fixed sample of table slots (all failing
+   * means a zeroed or overwritten table), the root object's slot and the
+   * bitmap lines and bits of its blocks, and the bitmap lines at the
+   * allocation cursor.
+   */
+  #bootChecks(): void {
+    const g = this.geometry, root = this.#root;
+    const corrupt = (what: string) =>
+      new TwzError(ErrorCode.ImageCorrupt, `${what}; run \`twz fsck\``);
+    if (
+      root.cursor > g.dataBlocks || root.freeBlocks > g.dataBlocks ||
+      root.slotsUsed > g.tableSlots || root.objects > g.tableSlots
+    ) {
+      throw corrupt("the root record's counters are impossible for this image");
+    }
+    const SAMPLE = 8;
+    let bad = 0;
+    for (let k = 0; k < SAMPLE; k++) {
+      if (!this.#table.sound(Math.floor((k * g.tableSlots) / SAMPLE))) bad++;
+    }
+    if (bad === SAMPLE) {
+      throw corrupt(
+        `the object table is damaged: all ${SAMPLE} sampled slots fail their checks (zeroed or overwritten)`,
+      );
+    }
+    const lines = new Set<number>();
+    const cursor = Math.min(root.cursor, g.dataBlocks - 1);
+    lines.add(Math.floor(cursor / BLOCKS_PER_LINE));
+    if (cursor > 0) lines.add(Math.floor((cursor - 1) / BLOCKS_PER_LINE));
+    const used: number[] = [];
+    if (root.rootObject !== 0n) {
+      const { slot, damaged } = this.#table.lookupObject(root.rootObject);
+      if (slot < 0 && damaged) {
+        throw corrupt(
+          `the root object ${
+            formatId(root.rootObject)
+          } is damaged (table slot ${damaged.slot}: ${damaged.reason})`,
+        );
+      }
+      if (slot >= 0) {
+        const s = this.#table.readObject(slot);
+        used.push(s.start, s.start + s.blocks - 1);
+        for (const b of used) lines.add(Math.floor(b / BLOCKS_PER_LINE));
+      }
+    }
+    for (const l of lines) {
+      if (!this.#bitmap.lineSound(l)) {
+        throw corrupt(
+          `the block bitmap is damaged (line ${l}, blocks ${l * BLOCKS_PER_LINE}-${
+            Math.min(g.dataBlocks, (l + 1) * BLOCKS_PER_LINE) - 1
+          }, fails its check)`,
+        );
+      }
+    }
+    const tx = this.#log.begin();
+    for (const b of used) {
+      if (this.#bitmap.isFree(tx, b)) {
+        throw corrupt(`the block bitmap is damaged: block ${b} of the root object is marked free`);
+      }
+    }
   }
 
   /**
@@ -269,19 +375,52 @@ export class Kernel {
   static boot(hal: Hal, options: BootOptions = {}): Kernel {
     const t0 = hal.clock.monotonic();
     const bytes = hal.region.bytes;
+    // A read-only HAL makes a read-only kernel, whatever the options say.
+    const readOnly = (options.readOnly ?? false) || (hal.readOnly ?? false);
     let formatted = false;
+    const backupHint = (what: string): TwzError | undefined => {
+      try {
+        decodeBackupSuperblock(bytes);
+      } catch {
+        return undefined;
+      }
+      return new TwzError(
+        ErrorCode.ImageCorrupt,
+        `${what}; its backup copy (at offset ${SUPERBLOCK_BACKUP_OFFSET}) is intact: run \`twz fsck --repair${
+          hal.image ? ` --image ${hal.image}` : ""
+        }\` to restore the superblock from it`,
+      );
+    };
     if (isBlank(bytes)) {
-      if (!(options.formatBlank ?? hal.created)) {
-        throw new TwzError(
+      // Format a new image, or (when asked) one whose format was cut short;
+      // never an image holding a committed state whose superblock was wiped.
+      const format = (options.formatBlank ?? hal.created) &&
+        (hal.created || isUnfinishedFormat(bytes));
+      if (!format) {
+        throw backupHint("the superblock has no magic: it was wiped") ?? new TwzError(
           ErrorCode.ImageCorrupt,
           "the image has no superblock magic: it was never (completely) formatted, or its superblock was wiped; remove it to start afresh",
+        );
+      }
+      if (readOnly) {
+        throw new TwzError(
+          ErrorCode.ReadOnly,
+          "the image is open read-only: cannot format it (it has no superblock)",
         );
       }
       Kernel.#format(hal);
       formatted = true;
     }
-    const geometry = decodeSuperblock(bytes);
-    return new Kernel(hal, geometry, formatted, t0);
+    let geometry: Geometry;
+    try {
+      geometry = decodeSuperblock(bytes, { image: hal.image });
+    } catch (error) {
+      if (error instanceof TwzError && error.code === ErrorCode.ImageCorrupt) {
+        throw backupHint(error.message) ?? error;
+      }
+      throw error;
+    }
+    return new Kernel(hal, geometry, formatted, t0, readOnly);
   }
 
   static #format(hal: Hal): void {
@@ -289,9 +428,18 @@ export class Kernel {
     const storeId = new Uint8Array(16);
     hal.entropy.fill(storeId);
     const g = planGeometry(region.size, storeId, hal.clock.wallclock());
-    // A created image is all zeros: an empty table, a free bitmap, an empty log.
-    // Zero the metadata areas anyway so a blank-superblock image starts clean.
-    region.bytes.fill(0, g.rootOffset, g.dataOffset);
+    // Metadata first: an empty log, a table of sealed empty slots (a zeroed
+    // slot fails its check), a free bitmap with its line checks; then the
+    // fresh root record; then the backup superblock; then the superblock, its
+    // magic last of all (one aligned 8-byte store): until the magic is
+    // durable the image is still blank, and a fresh root record (generation
+    // 0) says nothing was ever committed (see isUnfinishedFormat).
+    const bytes = region.bytes;
+    bytes.fill(0, g.rootOffset, g.dataOffset);
+    writeEmptyTable(bytes, g);
+    sealBitmap(bytes, g);
+    region.flush(g.rootOffset, g.dataOffset - g.rootOffset);
+    region.drain();
     const root = encodeRoot({
       objects: 0,
       slotsUsed: 0,
@@ -300,15 +448,15 @@ export class Kernel {
       generation: 0,
       rootObject: 0n,
     });
-    region.bytes.set(root, g.rootOffset);
-    region.flush(g.rootOffset, g.dataOffset - g.rootOffset);
-    region.drain();
-    // The superblock goes last, and its magic last of all (one aligned 8-byte
-    // store): until the magic is durable the image is still blank.
+    bytes.set(root, g.rootOffset);
+    region.persist(g.rootOffset, root.length);
     const sb = encodeSuperblock(g);
-    region.bytes.set(sb.subarray(8), 8);
+    bytes.fill(0, SUPERBLOCK_BYTES, g.rootOffset);
+    bytes.set(sb, SUPERBLOCK_BACKUP_OFFSET);
+    region.persist(SUPERBLOCK_BYTES, g.rootOffset - SUPERBLOCK_BYTES);
+    bytes.set(sb.subarray(8), 8);
     region.persist(8, SUPERBLOCK_BYTES - 8);
-    region.bytes.set(sb.subarray(0, 8), 0);
+    bytes.set(sb.subarray(0, 8), 0);
     region.persist(0, 8);
   }
 
@@ -324,15 +472,42 @@ export class Kernel {
     if (this.#down) throw new TwzError(ErrorCode.Shutdown, "The kernel has been shut down");
   }
 
-  #newId(): ObjID {
-    const bytes = new Uint8Array(16);
-    for (;;) {
-      this.hal.entropy.fill(bytes);
-      const id = idFromBytes(bytes);
-      if (!this.#exists(id)) return id;
+  /** Refuse `what` (e.g. "create an object") on a read-only kernel. */
+  #writable(what: string): void {
+    if (this.#readOnly) {
+      throw new TwzError(ErrorCode.ReadOnly, `the image is open read-only: cannot ${what}`);
     }
   }
 
+  /** Whether the kernel runs read-only (see {@linkcode BootOptions.readOnly}). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  #newId(): ObjID {
+    const bytes = new Uint8Array(16);
+    for (let tries = 0;; tries++) {
+      this.hal.entropy.fill(bytes);
+      const id = idFromBytes(bytes);
+      if (this.#volatile.has(id)) continue;
+      // An ID whose probe chain crosses a damaged slot is not used either.
+      const { slot, damaged } = this.#table.lookupObject(id);
+      if (slot < 0 && !damaged) return id;
+      if (damaged && tries >= 64) {
+        throw new TwzError(
+          ErrorCode.ImageCorrupt,
+          `the object table is too damaged to place a new object (table slot ${damaged.slot}: ${damaged.reason}); run \`twz fsck\``,
+        );
+      }
+    }
+  }
+
+  /**
+   * Whether `id` exists.
+   *
+   * @throws {TwzError} `ObjectDamaged` when its slot (or an untrustworthy
+   * slot on its probe chain) is damaged.
+   */
   #exists(id: ObjID): boolean {
     return this.#volatile.has(id) || this.#table.findObject(id) >= 0;
   }
@@ -372,6 +547,7 @@ export class Kernel {
       if (!(error instanceof LogFullError)) this.halt();
       throw error;
     }
+    this.#table.committed(tx);
     this.#root = root;
   }
 
@@ -392,6 +568,10 @@ export class Kernel {
     this.#check();
     const size = spec.size ?? DEFAULT_OBJECT_SIZE;
     const lifetime = spec.lifetime ?? "persistent";
+    // Volatile objects never touch the image: a read-only kernel makes them.
+    if (lifetime !== "volatile") {
+      this.#writable(asRoot ? "create the root object" : "create an object");
+    }
     const prot = spec.prot ?? Prot.ReadWrite;
     const keyId = spec.keyId ?? 0n;
     if (!Number.isInteger(size) || size < 1 || size > MAX_OBJECT_SIZE) {
@@ -509,9 +689,11 @@ export class Kernel {
     region.drain(); // contents durable before the log can commit (found by twz crashtest)
 
     const slot = this.#table.freeSlotForObject(id, tx);
+    if (slot < 0) throw this.#tableFull(root);
     if (this.#table.state(slot, tx) !== TOMB) root.slotsUsed++;
-    tx.put(
-      this.#table.slotOffset(slot),
+    this.#table.put(
+      tx,
+      slot,
       encodeObject({ id, prot, start, blocks, size, keyId, ties: 0, created }),
     );
     for (const parent of ties) {
@@ -524,15 +706,16 @@ export class Kernel {
         const e = this.#table.findEdge(parent, k);
         if (e >= 0 && !this.#exists(this.#table.edgeChild(e))) {
           reuse = k;
-          tx.put(this.#table.slotOffset(e), encodeEdge(parent, k, id));
+          this.#table.put(tx, e, encodeEdge(parent, k, id));
         }
       }
       if (reuse >= 0) continue;
       const k = p.ties; // ties are distinct: no earlier put in `tx` wrote this parent's slot
       const eslot = this.#table.freeSlotForEdge(parent, k, tx);
+      if (eslot < 0) throw this.#tableFull(root);
       if (this.#table.state(eslot, tx) !== TOMB) root.slotsUsed++;
-      tx.put(this.#table.slotOffset(eslot), encodeEdge(parent, k, id));
-      tx.put(this.#table.slotOffset(pslot), encodeObject({ ...p, ties: k + 1 }));
+      this.#table.put(tx, eslot, encodeEdge(parent, k, id));
+      this.#table.put(tx, pslot, encodeObject({ ...p, ties: k + 1 }));
     }
     root.objects++;
     root.freeBlocks -= blocks;
@@ -540,6 +723,14 @@ export class Kernel {
     if (asRoot) root.rootObject = id;
     this.#commit(tx, root);
     return id;
+  }
+
+  /** TableFull (no free slot left: only possible when many slots are damaged). */
+  #tableFull(root: Root): TwzError {
+    return new TwzError(
+      ErrorCode.TableFull,
+      `The object table has no free slot (${root.objects} objects in ${this.geometry.tableSlots} slots)`,
+    );
   }
 
   /**
@@ -550,6 +741,7 @@ export class Kernel {
    */
   delete(id: ObjID): number {
     this.#check();
+    if (!this.#volatile.has(id)) this.#writable("delete an object");
     if (!this.#exists(id)) {
       throw new TwzError(ErrorCode.ObjectNotFound, `No object ${formatId(id)}`);
     }
@@ -595,9 +787,11 @@ export class Kernel {
     // for the objects grown in them).
     for (const x of order) {
       if (this.#volatile.has(x)) continue;
-      const s = this.#table.readObject(this.#table.findObject(x));
-      const need = (Math.ceil(s.blocks / 32) + 2) * 4 + 16 + SLOT_COST;
+      const s = this.#table.readObject(this.#slotOf(x));
+      const need = bitmapCost(s.blocks) + SLOT_COST;
       if (need > budget) throw new LogFullError(need, this.#log.capacity);
+      // A damaged bitmap line refuses the whole delete before anything changes.
+      this.#bitmap.checkRange(s.start, s.blocks);
     }
     for (const x of order) {
       deleted++;
@@ -619,12 +813,16 @@ export class Kernel {
         if (tx.logBytes() + (freed.length + 2) * SLOT_COST > budget) commitBatch();
         freed.push(e);
       }
-      const bitmapCost = (Math.ceil(s.blocks / 32) + 2) * 4 + 16;
-      if (tx.logBytes() + (freed.length + 1) * SLOT_COST + bitmapCost > budget) commitBatch();
+      if (tx.logBytes() + (freed.length + 1) * SLOT_COST + bitmapCost(s.blocks) > budget) {
+        commitBatch();
+      }
       this.#bitmap.mark(tx, s.start, s.blocks, false);
       freed.push(slot);
       root.objects--;
       root.freeBlocks += s.blocks;
+      // Deleting the root object forgets it in the same commit, so a root
+      // record never names a missing object unless it is damaged.
+      if (x === root.rootObject) root.rootObject = 0n;
       // Reuse freed space first: memory that was touched recently is warm
       // (mapped, cached), where next-fit onwards would fault in fresh pages.
       root.cursor = Math.min(root.cursor, s.start);
@@ -660,7 +858,7 @@ export class Kernel {
   /**
    * Facts about an object.
    *
-   * @throws {TwzError} `ObjectNotFound`.
+   * @throws {TwzError} `ObjectNotFound`, `ObjectDamaged`.
    */
   stat(id: ObjID): ObjectStat {
     this.#check();
@@ -673,7 +871,10 @@ export class Kernel {
     let dependents = this.#volatileTies.get(s.id)?.size ?? 0;
     for (let k = 0; k < s.ties; k++) {
       const e = this.#table.findEdge(s.id, k);
-      if (e >= 0 && this.#table.findObject(this.#table.edgeChild(e)) >= 0) dependents++;
+      if (e < 0) continue;
+      // A damaged dependent still counts: it is there, quarantined.
+      const child = this.#table.lookupObject(this.#table.edgeChild(e));
+      if (child.slot >= 0 || child.damaged?.id !== undefined) dependents++;
     }
     return {
       id: s.id,
@@ -692,12 +893,26 @@ export class Kernel {
    * record, so user space can find its well-known objects (the naming
    * service's root directory) on every boot. Created, zeroed and of
    * `ROOT_OBJECT_SIZE` bytes, on the first call on an image.
+   *
+   * @throws {TwzError} `ImageCorrupt` when the root record names an object
+   * that does not exist (never replaced by a fresh, empty one), `ReadOnly`
+   * when one would be created on a read-only kernel.
    */
   rootObject(): ObjID {
     this.#check();
-    if (this.#root.rootObject !== 0n && this.#exists(this.#root.rootObject)) {
-      return this.#root.rootObject;
+    const named = this.#root.rootObject;
+    if (named !== 0n) {
+      if (this.#exists(named)) return named;
+      // The record names an object that is not there: creating a fresh, empty
+      // root object would silently hide every name. Refuse and let fsck find it.
+      throw new TwzError(
+        ErrorCode.ImageCorrupt,
+        `the root record names root object ${
+          formatId(named)
+        }, which does not exist: run \`twz fsck --repair\``,
+      );
     }
+    this.#writable("create the root object");
     // One commit makes the object and names it: a crash never leaves an
     // unnamed root object behind.
     return this.#create({ size: ROOT_OBJECT_SIZE }, true);
@@ -719,13 +934,45 @@ export class Kernel {
     return this.#exists(id);
   }
 
-  /** Every object, persistent ones in table order, then volatile ones. */
+  /**
+   * Every object, persistent ones in table order, then volatile ones.
+   * Damaged (quarantined) objects are left out: {@linkcode Kernel.damaged}
+   * lists them. An object whose tie edges cannot be read is listed with the
+   * dependents that could be counted.
+   */
   list(): ObjectStat[] {
     this.#check();
     const out: ObjectStat[] = [];
-    for (const i of this.#table.objects()) out.push(this.#statSlot(this.#table.readObject(i)));
+    for (const i of this.#table.objects()) {
+      const s = this.#table.readObject(i);
+      try {
+        out.push(this.#statSlot(s));
+      } catch (error) {
+        if (!(error instanceof TwzError) || error.code !== ErrorCode.ObjectDamaged) throw error;
+        out.push({
+          id: s.id,
+          lifetime: "persistent",
+          size: s.size,
+          capacity: s.blocks * BLOCK,
+          prot: s.prot,
+          keyId: s.keyId,
+          dependents: 0,
+          created: s.created,
+        });
+      }
+    }
     for (const v of this.#volatile.values()) out.push({ ...v.stat, dependents: v.dependents.size });
     return out;
+  }
+
+  /**
+   * Every table slot that fails its check or bounds: the quarantined objects
+   * (with the ID their slot names, untrusted) and other damaged slots. A full
+   * scan of the table (like `list`); `twz fsck` repairs them.
+   */
+  damaged(): DamagedSlot[] {
+    this.#check();
+    return this.#table.damaged();
   }
 
   /**
@@ -737,6 +984,7 @@ export class Kernel {
   grow(id: ObjID, size: number): void {
     this.#check();
     const v = this.#volatile.get(id);
+    if (!v) this.#writable("grow an object");
     const current = v ? v.stat.size : this.#table.readObject(this.#slotOf(id)).size;
     if (!Number.isInteger(size) || size < current || size > MAX_OBJECT_SIZE) {
       throw new TwzError(
@@ -797,8 +1045,9 @@ export class Kernel {
       region.flush(base + current, size - current);
     }
     region.drain(); // contents durable before the log can commit (found by twz crashtest)
-    tx.put(
-      this.#table.slotOffset(slot),
+    this.#table.put(
+      tx,
+      slot,
       encodeObject({ ...s, start, blocks: Math.max(blocks, s.blocks), size }),
     );
     this.#commit(tx, root);
@@ -818,6 +1067,7 @@ export class Kernel {
     this.#check();
     const v = this.#volatile.get(id);
     const allowed = v ? v.stat.prot : this.#table.readObject(this.#slotOf(id)).prot;
+    if (!v && (prot & Prot.Write) !== 0) this.#writable(`map ${formatId(id)} writable`);
     if ((prot & ~allowed) !== 0) {
       throw new TwzError(
         ErrorCode.AccessDenied,
@@ -839,7 +1089,14 @@ export class Kernel {
         } (${e.bytes.length} bytes)`,
       );
     }
-    if (m.lifetime === "persistent") this.hal.region.flush(e.base + offset, length);
+    if (m.lifetime === "persistent" && !this.#readOnly) {
+      this.hal.region.flush(e.base + offset, length);
+    }
+  }
+
+  /** @internal Drain for a mapping (nothing on a read-only kernel). */
+  drainRegion(): void {
+    if (!this.#readOnly) this.hal.region.drain();
   }
 
   /**
@@ -859,6 +1116,8 @@ export class Kernel {
    * @throws {TwzError} `ObjectNotFound`, `AccessDenied`; {RangeError} outside the object.
    */
   write(id: ObjID, offset: number, data: Uint8Array): void {
+    this.#check();
+    if (!this.#volatile.has(id)) this.#writable("write an object");
     const m = this.map(id, Prot.Write);
     checkObjectRange(m, offset, data.length);
     m.bytes.set(data, offset);
@@ -905,7 +1164,7 @@ export class Kernel {
   shutdown(): void {
     if (this.#down) return;
     this.#down = true;
-    this.#log.clear();
+    if (!this.#readOnly) this.#log.clear();
     this.#forget();
   }
 
@@ -927,6 +1186,16 @@ function checkObjectRange(m: ObjectMapping, offset: number, length: number): voi
       `Range [${offset}, ${offset + length}) is outside ${formatId(m.id)} (${m.size} bytes)`,
     );
   }
+}
+
+/**
+ * Log bytes the bitmap records of freeing or marking `blocks` blocks may take:
+ * their words (one run, maybe split over two lines more) and their line checks.
+ */
+function bitmapCost(blocks: number): number {
+  const words = Math.ceil(blocks / 32) + 2;
+  const lines = Math.ceil(blocks / BLOCKS_PER_LINE) + 2;
+  return words * 4 + 16 + lines * (16 + 8);
 }
 
 /** Bytes of kernel metadata per persistent object (one table slot). */

@@ -22,6 +22,7 @@
 export {
   type BootOptions,
   type BootReport,
+  type DamagedSlot,
   Extent,
   Kernel,
   MAX_OBJECT_SIZE,
@@ -29,13 +30,21 @@ export {
   ObjectMapping,
   ROOT_OBJECT_SIZE,
 } from "./kernel.ts";
-export { BLOCK, MIN_IMAGE } from "./_layout.ts";
+export { BLOCK, FORMAT_VERSION, isUnfinishedFormat, MIN_IMAGE } from "./_layout.ts";
 export * from "./abi/mod.ts";
 export {
   fsck,
   type FsckArea,
+  type FsckImage,
+  type FsckLostObject,
   type FsckOptions,
   type FsckProblem,
   type FsckReport,
   type FsckSummary,
 } from "./fsck.ts";
+export {
+  type CheckAreaPlacement,
+  upgradeImage,
+  type UpgradeOptions,
+  type UpgradeReport,
+} from "./upgrade.ts";
