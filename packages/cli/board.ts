@@ -35,6 +35,13 @@ export interface BoardOptions {
   size?: number;
   console?: Console;
   settings?: Record<string, string>;
+  /**
+   * Open the image read-only: the kernel refuses every write and nothing
+   * ever reaches the file (a log replay stays in a private in-memory overlay).
+   */
+  readOnly?: boolean;
+  /** What holds the image lock, for a refused second opener. @default {"twz boot"} */
+  holder?: string;
   /** Called with the open HAL before the kernel boots (crash points arm here). */
   beforeBoot?: (hal: Hal) => void;
 }
@@ -82,42 +89,15 @@ export function checkImageSize(hal: string, size: number, what = "--size"): void
   }
 }
 
-/** Whether `bytes[from, to)` is all zero (eight bytes at a time where it can). */
-function zeroRange(bytes: Uint8Array, from: number, to: number): boolean {
-  let i = from;
-  if (((bytes.byteOffset + i) & 7) === 0) {
-    const words = new BigUint64Array(bytes.buffer, bytes.byteOffset + i, (to - i) >>> 3);
-    for (let w = 0; w < words.length; w++) if (words[w] !== 0n) return false;
-    i += words.length * 8;
-  }
-  for (; i < to; i++) if (bytes[i] !== 0) return false;
-  return true;
-}
-
-/**
- * Whether an image whose superblock magic is zero can only be a first format
- * cut short, so that nothing was ever committed to it and formatting it again
- * loses nothing. A first format runs only on a file of zeros and writes, in
- * order: the metadata areas (zeros) and the root record line at 4 KiB, then
- * the superblock's bytes 8..128, then its 8-byte magic. So such an image is
- * zero everywhere except, perhaps torn, the superblock's bytes 8..128 and the
- * root record line. Any other byte that is not zero — another file's data, a
- * used image whose superblock was wiped — makes the kernel refuse the image,
- * as before. One pass over the image, only for images without a magic.
- */
-export function isCutShortFormat(bytes: Uint8Array): boolean {
-  const PAGE = 4096;
-  if (bytes.length < MIN_IMAGE || !zeroRange(bytes, 0, 8)) return false;
-  return zeroRange(bytes, 128, PAGE) && zeroRange(bytes, PAGE + 64, bytes.length);
-}
-
 /**
  * Boot a kernel on `hal`: a new image is formatted, and so is one whose first
- * format was cut short ({@linkcode isCutShortFormat}); any other image
- * without a superblock magic is refused.
+ * format was cut short (the kernel's `isUnfinishedFormat`: nothing was ever
+ * committed to it); any other image without a superblock magic is refused.
+ * A read-only boot formats nothing.
  */
-export function bootKernel(hal: Hal): Kernel {
-  return Kernel.boot(hal, { formatBlank: hal.created || isCutShortFormat(hal.region.bytes) });
+export function bootKernel(hal: Hal, readOnly = false): Kernel {
+  readOnly ||= hal.readOnly === true;
+  return Kernel.boot(hal, { formatBlank: !readOnly, readOnly });
 }
 
 function removeQuietly(path: string | undefined): void {
@@ -137,29 +117,28 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
   // One console for the board's whole life: reboots reopen the HAL, not stdin.
   options = { ...options, console: options.console ?? stdioConsole() };
   if (options.size !== undefined) checkImageSize(options.hal, options.size);
-  const existed = options.image !== undefined && fileExists(options.image);
-  // A file this command creates is removed again when it cannot be booted
-  // (but not after a --crash-at power failure: that image is the point).
-  const created = () => !existed && options.image !== undefined;
-  let hal: Hal;
-  try {
-    hal = await openImage(plugin, {
-      image: options.image,
-      size: options.size,
-      newSize: DEFAULT_IMAGE_SIZE,
-      console: options.console,
-      settings: options.settings,
-    });
-  } catch (error) {
-    if (created()) removeQuietly(options.image);
-    throw error;
-  }
+  // The HAL removes a file it created and could not finish (no room, say);
+  // a file it created and the kernel could not boot is removed here, while
+  // the image lock is still held (but not after a --crash-at power failure:
+  // that image is the point). A file this command did not create is never
+  // removed, even if it appeared after we looked (another opener's).
+  const hal = await openImage(plugin, {
+    image: options.image,
+    size: options.size,
+    newSize: DEFAULT_IMAGE_SIZE,
+    console: options.console,
+    settings: options.settings,
+    readOnly: options.readOnly,
+    holder: options.holder ?? "twz boot",
+  });
   try {
     options.beforeBoot?.(hal);
-    return { plugin, hal, kernel: bootKernel(hal), options };
+    return { plugin, hal, kernel: bootKernel(hal, options.readOnly), options };
   } catch (error) {
+    if (hal.created && hal.image !== undefined && !isPowerFailure(error)) {
+      removeQuietly(hal.image);
+    }
     hal.close();
-    if (created() && !isPowerFailure(error)) removeQuietly(options.image);
     throw error;
   }
 }
@@ -186,6 +165,10 @@ export function openImage(
     newSize?: number;
     console?: Console;
     settings?: Record<string, string>;
+    /** Open read-only (never creates). */
+    readOnly?: boolean;
+    /** What holds the lock (for the busy message). */
+    holder?: string;
   },
 ): Promise<Hal> {
   const exists = options.image !== undefined && fileExists(options.image);
@@ -204,9 +187,11 @@ export function openImage(
   return plugin.open({
     image: options.image,
     size: exists ? options.size : (options.size ?? options.newSize),
-    create: !exists,
+    create: !exists && !options.readOnly,
     console: options.console,
     settings: options.settings,
+    ...(options.readOnly ? { readOnly: true } : {}),
+    ...(options.holder !== undefined ? { holder: options.holder } : {}),
   }).catch((error) => {
     // hal-sim allocates the whole image: say so instead of "allocation failed".
     if (error instanceof RangeError) {
@@ -234,9 +219,11 @@ export async function rebootBoard(board: Board): Promise<void> {
       create: false,
       console: board.options.console,
       settings: board.options.settings,
+      ...(board.options.readOnly ? { readOnly: true } : {}),
+      holder: board.options.holder ?? "twz boot",
     });
   }
-  board.kernel = bootKernel(board.hal);
+  board.kernel = bootKernel(board.hal, board.options.readOnly);
 }
 
 /** Close a board cleanly (kernel shutdown, HAL close). Harmless twice. */

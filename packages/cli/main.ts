@@ -2,7 +2,7 @@
  * `twz`: boot Twizzler, run its shell, benchmark and check it.
  *
  * ```
- * twz boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--script FILE] [--quiet]
+ * twz boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--read-only] [--script FILE] [--quiet]
  * twz bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json]
  * twz crashtest WORKLOAD ...     (see crashtest.ts)
  * twz fsck --image PATH ...      (see fsck.ts)
@@ -13,7 +13,8 @@
  * Exit codes: 0 success; 1 a shell command or operation failed; 2 a usage
  * mistake; 3 the image cannot be opened or booted (damaged, truncated, not an
  * image, unsupported version, HAL unavailable); 4 the power failed at a
- * `--crash-at` point (the image holds what survived). Errors are one line on stderr;
+ * `--crash-at` point (the image holds what survived); 5 the image is in use
+ * by another process (a running `twz boot`, a repair). Errors are one line on stderr;
  * `--debug` adds the stack trace.
  *
  * @module
@@ -36,37 +37,51 @@ import { BENCHMARKS } from "./bench/mod.ts";
 import type { BenchResult } from "./bench/types.ts";
 
 /** Exit codes. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, image: 3, crashed: 4 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, image: 3, crashed: 4, busy: 5 } as const;
 
 const USAGE = `usage: twz <command> [options]
 
 commands:
-  boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--script FILE] [--quiet]
-       [--crash-at N [--evict strict|random|all] [--seed S]]
+  boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--read-only] [--script FILE]
+       [--quiet] [--set K=V] [--crash-at N [--evict strict|random|all] [--seed S]]
         boot the image (default ./twz.img, created with --size or 64M when
         absent) and run the shell: interactive on a terminal, else one command
-        per line from stdin or --script. With --crash-at N (sim only) the power
-        fails at crash point N as crashtest numbers it: when drain N+1 (counted
-        from opening the image) is called, before it takes effect; what was
-        stored or flushed since drain N is lost (--evict strict), kept (all) or
-        each line either way (random, seeded by --seed). The image is left as
-        the crash left it and twz exits with code 4; a run that ends before
-        then says "crash point N was never reached"
+        per line from stdin or --script. One process at a time may boot an
+        image (a second one exits 5). --read-only never writes the image: every
+        write is refused, and a log found committed is replayed into a private
+        in-memory copy (an image without write permission opens read-only).
+        --set sync=data (sim) makes every drain fdatasync the image, so what
+        was drained survives a host power loss, not only a process kill.
+        With --crash-at N (sim only) the power fails at crash point N as
+        crashtest numbers it: when drain N+1 (counted from opening the image)
+        is called, before it takes effect; what was stored or flushed since
+        drain N is lost (--evict strict), kept (all) or each line either way
+        (random, seeded by --seed). The image is left as the crash left it and
+        twz exits with code 4; a run that ends before then says "crash point N
+        was never reached"
   bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json] [--set K=V]
         run a benchmark (twz bench --list names them); --image P names a new
         image for it to write (an existing file is refused)
-  crashtest WORKLOAD [--states N] [--seed S] [--unit 64|8] [--json] [--replay P:V]
+  crashtest WORKLOAD [--states N] [--seed S] [--unit 64|8] [--json] [--replay P:V[/Q:W]]
         check a workload (kernel-objects, or ./my_workload.ts) at every crash
-        point; exit 1 when a crash state breaks an invariant (docs/CRASHTEST.md)
-  fsck --image PATH [--hal H] [--repair] [--deep] [--json]
-        check an image's kernel structures; exit 0 clean, 1 problems remain,
-        3 cannot open; --repair fixes what is safely fixable
+        point, crashing recovery too (--recovery-states N of the states); exit 1
+        when a crash state breaks an invariant (docs/CRASHTEST.md)
+  fsck --image PATH [--hal H] [--repair [--undo-file F] [--force]] [--deep] [--json]
+        check an image's kernel structures (--deep: libtwz's too); exit 0
+        clean, 1 problems remain or objects were put in /lost+found, 3 cannot
+        open, 5 in use (--repair); --repair fixes what is safely fixable and
+        first saves the bytes it overwrites to an undo file (default PATH.undo)
+  fsck --undo FILE --image PATH
+        write back the bytes an undo file saved (refuses another image's)
+  fsck --upgrade --image PATH [--hal H] [--force] [--json]
+        upgrade an image of on-NVM format 1 to format 2 in place (crash-safe:
+        run it again after a crash), then check it; exit 3 when it cannot
   help  this text
   run PROGRAM   not built yet (threads and code objects do not exist so far)
 
 common options: --debug (stack traces on errors)
 exit codes: 0 ok, 1 a command failed, 2 usage mistake, 3 image cannot be booted,
-            4 stopped at a --crash-at crash point`;
+            4 stopped at a --crash-at crash point, 5 image in use by another process`;
 
 const stderr = (line: string) => console.error(line);
 
@@ -83,17 +98,28 @@ function settingsFrom(list: string[] | undefined): Record<string, string> | unde
 
 function describeBoot(board: Board, kernel: Kernel): string {
   const r = kernel.report;
-  const where = board.hal.image === undefined ? "anonymous region" : `image ${board.hal.image}`;
+  const hal = board.hal;
+  const readOnly = hal.readOnly === true || board.options.readOnly === true;
+  const where = hal.image === undefined ? "anonymous region" : `image ${hal.image}`;
+  const mode = !readOnly
+    ? ""
+    : hal.readOnlyReason !== undefined && !board.options.readOnly
+    ? `, read-only: ${hal.readOnlyReason}`
+    : ", read-only";
   const what = r.formatted
-    ? board.hal.created
+    ? hal.created
       ? "formatted a new image"
       : "formatted the image (its first format had been cut short)"
     : `${r.objects} object${r.objects === 1 ? "" : "s"} recovered, ${r.replayed} log record${
       r.replayed === 1 ? "" : "s"
-    } replayed`;
-  return `twz: booted on hal ${board.hal.name}, ${where} (${formatSize(r.size)}, ${
+    } replayed${
+      readOnly && r.replayed > 0
+        ? " into a private in-memory overlay (the image file is not changed)"
+        : ""
+    }`;
+  return `twz: booted on hal ${hal.name}, ${where} (${formatSize(r.size)}, ${
     formatSize(r.free)
-  } free): ${what} in ${r.ms.toFixed(1)} ms`;
+  } free${mode}): ${what} in ${r.ms.toFixed(1)} ms`;
 }
 
 function* linesOf(text: string): Generator<string> {
@@ -109,6 +135,7 @@ async function boot(args: string[]): Promise<number> {
       size: { type: "string" },
       script: { type: "string" },
       quiet: { type: "boolean", default: false },
+      "read-only": { type: "boolean", default: false },
       set: { type: "string", multiple: true },
       debug: { type: "boolean", default: false },
       "crash-at": { type: "string" },
@@ -134,6 +161,8 @@ async function boot(args: string[]): Promise<number> {
       image: values.image,
       size: values.size !== undefined ? parseSize(values.size) : undefined,
       settings: settingsFrom(values.set),
+      readOnly: values["read-only"],
+      holder: values["read-only"] ? "twz boot --read-only" : "twz boot",
       beforeBoot: crashAt === undefined ? undefined : (hal) => {
         const region = hal.region as { armCrash?: (n: number, o: object) => void };
         if (!region.armCrash) {
@@ -150,6 +179,11 @@ async function boot(args: string[]): Promise<number> {
     if (isPowerFailure(error)) {
       stderr(`twz: ${(error as Error).message}; the image holds what survived`);
       return EXIT.crashed;
+    }
+    if (error instanceof HalError && error.code === "busy") {
+      stderr(`twz: ${error.message}`);
+      if (values.debug) console.error(error);
+      return EXIT.busy;
     }
     if (error instanceof TwzError || error instanceof HalError) {
       stderr(`twz: cannot boot ${values.image}: ${error.message}`);
@@ -355,7 +389,7 @@ export async function main(args: string[]): Promise<number> {
     }
     if (error instanceof HalError) {
       stderr(`twz: ${first}`);
-      return EXIT.image;
+      return error.code === "busy" ? EXIT.busy : EXIT.image;
     }
     if (error instanceof TwzError) {
       // Opening and booting images report their own errors (exit 3); a

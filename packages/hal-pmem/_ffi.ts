@@ -50,6 +50,13 @@ const LIBPMEM2 = {
     ],
     result: "i32", // int
   },
+  pmem2_config_set_sharing: {
+    parameters: [
+      "pointer", // struct pmem2_config *cfg
+      "i32", // enum pmem2_sharing_type type
+    ],
+    result: "i32", // int
+  },
   pmem2_config_set_offset: {
     parameters: [
       "pointer", // struct pmem2_config *cfg
@@ -233,6 +240,8 @@ const GRANULARITY_CODES: Record<Granularity, number> = {
   "page": 2, // PMEM2_GRANULARITY_PAGE
 };
 const GRANULARITY_NAMES: Granularity[] = ["byte", "cache-line", "page"];
+/** `enum pmem2_sharing_type`: PMEM2_SHARED is 0. */
+const PMEM2_PRIVATE = 1;
 
 let loaded: { symbols: Libpmem2; path: string } | undefined;
 
@@ -301,6 +310,36 @@ export function libraryInfo(): Record<string, string> {
   return info;
 }
 
+const LIBC = {
+  posix_fallocate: {
+    parameters: [
+      "i32", // int fd
+      "i64", // off_t offset
+      "i64", // off_t len
+    ],
+    result: "i32", // int: 0, or an errno value
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let libc: Deno.DynamicLibrary<typeof LIBC>["symbols"] | undefined;
+
+/**
+ * `posix_fallocate(fd, 0, size)`: give every block of the file's first
+ * `size` bytes backing storage, filling holes without changing any data.
+ *
+ * @returns 0, or the errno value it failed with (28: ENOSPC); `undefined`
+ *   when libc cannot be loaded here.
+ */
+export function fallocate(fd: number, size: number): number | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  try {
+    libc ??= Deno.dlopen("libc.so.6", LIBC).symbols;
+  } catch {
+    return undefined;
+  }
+  return libc.posix_fallocate(fd, 0n, BigInt(size));
+}
+
 /** Which way flush/drain/persist reach libpmem2. */
 export type CallPath = "trampoline" | "fnptr";
 
@@ -361,6 +400,12 @@ export interface MapRequest {
   offset?: number;
   /** Bytes to map. @default {the rest of the file} */
   length?: number;
+  /**
+   * Map privately (copy-on-write, `PMEM2_PRIVATE`): stores stay in this
+   * process and never reach the file, which may then be open read-only.
+   * @default {false}
+   */
+  private?: boolean;
 }
 
 /** Direct paths to libpmem2's persist, for the benchmark only. */
@@ -425,6 +470,12 @@ export async function mapFile(request: MapRequest): Promise<Mapping> {
       ),
       "pmem2_config_set_required_store_granularity",
     );
+    if (request.private) {
+      check(
+        lib.pmem2_config_set_sharing(config, PMEM2_PRIVATE),
+        "pmem2_config_set_sharing",
+      );
+    }
     if (request.offset) {
       check(
         lib.pmem2_config_set_offset(config, BigInt(request.offset)),

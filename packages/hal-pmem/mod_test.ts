@@ -57,6 +57,10 @@ halConformance({
       "attach",
       "services",
       "power-failure",
+      "lock",
+      "read-only",
+      "refuse-not-regular",
+      "allocated",
     ].map((c) => [c, "libpmem2 is not installed"]),
   ),
 });
@@ -91,7 +95,7 @@ Deno.test({
       PMEM2_FORCE_GRANULARITY: "CACHE_LINE",
     });
     assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, /ok \| 11 passed \| 0 failed \| 1 ignored/);
+    assert.match(run.stdout, /ok \| 15 passed \| 0 failed \| 1 ignored/);
   },
 });
 
@@ -325,5 +329,39 @@ Deno.test({
     } finally {
       hal.close();
     }
+  },
+});
+
+Deno.test({
+  name: "read-only: a private mapping whose share cannot be attached; a sparse image is filled in",
+  ignore,
+  async fn() {
+    const image = join(tmpDir(), "ro.img");
+    const made = await plugin.open({ image, size: 1 << 20, create: true });
+    made.close();
+    const ro = await plugin.open({ image, readOnly: true });
+    try {
+      const share = ro.region.share();
+      assert.equal(share.kind === "file" && share.readOnly, true);
+      await assert.rejects(() => plugin.attach(share), /read-only/);
+    } finally {
+      ro.close();
+    }
+    // A sparse file (as images were made before full allocation) gets its
+    // holes allocated when opened writable, without a byte changing.
+    const sparse = join(tmpDir(), "sparse.img");
+    const f = Deno.openSync(sparse, { write: true, create: true });
+    f.truncateSync(1 << 20);
+    f.seekSync(4096, Deno.SeekMode.Start);
+    f.writeSync(new Uint8Array([1, 2, 3]));
+    f.close();
+    assert.ok((Deno.statSync(sparse).blocks ?? 0) * 512 < 1 << 20);
+    const hal = await plugin.open({ image: sparse });
+    try {
+      assert.deepEqual([...hal.region.bytes.subarray(4095, 4099)], [0, 1, 2, 3]);
+    } finally {
+      hal.close();
+    }
+    assert.ok((Deno.statSync(sparse).blocks ?? 0) * 512 >= 1 << 20);
   },
 });

@@ -6,7 +6,7 @@
  * @tags allow-ffi
  * @module
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   type AttachedRegion,
@@ -18,12 +18,15 @@ import {
   HalError,
   type HalOpenOptions,
   type HalPlugin,
+  type ImageFile,
+  openImageFile,
   type PersistentRegion,
   type RegionShare,
   type RegionStats,
 } from "@twz/kernel/hal";
 import {
   type BenchPaths,
+  fallocate,
   libpmem2,
   libraryInfo,
   mapFile,
@@ -103,7 +106,7 @@ class Region implements PmemRegion {
   readonly bytes: Uint8Array;
   readonly calls: PmemCallPath;
   #mapping: Mapping;
-  #fd: number;
+  #close: () => void;
   #share: RegionShare;
   #closed = false;
   #flushes = 0;
@@ -115,9 +118,14 @@ class Region implements PmemRegion {
    */
   #deferred: number[] | null;
 
-  constructor(mapping: Mapping, fd: number, share: RegionShare) {
+  /**
+   * @param mapping The libpmem2 mapping.
+   * @param close Closes the file behind it (and releases its lock).
+   * @param share How a Worker reaches it.
+   */
+  constructor(mapping: Mapping, close: () => void, share: RegionShare) {
     this.#mapping = mapping;
-    this.#fd = fd;
+    this.#close = close;
     this.#share = share;
     this.size = mapping.size;
     this.granularity = mapping.granularity;
@@ -229,7 +237,7 @@ class Region implements PmemRegion {
       try {
         this.#mapping.unmap(); // detaches `bytes` first
       } finally {
-        closeSync(this.#fd);
+        this.#close();
       }
     }
   }
@@ -268,48 +276,21 @@ async function open(options: HalOpenOptions): Promise<Hal> {
   const granularity = requiredGranularity(options.settings);
   libpmem2(); // a missing library is reported before any file is touched
 
-  let fd: number;
-  let created = false;
-  try {
-    fd = openSync(image, "r+");
-  } catch (cause) {
-    if ((cause as { code?: string }).code !== "ENOENT") {
-      throw new HalError(`Cannot open image ${image}: ${errorText(cause)}`, { cause });
-    }
-    if (!options.create) {
-      throw new HalError(`Cannot open image ${image}: it does not exist (use create to make it)`);
-    }
-    if (size === undefined) {
-      throw new HalError(`Cannot create image ${image}: no size given`);
-    }
-    try {
-      fd = openSync(image, "wx+");
-    } catch (cause) {
-      throw new HalError(`Cannot create image ${image}: ${errorText(cause)}`, { cause });
-    }
-    created = true;
-    try {
-      ftruncateSync(fd, size);
-    } catch (cause) {
-      closeSync(fd);
-      unlinkSync(image);
-      throw new HalError(`Cannot create image ${image}: ${errorText(cause)}`, { cause });
-    }
-  }
-
+  // Regular files (and device-DAX character devices) only; locked; a new one
+  // allocated in full, so the mapping never meets a hole the disk cannot fill
+  // (SIGBUS); read-only when asked or not writable.
+  const file: ImageFile = openImageFile({ ...options, image }, { allowCharDevice: true });
   let mapping: Mapping;
   try {
-    const fileSize = fstatSync(fd).size;
-    if (size !== undefined && fileSize !== size) {
-      throw new HalError(
-        `Cannot open image ${image}: it holds ${fileSize} bytes, not the ${size} asked for`,
-      );
-    }
-    if (fileSize === 0) throw new HalError(`Cannot open image ${image}: it is empty`);
-    mapping = await mapFile({ fd, granularity });
+    if (!file.readOnly && !file.created) allocateHoles(file);
+    mapping = await mapFile({ fd: file.fd, granularity, private: file.readOnly });
   } catch (e) {
-    closeSync(fd);
-    if (created) unlinkSync(image);
+    file.close();
+    if (file.created) {
+      try {
+        Deno.removeSync(image);
+      } catch { /* already gone */ }
+    }
     if (e instanceof HalError && !e.message.startsWith("Cannot")) {
       throw new HalError(`Cannot open image ${image}: ${e.message}`, { cause: e });
     }
@@ -322,18 +303,41 @@ async function open(options: HalOpenOptions): Promise<Hal> {
     path: resolve(image),
     offset: 0,
     size: mapping.size,
+    ...(file.readOnly ? { readOnly: true } : {}),
   };
-  const region = new Region(mapping, fd, share);
+  const region = new Region(mapping, () => file.close(), share);
   return {
     name: NAME,
     image,
-    created,
+    created: file.created,
     region,
     clock,
     entropy,
     console: options.console ?? stdConsole(),
+    ...(file.readOnly ? { readOnly: true } : {}),
+    ...(file.readOnlyReason !== undefined ? { readOnlyReason: file.readOnlyReason } : {}),
     close: () => region.close(),
   };
+}
+
+/**
+ * A sparse image (made before images were allocated in full) has holes the
+ * file system fills only when they are written: through a mapping, a write
+ * to a hole on a full disk kills the process (SIGBUS). Fill them now.
+ *
+ * @throws {HalError} `no-space` when the disk has no room for them.
+ */
+function allocateHoles(file: ImageFile): void {
+  const stat = fstatSync(file.fd);
+  if (!stat.isFile() || (stat.blocks ?? 0) * 512 >= file.size) return;
+  const rc = fallocate(file.fd, file.size);
+  if (rc === 28 || rc === 122) {
+    throw new HalError(
+      `Cannot open image ${file.path}: it is sparse, and the disk has no room to allocate the rest of it (a write there would kill the process); free some space first`,
+      { code: "no-space" },
+    );
+  }
+  // Any other refusal (a file system without fallocate): map it as it is.
 }
 
 async function attach(share: RegionShare): Promise<PmemRegion> {
@@ -342,6 +346,11 @@ async function attach(share: RegionShare): Promise<PmemRegion> {
     throw new HalError(`Cannot attach a region of ${what}: hal-pmem attaches pmem files only`);
   }
   const { path, offset, size } = share;
+  if (share.readOnly) {
+    throw new HalError(
+      `Cannot attach ${path}: it is open read-only, and its private overlay cannot be shared`,
+    );
+  }
   libpmem2();
   let fd: number;
   try {
@@ -370,7 +379,7 @@ async function attach(share: RegionShare): Promise<PmemRegion> {
     }
     throw e;
   }
-  return new Region(mapping, fd, { ...share });
+  return new Region(mapping, () => closeSync(fd), { ...share });
 }
 
 function describe(): HalDescription {

@@ -10,6 +10,14 @@
  * each line that differs between cache and media is kept or lost according to
  * the eviction policy, and the region then holds exactly what survived.
  *
+ * An image file is opened as every plugin opens one (`openImageFile` of
+ * `@twz/kernel/hal`): locked for one opener, allocated in full when created,
+ * read in chunks (so images of 2 GiB and more open), and read-only when asked
+ * or not writable: the region is then a private overlay the file never sees.
+ * A drained store is in the image file, that is in the host's page cache: it
+ * survives a process kill. The setting `sync=data` adds an `fdatasync` to every
+ * drain, so it survives a host power loss too (at a cost in speed).
+ *
  * @example Boot-free use of the region
  * ```ts
  * import { plugin } from "@twz/hal-sim";
@@ -36,17 +44,29 @@ import {
   HalError,
   type HalOpenOptions,
   type HalPlugin,
+  type ImageFile,
+  ioError,
+  openImageFile,
   type PersistentRegion,
   type PowerFailureOptions,
+  readWholeFile,
   type RegionShare,
   type RegionStats,
   stdioConsole,
   systemClock,
+  writeWholeFile,
 } from "@twz/kernel/hal";
 
-import { type CrashPoint, CrashPointBuilder, seededRandom } from "./crash.ts";
+import { type CrashPoint, CrashPointBuilder, LineHistory, seededRandom } from "./crash.ts";
 
-export { CrashPoint, type CrashPolicy, EXHAUSTIVE_LIMIT, seededRandom } from "./crash.ts";
+export {
+  CrashPoint,
+  type CrashPolicy,
+  EXHAUSTIVE_LIMIT,
+  HISTORY_LIMIT,
+  LineHistory,
+  seededRandom,
+} from "./crash.ts";
 
 /** Size of a simulated cache line. */
 export const LINE = 64;
@@ -55,6 +75,8 @@ export const LINE = 64;
 interface Media {
   read(offset: number, target: Uint8Array): void;
   write(offset: number, data: Uint8Array): void;
+  /** End of a drain: with the `sync=data` setting, make the writes durable on the host. */
+  sync(): void;
   close(): void;
 }
 
@@ -66,27 +88,41 @@ class MemoryMedia implements Media {
   write(offset: number, data: Uint8Array): void {
     this.bytes.set(data, offset);
   }
+  sync(): void {}
   close(): void {}
 }
 
+/**
+ * The image file as media. Reads and writes go in chunks (one call cannot
+ * move 2 GiB or more). A read-only file is never written: what the region
+ * holds stays a private in-memory overlay. With `syncData`, every drain ends
+ * with an `fdatasync`, so a drained store survives a host power loss too.
+ */
 class FileMedia implements Media {
-  constructor(readonly fd: number, readonly path: string) {}
+  #dirty = false;
+  constructor(readonly file: ImageFile, readonly syncData: boolean) {}
+  get path(): string {
+    return this.file.path;
+  }
   read(offset: number, target: Uint8Array): void {
-    let done = 0;
-    while (done < target.length) {
-      const n = fs.readSync(this.fd, target, done, target.length - done, offset + done);
-      if (n === 0) throw new HalError(`Cannot read image ${this.path}: unexpected end of file`);
-      done += n;
-    }
+    readWholeFile(this.file.fd, this.file.path, target, offset);
   }
   write(offset: number, data: Uint8Array): void {
-    let done = 0;
-    while (done < data.length) {
-      done += fs.writeSync(this.fd, data, done, data.length - done, offset + done);
+    if (this.file.readOnly) return;
+    writeWholeFile(this.file.fd, this.file.path, data, offset);
+    this.#dirty = true;
+  }
+  sync(): void {
+    if (!this.syncData || !this.#dirty) return;
+    try {
+      fs.fdatasyncSync(this.file.fd);
+    } catch (cause) {
+      throw ioError("sync", this.file.path, cause);
     }
+    this.#dirty = false;
   }
   close(): void {
-    fs.closeSync(this.fd);
+    this.file.close();
   }
 }
 
@@ -189,6 +225,12 @@ export class SimRegion implements PersistentRegion {
   #drains = 0;
   #closed = false;
   #scratch: Uint8Array | undefined;
+  /** Per-line values at earlier drains; only while crash recording is armed. */
+  #history: LineHistory | undefined;
+  /** Set while `beforeDrain` runs (which must not store to the region). */
+  #inBeforeDrain = false;
+  /** Lines that differed from the media when `beforeDrain` took a crash point (history only). */
+  #dirtyBefore: number[] | undefined;
   /** Called after every drain with the drain count (crash points hook here). */
   onDrain?: (drains: number) => void;
   /**
@@ -254,9 +296,28 @@ export class SimRegion implements PersistentRegion {
     this.#faultMessage = fault.message ?? "injected persistence fault";
   }
 
+  /**
+   * Arm (or disarm) crash recording's per-line history: from now on every
+   * drain notes, for each line that differs from the media and that it does
+   * not write back, the value the line holds, and {@linkcode crashPoint}
+   * offers those values as outcomes (a dirty line may be evicted at any
+   * moment; see `LineHistory`). Each armed drain costs one pass over the
+   * region (and, for an image file, a read of it): the crash checker arms it
+   * on its anonymous regions, the normal path never does. Disarming forgets
+   * the history.
+   */
+  recordHistory(on = true): void {
+    this.#history = on ? (this.#history ?? new LineHistory(LINE)) : undefined;
+  }
+
+  /** Whether {@linkcode recordHistory} is armed. */
+  get recordingHistory(): boolean {
+    return this.#history !== undefined;
+  }
+
   constructor(readonly buffer: SharedArrayBuffer, readonly media: Media) {
     this.#bytes = new Uint8Array(buffer);
-    this.#words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+    this.#words = new Int32Array(buffer, 0, Math.floor(buffer.byteLength / 4));
   }
 
   get size(): number {
@@ -296,7 +357,15 @@ export class SimRegion implements PersistentRegion {
 
   drain(): void {
     this.#open();
-    this.beforeDrain?.(this.#drains);
+    this.#dirtyBefore = undefined;
+    if (this.beforeDrain) {
+      this.#inBeforeDrain = true;
+      try {
+        this.beforeDrain(this.#drains);
+      } finally {
+        this.#inBeforeDrain = false;
+      }
+    }
     if (this.#drains + 1 === this.#crashBefore) {
       this.#crashBefore = 0;
       throw new PowerFailed(this.#drains, this.powerFail(this.#crashOptions));
@@ -304,6 +373,8 @@ export class SimRegion implements PersistentRegion {
     this.#drains++;
     const p = this.#pending;
     if (this.#faultDrain > 0 && --this.#faultDrain === 0) {
+      // The flushed values may or may not have reached the media.
+      if (this.#history) this.#keepSnapshots(this.#history);
       p.clear();
       throw new PersistFault(this.#faultMessage);
     }
@@ -318,7 +389,9 @@ export class SimRegion implements PersistentRegion {
         this.media.write(at, staging.subarray(from, from + length));
       }
     }
+    if (this.#history) this.#noteDrain(this.#history);
     p.clear();
+    this.media.sync();
     this.onDrain?.(this.#drains);
     if (this.#drains === this.#crashAt) {
       this.#crashAt = 0;
@@ -337,6 +410,73 @@ export class SimRegion implements PersistentRegion {
 
   stats(): RegionStats {
     return { flushes: this.#flushes, drains: this.#drains };
+  }
+
+  /** A drain wrote back the pending flushes: note what every other dirty line holds. */
+  #noteDrain(history: LineHistory): void {
+    const p = this.#pending;
+    for (let i = 0; i < p.count; i += 3) {
+      const at = p.ranges[i], length = p.ranges[i + 1];
+      for (let line = at / LINE; line < (at + length) / LINE; line++) history.written(line);
+    }
+    const media = this.#mediaBytes();
+    const dirty = this.#dirtyBefore;
+    this.#dirtyBefore = undefined;
+    if (dirty) {
+      // The hook's crash point already found the lines differing before this
+      // drain; only those, and the lines it wrote back, can differ now.
+      const note = (line: number) => {
+        if (this.#lineDiffers(line, media)) history.note(line, this.#bytes, line * LINE);
+      };
+      for (const line of dirty) note(line);
+      for (let i = 0; i < p.count; i += 3) {
+        const at = p.ranges[i], length = p.ranges[i + 1];
+        for (let line = at / LINE; line < (at + length) / LINE; line++) note(line);
+      }
+      return;
+    }
+    const a = this.#words;
+    const b = new Int32Array(media.buffer, media.byteOffset, a.length);
+    const cache = this.#bytes;
+    for (let w = 0; w < a.length; w++) {
+      if (a[w] !== b[w]) {
+        const line = w >>> 4; // 16 words a line
+        history.note(line, cache, line * LINE);
+        w = (line + 1) * 16 - 1;
+      }
+    }
+    for (let i = a.length * 4; i < this.size; i++) {
+      if (cache[i] !== media[i]) {
+        const line = Math.floor(i / LINE);
+        history.note(line, cache, line * LINE);
+        i = (line + 1) * LINE - 1;
+      }
+    }
+  }
+
+  /** Whether line `line` of the region differs from `media`. */
+  #lineDiffers(line: number, media: Uint8Array): boolean {
+    const a = this.#words;
+    const b = new Int32Array(media.buffer, media.byteOffset, a.length);
+    const w0 = line * 16;
+    const w1 = Math.min(a.length, w0 + 16);
+    for (let w = w0; w < w1; w++) if (a[w] !== b[w]) return true;
+    const cache = this.#bytes;
+    for (let i = Math.max(w1 * 4, line * LINE); i < Math.min(this.size, (line + 1) * LINE); i++) {
+      if (cache[i] !== media[i]) return true;
+    }
+    return false;
+  }
+
+  /** A failed drain: its flushed snapshots join the history of their lines. */
+  #keepSnapshots(history: LineHistory): void {
+    const p = this.#pending;
+    for (let i = 0; i < p.count; i += 3) {
+      const at = p.ranges[i], length = p.ranges[i + 1], from = p.ranges[i + 2];
+      for (let off = 0; off < length; off += LINE) {
+        history.note((at + off) / LINE, p.staging, from + off);
+      }
+    }
   }
 
   /** The media's bytes: the in-memory copy itself, or a scratch copy of the file. */
@@ -398,22 +538,57 @@ export class SimRegion implements PersistentRegion {
         i = (u + 1) * unit - 1;
       }
     }
+    if (this.#inBeforeDrain && this.#history) {
+      // The drain about to happen notes the history of these lines only.
+      const lines: number[] = [];
+      for (const u of differ) {
+        const line = Math.floor((u * unit) / LINE);
+        if (lines[lines.length - 1] !== line) lines.push(line);
+      }
+      this.#dirtyBefore = lines;
+    }
+    // Lines with values held at earlier drains (only while recording is armed).
+    const history = this.#history?.lines;
+    const hasHistory = history !== undefined && history.size > 0;
     let all = differ;
-    if (snaps.size > 0) {
+    if (snaps.size > 0 || hasHistory) {
       const set = new Set(differ);
       for (const u of snaps.keys()) set.add(u);
+      if (hasHistory) {
+        const per = LINE / unit;
+        for (const line of history.keys()) {
+          for (let k = 0; k < per && (line * per + k) * unit < size; k++) set.add(line * per + k);
+        }
+      }
       all = [...set].sort((x, y) => x - y);
     }
     const builder = new CrashPointBuilder(unit);
     const staging = p.staging;
-    const differs = new Set<number>();
-    if (snaps.size > 0) { for (const u of differ) differs.add(u); }
+    const differs = all === differ ? undefined : new Set(differ);
     for (const u of all) {
       const at = u * unit;
       const list = snaps.get(u);
       const end = Math.min(size, at + unit);
       let started = false;
       let drainChoice = 0;
+      const values = hasHistory ? history.get(Math.floor(at / LINE)) : undefined;
+      if (values) {
+        // Oldest first; a value equal to the media is choice 0 already.
+        const off = at % LINE;
+        for (const v of values) {
+          let equal = true;
+          for (let k = 0; k < end - at; k++) {
+            if (v[off + k] !== media[at + k]) {
+              equal = false;
+              break;
+            }
+          }
+          if (equal) continue;
+          if (!started) builder.begin(u), started = true;
+          builder.choice(v, off);
+        }
+        if (started) builder.history[builder.history.length - 1] = builder.counts.at(-1)!;
+      }
       if (list) {
         for (const from of list) {
           let equal = true;
@@ -431,13 +606,40 @@ export class SimRegion implements PersistentRegion {
           drainChoice = builder.choice(staging, from);
         }
       }
-      if (!list || differs.has(u)) {
+      if (differs === undefined || differs.has(u)) {
         if (!started) builder.begin(u), started = true;
         builder.current[builder.current.length - 1] = builder.choice(cache, at);
       }
       if (started) builder.drains[builder.drains.length - 1] = drainChoice;
     }
     return builder.build();
+  }
+
+  /**
+   * How many flushed, not yet drained lines hold a snapshot that differs
+   * from the media: what the next drain would change. Costs only the flushed
+   * bytes (the crash checker's cheap test of whether a recovery writes
+   * anything), not a pass over the region.
+   */
+  flushedChanges(): number {
+    const p = this.#pending;
+    if (p.count === 0) return 0;
+    const media = this.#mediaBytes();
+    const staging = p.staging;
+    let n = 0;
+    for (let i = 0; i < p.count; i += 3) {
+      const at = p.ranges[i], length = p.ranges[i + 1], from = p.ranges[i + 2];
+      for (let off = 0; off < length; off += LINE) {
+        const end = Math.min(length, off + LINE);
+        for (let k = off; k < end; k++) {
+          if (staging[from + k] !== media[at + k]) {
+            n++;
+            break;
+          }
+        }
+      }
+    }
+    return n;
   }
 
   /** Lines whose cached contents differ from the media or are flushed but not drained. */
@@ -454,6 +656,7 @@ export class SimRegion implements PersistentRegion {
       ? point.randomSelection(options.seed ?? 1, options.probability ?? 0.5)
       : point.policySelection(policy === "all" ? "all" : "strict");
     this.#pending.clear();
+    this.#history?.clear(); // the region now equals the media
     point.materialize(sel, media);
     if (!(this.media instanceof MemoryMedia)) {
       for (let j = 0; j < sel.length; j++) {
@@ -480,6 +683,7 @@ export class SimRegion implements PersistentRegion {
       );
     }
     this.#pending.clear();
+    this.#history?.clear();
     this.#crashAt = 0;
     this.#faultFlush = this.#faultDrain = 0;
     this.#bytes.set(image);
@@ -510,9 +714,13 @@ export class SimRegion implements PersistentRegion {
     if (this.#closed) return;
     this.#closed = true;
     this.#pending.clear();
-    this.media.write(0, this.#bytes);
-    this.media.close();
-    this.#bytes = new Uint8Array(0);
+    try {
+      this.media.write(0, this.#bytes);
+      this.media.sync();
+    } finally {
+      this.media.close(); // releases the image lock even when the write-back failed
+      this.#bytes = new Uint8Array(0);
+    }
   }
 }
 
@@ -545,42 +753,26 @@ class SharedRegion implements AttachedRegion {
   }
 }
 
-function openImage(
-  path: string,
-  options: HalOpenOptions,
-): { media: FileMedia; created: boolean; size: number } {
-  let created = false;
-  let fd: number;
-  try {
-    fd = fs.openSync(path, "r+");
-  } catch (error) {
-    if ((error as { code?: string }).code !== "ENOENT") {
-      throw new HalError(`Cannot open image ${path}: ${(error as Error).message}`, {
-        cause: error,
-      });
+/** hal-sim's settings: `sync` = `none` (default) | `data`. */
+const SETTINGS: Record<string, readonly string[]> = { sync: ["none", "data"] };
+
+function syncSetting(settings: Record<string, string> | undefined): boolean {
+  for (const [key, value] of Object.entries(settings ?? {})) {
+    const allowed = SETTINGS[key];
+    if (!allowed) {
+      throw new HalError(
+        `Cannot open a sim image: unknown setting "${key}" (known: ${
+          Object.keys(SETTINGS).join(", ")
+        })`,
+      );
     }
-    if (!options.create) throw new HalError(`Cannot open image ${path}: no such file`);
-    if (!options.size) throw new HalError(`Cannot create image ${path}: no size given`);
-    try {
-      fd = fs.openSync(path, "wx+");
-      fs.ftruncateSync(fd, options.size);
-    } catch (cause) {
-      throw new HalError(`Cannot create image ${path}: ${(cause as Error).message}`, { cause });
+    if (!allowed.includes(value)) {
+      throw new HalError(
+        `Cannot open a sim image: ${key} must be ${allowed.join(" or ")}, not "${value}"`,
+      );
     }
-    created = true;
   }
-  const size = fs.fstatSync(fd).size;
-  if (options.size !== undefined && options.size !== size) {
-    fs.closeSync(fd);
-    throw new HalError(
-      `Cannot open image ${path}: it holds ${size} bytes, not the ${options.size} asked for`,
-    );
-  }
-  if (size === 0) {
-    fs.closeSync(fd);
-    throw new HalError(`Cannot open image ${path}: the file is empty`);
-  }
-  return { media: new FileMedia(fd, path), created, size };
+  return settings?.sync === "data";
 }
 
 /**
@@ -601,7 +793,7 @@ export const plugin: HalPlugin = {
       name: "sim",
       summary: "simulated NVM: SharedArrayBuffer + image file, volatile cache model",
       available: true,
-      details: { granularity: "cache-line", "power-failure": "yes" },
+      details: { granularity: "cache-line", "power-failure": "yes", settings: "sync=none|data" },
     };
   },
   // deno-lint-ignore require-await
@@ -636,6 +828,8 @@ export function openSim(options: HalOpenOptions, services: SimServices = {}): Si
   let created: boolean;
   let size: number;
   let buffer: SharedArrayBuffer;
+  let file: ImageFile | undefined;
+  const syncData = syncSetting(options.settings);
   if (options.image === undefined) {
     if (!options.size || options.size <= 0 || !Number.isInteger(options.size)) {
       throw new HalError("An anonymous sim region needs a positive integer size");
@@ -645,12 +839,41 @@ export function openSim(options: HalOpenOptions, services: SimServices = {}): Si
     buffer = new SharedArrayBuffer(size);
     media = new MemoryMedia(new Uint8Array(size));
   } else {
-    const opened = openImage(options.image, options);
-    ({ media, created, size } = opened);
-    buffer = new SharedArrayBuffer(size);
-    if (!created) media.read(0, new Uint8Array(buffer));
+    file = openImageFile({ ...options, image: options.image });
+    ({ created, size } = file);
+    media = new FileMedia(file, syncData);
+    try {
+      buffer = new SharedArrayBuffer(size);
+      if (!created) media.read(0, new Uint8Array(buffer));
+    } catch (error) {
+      if (created) {
+        try {
+          Deno.removeSync(options.image);
+        } catch { /* already gone */ }
+      }
+      file.close();
+      if (error instanceof RangeError) {
+        throw new HalError(
+          `Cannot open image ${options.image}: ${size} bytes do not fit in memory (${error.message})`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
   }
-  return simHal(new SimRegion(buffer, media), services, options.image, created, options.console);
+  const hal = simHal(
+    new SimRegion(buffer, media),
+    services,
+    options.image,
+    created,
+    options.console,
+  );
+  if (!file?.readOnly) return hal;
+  return {
+    ...hal,
+    readOnly: true,
+    ...(file.readOnlyReason !== undefined ? { readOnlyReason: file.readOnlyReason } : {}),
+  };
 }
 
 /** The HAL over `region`: the system's services unless `services` names others. */

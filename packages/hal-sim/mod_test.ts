@@ -141,3 +141,31 @@ Deno.test("SimRegion refuses flush and drain after close with a HalError", () =>
   assert.throws(() => hal.region.flush(0, 8), HalError);
   assert.throws(() => hal.region.drain(), HalError);
 });
+
+Deno.test("sim settings: sync=data keeps working data; unknown settings and values are refused", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "twz-sim-sync-" });
+  try {
+    const image = `${dir}/t.img`;
+    const hal = await plugin.open({
+      image,
+      size: 1 << 16,
+      create: true,
+      settings: { sync: "data" },
+    });
+    hal.region.bytes[4096] = 7;
+    hal.region.persist(4096, 1);
+    // The drain wrote the file itself (not only at close).
+    assert.equal(Deno.readFileSync(image)[4096], 7);
+    hal.close();
+    for (
+      const settings of [{ sync: "always" }, { granularity: "byte" }] as Record<string, string>[]
+    ) {
+      await assert.rejects(() => plugin.open({ image, settings }), HalError);
+    }
+    const again = await plugin.open({ image, settings: { sync: "none" } });
+    assert.equal(again.region.bytes[4096], 7);
+    again.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -67,7 +67,15 @@ export const GRANULARITY_BYTES: Readonly<Record<Granularity, number>> = {
  */
 export type RegionShare =
   | { kind: "shared-memory"; buffer: SharedArrayBuffer; size: number }
-  | { kind: "file"; plugin: string; path: string; offset: number; size: number };
+  | {
+    kind: "file";
+    plugin: string;
+    path: string;
+    offset: number;
+    size: number;
+    /** The owner opened the image read-only: its stores are private to it. */
+    readOnly?: boolean;
+  };
 
 /**
  * A range of byte-addressable memory whose contents can be made durable.
@@ -249,6 +257,30 @@ export interface HalOpenOptions {
   console?: Console;
   /** Plugin-specific settings (for example a required granularity). */
   settings?: Record<string, string>;
+  /**
+   * Open the image without ever writing the file: stores reach a private
+   * in-memory overlay (hal-sim) or a private copy-on-write mapping (hal-pmem)
+   * that is gone at close. An image the process may not write is opened
+   * read-only even without this option ({@linkcode Hal.readOnly} says so).
+   * Takes a shared lock instead of the exclusive one. Never creates an
+   * image: a missing one is refused even with `create`.
+   * @default {false}
+   */
+  readOnly?: boolean;
+  /**
+   * The lock taken on the image file for as long as the HAL is open (see
+   * {@linkcode lockImage}): `exclusive` (one opener at a time), `shared`
+   * (read-only openers side by side, no writer), or `none` (tests and tools
+   * that know they are alone).
+   * @default {"exclusive", or "shared" with readOnly}
+   */
+  lock?: "exclusive" | "shared" | "none";
+  /**
+   * What the opener is, kept beside the image while it holds the lock so that
+   * a second opener is told who holds it (`twz boot`, `Twz.open`).
+   * @default {"deno <main module>"}
+   */
+  holder?: string;
 }
 
 /** An open HAL: one persistent region and the platform services. */
@@ -270,8 +302,20 @@ export interface Hal {
   /** Present only on simulators that can lose power on demand. */
   readonly power?: PowerFailure;
   /**
-   * Write back everything and release the region. The region's `bytes` are
-   * detached before the memory goes away. Calling it twice is harmless.
+   * `true` when the image was opened read-only (asked for, or the file is not
+   * writable): nothing the region holds ever reaches the file. The kernel
+   * refuses every write on such a HAL.
+   */
+  readonly readOnly?: boolean;
+  /**
+   * Why the image is read-only when nobody asked for it (for example "the
+   * image file is not writable"); absent otherwise.
+   */
+  readonly readOnlyReason?: string;
+  /**
+   * Write back everything (nothing for a read-only image), release the
+   * region and the image lock. The region's `bytes` are detached before the
+   * memory goes away. Calling it twice is harmless.
    */
   close(): void;
 }
@@ -298,9 +342,14 @@ export interface HalPlugin {
   /** Short name used by `--hal` (`sim`, `pmem`). */
   readonly name: string;
   /**
-   * Open (and with `create`, create) an image.
+   * Open (and with `create`, create) an image. Every plugin treats image
+   * files the same way (see `openImageFile`): only a regular file (hal-pmem:
+   * or a device-DAX) is opened, and never before the image lock is taken; a
+   * new image is allocated in full; a file that cannot be written opens
+   * read-only.
    *
-   * @throws {HalError} The image cannot be opened or created; the message says why.
+   * @throws {HalError} The image cannot be opened or created; the message
+   *   says why, and `code` is `busy` when another opener holds it.
    */
   open(options: HalOpenOptions): Promise<Hal>;
   /** Describe the plugin and whether it can run here. */
@@ -321,15 +370,58 @@ export interface AttachedRegion extends PersistentRegion {
   close(): void;
 }
 
-/** A failure reported by a HAL plugin: the image or the platform refused. */
+/**
+ * What kind of failure a {@linkcode HalError} is, when callers must tell it
+ * apart: `busy` (another opener holds the image: the `twz` command exits 5),
+ * `read-only` (a write to an image that cannot be written), `no-space` (the
+ * disk has no room), `not-regular` (a FIFO, directory or device where an
+ * image file was expected), `io` (the platform reported an I/O error).
+ */
+export type HalErrorCode = "busy" | "read-only" | "no-space" | "not-regular" | "io";
+
+/** Who holds an image's lock, as kept beside the image (see {@linkcode imageHolder}). */
+export interface ImageHolder {
+  /** The holder's process ID; 0 when it is not known. */
+  pid: number;
+  /** What the holder is (`twz boot`, `Twz.open`...), or "another process". */
+  what: string;
+}
+
+/** Options of a {@linkcode HalError}. */
+export interface HalErrorOptions extends ErrorOptions {
+  /** The kind of failure. */
+  code?: HalErrorCode;
+  /** Who holds the image (with `code: "busy"`). */
+  holder?: ImageHolder;
+}
+
+/**
+ * A failure reported by a HAL plugin: the image or the platform refused.
+ *
+ * @example Tell a busy image apart
+ * ```ts
+ * import { HalError } from "@twz/kernel/hal";
+ * const e = new HalError("image t.img is in use by process 7 (twz boot); stop it first", {
+ *   code: "busy",
+ *   holder: { pid: 7, what: "twz boot" },
+ * });
+ * console.log(e.code === "busy" && e.holder?.pid); // 7
+ * ```
+ */
 export class HalError extends Error {
+  /** The kind of failure, when it matters to the caller. */
+  readonly code?: HalErrorCode;
+  /** Who holds the image, for `code: "busy"`. */
+  readonly holder?: ImageHolder;
   /**
    * @param message One line naming what failed and why.
-   * @param options Standard error options (`cause`).
+   * @param options Standard error options (`cause`), plus `code` and `holder`.
    */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: HalErrorOptions) {
     super(message, options);
     this.name = "HalError";
+    if (options?.code !== undefined) this.code = options.code;
+    if (options?.holder !== undefined) this.holder = options.holder;
   }
 }
 
@@ -350,4 +442,19 @@ export function checkRange(size: number, offset: number, length: number): void {
   }
 }
 
-export { cryptoEntropy, stdioConsole, systemClock } from "./services.ts";
+export {
+  allocateImageFile,
+  checkImageFile,
+  cryptoEntropy,
+  type ImageFile,
+  imageHolder,
+  ImageLock,
+  type ImageLockOptions,
+  ioError,
+  lockImage,
+  openImageFile,
+  readWholeFile,
+  stdioConsole,
+  systemClock,
+  writeWholeFile,
+} from "./services.ts";

@@ -36,7 +36,11 @@ export type ConformanceCase =
   | "refuse-size-mismatch"
   | "attach"
   | "services"
-  | "power-failure";
+  | "power-failure"
+  | "lock"
+  | "read-only"
+  | "refuse-not-regular"
+  | "allocated";
 
 /** Options for {@linkcode halConformance}. */
 export interface ConformanceOptions {
@@ -206,6 +210,102 @@ export function halConformance(options: ConformanceOptions): void {
       } finally {
         hal.close();
       }
+    }],
+    "lock": ["a second open of a held image is refused (busy) until the first closes", async () => {
+      const path = image();
+      const hal = await open(path, { holder: "conformance holder" });
+      try {
+        for (const extra of [{}, { readOnly: true }] as Partial<HalOpenOptions>[]) {
+          const error = await assert.rejects(
+            () => open(path, { create: false, size: undefined, ...extra }),
+            (e: unknown) => {
+              assert.ok(e instanceof HalError, String(e));
+              assert.equal(e.code, "busy");
+              assert.deepEqual(e.holder, { pid: Deno.pid, what: "conformance holder" });
+              assert.match(
+                e.message,
+                new RegExp(
+                  `in use by process ${Deno.pid} \\(conformance holder\\); stop it first$`,
+                ),
+              );
+              return true;
+            },
+          );
+          void error;
+        }
+      } finally {
+        hal.close();
+      }
+      const again = await open(path, { create: false, size: undefined });
+      again.close();
+    }],
+    "read-only": [
+      "a read-only open shares, writes nothing to the file, and drops its stores",
+      async () => {
+        const path = image();
+        const hal = await open(path);
+        hal.region.bytes[100] = 1;
+        hal.region.persist(100, 1);
+        hal.close();
+        const before = Deno.readFileSync(path);
+        const a = await open(path, { create: false, size: undefined, readOnly: true });
+        const b = await open(path, { create: false, size: undefined, readOnly: true });
+        try {
+          assert.equal(a.readOnly, true);
+          assert.equal(a.region.bytes[100], 1);
+          a.region.bytes[100] = 2;
+          a.region.bytes[200] = 3;
+          a.region.persist(0, 4096);
+          assert.equal(a.region.bytes[100], 2, "stores reach the private overlay");
+          await assert.rejects(() => open(path, { create: false, size: undefined }), HalError);
+        } finally {
+          a.close();
+          b.close();
+        }
+        assert.deepEqual(Deno.readFileSync(path), before, "the file is byte-identical");
+        Deno.chmodSync(path, 0o444);
+        const auto = await open(path, { create: false, size: undefined });
+        try {
+          assert.equal(auto.readOnly, true);
+          assert.match(auto.readOnlyReason ?? "", /not writable/);
+          auto.region.bytes[300] = 4;
+        } finally {
+          auto.close();
+          Deno.chmodSync(path, 0o644);
+        }
+        assert.deepEqual(Deno.readFileSync(path), before, "the file is byte-identical");
+      },
+    ],
+    "refuse-not-regular": [
+      "a FIFO, a directory or /dev/null is refused at once (never blocks)",
+      async () => {
+        const dir = options.imageDir();
+        const fifo = join(dir, "fifo.img");
+        const made = new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
+        assert.ok(made.success, "mkfifo");
+        for (const path of [fifo, dir, "/dev/null"]) {
+          await assert.rejects(
+            () => plugin.open({ ...options.openOptions, image: path, create: false }),
+            (e: unknown) => {
+              assert.ok(e instanceof HalError, String(e));
+              assert.equal(e.code, "not-regular");
+              assert.match(e.message, /is a (FIFO|directory|character device).*not an image file/);
+              return true;
+            },
+          );
+        }
+      },
+    ],
+    "allocated": ["a new image is allocated in full (not sparse)", async () => {
+      const path = image();
+      const hal = await open(path);
+      hal.close();
+      const info = Deno.statSync(path);
+      assert.equal(info.size, SIZE);
+      assert.ok(
+        (info.blocks ?? 0) * 512 >= SIZE,
+        `${info.blocks} blocks of 512 bytes hold all ${SIZE} bytes`,
+      );
     }],
     "power-failure": ["a power failure keeps persisted data and loses the rest", async () => {
       const hal = await open(image());
