@@ -326,6 +326,63 @@ Deno.test("a damaged superblock with an intact backup is refused, naming fsck --
   }
 });
 
+/** Change superblock bytes at `at` in the copy at `base` and seal them (CRC recomputed). */
+function sealedSuperblockChange(image: Uint8Array, base: number, at: number, bytes: number[]) {
+  image.set(bytes, base + at);
+  viewOf(image).setUint32(base + 252, crc32(image.subarray(base, base + 252)), true);
+}
+
+Deno.test("a sealed superblock that disagrees with its intact backup is refused, naming the field", () => {
+  const f = fixture();
+  // (storeId at 32, dataBlocks at 104, bitmapCheckSize at 128, created at 112)
+  const dataBlocks = viewOf(f.image).getUint32(104, true);
+  const checkSize = viewOf(f.image).getUint32(128, true);
+  const u32 = (n: number) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24];
+  for (
+    const [name, at, bytes] of [
+      ["storeId", 32, [f.image[32] ^ 1]],
+      ["dataBlocks", 104, u32(dataBlocks - 1)],
+      ["bitmapCheckSize", 128, u32(checkSize + 4)],
+      ["created", 112, [f.image[112] ^ 1]],
+    ] as const
+  ) {
+    const image = f.image.slice();
+    sealedSuperblockChange(image, 0, at, [...bytes]);
+    // The primary decodes on its own (a consistent, sealed superblock) ...
+    decodeSuperblock(image);
+    // ... but boot compares it with the backup and refuses, writing nothing.
+    const hal = openSimFromBytes(image);
+    try {
+      const e = rejectsWith(
+        () => Kernel.boot(hal),
+        ErrorCode.ImageCorrupt,
+        new RegExp(
+          `^the superblock and its backup copy disagree \\(field ${name}\\): run \`twz fsck --repair`,
+        ),
+      );
+      assert.equal(e.message.includes("\n"), false, "one line");
+      assert.deepEqual(hal.region.bytes, image, "nothing written");
+    } finally {
+      hal.close();
+    }
+    // The same wrong value in the backup instead: refused all the same.
+    const other = f.image.slice();
+    sealedSuperblockChange(other, SUPERBLOCK_BACKUP_OFFSET, at, [...bytes]);
+    refusedAtBoot(other, new RegExp(`disagree \\(field ${name}\\)`));
+  }
+  // A backup that fails its own check is damaged: boot uses the primary.
+  const image = f.image.slice();
+  image[SUPERBLOCK_BACKUP_OFFSET + 104] ^= 1;
+  const hal = openSimFromBytes(image);
+  try {
+    const kernel = Kernel.boot(hal);
+    intactObjectsUsable(kernel, f);
+    kernel.shutdown();
+  } finally {
+    hal.close();
+  }
+});
+
 Deno.test("a format cut short is formatted again when asked; a wiped used image never is", () => {
   const hal = openSim({ size: 4 * MiB });
   Kernel.boot(hal).shutdown(); // formatted, nothing committed

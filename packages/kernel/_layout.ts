@@ -277,6 +277,62 @@ export function decodeBackupSuperblock(region: Uint8Array): Geometry {
   return decodeSuperblock(region, { at: SUPERBLOCK_BACKUP_OFFSET });
 }
 
+/** The superblock fields in offset order (for {@linkcode superblockField}). */
+const SB_FIELDS: Array<[string, number]> = (Object.entries(SB) as Array<[string, number]>)
+  .filter(([name]) => name !== "v1Checksum")
+  .sort((a, b) => a[1] - b[1]);
+
+/**
+ * The name of the superblock field holding byte `at` (0..255) of a
+ * format-2 superblock: `storeId`, `dataBlocks`, ..., `reserved` (the zero
+ * bytes between the last field and the checksum) or `checksum`.
+ */
+export function superblockField(at: number): string {
+  if (at >= SB.bitmapCheckSize + 4 && at < SB.checksum) return "reserved";
+  let name = "magic";
+  for (const [n, o] of SB_FIELDS) if (o <= at) name = n;
+  return name;
+}
+
+/**
+ * Compare the superblock with its backup copy at
+ * {@linkcode SUPERBLOCK_BACKUP_OFFSET}, in constant time (256 bytes each):
+ * the name of the first field in which they differ, or `undefined` when they
+ * are the same or the backup is not an intact superblock of this image (it
+ * fails its checksum or its geometry: then it is damaged, and the primary
+ * stands on its own).
+ */
+export function superblockDisagreement(region: Uint8Array): string | undefined {
+  const b = SUPERBLOCK_BACKUP_OFFSET;
+  if (region.length < b + SUPERBLOCK_BYTES) return undefined;
+  let first = -1;
+  for (let i = 0; i < SUPERBLOCK_BYTES && first < 0; i++) {
+    if (region[i] !== region[b + i]) first = i;
+  }
+  if (first < 0) return undefined;
+  try {
+    decodeBackupSuperblock(region);
+  } catch (error) {
+    if (error instanceof TwzError) return undefined;
+    throw error;
+  }
+  return superblockField(first);
+}
+
+/**
+ * The superblock format would write for `g`'s region size, store ID and
+ * creation time: a copy equal to it holds nothing but what format chose (an
+ * upgraded image's, whose check area may lie elsewhere, need not).
+ */
+export function canonicalSuperblock(g: Geometry): Uint8Array | undefined {
+  try {
+    return encodeSuperblock(planGeometry(g.regionSize, g.storeId, g.created));
+  } catch (error) {
+    if (error instanceof TwzError) return undefined;
+    throw error;
+  }
+}
+
 /** Whether the areas of `g` fit the region, in order, without overlapping. */
 function geometryConsistent(g: Geometry, v?: DataView): boolean {
   if (

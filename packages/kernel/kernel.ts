@@ -31,6 +31,7 @@ import {
   SLOT,
   SUPERBLOCK_BACKUP_OFFSET,
   SUPERBLOCK_BYTES,
+  superblockDisagreement,
 } from "./_layout.ts";
 import { LogFullError, MetaLog, type MetaTx } from "./_log.ts";
 import {
@@ -419,6 +420,18 @@ export class Kernel {
         throw backupHint(error.message) ?? error;
       }
       throw error;
+    }
+    // Both copies intact but different (a wrong value sealed with its CRC in
+    // one of them): which one the table agrees with is fsck's to find out
+    // (constant time here: 256 bytes compared).
+    const differs = formatted ? undefined : superblockDisagreement(bytes);
+    if (differs !== undefined) {
+      throw new TwzError(
+        ErrorCode.ImageCorrupt,
+        `the superblock and its backup copy disagree (field ${differs}): run \`twz fsck --repair${
+          hal.image ? ` --image ${hal.image}` : ""
+        }\``,
+      );
     }
     return new Kernel(hal, geometry, formatted, t0, readOnly);
   }

@@ -41,6 +41,7 @@ export {
   type FsckProblem,
   type FsckReport,
   type FsckSummary,
+  isRecoveredId,
 } from "./fsck.ts";
 export {
   type CheckAreaPlacement,
