@@ -39,15 +39,15 @@ const HELP = `commands:
                                         create an object (and name it); prints its ID
   ls                                    list objects
   stat OBJ                              facts about an object
-  write OBJ OFFSET TEXT                 store TEXT (the rest of the line; "quotes" and \\n allowed) durably
+  write [--force] OBJ OFFSET TEXT       store TEXT (the rest of the line; "quotes" and \\n allowed) durably
   read OBJ OFFSET LEN                   print LEN bytes as text (trailing zero bytes dropped)
-  grow OBJ SIZE                         grow an object
-  rm OBJ                                delete an object and everything tied to it;
+  grow [--force] OBJ SIZE               grow an object
+  rm [--force] OBJ                      delete an object and everything tied to it;
                                         every name of a deleted object goes too
                                         (not a directory: unbind its names first)
   bind PATH OBJ                         name an object (missing directories are made)
-  unbind PATH                           remove a name (the object stays)
-  rename FROM TO                        move a name
+  unbind [--force] PATH                 remove a name (the object stays)
+  rename [--force] FROM TO              move a name
   mkdir PATH                            make a directory of names
   names [DIR]                           list the names in a directory (default /)
   kv put KEY VALUE | get KEY | del KEY | count | scan [FROM [TO]]
@@ -60,7 +60,12 @@ const HELP = `commands:
                                         sim only: lose power, then boot again
   reboot                                clean shutdown, then boot again
   shutdown                              clean shutdown and exit
-OBJ is an object ID (32 hex digits) or a name (/a/b). Sizes take K, M, G suffixes.`;
+OBJ is an object ID (32 hex digits) or a name (/a/b). Sizes take K, M, G suffixes.
+write, grow, rm, unbind and rename refuse the system's own objects (/.txlog, the
+kv store, the naming root directory, the kernel root object) unless --force is given.`;
+
+/** Commands that take `--force` (they write or delete). */
+const FORCEABLE = new Set(["write", "grow", "rm", "unbind", "rename"]);
 
 /** Split a command line into words; `rest` keeps the raw text after word `n`. */
 function words(line: string): string[] {
@@ -121,6 +126,7 @@ export class Shell {
     if (this.#twz === undefined || this.#twzKernel !== this.board.kernel) {
       this.#twz = Twz.fromKernel(this.board.kernel);
       this.#twzKernel = this.board.kernel;
+      for (const w of this.#twz.warnings) this.io.err(`twz: warning: ${w}`);
     }
     return this.#twz;
   }
@@ -248,9 +254,47 @@ export class Shell {
     }
   }
 
-  async #dispatch(w: string[], line: string): Promise<Flow> {
+  /**
+   * What the system uses `id` for, when it is one of its own objects: the
+   * transaction log, the kv store, the naming root directory, the kernel's
+   * root object. Damaged naming answers only what it can.
+   */
+  #systemRole(id: ObjID): string | undefined {
+    const k = this.kernel;
+    if (id === k.rootObjectId()) {
+      return "the kernel's root object (it holds the naming root record)";
+    }
+    const named = (path: string) => {
+      try {
+        return this.twz.naming.lookup(path)?.id;
+      } catch {
+        return undefined; // damaged naming: what cannot be read is not refused here
+      }
+    };
+    if (id === named("/")) return "the naming root directory";
+    if (id === named("/.txlog")) return "the transaction log (/.txlog)";
+    if (id === named(KV_NAME)) return `the kv store (${KV_NAME})`;
+    return undefined;
+  }
+
+  /** Refuse a writing command on a system object unless forced: one line. */
+  #guard(command: string, text: string, id: ObjID, force: boolean): void {
+    if (force) return;
+    const role = this.#systemRole(id);
+    if (role !== undefined) {
+      throw new UsageError(
+        `${text} is ${role}; refusing to ${command} it (add --force to do it anyway)`,
+      );
+    }
+  }
+
+  async #dispatch(words: string[], line: string): Promise<Flow> {
     const k = this.kernel;
     const { out } = this.io;
+    // `--force` right after a writing command lets it touch system objects.
+    const force = words[1] === "--force" && FORCEABLE.has(words[0]);
+    const w = force ? [words[0], ...words.slice(2)] : words;
+    if (force) line = `${words[0]} ${restAfter(line, 2)}`;
     switch (w[0]) {
       case "help":
         out(HELP);
@@ -276,11 +320,29 @@ export class Shell {
           else if (flag === "--name") name = value();
           else throw new UsageError(`unknown option "${flag}" (see help)`);
         }
+        if (name !== undefined && volatile) {
+          throw new UsageError(
+            "a volatile object cannot be named: the name would dangle after a crash",
+          );
+        }
         if (name !== undefined && this.twz.naming.exists(name)) {
           throw new UsageError(`the name ${name} is already bound`);
         }
         const id = k.create({ size, lifetime: volatile ? "volatile" : "persistent", prot, ties });
-        if (name !== undefined) this.twz.naming.bind(name, id, { parents: true });
+        if (name !== undefined) {
+          // Create, then name; a bind that fails deletes the object again, so
+          // a failed `new --name` leaves nothing. (These are raw kernel
+          // objects, without libtwz meta-info to mark them pending: a power
+          // failure between the kernel's create commit and the bind leaves an
+          // unnamed object, which `ls` shows and `rm` removes. Objects made
+          // with libtwz's Twz.create({ name }) are marked and swept by fsck.)
+          try {
+            this.twz.naming.bind(name, id, { parents: true });
+          } catch (error) {
+            k.delete(id);
+            throw error;
+          }
+        }
         out(formatId(id));
         return "continue";
       }
@@ -309,6 +371,7 @@ export class Shell {
       }
       case "write": {
         const id = this.resolve(w[1]);
+        this.#guard("write", w[1], id, force);
         const offset = parseOffset(w[2], "OFFSET");
         if (w.length < 4) throw new UsageError("missing TEXT");
         const data = new TextEncoder().encode(parseText(restAfter(line, 3)));
@@ -328,6 +391,7 @@ export class Shell {
       }
       case "grow": {
         const id = this.resolve(w[1]);
+        this.#guard("grow", w[1], id, force);
         if (w[2] === undefined) throw new UsageError("missing SIZE");
         k.grow(id, parseSize(w[2]));
         out(`size ${k.stat(id).size}`);
@@ -335,6 +399,7 @@ export class Shell {
       }
       case "rm": {
         const id = this.resolve(w[1]);
+        this.#guard("rm", w[1], id, force);
         const names = this.#allNames();
         const dir = names.find((b) => b.kind === "directory" && b.id === id);
         if (dir || id === this.twz.naming.lookup("/")!.id) {
@@ -365,11 +430,15 @@ export class Shell {
       }
       case "unbind": {
         const path = this.#path(w[1], "PATH");
+        const bound = this.twz.naming.lookup(path);
+        if (bound) this.#guard("unbind", path, bound.id, force);
         out(`unbound ${path} (was ${formatId(this.twz.naming.unbind(path))})`);
         return "continue";
       }
       case "rename": {
         const from = this.#path(w[1], "FROM");
+        const moved = this.twz.naming.lookup(from);
+        if (moved) this.#guard("rename", from, moved.id, force);
         const to = this.#path(w[2], "TO");
         this.twz.naming.rename(from, to, { parents: true });
         out(`${from} -> ${to}`);

@@ -1,10 +1,66 @@
 // Private helpers shared by the persistent collections (hash map, B-tree map,
 // vector, queue): transaction-aware reads and the root record at an object's
 // base. Not exported from the package.
-import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
+import { ErrorCode, formatId, type ObjID, TwzError } from "@twz/kernel/abi";
 import type { Tx, TxTarget } from "./tx.ts";
 import { Heap } from "./heap.ts";
-import type { Codec } from "./codec.ts";
+import { type Codec, codecOfKind } from "./codec.ts";
+
+const HEAP_MAGIC = 0x50414548; // "HEAP", see heap.ts
+
+/**
+ * A RangeError about the caller's arguments (an index past the end, a bad
+ * size): {@linkcode guard} passes it through, where any other RangeError
+ * (a load past the object from a damaged offset) becomes `ObjectDamaged`.
+ */
+export class ArgumentRangeError extends RangeError {
+  override name = "RangeError";
+}
+
+/**
+ * The error for damaged structure data: `ObjectDamaged`, naming the
+ * structure and its object ("BTreeMap in 5f…: node at 8192 has 40 keys").
+ */
+export function damaged(what: string, id: ObjID, detail: string, cause?: unknown): TwzError {
+  return new TwzError(
+    ErrorCode.ObjectDamaged,
+    `${what} in ${formatId(id)}: ${detail}`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * `error` as the caller should see it: a RangeError thrown by a load or
+ * store on damaged data becomes `ObjectDamaged` naming the structure;
+ * argument errors ({@linkcode ArgumentRangeError}), TwzErrors and anything
+ * else pass through.
+ */
+export function asDamage(what: string, id: ObjID, error: unknown): unknown {
+  if (error instanceof ArgumentRangeError) return error;
+  if (error instanceof RangeError) return damaged(what, id, error.message, error);
+  return error;
+}
+
+/**
+ * Run `fn` (an operation on the structure `what` in `obj`); a raw RangeError
+ * from damaged data surfaces as `TwzError(ObjectDamaged)`, never as a
+ * "Offset is outside the bounds of the DataView". Free when nothing throws.
+ */
+export function guard<T>(what: string, obj: { readonly id: ObjID }, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw asDamage(what, obj.id, error);
+  }
+}
+
+/**
+ * A bound on the steps of a walk through `size` bytes whose records take at
+ * least `minRecord` bytes each: a walk longer than this loops (damage).
+ */
+export function stepLimit(size: number, minRecord: number): number {
+  return Math.floor(size / minRecord) + 1;
+}
 
 /** Reads through the running transaction when there is one, else in place. */
 export class Mem {
@@ -129,45 +185,102 @@ export function createRoot(
 }
 
 /**
- * The header of the collection with `magic` rooted at the object's base.
+ * The header of the collection with `magic` rooted at the object's base,
+ * checked: the root words, the header's magic and codecs, the heap's header
+ * and the collection's own header fields (`validate`).
  *
+ * @param name The collection's class name for damage messages ("BTreeMap").
  * @param what The collection's name for messages ("B-tree map").
  * @param kinds Codec kinds stored at header + 4 (key) and + 5 (value), and
  * the codecs the caller opens with (`null` key: a collection without keys).
+ * @param validate The collection's header check: the first problem, or undefined.
  * @throws {TwzError} `InvalidArgument` when the object holds no such
- * collection or it was made with other codecs.
+ * collection or it was made with other codecs; `ObjectDamaged` when the
+ * collection is there but its root words or headers are damaged.
  */
 export function openRoot(
   obj: CollectionObject,
   magic: number,
+  name: string,
   what: string,
   headerBytes: number,
   keys: Codec<unknown> | null,
   values: Codec<unknown>,
+  validate: (header: number) => string | undefined,
 ): number {
+  const header = rootHeader(obj, magic, name, what, headerBytes);
   const v = obj.mapping.view;
-  const found = v.byteLength >= obj.baseOffset + 8 ? v.getUint32(obj.baseOffset + 4, true) : 0;
-  const header = found === magic ? v.getUint32(obj.baseOffset, true) : 0;
-  if (
-    found !== magic || header + headerBytes > v.byteLength || v.getUint32(header, true) !== magic
-  ) {
-    const other = found !== magic ? KINDS.get(found) : undefined;
-    throw new TwzError(
-      ErrorCode.InvalidArgument,
-      other !== undefined
-        ? `${formatId(obj.id)} holds ${other}, not a ${what}`
-        : `${formatId(obj.id)} holds no ${what}`,
-    );
-  }
   const keyKind = v.getUint8(header + 4);
   const valKind = v.getUint8(header + 5);
+  if ((keys !== null && codecOfKind(keyKind) === undefined) || codecOfKind(valKind) === undefined) {
+    throw damaged(name, obj.id, `header at ${header} names unknown codecs ${keyKind}/${valKind}`);
+  }
   if ((keys !== null && keyKind !== keys.kind) || valKind !== values.kind) {
+    // A header that fails its own check (its codec bytes damaged, say) is
+    // damage, not the caller's wrong codecs.
+    const bad = validate(header);
+    if (bad !== undefined) throw damaged(name, obj.id, bad);
     const asked = keys !== null ? `${keys.name}/${values.name}` : values.name;
     throw new TwzError(
       ErrorCode.InvalidArgument,
       `The ${what} in ${formatId(obj.id)} was made with other codecs than ${asked}`,
     );
   }
+  const problem = validate(header);
+  if (problem !== undefined) throw damaged(name, obj.id, problem);
+  return header;
+}
+
+/**
+ * The offset of the header of the collection with `magic` at the object's
+ * base: the root words and the header's magic checked, and the heap's header.
+ *
+ * @throws {TwzError} `InvalidArgument` (no such collection), `ObjectDamaged`.
+ */
+export function rootHeader(
+  obj: CollectionObject,
+  magic: number,
+  name: string,
+  what: string,
+  headerBytes: number,
+): number {
+  const v = obj.mapping.view;
+  const size = v.byteLength;
+  const heapAt = rootHeapOffset(obj);
+  const found = size >= obj.baseOffset + 8 ? v.getUint32(obj.baseOffset + 4, true) : 0;
+  const hasHeap = size >= heapAt + 8 && v.getUint32(heapAt, true) === HEAP_MAGIC;
+  if (found !== magic) {
+    const other = KINDS.get(found);
+    if (other !== undefined) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `${formatId(obj.id)} holds ${other}, not a ${what}`,
+      );
+    }
+    const named = size >= obj.baseOffset + 8 ? v.getUint32(obj.baseOffset, true) : 0;
+    const header = named >= heapAt + 128 && named + 8 <= size ? v.getUint32(named, true) : 0;
+    if (hasHeap && header === magic) {
+      // The header is there, but the base's tag is not: the root words are damaged.
+      throw damaged(
+        name,
+        obj.id,
+        `the base's collection tag 0x${
+          found.toString(16)
+        } is unknown, over a heap (damaged root words)`,
+      );
+    }
+    throw new TwzError(ErrorCode.InvalidArgument, `${formatId(obj.id)} holds no ${what}`);
+  }
+  const header = v.getUint32(obj.baseOffset, true);
+  if (header < heapAt + 128 || header % 8 !== 0 || header + headerBytes > size) {
+    throw damaged(name, obj.id, `the base names a header at ${header}, outside the heap`);
+  }
+  const at = v.getUint32(header, true);
+  if (at !== magic) {
+    throw damaged(name, obj.id, `no header magic at ${header} (0x${at.toString(16)})`);
+  }
+  const heap = Heap.headerProblem(obj, heapAt);
+  if (heap !== undefined) throw damaged(name, obj.id, `its heap at ${heapAt}: ${heap}`);
   return header;
 }
 

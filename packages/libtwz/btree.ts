@@ -19,8 +19,9 @@
  * (scans skip it) and the tree keeps the height of its largest size.
  *
  * ```text
- * header (64 B): magic "BTRE", key codec, value codec, fan-out, count (f64),
- *                root, height, first leaf, heap
+ * header (64 B): magic "BTRE", key codec, value codec, fan-out, codec check
+ *                (u8; 0 in maps made before it), count (f64), root, height,
+ *                first leaf, heap
  * leaf:          type u8 = 1 | pad | n u16 | next leaf u32 | entry u32[32]
  * internal:      type u8 = 2 | pad | n u16 (children) | 0 u32 | child u32[32] | key u32[31]
  * entry:         key length u32 | value length u32 | key | value
@@ -46,11 +47,22 @@
  *
  * @module
  */
-import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
 import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap } from "./heap.ts";
 import { type Codec, codec, type ObjRef } from "./codec.ts";
-import { type CollectionObject, compareBytes, createRoot, Mem, openRoot, Scratch } from "./_mem.ts";
+import {
+  asDamage,
+  type CollectionObject,
+  compareBytes,
+  createRoot,
+  damaged,
+  guard,
+  Mem,
+  openRoot,
+  rootHeapOffset,
+  Scratch,
+  stepLimit,
+} from "./_mem.ts";
 
 const MAGIC = 0x45525442; // "BTRE"
 const H = {
@@ -58,6 +70,7 @@ const H = {
   keyKind: 4,
   valKind: 5,
   fanout: 6,
+  codecCheck: 7,
   count: 8,
   root: 16,
   height: 20,
@@ -74,6 +87,44 @@ const LEAF_BYTES = N.slots + FANOUT * 4;
 const INTERNAL_BYTES = N.keys + (FANOUT - 1) * 4;
 /** Entry (and separator) blob: key length, value length, key, value. */
 const E = { klen: 0, vlen: 4, key: 8 } as const;
+/**
+ * The tallest tree an object can hold: a level multiplies the leaves by at
+ * least 2 (a split leaves at least one child on each side), and 2^32 bytes
+ * hold fewer than 2^25 nodes.
+ */
+const MAX_HEIGHT = 26;
+/** The class name, for damage messages. */
+const NAME = "BTreeMap";
+
+/**
+ * The header's check of its two codec bytes (never 0: maps made before it
+ * existed hold 0 there, and are not checked). A codec byte damaged into
+ * another valid codec fails it — damage, not a caller's wrong codecs.
+ */
+function codecCheck(keyKind: number, valKind: number): number {
+  return 0x80 | ((keyKind * 31 + valKind * 7 + 0x2b) & 0x7f);
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Whether `length` bytes at `at` are a value codec `kind` can have written (fsck). */
+function decodes(kind: number, bytes: Uint8Array, at: number, length: number): boolean {
+  switch (kind) {
+    case codec.int.kind:
+      return length === 8;
+    case codec.ref.kind:
+      return length === 24;
+    case codec.string.kind:
+      try {
+        strictUtf8.decode(bytes.slice(at, at + length));
+        return true;
+      } catch {
+        return false;
+      }
+    default:
+      return true;
+  }
+}
 
 /**
  * An order-preserving encoding of keys: unsigned byte order of the encoding
@@ -166,6 +217,23 @@ interface Node {
   keys: number[];
 }
 
+/** What is wrong with the node at `at` expected to be of `type`, or undefined. */
+function nodeProblem(v: DataView, heapAt: number, at: number, type: number): string | undefined {
+  const bytes = type === LEAF ? LEAF_BYTES : INTERNAL_BYTES;
+  if (at < heapAt + 136 || at % 8 !== 0 || at + bytes > v.byteLength) {
+    return `node at ${at} lies outside the heap`;
+  }
+  const t = v.getUint8(at + N.type);
+  if (t !== type) {
+    return `node at ${at} has type ${t}, not ${type === LEAF ? "leaf (1)" : "internal (2)"}`;
+  }
+  const n = v.getUint16(at + N.n, true);
+  if (n > FANOUT || (type === INTERNAL && n < 1)) {
+    return `node at ${at} has ${n} ${type === LEAF ? "keys" : "children"} (at most ${FANOUT})`;
+  }
+  return undefined;
+}
+
 /**
  * A persistent ordered map (B+tree) from `K` to `V`.
  *
@@ -226,6 +294,7 @@ export class BTreeMap<K, V> {
       tx.setU8(obj, header + H.keyKind, keys.kind);
       tx.setU8(obj, header + H.valKind, values.kind);
       tx.setU8(obj, header + H.fanout, FANOUT);
+      tx.setU8(obj, header + H.codecCheck, codecCheck(keys.kind, values.kind));
       tx.setU32(obj, header + H.root, root);
       tx.setU32(obj, header + H.height, 1);
       tx.setU32(obj, header + H.first, root);
@@ -252,19 +321,59 @@ export class BTreeMap<K, V> {
     keys: Codec<K>,
     values: Codec<V>,
   ): BTreeMap<K, V> {
-    const header = openRoot(obj, MAGIC, "B-tree map", HEADER, keys, values);
-    const v = obj.mapping.view;
-    if (v.getUint8(header + H.fanout) !== FANOUT) {
-      throw new TwzError(
-        ErrorCode.InvalidArgument,
-        `The B-tree map in ${formatId(obj.id)} has fan-out ${
-          v.getUint8(header + H.fanout)
-        }, not ${FANOUT}`,
-      );
-    }
+    const header = openRoot(
+      obj,
+      MAGIC,
+      NAME,
+      "B-tree map",
+      HEADER,
+      keys,
+      values,
+      (h) => BTreeMap.headerProblem(obj, h),
+    );
     return new BTreeMap(host, obj, header, keys, values);
   }
 
+  /**
+   * Check a map header in place (constant time): fan-out, height, the root
+   * and first-leaf nodes (inside the heap, of the right type and fill), the
+   * heap's offset and the entry count. `open` refuses a map that fails it.
+   *
+   * @param obj The object holding the map.
+   * @param header The header's offset.
+   * @returns The first problem, or `undefined`.
+   */
+  static headerProblem(obj: CollectionObject, header: number): string | undefined {
+    const v = obj.mapping.view;
+    const size = v.byteLength;
+    if (header + HEADER > size) return `header at ${header} lies outside the object`;
+    const fanout = v.getUint8(header + H.fanout);
+    if (fanout !== FANOUT) return `header at ${header} has fan-out ${fanout}, not ${FANOUT}`;
+    const keyKind = v.getUint8(header + H.keyKind), valKind = v.getUint8(header + H.valKind);
+    const check = v.getUint8(header + H.codecCheck);
+    if (check !== 0 && check !== codecCheck(keyKind, valKind)) {
+      return `header at ${header}: codec bytes ${keyKind}/${valKind} do not match their check 0x${
+        check.toString(16)
+      } (damaged codecs)`;
+    }
+    const heap = v.getUint32(header + H.heap, true);
+    const heapAt = rootHeapOffset(obj);
+    if (heap !== heapAt) return `header names its heap at ${heap}, not ${heapAt}`;
+    const height = v.getUint32(header + H.height, true);
+    if (height < 1 || height > MAX_HEIGHT) return `height ${height} is not in [1, ${MAX_HEIGHT}]`;
+    const count = v.getFloat64(header + H.count, true);
+    if (!(Number.isInteger(count) && count >= 0 && count <= size / 16)) {
+      return `entry count ${count} is impossible in ${size} bytes`;
+    }
+    const root = v.getUint32(header + H.root, true);
+    const rootProblem = nodeProblem(v, heapAt, root, height === 1 ? LEAF : INTERNAL);
+    if (rootProblem !== undefined) return `root ${rootProblem}`;
+    const first = v.getUint32(header + H.first, true);
+    const firstProblem = nodeProblem(v, heapAt, first, LEAF);
+    if (firstProblem !== undefined) return `first leaf ${firstProblem}`;
+    if (height === 1 && first !== root) return `first leaf ${first} is not the root leaf ${root}`;
+    return undefined;
+  }
   /** The heap holding the map's nodes and entries (for checking). */
   get heap(): Heap {
     return this.#heap();
@@ -272,7 +381,37 @@ export class BTreeMap<K, V> {
 
   /** Number of entries. */
   get size(): number {
-    return new Mem(this.obj, activeTx()).f64(this.offset + H.count);
+    return guard(NAME, this.obj, () => new Mem(this.obj, activeTx()).f64(this.offset + H.count));
+  }
+
+  /** The damage error for this map. */
+  #bad(detail: string): Error {
+    return damaged(NAME, this.obj.id, detail);
+  }
+
+  /** The tree's height, checked (a damaged height must not run a walk long). */
+  #height(h: number): number {
+    if (h < 1 || h > MAX_HEIGHT) throw this.#bad(`height ${h} is not in [1, ${MAX_HEIGHT}]`);
+    return h;
+  }
+
+  /** Check a node's type and fill as a walk reaches it; returns its fill. */
+  #nodeN(type: number, n: number, at: number, want: number): number {
+    if (type !== want || n > FANOUT || (want === INTERNAL && n < 1)) {
+      throw this.#bad(
+        type !== want
+          ? `node at ${at} has type ${type}, not ${want === LEAF ? "leaf (1)" : "internal (2)"}`
+          : `node at ${at} has ${n} ${want === LEAF ? "keys" : "children"} (at most ${FANOUT})`,
+      );
+    }
+    return n;
+  }
+
+  /** Check that an entry blob of `klen + vlen` bytes at `e` lies inside the object. */
+  #blob(e: number, klen: number, vlen: number): void {
+    if (e + E.key + klen + vlen > this.obj.mapping.bytes.length || e < 64) {
+      throw this.#bad(`entry at ${e} (${klen}+${vlen} bytes) lies outside the object`);
+    }
   }
 
   /** Encode `key` (order-preserving) at the start of the scratch buffer; returns its length. */
@@ -290,9 +429,11 @@ export class BTreeMap<K, V> {
     const b = this.obj.mapping.bytes;
     const k = this.#scratch.bytes;
     let node = v.getUint32(this.offset + H.root, true);
-    for (let level = v.getUint32(this.offset + H.height, true); level > 1; level--) {
+    for (let level = this.#height(v.getUint32(this.offset + H.height, true)); level > 1; level--) {
       // Children whose separator is <= key: the key's child index.
-      let lo = 0, hi = v.getUint16(node + N.n, true) - 1;
+      let lo = 0,
+        hi = this.#nodeN(v.getUint8(node + N.type), v.getUint16(node + N.n, true), node, INTERNAL) -
+          1;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
         const s = v.getUint32(node + N.keys + mid * 4, true);
@@ -302,7 +443,8 @@ export class BTreeMap<K, V> {
       }
       node = v.getUint32(node + N.slots + lo * 4, true);
     }
-    let lo = 0, hi = v.getUint16(node + N.n, true);
+    let lo = 0,
+      hi = this.#nodeN(v.getUint8(node + N.type), v.getUint16(node + N.n, true), node, LEAF);
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       const e = v.getUint32(node + N.slots + mid * 4, true);
@@ -348,11 +490,13 @@ export class BTreeMap<K, V> {
   #descend(m: Mem, key: Uint8Array, klen: number): { leaf: number; path: [number, number][] } {
     const path: [number, number][] = [];
     let node = m.u32(this.offset + H.root);
-    for (let level = m.u32(this.offset + H.height); level > 1; level--) {
+    for (let level = this.#height(m.u32(this.offset + H.height)); level > 1; level--) {
+      this.#nodeN(m.u8(node + N.type), m.u16(node + N.n), node, INTERNAL);
       const i = this.#route(m, node, key, klen);
       path.push([node, i]);
       node = m.u32(node + N.slots + i * 4);
     }
+    this.#nodeN(m.u8(node + N.type), m.u16(node + N.n), node, LEAF);
     return { leaf: node, path };
   }
 
@@ -366,9 +510,13 @@ export class BTreeMap<K, V> {
   #lookup(key: K): { e: number; m: Mem | null } {
     const klen = this.#encodeKey(key);
     const tx = activeTx();
-    if (tx === null) return { e: this.#findRaw(klen), m: null };
-    const m = new Mem(this.obj, tx);
-    return { e: this.#find(m, klen), m };
+    try {
+      if (tx === null) return { e: this.#findRaw(klen), m: null };
+      const m = new Mem(this.obj, tx);
+      return { e: this.#find(m, klen), m };
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
+    }
   }
 
   /**
@@ -390,26 +538,31 @@ export class BTreeMap<K, V> {
   get(key: K): V | undefined {
     const { e, m } = this.#lookup(key);
     if (e === 0) return undefined;
-    if (m === null) {
-      const v = this.obj.mapping.view;
-      const klen = v.getUint32(e + E.klen, true);
-      return this.valueCodec.decode(
-        this.obj.mapping.bytes,
-        e + E.key + klen,
-        v.getUint32(e + E.vlen, true),
-      );
+    try {
+      if (m === null) {
+        const v = this.obj.mapping.view;
+        const klen = v.getUint32(e + E.klen, true);
+        const vlen = v.getUint32(e + E.vlen, true);
+        this.#blob(e, klen, vlen);
+        return this.valueCodec.decode(this.obj.mapping.bytes, e + E.key + klen, vlen);
+      }
+      return this.#value(m, e);
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
     }
-    return this.#value(m, e);
   }
 
   #value(m: Mem, e: number): V {
-    const at = e + E.key + m.u32(e + E.klen);
+    const klen = m.u32(e + E.klen);
     const vlen = m.u32(e + E.vlen);
+    this.#blob(e, klen, vlen);
+    const at = e + E.key + klen;
     return this.valueCodec.decode(m.bytes(at, vlen), m.start(at), vlen);
   }
 
   #key(m: Mem, e: number): K {
     const klen = m.u32(e + E.klen);
+    this.#blob(e, klen, 0);
     return this.#order.decode(m.bytes(e + E.key, klen), m.start(e + E.key), klen);
   }
 
@@ -424,7 +577,7 @@ export class BTreeMap<K, V> {
    * value; `OutOfSpace` when the object cannot grow.
    */
   set(key: K, value: V): boolean {
-    return transaction(this.host, (tx) => this.#set(tx, key, value));
+    return guard(NAME, this.obj, () => transaction(this.host, (tx) => this.#set(tx, key, value)));
   }
 
   #set(tx: Tx, key: K, value: V): boolean {
@@ -548,7 +701,7 @@ export class BTreeMap<K, V> {
 
   #read(m: Mem, at: number): Node {
     const type = m.u8(at + N.type);
-    const n = m.u16(at + N.n);
+    const n = this.#nodeN(type, m.u16(at + N.n), at, type === INTERNAL ? INTERNAL : LEAF);
     const slots: number[] = [];
     const keys: number[] = [];
     for (let i = 0; i < n; i++) slots.push(m.u32(at + N.slots + i * 4));
@@ -584,6 +737,10 @@ export class BTreeMap<K, V> {
    * @returns Whether it was there.
    */
   delete(key: K): boolean {
+    return guard(NAME, this.obj, () => this.#delete(key));
+  }
+
+  #delete(key: K): boolean {
     return transaction(this.host, (tx) => {
       const o = this.obj;
       const klen = this.#encodeKey(key);
@@ -619,7 +776,17 @@ export class BTreeMap<K, V> {
     const inclusive = options.inclusive ?? false;
     const lo = from === undefined ? null : this.#encodeCopy(from);
     const hi = to === undefined ? null : this.#encodeCopy(to);
+    try {
+      yield* this.#range(lo, hi, inclusive);
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
+    }
+  }
+
+  *#range(lo: Uint8Array | null, hi: Uint8Array | null, inclusive: boolean): Generator<[K, V]> {
     let m = new Mem(this.obj, activeTx());
+    // The leaf chain cannot be longer than the object holds leaves: a longer one loops.
+    let steps = stepLimit(this.obj.mapping.bytes.length, LEAF_BYTES);
     let leaf: number;
     let pos = 0;
     if (lo === null) leaf = m.u32(this.offset + H.first);
@@ -628,7 +795,9 @@ export class BTreeMap<K, V> {
       pos = this.#lowerBound(m, leaf, lo, lo.length)[0];
     }
     while (leaf !== 0) {
-      for (; pos < m.u16(leaf + N.n); pos++) {
+      if (--steps < 0) throw this.#bad("the leaf chain loops");
+      const n = this.#nodeN(m.u8(leaf + N.type), m.u16(leaf + N.n), leaf, LEAF);
+      for (; pos < n && pos < m.u16(leaf + N.n); pos++) {
         const e = m.u32(leaf + N.slots + pos * 4);
         if (hi !== null) {
           const c = m.compare(e + E.key, m.u32(e + E.klen), hi, hi.length);
@@ -695,10 +864,30 @@ export class BTreeMap<K, V> {
     const m = new Mem(this.obj, null);
     const height = m.u32(this.offset + H.height);
     const result: BTreeCheck = { height, nodes: 0, entries: 0, emptyLeaves: 0 };
+    result.problem = BTreeMap.headerProblem(this.obj as CollectionObject, this.offset);
+    if (result.problem !== undefined) return result;
+    try {
+      this.#check(m, height, result);
+    } catch (error) {
+      // A blob or node past the end: report it like any other inconsistency.
+      const e = asDamage(NAME, this.obj.id, error);
+      if (!(e instanceof Error) || e === error) throw error;
+      result.problem = error instanceof Error ? error.message : String(error);
+    }
+    return result;
+  }
+
+  #check(m: Mem, height: number, result: BTreeCheck): void {
     const leaves: number[] = [];
     const size = this.obj.mapping.bytes.length;
+    const bytes = this.obj.mapping.bytes;
+    const keyKind = m.u8(this.offset + H.keyKind), valKind = m.u8(this.offset + H.valKind);
+    const seen = new Set<number>();
     const keyOf = (blob: number): Uint8Array => {
       const klen = m.u32(blob + E.klen);
+      if (blob < 64 || blob + E.key + klen > size) {
+        throw new RangeError(`key blob at ${blob} (${klen} bytes) lies outside the object`);
+      }
       return this.obj.mapping.bytes.slice(blob + E.key, blob + E.key + klen);
     };
     const cmp = (a: Uint8Array, b: Uint8Array) => compareBytes(a, 0, a.length, b, 0, b.length);
@@ -709,6 +898,8 @@ export class BTreeMap<K, V> {
       hi: Uint8Array | null,
     ): string | undefined => {
       if (node <= 0 || node + LEAF_BYTES > size) return `node offset ${node} out of range`;
+      if (seen.has(node)) return `node ${node} is reached twice`;
+      seen.add(node);
       result.nodes++;
       const type = m.u8(node + N.type);
       const n = m.u16(node + N.n);
@@ -719,7 +910,16 @@ export class BTreeMap<K, V> {
         if (n === 0) result.emptyLeaves++;
         let prev: Uint8Array | null = null;
         for (let i = 0; i < n; i++) {
-          const k = keyOf(m.u32(node + N.slots + i * 4));
+          const blob = m.u32(node + N.slots + i * 4);
+          const k = keyOf(blob);
+          const vlen = m.u32(blob + E.vlen);
+          const at = blob + E.key + k.length;
+          if (at + vlen > size) {
+            return `leaf ${node}: entry ${i}'s value (${vlen} bytes) lies outside the object`;
+          }
+          if (!decodes(keyKind, k, 0, k.length) || !decodes(valKind, bytes, at, vlen)) {
+            return `leaf ${node}: entry ${i} does not decode with the recorded codecs ${this.keyCodec.name}/${this.valueCodec.name} (${k.length}-byte key, ${vlen}-byte value)`;
+          }
           if (prev !== null && cmp(prev, k) >= 0) return `leaf ${node}: keys out of order at ${i}`;
           if (lo !== null && cmp(k, lo) < 0) return `leaf ${node}: key below its separator`;
           if (hi !== null && cmp(k, hi) >= 0) {
@@ -760,6 +960,5 @@ export class BTreeMap<K, V> {
     if (result.problem === undefined && result.entries !== m.f64(this.offset + H.count)) {
       result.problem = `count ${m.f64(this.offset + H.count)} != ${result.entries} entries`;
     }
-    return result;
   }
 }

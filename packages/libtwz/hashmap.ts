@@ -29,11 +29,21 @@
  *
  * @module
  */
-import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
 import { activeTx, transaction, TX, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap, HEAP_HEADER } from "./heap.ts";
 import { type Codec, codec, hashBytes, hashInt } from "./codec.ts";
-import { createRoot, Mem, Scratch } from "./_mem.ts";
+import {
+  asDamage,
+  type CollectionObject,
+  createRoot,
+  damaged,
+  guard,
+  Mem,
+  openRoot,
+  rootHeapOffset,
+  Scratch,
+  stepLimit,
+} from "./_mem.ts";
 
 const MAGIC = 0x50414d48; // "HMAP"
 /** Entries are built whole and written over their block: no zeroing first. */
@@ -57,6 +67,10 @@ const SEG_SHIFT = 8; // 256 buckets per segment
 const SEGMENT_MASK = (1 << SEG_SHIFT) - 1;
 /** Split a bucket once the map holds more entries than buckets times this. */
 const LOAD = 1;
+/** The class name, for damage messages. */
+const NAME = "HashMap";
+/** The smallest heap block an entry takes: a chain longer than the object holds such blocks loops. */
+const MIN_ENTRY = 24;
 
 /** Options for {@linkcode HashMap.create}. */
 export interface HashMapOptions {
@@ -137,25 +151,62 @@ export class HashMap<K, V> {
     keys: Codec<K>,
     values: Codec<V>,
   ): HashMap<K, V> {
-    const v = obj.mapping.view;
-    const header = v.getUint32(obj.baseOffset, true);
-    if (
-      v.getUint32(obj.baseOffset + 4, true) !== MAGIC || header + HEADER > v.byteLength ||
-      v.getUint32(header + H.magic, true) !== MAGIC
-    ) {
-      throw new TwzError(ErrorCode.InvalidArgument, `${formatId(obj.id)} holds no hash map`);
-    }
-    if (
-      v.getUint8(header + H.keyKind) !== keys.kind || v.getUint8(header + H.valKind) !== values.kind
-    ) {
-      throw new TwzError(
-        ErrorCode.InvalidArgument,
-        `The hash map in ${
-          formatId(obj.id)
-        } was made with other key/value codecs than ${keys.name}/${values.name}`,
-      );
-    }
+    const header = openRoot(
+      obj,
+      MAGIC,
+      NAME,
+      "hash map",
+      HEADER,
+      keys,
+      values,
+      (h) => HashMap.headerProblem(obj, h),
+    );
     return new HashMap(host, obj, header, keys, values);
+  }
+
+  /**
+   * Check a map header in place (constant time): the linear-hashing
+   * geometry, the directory (inside the object, large enough for every
+   * bucket), the heap's offset and the entry count. `open` refuses a map
+   * that fails it.
+   *
+   * @param obj The object holding the map.
+   * @param header The header's offset.
+   * @returns The first problem, or `undefined`.
+   */
+  static headerProblem(obj: CollectionObject, header: number): string | undefined {
+    const v = obj.mapping.view;
+    const size = v.byteLength;
+    if (header + HEADER > size) return `header at ${header} lies outside the object`;
+    const shift = v.getUint8(header + H.segShift);
+    const n0 = v.getUint32(header + H.n0, true);
+    const level = v.getUint32(header + H.level, true);
+    const split = v.getUint32(header + H.split, true);
+    if (shift !== SEG_SHIFT || n0 !== 1 << SEG_SHIFT || level > 22 || split >= n0 << level) {
+      return `bad geometry (segment shift ${shift}, n0 ${n0}, level ${level}, split ${split})`;
+    }
+    const heap = v.getUint32(header + H.heap, true);
+    const heapAt = rootHeapOffset(obj);
+    if (heap !== heapAt) return `header names its heap at ${heap}, not ${heapAt}`;
+    const dir = v.getUint32(header + H.dir, true);
+    const dirCap = v.getUint32(header + H.dirCap, true);
+    const buckets = (n0 << level) + split;
+    if (
+      dir < heapAt + 136 || dir % 8 !== 0 || dir + dirCap * 4 > size ||
+      dirCap * (1 << SEG_SHIFT) < buckets
+    ) {
+      return `directory at ${dir} (${dirCap} segments) does not fit or hold ${buckets} buckets`;
+    }
+    const count = v.getFloat64(header + H.count, true);
+    if (!(Number.isInteger(count) && count >= 0 && count <= size / MIN_ENTRY)) {
+      return `entry count ${count} is impossible in ${size} bytes`;
+    }
+    return undefined;
+  }
+
+  /** The damage error for this map. */
+  #bad(detail: string): Error {
+    return damaged(NAME, this.obj.id, detail);
   }
 
   #heap(): Heap {
@@ -168,7 +219,7 @@ export class HashMap<K, V> {
 
   /** Number of entries. */
   get size(): number {
-    return new Mem(this.obj, activeTx()).f64(this.offset + H.count);
+    return guard(NAME, this.obj, () => new Mem(this.obj, activeTx()).f64(this.offset + H.count));
   }
 
   /** Encode `key` into the scratch buffer; returns its length. */
@@ -211,7 +262,9 @@ export class HashMap<K, V> {
     this.#bucket = b;
     let link = this.#slotOf(m, b);
     if (link < 0) return [-1, 0];
+    let steps = stepLimit(this.obj.mapping.bytes.length, MIN_ENTRY);
     for (let e = m.u32(link); e !== 0; link = e + E.next, e = m.u32(link)) {
+      if (--steps < 0) throw this.#bad(`the chain of bucket ${b} loops`);
       if (
         m.u32(e + E.hash) === hash && m.u32(e + E.klen) === klen &&
         m.equals(e + E.key, this.#scratch.bytes, klen)
@@ -243,7 +296,9 @@ export class HashMap<K, V> {
     const v = this.obj.mapping.view;
     const b = this.obj.mapping.bytes;
     const k = this.#scratch.bytes;
+    let steps = stepLimit(b.length, MIN_ENTRY);
     for (let e = this.#chainView(v, hash); e !== 0; e = v.getUint32(e + E.next, true)) {
+      if (--steps < 0) throw this.#bad("a bucket's chain loops");
       if (v.getUint32(e + E.hash, true) !== hash || v.getUint32(e + E.klen, true) !== klen) {
         continue;
       }
@@ -280,7 +335,11 @@ export class HashMap<K, V> {
     if (bucket < w[h + (H.split >>> 2)]) bucket = hash & (span * 2 - 1);
     const seg = w[(w[h + (H.dir >>> 2)] >>> 2) + (bucket >>> SEG_SHIFT)];
     if (seg === 0 || seg === undefined) return 0;
+    let steps = w.length >>> 2; // an entry takes at least 4 words: a longer chain loops
     for (let e = w[(seg >>> 2) + (bucket & SEGMENT_MASK)]; e !== 0; e = w[e >>> 2]) {
+      if (e === undefined || --steps < 0 || (e & 3) !== 0) {
+        throw this.#bad(`the chain of bucket ${bucket} is damaged (entry ${e})`);
+      }
       const at = e >>> 2;
       if (w[at + 1] === hash && w[at + 4] === lo && w[at + 5] === hi && w[at + 2] === 8) return e;
     }
@@ -290,7 +349,9 @@ export class HashMap<K, V> {
   /** {@linkcode HashMap.#findIntRaw} through the DataView (unaligned or big-endian hosts). */
   #findIntView(hash: number, lo: number, hi: number): number {
     const v = this.obj.mapping.view;
+    let steps = stepLimit(v.byteLength, MIN_ENTRY);
     for (let e = this.#chainView(v, hash); e !== 0; e = v.getUint32(e + E.next, true)) {
+      if (--steps < 0) throw this.#bad("a bucket's chain loops");
       if (
         v.getUint32(e + E.hash, true) === hash && v.getUint32(e + E.key, true) === lo &&
         v.getUint32(e + E.key + 4, true) === hi && v.getUint32(e + E.klen, true) === 8
@@ -301,6 +362,14 @@ export class HashMap<K, V> {
 
   /** Offset of the value stored for `key` (read it in place), or -1. */
   locate(key: K): number {
+    try {
+      return this.#locate(key);
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
+    }
+  }
+
+  #locate(key: K): number {
     if (
       typeof key === "number" && (key >>> 0) === key && TX.current === null &&
       (this.keys as unknown) === codec.int
@@ -324,24 +393,37 @@ export class HashMap<K, V> {
 
   /** The value for `key`, or `undefined`. */
   get(key: K): V | undefined {
+    try {
+      return this.#get(key);
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
+    }
+  }
+
+  /** Check that a value of `vlen` bytes at `at` lies inside the object. */
+  #value(at: number, vlen: number): void {
+    if (at + vlen > this.obj.mapping.bytes.length) {
+      throw this.#bad(`a ${vlen}-byte value at ${at} runs past the object`);
+    }
+  }
+
+  #get(key: K): V | undefined {
     if (
       (this.keys as unknown) === codec.int && typeof key === "number" &&
       (key >>> 0) === key && activeTx() === null
     ) {
       const e = this.#findIntRaw(key, 0);
       if (e === 0) return undefined;
-      const v = this.obj.mapping.view;
-      return this.values.decode(
-        this.obj.mapping.bytes,
-        e + E.key + 8,
-        v.getUint32(e + E.vlen, true),
-      );
+      const vlen = this.obj.mapping.view.getUint32(e + E.vlen, true);
+      this.#value(e + E.key + 8, vlen);
+      return this.values.decode(this.obj.mapping.bytes, e + E.key + 8, vlen);
     }
     const { e, klen, m } = this.#lookup(key);
     if (e === 0) return undefined;
     const at = e + E.key + klen;
     if (m === null) {
       const vlen = this.obj.mapping.view.getUint32(e + E.vlen, true);
+      this.#value(at, vlen);
       return this.values.decode(this.obj.mapping.bytes, at, vlen);
     }
     const vlen = m.u32(e + E.vlen);
@@ -354,7 +436,7 @@ export class HashMap<K, V> {
    * @returns `true` when the key is new.
    */
   set(key: K, value: V): boolean {
-    return transaction(this.host, (tx) => this.#set(tx, key, value));
+    return guard(NAME, this.obj, () => transaction(this.host, (tx) => this.#set(tx, key, value)));
   }
 
   #set(tx: Tx, key: K, value: V): boolean {
@@ -428,13 +510,18 @@ export class HashMap<K, V> {
     const oldSlot = this.#slotOf(m, split);
     const first = oldSlot < 0 ? 0 : m.u32(oldSlot);
     let moves = false;
+    const limit = stepLimit(o.mapping.bytes.length, MIN_ENTRY);
+    let steps = limit;
     for (let e = first; e !== 0 && !moves; e = m.u32(e + E.next)) {
+      if (--steps < 0) throw this.#bad(`the chain of bucket ${split} loops`);
       moves = (m.u32(e + E.hash) & (span * 2 - 1)) === fresh;
     }
+    steps = limit;
     const newSlot = moves ? this.#slotFor(tx, m, fresh) : -1;
     let keepTail = oldSlot, keepCur = first;
     let moveTail = newSlot, moveCur = 0; // a fresh bucket is empty
     for (let e = moves ? first : 0; e !== 0;) {
+      if (--steps < 0) throw this.#bad(`the chain of bucket ${split} loops`);
       const next = m.u32(e + E.next);
       if ((m.u32(e + E.hash) & (span * 2 - 1)) === fresh) {
         if (moveCur !== e) tx.setU32(o, moveTail, e);
@@ -463,6 +550,10 @@ export class HashMap<K, V> {
    * @returns Whether it was there.
    */
   delete(key: K): boolean {
+    return guard(NAME, this.obj, () => this.#delete(key));
+  }
+
+  #delete(key: K): boolean {
     return transaction(this.host, (tx) => {
       const klen = this.#encodeKey(key);
       const m = new Mem(this.obj, tx);
@@ -509,6 +600,11 @@ export class HashMap<K, V> {
       buckets: 0,
       entries: 0,
     };
+    const header = HashMap.headerProblem(this.obj as CollectionObject, h);
+    if (header !== undefined) {
+      result.problem = header;
+      return result;
+    }
     if (n0 !== 1 << SEG_SHIFT || level > 22 || split >= n0 << level) {
       result.problem = `bad geometry (n0 ${n0}, level ${level}, split ${split})`;
       return result;
@@ -524,7 +620,10 @@ export class HashMap<K, V> {
     const seen = new Set<number>();
     for (let bucket = 0; bucket < buckets; bucket++) {
       const seg = v.getUint32(dir + (bucket >>> SEG_SHIFT) * 4, true);
-      if (seg === 0) continue;
+      if (seg === 0) {
+        bucket |= SEGMENT_MASK; // the whole segment is unallocated: empty buckets
+        continue;
+      }
       if (seg + (1 << SEG_SHIFT) * 4 > size) {
         result.problem = `bucket segment ${bucket >>> SEG_SHIFT} at ${seg} lies outside the object`;
         return result;
@@ -570,15 +669,28 @@ export class HashMap<K, V> {
 
   /** Every entry, in bucket order (a snapshot is not taken: don't mutate while iterating). */
   *entries(): Generator<[K, V]> {
+    try {
+      yield* this.#entries();
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
+    }
+  }
+
+  *#entries(): Generator<[K, V]> {
     const m = new Mem(this.obj, activeTx());
     const h = this.offset;
+    const problem = HashMap.headerProblem(this.obj as CollectionObject, h);
+    if (problem !== undefined) throw this.#bad(problem);
     const buckets = (m.u32(h + H.n0) << m.u32(h + H.level)) + m.u32(h + H.split);
+    let steps = stepLimit(this.obj.mapping.bytes.length, MIN_ENTRY);
     for (let b = 0; b < buckets; b++) {
       const slot = this.#slotOf(m, b);
       if (slot < 0) continue;
       for (let e = m.u32(slot); e !== 0; e = m.u32(e + E.next)) {
+        if (--steps < 0) throw this.#bad(`the chain of bucket ${b} loops`);
         const klen = m.u32(e + E.klen);
         const vlen = m.u32(e + E.vlen);
+        this.#value(e + E.key, klen + vlen);
         const raw = m.bytes(e + E.key, klen + vlen);
         const at = m.start(e + E.key);
         yield [this.keys.decode(raw, at, klen), this.values.decode(raw, at + klen, vlen)];

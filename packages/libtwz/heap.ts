@@ -65,8 +65,10 @@ import {
   TwzError,
 } from "@twz/kernel/abi";
 import type { Tx, TxTarget } from "./tx.ts";
+import { ArgumentRangeError, damaged, stepLimit } from "./_mem.ts";
 
 const MAGIC = 0x50414548; // "HEAP"
+const HEAP_VERSION = 1;
 const F = {
   magic: 0,
   top: 8,
@@ -169,7 +171,7 @@ export class Heap {
     }
     tx.fill(obj, offset, HEAP_HEADER);
     tx.setU32(obj, offset + F.magic, MAGIC);
-    tx.setU16(obj, offset + 4, 1);
+    tx.setU16(obj, offset + 4, HEAP_VERSION);
     tx.setU32(obj, offset + F.top, offset + HEAP_HEADER);
     tx.setU32(obj, offset + F.end, (end & ~7) - 8);
     tx.setU32(obj, offset + F.claimed, Math.min(0xffffffff, obj.mapping.bytes.length));
@@ -177,18 +179,82 @@ export class Heap {
   }
 
   /**
-   * The heap at `offset` of `obj`.
+   * The heap at `offset` of `obj`, its header checked
+   * ({@linkcode Heap.headerProblem}).
    *
-   * @throws {TwzError} `InvalidArgument` when no heap is there.
+   * @throws {TwzError} `InvalidArgument` when no heap is there;
+   * `ObjectDamaged` when its header is damaged.
    */
   static open(obj: TxTarget, offset: number): Heap {
-    if (obj.mapping.view.getUint32(offset + F.magic, true) !== MAGIC) {
+    const v = obj.mapping.view;
+    if (
+      !(offset >= 0 && offset + HEAP_HEADER <= v.byteLength) ||
+      v.getUint32(offset + F.magic, true) !== MAGIC
+    ) {
       throw new TwzError(
         ErrorCode.InvalidArgument,
         `No heap at offset ${offset} of ${formatId(obj.id)}`,
       );
     }
+    const problem = Heap.headerProblem(obj, offset);
+    if (problem !== undefined) throw damaged(`The heap at ${offset}`, obj.id, problem);
     return new Heap(obj, offset);
+  }
+
+  /**
+   * Check the header of the heap at `offset` (reads object memory in place,
+   * constant time): magic, version, and that every offset it holds lies
+   * inside the object and the heap, aligned as the heap writes it.
+   *
+   * @param deep Also check what only a deep check (fsck) needs: that a heap
+   * that grew its object says how much of it it claimed.
+   * @returns The first problem, or `undefined` when the header is sound.
+   */
+  static headerProblem(obj: TxTarget, offset: number, deep = false): string | undefined {
+    const v = obj.mapping.view;
+    const size = v.byteLength;
+    if (!(Number.isInteger(offset) && offset >= 64 && offset % 64 === 0)) {
+      return `heap offset ${offset} is not a 64-byte aligned offset past the null region`;
+    }
+    if (offset + HEAP_HEADER + 16 > size) return `the header at ${offset} lies outside the object`;
+    const magic = v.getUint32(offset + F.magic, true);
+    if (magic !== MAGIC) return `no heap magic (0x${magic.toString(16)})`;
+    const version = v.getUint16(offset + 4, true);
+    if (version !== HEAP_VERSION) return `unknown heap version ${version}`;
+    const first = offset + HEAP_HEADER;
+    const top = v.getUint32(offset + F.top, true);
+    const end = v.getUint32(offset + F.end, true);
+    if (top < first || top > size || top % 8 !== 0) {
+      return `top ${top} lies outside the heap [${first}, ${size})`;
+    }
+    // An arena ends 8 bytes before an 8-byte boundary inside the object (room for its skip record).
+    if (end < top || end + 8 > size || end % 8 !== 0) {
+      return `arena end ${end} is not an 8-byte aligned offset in [top ${top}, ${size - 8}]`;
+    }
+    const live = v.getUint32(offset + F.live, true);
+    if (live > top - first) return `live bytes ${live} exceed the ${top - first} bytes allocated`;
+    // claimed: an object length the heap saw (0 in heaps made before it existed), at least
+    // its arena's end and skip record; the object never shrinks.
+    const claimed = v.getUint32(offset + F.claimed, true);
+    if (claimed !== 0 && (claimed > size || claimed < end + 8)) {
+      return `claimed ${claimed} bytes is not an object length in [${end + 8}, ${size}]`;
+    }
+    if (deep && claimed === 0 && v.getUint32(offset + F.grownTo, true) !== 0) {
+      // Growth writes claimed (as a plain store first when it is 0), so a
+      // heap that grew never has claimed 0.
+      return `claimed 0 bytes, but the heap grew the object to ${
+        v.getUint32(offset + F.grownTo, true)
+      }`;
+    }
+    for (let c = -1; c < SIZE_CLASSES.length; c++) {
+      const head = v.getUint32(c < 0 ? offset + F.large : offset + F.heads + c * 4, true);
+      if (head !== 0 && (head < first || head + 16 > top || head % 8 !== 0)) {
+        return `${
+          c < 0 ? "the large free list" : `free list ${c}`
+        } starts at ${head}, outside the heap`;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -202,7 +268,9 @@ export class Heap {
    * @throws {TwzError} `OutOfSpace` when the object cannot grow further.
    */
   alloc(tx: Tx, size: number, options?: AllocOptions): number {
-    if (!Number.isInteger(size) || size < 0) throw new RangeError(`Cannot allocate ${size} bytes`);
+    if (!Number.isInteger(size) || size < 0) {
+      throw new ArgumentRangeError(`Cannot allocate ${size} bytes`);
+    }
     const o = this.obj;
     const need = Math.max(16, (size + BLOCK_HEADER + 7) & ~7);
     const c = classFor(need);
@@ -212,12 +280,21 @@ export class Heap {
       blockSize = SIZE_CLASSES[c];
       const head = this.offset + F.heads + c * 4;
       block = tx.getU32(o, head);
-      if (block !== 0) tx.setU32(o, head, tx.getU32(o, block + BLOCK_HEADER));
+      if (block !== 0) {
+        this.#needFree(tx, block, `free list ${c}`);
+        tx.setU32(o, head, tx.getU32(o, block + BLOCK_HEADER));
+      }
     } else {
       blockSize = (need + 63) & ~63;
-      // First fit in the large free list.
+      // First fit in the large free list (a list longer than the object can
+      // hold blocks loops: damage, not a hang).
       let prev = this.offset + F.large;
+      let steps = stepLimit(o.mapping.bytes.length, 64);
       for (let b = tx.getU32(o, prev); b !== 0; prev = b + BLOCK_HEADER, b = tx.getU32(o, prev)) {
+        this.#needFree(tx, b, "the large free list");
+        if (--steps < 0) {
+          throw damaged(`The heap at ${this.offset}`, o.id, "the large free list loops");
+        }
         if (tx.getU32(o, b) >= blockSize) {
           tx.setU32(o, prev, tx.getU32(o, b + BLOCK_HEADER));
           block = b;
@@ -237,6 +314,17 @@ export class Heap {
     return block + BLOCK_HEADER;
   }
 
+  /** A block taken from a free list must be a free block inside the heap. */
+  #needFree(tx: Tx, block: number, list: string): void {
+    const o = this.obj;
+    if (
+      block < this.offset + HEAP_HEADER || block % 8 !== 0 ||
+      block + 16 > o.mapping.bytes.length || tx.getU32(o, block + 4) !== FREE
+    ) {
+      throw damaged(`The heap at ${this.offset}`, o.id, `${list} holds ${block}, not a free block`);
+    }
+  }
+
   #bump(tx: Tx, blockSize: number): number {
     const o = this.obj;
     let top = tx.getU32(o, this.offset + F.top);
@@ -247,7 +335,15 @@ export class Heap {
       // after growing the object.
       const size = o.mapping.bytes.length;
       let claimed = tx.getU32(o, this.offset + F.claimed);
-      if (claimed === 0 || claimed > size) claimed = size;
+      if (claimed === 0) {
+        // A heap made before `claimed` existed: 0 meant the object's length.
+        // Say so explicitly, durably (a plain store: the same meaning), so
+        // that an aborted growth below never leaves 0 beside grownTo.
+        claimed = Math.min(0xffffffff, size);
+        o.mapping.view.setUint32(this.offset + F.claimed, claimed, true);
+        o.mapping.persist(this.offset + F.claimed, 4);
+      }
+      if (claimed > size) claimed = size;
       // Read past the transaction's shadow: grownTo is not a transaction write.
       const ours = o.mapping.view.getUint32(this.offset + F.grownTo, true) === size;
       const next = ((ours ? claimed : size) + 63) & ~63;
@@ -333,6 +429,8 @@ export class Heap {
   check(): { blocks: number; used: number; free: number; problem?: string } {
     const v = this.obj.mapping.view;
     let blocks = 0, used = 0, free = 0;
+    const header = Heap.headerProblem(this.obj, this.offset);
+    if (header !== undefined) return { blocks, used, free, problem: header };
     const top = v.getUint32(this.offset + F.top, true);
     let at = this.offset + HEAP_HEADER;
     while (at < top) {
@@ -380,6 +478,8 @@ export class Heap {
    * ```
    */
   checkFreeLists(): { blocks: number; free: number; problem?: string } {
+    const header = Heap.headerProblem(this.obj, this.offset);
+    if (header !== undefined) return { blocks: 0, free: 0, problem: header };
     const v = this.obj.mapping.view;
     const top = v.getUint32(this.offset + F.top, true);
     const first = this.offset + HEAP_HEADER;

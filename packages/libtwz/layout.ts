@@ -95,6 +95,8 @@ export interface AccessorHost {
   _pointee(at: number): { id: ObjID; offset: number } | null;
   /** Persist a range of this object. */
   persist(offset: number, length: number): void;
+  /** Whether the whole image is read-only (a refused write says so). */
+  readonly imageReadOnly?: boolean;
 }
 
 /** A name-based pointer target: the pointer names `name`, resolved when followed. */
@@ -972,6 +974,12 @@ function where(acc: { _o: AccessorHost; _b: number }): string {
 }
 
 function readOnly(acc: { _o: AccessorHost; _b: number }, field: string): TwzError {
+  if (acc._o.imageReadOnly === true) {
+    return new TwzError(
+      ErrorCode.ReadOnly,
+      `the image is open read-only: cannot write field ${field} of the record in ${where(acc)}`,
+    );
+  }
   return new TwzError(
     ErrorCode.AccessDenied,
     `Cannot write field ${field} of the record in ${where(acc)}: the object is mapped read-only`,

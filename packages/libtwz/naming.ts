@@ -41,16 +41,18 @@ import {
   BASE_OFFSET,
   ErrorCode,
   formatId,
+  isValidId,
   META_OFFSET,
   MetaField,
   MetaFlags,
   OBJECT_MAGIC,
   type ObjID,
+  Prot,
   readId,
   TwzError,
   writeId,
 } from "@twz/kernel/abi";
-import type { NameResolver, TwzObject } from "./object.ts";
+import { META_CHECKSUM, metaChecksum, type NameResolver, type TwzObject } from "./object.ts";
 
 /** What the naming service needs from a session. @internal */
 export interface NamingSession {
@@ -90,7 +92,206 @@ const E_STATE = 0, E_KIND = 4, E_LEN = 6, E_ID = 8, E_NAME = 24;
 const BOUND = 1;
 const KIND_OBJECT = 1, KIND_DIR = 2;
 /** Root record, at the base of the kernel's root object. */
-const R_MAGIC = 0, R_VERSION = 4, R_NAMING = 16;
+const R_MAGIC = 0, R_VERSION = 4, R_SUM = 8, R_NAMING = 16;
+/** Size of the root record. */
+const ROOT_RECORD = 64;
+/**
+ * Root record versions: 1 has no checksum; 2 (written since) keeps
+ * {@linkcode rootRecordSum} at +8 (bytes that were zero in version 1, which
+ * is still read).
+ */
+const ROOT_VERSION = 2;
+
+/** The checksum of a root record: magic, version and the root directory's ID. Never 0. */
+function rootRecordSum(v: DataView, base: number): number {
+  let h = 0x811c9dc5;
+  for (const at of [R_MAGIC, R_VERSION, R_NAMING, R_NAMING + 4, R_NAMING + 8, R_NAMING + 12]) {
+    h = Math.imul(h ^ v.getUint32(base + at, true), 0x01000193);
+    h ^= h >>> 15;
+  }
+  return (h >>> 0) || 1;
+}
+
+/** What the kernel root object's libtwz root record holds (see {@linkcode readRootRecord}). */
+export type RootRecord =
+  | { state: "blank" }
+  | { state: "valid"; version: number; dir: ObjID }
+  | { state: "damaged"; problem: string; dir?: ObjID };
+
+/**
+ * Read the libtwz root record at the base of the kernel's root object
+ * (read only; constant time). `blank`: never used (all zero). `valid`: magic,
+ * version and (version 2) checksum check out; `dir` is the naming root
+ * directory's ID (not yet checked to exist). `damaged`: anything else,
+ * with `dir` when the record still names a plausible directory ID.
+ *
+ * @param v The root object's view.
+ * @returns What the record holds.
+ */
+export function readRootRecord(v: DataView): RootRecord {
+  if (v.byteLength < BASE_OFFSET + ROOT_RECORD) {
+    return { state: "damaged", problem: `the root object is only ${v.byteLength} bytes` };
+  }
+  let blank = true;
+  for (let i = 0; i < ROOT_RECORD && blank; i += 4) {
+    if (v.getUint32(BASE_OFFSET + i, true) !== 0) blank = false;
+  }
+  if (blank) return { state: "blank" };
+  const magic = v.getUint32(BASE_OFFSET + R_MAGIC, true);
+  const version = v.getUint32(BASE_OFFSET + R_VERSION, true);
+  const id = readId(v, BASE_OFFSET + R_NAMING);
+  const dir = isValidId(id) ? id : undefined;
+  const bad = (problem: string): RootRecord => ({ state: "damaged", problem, dir });
+  if (magic !== ROOT_MAGIC) return bad(`no root record magic (0x${magic.toString(16)})`);
+  if (version !== 1 && version !== ROOT_VERSION) {
+    return bad(`unknown root record version ${version}`);
+  }
+  if (version === ROOT_VERSION) {
+    const sum = v.getUint32(BASE_OFFSET + R_SUM, true);
+    if (sum !== rootRecordSum(v, BASE_OFFSET)) {
+      return bad("the root record checksum does not match");
+    }
+  }
+  if (dir === undefined) return bad(`the root record names an invalid ID ${formatId(id)}`);
+  return { state: "valid", version, dir };
+}
+
+/**
+ * Write a root record naming directory `dir` at the base of the root
+ * object (version 2, with its checksum): the magic is cleared first and
+ * published last, each step persisted, so a crash leaves either record or
+ * none — never a record naming half an ID.
+ *
+ * @param obj The kernel's root object, writable.
+ * @param dir The naming root directory's ID.
+ */
+export function writeRootRecord(obj: PersistentBytes, dir: ObjID): void {
+  const v = obj.view;
+  v.setUint32(BASE_OFFSET + R_MAGIC, 0, true);
+  obj.persist(BASE_OFFSET + R_MAGIC, 4);
+  obj.bytes.fill(0, BASE_OFFSET + 4, BASE_OFFSET + ROOT_RECORD);
+  writeId(v, BASE_OFFSET + R_NAMING, dir);
+  v.setUint32(BASE_OFFSET + R_VERSION, ROOT_VERSION, true);
+  // The checksum covers the magic about to be published.
+  v.setUint32(BASE_OFFSET + R_MAGIC, ROOT_MAGIC, true);
+  const sum = rootRecordSum(v, BASE_OFFSET);
+  v.setUint32(BASE_OFFSET + R_MAGIC, 0, true);
+  v.setUint32(BASE_OFFSET + R_SUM, sum, true);
+  obj.persist(BASE_OFFSET, ROOT_RECORD);
+  v.setUint32(BASE_OFFSET + R_MAGIC, ROOT_MAGIC, true);
+  obj.persist(BASE_OFFSET + R_MAGIC, 4);
+}
+
+/** Bytes that can be made durable: an object handle or a kernel mapping. */
+export interface PersistentBytes {
+  readonly view: DataView;
+  readonly bytes: Uint8Array;
+  persist(offset: number, length: number): void;
+}
+
+/**
+ * Give the kernel's root object its libtwz meta-info (flags `Root`, no FOT),
+ * checksummed, the magic published last. Used on first use and by repair.
+ *
+ * @param obj The root object, writable.
+ */
+export function writeRootMeta(obj: PersistentBytes): void {
+  const v = obj.view;
+  const size = obj.bytes.length;
+  obj.bytes.fill(0, META_OFFSET, META_OFFSET + 128);
+  v.setUint16(META_OFFSET + MetaField.version, 1, true);
+  v.setUint16(META_OFFSET + MetaField.flags, MetaFlags.Root, true);
+  v.setUint32(META_OFFSET + MetaField.createdSize, size, true);
+  v.setUint32(META_OFFSET + MetaField.fotOffset, size, true);
+  v.setUint32(META_OFFSET + MetaField.namesOffset, size, true);
+  v.setUint32(META_OFFSET + MetaField.magic, OBJECT_MAGIC, true);
+  v.setUint32(META_OFFSET + META_CHECKSUM, metaChecksum(v), true);
+  v.setUint32(META_OFFSET + MetaField.magic, 0, true);
+  obj.persist(META_OFFSET, 128);
+  v.setUint32(META_OFFSET + MetaField.magic, OBJECT_MAGIC, true);
+  obj.persist(META_OFFSET, 4);
+}
+
+/**
+ * What is wrong with a directory object's header and geometry (constant
+ * time), or `undefined`: magic, version, and a capacity its bytes hold.
+ *
+ * @param v The directory object's view.
+ * @param size Its size.
+ * @returns The first problem, or `undefined`.
+ */
+export function dirProblem(v: DataView, size: number): string | undefined {
+  if (size < BASE_OFFSET + HEADER) return `the object is only ${size} bytes`;
+  const magic = v.getUint32(BASE_OFFSET + H_MAGIC, true);
+  if (magic !== DIR_MAGIC) return `no directory header magic (0x${magic.toString(16)})`;
+  const version = v.getUint32(BASE_OFFSET + H_VERSION, true);
+  if (version !== DIR_VERSION) return `unknown directory version ${version}`;
+  const cap = v.getUint32(BASE_OFFSET + H_CAPACITY, true);
+  if (!plausibleCapacity(cap, size)) {
+    return `capacity ${cap} entries, but its ${size} bytes make ${dirCapacityOf(size)}`;
+  }
+  return undefined;
+}
+
+/**
+ * The capacity a directory object of `size` bytes has: libtwz writes no
+ * other (a new directory, and every grow, publish exactly this).
+ *
+ * @param size The directory object's size in bytes.
+ * @returns Its entries.
+ */
+export function dirCapacityOf(size: number): number {
+  return Math.max(0, Math.floor((size - BASE_OFFSET - HEADER) / ENTRY));
+}
+
+/**
+ * Whether `cap` is a capacity a directory of `size` bytes can hold: the one
+ * its size makes, or — a grow doubles the object and then publishes the new
+ * capacity, so a crash in between leaves the old one — the one a size it
+ * had before makes (`size` halved, never below a new directory's size).
+ * Any other value is damage (constant time: at most 32 halvings).
+ */
+function plausibleCapacity(cap: number, size: number): boolean {
+  if (cap === dirCapacityOf(size)) return true;
+  for (let s = size; s % 2 === 0 && s / 2 >= DIR_SIZE; s /= 2) {
+    if (cap === dirCapacityOf(s / 2)) return true;
+  }
+  return false;
+}
+
+/**
+ * Rewrite a damaged directory header whose every field is derivable: magic,
+ * version and the capacity the object's size makes; the generation is kept
+ * and bumped by one (so caches of resolutions are dropped). Persisted, the
+ * magic last. Entries are not touched. For fsck's deep repair: the caller
+ * has checked that the object is a libtwz directory object.
+ *
+ * @param obj The directory object, writable.
+ * @returns What was wrong (the header's first problem), or `undefined` when
+ * the header checks out and nothing was written.
+ */
+export function rewriteDirHeader(obj: PersistentBytes): string | undefined {
+  const v = obj.view;
+  const size = obj.bytes.length;
+  const problem = dirProblem(v, size);
+  if (problem === undefined) return undefined;
+  if (size < BASE_OFFSET + HEADER + ENTRY) {
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      `A directory header cannot be written into ${size} bytes`,
+    );
+  }
+  const generation = v.getUint32(BASE_OFFSET + H_GENERATION, true);
+  v.setUint32(BASE_OFFSET + H_MAGIC, 0, true);
+  obj.persist(BASE_OFFSET + H_MAGIC, 4);
+  v.setUint32(BASE_OFFSET + H_VERSION, DIR_VERSION, true);
+  v.setUint32(BASE_OFFSET + H_CAPACITY, dirCapacityOf(size), true);
+  v.setUint32(BASE_OFFSET + H_GENERATION, (generation + 1) >>> 0, true);
+  obj.persist(BASE_OFFSET, HEADER);
+  v.setUint32(BASE_OFFSET + H_MAGIC, DIR_MAGIC, true);
+  obj.persist(BASE_OFFSET + H_MAGIC, 4);
+  return problem;
+}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -129,14 +330,52 @@ function join(parts: string[]): string {
   return "/" + parts.join("/");
 }
 
-/** A directory object, read and written in place. */
+/** The error for a damaged directory. */
+function damagedDir(path: string, id: ObjID, problem: string): TwzError {
+  return new TwzError(
+    ErrorCode.ObjectDamaged,
+    `Naming directory ${path} in ${formatId(id)}: ${problem}`,
+  );
+}
+
+/** A directory object, read and written in place; its header checked when made. */
 class Dir {
-  constructor(readonly obj: TwzObject) {}
+  /**
+   * @throws {TwzError} `ObjectDamaged` when the header is damaged.
+   */
+  constructor(readonly obj: TwzObject, readonly path = "/") {
+    const problem = dirProblem(obj.view, obj.size);
+    if (problem !== undefined) throw damagedDir(path, obj.id, problem);
+  }
   get capacity(): number {
-    return this.obj.view.getUint32(BASE_OFFSET + H_CAPACITY, true);
+    // Checked again: the header may have changed since (a grow publishes it).
+    const cap = this.obj.view.getUint32(BASE_OFFSET + H_CAPACITY, true);
+    const size = this.obj.size;
+    if (cap !== dirCapacityOf(size) && !plausibleCapacity(cap, size)) {
+      throw damagedDir(
+        this.path,
+        this.obj.id,
+        `capacity ${cap} entries, but its ${size} bytes make ${dirCapacityOf(size)}`,
+      );
+    }
+    return cap;
   }
   #at(i: number): number {
     return BASE_OFFSET + HEADER + i * ENTRY;
+  }
+  /** The kind of the bound entry at `at`, checked with its name length. */
+  #kind(at: number, slot: number): number {
+    const v = this.obj.view;
+    const kind = v.getUint16(at + E_KIND, true);
+    const len = v.getUint16(at + E_LEN, true);
+    if ((kind !== KIND_OBJECT && kind !== KIND_DIR) || len < 1 || len > MAX_NAME_BYTES) {
+      throw damagedDir(
+        this.path,
+        this.obj.id,
+        `entry ${slot} is damaged (kind ${kind}, name length ${len})`,
+      );
+    }
+    return kind;
   }
   *entries(): Generator<{ slot: number; binding: Binding }> {
     const v = this.obj.view;
@@ -145,13 +384,14 @@ class Dir {
     for (let i = 0; i < cap; i++) {
       const at = this.#at(i);
       if (v.getUint32(at + E_STATE, true) !== BOUND) continue;
+      const kind = this.#kind(at, i);
       const len = v.getUint16(at + E_LEN, true);
       yield {
         slot: i,
         binding: {
           name: dec.decode(b.slice(at + E_NAME, at + E_NAME + len)),
           id: readId(v, at + E_ID),
-          kind: v.getUint16(at + E_KIND, true) === KIND_DIR ? "directory" : "object",
+          kind: kind === KIND_DIR ? "directory" : "object",
         },
       };
     }
@@ -172,7 +412,7 @@ class Dir {
         binding: {
           name,
           id: readId(v, at + E_ID),
-          kind: v.getUint16(at + E_KIND, true) === KIND_DIR ? "directory" : "object",
+          kind: this.#kind(at, i) === KIND_DIR ? "directory" : "object",
         },
       };
     }
@@ -180,8 +420,16 @@ class Dir {
   }
   /** Bind atomically: fill a free entry, persist, publish with one aligned store, persist. */
   insert(name: string, id: ObjID, kind: number): void {
-    const v = this.obj.view;
     let cap = this.capacity;
+    const fits = dirCapacityOf(this.obj.size);
+    if (cap < fits) {
+      // A grow a crash cut short: the object was doubled but the capacity
+      // not published. The entries past it are the grow's zeroed bytes.
+      cap = fits;
+      this.obj.view.setUint32(BASE_OFFSET + H_CAPACITY, cap, true);
+      this.obj.persist(BASE_OFFSET + H_CAPACITY, 4);
+    }
+    const v = this.obj.view;
     let slot = -1;
     for (let i = 0; i < cap; i++) {
       if (v.getUint32(this.#at(i) + E_STATE, true) !== BOUND) {
@@ -235,43 +483,140 @@ export class Naming {
     this.#session = session;
   }
 
+  /** Whether handles are mapped writable (not on a read-only kernel). */
+  get #w(): boolean {
+    return !this.#session.kernel.readOnly;
+  }
+
+  /** @throws {TwzError} `ReadOnly` on a read-only kernel. */
+  #needWritable(what: string): void {
+    if (this.#session.kernel.readOnly) {
+      throw new TwzError(ErrorCode.ReadOnly, `the image is open read-only: cannot ${what}`);
+    }
+  }
+
   /** The root directory's handle (created on first use of an image). */
   get #rootDir(): TwzObject {
+    const root = this.#findRoot();
+    if (root === undefined) this.#needWritable("make the naming root directory");
+    return root!;
+  }
+
+  /**
+   * The root directory's handle, made on first use of an image; on a
+   * read-only kernel, `undefined` when the image has no namespace yet (a
+   * first use, or one a crash cut short, would write it).
+   */
+  #findRoot(): TwzObject | undefined {
     if (this.#root && this.#root.bytes.length > 0) return this.#root;
     const kernel = this.#session.kernel;
-    const rootObj = this.#session.handle(kernel.rootObject(), true);
+    const w = this.#w;
+    // A read-only kernel cannot make the root object: without one there is
+    // no namespace yet.
+    if (!w && kernel.rootObjectId() === 0n) return undefined;
+    const rootObj = this.#session.handle(kernel.rootObject(), w);
     const v = rootObj.view;
+    const rec = readRootRecord(v);
     let dirId: ObjID;
-    if (v.getUint32(BASE_OFFSET + R_MAGIC, true) === ROOT_MAGIC) {
-      dirId = readId(v, BASE_OFFSET + R_NAMING);
-    } else {
-      // First use: make the root directory, record it, then publish the record.
-      const dir = this.#newDir();
-      writeId(v, BASE_OFFSET + R_NAMING, dir.id);
-      v.setUint32(BASE_OFFSET + R_VERSION, 1, true);
-      rootObj.persist(BASE_OFFSET, 64);
-      if (v.getUint32(META_OFFSET + MetaField.magic, true) !== OBJECT_MAGIC) {
-        v.setUint16(META_OFFSET + MetaField.version, 1, true);
-        v.setUint16(META_OFFSET + MetaField.flags, MetaFlags.Root, true);
-        v.setUint32(META_OFFSET + MetaField.createdSize, rootObj.size, true);
-        v.setUint32(META_OFFSET + MetaField.fotOffset, rootObj.size, true);
-        v.setUint32(META_OFFSET + MetaField.namesOffset, rootObj.size, true);
-        rootObj.persist(META_OFFSET, 128);
-        v.setUint32(META_OFFSET + MetaField.magic, OBJECT_MAGIC, true);
-        rootObj.persist(META_OFFSET, 4);
-      }
-      v.setUint32(BASE_OFFSET + R_MAGIC, ROOT_MAGIC, true);
-      rootObj.persist(BASE_OFFSET, 4);
+    const torn = this.#tornFirstUse(v, rec);
+    if (rec.state === "blank" || torn === "new") this.#refuseLostNamespace(rootObj.id);
+    if (rec.state === "valid") dirId = rec.dir;
+    else if (!w && (rec.state === "blank" || torn !== false)) return undefined;
+    else if (rec.state === "blank" || torn !== false) {
+      // First use: make the root directory (or take the empty one a first use
+      // cut short by a crash made), give the root object its meta-info, then
+      // publish the record (its magic last).
+      const dir = torn === "dir" && rec.state === "damaged" && rec.dir !== undefined
+        ? this.#session.handle(rec.dir, true)
+        : this.#newDir();
+      if (v.getUint32(META_OFFSET + MetaField.magic, true) !== OBJECT_MAGIC) writeRootMeta(rootObj);
+      writeRootRecord(rootObj, dir.id);
       dirId = dir.id;
+    } else {
+      throw new TwzError(
+        ErrorCode.ObjectDamaged,
+        `The naming root record in the kernel root object ${
+          formatId(rootObj.id)
+        } is damaged: ${rec.problem} (twz fsck --deep --repair finds the root directory again)`,
+      );
     }
     if (!kernel.exists(dirId)) {
       throw new TwzError(
-        ErrorCode.ImageCorrupt,
-        `The naming service's root directory ${formatId(dirId)} is missing`,
+        ErrorCode.ObjectDamaged,
+        `The naming root record in the kernel root object ${
+          formatId(rootObj.id)
+        } names root directory ${formatId(dirId)}, which is missing`,
       );
     }
-    this.#root = this.#session.handle(dirId, true);
+    const root = this.#session.handle(dirId, w);
+    const problem = dirProblem(root.view, root.size);
+    if (problem !== undefined) throw damagedDir("/", dirId, problem);
+    this.#root = root;
     return this.#root;
+  }
+
+  /**
+   * Before a first use makes a new, empty namespace: refuse when the image
+   * already holds a directory with names in it. Then the root record was
+   * lost (say, the kernel's root object was replaced), and a fresh root
+   * would hide every name; fsck's deep repair finds the old root again. One
+   * scan of the object table, once per image (the record is blank only
+   * until the first use writes it).
+   *
+   * @throws {TwzError} `ObjectDamaged`.
+   */
+  #refuseLostNamespace(rootObj: ObjID): void {
+    const kernel = this.#session.kernel;
+    for (const stat of kernel.list()) {
+      if (stat.lifetime !== "persistent" || !(stat.prot & Prot.Read) || stat.id === rootObj) {
+        continue;
+      }
+      let v: DataView;
+      try {
+        v = kernel.map(stat.id, Prot.Read).view;
+      } catch (e) {
+        if (e instanceof TwzError && e.code === ErrorCode.ObjectDamaged) continue;
+        throw e;
+      }
+      if (
+        v.byteLength < BASE_OFFSET + HEADER ||
+        v.getUint32(META_OFFSET + MetaField.magic, true) !== OBJECT_MAGIC ||
+        !(v.getUint16(META_OFFSET + MetaField.flags, true) & MetaFlags.Directory)
+      ) continue;
+      // Every entry its size holds (its header may be damaged too).
+      const cap = dirCapacityOf(v.byteLength);
+      for (let i = 0; i < cap; i++) {
+        if (v.getUint32(BASE_OFFSET + HEADER + i * ENTRY + E_STATE, true) === BOUND) {
+          throw new TwzError(
+            ErrorCode.ObjectDamaged,
+            `The kernel root object ${
+              formatId(rootObj)
+            } holds no naming root record, but directory ${
+              formatId(stat.id)
+            } holds names: the record was lost (twz fsck --deep --repair finds the root directory again)`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * Whether a record without its magic is a first use cut short by a crash
+   * (the record is written before its magic is published): `"dir"` when it
+   * names an existing, empty directory that nothing has changed yet (take
+   * it); `"new"` when the crash came before the record's bytes were durable,
+   * so it names no existing object (torn: part of the ID written) — make a
+   * new root, once no directory holding names says the record was lost
+   * instead. A record whose directory holds names lost its magic to damage.
+   */
+  #tornFirstUse(v: DataView, rec: RootRecord): "dir" | "new" | false {
+    if (rec.state !== "damaged") return false;
+    if (v.getUint32(BASE_OFFSET + R_MAGIC, true) !== 0) return false;
+    if (rec.dir === undefined || !this.#session.kernel.exists(rec.dir)) return "new";
+    const dir = this.#session.handle(rec.dir, this.#w);
+    if (dirProblem(dir.view, dir.size) !== undefined) return false;
+    if (dir.view.getUint32(BASE_OFFSET + H_GENERATION, true) !== 0) return false;
+    return new Dir(dir).isEmpty() ? "dir" : false;
   }
 
   #newDir(): TwzObject {
@@ -298,7 +643,8 @@ export class Naming {
    * the root directory): caches of resolutions compare it.
    */
   get generation(): number {
-    return this.#rootDir.view.getUint32(BASE_OFFSET + H_GENERATION, true);
+    const root = this.#findRoot();
+    return root === undefined ? 0 : root.view.getUint32(BASE_OFFSET + H_GENERATION, true);
   }
 
   #bump(): void {
@@ -324,14 +670,8 @@ export class Naming {
         `Directory ${join(path)} (${formatId(id)}) no longer exists`,
       );
     }
-    const obj = this.#session.handle(id, true);
-    if (obj.view.getUint32(BASE_OFFSET + H_MAGIC, true) !== DIR_MAGIC) {
-      throw new TwzError(
-        ErrorCode.ImageCorrupt,
-        `${join(path)} (${formatId(id)}) is not a directory object`,
-      );
-    }
-    return new Dir(obj);
+    const obj = this.#session.handle(id, this.#w);
+    return new Dir(obj, join(path));
   }
 
   /** Walk to the directory holding `parts`' last component. */
@@ -369,7 +709,9 @@ export class Naming {
   lookup(path: string): Binding | undefined {
     const parts = splitPath(path);
     if (parts.length === 0) return { name: "/", id: this.#rootDir.id, kind: "directory" };
-    const gen = this.generation;
+    const root = this.#findRoot();
+    if (root === undefined) return undefined; // read-only, no namespace yet
+    const gen = root.view.getUint32(BASE_OFFSET + H_GENERATION, true);
     if (gen !== this.#cacheGen) {
       this.#cache.clear();
       this.#cacheGen = gen;
@@ -431,6 +773,7 @@ export class Naming {
    * ```
    */
   bind(path: string, id: ObjID, options: BindOptions = {}): void {
+    this.#needWritable(`bind ${path}`);
     const parts = splitPath(path);
     if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ is the root directory");
     if (!this.#session.kernel.exists(id)) {
@@ -439,15 +782,28 @@ export class Naming {
         `Cannot bind ${path}: no object ${formatId(id)}`,
       );
     }
-    const target = this.#session.handle(id, false);
-    if (
-      target.hasMeta &&
-      (target.view.getUint16(META_OFFSET + MetaField.flags, true) & MetaFlags.Directory)
-    ) {
+    const stat = this.#session.kernel.stat(id);
+    if (stat.lifetime === "volatile") {
       throw new TwzError(
         ErrorCode.InvalidArgument,
-        `Cannot bind ${path} to directory object ${formatId(id)}: use mkdir or rename`,
+        `Cannot bind ${path} to volatile object ${
+          formatId(id)
+        }: the name would dangle after a crash`,
       );
+    }
+    // Directories are made read-write by libtwz: an object that cannot be
+    // read is not one (and need not be mapped to name it).
+    if ((stat.prot & Prot.Read) !== 0) {
+      const target = this.#session.handle(id, false);
+      if (
+        target.hasMeta &&
+        (target.view.getUint16(META_OFFSET + MetaField.flags, true) & MetaFlags.Directory)
+      ) {
+        throw new TwzError(
+          ErrorCode.InvalidArgument,
+          `Cannot bind ${path} to directory object ${formatId(id)}: use mkdir or rename`,
+        );
+      }
     }
     const dir = this.#parent(parts, options.parents ?? false);
     const name = parts[parts.length - 1];
@@ -463,6 +819,7 @@ export class Naming {
    * @throws {TwzError} `NameExists`, `NameNotFound` (missing parent without `parents`).
    */
   mkdir(path: string, options: BindOptions = {}): ObjID {
+    this.#needWritable(`make directory ${path}`);
     const parts = splitPath(path);
     if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ already exists");
     const dir = this.#parent(parts, options.parents ?? false);
@@ -489,6 +846,7 @@ export class Naming {
    * non-empty directory).
    */
   unbind(path: string): ObjID {
+    this.#needWritable(`unbind ${path}`);
     const parts = splitPath(path);
     if (parts.length === 0) {
       throw new TwzError(ErrorCode.InvalidArgument, "Cannot unbind the root directory");
@@ -544,6 +902,7 @@ export class Naming {
    * `NameExists` (`to` is bound), `InvalidArgument` (a directory into itself).
    */
   rename(from: string, to: string, options: BindOptions = {}): void {
+    this.#needWritable(`rename ${from}`);
     const a = splitPath(from);
     const b = splitPath(to);
     if (a.length === 0 || b.length === 0) {
@@ -571,6 +930,52 @@ export class Naming {
   }
 
   /**
+   * @internal Bind `path` to `id` whatever it is — a directory object as a
+   * directory entry (repair re-attaches found directories this way), missing
+   * parents made. Kept when `path` already names `id`.
+   *
+   * @throws {TwzError} `NameExists` (bound to another object), `ObjectNotFound`.
+   */
+  _attach(path: string, id: ObjID): void {
+    this.#needWritable(`bind ${path}`);
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ is the root directory");
+    const kernel = this.#session.kernel;
+    if (!kernel.exists(id)) {
+      throw new TwzError(
+        ErrorCode.ObjectNotFound,
+        `Cannot bind ${path}: no object ${formatId(id)}`,
+      );
+    }
+    const dir = this.#parent(parts, true);
+    const name = parts[parts.length - 1];
+    const found = dir.find(name);
+    if (found) {
+      if (found.binding.id === id) return;
+      throw new TwzError(ErrorCode.NameExists, `${join(parts)} is already bound`);
+    }
+    let kind = KIND_OBJECT;
+    if (kernel.stat(id).prot & Prot.Read) {
+      const target = this.#session.handle(id, false);
+      if (
+        target.hasMeta &&
+        (target.view.getUint16(META_OFFSET + MetaField.flags, true) & MetaFlags.Directory) &&
+        dirProblem(target.view, target.size) === undefined
+      ) kind = KIND_DIR;
+    }
+    if (kind === KIND_OBJECT && kernel.stat(id).lifetime === "volatile") {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `Cannot bind ${path} to volatile object ${
+          formatId(id)
+        }: the name would dangle after a crash`,
+      );
+    }
+    dir.insert(name, id, kind);
+    this.#bump();
+  }
+
+  /**
    * The bindings of a directory, sorted by name.
    *
    * @throws {TwzError} `NameNotFound`, `InvalidArgument` (not a directory).
@@ -578,8 +983,11 @@ export class Naming {
   list(path = "/"): Binding[] {
     const parts = splitPath(path);
     let dir: Dir;
-    if (parts.length === 0) dir = new Dir(this.#rootDir);
-    else {
+    if (parts.length === 0) {
+      const root = this.#findRoot();
+      if (root === undefined) return []; // read-only, no namespace yet
+      dir = new Dir(root);
+    } else {
       const b = this.lookup(path);
       if (!b) throw new TwzError(ErrorCode.NameNotFound, `No directory ${join(parts)}`);
       if (b.kind !== "directory") {

@@ -27,9 +27,12 @@ import {
   FOT_ENTRY_SIZE,
   FotField,
   FotFlags,
+  LAYOUT_VERSION,
   type Lifetime,
+  MAX_FOT_INDEX,
   META_OFFSET,
   MetaField,
+  MetaFlags,
   OBJECT_MAGIC,
   type ObjID,
   Prot,
@@ -116,6 +119,86 @@ interface NamedCache {
 const M = META_OFFSET;
 
 /**
+ * Offset (in the meta-info) of its checksum, a u32 in bytes the layout
+ * leaves zero: {@linkcode metaChecksum} of the fields fixed at creation.
+ * 0 means "none" (objects made before libtwz wrote one): they are checked
+ * field by field only.
+ */
+export const META_CHECKSUM = 124;
+
+/**
+ * A meta-info flag libtwz sets while it creates an object for a name: the
+ * object is born with it (its meta-info is part of the kernel's create
+ * commit) and loses it once the name is bound. An object that still has it
+ * and that no name reaches was cut short by a crash: fsck's repair deletes
+ * it. Not covered by the checksum (it is cleared with a plain store).
+ */
+export const META_PENDING_NAME = 0x8000;
+
+/** Every meta-info flag libtwz knows. */
+export const KNOWN_META_FLAGS = MetaFlags.Directory | MetaFlags.Root | META_PENDING_NAME;
+
+/**
+ * The checksum of a meta-info's fields fixed at creation (magic to namesOffset
+ * ... typeTag, without the published `fotCount`/`namesUsed` word and without
+ * {@linkcode META_PENDING_NAME}), never 0.
+ *
+ * @param v A view whose byte `META_OFFSET` is the meta-info's first.
+ * @returns The checksum.
+ */
+export function metaChecksum(v: DataView): number {
+  let h = 0x811c9dc5;
+  const word = (at: number) => {
+    h = Math.imul(h ^ v.getUint32(M + at, true), 0x01000193);
+    h ^= h >>> 15;
+  };
+  word(MetaField.magic);
+  h = Math.imul(
+    h ^ (v.getUint16(M + MetaField.version, true) |
+      ((v.getUint16(M + MetaField.flags, true) & ~META_PENDING_NAME) << 16)),
+    0x01000193,
+  );
+  for (let at = MetaField.prot; at < MetaField.fotCount; at += 4) word(at);
+  for (let at = MetaField.namesOffset; at <= MetaField.typeTag; at += 4) word(at);
+  return (h >>> 0) || 1;
+}
+
+/**
+ * What is wrong with an object's meta-info (its magic present), checked in
+ * place and in constant time: version, flags, checksum, and that the FOT and
+ * its names area lie inside the object. `undefined` when it is sound.
+ *
+ * @param v The object's view.
+ * @param size The object's size.
+ * @returns The first problem, or `undefined`.
+ */
+export function metaProblem(v: DataView, size: number): string | undefined {
+  if (size < BASE_OFFSET) return `the object is only ${size} bytes`;
+  const version = v.getUint16(M + MetaField.version, true);
+  if (version !== LAYOUT_VERSION) return `unknown layout version ${version}`;
+  const flags = v.getUint16(M + MetaField.flags, true);
+  if (flags & ~KNOWN_META_FLAGS) return `unknown meta-info flags 0x${flags.toString(16)}`;
+  const sum = v.getUint32(M + META_CHECKSUM, true);
+  if (sum !== 0 && sum !== metaChecksum(v)) return "the meta-info checksum does not match";
+  const f = (field: number) => v.getUint32(M + field, true);
+  const fot = f(MetaField.fotOffset), cap = f(MetaField.fotCapacity);
+  const namesOffset = f(MetaField.namesOffset), namesSize = f(MetaField.namesSize);
+  if (cap > MAX_FOT_INDEX || fot < BASE_OFFSET || fot + cap * FOT_ENTRY_SIZE > size) {
+    return `FOT of ${cap} entries at ${fot} lies outside the object (${size} bytes)`;
+  }
+  if (namesOffset < fot + cap * FOT_ENTRY_SIZE || namesOffset + namesSize > size) {
+    return `FOT names area [${namesOffset}, ${
+      namesOffset + namesSize
+    }) lies outside the object or overlaps the entries`;
+  }
+  const count = f(MetaField.fotCount);
+  if (count > cap) return `fotCount ${count} exceeds fotCapacity ${cap}`;
+  const used = f(MetaField.namesUsed);
+  if (used > namesSize) return `namesUsed ${used} exceeds the names area's ${namesSize} bytes`;
+  return undefined;
+}
+
+/**
  * A handle on an object mapped into a session. Handles are shared: a session
  * gives one writable and one read-only handle per object. Loads and stores on
  * {@linkcode TwzObject.view} are loads and stores on the object; typed
@@ -137,6 +220,8 @@ export class TwzObject implements AccessorHost {
   readonly #session: HandleSession;
   /** Target key -> FOT index, built lazily. */
   #reuse?: Map<string, number>;
+  /** The meta-info was checked (once per handle: it is fixed at creation). */
+  #metaOk = false;
 
   /** @internal Sessions make handles; use `Twz.open` / `Twz.create`. */
   constructor(session: HandleSession, mapping: ObjectMapping) {
@@ -145,6 +230,14 @@ export class TwzObject implements AccessorHost {
     this._e = mapping.extent;
     this.id = mapping.id;
     this.writable = mapping.writable;
+  }
+
+  /**
+   * Whether the session's kernel is read-only (then every handle is
+   * read-only and a write fails with `TwzError` `ReadOnly`).
+   */
+  get imageReadOnly(): boolean {
+    return this.#session.kernel.readOnly;
   }
 
   /** The object's bytes (live: follows relocation; empty once deleted). */
@@ -174,7 +267,9 @@ export class TwzObject implements AccessorHost {
   }
   /** The end of the data that follows the base (where the FOT starts). */
   get dataEnd(): number {
-    return this.hasMeta ? this.view.getUint32(M + MetaField.fotOffset, true) : this.size;
+    if (!this.hasMeta) return this.size;
+    this.#needMeta();
+    return this.view.getUint32(M + MetaField.fotOffset, true);
   }
 
   /**
@@ -202,6 +297,10 @@ export class TwzObject implements AccessorHost {
     };
   }
 
+  /**
+   * Check the meta-info before using it.
+   * @throws {TwzError} `InvalidArgument` (none), `ObjectDamaged` (damaged).
+   */
   #needMeta(): void {
     if (!this.hasMeta) {
       throw new TwzError(
@@ -209,10 +308,25 @@ export class TwzObject implements AccessorHost {
         `Object ${formatId(this.id)} has no libtwz meta-info (it was not made by Twz.create)`,
       );
     }
+    if (this.#metaOk) return;
+    const problem = metaProblem(this.view, this.size);
+    if (problem === undefined) this.#metaOk = true;
+    else {
+      throw new TwzError(
+        ErrorCode.ObjectDamaged,
+        `The meta-info of ${formatId(this.id)} is damaged: ${problem}`,
+      );
+    }
   }
 
   #needWrite(what: string): void {
     if (!this.writable) {
+      if (this.imageReadOnly) {
+        throw new TwzError(
+          ErrorCode.ReadOnly,
+          `the image is open read-only: cannot ${what} object ${formatId(this.id)}`,
+        );
+      }
       throw new TwzError(
         ErrorCode.AccessDenied,
         `Cannot ${what} object ${formatId(this.id)}: this handle is read-only`,
@@ -324,6 +438,15 @@ export class TwzObject implements AccessorHost {
       const off = v.getUint32(at + FotField.nameOffset, true);
       const len = v.getUint16(at + FotField.nameLength, true);
       const rlen = v.getUint16(at + FotField.resolverLength, true);
+      const names = v.getUint32(M + MetaField.namesOffset, true);
+      if (off < names || off + len + rlen > names + v.getUint32(M + MetaField.namesUsed, true)) {
+        throw new TwzError(
+          ErrorCode.ObjectDamaged,
+          `The FOT of ${formatId(this.id)} is damaged: entry ${index}'s name [${off}, ${
+            off + len + rlen
+          }) lies outside the used names area`,
+        );
+      }
       const b = this.bytes;
       const dec = new TextDecoder();
       return {
@@ -346,6 +469,7 @@ export class TwzObject implements AccessorHost {
 
   #fotSlow(index: number): TwzObject {
     const v = this.view;
+    if (this.hasMeta) this.#needMeta();
     const count = this.hasMeta ? v.getUint32(M + MetaField.fotCount, true) : 0;
     if (index < 1 || index > count) {
       throw new TwzError(
@@ -392,7 +516,7 @@ export class TwzObject implements AccessorHost {
 
   /** A handle for a FOT target: writable when the entry and the object allow it. */
   #target(id: ObjID, writable: boolean): TwzObject {
-    if (writable) {
+    if (writable && !this.#session.kernel.readOnly) {
       try {
         return this.#session.handle(id, true);
       } catch (e) {
@@ -438,6 +562,19 @@ export class TwzObject implements AccessorHost {
     }
     const found = this.#reuse.get(key);
     if (found !== undefined) return found;
+    if (
+      typeof target === "bigint" && this.lifetime === "persistent" &&
+      this.#session.kernel.exists(target) &&
+      this.#session.kernel.stat(target).lifetime === "volatile"
+    ) {
+      // The entry would outlive its target: after a reboot it names nothing.
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `Persistent object ${formatId(this.id)} cannot point at volatile object ${
+          formatId(target)
+        }: the pointer would dangle after a reboot`,
+      );
+    }
     const index = this.#append(target, flagsWanted);
     this.#reuse.set(key, index);
     return index;
@@ -523,6 +660,7 @@ export class TwzObject implements AccessorHost {
 
   /** @internal Drop cached name resolutions and state (the session was closed or the object deleted). */
   _reset(): void {
+    this.#metaOk = false;
     this._fc.length = 0;
     this.#named.length = 0;
     this.#reuse = undefined;

@@ -31,12 +31,27 @@
 import { activeTx, transaction, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap } from "./heap.ts";
 import type { Codec } from "./codec.ts";
-import { type CollectionObject, createRoot, Mem, openRoot, Scratch } from "./_mem.ts";
+import {
+  asDamage,
+  type CollectionObject,
+  createRoot,
+  damaged,
+  guard,
+  Mem,
+  openRoot,
+  rootHeapOffset,
+  Scratch,
+  stepLimit,
+} from "./_mem.ts";
 
 const MAGIC = 0x55455551; // "QUEU"
 const H = { magic: 0, valKind: 5, size: 8, head: 12, tail: 16, heap: 20 } as const;
 const HEADER = 64;
 const Q = { next: 0, length: 4, value: 8 } as const;
+/** The class name, for damage messages. */
+const NAME = "Queue";
+/** The smallest heap block a node takes: a list longer than the object holds such blocks loops. */
+const MIN_NODE = 16;
 
 /**
  * A persistent FIFO queue of `T`.
@@ -98,7 +113,53 @@ export class Queue<T> {
    * collection), or it was made with another codec.
    */
   static open<T>(host: TxLogHost, obj: CollectionObject, values: Codec<T>): Queue<T> {
-    return new Queue(host, obj, openRoot(obj, MAGIC, "queue", HEADER, null, values), values);
+    const header = openRoot(
+      obj,
+      MAGIC,
+      NAME,
+      "queue",
+      HEADER,
+      null,
+      values,
+      (h) => Queue.headerProblem(obj, h),
+    );
+    return new Queue(host, obj, header, values);
+  }
+
+  /**
+   * Check a queue header in place (constant time): head and tail nodes
+   * inside the heap (both or neither), the heap's offset and the size.
+   * `open` refuses a queue that fails it.
+   *
+   * @param obj The object holding the queue.
+   * @param header The header's offset.
+   * @returns The first problem, or `undefined`.
+   */
+  static headerProblem(obj: CollectionObject, header: number): string | undefined {
+    const v = obj.mapping.view;
+    const size = v.byteLength;
+    if (header + HEADER > size) return `header at ${header} lies outside the object`;
+    const heap = v.getUint32(header + H.heap, true);
+    const heapAt = rootHeapOffset(obj);
+    if (heap !== heapAt) return `header names its heap at ${heap}, not ${heapAt}`;
+    const n = v.getUint32(header + H.size, true);
+    const head = v.getUint32(header + H.head, true);
+    const tail = v.getUint32(header + H.tail, true);
+    if (n > size / MIN_NODE) return `size ${n} is impossible in ${size} bytes`;
+    for (const [what, at] of [["head", head], ["tail", tail]] as const) {
+      if (at !== 0 && (at < heapAt + 136 || at % 8 !== 0 || at + Q.value > size)) {
+        return `${what} node at ${at} lies outside the heap`;
+      }
+    }
+    if ((head === 0) !== (n === 0) || (tail === 0) !== (n === 0)) {
+      return `size ${n} does not match head ${head} and tail ${tail}`;
+    }
+    return undefined;
+  }
+
+  /** The damage error for this queue. */
+  #bad(detail: string): Error {
+    return damaged(NAME, this.obj.id, detail);
   }
 
   /** The heap holding the queue (for checking). */
@@ -108,11 +169,14 @@ export class Queue<T> {
 
   /** Number of elements. */
   get size(): number {
-    return new Mem(this.obj, activeTx()).u32(this.offset + H.size);
+    return guard(NAME, this.obj, () => new Mem(this.obj, activeTx()).u32(this.offset + H.size));
   }
 
   #decode(m: Mem, node: number): T {
     const len = m.u32(node + Q.length);
+    if (node < 64 || node + Q.value + len > this.obj.mapping.bytes.length) {
+      throw this.#bad(`node at ${node} (${len} bytes) lies outside the object`);
+    }
     return this.valueCodec.decode(m.bytes(node + Q.value, len), m.start(node + Q.value), len);
   }
 
@@ -125,6 +189,10 @@ export class Queue<T> {
    * `OutOfSpace` when the object cannot grow.
    */
   push(value: T): number {
+    return guard(NAME, this.obj, () => this.#push(value));
+  }
+
+  #push(value: T): number {
     return transaction(this.host, (tx) => {
       const o = this.obj;
       const h = this.offset;
@@ -152,6 +220,10 @@ export class Queue<T> {
    * @returns The element, or `undefined` when the queue is empty.
    */
   shift(): T | undefined {
+    return guard(NAME, this.obj, () => this.#shift());
+  }
+
+  #shift(): T | undefined {
     return transaction(this.host, (tx) => {
       const o = this.obj;
       const h = this.offset;
@@ -173,9 +245,11 @@ export class Queue<T> {
    * @returns The element, or `undefined` when the queue is empty.
    */
   peek(): T | undefined {
-    const m = new Mem(this.obj, activeTx());
-    const head = m.u32(this.offset + H.head);
-    return head === 0 ? undefined : this.#decode(m, head);
+    return guard(NAME, this.obj, () => {
+      const m = new Mem(this.obj, activeTx());
+      const head = m.u32(this.offset + H.head);
+      return head === 0 ? undefined : this.#decode(m, head);
+    });
   }
 
   /**
@@ -197,6 +271,8 @@ export class Queue<T> {
    * ```
    */
   check(): { nodes: number; problem?: string } {
+    const header = Queue.headerProblem(this.obj as CollectionObject, this.offset);
+    if (header !== undefined) return { nodes: 0, problem: header };
     const v = this.obj.mapping.view;
     const size = v.byteLength;
     const want = v.getUint32(this.offset + H.size, true);
@@ -223,11 +299,23 @@ export class Queue<T> {
    * @returns A generator of elements.
    */
   *values(): Generator<T> {
-    let node = new Mem(this.obj, activeTx()).u32(this.offset + H.head);
+    let steps = stepLimit(this.obj.mapping.bytes.length, MIN_NODE);
+    let node: number;
+    try {
+      node = new Mem(this.obj, activeTx()).u32(this.offset + H.head);
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
+    }
     while (node !== 0) {
-      const m = new Mem(this.obj, activeTx());
-      yield this.#decode(m, node);
-      node = new Mem(this.obj, activeTx()).u32(node + Q.next);
+      let value: T;
+      try {
+        if (--steps < 0) throw this.#bad("the list of nodes loops");
+        value = this.#decode(new Mem(this.obj, activeTx()), node);
+      } catch (error) {
+        throw asDamage(NAME, this.obj.id, error);
+      }
+      yield value;
+      node = guard(NAME, this.obj, () => new Mem(this.obj, activeTx()).u32(node + Q.next));
     }
   }
 

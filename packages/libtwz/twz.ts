@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { Kernel, type ObjectMapping } from "@twz/kernel";
+import { type CreateSpec, Kernel, type ObjectMapping } from "@twz/kernel";
 import type { HalPlugin } from "@twz/kernel/hal";
 import {
   BASE_OFFSET,
@@ -35,6 +35,7 @@ import {
   type Lifetime,
   looksLikeId,
   META_OFFSET,
+  META_SIZE,
   MetaField,
   OBJECT_MAGIC,
   type ObjID,
@@ -45,9 +46,16 @@ import {
   writeId,
 } from "@twz/kernel/abi";
 import { type HalName, loadHalPlugin } from "./embedded.ts";
-import { type HandleSession, type NameResolver, TwzObject } from "./object.ts";
+import {
+  type HandleSession,
+  META_CHECKSUM,
+  META_PENDING_NAME,
+  metaChecksum,
+  type NameResolver,
+  TwzObject,
+} from "./object.ts";
 import { Naming, type NamingSession } from "./naming.ts";
-import { recoverTransactions, type TxLogHost, type TxTarget } from "./tx.ts";
+import { inspectTxLog, recoverTransactions, type TxLogHost, type TxTarget } from "./tx.ts";
 import { sessionTxHost, TXLOG_NAME as TXLOG_PATH } from "./session_tx.ts";
 
 /** Size of a new image when none is given: 64 MiB. */
@@ -72,6 +80,21 @@ export interface TwzOpenOptions {
   size?: number;
   /** Plugin settings. */
   settings?: Record<string, string>;
+  /**
+   * Open the image read-only: nothing is ever written to the file, every
+   * write is refused (`TwzError` `ReadOnly`), and a committed log is replayed
+   * only into a private in-memory overlay. An image the process may not
+   * write opens read-only anyway (`twz.kernel.hal.readOnly`).
+   * @default {false}
+   */
+  readOnly?: boolean;
+  /**
+   * What this program is, named to a second opener of the image (which is
+   * refused with a `HalError` whose `code` is `"busy"` while this session is
+   * open).
+   * @default {"Twz.open"}
+   */
+  holder?: string;
 }
 
 /** FOT sizing for a new object. */
@@ -96,7 +119,11 @@ export interface CreateOptions {
   ties?: ObjID[];
   /**
    * Bind this name to the new object (missing parent directories are made).
-   * The object is created, then named: a crash in between leaves it unnamed.
+   * Create-and-name is failure-atomic: when the name cannot be bound the
+   * object is deleted again. A crash in between leaves an object marked as
+   * created for a name (`META_PENDING_NAME`), which `twz fsck --deep
+   * --repair` deletes. Refused for a volatile object (the name would dangle
+   * after a crash).
    */
   name?: string;
   /**
@@ -136,6 +163,12 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   readonly #resolvers = new Map<string, NameResolver>();
   #txHost: TxLogHost | undefined;
   #closed = false;
+  /**
+   * What opening the session could not do (one line each): on a read-only
+   * kernel whose HAL writes the image (no private overlay), a committed but
+   * unapplied transaction is not replayed, so reads show the state before it.
+   */
+  readonly warnings: string[] = [];
 
   private constructor(kernel: Kernel, owned: boolean) {
     this.kernel = kernel;
@@ -143,12 +176,48 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     this.naming = new Naming(this);
     this.#resolvers.set("", this.naming.resolver);
     // A transaction committed before a crash but not applied is replayed
-    // before anyone reads object memory.
-    if (this.naming.lookup(TXLOG_PATH)) recoverTransactions(this);
+    // before anyone reads object memory. A read-only session never writes
+    // the image: over a read-only HAL (a private in-memory overlay on
+    // hal-sim, a copy-on-write mapping on hal-pmem, where the kernel replays
+    // its own log too) it replays into memory only; otherwise it reports
+    // the transaction.
+    const log = this.naming.lookup(TXLOG_PATH);
+    if (log === undefined) return;
+    if (!kernel.readOnly) recoverTransactions(this);
+    else if (this.#unappliedTx(log.id)) {
+      if (kernel.hal.readOnly === true) recoverTransactions(overlayHost(kernel, log.id));
+      else {
+        this.warnings.push(
+          `a committed transaction in ${TXLOG_PATH} was not replayed (the image is open read-only): reads show the state before it`,
+        );
+      }
+    }
+  }
+
+  /** Whether the log object `id` holds a committed, unapplied transaction. */
+  #unappliedTx(id: ObjID): boolean {
+    if (!this.kernel.exists(id) || !(this.kernel.stat(id).prot & Prot.Read)) return false;
+    return inspectTxLog(this.handle(id, false)).state === "committed";
+  }
+
+  /**
+   * Whether the session runs on a read-only kernel: objects are mapped
+   * read-only and every write fails with `TwzError` `ReadOnly`.
+   */
+  get readOnly(): boolean {
+    return this.kernel.readOnly;
+  }
+
+  /** @internal Throw `ReadOnly` when the session is read-only. */
+  _needWritable(what: string): void {
+    if (this.kernel.readOnly) {
+      throw new TwzError(ErrorCode.ReadOnly, `the image is open read-only: cannot ${what}`);
+    }
   }
 
   /** @internal The transaction log object (see `@twz/libtwz/tx`). */
   logObject(): TxTarget {
+    this._needWritable("run a transaction");
     return (this.#txHost ??= sessionTxHost(this)).logObject();
   }
 
@@ -164,8 +233,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * @param options HAL, image, size.
    * @returns The session; {@linkcode Twz.close} shuts the kernel down and
    * closes the HAL.
-   * @throws {HalError} The image cannot be opened; {TwzError} `ImageCorrupt`
-   * or `ImageUnsupported` from boot.
+   * @throws {HalError} The image cannot be opened (`code: "busy"` when
+   * another process or session holds it); {TwzError} `ImageCorrupt` or
+   * `ImageUnsupported` from boot.
    * @tags allow-read, allow-write
    * @example
    * ```ts
@@ -189,14 +259,18 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
         else throw e;
       }
     }
+    const readOnly = options.readOnly === true;
     const hal = await plugin.open({
       image: options.image,
       size,
-      create: true,
+      create: !readOnly,
       settings: options.settings,
+      ...(readOnly ? { readOnly } : {}),
+      holder: options.holder ?? "Twz.open",
     });
     try {
-      return new Twz(Kernel.boot(hal), true);
+      const boot = { readOnly: readOnly || hal.readOnly === true };
+      return new Twz(Kernel.boot(hal, boot), true);
     } catch (e) {
       hal.close();
       throw e;
@@ -247,7 +321,12 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * ```
    */
   create(options: CreateOptions = {}): TwzObject {
+    return this.#create(options, 0);
+  }
+
+  #create(options: CreateOptions, flags: number): TwzObject {
     this.#check();
+    this._needWritable("create an object");
     const size = options.size ?? DEFAULT_SIZE;
     if (!Number.isInteger(size) || size < BASE_OFFSET) {
       throw new TwzError(
@@ -269,46 +348,107 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
         "libtwz creates objects writable (it writes their meta-info); share them read-only instead",
       );
     }
-    if (options.name !== undefined && this.naming.exists(options.name)) {
-      throw new TwzError(ErrorCode.NameExists, `${options.name} is already bound`);
+    if (options.name !== undefined) {
+      if (options.lifetime === "volatile") {
+        throw new TwzError(
+          ErrorCode.InvalidArgument,
+          `Cannot name volatile object ${options.name}: a name bound to a volatile object dangles after a crash`,
+        );
+      }
+      if (this.naming.exists(options.name)) {
+        throw new TwzError(ErrorCode.NameExists, `${options.name} is already bound`);
+      }
     }
-    const id = this.kernel.create({
+    const prot = options.prot ?? Prot.ReadWrite;
+    const named = options.name !== undefined;
+    // The meta-info, built apart and handed to the kernel as a source range:
+    // it is part of the kernel's create commit, so no crash leaves a new
+    // object without it.
+    const meta = new Uint8Array(META_OFFSET + META_SIZE);
+    const mv = new DataView(meta.buffer);
+    mv.setUint32(META_OFFSET + MetaField.magic, OBJECT_MAGIC, true);
+    mv.setUint16(META_OFFSET + MetaField.version, LAYOUT_VERSION, true);
+    mv.setUint16(
+      META_OFFSET + MetaField.flags,
+      flags | (named ? META_PENDING_NAME : 0),
+      true,
+    );
+    mv.setUint32(META_OFFSET + MetaField.prot, prot, true);
+    mv.setUint32(META_OFFSET + MetaField.createdSize, size, true);
+    this.kernel.hal.entropy.fill(
+      meta.subarray(META_OFFSET + MetaField.nonce, META_OFFSET + MetaField.nonce + 16),
+    );
+    writeId(mv, META_OFFSET + MetaField.keyId, options.keyId ?? 0n);
+    mv.setUint32(META_OFFSET + MetaField.fotOffset, geometry.fotOffset, true);
+    mv.setUint32(META_OFFSET + MetaField.fotCapacity, geometry.fotCapacity, true);
+    mv.setUint32(META_OFFSET + MetaField.namesOffset, geometry.namesOffset, true);
+    mv.setUint32(META_OFFSET + MetaField.namesSize, geometry.namesSize, true);
+    mv.setUint32(META_OFFSET + MetaField.typeTag, options.typeTag ?? 0, true);
+    mv.setUint32(META_OFFSET + META_CHECKSUM, metaChecksum(mv), true);
+    const id = this.#createWithMeta(meta, {
       size,
       lifetime: options.lifetime,
       prot: options.prot,
       keyId: options.keyId,
       ties: options.ties,
     });
-    const prot = this.kernel.stat(id).prot;
-    const m = this.kernel.map(id, Prot.ReadWrite);
-    const v = m.view;
-    v.setUint16(META_OFFSET + MetaField.version, LAYOUT_VERSION, true);
-    v.setUint16(META_OFFSET + MetaField.flags, 0, true);
-    v.setUint32(META_OFFSET + MetaField.prot, prot, true);
-    v.setUint32(META_OFFSET + MetaField.createdSize, size, true);
-    const nonce = new Uint8Array(16);
-    this.kernel.hal.entropy.fill(nonce);
-    m.bytes.set(nonce, META_OFFSET + MetaField.nonce);
-    writeId(v, META_OFFSET + MetaField.keyId, options.keyId ?? 0n);
-    v.setUint32(META_OFFSET + MetaField.fotOffset, geometry.fotOffset, true);
-    v.setUint32(META_OFFSET + MetaField.fotCapacity, geometry.fotCapacity, true);
-    v.setUint32(META_OFFSET + MetaField.namesOffset, geometry.namesOffset, true);
-    v.setUint32(META_OFFSET + MetaField.namesSize, geometry.namesSize, true);
-    v.setUint32(META_OFFSET + MetaField.typeTag, options.typeTag ?? 0, true);
-    m.persist(META_OFFSET, 128);
-    v.setUint32(META_OFFSET + MetaField.magic, OBJECT_MAGIC, true);
-    m.persist(META_OFFSET, 4);
     const obj = this.handle(id, true);
-    if (options.name !== undefined) this.naming.bind(options.name, id, { parents: true });
+    if (named) {
+      // Create-and-name is failure-atomic and crash-safe:
+      // - a failing bind (a parent that is no directory, no space, ...) deletes
+      //   the object before the error reaches the caller: nothing is left;
+      // - a crash before the bind is published leaves an object that still
+      //   carries META_PENDING_NAME (it was born with it) and that no name
+      //   reaches: `twz fsck --deep` reports it and its repair deletes it
+      //   (repairObjects), as never handed to anyone;
+      // - a crash after the bind, before the flag is cleared, leaves a named
+      //   object with the flag: repair only clears the flag.
+      // The kernel cannot create and name in one commit (names are libtwz
+      // data), so the flag, written in the kernel's commit, stands in for it.
+      try {
+        this.naming.bind(options.name!, id, { parents: true });
+      } catch (error) {
+        obj._reset();
+        this.kernel.delete(id);
+        throw error;
+      }
+      const at = META_OFFSET + MetaField.flags;
+      obj.view.setUint16(at, obj.view.getUint16(at, true) & ~META_PENDING_NAME, true);
+      obj.persist(at, 2);
+    }
     return obj;
+  }
+
+  /**
+   * The kernel creates the object with `meta` (`META_OFFSET + META_SIZE`
+   * bytes, the meta-info at its offset) copied in: through a short-lived
+   * volatile object, as the kernel copies only from objects.
+   */
+  #createWithMeta(meta: Uint8Array, spec: CreateSpec): ObjID {
+    const k = this.kernel;
+    const scratch = k.create({ size: meta.length, lifetime: "volatile" });
+    try {
+      k.map(scratch, Prot.ReadWrite).bytes.set(meta);
+      return k.create({
+        ...spec,
+        sources: [{
+          id: scratch,
+          srcOffset: META_OFFSET,
+          dstOffset: META_OFFSET,
+          length: META_SIZE,
+        }],
+      });
+    } finally {
+      k.delete(scratch);
+    }
   }
 
   /** @internal Create an initialized object with meta flags (directories). */
   _createRaw(spec: { size: number; flags: number; fotEntries: number }): TwzObject {
-    const obj = this.create({ size: spec.size, fot: { entries: spec.fotEntries, namesSize: 0 } });
-    obj.view.setUint16(META_OFFSET + MetaField.flags, spec.flags, true);
-    obj.persist(META_OFFSET, 8);
-    return obj;
+    return this.#create(
+      { size: spec.size, fot: { entries: spec.fotEntries, namesSize: 0 } },
+      spec.flags,
+    );
   }
 
   /**
@@ -350,7 +490,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     const id = this.resolve(target);
     if (options.write !== undefined) return this.handle(id, options.write);
     const prot = this.kernel.stat(id).prot;
-    return this.handle(id, (prot & Prot.Write) !== 0);
+    return this.handle(id, (prot & Prot.Write) !== 0 && !this.kernel.readOnly);
   }
 
   /**
@@ -363,6 +503,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    */
   delete(target: ObjID | string): number {
     this.#check();
+    this._needWritable(`delete ${typeof target === "string" ? target : formatId(target)}`);
     const id = this.resolve(target);
     if (!this.kernel.exists(id)) {
       throw new TwzError(ErrorCode.ObjectNotFound, `No object ${formatId(id)}`);
@@ -420,13 +561,15 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * object). A writable request on an object that forbids writes falls back
    * to read-only only for FOT resolution; here it throws.
    *
-   * @throws {TwzError} `ObjectNotFound`, `AccessDenied`.
+   * @throws {TwzError} `ObjectNotFound`, `AccessDenied`, `ReadOnly` (a
+   * writable handle on a read-only session).
    */
   handle(id: ObjID, writable: boolean): TwzObject {
     this.#check();
     const map = writable ? this.#rw : this.#ro;
     const h = map.get(id);
     if (h !== undefined && h.bytes.length > 0) return h;
+    if (writable) this._needWritable(`map ${formatId(id)} writable`);
     const obj = new TwzObject(this, this.kernel.map(id, writable ? Prot.ReadWrite : Prot.Read));
     map.set(id, obj);
     return obj;
@@ -459,6 +602,19 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * A log host that replays into a read-only HAL's private overlay: stores
+ * through read-only mappings reach memory only, and the read-only kernel
+ * drops their flushes and drains.
+ */
+function overlayHost(kernel: Kernel, logId: ObjID): TxLogHost {
+  let log: TxTarget | undefined;
+  return {
+    logObject: () => log ??= { id: logId, mapping: kernel.map(logId, Prot.Read), writable: false },
+    mapForReplay: (id) => kernel.exists(id) ? kernel.map(id, Prot.Read) : null,
+  };
 }
 
 /**

@@ -226,6 +226,12 @@ export class Tx {
   #slotFor(t: TxTarget, line: number, create: boolean): number {
     let ti = this.#indexOf(t);
     if (create && !t.writable) {
+      if ((t as { readonly imageReadOnly?: boolean }).imageReadOnly === true) {
+        throw new TwzError(
+          ErrorCode.ReadOnly,
+          `the image is open read-only: cannot write ${formatId(t.id)}`,
+        );
+      }
       // Another handle of the object may have written it: this one still may not.
       throw new TwzError(
         ErrorCode.AccessDenied,

@@ -36,7 +36,18 @@
 import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
 import { Heap } from "./heap.ts";
 import type { Codec } from "./codec.ts";
-import { type CollectionObject, createRoot, Mem, openRoot, Scratch } from "./_mem.ts";
+import {
+  ArgumentRangeError,
+  asDamage,
+  type CollectionObject,
+  createRoot,
+  damaged,
+  guard,
+  Mem,
+  openRoot,
+  rootHeapOffset,
+  Scratch,
+} from "./_mem.ts";
 
 const MAGIC = 0x54434556; // "VECT"
 const H = { magic: 0, valKind: 5, segShift: 6, length: 8, dir: 12, dirCap: 16, heap: 20 } as const;
@@ -45,6 +56,8 @@ const SEG_SHIFT = 9;
 const SEG = 1 << SEG_SHIFT;
 const SEG_MASK = SEG - 1;
 const PAIR = 8;
+/** The class name, for damage messages. */
+const NAME = "Vector";
 
 /**
  * A persistent vector of `T`.
@@ -110,7 +123,50 @@ export class Vector<T> {
    * another collection), or it was made with another codec.
    */
   static open<T>(host: TxLogHost, obj: CollectionObject, values: Codec<T>): Vector<T> {
-    return new Vector(host, obj, openRoot(obj, MAGIC, "vector", HEADER, null, values), values);
+    const header = openRoot(
+      obj,
+      MAGIC,
+      NAME,
+      "vector",
+      HEADER,
+      null,
+      values,
+      (h) => Vector.headerProblem(obj, h),
+    );
+    return new Vector(host, obj, header, values);
+  }
+
+  /**
+   * Check a vector header in place (constant time): segment geometry, the
+   * directory (inside the object, large enough for every element), the
+   * heap's offset and the length. `open` refuses a vector that fails it.
+   *
+   * @param obj The object holding the vector.
+   * @param header The header's offset.
+   * @returns The first problem, or `undefined`.
+   */
+  static headerProblem(obj: CollectionObject, header: number): string | undefined {
+    const v = obj.mapping.view;
+    const size = v.byteLength;
+    if (header + HEADER > size) return `header at ${header} lies outside the object`;
+    const shift = v.getUint8(header + H.segShift);
+    if (shift !== SEG_SHIFT) return `segment shift ${shift}, not ${SEG_SHIFT}`;
+    const heap = v.getUint32(header + H.heap, true);
+    const heapAt = rootHeapOffset(obj);
+    if (heap !== heapAt) return `header names its heap at ${heap}, not ${heapAt}`;
+    const n = v.getUint32(header + H.length, true);
+    const dir = v.getUint32(header + H.dir, true);
+    const cap = v.getUint32(header + H.dirCap, true);
+    if (dir < heapAt + 136 || dir % 8 !== 0 || dir + cap * 4 > size || Math.ceil(n / SEG) > cap) {
+      return `directory at ${dir} (${cap} segments) cannot hold ${n} elements`;
+    }
+    if (n > size / PAIR) return `length ${n} is impossible in ${size} bytes`;
+    return undefined;
+  }
+
+  /** The damage error for this vector. */
+  #bad(detail: string): Error {
+    return damaged(NAME, this.obj.id, detail);
   }
 
   /** The heap holding the vector (for checking). */
@@ -120,12 +176,16 @@ export class Vector<T> {
 
   /** Number of elements. */
   get length(): number {
-    return new Mem(this.obj, activeTx()).u32(this.offset + H.length);
+    return guard(NAME, this.obj, () => new Mem(this.obj, activeTx()).u32(this.offset + H.length));
   }
 
   /** Offset of element `i`'s (offset, length) pair. */
   #pair(m: Mem, i: number): number {
-    return m.u32(m.u32(this.offset + H.dir) + (i >>> SEG_SHIFT) * 4) + (i & SEG_MASK) * PAIR;
+    const seg = m.u32(m.u32(this.offset + H.dir) + (i >>> SEG_SHIFT) * 4);
+    if (seg < 64 || seg + SEG * PAIR > this.obj.mapping.bytes.length) {
+      throw this.#bad(`segment ${i >>> SEG_SHIFT} at ${seg} lies outside the object`);
+    }
+    return seg + (i & SEG_MASK) * PAIR;
   }
 
   /**
@@ -135,27 +195,21 @@ export class Vector<T> {
    * @returns The element, or `undefined` when `i` is not an index of the vector.
    */
   get(i: number): T | undefined {
-    const tx = activeTx();
-    if (tx === null) {
-      const v = this.obj.mapping.view;
-      const h = this.offset;
-      if (!(Number.isInteger(i) && i >= 0 && i < v.getUint32(h + H.length, true))) return undefined;
-      const seg = v.getUint32(v.getUint32(h + H.dir, true) + (i >>> SEG_SHIFT) * 4, true);
-      const p = seg + (i & SEG_MASK) * PAIR;
-      return this.valueCodec.decode(
-        this.obj.mapping.bytes,
-        v.getUint32(p, true),
-        v.getUint32(p + 4, true),
-      );
+    try {
+      const m = new Mem(this.obj, activeTx());
+      if (!(Number.isInteger(i) && i >= 0 && i < m.u32(this.offset + H.length))) return undefined;
+      return this.#decode(m, this.#pair(m, i));
+    } catch (error) {
+      throw asDamage(NAME, this.obj.id, error);
     }
-    const m = new Mem(this.obj, tx);
-    if (!(Number.isInteger(i) && i >= 0 && i < m.u32(this.offset + H.length))) return undefined;
-    return this.#decode(m, this.#pair(m, i));
   }
 
   #decode(m: Mem, p: number): T {
     const at = m.u32(p);
     const len = m.u32(p + 4);
+    if (at < 64 || at + len > this.obj.mapping.bytes.length) {
+      throw this.#bad(`an element (${len} bytes at ${at}) lies outside the object`);
+    }
     return this.valueCodec.decode(m.bytes(at, len), m.start(at), len);
   }
 
@@ -180,13 +234,17 @@ export class Vector<T> {
    * `OutOfSpace` when the object cannot grow.
    */
   push(value: T): number {
+    return guard(NAME, this.obj, () => this.#push(value));
+  }
+
+  #push(value: T): number {
     return transaction(this.host, (tx) => {
       const o = this.obj;
       const h = this.offset;
       const m = new Mem(o, tx);
       const heap = this.heap;
       const n = m.u32(h + H.length);
-      if (n >= 0xffffffff) throw new RangeError("A vector holds at most 2^32 - 1 elements");
+      if (n >= 0xffffffff) throw new ArgumentRangeError("A vector holds at most 2^32 - 1 elements");
       if ((n & SEG_MASK) === 0) {
         const s = n >>> SEG_SHIFT;
         let dir = m.u32(h + H.dir);
@@ -214,6 +272,10 @@ export class Vector<T> {
    * @returns The element, or `undefined` when the vector is empty.
    */
   pop(): T | undefined {
+    return guard(NAME, this.obj, () => this.#pop());
+  }
+
+  #pop(): T | undefined {
     return transaction(this.host, (tx) => {
       const o = this.obj;
       const h = this.offset;
@@ -246,12 +308,16 @@ export class Vector<T> {
    * @throws {TwzError} `InvalidArgument` when the codec refuses the value.
    */
   set(i: number, value: T): void {
+    guard(NAME, this.obj, () => this.#set(i, value));
+  }
+
+  #set(i: number, value: T): void {
     transaction(this.host, (tx) => {
       const o = this.obj;
       const m = new Mem(o, tx);
       const n = m.u32(this.offset + H.length);
       if (!(Number.isInteger(i) && i >= 0 && i < n)) {
-        throw new RangeError(`Index ${i} is outside the vector (length ${n})`);
+        throw new ArgumentRangeError(`Index ${i} is outside the vector (length ${n})`);
       }
       const len = this.#encode(value);
       const p = this.#pair(m, i);
@@ -286,6 +352,8 @@ export class Vector<T> {
    * ```
    */
   check(): { elements: number; problem?: string } {
+    const header = Vector.headerProblem(this.obj as CollectionObject, this.offset);
+    if (header !== undefined) return { elements: 0, problem: header };
     const v = this.obj.mapping.view;
     const size = v.byteLength;
     const n = v.getUint32(this.offset + H.length, true);
@@ -325,9 +393,15 @@ export class Vector<T> {
    */
   *values(): Generator<T> {
     for (let i = 0;; i++) {
-      const m = new Mem(this.obj, activeTx());
-      if (i >= m.u32(this.offset + H.length)) return;
-      yield this.#decode(m, this.#pair(m, i));
+      let value: T;
+      try {
+        const m = new Mem(this.obj, activeTx());
+        if (i >= m.u32(this.offset + H.length)) return;
+        value = this.#decode(m, this.#pair(m, i));
+      } catch (error) {
+        throw asDamage(NAME, this.obj.id, error);
+      }
+      yield value;
     }
   }
 
