@@ -3,13 +3,28 @@
 import assert from "node:assert/strict";
 import { crashtest, type CrashtestReport, replay } from "../packages/cli/crashtest.ts";
 import { workload as naming } from "../packages/cli/workloads/naming.ts";
-import { workload as heap } from "../packages/cli/workloads/heap.ts";
+import { makeHeapWorkload, workload as heap } from "../packages/cli/workloads/heap.ts";
 import { makeKvWorkload, workload as kv } from "../packages/cli/workloads/kv.ts";
 import type { Workload } from "../packages/cli/workloads/types.ts";
+import { UsageError } from "../packages/cli/board.ts";
 
 function clean(report: CrashtestReport): void {
   assert.equal(report.run_error, undefined, report.run_error);
   assert.deepEqual(report.violations, [], JSON.stringify(report.violations.slice(0, 3)));
+}
+
+/**
+ * A fifth of the states crashed a recovery, and those recoveries had crash
+ * points past the boot's single log-replay drain: the session's opening
+ * (libtwz's transaction replay, two drains) was crashed too.
+ */
+function recoveryCrashed(report: CrashtestReport): void {
+  assert.equal(report.recovery_states, report.states / 5);
+  assert.ok(report.recovery_runs > 50, `recoveries crashed: ${report.recovery_runs}`);
+  assert.ok(
+    report.recovery_points > 1.5 * report.recovery_runs,
+    `${report.recovery_points} recovery crash points in ${report.recovery_runs} recoveries`,
+  );
 }
 
 /** Seeds 1, 2, ... until `states` crash states were tried (every seed is a new run). */
@@ -33,12 +48,14 @@ Deno.test("crashtest() finds no violation in the heap workload over 10,000 crash
   const report = await crashtest(heap, { states: 10_000, seed: 1 });
   clean(report);
   assert.equal(report.states, 10_000);
+  recoveryCrashed(report);
 });
 
 Deno.test("crashtest() finds no violation in the kv workload over 10,000 crash states", async () => {
   const report = await crashtest(kv, { states: 10_000, seed: 1 });
   clean(report);
   assert.equal(report.states, 10_000);
+  recoveryCrashed(report);
 });
 
 Deno.test("crashtest() with torn lines (8-byte units) finds no violation in naming, heap, kv", async () => {
@@ -57,4 +74,39 @@ Deno.test("crashtest() catches a kv value written outside the transaction, and r
   assert.match(v.message, /hash map key \d+: value differs/);
   const again = await replay(broken, v.point, v.variant, { seed: 1 });
   assert.equal(again.findings[0]?.message, v.message);
+});
+
+Deno.test("crashtest: libtwz's transaction replay at session open is crashed at its own drains", async () => {
+  const small = makeHeapWorkload({ txs: 4 });
+  const report = await crashtest(small, { states: 400, seed: 1 });
+  clean(report);
+  // Find a state whose recovery replays a committed transaction: the boot's
+  // log replay is one drain, libtwz's replay two more (the records, then the
+  // applied mark).
+  let found: { point: number; variant: string; points: number } | undefined;
+  for (let point = report.points - 1; point >= 0 && !found; point--) {
+    for (const variant of ["all", "0"]) {
+      try {
+        const r = await replay(small, point, variant, {
+          seed: 1,
+          recovery: { point: 0, variant: "all" },
+        });
+        if (r.recovery!.points >= 3) found = { point, variant, points: r.recovery!.points };
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        continue; // this state's recovery has no crash point 0 (it drains nothing)
+      }
+      if (found) break;
+    }
+  }
+  assert.ok(found, "some crash state's recovery replays a libtwz transaction");
+  for (let q = 1; q < found.points; q++) {
+    for (const variant of ["0", "all", "s1"]) {
+      const r = await replay(small, found.point, found.variant, {
+        seed: 1,
+        recovery: { point: q, variant },
+      });
+      assert.deepEqual(r.findings, [], `${found.point}:${found.variant}/${q}:${variant}`);
+    }
+  }
 });

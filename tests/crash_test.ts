@@ -5,9 +5,12 @@ import { openSim, PersistFault } from "@twz/hal-sim";
 import { crashtest, replay } from "../packages/cli/crashtest.ts";
 import { workload as kernelObjects } from "../packages/cli/workloads/kernel_objects.ts";
 import { workload as broken } from "./crash_broken_workload.ts";
+import { makeCounterWorkload } from "./crash_recovery_workload.ts";
+import type { Workload } from "../packages/cli/workloads/types.ts";
 import { twz } from "./_twz.ts";
 
 const BROKEN = new URL("./crash_broken_workload.ts", import.meta.url).pathname;
+const BROKEN_RECOVERY = new URL("./crash_recovery_workload.ts", import.meta.url).pathname;
 
 Deno.test("crashtest() catches a flag published before its data is flushed, and replays it", async () => {
   const report = await crashtest(broken, { states: 500, seed: 3 });
@@ -24,6 +27,9 @@ Deno.test("crashtest() finds no violation in kernel-objects over 10,000 crash st
   const report = await crashtest(kernelObjects, { states: 10_000, seed: 1 });
   assert.equal(report.states, 10_000);
   assert.ok(report.points > 50, `crash after every drain: ${report.points} points`);
+  // A fifth of them crash a recovery (the boot's log replay) and recover again.
+  assert.equal(report.recovery_states, 2_000);
+  assert.ok(report.recovery_runs > 100, `recoveries crashed: ${report.recovery_runs}`);
   assert.deepEqual(report.violations, [], JSON.stringify(report.violations.slice(0, 3)));
   assert.equal(report.run_error, undefined);
 });
@@ -62,6 +68,10 @@ Deno.test("twz crashtest kernel-objects exits 0; errors are one line", async () 
   const ok = await twz(["crashtest", "kernel-objects", "--states", "400"]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /crashtest kernel-objects: 400 crash states at \d+ crash points/);
+  assert.match(
+    ok.stdout,
+    /recovery crashed: 80 of those states, at \d+ crash points of the recovery of \d+ crash states/,
+  );
   assert.match(ok.stdout, /no violations/);
   for (
     const [args, code, pattern] of [
@@ -70,6 +80,13 @@ Deno.test("twz crashtest kernel-objects exits 0; errors are one line", async () 
       [["crashtest", "kernel-objects", "--states", "x"], 2, /--states takes a positive integer/],
       [["crashtest", "kernel-objects", "--replay", "9999:0"], 2, /crash points 0 to \d+, not 9999/],
       [["crashtest", "kernel-objects", "--replay", "zz"], 2, /--replay takes POINT:VARIANT/],
+      [["crashtest", "kernel-objects", "--replay", "3:0/"], 2, /--replay takes POINT:VARIANT/],
+      [["crashtest", "kernel-objects", "--recovery-states", "x"], 2, /--recovery-states takes/],
+      [
+        ["crashtest", "kernel-objects", "--states", "10", "--recovery-states", "11"],
+        2,
+        /--recovery-states \(11\) cannot exceed --states \(10\)/,
+      ],
     ] as const
   ) {
     const r = await twz([...args]);
@@ -179,4 +196,137 @@ Deno.test("the replay example in docs/CRASHTEST.md works", async () => {
   const r = await twz(m[1].split(" "));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /recovered correctly/);
+});
+
+Deno.test("crashtest() crashes recovery itself: a recovery that is not idempotent is caught", async () => {
+  const brokenRecovery = makeCounterWorkload(false);
+  // Every crash of the run recovers correctly: only crashing the recovery shows the bug.
+  const plain = await crashtest(brokenRecovery, { states: 300, seed: 1, recoveryStates: 0 });
+  assert.equal(plain.recovery_states, 0);
+  assert.deepEqual(plain.violations, []);
+  const report = await crashtest(brokenRecovery, { states: 300, seed: 1 });
+  assert.equal(report.states, 300);
+  assert.equal(report.recovery_states, 60);
+  assert.ok(report.violation_count > 0, "a recovery applying an entry twice must be caught");
+  const v = report.violations[0];
+  assert.ok(v.recovery, "the violation names where the recovery crashed");
+  assert.equal(v.stage, "check");
+  assert.match(v.message, /counter is (\d+), acknowledged \d+/);
+  const again = await replay(brokenRecovery, v.point, v.variant, {
+    seed: 1,
+    recovery: v.recovery,
+  });
+  assert.equal(again.recovery?.point, v.recovery.point);
+  assert.equal(again.findings[0]?.message, v.message);
+  // The state alone (its recovery not crashed) recovers correctly.
+  assert.deepEqual((await replay(brokenRecovery, v.point, v.variant, { seed: 1 })).findings, []);
+  // An idempotent recovery passes the same campaign, crashed as often.
+  const fixed = await crashtest(makeCounterWorkload(true), { states: 300, seed: 1 });
+  assert.equal(fixed.recovery_states, 60);
+  assert.ok(fixed.recovery_runs > 5);
+  assert.deepEqual(fixed.violations, []);
+});
+
+Deno.test("twz crashtest reports a crashed recovery with a replay line P:V/Q:W that reproduces it", async () => {
+  const r = await twz(["crashtest", BROKEN_RECOVERY, "--states", "200", "--json"]);
+  assert.equal(r.code, 1, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.states, 200);
+  assert.equal(out.recovery_states, 40);
+  assert.ok(out.recovery_points > 0 && out.recovery_runs > 0);
+  const v = out.violations[0];
+  assert.equal(typeof v.recovery.point, "number");
+  assert.match(v.replay, /--replay \d+:\w+\/\d+:\w+$/);
+  const again = await twz(v.replay.split(" ").slice(1));
+  assert.equal(again.code, 1, again.stderr);
+  assert.match(again.stdout, /then recovery crashed at its point \d+ \(of \d+\)/);
+  assert.match(again.stdout, /VIOLATION \(check\): counter is/);
+  const none = await twz([
+    "crashtest",
+    BROKEN_RECOVERY,
+    "--states",
+    "200",
+    "--recovery-states",
+    "0",
+  ]);
+  assert.equal(none.code, 0, none.stdout);
+});
+
+/**
+ * A record R (line 0) holds a valid value (all 1s, then all 2s); a commit
+ * flag C (line 1) says R was updated. The update uses R's line as scratch
+ * (0xee, never flushed) across an unrelated drain, then writes the new value
+ * and persists R and C together. A reader accepts either valid value when C
+ * is set, never the scratch one, but a dirty line may be evicted at any
+ * moment: the scratch value can reach the media and C persist after it.
+ */
+const scratchWorkload: Workload = {
+  name: "scratch-line",
+  imageSize: 320 * 1024,
+  run({ kernel, journal }) {
+    const id = journal.record("create", {}, () => kernel.create({ size: 4096 }));
+    const m = kernel.map(id);
+    journal.record("setup", {}, () => {
+      m.bytes.fill(1, 0, 8);
+      m.persist(0, 8);
+    });
+    journal.record("update", {}, () => {
+      m.bytes.fill(0xee, 0, 8); // scratch, never flushed
+      m.bytes[128] = 7;
+      m.persist(128, 1); // an unrelated drain while R holds the scratch value
+      m.bytes.fill(2, 0, 8);
+      m.bytes[64] = 1;
+      m.flush(0, 8);
+      m.flush(64, 1);
+      m.drain();
+    });
+  },
+  check(kernel, journal) {
+    const create = journal.find((e) => e.op === "create" && e.state === "done");
+    if (!create) return [];
+    const bytes = kernel.map(create.result as bigint).bytes;
+    const r = bytes[0];
+    if (bytes[64] === 1 && r !== 1 && r !== 2) return [`C is set but R holds ${r}`];
+    return [];
+  },
+};
+
+Deno.test("crashtest(): a value a line held at an earlier drain, then overwritten, is an outcome", async () => {
+  const report = await crashtest(scratchWorkload, { states: 200, seed: 1 });
+  assert.ok(report.violation_count > 0, "the scratch value reaching the media must be caught");
+  const v = report.violations[0];
+  assert.equal(v.recovery, undefined);
+  assert.equal(v.message, "C is set but R holds 238");
+  const again = await replay(scratchWorkload, v.point, v.variant, { seed: 1 });
+  assert.match(again.crash, /kept as it was at an earlier drain/);
+  assert.equal(again.findings[0]?.message, v.message);
+});
+
+Deno.test("crashtest(): a line flushed twice before one drain may persist the first value", async () => {
+  const twice: Workload = {
+    name: "flushed-twice",
+    imageSize: 320 * 1024,
+    run({ kernel, journal }) {
+      const id = journal.record("create", {}, () => kernel.create({ size: 4096 }));
+      const m = kernel.map(id);
+      journal.record("update", {}, () => {
+        m.bytes[0] = 0xee; // an intermediate value, flushed
+        m.flush(0, 1);
+        m.bytes[0] = 2; // the final value, flushed again
+        m.flush(0, 1);
+        m.bytes[64] = 1; // the commit flag, same drain
+        m.flush(64, 1);
+        m.drain();
+      });
+    },
+    check(kernel, journal) {
+      const create = journal.find((e) => e.op === "create" && e.state === "done");
+      if (!create) return [];
+      const bytes = kernel.map(create.result as bigint).bytes;
+      return bytes[64] === 1 && bytes[0] === 0xee ? ["flag set with the intermediate value"] : [];
+    },
+  };
+  const report = await crashtest(twice, { states: 100, seed: 1 });
+  assert.ok(report.violation_count > 0);
+  assert.equal(report.violations[0].message, "flag set with the intermediate value");
 });

@@ -14,8 +14,17 @@
  *   completed yet (the write-back happened, later stores did not);
  * - the current cached contents (evicted just before the power went).
  *
- * A line stored, flushed and stored again therefore has three outcomes. A
- * {@linkcode CrashPoint} holds the pending units of one moment and their
+ * A line stored, flushed and stored again therefore has three outcomes.
+ *
+ * While crash recording is armed (`SimRegion.recordHistory`), a unit also
+ * has one choice per distinct value its line held at an earlier *drain*
+ * without being written back ({@linkcode LineHistory}): a dirty line may be
+ * evicted at any moment, so a value overwritten later may be what the media
+ * keeps. Stores in between are invisible to the simulator (it sees no
+ * individual stores), so a value stored and overwritten between two flushes
+ * or drains is never an outcome.
+ *
+ * A {@linkcode CrashPoint} holds the pending units of one moment and their
  * choices, and turns a *selection* (one choice per unit) into a crash image.
  * Selections are numbered in mixed radix (`variant`), so every crash state of
  * a point has a number that replays it, or drawn from a seed.
@@ -79,6 +88,8 @@ export class CrashPoint {
    * @param data The contents of every non-media choice, `unit` bytes each.
    * @param currentChoice The choice equal to the unit's current contents (0:
    * they equal the media), what policy `all` keeps.
+   * @param historyCount How many of unit `j`'s first choices are values its
+   * line held at an earlier drain ({@linkcode LineHistory}; 0 when none).
    */
   constructor(
     readonly unit: number,
@@ -88,6 +99,7 @@ export class CrashPoint {
     readonly drainChoice: Uint8Array,
     readonly data: Uint8Array,
     readonly currentChoice: Uint8Array = choiceCount,
+    readonly historyCount: Uint8Array = new Uint8Array(units.length),
   ) {}
 
   /**
@@ -106,6 +118,11 @@ export class CrashPoint {
   /** Whether some unit has more than two outcomes (stored again after a flush). */
   get hasThreeWay(): boolean {
     return this.choiceCount.some((c) => c > 1);
+  }
+
+  /** Whether some unit may keep a value its line held at an earlier drain. */
+  get hasHistory(): boolean {
+    return this.historyCount.some((c) => c > 0);
   }
 
   /**
@@ -178,9 +195,11 @@ export class CrashPoint {
       const at = this.units[j] * this.unit;
       const how = sel[j] === 0
         ? "lost"
-        : sel[j] === this.choiceCount[j]
+        : sel[j] === this.currentChoice[j]
         ? "kept"
-        : `kept as flushed (snapshot ${sel[j]})`;
+        : sel[j] <= this.historyCount[j]
+        ? `kept as it was at an earlier drain (value ${sel[j]})`
+        : `kept as flushed (snapshot ${sel[j] - this.historyCount[j]})`;
       parts.push(`[${at}, +${this.unit}) ${how}`);
     }
     return parts.length ? parts.join(", ") : "nothing pending";
@@ -194,6 +213,7 @@ export class CrashPointBuilder {
   counts: number[] = [];
   drains: number[] = [];
   current: number[] = [];
+  history: number[] = [];
   data = new Uint8Array(4096);
   used = 0; // in units
   constructor(readonly unit: number) {}
@@ -205,6 +225,7 @@ export class CrashPointBuilder {
     this.counts.push(0);
     this.drains.push(0);
     this.current.push(0);
+    this.history.push(0);
   }
 
   /**
@@ -226,6 +247,7 @@ export class CrashPointBuilder {
       }
       if (same) return c + 1;
     }
+    if (this.counts[j] === 255) return 255; // a unit's choices are counted in a byte
     if ((this.used + 1) * u > this.data.length) {
       const bigger = new Uint8Array(this.data.length * 2);
       bigger.set(this.data);
@@ -246,6 +268,69 @@ export class CrashPointBuilder {
       Uint8Array.from(this.drains),
       this.data.slice(0, this.used * this.unit),
       Uint8Array.from(this.current),
+      Uint8Array.from(this.history),
     );
+  }
+}
+
+/** Values kept per line by {@linkcode LineHistory} (the oldest are dropped first). */
+export const HISTORY_LIMIT = 16;
+
+/**
+ * What each line held at earlier drains since it was last written back: kept
+ * by a `SimRegion` only while crash recording is armed (the normal path pays
+ * nothing). At every drain the region notes the contents of every line that
+ * differs from the media and was not written back by that drain; a drain
+ * that writes a line back forgets its history (the media holds what was
+ * flushed, and older values can no longer reach it). A crash point then
+ * offers each such value as an outcome of the line's units: the line may have
+ * been evicted while it held it, and every later store lost.
+ */
+export class LineHistory {
+  /** Line index → the distinct values (`line` bytes each), oldest first. */
+  readonly lines: Map<number, Uint8Array[]> = new Map();
+
+  /**
+   * @param line Size of a line in bytes.
+   * @param limit Values kept per line, at most.
+   */
+  constructor(readonly line = 64, readonly limit = HISTORY_LIMIT) {}
+
+  /** Forget everything (the region was reloaded, or its media replaced). */
+  clear(): void {
+    this.lines.clear();
+  }
+
+  /** Line `index` was written back: what it held before can no longer persist. */
+  written(index: number): void {
+    this.lines.delete(index);
+  }
+
+  /**
+   * Note that line `index` holds `source[at, at + line)` (fewer bytes at the
+   * end of the region), unless that value is already noted.
+   */
+  note(index: number, source: Uint8Array, at: number): void {
+    const n = Math.min(this.line, source.length - at);
+    let values = this.lines.get(index);
+    if (values) {
+      for (const v of values) {
+        let same = true;
+        for (let k = 0; k < n; k++) {
+          if (v[k] !== source[at + k]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) return;
+      }
+    } else {
+      values = [];
+      this.lines.set(index, values);
+    }
+    if (values.length === this.limit) values.shift();
+    const copy = new Uint8Array(this.line);
+    copy.set(source.subarray(at, at + n));
+    values.push(copy);
   }
 }

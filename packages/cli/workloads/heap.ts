@@ -21,6 +21,7 @@ import { Twz } from "@twz/libtwz";
 import { BLOCK_HEADER, Heap } from "@twz/libtwz/heap";
 import { transaction, type Tx } from "@twz/libtwz/tx";
 import type { JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
+import { openSession, sessionOf } from "./_session.ts";
 
 /** Transactions per run. */
 const TXS = 60;
@@ -217,6 +218,11 @@ export function makeHeapWorkload(options: HeapWorkloadOptions = {}): Workload {
       }
     },
 
+    /** Opening a session replays a committed transaction (the checker crashes it too). */
+    recover(kernel: Kernel): void {
+      openSession(kernel);
+    },
+
     check(kernel: Kernel, journal: JournalSnapshot): string[] {
       let m = models.get(journal);
       if (!m) {
@@ -224,7 +230,7 @@ export function makeHeapWorkload(options: HeapWorkloadOptions = {}): Workload {
         models.set(journal, m);
       }
       if (m.obj === undefined) return [];
-      const twz = Twz.fromKernel(kernel); // replays a committed transaction
+      const twz = sessionOf(kernel); // recover's, which replayed a committed transaction
       if (!kernel.exists(m.obj)) return [`the heap object ${formatId(m.obj)} is missing`];
       const obj = twz.handle(m.obj, false);
       const view = obj.view;

@@ -22,6 +22,7 @@ import { HashMap } from "@twz/libtwz/hashmap";
 import { Heap } from "@twz/libtwz/heap";
 import { transaction } from "@twz/libtwz/tx";
 import type { JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
+import { openSession, sessionOf } from "./_session.ts";
 
 /** Operations after the bulk loads. */
 const OPS = 70;
@@ -232,6 +233,11 @@ export function makeKvWorkload(options: KvWorkloadOptions = {}): Workload {
       }
     },
 
+    /** Opening a session replays a committed transaction (the checker crashes it too). */
+    recover(kernel: Kernel): void {
+      openSession(kernel);
+    },
+
     check(kernel: Kernel, journal: JournalSnapshot): string[] {
       let m = models.get(journal);
       if (!m) {
@@ -239,7 +245,7 @@ export function makeKvWorkload(options: KvWorkloadOptions = {}): Workload {
         models.set(journal, m);
       }
       if (m.h === undefined || m.b === undefined) return [];
-      const twz = Twz.fromKernel(kernel); // replays a committed transaction
+      const twz = sessionOf(kernel); // recover's, which replayed a committed transaction
       for (const id of [m.h, m.b]) {
         if (!kernel.exists(id)) return [`map object ${formatId(id)} is missing`];
       }

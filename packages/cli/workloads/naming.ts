@@ -22,6 +22,7 @@ import type { Kernel, ObjID } from "@twz/kernel";
 import { formatId } from "@twz/kernel/abi";
 import { Twz } from "@twz/libtwz";
 import type { JournalEntry, JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
+import { openSession, sessionOf } from "./_session.ts";
 
 /** Random naming operations before the directory-growth phase. */
 const OPS = 40;
@@ -231,6 +232,11 @@ export const workload: Workload = {
     unbind("/big/late3");
   },
 
+  /** Opening a session replays a committed transaction (the checker crashes it too). */
+  recover(kernel: Kernel): void {
+    openSession(kernel);
+  },
+
   check(kernel: Kernel, journal: JournalSnapshot): string[] {
     let c = cache.get(journal);
     if (!c) {
@@ -241,7 +247,7 @@ export const workload: Workload = {
     for (const id of c.objects) {
       if (!kernel.exists(id)) out.push(`acknowledged object ${formatId(id)} is missing`);
     }
-    const twz = Twz.fromKernel(kernel);
+    const twz = sessionOf(kernel);
     const actual = walk(twz, out);
     let first: string | undefined;
     let ok = false;

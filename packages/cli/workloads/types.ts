@@ -7,7 +7,8 @@
  * then done (acknowledged to its caller) or failed. The crash checker records
  * every crash point of the run, and for each crash state it tries, boots a
  * kernel on the crashed image, runs `fsck`, and calls `check` with the
- * journal as it stood at that crash point. `check` states the workload's
+ * journal as it stood at that crash point (after `recover`, the recovery a
+ * session does when it opens, if the workload has one). `check` states the workload's
  * invariants: every acknowledged effect is there, an operation in flight
  * happened wholly or not at all, nothing unacknowledged is half visible.
  *
@@ -146,6 +147,15 @@ export interface Workload {
   readonly imageSize: number;
   /** Perform the operations, recording each in `ctx.journal`. */
   run(ctx: WorkloadContext): void | Promise<void>;
+  /**
+   * The recovery a session does when it opens, after the kernel's boot (which
+   * replays the kernel's metadata log): libtwz workloads open a session
+   * (`Twz.fromKernel`, which replays a committed transaction). The checker
+   * calls it after every boot, before `fsck` and `check`, and crashes it
+   * too: its drains, like the boot's, are crash points of the recovery.
+   * Optional: without it recovery is the boot alone.
+   */
+  recover?(kernel: Kernel, ctx: CheckContext): void | Promise<void>;
   /**
    * Check invariants on a recovered kernel given the journal at the crash.
    * Throw (an `Error`; anything else is reported as `String(value)`), or
