@@ -790,6 +790,32 @@ Deno.test("a crash inside Twz.create({ name }) is swept by repair: unnamed delet
   }
 });
 
+Deno.test("repair never deletes a marked object that holds data: it goes to /lost+found", async () => {
+  const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
+  try {
+    const obj = twz.create({ name: "/data", size: 4096 });
+    const data = new TextEncoder().encode("acknowledged bytes");
+    obj.write(obj.baseOffset, data);
+    // A damaged flags word that looks like the pending-name mark, on an
+    // object reached only by ID: deleting it would destroy data.
+    const m = twz.kernel.map(obj.id);
+    const at = META_OFFSET + MetaField.flags;
+    m.view.setUint16(at, m.view.getUint16(at, true) | META_PENDING_NAME, true);
+    twz.naming.unbind("/data");
+    const lines = repairObjects(twz);
+    assert.ok(lines.some((l) => /kept as \/lost\+found\//.test(l)), lines.join("\n"));
+    assert.ok(twz.kernel.exists(obj.id));
+    assert.equal(twz.naming.resolve(`/lost+found/${formatId(obj.id)}`), obj.id);
+    assert.deepEqual(
+      twz.kernel.read(obj.id, obj.baseOffset, data.length),
+      data,
+      "its bytes are unchanged",
+    );
+  } finally {
+    twz.close();
+  }
+});
+
 Deno.test("volatile objects: no names, no pointers from persistent objects", async () => {
   const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
   try {

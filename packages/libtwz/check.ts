@@ -621,13 +621,22 @@ export function checkObjects(
         "a directory object that no name reaches (a crash during mkdir leaves this)",
       );
     }
-    if (flags & META_PENDING_NAME) {
+    if ((flags & META_PENDING_NAME) && (id === rootObjId || id === txlogId)) {
+      // Twz.create never makes these: the mark is damage to their flags.
+      problem(
+        id,
+        "meta",
+        `the ${
+          id === rootObjId ? "kernel root object" : "transaction log"
+        } is marked as created for a name: its meta-info flags are damaged`,
+      );
+    } else if (flags & META_PENDING_NAME) {
       warn(
         id,
         "meta",
         bound.has(id)
           ? "created for a name and named, but still marked pending (a crash inside Twz.create leaves this; repair clears the mark)"
-          : "created for a name that was never bound (a crash inside Twz.create leaves this; repair deletes the object)",
+          : "created for a name that was never bound (a crash inside Twz.create leaves this; repair deletes it if it was never written, else binds it under /lost+found)",
       );
     }
     if (!(flags & MetaFlags.Directory) && id !== txlogId && id !== rootObjId) checkBase(id, m);
@@ -905,7 +914,11 @@ function repairTxLog(kernel: Kernel): string[] {
 /**
  * Finish what a crash inside `Twz.create({ name })` cut short: an object
  * still marked {@linkcode META_PENDING_NAME} that a name reaches loses the
- * mark; one that no name reaches was never handed to anyone and is deleted.
+ * mark; one that no name reaches was never handed to anyone and is deleted
+ * when nothing was ever written past its meta-info (so nothing is lost);
+ * otherwise the mark may be damage to a real object's flags, and the object
+ * is kept under `/lost+found/<ID>`. The kernel root object and the
+ * transaction log are never deleted (their mark is damage: it is cleared).
  * Nothing is deleted while the naming root is unreadable.
  */
 function repairPending(kernel: Kernel): string[] {
@@ -913,6 +926,7 @@ function repairPending(kernel: Kernel): string[] {
   const rootDir = findRootDir(kernel);
   if (rootDir === null || !usable(kernel, rootDir)) return lines;
   const names = namesByObject(kernel);
+  const rootObject = kernel.rootObjectId();
   for (const stat of kernel.list()) {
     if (stat.lifetime !== "persistent" || !(stat.prot & Prot.Read)) continue;
     let m: ObjectMapping;
@@ -926,12 +940,25 @@ function repairPending(kernel: Kernel): string[] {
     if (m.bytes.length < BASE_OFFSET || v.getUint32(META_OFFSET, true) !== OBJECT_MAGIC) continue;
     const flags = v.getUint16(META_OFFSET + MetaField.flags, true);
     if (!(flags & META_PENDING_NAME) || metaProblem(v, m.bytes.length) !== undefined) continue;
-    if (names.has(stat.id)) {
+    const system = stat.id === rootObject || names.get(stat.id)?.includes("/.txlog");
+    if (names.has(stat.id) || system) {
       const w = kernel.map(stat.id, Prot.ReadWrite);
       w.view.setUint16(META_OFFSET + MetaField.flags, flags & ~META_PENDING_NAME, true);
       w.persist(META_OFFSET + MetaField.flags, 2);
       lines.push(
-        `meta ${formatId(stat.id)}: cleared the pending-name mark of ${names.get(stat.id)![0]}`,
+        `meta ${formatId(stat.id)}: cleared the pending-name mark of ${
+          system && !names.has(stat.id) ? "the kernel root object" : names.get(stat.id)![0]
+        }`,
+      );
+    } else if (writtenTo(m)) {
+      const path = bindLostFound(kernel, stat.id);
+      const w = kernel.map(stat.id, Prot.ReadWrite);
+      w.view.setUint16(META_OFFSET + MetaField.flags, flags & ~META_PENDING_NAME, true);
+      w.persist(META_OFFSET + MetaField.flags, 2);
+      lines.push(
+        `meta ${
+          formatId(stat.id)
+        }: marked as created for a name but holds data: kept as ${path} (not deleted)`,
       );
     } else if (stat.dependents === 0) {
       kernel.delete(stat.id);
@@ -943,6 +970,15 @@ function repairPending(kernel: Kernel): string[] {
     }
   }
   return lines;
+}
+
+/** Whether anything was stored in an object past its meta-info: data or FOT entries. */
+function writtenTo(m: ObjectMapping): boolean {
+  const v = m.view;
+  if (v.getUint32(META_OFFSET + MetaField.fotCount, true) !== 0) return true;
+  const end = Math.min(v.getUint32(META_OFFSET + MetaField.fotOffset, true), m.bytes.length);
+  for (let i = BASE_OFFSET; i < end; i++) if (m.bytes[i] !== 0) return true;
+  return false;
 }
 
 // --- Finding lost structures (fsck's deep repair) ---------------------------

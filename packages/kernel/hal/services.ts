@@ -258,6 +258,14 @@ export function allocateImageFile(fd: number, path: string, size: number): void 
     for (let at = 0; at < size; at += zeros.length) {
       writeWholeFile(fd, path, zeros.subarray(0, Math.min(zeros.length, size - at)), at);
     }
+    // Written back now, so the blocks are really on the disk (a file system
+    // with delayed allocation may report a full disk only at write-back) and
+    // the session does not pay for writing back the zeros later.
+    try {
+      fs.fdatasyncSync(fd);
+    } catch (cause) {
+      throw ioError("write", path, cause);
+    }
   } catch (error) {
     throw error instanceof HalError
       ? new HalError(error.message.replace(/^Cannot write/, "Cannot create"), {
