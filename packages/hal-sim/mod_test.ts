@@ -169,3 +169,36 @@ Deno.test("sim settings: sync=data keeps working data; unknown settings and valu
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("openSim() allocates a new image in full without fallocate(1) too (zeros written)", async () => {
+  // A process that may not run `fallocate` writes the image full of zeros
+  // instead: the file must still hold every block.
+  const dir = Deno.makeTempDirSync({ prefix: "twz-sim-alloc-" });
+  try {
+    const path = `${dir}/t.img`;
+    const size = 4 << 20;
+    const script = new URL("./testdata/make_image.ts", import.meta.url).pathname;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-check",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        script,
+        path,
+        String(size),
+      ],
+      cwd: new URL("../..", import.meta.url).pathname,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const info = Deno.statSync(path);
+    assert.equal(info.size, size);
+    assert.ok((info.blocks ?? 0) * 512 >= size, `${info.blocks} blocks hold all ${size} bytes`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -233,8 +233,13 @@ export function checkImageFile(
 /**
  * Allocate every byte of a new image file of `size` bytes (open as `fd`), so
  * that later writes never meet a full disk: the free space is checked first,
- * then the file is written with zeros in chunks (a sparse file would take its
- * blocks only when written, and run out of them mid-session).
+ * then the blocks are reserved with `fallocate(2)` (through util-linux's
+ * `fallocate` command when the process may run it; Deno has no binding) or,
+ * failing that, the file is written with zeros in chunks and written back. A
+ * sparse file would take its blocks only when written, and run out of them
+ * mid-session. (Reserved blocks are also faster to write into than zeroed
+ * ones on ext4 here: hal-sim's kv-insert ran about 25 % slower over an image
+ * of written zeros; docs/BENCHMARKS.md.)
  *
  * @throws {HalError} `no-space` (one line) when the disk has not enough room;
  *   the caller removes the partial file.
@@ -253,6 +258,7 @@ export function allocateImageFile(fd: number, path: string, size: number): void 
       { code: "no-space" },
     );
   }
+  if (reserveBlocks(path, size)) return;
   const zeros = new Uint8Array(Math.min(size, 1 << 20));
   try {
     for (let at = 0; at < size; at += zeros.length) {
@@ -273,6 +279,37 @@ export function allocateImageFile(fd: number, path: string, size: number): void 
         code: error.code,
       })
       : error;
+  }
+}
+
+/**
+ * Reserve `size` bytes of blocks for `path` with `fallocate -l` (util-linux).
+ *
+ * @returns `false` when the command may not run here, is missing, or the file
+ *   system does not support it (the caller writes zeros instead).
+ * @throws {HalError} `no-space` when the disk has not enough room.
+ */
+function reserveBlocks(path: string, size: number): boolean {
+  try {
+    if (Deno.permissions.querySync({ name: "run", command: "fallocate" }).state !== "granted") {
+      return false;
+    }
+    const out = new Deno.Command("fallocate", {
+      args: ["-l", String(size), path],
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    if (out.success) return true;
+    const why = new TextDecoder().decode(out.stderr);
+    if (/no space/i.test(why)) {
+      throw new HalError(`Cannot create image ${path}: no space left on the disk`, {
+        code: "no-space",
+      });
+    }
+    return false;
+  } catch (error) {
+    if (error instanceof HalError) throw error;
+    return false;
   }
 }
 
