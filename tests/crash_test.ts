@@ -56,6 +56,8 @@ Deno.test("twz crashtest PATH reports a violation with a replay line; --replay r
   assert.equal(out.workload, "broken-flag");
   assert.ok(out.states > 0 && out.states <= 300);
   assert.ok(out.states_per_sec > 0);
+  assert.ok(out.run_states_per_sec > 0 && out.run_seconds > 0);
+  assert.ok(out.recovery_seconds >= 0 && out.recovery_states_per_sec >= 0);
   assert.ok(out.violations.length > 0);
   const line: string = out.violations[0].replay;
   assert.match(line, /^twz crashtest .*crash_broken_workload\.ts --seed 1 --replay \d+:\w+$/);
@@ -68,6 +70,11 @@ Deno.test("twz crashtest kernel-objects exits 0; errors are one line", async () 
   const ok = await twz(["crashtest", "kernel-objects", "--states", "400"]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /crashtest kernel-objects: 400 crash states at \d+ crash points/);
+  // The two kinds of state are timed apart: the run's, and the crashed recoveries'.
+  assert.match(
+    ok.stdout,
+    /time: 320 states of the run in [\d.]+ s \(\d+\/s\), 80 of crashed recoveries in [\d.]+ s \(\d+\/s, recording each recovery included\)/,
+  );
   assert.match(
     ok.stdout,
     /recovery crashed: 80 of those states, at \d+ crash points of the recovery of \d+ crash states/,

@@ -1,7 +1,7 @@
 // fsck finds hand-made corruptions and repairs the ones it says it can.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fsck, type FsckReport, Kernel, type ObjID, writeId } from "@twz/kernel";
+import { fsck, FsckCache, type FsckReport, Kernel, type ObjID, writeId } from "@twz/kernel";
 import { openSim, openSimFromBytes, type SimHal } from "@twz/hal-sim";
 import { decodeSuperblock, type Geometry } from "../packages/kernel/_layout.ts";
 import { crc32 } from "../packages/kernel/_crc32.ts";
@@ -233,6 +233,36 @@ for (const c of CASES) {
     f.hal.close();
   });
 }
+
+Deno.test("fsck() with an FsckCache: the same reports, and only changed slots are checked again", () => {
+  const f = fixture();
+  const cache = new FsckCache();
+  const plain = () => JSON.stringify(fsck(f.hal));
+  const cached = () => JSON.stringify(fsck(f.hal, { cache }));
+  assert.equal(cached(), plain());
+  assert.equal(cache.checked, f.g.tableSlots, "the first run checks every slot");
+  assert.equal(cached(), plain());
+  assert.equal(cache.checked, f.g.tableSlots, "an unchanged table is not checked again");
+  // A slot damaged (its check no longer holds), then sealed with wrong
+  // values, then put back: each verdict follows the bytes.
+  const off = slotOf(f, f.ids[2]);
+  const b = f.hal.region.bytes;
+  const was = b.slice(off, off + 64);
+  b[off + 30] ^= 1; // its size
+  assert.equal(cached(), plain());
+  assert.ok(!fsck(f.hal, { cache }).clean);
+  assert.equal(cache.checked, f.g.tableSlots + 1);
+  reseal(f, off);
+  assert.equal(cached(), plain());
+  b.set(was, off);
+  assert.equal(cached(), plain());
+  assert.ok(fsck(f.hal, { cache }).clean);
+  // Another image (another store): the cache starts afresh.
+  const other = fixture();
+  assert.equal(JSON.stringify(fsck(other.hal, { cache })), JSON.stringify(fsck(other.hal)));
+  other.hal.close();
+  f.hal.close();
+});
 
 Deno.test("fsck() checks an image with a committed log as boot will see it, and --repair replays it", async () => {
   const hal = openSim({ size: SIZE });

@@ -33,6 +33,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import {
   type AttachedRegion,
@@ -70,6 +71,12 @@ export {
 
 /** Size of a simulated cache line. */
 export const LINE = 64;
+
+/**
+ * Words per chunk when a crash point compares the region with the media:
+ * chunks found equal by one native comparison are not scanned in JavaScript.
+ */
+const SCAN_WORDS = 1024;
 
 /** Where durable bytes live. */
 interface Media {
@@ -231,6 +238,10 @@ export class SimRegion implements PersistentRegion {
   #inBeforeDrain = false;
   /** Lines that differed from the media when `beforeDrain` took a crash point (history only). */
   #dirtyBefore: number[] | undefined;
+  /** Cached `Buffer` views for {@linkcode SimRegion.#native}. */
+  #nativeViews:
+    | { of: Uint8Array; bytes: Uint8Array; cache: Buffer; media: Buffer }
+    | undefined;
   /** Called after every drain with the drain count (crash points hook here). */
   onDrain?: (drains: number) => void;
   /**
@@ -438,11 +449,16 @@ export class SimRegion implements PersistentRegion {
     const a = this.#words;
     const b = new Int32Array(media.buffer, media.byteOffset, a.length);
     const cache = this.#bytes;
-    for (let w = 0; w < a.length; w++) {
-      if (a[w] !== b[w]) {
-        const line = w >>> 4; // 16 words a line
-        history.note(line, cache, line * LINE);
-        w = (line + 1) * 16 - 1;
+    const native = this.#native(media);
+    for (let c = 0; c < a.length; c += SCAN_WORDS) {
+      const cEnd = Math.min(a.length, c + SCAN_WORDS);
+      if (native.cache.compare(native.media, c * 4, cEnd * 4, c * 4, cEnd * 4) === 0) continue;
+      for (let w = c; w < cEnd; w++) {
+        if (a[w] !== b[w]) {
+          const line = w >>> 4; // 16 words a line
+          history.note(line, cache, line * LINE);
+          w = (line + 1) * 16 - 1;
+        }
       }
     }
     for (let i = a.length * 4; i < this.size; i++) {
@@ -452,6 +468,23 @@ export class SimRegion implements PersistentRegion {
         i = (line + 1) * LINE - 1;
       }
     }
+  }
+
+  /**
+   * `Buffer` views of the region and of `media` (the media's bytes as
+   * `#mediaBytes` returns them), for native comparisons of whole chunks.
+   */
+  #native(media: Uint8Array): { cache: Buffer; media: Buffer } {
+    const n = this.#nativeViews;
+    if (n && n.of === media && n.bytes === this.#bytes) return n;
+    const cache = this.#bytes;
+    this.#nativeViews = {
+      of: media,
+      bytes: cache,
+      cache: Buffer.from(cache.buffer, cache.byteOffset, cache.byteLength),
+      media: Buffer.from(media.buffer, media.byteOffset, media.byteLength),
+    };
+    return this.#nativeViews;
   }
 
   /** Whether line `line` of the region differs from `media`. */
@@ -517,17 +550,23 @@ export class SimRegion implements PersistentRegion {
         else snaps.set(u, [from + off]);
       }
     }
-    // Units whose cached contents differ from the media.
+    // Units whose cached contents differ from the media: equal chunks are
+    // skipped by a native comparison, the others scanned a word at a time.
     const differ: number[] = [];
     const a = this.#words;
     const b = new Int32Array(media.buffer, media.byteOffset, a.length);
     const step = unit >>> 2;
     const whole = a.length - (a.length % step);
-    for (let w = 0; w < whole; w += step) {
-      for (let k = 0; k < step; k++) {
-        if (a[w + k] !== b[w + k]) {
-          differ.push(w / step);
-          break;
+    const native = this.#native(media);
+    for (let c = 0; c < whole; c += SCAN_WORDS) {
+      const cEnd = Math.min(whole, c + SCAN_WORDS);
+      if (native.cache.compare(native.media, c * 4, cEnd * 4, c * 4, cEnd * 4) === 0) continue;
+      for (let w = c; w < cEnd; w += step) {
+        for (let k = 0; k < step; k++) {
+          if (a[w + k] !== b[w + k]) {
+            differ.push(w / step);
+            break;
+          }
         }
       }
     }
@@ -619,9 +658,10 @@ export class SimRegion implements PersistentRegion {
    * How many flushed, not yet drained lines hold a snapshot that differs
    * from the media: what the next drain would change. Costs only the flushed
    * bytes (the crash checker's cheap test of whether a recovery writes
-   * anything), not a pass over the region.
+   * anything), not a pass over the region. Counting stops at `limit` (1: is
+   * there any?).
    */
-  flushedChanges(): number {
+  flushedChanges(limit = Infinity): number {
     const p = this.#pending;
     if (p.count === 0) return 0;
     const media = this.#mediaBytes();
@@ -637,6 +677,7 @@ export class SimRegion implements PersistentRegion {
             break;
           }
         }
+        if (n >= limit) return n;
       }
     }
     return n;

@@ -35,6 +35,7 @@ export * from "./abi/mod.ts";
 export {
   fsck,
   type FsckArea,
+  FsckCache,
   type FsckImage,
   type FsckLostObject,
   type FsckOptions,

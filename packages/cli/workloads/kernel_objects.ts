@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { formatId, type Kernel, type ObjID, Prot } from "@twz/kernel";
 import type { JournalEntry, JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
 
@@ -118,8 +119,11 @@ function modelOf(journal: JournalSnapshot): Model {
   return m;
 }
 
+/** The first index where `a` and `b` differ, or -1 (equal contents: one native comparison). */
 function sameBytes(a: Uint8Array, b: Uint8Array): number {
   if (a.length !== b.length) return Math.min(a.length, b.length);
+  const x = Buffer.from(a.buffer, a.byteOffset, a.length);
+  if (x.equals(Buffer.from(b.buffer, b.byteOffset, b.length))) return -1;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
   return -1;
 }

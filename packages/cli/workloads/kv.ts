@@ -76,7 +76,9 @@ function modelOf(journal: JournalSnapshot): Model {
 const models = new WeakMap<JournalSnapshot, Model>();
 
 function sameBytes(a: Uint8Array, b: readonly number[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 const enc = new TextEncoder();
