@@ -188,6 +188,28 @@ export function isBlank(region: Uint8Array): boolean {
   return true;
 }
 
+/** The geometry a superblock's fields record (format 1 has no bitmap-check area). */
+function readGeometry(v: DataView, sb: Uint8Array, v2: boolean): Geometry {
+  const num = (o: number) => Number(v.getBigUint64(o, true));
+  const storeId = sb.slice(SB.storeId, SB.storeId + 16);
+  return {
+    regionSize: num(SB.regionSize),
+    storeId,
+    created: num(SB.created),
+    rootOffset: num(SB.rootOffset),
+    logOffset: num(SB.logOffset),
+    logSize: v.getUint32(SB.logSize, true),
+    tableOffset: num(SB.tableOffset),
+    tableSlots: v.getUint32(SB.tableSlots, true),
+    bitmapOffset: num(SB.bitmapOffset),
+    bitmapCheckOffset: v2 ? num(SB.bitmapCheckOffset) : 0,
+    bitmapCheckSize: v2 ? v.getUint32(SB.bitmapCheckSize, true) : 0,
+    dataOffset: num(SB.dataOffset),
+    dataBlocks: v.getUint32(SB.dataBlocks, true),
+    seed: imageSeed(storeId),
+  };
+}
+
 /** Options for {@linkcode decodeSuperblock}. */
 export interface DecodeSuperblockOptions {
   /** Where the superblock is: 0 (the primary, default) or `SUPERBLOCK_BACKUP_OFFSET`. */
@@ -237,24 +259,7 @@ export function decodeSuperblock(
       `the image has format version ${version}; this kernel reads version ${FORMAT_VERSION}`,
     );
   }
-  const num = (o: number) => Number(v.getBigUint64(o, true));
-  const storeId = sb.slice(SB.storeId, SB.storeId + 16);
-  const g: Geometry = {
-    regionSize: num(SB.regionSize),
-    storeId,
-    created: num(SB.created),
-    rootOffset: num(SB.rootOffset),
-    logOffset: num(SB.logOffset),
-    logSize: v.getUint32(SB.logSize, true),
-    tableOffset: num(SB.tableOffset),
-    tableSlots: v.getUint32(SB.tableSlots, true),
-    bitmapOffset: num(SB.bitmapOffset),
-    bitmapCheckOffset: num(SB.bitmapCheckOffset),
-    bitmapCheckSize: v.getUint32(SB.bitmapCheckSize, true),
-    dataOffset: num(SB.dataOffset),
-    dataBlocks: v.getUint32(SB.dataBlocks, true),
-    seed: imageSeed(storeId),
-  };
+  const g = readGeometry(v, sb, true);
   if (g.regionSize !== region.length) {
     const how = region.length < g.regionSize ? "truncated" : "longer than recorded";
     throw corrupt(
@@ -376,24 +381,7 @@ export function decodeSuperblockV1(region: Uint8Array): Geometry {
   ) {
     throw corrupt("the image has no intact format-1 superblock");
   }
-  const num = (o: number) => Number(v.getBigUint64(o, true));
-  const storeId = region.slice(SB.storeId, SB.storeId + 16);
-  const g: Geometry = {
-    regionSize: num(SB.regionSize),
-    storeId,
-    created: num(SB.created),
-    rootOffset: num(SB.rootOffset),
-    logOffset: num(SB.logOffset),
-    logSize: v.getUint32(SB.logSize, true),
-    tableOffset: num(SB.tableOffset),
-    tableSlots: v.getUint32(SB.tableSlots, true),
-    bitmapOffset: num(SB.bitmapOffset),
-    bitmapCheckOffset: 0,
-    bitmapCheckSize: 0,
-    dataOffset: num(SB.dataOffset),
-    dataBlocks: v.getUint32(SB.dataBlocks, true),
-    seed: imageSeed(storeId),
-  };
+  const g = readGeometry(v, region, false);
   if (g.regionSize !== region.length) {
     throw corrupt(
       `the format-1 image records ${g.regionSize} bytes, the image has ${region.length}`,
