@@ -5,9 +5,8 @@
 // full disk later: nothing acknowledged is lost. Both HALs.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Run, twz } from "./_twz.ts";
+import { assertOneLineError, BootSession as Session, type Run, twz } from "./_twz.ts";
 
-const MAIN = new URL("../packages/cli/main.ts", import.meta.url).pathname;
 const ID = /^[0-9a-f]{32}$/;
 const CI = Deno.env.get("CI") === "true";
 const pmem = (await import("@twz/hal-pmem")).plugin.describe();
@@ -49,15 +48,6 @@ async function withSmallDisk(fn: (dir: string) => Promise<void>): Promise<void> 
   }
 }
 
-/** The one-line, no-stack-trace error contract. */
-function assertOneLineError(r: Run, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
-  const errs = lines(r.stderr);
-  assert.equal(errs.length, 1, `one error line, got:\n${r.stderr}`);
-  assert.match(errs[0], pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at |Stack backtrace|error: Uncaught/);
-}
-
 /** Fill the file system holding `dir` to the last byte with one file. */
 function fill(dir: string): void {
   const file = Deno.openSync(join(dir, "filler"), { write: true, create: true });
@@ -71,55 +61,6 @@ function fill(dir: string): void {
     for (;;) file.writeSync(chunk.subarray(0, 512));
   } catch { /* full to the last block */ }
   file.close();
-}
-
-/** A `twz boot` that stays up, answering one command at a time (see image_lock_test.ts). */
-class Session {
-  readonly child: Deno.ChildProcess;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #out: ReadableStreamDefaultReader<string>;
-  #pending = "";
-  #stderr: Promise<string>;
-
-  constructor(args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "boot", ...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    this.#writer = this.child.stdin.getWriter();
-    this.#out = this.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    this.#stderr = new Response(this.child.stderr).text();
-  }
-
-  async ask(command: string): Promise<string> {
-    await this.#writer.write(new TextEncoder().encode(command + "\n"));
-    for (;;) {
-      const nl = this.#pending.indexOf("\n");
-      if (nl >= 0) {
-        const line = this.#pending.slice(0, nl);
-        this.#pending = this.#pending.slice(nl + 1);
-        return line;
-      }
-      const { done, value } = await this.#out.read();
-      if (done) throw new Error(`the session ended before answering "${command}"`);
-      this.#pending += value;
-    }
-  }
-
-  async end(): Promise<{ code: number; stdout: string; stderr: string }> {
-    await this.#writer.close();
-    let rest = this.#pending;
-    for (;;) {
-      const { done, value } = await this.#out.read();
-      if (done) break;
-      rest += value;
-    }
-    const status = await this.child.status;
-    return { code: status.code, stdout: rest, stderr: await this.#stderr };
-  }
 }
 
 for (
@@ -161,7 +102,7 @@ for (
         const image = join(dir, "t.img");
         const session = new Session(["--hal", hal, "--image", image, "--size", "4M", "--quiet"]);
         let ids: string[] = [];
-        let ended: { code: number; stdout: string; stderr: string };
+        let ended: Run;
         try {
           const id = await session.ask("new --size 64K");
           assert.match(id, ID);

@@ -5,9 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { scratchDirs } from "@twz/kernel/hal/testing";
-import { type Run, twz } from "./_twz.ts";
+import { assertOneLineError, BootSession as Session, MAIN, type Run, twz } from "./_twz.ts";
 
-const MAIN = new URL("../packages/cli/main.ts", import.meta.url).pathname;
 const ID = /^[0-9a-f]{32}$/;
 const CI = Deno.env.get("CI") === "true";
 const pmem = (await import("@twz/hal-pmem")).plugin.describe();
@@ -22,82 +21,6 @@ const HALS = [
 
 const tmpDir = scratchDirs("twz-lock-");
 const lines = (s: string) => s.split("\n").filter((l) => l.length > 0);
-
-/** The one-line, no-stack-trace error contract. */
-function assertOneLineError(r: Run, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
-  const errs = lines(r.stderr);
-  assert.equal(errs.length, 1, `one error line, got:\n${r.stderr}`);
-  assert.match(errs[0], pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at |Stack backtrace|error: Uncaught/);
-}
-
-/**
- * A `twz boot` that stays up: commands go to its stdin one at a time, and
- * each answer is awaited on its stdout, so the test knows what the session
- * has acknowledged. `pid` is the Deno process itself (no wrapper).
- */
-class Session {
-  readonly child: Deno.ChildProcess;
-  readonly pid: number;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #lines: AsyncIterator<string>;
-  #stderr: Promise<string>;
-
-  constructor(args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "boot", ...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    this.pid = this.child.pid;
-    this.#writer = this.child.stdin.getWriter();
-    this.#lines = splitLines(this.child.stdout.pipeThrough(new TextDecoderStream()));
-    this.#stderr = new Response(this.child.stderr).text();
-  }
-
-  /** Send one command and return the first line it prints on stdout. */
-  async ask(command: string): Promise<string> {
-    await this.#writer.write(new TextEncoder().encode(command + "\n"));
-    const next = await this.#lines.next();
-    if (next.done) throw new Error(`the session ended before answering "${command}"`);
-    return next.value;
-  }
-
-  /** End stdin (a clean shutdown) and wait for the exit. */
-  async end(): Promise<{ code: number; stderr: string }> {
-    await this.#writer.close();
-    for (;;) if ((await this.#lines.next()).done) break;
-    const status = await this.child.status;
-    return { code: status.code, stderr: await this.#stderr };
-  }
-
-  /** kill -9, and wait until the process is gone. */
-  async kill(): Promise<void> {
-    this.child.kill("SIGKILL");
-    await this.child.status;
-    try {
-      await this.#writer.close();
-    } catch { /* the pipe is gone with the process */ }
-    for (;;) if ((await this.#lines.next()).done) break;
-    await this.#stderr;
-  }
-}
-
-async function* splitLines(stream: ReadableStream<string>): AsyncGenerator<string> {
-  let pending = "";
-  for await (const chunk of stream) {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      yield pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-    }
-  }
-  if (pending.length > 0) yield pending;
-}
 
 /** A directory for images of `hal`: /dev/shm for pmem (as its tests do), else /tmp. */
 function imageDir(hal: string): string {

@@ -4,7 +4,16 @@
  *
  * @module
  */
-import { type Console, type Hal, HalError, type HalPlugin, stdioConsole } from "@twz/kernel/hal";
+import {
+  type Console,
+  formatSize,
+  type Hal,
+  HalError,
+  type HalPlugin,
+  stdioConsole,
+} from "@twz/kernel/hal";
+
+export { formatSize };
 import { Kernel, MIN_IMAGE } from "@twz/kernel";
 
 /** The HAL plugins, by `--hal` name. */
@@ -259,17 +268,4 @@ export function parseSize(text: string): number {
   const n = Number(m[1]) * unit;
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`"${text}" is not a usable size`);
   return n;
-}
-
-/** Format a byte count for people: `64.0 MiB`. */
-export function formatSize(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }

@@ -446,6 +446,7 @@ export {
   allocateImageFile,
   checkImageFile,
   cryptoEntropy,
+  formatSize,
   type ImageFile,
   imageHolder,
   ImageLock,

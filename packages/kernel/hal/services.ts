@@ -252,8 +252,8 @@ export function allocateImageFile(fd: number, path: string, size: number): void 
   } catch { /* no statfs here: the writes below find out */ }
   if (free !== undefined && free < size) {
     throw new HalError(
-      `Cannot create image ${path}: it needs ${formatBytes(size)} but the disk has only ${
-        formatBytes(free)
+      `Cannot create image ${path}: it needs ${formatSize(size)} but the disk has only ${
+        formatSize(free)
       } free`,
       { code: "no-space" },
     );
@@ -313,7 +313,13 @@ function reserveBlocks(path: string, size: number): boolean {
   }
 }
 
-function formatBytes(n: number): string {
+/**
+ * A byte count for messages: `512 B`, `64.0 MiB`.
+ *
+ * @param n Bytes.
+ * @returns The count with a binary unit.
+ */
+export function formatSize(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ["KiB", "MiB", "GiB", "TiB"];
   let v = n / 1024;
