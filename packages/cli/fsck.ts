@@ -45,6 +45,7 @@ import fs from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
+  crc32,
   formatId,
   fsck,
   type FsckImage,
@@ -71,23 +72,6 @@ import {
 import * as check from "@twz/libtwz/check";
 import type { CheckCounts, CheckFinding, CheckReport, CheckTxLog } from "@twz/libtwz/check";
 import { HALS, loadPlugin, UsageError } from "./board.ts";
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (IEEE) of `bytes`, continuing from `crc`. */
-function crc32(bytes: Uint8Array, crc = 0): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
 
 const USAGE =
   `usage: twz fsck --image PATH [--hal sim|pmem] [--repair [--undo-file FILE] [--force]] [--deep] [--json]

@@ -14,7 +14,7 @@
 import { ErrorCode, TwzError } from "./abi/mod.ts";
 import { crc32 } from "./_crc32.ts";
 import { bitmapBytes, bitmapCheckBytes, imageSeed } from "./_check.ts";
-import { encodeRoot, ROOT_BYTES } from "./_root.ts";
+import { encodeRoot, freshRoot, ROOT_BYTES } from "./_root.ts";
 
 export const MAGIC = "TWZIMAGE";
 export const FORMAT_VERSION = 2;
@@ -409,14 +409,7 @@ export function isConsistentGeometry(g: Geometry): boolean {
 export function isUnfinishedFormat(bytes: Uint8Array): boolean {
   if (bytes.length < MIN_IMAGE || !isBlank(bytes)) return false;
   const g = planGeometry(bytes.length, new Uint8Array(16), 0);
-  const fresh = encodeRoot({
-    objects: 0,
-    slotsUsed: 0,
-    freeBlocks: g.dataBlocks,
-    cursor: 0,
-    generation: 0,
-    rootObject: 0n,
-  });
+  const fresh = encodeRoot(freshRoot(g.dataBlocks));
   let zero = true;
   for (let i = 0; i < ROOT_BYTES; i++) {
     const b = bytes[g.rootOffset + i];

@@ -52,3 +52,15 @@ export function decodeRoot(bytes: Uint8Array, offset: number): Root | undefined 
     rootObject: readId(v, 32),
   };
 }
+
+/** The root record format writes: no objects, every data block free. */
+export function freshRoot(dataBlocks: number): Root {
+  return {
+    objects: 0,
+    slotsUsed: 0,
+    freeBlocks: dataBlocks,
+    cursor: 0,
+    generation: 0,
+    rootObject: 0n,
+  };
+}

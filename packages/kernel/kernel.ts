@@ -44,7 +44,7 @@ import {
   TOMB,
 } from "./_table.ts";
 import { BlockBitmap } from "./_alloc.ts";
-import { decodeRoot, encodeRoot, type Root } from "./_root.ts";
+import { decodeRoot, encodeRoot, freshRoot, type Root } from "./_root.ts";
 import { BLOCKS_PER_LINE, sealBitmap, writeEmptyTable } from "./_check.ts";
 
 /** The most objects one create may tie a new object to. */
@@ -453,14 +453,7 @@ export class Kernel {
     sealBitmap(bytes, g);
     region.flush(g.rootOffset, g.dataOffset - g.rootOffset);
     region.drain();
-    const root = encodeRoot({
-      objects: 0,
-      slotsUsed: 0,
-      freeBlocks: g.dataBlocks,
-      cursor: 0,
-      generation: 0,
-      rootObject: 0n,
-    });
+    const root = encodeRoot(freshRoot(g.dataBlocks));
     bytes.set(root, g.rootOffset);
     region.persist(g.rootOffset, root.length);
     const sb = encodeSuperblock(g);

@@ -50,3 +50,10 @@ export {
   type UpgradeOptions,
   type UpgradeReport,
 } from "./upgrade.ts";
+
+/**
+ * CRC-32 (IEEE 802.3, reflected) of `bytes`, continuing from `crc`: the
+ * checksum of the superblock and the root record, for tools that check files
+ * of their own (fsck's undo file).
+ */
+export { crc32 } from "./_crc32.ts";
