@@ -1,6 +1,10 @@
 // The direction of imports (DESIGN §2): kernel -> nothing; HAL plugins ->
-// @twz/kernel/hal; libtwz -> @twz/kernel (+ its one embedded-board file); cli
-// wires them. Every .ts file of a package is checked, tests included.
+// @twz/kernel/hal; libtwz -> @twz/kernel (+ its one embedded-board file);
+// crashtest -> the kernel, hal-sim and libtwz; cli wires them. Every .ts file
+// of a package is checked. Test files (`*_test.ts`, `_test_*.ts`, `testdata/`)
+// may import any package's public exports (the keys of its deno.json
+// `exports`), never another package's private files; tests/ and tools/ import
+// only public exports and their own files.
 import assert from "node:assert/strict";
 import { dirname, join, relative, resolve } from "node:path";
 
@@ -16,8 +20,30 @@ const RULES: Record<string, { allow: RegExp; exceptions?: Record<string, RegExp>
     // The embedded entry is a board: it loads a HAL plugin by name, lazily.
     exceptions: { "embedded.ts": /^@twz\/hal-(sim|pmem)$/ },
   },
+  crashtest: { allow: /^(node:|@twz\/(kernel|hal-sim|libtwz)(\/[a-z-\/]+)?$)/ },
   cli: { allow: /^(node:|npm:|@twz\/|esbuild$)/ },
 };
+
+/** The public specifiers of the workspace: `@twz/NAME` plus each export key. */
+export function publicSpecifiers(root = ROOT): Set<string> {
+  const out = new Set<string>();
+  for (const e of Deno.readDirSync(join(root, "packages"))) {
+    if (!e.isDirectory) continue;
+    const config = JSON.parse(Deno.readTextFileSync(join(root, "packages", e.name, "deno.json")));
+    for (const key of Object.keys(config.exports ?? {})) {
+      out.add(key === "." ? config.name : `${config.name}${key.slice(1)}`);
+    }
+  }
+  return out;
+}
+
+const PUBLIC = publicSpecifiers();
+
+/** Whether a file is a test or test fixture (allowed any public export). */
+export function isTestFile(file: string): boolean {
+  const name = file.split("/").pop()!;
+  return /_test\.ts$/.test(name) || name.startsWith("_test") || file.includes("/testdata/");
+}
 
 /** Remove comments (JSDoc examples are not imports), keeping strings intact. */
 export function stripComments(source: string): string {
@@ -44,6 +70,7 @@ export function specifiers(source: string): string[] {
 export function violations(pkg: string, file: string, source: string): string[] {
   const rule = RULES[pkg];
   const bad: string[] = [];
+  const test = isTestFile(file);
   for (const spec of specifiers(source)) {
     if (spec.startsWith(".")) {
       const target = resolve(dirname(file), spec);
@@ -52,8 +79,27 @@ export function violations(pkg: string, file: string, source: string): string[] 
       continue;
     }
     const name = file.split("/").pop()!;
-    if (rule.allow.test(spec) || rule.exceptions?.[name]?.test(spec)) continue;
+    if (spec.startsWith("@twz/") && !PUBLIC.has(spec)) {
+      bad.push(`${spec} is not a public export`);
+      continue;
+    }
+    if (rule?.allow.test(spec) || rule?.exceptions?.[name]?.test(spec)) continue;
+    if (test && (/^(node:|npm:)/.test(spec) || PUBLIC.has(spec))) continue;
     bad.push(spec);
+  }
+  return bad;
+}
+
+/** Violations for a file of tests/ or tools/: public exports and own files only. */
+export function outsideViolations(dir: string, file: string, source: string): string[] {
+  const bad: string[] = [];
+  for (const spec of specifiers(source)) {
+    if (spec.startsWith(".")) {
+      const target = resolve(dirname(file), spec);
+      if (relative(join(ROOT, dir), target).startsWith("..")) bad.push(`${spec} leaves ${dir}/`);
+    } else if (!/^(node:|npm:)/.test(spec) && !PUBLIC.has(spec)) {
+      bad.push(`${spec} is not a public export`);
+    }
   }
   return bad;
 }
@@ -72,6 +118,24 @@ Deno.test("imports: every package imports only in the allowed direction", () => 
     const dir = join(ROOT, "packages", pkg);
     for (const file of tsFiles(dir)) {
       for (const v of violations(pkg, file, Deno.readTextFileSync(file))) {
+        found.push(`${relative(ROOT, file)}: ${v}`);
+      }
+    }
+  }
+  assert.deepEqual(found, []);
+});
+
+Deno.test("imports: every package directory has a rule", () => {
+  const dirs = [...Deno.readDirSync(join(ROOT, "packages"))].filter((e) => e.isDirectory);
+  assert.deepEqual(dirs.map((e) => e.name).filter((n) => !RULES[n]), []);
+});
+
+Deno.test("imports: tests/ and tools/ import only public exports and their own files", () => {
+  const found: string[] = [];
+  for (const dir of ["tests", "tools"]) {
+    for (const file of tsFiles(join(ROOT, dir))) {
+      if (file.includes("/peers/")) continue;
+      for (const v of outsideViolations(dir, file, Deno.readTextFileSync(file))) {
         found.push(`${relative(ROOT, file)}: ${v}`);
       }
     }
@@ -103,5 +167,34 @@ Deno.test("imports: the checker catches a kernel file that imports a plugin", ()
   assert.deepEqual(
     violations("libtwz", join(ROOT, "packages/libtwz/other.ts"), `await import("@twz/hal-sim")`),
     ["@twz/hal-sim"],
+  );
+});
+
+Deno.test("imports: the checker refuses private files and allows tests public exports", () => {
+  const kernelTest = join(ROOT, "packages/kernel/kernel_test.ts");
+  assert.deepEqual(violations("kernel", kernelTest, `import { plugin } from "@twz/hal-sim";`), []);
+  assert.deepEqual(
+    violations("kernel", join(ROOT, "packages/kernel/kernel.ts"), `import "@twz/hal-sim";`),
+    ["@twz/hal-sim"],
+  );
+  assert.deepEqual(
+    violations("libtwz", join(ROOT, "packages/libtwz/tx_test.ts"), `import "@twz/kernel/_layout";`),
+    ["@twz/kernel/_layout is not a public export"],
+  );
+  assert.deepEqual(
+    violations(
+      "libtwz",
+      join(ROOT, "packages/libtwz/tx_test.ts"),
+      `import "../kernel/_layout.ts";`,
+    ),
+    ["../kernel/_layout.ts leaves packages/libtwz"],
+  );
+  const t = join(ROOT, "tests/x_test.ts");
+  assert.deepEqual(outsideViolations("tests", t, `import "../packages/kernel/_layout.ts";`), [
+    "../packages/kernel/_layout.ts leaves tests/",
+  ]);
+  assert.deepEqual(
+    outsideViolations("tests", t, `import "@twz/libtwz/tx"; import "./_twz.ts";`),
+    [],
   );
 });

@@ -1,0 +1,6 @@
+/**
+ * The crash checker as a library (moving here from packages/cli).
+ *
+ * @module
+ */
+export {};
