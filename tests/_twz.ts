@@ -48,7 +48,7 @@ export function assertOneLineError(r: Run, code: number, pattern: RegExp): void 
   assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
   const errs = r.stderr.split("\n").filter((l) => l.length > 0);
   assert.equal(errs.length, 1, `one error line, got:\n${r.stderr}`);
-  assert.match(errs[0], pattern);
+  assert.match(errs[0]!, pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at |Stack backtrace|error: Uncaught/);
 }
 

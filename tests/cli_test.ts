@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { scratchDirs } from "@twz/kernel/hal/testing";
-import { type Run, twz } from "./_twz.ts";
+import { assertOneLineError, twz } from "./_twz.ts";
 
 const ID = /^[0-9a-f]{32}$/;
 
@@ -10,20 +10,11 @@ const tmpDir = scratchDirs("twz-cli-");
 const tmpImage = () => join(tmpDir(), "t.img");
 const lines = (s: string) => s.split("\n").filter((l) => l.length > 0);
 
-/** The one-line, no-stack-trace error contract. */
-function assertOneLineError(r: Run, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
-  const errs = lines(r.stderr);
-  assert.equal(errs.length, 1, `one error line, got:\n${r.stderr}`);
-  assert.match(errs[0], pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at |Stack backtrace|error: Uncaught/);
-}
-
 Deno.test("twz boot: new, write, shutdown; a second boot reads the text back", async () => {
   const image = tmpImage();
   const first = await twz(["boot", "--image", image, "--size", "8M"], "new --size 4096\n");
   assert.equal(first.code, 0, first.stderr);
-  const id = lines(first.stdout)[0];
+  const id = lines(first.stdout)[0]!;
   assert.match(id, ID);
   assert.match(first.stderr, /formatted a new image/);
   const second = await twz(
@@ -47,7 +38,7 @@ Deno.test("twz boot: a volatile object is gone after reboot, a persistent one st
   );
   assert.equal(r.code, 0, r.stderr);
   const out = lines(r.stdout);
-  const [vol, pers] = out;
+  const [vol, pers] = out as [string, string];
   assert.match(vol, ID);
   assert.match(pers, ID);
   const before = out.slice(2, 4).join("\n");
@@ -71,7 +62,7 @@ Deno.test("twz boot: after crash every acknowledged object is there", async () =
   const out = lines(r.stdout);
   const ids = out.slice(0, 5);
   for (const id of ids) assert.match(id, ID);
-  assert.match(out[5], /^power failure: \d+ of \d+ unpersisted cache lines survived$/);
+  assert.match(out[5]!, /^power failure: \d+ of \d+ unpersisted cache lines survived$/);
   const listed = out.slice(6, 11).map((l) => l.split(/\s+/)[0]).sort();
   assert.deepEqual(listed, [...ids].sort());
   assert.match(r.stderr, /5 objects recovered/);
@@ -139,7 +130,12 @@ Deno.test("twz boot --crash-at: a point in the final shutdown exits 4; one never
 });
 
 Deno.test("twz boot --crash-at during the very first format: the next boot formats it again", async () => {
-  for (const [point, evict] of [["0", "strict"], ["1", "strict"], ["1", "all"], ["2", "strict"]]) {
+  for (
+    const [point, evict] of [["0", "strict"], ["1", "strict"], ["1", "all"], [
+      "2",
+      "strict",
+    ]] as const
+  ) {
     const image = tmpImage();
     const r = await twz(
       ["boot", "--image", image, "--size", "1M", "--crash-at", point, "--evict", evict],
@@ -149,7 +145,7 @@ Deno.test("twz boot --crash-at during the very first format: the next boot forma
     assert.ok(Deno.statSync(image).size === 1 << 20, "the crashed image stays");
     const again = await twz(["boot", "--image", image], "new --size 64\n");
     assert.equal(again.code, 0, `${point} ${evict}: ${again.stderr}`);
-    assert.match(lines(again.stdout)[0], ID);
+    assert.match(lines(again.stdout)[0]!, ID);
     assert.match(again.stderr, /formatted the image \(its first format had been cut short\)/);
   }
   // A used image whose magic was wiped is still refused, and left as it is.
@@ -181,11 +177,11 @@ Deno.test("twz boot: a command error is one line, the shell goes on, the exit co
   assert.equal(r.code, 1);
   const errs = lines(r.stderr);
   assert.equal(errs.length, 4, r.stderr);
-  assert.match(errs[0], /^frobnicate: unknown command/);
-  assert.match(errs[1], /^read: .*not a valid object ID/);
-  assert.match(errs[2], /^read: No object 0123456789abcdef0123456789abcdef/);
-  assert.match(errs[3], /^new: No space for/);
-  assert.match(lines(r.stdout)[0], ID);
+  assert.match(errs[0]!, /^frobnicate: unknown command/);
+  assert.match(errs[1]!, /^read: .*not a valid object ID/);
+  assert.match(errs[2]!, /^read: No object 0123456789abcdef0123456789abcdef/);
+  assert.match(errs[3]!, /^new: No space for/);
+  assert.match(lines(r.stdout)[0]!, ID);
 });
 
 async function damaged(mutate: (image: string) => void, pattern: RegExp): Promise<void> {
@@ -222,7 +218,7 @@ Deno.test("twz boot: one flipped byte in the superblock is one clear error line"
       const b = new Uint8Array(1);
       f.seekSync(at, Deno.SeekMode.Start);
       f.readSync(b);
-      b[0] ^= 0x10;
+      b[0]! ^= 0x10;
       f.seekSync(at, Deno.SeekMode.Start);
       f.writeSync(b);
       f.close();
@@ -281,7 +277,7 @@ Deno.test("twz boot: argument errors in the shell are one line and the shell goe
     "write: OFFSET 9007199254740993 is not a usable offset",
     "read: OFFSET 99999999999999999999 is not a usable offset",
   ]);
-  assert.match(lines(r.stdout)[0], ID);
+  assert.match(lines(r.stdout)[0]!, ID);
   assert.deepEqual(lines(r.stdout).slice(1), ["wrote 2 bytes", "hi"], "the shell went on");
 });
 
@@ -311,7 +307,7 @@ Deno.test("twz boot: rm refuses a directory and unbinds the names of everything 
     "unbound /d/child",
     "unbound /alias",
   ]);
-  assert.match(out[8], /^[0-9a-f]{32} {2}dir {2}d\/$/);
+  assert.match(out[8]!, /^[0-9a-f]{32} {2}dir {2}d\/$/);
   assert.deepEqual(out.slice(9), [`${a}  obj  a`]);
 });
 
@@ -398,7 +394,7 @@ Deno.test("twz boot --script runs a file of commands", async () => {
     "--quiet",
   ]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(lines(r.stdout)[0], ID);
+  assert.match(lines(r.stdout)[0]!, ID);
   assert.match(r.stdout, /objects: +1 persistent, 0 volatile/);
 });
 
@@ -409,7 +405,7 @@ Deno.test("twz boot: names: new --name, OBJ by name across boots, rename, rm", a
     'new --size 4096 --name /docs/readme\nwrite /docs/readme 0 "named hello"\n',
   );
   assert.equal(first.code, 0, first.stderr);
-  const id = lines(first.stdout)[0];
+  const id = lines(first.stdout)[0]!;
   assert.match(id, ID);
   const second = await twz(
     ["boot", "--image", image, "--quiet"],
@@ -516,7 +512,7 @@ Deno.test("twz boot: kv put/get/del/count/scan; every ok survives a power failur
   const out = lines(r.stdout);
   assert.deepEqual(out.slice(0, 6), ["0", "ok", "ok", "ok", "ok", "green"]);
   assert.deepEqual(out.slice(6, 9), ["banana\tyellow\tlong", "cherry\tdark red", "ok"]);
-  assert.match(out[9], /^power failure:/);
+  assert.match(out[9]!, /^power failure:/);
   assert.deepEqual(out.slice(10), ["2", "apple\tgreen", "cherry\tdark red"]);
   assert.deepEqual(lines(r.stderr), ['kv: no key "banana"', 'kv: no key "nothing"']);
 });

@@ -56,7 +56,9 @@ import { META_CHECKSUM, metaChecksum, type NameResolver, type TwzObject } from "
 
 /** What the naming service needs from a session. @internal */
 export interface NamingSession {
+  /** The kernel the directories live in. */
   readonly kernel: import("@twz/kernel").Kernel;
+  /** A (cached) handle on an existing object, mapped writable or not. */
   handle(id: ObjID, writable: boolean): TwzObject;
   /** Create an initialized libtwz object (meta-info written and persisted). */
   _createRaw(spec: { size: number; flags: number; fotEntries: number }): TwzObject;
@@ -70,6 +72,21 @@ export interface Binding {
   id: ObjID;
   /** `"object"` or `"directory"`. */
   kind: "object" | "directory";
+}
+
+/** A binding with its full path, as {@linkcode Naming.walk} yields it. */
+export interface PathBinding extends Binding {
+  /** The full path, like `/a/b` (the name is its last component). */
+  path: string;
+}
+
+/** Options for {@linkcode Naming.unbindDangling}. */
+export interface UnbindDanglingOptions {
+  /**
+   * Called with each path right after it was unbound (say, to report it as
+   * it happens: a power failure part way leaves what was reported unbound).
+   */
+  onUnbind?: ((path: string) => void) | undefined;
 }
 
 /** Options for {@linkcode Naming.bind} and {@linkcode Naming.mkdir}. */
@@ -116,7 +133,7 @@ function rootRecordSum(v: DataView, base: number): number {
 export type RootRecord =
   | { state: "blank" }
   | { state: "valid"; version: number; dir: ObjID }
-  | { state: "damaged"; problem: string; dir?: ObjID };
+  | { state: "damaged"; problem: string; dir?: ObjID | undefined };
 
 /**
  * Read the libtwz root record at the base of the kernel's root object
@@ -184,8 +201,16 @@ export function writeRootRecord(obj: PersistentBytes, dir: ObjID): void {
 
 /** Bytes that can be made durable: an object handle or a kernel mapping. */
 export interface PersistentBytes {
+  /** A view of the object's bytes. */
   readonly view: DataView;
+  /** The object's bytes (its length is the object's size). */
   readonly bytes: Uint8Array;
+  /**
+   * Make a range durable.
+   *
+   * @param offset Where the range starts, from the object's start.
+   * @param length Its length in bytes.
+   */
   persist(offset: number, length: number): void;
 }
 
@@ -324,6 +349,11 @@ export function splitPath(path: string): string[] {
     }
   }
   return parts;
+}
+
+/** Bindings in name order (code unit order, as `list` has always sorted). */
+function byName(x: Binding, y: Binding): number {
+  return x.name < y.name ? -1 : x.name > y.name ? 1 : 0;
 }
 
 function join(parts: string[]): string {
@@ -474,7 +504,7 @@ class Dir {
  */
 export class Naming {
   readonly #session: NamingSession;
-  #root?: TwzObject;
+  #root: TwzObject | undefined;
   #cache = new Map<string, Binding>();
   #cacheGen = -1;
 
@@ -678,13 +708,13 @@ export class Naming {
   #parent(parts: string[], create: boolean): Dir {
     let dir = new Dir(this.#rootDir);
     for (let i = 0; i < parts.length - 1; i++) {
-      const found = dir.find(parts[i]);
+      const found = dir.find(parts[i]!);
       if (!found) {
         if (!create) {
           throw new TwzError(ErrorCode.NameNotFound, `No directory ${join(parts.slice(0, i + 1))}`);
         }
         const sub = this.#newDir();
-        dir.insert(parts[i], sub.id, KIND_DIR);
+        dir.insert(parts[i]!, sub.id, KIND_DIR);
         this.#bump();
         dir = new Dir(sub);
         continue;
@@ -726,7 +756,7 @@ export class Naming {
       if (e instanceof TwzError && e.code === ErrorCode.NameNotFound) return undefined;
       throw e;
     }
-    const found = dir.find(parts[parts.length - 1])?.binding;
+    const found = dir.find(parts[parts.length - 1]!)?.binding;
     if (found) this.#cache.set(key, found);
     return found;
   }
@@ -806,7 +836,7 @@ export class Naming {
       }
     }
     const dir = this.#parent(parts, options.parents ?? false);
-    const name = parts[parts.length - 1];
+    const name = parts[parts.length - 1]!;
     if (dir.find(name)) throw new TwzError(ErrorCode.NameExists, `${join(parts)} is already bound`);
     dir.insert(name, id, KIND_OBJECT);
     this.#bump();
@@ -823,7 +853,7 @@ export class Naming {
     const parts = splitPath(path);
     if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ already exists");
     const dir = this.#parent(parts, options.parents ?? false);
-    const name = parts[parts.length - 1];
+    const name = parts[parts.length - 1]!;
     const found = dir.find(name);
     if (found) {
       if (options.parents && found.binding.kind === "directory") return found.binding.id;
@@ -852,7 +882,7 @@ export class Naming {
       throw new TwzError(ErrorCode.InvalidArgument, "Cannot unbind the root directory");
     }
     const dir = this.#parent(parts, false);
-    const found = dir.find(parts[parts.length - 1]);
+    const found = dir.find(parts[parts.length - 1]!);
     if (!found) throw new TwzError(ErrorCode.NameNotFound, `No object is named ${join(parts)}`);
     let sub: Dir | undefined;
     if (
@@ -909,7 +939,7 @@ export class Naming {
       throw new TwzError(ErrorCode.InvalidArgument, "Cannot rename the root directory");
     }
     const src = this.#parent(a, false);
-    const found = src.find(a[a.length - 1]);
+    const found = src.find(a[a.length - 1]!);
     if (!found) throw new TwzError(ErrorCode.NameNotFound, `No object is named ${join(a)}`);
     if (
       found.binding.kind === "directory" && b.length > a.length && join(b).startsWith(join(a) + "/")
@@ -920,7 +950,7 @@ export class Naming {
       );
     }
     const dst = this.#parent(b, options.parents ?? false);
-    const name = b[b.length - 1];
+    const name = b[b.length - 1]!;
     if (dst.find(name)) throw new TwzError(ErrorCode.NameExists, `${join(b)} is already bound`);
     dst.insert(name, found.binding.id, found.binding.kind === "directory" ? KIND_DIR : KIND_OBJECT);
     // Slots are entry indices: growing a directory (as insert may) only adds
@@ -948,7 +978,7 @@ export class Naming {
       );
     }
     const dir = this.#parent(parts, true);
-    const name = parts[parts.length - 1];
+    const name = parts[parts.length - 1]!;
     const found = dir.find(name);
     if (found) {
       if (found.binding.id === id) return;
@@ -995,9 +1025,107 @@ export class Naming {
       }
       dir = this.#dir(b.id, parts);
     }
-    return [...dir.entries()].map((e) => e.binding).sort((x, y) =>
-      x.name < y.name ? -1 : x.name > y.name ? 1 : 0
-    );
+    return [...dir.entries()].map((e) => e.binding).sort(byName);
+  }
+
+  /**
+   * Every binding under a directory (default the root), depth first: each
+   * directory's bindings in name order, a directory's bindings right after
+   * it. A directory whose object no longer exists is yielded but not
+   * entered, and so is one that contains itself (damage: a cycle). Reads
+   * only; a walk of the whole tree takes time in the number of names.
+   *
+   * @param path The directory to walk.
+   * @returns The bindings, with their full paths.
+   * @throws {TwzError} `NameNotFound` (no such directory), `InvalidArgument`
+   * (not a directory), `ObjectDamaged` (a damaged directory on the way,
+   * thrown when the walk reaches it).
+   * @example
+   * ```ts
+   * import { Twz } from "@twz/libtwz";
+   * import { plugin } from "@twz/hal-sim";
+   * const twz = await Twz.open({ hal: plugin, size: 8 << 20 });
+   * twz.create({ name: "/a/b", size: 1024 });
+   * console.log([...twz.naming.walk()].map((b) => b.path)); // ["/a", "/a/b"]
+   * twz.close();
+   * ```
+   */
+  *walk(path: string = "/"): Generator<PathBinding> {
+    const parts = splitPath(path);
+    let dir: Dir;
+    if (parts.length === 0) {
+      const root = this.#findRoot();
+      if (root === undefined) return; // read-only, no namespace yet
+      dir = new Dir(root);
+    } else {
+      const b = this.lookup(path);
+      if (!b) throw new TwzError(ErrorCode.NameNotFound, `No directory ${join(parts)}`);
+      if (b.kind !== "directory") {
+        throw new TwzError(ErrorCode.InvalidArgument, `${join(parts)} is not a directory`);
+      }
+      dir = this.#dir(b.id, parts);
+    }
+    yield* this.#walkDir(dir, parts, new Set([dir.obj.id]));
+  }
+
+  /** `walk` below `dir`; `open` holds the directories being walked (a cycle is damage). */
+  *#walkDir(dir: Dir, parts: string[], open: Set<ObjID>): Generator<PathBinding> {
+    const kernel = this.#session.kernel;
+    const bindings = [...dir.entries()].map((e) => e.binding).sort(byName);
+    for (const b of bindings) {
+      const at = [...parts, b.name];
+      yield { name: b.name, id: b.id, kind: b.kind, path: join(at) };
+      if (b.kind === "directory" && kernel.exists(b.id) && !open.has(b.id)) {
+        open.add(b.id);
+        yield* this.#walkDir(this.#dir(b.id, at), at, open);
+        open.delete(b.id);
+      }
+    }
+  }
+
+  /**
+   * Unbind every name whose object no longer exists: the names a deletion
+   * leaves behind. Deleting an object deletes everything tied to it, and
+   * neither the kernel nor a crash between a delete and its unbinds takes
+   * names along; call this after deleting (the shell's `rm` does). Names
+   * are unbound deepest and last-in-name-order first (the reverse of
+   * {@linkcode Naming.walk}), each atomically; a name that cannot be
+   * unbound (a damaged directory on its path) is left and skipped.
+   *
+   * @param options `onUnbind`, called after each unbind.
+   * @returns The paths unbound, in the order they were unbound.
+   * @throws {TwzError} `ReadOnly` on a read-only kernel; `ObjectDamaged`
+   * when the walk meets a damaged directory (then nothing was unbound).
+   * @example
+   * ```ts
+   * import { Twz } from "@twz/libtwz";
+   * import { plugin } from "@twz/hal-sim";
+   * const twz = await Twz.open({ hal: plugin, size: 8 << 20 });
+   * const obj = twz.create({ name: "/data", size: 1024 });
+   * twz.naming.bind("/alias", obj.id);
+   * twz.kernel.delete(obj.id); // the kernel leaves both names
+   * console.log(twz.naming.unbindDangling()); // ["/data", "/alias"]
+   * twz.close();
+   * ```
+   */
+  unbindDangling(options: UnbindDanglingOptions = {}): string[] {
+    this.#needWritable("unbind dangling names");
+    const kernel = this.#session.kernel;
+    const all = [...this.walk()];
+    const unbound: string[] = [];
+    for (let i = all.length - 1; i >= 0; i--) {
+      const b = all[i]!;
+      if (kernel.exists(b.id)) continue;
+      try {
+        this.unbind(b.path);
+      } catch (error) {
+        if (error instanceof TwzError) continue;
+        throw error;
+      }
+      unbound.push(b.path);
+      options.onUnbind?.(b.path);
+    }
+    return unbound;
   }
 
   /** The naming service as a {@linkcode NameResolver} (the default, `""`). */
