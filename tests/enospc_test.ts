@@ -173,7 +173,7 @@ Deno.test({
           "new --size 1M\n",
         );
         assert.equal(made.code, 0, made.stderr);
-        id = lines(made.stdout)[0];
+        id = lines(made.stdout)[0]!;
         const cp = new Deno.Command("cp", { args: ["--sparse=always", src, image] }).outputSync();
         assert.ok(cp.success, "cp --sparse=always");
       } finally {
@@ -188,7 +188,7 @@ Deno.test({
       let failedAt = -1;
       for (let i = 0; i < script.length; i++) {
         try {
-          const answer = await session.ask(script[i]);
+          const answer = await session.ask(script[i]!);
           assert.equal(answer, "wrote 1 bytes");
         } catch {
           failedAt = i;
@@ -200,7 +200,7 @@ Deno.test({
       assert.notEqual(end.code, 0);
       const errs = lines(end.stderr);
       assert.equal(errs.length, 1, end.stderr);
-      assert.match(errs[0], /^twz: Cannot write image .*t\.img: no space left on the disk$/);
+      assert.match(errs[0]!, /^twz: Cannot write image .*t\.img: no space left on the disk$/);
       // Make room, and everything acknowledged is there.
       Deno.removeSync(join(dir, "filler"));
       const reads = [
@@ -233,7 +233,7 @@ Deno.test({
           "new --size 1M\n",
         );
         assert.equal(made.code, 0, made.stderr);
-        id = lines(made.stdout)[0];
+        id = lines(made.stdout)[0]!;
         const wrote = await twz(
           ["boot", "--hal", "pmem", "--image", src, "--quiet"],
           `write ${id} 0 "acknowledged"\n`,

@@ -150,8 +150,8 @@ for (const { hal, ignore, note } of HALS) {
       assert.match(ro.stderr, /\(8\.0 MiB, [^)]*free, read-only\): \d+ objects? recovered/);
       const errs = lines(ro.stderr).filter((l) => !l.startsWith("twz: "));
       assert.equal(errs.length, 2, ro.stderr);
-      assert.match(errs[0], /^write: .*read-only/);
-      assert.match(errs[1], /^new: .*read-only/);
+      assert.match(errs[0]!, /^write: .*read-only/);
+      assert.match(errs[1]!, /^new: .*read-only/);
       assert.deepEqual(Deno.readFileSync(image), before, "the file is byte-identical");
 
       // Without write permission the image opens read-only by itself, and says why.
@@ -282,7 +282,7 @@ Deno.test(
       for (const id of ids) assert.match(again.stdout, new RegExp(`^${id} `, "m"));
     }
     if (strace) {
-      assert.ok(syncs.data >= 4, `fdatasync calls with sync=data: ${syncs.data}`);
+      assert.ok(syncs.data! >= 4, `fdatasync calls with sync=data: ${syncs.data}`);
       assert.equal(syncs.none, 0);
     }
     const bad = await twz(["boot", "--image", join(dir, "data.img"), "--set", "sync=always"], "");
@@ -303,7 +303,7 @@ Deno.test({
         "new --size 2300M\n",
       );
       assert.equal(first.code, 0, first.stderr);
-      const id = lines(first.stdout)[0];
+      const id = lines(first.stdout)[0]!;
       assert.match(id, ID);
       assert.equal(Deno.statSync(image).size, size);
       assert.ok((Deno.statSync(image).blocks ?? 0) * 512 >= size, "allocated in full");

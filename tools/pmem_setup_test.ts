@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { plugin } from "../packages/hal-pmem/mod.ts";
+import { plugin } from "@twz/hal-pmem";
 import { SKIPPED_LINE } from "./pmem_setup.ts";
 
 const SCRIPT = new URL("./pmem_setup.ts", import.meta.url).pathname;

@@ -8,51 +8,70 @@ import {
   type Console,
   formatSize,
   type Hal,
-  HalError,
   type HalPlugin,
+  PowerFailed,
   stdioConsole,
 } from "@twz/kernel/hal";
-
-export { formatSize };
 import { Kernel, MIN_IMAGE } from "@twz/kernel";
+import {
+  DEFAULT_IMAGE_SIZE,
+  HAL_PLUGINS,
+  isHalName,
+  openImage,
+  type OpenImageOptions,
+} from "@twz/libtwz/embedded";
 
-/** The HAL plugins, by `--hal` name. */
-export const HALS: Record<string, () => Promise<{ plugin: HalPlugin }>> = {
-  sim: () => import("@twz/hal-sim"),
-  pmem: () => import("@twz/hal-pmem"),
-};
+export { DEFAULT_IMAGE_SIZE, formatSize, openImage, type OpenImageOptions };
+
+/**
+ * The HAL plugins, by `--hal` name: the one registry, `HAL_PLUGINS` of
+ * `@twz/libtwz/embedded` (this name is kept for the board's callers).
+ */
+export const HALS: Readonly<Record<string, () => Promise<{ plugin: HalPlugin }>>> = HAL_PLUGINS;
 
 /** A usage mistake: printed as one line, exit code 2. */
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** Load a plugin by name. */
+/** Plugins loaded by {@linkcode loadPlugin}, for the name form of {@linkcode checkImageSize}. */
+const loaded = new Map<string, HalPlugin>();
+
+/**
+ * Load a plugin by name.
+ *
+ * @throws {UsageError} No plugin has that name.
+ */
 export async function loadPlugin(name: string): Promise<HalPlugin> {
-  const load = HALS[name];
-  if (!load) {
+  if (!isHalName(name)) {
     throw new UsageError(`unknown HAL "${name}" (choose one of: ${Object.keys(HALS).join(", ")})`);
   }
-  return (await load()).plugin;
+  const plugin = (await HAL_PLUGINS[name]()).plugin;
+  loaded.set(name, plugin);
+  return plugin;
 }
 
 /** Options for {@linkcode openBoard}. */
 export interface BoardOptions {
+  /** The plugin's `--hal` name (see {@linkcode HALS}). */
   hal: string;
-  image?: string;
+  /** The image file; absent: an anonymous region (hal-sim). */
+  image?: string | undefined;
   /** Size for a new image; must match an existing one when given. */
-  size?: number;
-  console?: Console;
-  settings?: Record<string, string>;
+  size?: number | undefined;
+  /** The console. @default {a console on stdin/stdout, kept across reboots} */
+  console?: Console | undefined;
+  /** Plugin settings (`--set K=V`). */
+  settings?: Record<string, string> | undefined;
   /**
    * Open the image read-only: the kernel refuses every write and nothing
    * ever reaches the file (a log replay stays in a private in-memory overlay).
    */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /** What holds the image lock, for a refused second opener. @default {"twz boot"} */
-  holder?: string;
+  holder?: string | undefined;
   /** Called with the open HAL before the kernel boots (crash points arm here). */
-  beforeBoot?: (hal: Hal) => void;
+  beforeBoot?: ((hal: Hal) => void) | undefined;
 }
 
 /** An open HAL with a booted kernel; `reboot` replaces both. */
@@ -63,25 +82,23 @@ export interface Board {
   options: BoardOptions;
 }
 
-/** Default size of a new image. */
-export const DEFAULT_IMAGE_SIZE = 64 << 20;
-
-/** The largest image hal-sim will open: it holds the whole image in memory. */
-export const SIM_MAX_IMAGE = 16 * 2 ** 30;
-
-/** Whether `error` is a simulated power failure (hal-sim's `PowerFailed`). */
+/** Whether `error` is a simulated power failure at an armed crash point. */
 export function isPowerFailure(error: unknown): boolean {
-  return error instanceof Error && error.name === "PowerFailed";
+  return error instanceof PowerFailed;
 }
 
 /**
  * Check a size asked for an image before anything is created: at least
- * `MIN_IMAGE`, and for hal-sim (which holds the image in memory) at most
- * {@linkcode SIM_MAX_IMAGE}.
+ * `MIN_IMAGE`, and at most the plugin's
+ * {@linkcode HalPlugin.maxImageSize} (hal-sim holds the image in memory).
  *
+ * @param hal The plugin (or, as before, the name of a plugin already loaded
+ *   by {@linkcode loadPlugin}).
+ * @param size The size asked for, in bytes.
+ * @param what The option, for the error (`--size`).
  * @throws {UsageError} The size is out of range.
  */
-export function checkImageSize(hal: string, size: number, what = "--size"): void {
+export function checkImageSize(hal: HalPlugin | string, size: number, what = "--size"): void {
   if (size < MIN_IMAGE) {
     throw new UsageError(
       `${what} ${size} is too small: an image needs at least ${MIN_IMAGE} bytes (${
@@ -89,10 +106,12 @@ export function checkImageSize(hal: string, size: number, what = "--size"): void
       })`,
     );
   }
-  if (hal === "sim" && size > SIM_MAX_IMAGE) {
+  const plugin = typeof hal === "string" ? loaded.get(hal) : hal;
+  const max = plugin?.maxImageSize;
+  if (plugin !== undefined && max !== undefined && size > max) {
     throw new UsageError(
-      `${what} ${size} is too large for hal sim, which holds the image in memory (at most ${
-        formatSize(SIM_MAX_IMAGE)
+      `${what} ${size} is too large for hal ${plugin.name}, which holds the image in memory (at most ${
+        formatSize(max)
       })`,
     );
   }
@@ -125,7 +144,7 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
   const plugin = await loadPlugin(options.hal);
   // One console for the board's whole life: reboots reopen the HAL, not stdin.
   options = { ...options, console: options.console ?? stdioConsole() };
-  if (options.size !== undefined) checkImageSize(options.hal, options.size);
+  if (options.size !== undefined) checkImageSize(plugin, options.size);
   // The HAL removes a file it created and could not finish (no room, say);
   // a file it created and the kernel could not boot is removed here, while
   // the image lock is still held (but not after a --crash-at power failure:
@@ -160,59 +179,6 @@ export function fileExists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Open `image` with `plugin`, creating it when absent: `size` must match an
- * existing image when given; a new one gets `size`, else `newSize`.
- */
-export function openImage(
-  plugin: HalPlugin,
-  options: {
-    image?: string;
-    size?: number;
-    newSize?: number;
-    console?: Console;
-    settings?: Record<string, string>;
-    /** Open read-only (never creates). */
-    readOnly?: boolean;
-    /** What holds the lock (for the busy message). */
-    holder?: string;
-  },
-): Promise<Hal> {
-  const exists = options.image !== undefined && fileExists(options.image);
-  if (exists && plugin.name === "sim") {
-    const size = Deno.statSync(options.image!).size;
-    if (size > SIM_MAX_IMAGE) {
-      return Promise.reject(
-        new HalError(
-          `Cannot open image ${options.image}: it holds ${size} bytes, more than hal sim can hold in memory (${
-            formatSize(SIM_MAX_IMAGE)
-          })`,
-        ),
-      );
-    }
-  }
-  return plugin.open({
-    image: options.image,
-    size: exists ? options.size : (options.size ?? options.newSize),
-    create: !exists && !options.readOnly,
-    console: options.console,
-    settings: options.settings,
-    ...(options.readOnly ? { readOnly: true } : {}),
-    ...(options.holder !== undefined ? { holder: options.holder } : {}),
-  }).catch((error) => {
-    // hal-sim allocates the whole image: say so instead of "allocation failed".
-    if (error instanceof RangeError) {
-      throw new HalError(
-        `Cannot open image ${
-          options.image ?? "(anonymous)"
-        }: ${error.message} (too large for memory?)`,
-        { cause: error },
-      );
-    }
-    throw error;
-  });
 }
 
 /**
@@ -264,7 +230,7 @@ export function positive(text: string, what: string, zero = false): number {
 export function parseSize(text: string): number {
   const m = /^(\d+)\s*([KMGT]?)(i?B)?$/i.exec(text.trim());
   if (!m) throw new UsageError(`"${text}" is not a size (like 4096, 64K, 64M or 1G)`);
-  const unit = { "": 1, K: 1 << 10, M: 1 << 20, G: 1 << 30, T: 2 ** 40 }[m[2].toUpperCase()]!;
+  const unit = { "": 1, K: 1 << 10, M: 1 << 20, G: 1 << 30, T: 2 ** 40 }[m[2]!.toUpperCase()]!;
   const n = Number(m[1]) * unit;
   if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`"${text}" is not a usable size`);
   return n;

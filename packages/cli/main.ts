@@ -20,7 +20,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { HalError } from "@twz/kernel/hal";
+import { type EvictionPolicy, HalError } from "@twz/kernel/hal";
 import { type Kernel, TwzError } from "@twz/kernel";
 import {
   type Board,
@@ -84,6 +84,8 @@ exit codes: 0 ok, 1 a command failed, 2 usage mistake, 3 image cannot be booted,
             4 stopped at a --crash-at crash point, 5 image in use by another process`;
 
 const stderr = (line: string) => console.error(line);
+
+const EVICTION_POLICIES: readonly EvictionPolicy[] = ["strict", "random", "all"];
 
 function settingsFrom(list: string[] | undefined): Record<string, string> | undefined {
   if (!list || list.length === 0) return undefined;
@@ -149,8 +151,8 @@ async function boot(args: string[]): Promise<number> {
   const crashAt = values["crash-at"] === undefined
     ? undefined
     : positive(values["crash-at"], "--crash-at", true);
-  const evict = values.evict!;
-  if (!["strict", "random", "all"].includes(evict)) {
+  const evict = values.evict! as EvictionPolicy;
+  if (!EVICTION_POLICIES.includes(evict)) {
     throw new UsageError(`--evict takes strict, random or all, not "${evict}"`);
   }
   const seed = positive(values.seed!, "--seed", true);
@@ -164,15 +166,15 @@ async function boot(args: string[]): Promise<number> {
       readOnly: values["read-only"],
       holder: values["read-only"] ? "twz boot --read-only" : "twz boot",
       beforeBoot: crashAt === undefined ? undefined : (hal) => {
-        const region = hal.region as { armCrash?: (n: number, o: object) => void };
-        if (!region.armCrash) {
+        const power = hal.power;
+        if (power?.armCrash === undefined) {
           throw new UsageError(
             `--crash-at needs a HAL that can lose power (--hal sim), not ${hal.name}`,
           );
         }
         // Crash point N, as twz crashtest defines it: drain N was the last to
         // complete; whatever was stored or flushed since is at the policy's mercy.
-        region.armCrash(crashAt, { before: true, policy: evict, seed });
+        power.armCrash(crashAt, { before: true, policy: evict, seed });
       },
     });
   } catch (error) {
@@ -243,7 +245,7 @@ async function boot(args: string[]): Promise<number> {
     stderr(`twz: ${crashed.message}; the image holds what survived`);
     return EXIT.crashed;
   }
-  const drains = (board.hal.region as { stats?: () => { drains: number } }).stats?.().drains;
+  const drains = board.hal.region.stats?.().drains;
   board.hal.close();
   if (crashAt !== undefined) {
     stderr(
@@ -301,7 +303,7 @@ async function bench(args: string[]): Promise<number> {
         : "bench takes one NAME",
     );
   }
-  const name = positionals[0];
+  const name = positionals[0]!;
   const entry = BENCHMARKS[name];
   if (!entry) {
     throw new UsageError(`unknown benchmark "${name}" (twz bench --list names them)`);
@@ -378,7 +380,7 @@ export async function main(args: string[]): Promise<number> {
     const e = error instanceof Error ? error : new Error(String(error));
     if (debug) console.error(e);
     // Every error is exactly one line: parseArgs adds hint lines; keep the first.
-    const first = String(e.message).split("\n")[0].trim();
+    const first = String(e.message).split("\n")[0]!.trim();
     if ((e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")) {
       stderr(`twz: ${first} (see twz help)`);
       return EXIT.usage;

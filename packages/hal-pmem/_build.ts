@@ -1,7 +1,7 @@
 /**
  * Builds the C trampoline (`trampoline.c`) into a per-user cache with the
  * system C compiler. Private: used by the plugin (lazily, in `open`/`attach`)
- * and by `tools/pmem_setup.ts` (ahead of the tests).
+ * and by `setup.ts` (`@twz/hal-pmem/setup`, ahead of the tests).
  *
  * @module
  */

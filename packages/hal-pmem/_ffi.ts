@@ -264,7 +264,7 @@ export function libpmem2(): Libpmem2 {
     if (cause instanceof Deno.errors.NotCapable || cause instanceof Deno.errors.PermissionDenied) {
       throw new HalError(`Cannot load libpmem2: hal-pmem needs --allow-ffi`, { cause });
     }
-    const why = (cause as Error).message.split("\n")[0]
+    const why = (cause as Error).message.split("\n")[0]!
       .replace(/^(Could not open library: )+/, "");
     throw new HalError(
       `Cannot load libpmem2 from "${path}": ${why}. Install it with \`${INSTALL_HINT}\`` +
@@ -304,7 +304,7 @@ export function libraryInfo(): Record<string, string> {
     if (start >= 0) {
       const block = status.slice(start, status.indexOf("\n\n", start));
       const version = /^Version: (.+)$/m.exec(block);
-      if (version) info.version = version[1];
+      if (version) info.version = version[1]!;
     }
   } catch { /* not Debian, or no --allow-read */ }
   return info;
@@ -457,7 +457,7 @@ export async function mapFile(request: MapRequest): Promise<Mapping> {
   const lib = libpmem2();
   const tramp = await loadTrampoline();
   const out = new BigUint64Array(1);
-  const take = () => Deno.UnsafePointer.create(out[0]);
+  const take = () => Deno.UnsafePointer.create(out[0]!);
 
   check(lib.pmem2_config_new(out), "pmem2_config_new");
   const config = take();
@@ -573,7 +573,7 @@ class NativeMapping implements Mapping {
       this.flush = (o, l) => flush.call(Deno.UnsafePointer.offset(base!, o), BigInt(l));
       this.drain = () => drain.call();
       this.flushRanges = (ranges, count) => {
-        for (let i = 0; i < count; i++) this.flush(ranges[2 * i], ranges[2 * i + 1]);
+        for (let i = 0; i < count; i++) this.flush(ranges[2 * i]!, ranges[2 * i + 1]!);
       };
       this.persistRanges = (ranges, count) => {
         this.flushRanges(ranges, count);

@@ -8,7 +8,8 @@
  * otherwise).
  *
  * Needs libpmem2 (`apt-get install -y libpmem2`) and `--allow-ffi`; a C
- * compiler makes persist ~10× cheaper (see `tools/pmem_setup.ts`).
+ * compiler makes persist ~10× cheaper (it builds a small C trampoline, which
+ * `setup` of `@twz/hal-pmem/setup` builds ahead of time: the root task `setup`).
  *
  * @example Make a record durable and read it back in a new process
  * ```ts ignore

@@ -312,8 +312,8 @@ Deno.test({
     const d = plugin.describe();
     assert.equal(d.name, "pmem");
     assert.equal(d.available, true);
-    assert.match(d.details!.library, /libpmem2/);
-    assert.match(d.details!.trampoline, /loaded/);
+    assert.match(d.details!.library!, /libpmem2/);
+    assert.match(d.details!.trampoline!, /loaded/);
   },
 });
 

@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import {
   type AttachedRegion,
   checkRange,
+  cryptoEntropy,
   type Granularity,
   GRANULARITY_BYTES,
   type Hal,
@@ -23,6 +24,8 @@ import {
   type PersistentRegion,
   type RegionShare,
   type RegionStats,
+  stdioConsole,
+  systemClock,
 } from "@twz/kernel/hal";
 import {
   type BenchPaths,
@@ -33,7 +36,6 @@ import {
   type Mapping,
   trampolineStatus,
 } from "./_ffi.ts";
-import { clock, entropy, stdConsole } from "./_services.ts";
 import { env } from "./_build.ts";
 
 /**
@@ -145,13 +147,13 @@ class Region implements PmemRegion {
   }
 
   flushRanges(ranges: Float64Array, count: number): void {
-    for (let i = 0; i < count; i++) checkRange(this.size, ranges[2 * i], ranges[2 * i + 1]);
+    for (let i = 0; i < count; i++) checkRange(this.size, ranges[2 * i]!, ranges[2 * i + 1]!);
     this.#flushes += count;
     const deferred = this.#deferred;
     if (deferred === null || this.#closed) this.#mapping.flushRanges(ranges, count);
     else {
       for (let i = 0; i < count; i++) {
-        const offset = ranges[2 * i], length = ranges[2 * i + 1];
+        const offset = ranges[2 * i]!, length = ranges[2 * i + 1]!;
         if (length > 0) {
           deferred.push(offset - (offset % PAGE), Math.ceil((offset + length) / PAGE) * PAGE);
         }
@@ -165,7 +167,7 @@ class Region implements PmemRegion {
       this.drain();
       return;
     }
-    for (let i = 0; i < count; i++) checkRange(this.size, ranges[2 * i], ranges[2 * i + 1]);
+    for (let i = 0; i < count; i++) checkRange(this.size, ranges[2 * i]!, ranges[2 * i + 1]!);
     this.#mapping.persistRanges(ranges, count);
     this.#flushes += count;
     this.#drains++;
@@ -183,20 +185,20 @@ class Region implements PmemRegion {
     // handful), then merge overlapping or adjacent ones into one msync each.
     const n = d.length >> 1;
     for (let i = 1; i < n; i++) {
-      const s = d[2 * i], e = d[2 * i + 1];
+      const s = d[2 * i]!, e = d[2 * i + 1]!;
       let j = i - 1;
-      while (j >= 0 && d[2 * j] > s) {
-        d[2 * j + 2] = d[2 * j];
-        d[2 * j + 3] = d[2 * j + 1];
+      while (j >= 0 && d[2 * j]! > s) {
+        d[2 * j + 2] = d[2 * j]!;
+        d[2 * j + 3] = d[2 * j + 1]!;
         j--;
       }
       d[2 * j + 2] = s;
       d[2 * j + 3] = e;
     }
-    let start = d[0];
-    let end = d[1];
+    let start = d[0]!;
+    let end = d[1]!;
     for (let k = 1; k < n; k++) {
-      const s = d[2 * k], e = d[2 * k + 1];
+      const s = d[2 * k]!, e = d[2 * k + 1]!;
       if (s <= end) end = Math.max(end, e);
       else {
         this.#mapping.flush(start, Math.min(end, this.size) - start);
@@ -311,9 +313,9 @@ async function open(options: HalOpenOptions): Promise<Hal> {
     image,
     created: file.created,
     region,
-    clock,
-    entropy,
-    console: options.console ?? stdConsole(),
+    clock: systemClock(),
+    entropy: cryptoEntropy(),
+    console: options.console ?? stdioConsole(),
     ...(file.readOnly ? { readOnly: true } : {}),
     ...(file.readOnlyReason !== undefined ? { readOnlyReason: file.readOnlyReason } : {}),
     close: () => region.close(),

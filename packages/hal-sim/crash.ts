@@ -80,6 +80,8 @@ export const EXHAUSTIVE_LIMIT = 4096;
  */
 export class CrashPoint {
   /**
+   * A crash point from its parts (see `CrashPointBuilder`).
+   *
    * @param unit Size in bytes of a unit (64: whole lines, 8: aligned words).
    * @param units Index of each pending unit (`offset = index * unit`), ascending.
    * @param choiceStart Where the choices of unit `j` start in `data`, in units.
@@ -109,7 +111,7 @@ export class CrashPoint {
   get count(): number {
     let n = 1;
     for (let j = 0; j < this.choiceCount.length; j++) {
-      n *= this.choiceCount[j] + 1;
+      n *= this.choiceCount[j]! + 1;
       if (n > Number.MAX_SAFE_INTEGER) return Infinity;
     }
     return n;
@@ -139,7 +141,7 @@ export class CrashPoint {
     const sel = new Uint8Array(this.units.length);
     let v = variant;
     for (let j = 0; j < sel.length && v > 0; j++) {
-      const radix = this.choiceCount[j] + 1;
+      const radix = this.choiceCount[j]! + 1;
       sel[j] = v % radix;
       v = Math.floor(v / radix);
     }
@@ -154,7 +156,7 @@ export class CrashPoint {
     const random = seededRandom(seed);
     const sel = new Uint8Array(this.units.length);
     for (let j = 0; j < sel.length; j++) {
-      if (random() < probability) sel[j] = 1 + Math.floor(random() * this.choiceCount[j]);
+      if (random() < probability) sel[j] = 1 + Math.floor(random() * this.choiceCount[j]!);
     }
     return sel;
   }
@@ -180,11 +182,11 @@ export class CrashPoint {
   materialize(sel: Uint8Array, target: Uint8Array): void {
     const u = this.unit;
     for (let j = 0; j < sel.length; j++) {
-      const c = sel[j];
+      const c = sel[j]!;
       if (c === 0) continue;
-      const from = (this.choiceStart[j] + c - 1) * u;
-      const to = this.units[j] * u;
-      for (let k = 0; k < u; k++) target[to + k] = this.data[from + k];
+      const from = (this.choiceStart[j]! + c - 1) * u;
+      const to = this.units[j]! * u;
+      for (let k = 0; k < u; k++) target[to + k] = this.data[from + k]!;
     }
   }
 
@@ -192,14 +194,15 @@ export class CrashPoint {
   describe(sel: Uint8Array): string {
     const parts: string[] = [];
     for (let j = 0; j < sel.length; j++) {
-      const at = this.units[j] * this.unit;
-      const how = sel[j] === 0
+      const at = this.units[j]! * this.unit;
+      const s = sel[j]!;
+      const how = s === 0
         ? "lost"
-        : sel[j] === this.currentChoice[j]
+        : s === this.currentChoice[j]
         ? "kept"
-        : sel[j] <= this.historyCount[j]
-        ? `kept as it was at an earlier drain (value ${sel[j]})`
-        : `kept as flushed (snapshot ${sel[j] - this.historyCount[j]})`;
+        : s <= this.historyCount[j]!
+        ? `kept as it was at an earlier drain (value ${s})`
+        : `kept as flushed (snapshot ${s - this.historyCount[j]!})`;
       parts.push(`[${at}, +${this.unit}) ${how}`);
     }
     return parts.length ? parts.join(", ") : "nothing pending";
@@ -235,8 +238,9 @@ export class CrashPointBuilder {
   choice(source: Uint8Array, at: number): number {
     const u = this.unit;
     const j = this.counts.length - 1;
-    const start = this.starts[j];
-    for (let c = 0; c < this.counts[j]; c++) {
+    const start = this.starts[j]!;
+    const count = this.counts[j]!;
+    for (let c = 0; c < count; c++) {
       const base = (start + c) * u;
       let same = true;
       for (let k = 0; k < u; k++) {
@@ -247,7 +251,7 @@ export class CrashPointBuilder {
       }
       if (same) return c + 1;
     }
-    if (this.counts[j] === 255) return 255; // a unit's choices are counted in a byte
+    if (count === 255) return 255; // a unit's choices are counted in a byte
     if ((this.used + 1) * u > this.data.length) {
       const bigger = new Uint8Array(this.data.length * 2);
       bigger.set(this.data);
@@ -255,7 +259,7 @@ export class CrashPointBuilder {
     }
     this.data.set(source.subarray(at, at + u), this.used * u);
     this.used++;
-    return ++this.counts[j];
+    return (this.counts[j] = count + 1);
   }
 
   /** Finish: an immutable point. */
@@ -291,6 +295,8 @@ export class LineHistory {
   readonly lines: Map<number, Uint8Array[]> = new Map();
 
   /**
+   * An empty history.
+   *
    * @param line Size of a line in bytes.
    * @param limit Values kept per line, at most.
    */

@@ -68,7 +68,7 @@ export class Mem {
 
   constructor(readonly obj: TxTarget, readonly tx: Tx | null) {}
   u8(at: number): number {
-    return this.tx ? this.tx.getU8(this.obj, at) : this.obj.mapping.bytes[at];
+    return this.tx ? this.tx.getU8(this.obj, at) : this.obj.mapping.bytes[at]!;
   }
   u16(at: number): number {
     return this.tx ? this.tx.getU16(this.obj, at) : this.obj.mapping.view.getUint16(at, true);
@@ -136,7 +136,7 @@ export function compareBytes(
 ): number {
   const n = alen < blen ? alen : blen;
   for (let i = 0; i < n; i++) {
-    const d = a[at + i] - b[bt + i];
+    const d = a[at + i]! - b[bt + i]!;
     if (d !== 0) return d;
   }
   return alen - blen;

@@ -140,8 +140,8 @@ const tmp = new Uint8Array(24);
 
 /** Big-endian with the sign bit flipped, from the int codec's little-endian bytes. */
 function orderInt(into: Uint8Array, at: number, from: Uint8Array, fat: number): void {
-  for (let i = 0; i < 8; i++) into[at + i] = from[fat + 7 - i];
-  into[at] ^= 0x80;
+  for (let i = 0; i < 8; i++) into[at + i] = from[fat + 7 - i]!;
+  into[at]! ^= 0x80;
 }
 
 const ORDERS = new Map<number, KeyOrder<unknown>>();
@@ -155,8 +155,8 @@ ORDERS.set(
       return 8;
     },
     decode(bytes, at) {
-      for (let i = 0; i < 8; i++) tmp[7 - i] = bytes[at + i];
-      tmp[7] ^= 0x80;
+      for (let i = 0; i < 8; i++) tmp[7 - i] = bytes[at + i]!;
+      tmp[7]! ^= 0x80;
       return codec.int.decode(tmp, 0, 8);
     },
   } satisfies KeyOrder<number> as KeyOrder<unknown>,
@@ -165,14 +165,14 @@ ORDERS.set(codec.ref.kind, {
   size: () => 24,
   encode(key, into, at) {
     codec.ref.encode(key as ObjRef, tmp, 0);
-    for (let i = 0; i < 16; i++) into[at + i] = tmp[15 - i];
+    for (let i = 0; i < 16; i++) into[at + i] = tmp[15 - i]!;
     orderInt(into, at + 16, tmp, 16);
     return 24;
   },
   decode(bytes, at) {
-    for (let i = 0; i < 16; i++) tmp[15 - i] = bytes[at + i];
-    for (let i = 0; i < 8; i++) tmp[16 + 7 - i] = bytes[at + 16 + i];
-    tmp[23] ^= 0x80;
+    for (let i = 0; i < 16; i++) tmp[15 - i] = bytes[at + i]!;
+    for (let i = 0; i < 8; i++) tmp[16 + 7 - i] = bytes[at + 16 + i]!;
+    tmp[23]! ^= 0x80;
     return codec.ref.decode(tmp, 0, 24);
   },
 });
@@ -203,7 +203,7 @@ export interface BTreeCheck {
   /** Leaves without entries (left by deletion). */
   emptyLeaves: number;
   /** The first inconsistency, if any. */
-  problem?: string;
+  problem?: string | undefined;
 }
 
 /** A node read into memory (the write paths work on these). */
@@ -621,7 +621,7 @@ export class BTreeMap<K, V> {
     node.next = right.at;
     this.#write(tx, node);
     this.#write(tx, right);
-    const first = right.slots[0];
+    const first = right.slots[0]!;
     const sep = this.#copyKey(tx, m, heap, first);
     const rightmost = right.next === 0;
     this.#insertUp(tx, m, heap, path, node.at, sep, right.at, rightmost);
@@ -684,7 +684,7 @@ export class BTreeMap<K, V> {
     // separator between the halves moves up.
     const last = rightmost && path.every(([n, c]) => c === m.u16(n + N.n) - 1);
     const keep = last && i + 1 === FANOUT ? FANOUT : FANOUT >>> 1;
-    const mid = node.keys[keep - 1];
+    const mid = node.keys[keep - 1]!;
     const sibling: Node = {
       at: heap.alloc(tx, INTERNAL_BYTES),
       type: INTERNAL,
@@ -720,8 +720,8 @@ export class BTreeMap<K, V> {
     v.setUint8(N.type, node.type);
     v.setUint16(N.n, node.slots.length, true);
     v.setUint32(N.next, node.next, true);
-    for (let i = 0; i < node.slots.length; i++) v.setUint32(N.slots + i * 4, node.slots[i], true);
-    for (let i = 0; i < node.keys.length; i++) v.setUint32(N.keys + i * 4, node.keys[i], true);
+    for (let i = 0; i < node.slots.length; i++) v.setUint32(N.slots + i * 4, node.slots[i]!, true);
+    for (let i = 0; i < node.keys.length; i++) v.setUint32(N.keys + i * 4, node.keys[i]!, true);
     tx.write(this.obj, node.at, buf);
   }
 

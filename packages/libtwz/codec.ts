@@ -72,8 +72,9 @@ const int: Codec<number> = {
   },
   decode(bytes, at) {
     const lo =
-      (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
-    const hi = bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | (bytes[at + 7] << 24);
+      (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+    const hi = bytes[at + 4]! | (bytes[at + 5]! << 8) | (bytes[at + 6]! << 16) |
+      (bytes[at + 7]! << 24);
     return hi * TWO32 + lo;
   },
 };
@@ -100,14 +101,14 @@ const string: Codec<string> = {
     if (length <= 64) {
       let ascii = true;
       for (let i = 0; i < length; i++) {
-        if (bytes[at + i] > 0x7f) {
+        if (bytes[at + i]! > 0x7f) {
           ascii = false;
           break;
         }
       }
       if (ascii) {
         let s = "";
-        for (let i = 0; i < length; i++) s += String.fromCharCode(bytes[at + i]);
+        for (let i = 0; i < length; i++) s += String.fromCharCode(bytes[at + i]!);
         return s;
       }
     }
@@ -139,7 +140,7 @@ function copyOut(b: Uint8Array, at: number, length: number): Uint8Array {
   }
   const out = slab.subarray(slabAt, slabAt + length);
   slabAt += (length + 7) & ~7;
-  for (let i = 0; i < length; i++) out[i] = b[at + i];
+  for (let i = 0; i < length; i++) out[i] = b[at + i]!;
   return out;
 }
 
@@ -153,7 +154,7 @@ const bytes: Codec<Uint8Array> = {
   size: (value) => value.length,
   encode(value, into, at) {
     const n = value.length;
-    if (n <= 64) { for (let i = 0; i < n; i++) into[at + i] = value[i]; }
+    if (n <= 64) { for (let i = 0; i < n; i++) into[at + i] = value[i]!; }
     else into.set(value, at);
     return n;
   },
@@ -164,7 +165,9 @@ const bytes: Codec<Uint8Array> = {
 
 /** A reference to a record in any object: its ID and offset (24 bytes). */
 export interface ObjRef {
+  /** The object's ID. */
   id: ObjID;
+  /** The record's offset in the object. */
   offset: number;
 }
 
@@ -189,7 +192,7 @@ const ref: Codec<ObjRef> = {
   },
   decode(b, at) {
     let id = 0n;
-    for (let i = 15; i >= 0; i--) id = (id << 8n) | BigInt(b[at + i]);
+    for (let i = 15; i >= 0; i--) id = (id << 8n) | BigInt(b[at + i]!);
     return { id, offset: int.decode(b, at + 16, 8) };
   },
 };
@@ -214,11 +217,11 @@ export function hashBytes(b: Uint8Array, at: number, length: number): number {
   let h = 0x9747b28c ^ length;
   let i = 0;
   for (; i + 4 <= length; i += 4) {
-    const w = b[at + i] | (b[at + i + 1] << 8) | (b[at + i + 2] << 16) | (b[at + i + 3] << 24);
+    const w = b[at + i]! | (b[at + i + 1]! << 8) | (b[at + i + 2]! << 16) | (b[at + i + 3]! << 24);
     h = Math.imul(h ^ Math.imul(w, 0xcc9e2d51), 0x1b873593);
     h = (h << 13) | (h >>> 19);
   }
-  for (; i < length; i++) h = Math.imul(h ^ b[at + i], 0x01000193);
+  for (; i < length; i++) h = Math.imul(h ^ b[at + i]!, 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

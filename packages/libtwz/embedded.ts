@@ -1,9 +1,13 @@
 /**
  * The embedded "board": the one place in libtwz that turns a HAL name into a
  * HAL plugin, so that a plain Deno script can boot an in-process kernel with
- * `Twz.open({ hal: "sim" })`. The plugins are loaded with literal dynamic
- * imports, only when asked for: importing libtwz never loads a HAL, and
- * nothing needs `--allow-ffi` unless `"pmem"` is chosen.
+ * `Twz.open({ hal: "sim" })`, and the one way an image is opened for a
+ * kernel ({@linkcode openImage}: stat it, decide its size, create it when
+ * absent), shared by `Twz.open` and the `twz` command. The plugins are
+ * loaded with literal dynamic imports, only when asked for: importing libtwz
+ * never loads a HAL, and nothing needs `--allow-ffi` unless `"pmem"` is
+ * chosen. This registry ({@linkcode HAL_PLUGINS}) is the only one: the `twz`
+ * command uses it too.
  *
  * @example
  * ```ts
@@ -14,10 +18,30 @@
  *
  * @module
  */
-import type { HalPlugin } from "@twz/kernel/hal";
+import { type Console, formatSize, type Hal, HalError, type HalPlugin } from "@twz/kernel/hal";
 
 /** HAL plugins libtwz can load by name. */
 export type HalName = "sim" | "pmem";
+
+/**
+ * The HAL plugins, by name (`--hal`, `Twz.open({ hal })`): each loads its
+ * plugin's module on first call. Importing this module loads none.
+ *
+ * @example
+ * ```ts
+ * import { HAL_PLUGINS } from "@twz/libtwz/embedded";
+ * console.log(Object.keys(HAL_PLUGINS).join(", ")); // sim, pmem
+ * ```
+ */
+export const HAL_PLUGINS: Readonly<Record<HalName, () => Promise<{ plugin: HalPlugin }>>> = {
+  sim: () => import("@twz/hal-sim"),
+  pmem: () => import("@twz/hal-pmem"),
+};
+
+/** Whether `name` names a plugin of {@linkcode HAL_PLUGINS}. */
+export function isHalName(name: string): name is HalName {
+  return Object.hasOwn(HAL_PLUGINS, name);
+}
 
 /**
  * Load a HAL plugin by name.
@@ -32,9 +56,100 @@ export type HalName = "sim" | "pmem";
  * ```
  */
 export async function loadHalPlugin(name: HalName): Promise<HalPlugin> {
-  if (name !== "sim" && name !== "pmem") {
+  if (!isHalName(name)) {
     throw new TypeError(`Unknown HAL "${name}" (expected "sim" or "pmem")`);
   }
-  const mod = name === "sim" ? await import("@twz/hal-sim") : await import("@twz/hal-pmem");
-  return mod.plugin;
+  return (await HAL_PLUGINS[name]()).plugin;
+}
+
+/** Size of a new image when none is given: 64 MiB. */
+export const DEFAULT_IMAGE_SIZE = 64 << 20;
+
+/** Options for {@linkcode openImage}. */
+export interface OpenImageOptions {
+  /** The image file; absent: an anonymous region (hal-sim). */
+  image?: string | undefined;
+  /** Size asked for: a new image gets it, an existing one must have it. */
+  size?: number | undefined;
+  /**
+   * Size of a new image when `size` is absent (`Twz.open` and `twz boot`
+   * give {@linkcode DEFAULT_IMAGE_SIZE}). Absent too: a new image is refused
+   * by the plugin (no size given).
+   */
+  newSize?: number | undefined;
+  /** The console. @default {the plugin's: stdin/stdout} */
+  console?: Console | undefined;
+  /** Plugin settings. */
+  settings?: Record<string, string> | undefined;
+  /** Open read-only: nothing is written, and nothing is created. */
+  readOnly?: boolean | undefined;
+  /** What holds the lock, named to a refused second opener. */
+  holder?: string | undefined;
+}
+
+/**
+ * Open an image with `plugin` the one way every board does: stat it; an
+ * existing image keeps its size (`size`, when given, must match) and is
+ * refused when larger than the plugin's
+ * {@linkcode HalPlugin.maxImageSize}; an absent one is created (unless
+ * read-only) with `size`, else `newSize`. A plugin that runs out of memory
+ * allocating the image (a `RangeError`) is reported as a `HalError`.
+ *
+ * @param plugin The HAL plugin.
+ * @param options Image, sizes, console, settings, read-only, lock holder.
+ * @returns The open HAL (`created` says whether it made the image).
+ * @throws {HalError} The image cannot be opened or created (`code: "busy"`
+ *   when another opener holds it).
+ * @tags allow-read, allow-write
+ * @example
+ * ```ts
+ * import { DEFAULT_IMAGE_SIZE, loadHalPlugin, openImage } from "@twz/libtwz/embedded";
+ * const hal = await openImage(await loadHalPlugin("sim"), { newSize: 1 << 20 });
+ * console.log(hal.region.size, hal.created); // 1048576 true
+ * hal.close();
+ * ```
+ */
+export async function openImage(plugin: HalPlugin, options: OpenImageOptions): Promise<Hal> {
+  const image = options.image;
+  const existing = image === undefined ? undefined : imageSize(image);
+  const max = plugin.maxImageSize;
+  if (existing !== undefined && max !== undefined && existing > max) {
+    throw new HalError(
+      `Cannot open image ${image}: it holds ${existing} bytes, more than hal ${plugin.name} can hold in memory (${
+        formatSize(max)
+      })`,
+    );
+  }
+  try {
+    return await plugin.open({
+      image,
+      size: existing !== undefined ? options.size : (options.size ?? options.newSize),
+      create: existing === undefined && !options.readOnly,
+      console: options.console,
+      settings: options.settings,
+      ...(options.readOnly ? { readOnly: true } : {}),
+      ...(options.holder !== undefined ? { holder: options.holder } : {}),
+    });
+  } catch (error) {
+    // hal-sim allocates the whole image: say so instead of "allocation failed".
+    if (error instanceof RangeError) {
+      throw new HalError(
+        `Cannot open image ${image ?? "(anonymous)"}: ${error.message} (too large for memory?)`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * The size of the file at `path`, or `undefined` when nothing can be found
+ * there (the plugin's open then says what is wrong, if anything).
+ */
+function imageSize(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return undefined;
+  }
 }

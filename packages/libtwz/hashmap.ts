@@ -330,10 +330,10 @@ export class HashMap<K, V> {
     // 32-bit word views: every field read here is 4-byte aligned.
     const w = x.u32;
     const h = this.offset >>> 2;
-    const span = w[h + (H.n0 >>> 2)] << w[h + (H.level >>> 2)];
+    const span = w[h + (H.n0 >>> 2)]! << w[h + (H.level >>> 2)]!;
     let bucket = hash & (span - 1);
-    if (bucket < w[h + (H.split >>> 2)]) bucket = hash & (span * 2 - 1);
-    const seg = w[(w[h + (H.dir >>> 2)] >>> 2) + (bucket >>> SEG_SHIFT)];
+    if (bucket < w[h + (H.split >>> 2)]!) bucket = hash & (span * 2 - 1);
+    const seg = w[(w[h + (H.dir >>> 2)]! >>> 2) + (bucket >>> SEG_SHIFT)];
     if (seg === 0 || seg === undefined) return 0;
     let steps = w.length >>> 2; // an entry takes at least 4 words: a longer chain loops
     for (let e = w[(seg >>> 2) + (bucket & SEGMENT_MASK)]; e !== 0; e = w[e >>> 2]) {
@@ -458,7 +458,7 @@ export class HashMap<K, V> {
     const entry = this.#entry;
     if (this.#entryView.buffer !== entry.buffer) this.#entryView = new DataView(entry.buffer);
     const ev = this.#entryView;
-    for (let i = 0; i < klen + vlen; i++) entry[E.key + i] = scratch[i];
+    for (let i = 0; i < klen + vlen; i++) entry[E.key + i] = scratch[i]!;
     ev.setUint32(E.hash, hash, true);
     ev.setUint32(E.klen, klen, true);
     ev.setUint32(E.vlen, vlen, true);

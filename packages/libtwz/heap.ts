@@ -112,14 +112,14 @@ const classIndex = new Uint8Array(LARGEST / 16 + 1);
 {
   let c = 0;
   for (let units = 0; units <= LARGEST / 16; units++) {
-    while (SIZE_CLASSES[c] < units * 16) c++;
+    while (SIZE_CLASSES[c]! < units * 16) c++;
     classIndex[units] = c;
   }
 }
 
 /** The size class for a block of `bytes` (header included), or -1 for a large block. */
 function classFor(bytes: number): number {
-  return bytes > LARGEST ? -1 : classIndex[(bytes + 15) >>> 4];
+  return bytes > LARGEST ? -1 : classIndex[(bytes + 15) >>> 4]!;
 }
 
 /** Where a heap ends by default: where the object's FOT starts. */
@@ -147,6 +147,9 @@ export interface AllocOptions {
 /** A heap inside an object. */
 export class Heap {
   /**
+   * A handle on the heap whose header is at `offset` of `obj` (see
+   * {@linkcode Heap.open} for one that checks the header first).
+   *
    * @param obj The object holding the heap.
    * @param offset Offset of the heap header.
    */
@@ -277,7 +280,7 @@ export class Heap {
     let block = 0;
     let blockSize = 0;
     if (c >= 0) {
-      blockSize = SIZE_CLASSES[c];
+      blockSize = SIZE_CLASSES[c]!;
       const head = this.offset + F.heads + c * 4;
       block = tx.getU32(o, head);
       if (block !== 0) {

@@ -219,7 +219,7 @@ export class TwzObject implements AccessorHost {
   readonly #named: (NamedCache | undefined)[] = [];
   readonly #session: HandleSession;
   /** Target key -> FOT index, built lazily. */
-  #reuse?: Map<string, number>;
+  #reuse?: Map<string, number> | undefined;
   /** The meta-info was checked (once per handle: it is fixed at creation). */
   #metaOk = false;
 

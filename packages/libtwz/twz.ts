@@ -45,7 +45,7 @@ import {
   TwzError,
   writeId,
 } from "@twz/kernel/abi";
-import { type HalName, loadHalPlugin } from "./embedded.ts";
+import { DEFAULT_IMAGE_SIZE, type HalName, loadHalPlugin, openImage } from "./embedded.ts";
 import {
   type HandleSession,
   META_CHECKSUM,
@@ -56,10 +56,9 @@ import {
 } from "./object.ts";
 import { Naming, type NamingSession } from "./naming.ts";
 import { inspectTxLog, recoverTransactions, type TxLogHost, type TxTarget } from "./tx.ts";
-import { sessionTxHost, TXLOG_NAME as TXLOG_PATH } from "./session_tx.ts";
+import { sessionTxHost, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
 
-/** Size of a new image when none is given: 64 MiB. */
-export const DEFAULT_IMAGE_SIZE = 64 << 20;
+export { DEFAULT_IMAGE_SIZE };
 /** Size of a new object when none is given: 64 KiB. */
 export const DEFAULT_SIZE = 65536;
 
@@ -109,7 +108,7 @@ export interface FotOptions {
 export interface CreateOptions {
   /** Size in bytes. @default {DEFAULT_SIZE} */
   size?: number;
-  /** @default {"persistent"} */
+  /** Whether the object survives a reboot (`"persistent"`) or not (`"volatile"`). @default {"persistent"} */
   lifetime?: Lifetime;
   /** Default protections. @default {Prot.ReadWrite} */
   prot?: number;
@@ -249,23 +248,15 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     const plugin = typeof options.hal === "object"
       ? options.hal
       : await loadHalPlugin(options.hal ?? "sim");
-    let size = options.size;
-    if (options.image === undefined) size ??= DEFAULT_IMAGE_SIZE;
-    else if (size === undefined) {
-      try {
-        Deno.statSync(options.image);
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) size = DEFAULT_IMAGE_SIZE;
-        else throw e;
-      }
-    }
     const readOnly = options.readOnly === true;
-    const hal = await plugin.open({
+    // The one "stat the image, decide its size, create it when absent" path
+    // (the `twz` command's too).
+    const hal = await openImage(plugin, {
       image: options.image,
-      size,
-      create: !readOnly,
+      size: options.size,
+      newSize: DEFAULT_IMAGE_SIZE,
       settings: options.settings,
-      ...(readOnly ? { readOnly } : {}),
+      readOnly,
       holder: options.holder ?? "Twz.open",
     });
     try {

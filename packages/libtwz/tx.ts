@@ -46,8 +46,11 @@ import type { ObjectMapping } from "@twz/kernel";
 
 /** What a transaction writes to: an object handle (`TwzObject` is one). */
 export interface TxTarget {
+  /** The object's ID (logged with each record). */
   readonly id: ObjID;
+  /** The object's mapping: the transaction reads, shadows and applies through it. */
   readonly mapping: ObjectMapping;
+  /** Whether the object may be written (a transaction refuses writes otherwise). */
   readonly writable: boolean;
   /** Grow the object (outside the transaction: growing is atomic by itself). */
   grow?(size: number): void;
@@ -158,7 +161,7 @@ export class Tx {
     const list = this.#tlist;
     const extent = t.mapping.extent;
     for (let i = 0; i < this.#tcount; i++) {
-      if (list[i] === t || list[i].mapping.extent === extent) {
+      if (list[i] === t || list[i]!.mapping.extent === extent) {
         this.#lastT = t;
         this.#lastTi = i;
         return i;
@@ -191,7 +194,7 @@ export class Tx {
     const stamp = this.#hStamp, gen = this.#gen;
     let i = (Math.imul(line * 31 + ti, 0x9e3779b1) >>> 12) & mask;
     while (stamp[i] === gen) {
-      if (this.#hLine[i] === line && this.#hTarget[i] === ti) return this.#hSlot[i];
+      if (this.#hLine[i] === line && this.#hTarget[i] === ti) return this.#hSlot[i]!;
       i = (i + 1) & mask;
     }
     return -1;
@@ -219,7 +222,7 @@ export class Tx {
     this.#hStamp = new Uint32Array(size);
     this.#gen = 1;
     for (let slot = 0; slot < this.#slots; slot++) {
-      this.#remember(this.#slotTi[slot], this.#slotLine[slot], slot);
+      this.#remember(this.#slotTi[slot]!, this.#slotLine[slot]!, slot);
     }
   }
 
@@ -270,7 +273,7 @@ export class Tx {
       // slot's limit stays the old length, so such loads take the general
       // path through `read`, which serves the slot).
       const pool = this.#pool;
-      for (let k = start; k < end; k++) pool[at + k - start] = bytes[k];
+      for (let k = start; k < end; k++) pool[at + k - start] = bytes[k]!;
       pool.fill(0, at + (end - start), at + LINE);
     }
     if (slot >= this.#limit.length) {
@@ -312,7 +315,7 @@ export class Tx {
       const word = i >>> 5;
       const last = Math.min(to, (word + 1) * 32);
       const bits = last - i === 32 ? 0xffffffff : ((1 << (last - i)) - 1) << (i & 31);
-      this.#dirty[slot * 2 + word] |= bits;
+      this.#dirty[slot * 2 + word]! |= bits;
       i = last;
     }
   }
@@ -328,7 +331,7 @@ export class Tx {
     const slot = this.#lookup(ti, line);
     if (slot < 0) return -1;
     const within = offset & 63;
-    if (within + size > this.#limit[slot]) {
+    if (within + size > this.#limit[slot]!) {
       // Past the object's end, or across two lines: the slow, general path.
       this.#check(t, offset, size);
       return -2;
@@ -358,9 +361,9 @@ export class Tx {
   /** Read a u8. */
   getU8(t: TxTarget, offset: number): number {
     const p = this.#loadAt(t, offset, 1);
-    if (p >= 0) return this.#pool[p];
+    if (p >= 0) return this.#pool[p]!;
     this.#check(t, offset, 1);
-    return t.mapping.bytes[offset];
+    return t.mapping.bytes[offset]!;
   }
   /** Read a little-endian u16 (2-byte aligned). */
   getU16(t: TxTarget, offset: number): number {
@@ -472,7 +475,7 @@ export class Tx {
       const pool = this.#pool;
       const to = slot * LINE + at - o;
       const from = offset;
-      for (let k = o; k < lineEnd; k++) pool[to + k] = data[k - from];
+      for (let k = o; k < lineEnd; k++) pool[to + k] = data[k - from]!;
       this.#mark(slot, at, at + lineEnd - o);
       o = lineEnd;
     }
@@ -513,7 +516,7 @@ export class Tx {
     let n = 0;
     for (let slot = 0; slot < this.#slots; slot++) {
       for (let half = 0; half < 2; half++) {
-        let w = this.#dirty[slot * 2 + half];
+        let w = this.#dirty[slot * 2 + half]!;
         while (w !== 0) {
           const start = 31 - Math.clz32(w & -w); // lowest set bit
           const shifted = w >>> start;
@@ -537,12 +540,12 @@ export class Tx {
     // Join runs that continue across the two 32-byte halves of a line.
     let m = 0;
     for (let i = 0; i < n; i++) {
-      const slot = this.runs[i * 3], start = this.runs[i * 3 + 1], len = this.runs[i * 3 + 2];
+      const slot = this.runs[i * 3]!, start = this.runs[i * 3 + 1]!, len = this.runs[i * 3 + 2]!;
       if (
         m > 0 && this.runs[(m - 1) * 3] === slot &&
-        this.runs[(m - 1) * 3 + 1] + this.runs[(m - 1) * 3 + 2] === start
+        this.runs[(m - 1) * 3 + 1]! + this.runs[(m - 1) * 3 + 2]! === start
       ) {
-        this.runs[(m - 1) * 3 + 2] += len;
+        this.runs[(m - 1) * 3 + 2]! += len;
       } else {
         this.runs[m * 3] = slot;
         this.runs[m * 3 + 1] = start;
@@ -555,12 +558,12 @@ export class Tx {
 
   /** @internal The target of a shadow slot. */
   slotTarget(slot: number): TxTarget {
-    return this.#tlist[this.#slotTi[slot]];
+    return this.#tlist[this.#slotTi[slot]!]!;
   }
 
   /** @internal The object offset of a shadow slot's line. */
   slotOffset(slot: number): number {
-    return this.#slotLine[slot] * LINE;
+    return this.#slotLine[slot]! * LINE;
   }
 
   /** @internal The shadow pool. */
@@ -580,12 +583,12 @@ export class Tx {
 
   /** @internal Written object number `i` (first-write order). */
   target(i: number): TxTarget {
-    return this.#tlist[i];
+    return this.#tlist[i]!;
   }
 
   /** @internal The index (in first-write order) of a shadow slot's object. */
   slotIndex(slot: number): number {
-    return this.#slotTi[slot];
+    return this.#slotTi[slot]!;
   }
 }
 
@@ -670,7 +673,7 @@ class TxLog {
       );
     }
     let need = HEADER + nTargets * 16;
-    for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2] + 3) & ~3);
+    for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2]! + 3) & ~3);
     if (base + need > log.mapping.bytes.length) {
       throw new TwzError(
         ErrorCode.OutOfSpace,
@@ -685,11 +688,11 @@ class TxLog {
     let at = body;
     for (let i = 0; i < nTargets; i++) {
       const id = idBytes(tx.target(i).id);
-      for (let k = 0; k < 16; k++) bytes[at + k] = id[k];
+      for (let k = 0; k < 16; k++) bytes[at + k] = id[k]!;
       at += 16;
     }
     for (let i = 0; i < n; i++) {
-      const slot = runs[i * 3], start = runs[i * 3 + 1], length = runs[i * 3 + 2];
+      const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
       v.setUint32(at, tx.slotOffset(slot) + start, true);
       v.setUint16(at + 4, length, true);
       v.setUint16(at + 6, tx.slotIndex(slot), true);
@@ -719,7 +722,7 @@ class TxLog {
     let count = 0;
     let lastSlot = -1;
     for (let i = 0; i < n; i++) {
-      const slot = runs[i * 3], start = runs[i * 3 + 1], length = runs[i * 3 + 2];
+      const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
       const t = tx.slotTarget(slot);
       const line = tx.slotOffset(slot);
       const to = line + start;
@@ -731,8 +734,8 @@ class TxLog {
       const lineLength = Math.min(LINE, dst.length - line);
       if (m.region === null) continue; // volatile: nothing to make durable
       const abs = m.extent.base + line;
-      if (count > 0 && ranges[2 * count - 2] + ranges[2 * count - 1] === abs) {
-        ranges[2 * count - 1] += lineLength;
+      if (count > 0 && ranges[2 * count - 2]! + ranges[2 * count - 1]! === abs) {
+        ranges[2 * count - 1]! += lineLength;
       } else {
         if (2 * count + 2 > ranges.length) {
           const bigger = new Float64Array(ranges.length * 2);
@@ -751,7 +754,7 @@ class TxLog {
     else if (region.persistRanges) region.persistRanges(ranges, count);
     else {
       if (region.flushRanges) region.flushRanges(ranges, count);
-      else for (let i = 0; i < count; i++) region.flush(ranges[2 * i], ranges[2 * i + 1]);
+      else for (let i = 0; i < count; i++) region.flush(ranges[2 * i]!, ranges[2 * i + 1]!);
       region.drain();
     }
     // Mark it applied. No drain of its own: the next ordering point of any
@@ -791,7 +794,7 @@ function copyRun(
   if (((from | to | length) & 3) === 0) {
     for (let k = 0; k < length; k += 4) dv.setInt32(to + k, sv.getInt32(from + k, true), true);
   } else {
-    for (let k = 0; k < length; k++) dst[to + k] = src[from + k];
+    for (let k = 0; k < length; k++) dst[to + k] = src[from + k]!;
   }
 }
 

@@ -21,7 +21,7 @@ switch (mode) {
   case "read": {
     const [offset, length] = rest.map(Number);
     const hal = await plugin.open({ image });
-    const text = new TextDecoder().decode(hal.region.bytes.slice(offset, offset + length));
+    const text = new TextDecoder().decode(hal.region.bytes.slice(offset!, offset! + length!));
     hal.close();
     print({ text });
     break;
@@ -35,7 +35,7 @@ switch (mode) {
       const err = e as Error;
       error = { name: err.name, message: err.message, cause: err.cause !== undefined };
     }
-    print({ description, error, exists: exists(image) });
+    print({ description, error, exists: exists(image!) });
     break;
   }
   case "fallback": {

@@ -11,6 +11,12 @@
  * {@linkcode PersistentRegion.persist}) and from control ({@linkcode HalPlugin},
  * {@linkcode Hal.close}).
  *
+ * Optional capabilities are members a plugin may leave out:
+ * {@linkcode Hal.power} (lose power now or at a chosen drain: hal-sim),
+ * {@linkcode HalPlugin.maxImageSize} (a plugin that holds the image in
+ * memory), {@linkcode PersistentRegion.stats}, the batched flushes. A caller
+ * tests for the capability, never for a plugin's name.
+ *
  * Durability model (the same for every plugin): a store into `bytes` is visible
  * at once to every reader of the region, but it is durable — guaranteed to
  * survive a power failure — only after a `flush` that covers it followed by a
@@ -216,24 +222,111 @@ export interface PowerFailureOptions {
    * it (as if the cache had been written back just in time).
    * @default {"strict"}
    */
-  policy?: EvictionPolicy;
+  policy?: EvictionPolicy | undefined;
   /** Survival probability of a pending line under `random`. @default {0.5} */
-  probability?: number;
+  probability?: number | undefined;
   /** Seed for `random`; the same seed gives the same crash. @default {1} */
-  seed?: number;
+  seed?: number | undefined;
+}
+
+/** What a simulated power failure kept (see {@linkcode PowerFailure.powerFail}). */
+export interface PowerFailureResult {
+  /** Lines stored or flushed but not yet drained when the power failed. */
+  pending: number;
+  /** How many of them reached the media anyway. */
+  survived: number;
+}
+
+/** Options for {@linkcode PowerFailure.armCrash}. */
+export interface CrashArmOptions extends PowerFailureOptions {
+  /**
+   * Fail when drain `drain + 1` is called, before it takes effect, instead
+   * of right after drain `drain` completes (see
+   * {@linkcode PowerFailure.armCrash}).
+   * @default {false}
+   */
+  before?: boolean | undefined;
 }
 
 /**
- * Optional capability of a simulator: lose power now. After it returns, the
- * region holds exactly what survived, as a reboot would find it.
+ * Optional capability of a simulator: lose power now ({@linkcode powerFail}),
+ * or at a chosen drain ({@linkcode armCrash}). After a power failure the
+ * region holds exactly what survived, as a reboot would find it. Real
+ * hardware has neither (hal-pmem leaves {@linkcode Hal.power} absent), so a
+ * caller asks for the capability, never for a plugin by name.
+ *
+ * Drains are numbered from 1, counted from when the region was opened; a
+ * *crash point* N is the moment after drain N completed and before drain
+ * N + 1 takes effect (crash point 0: before the first drain).
+ *
+ * @example A caller: crash at crash point 3 if the HAL can
+ * ```ts
+ * import { type Hal, PowerFailed } from "@twz/kernel/hal";
+ *
+ * function runUntilCrash(hal: Hal, work: () => void): boolean {
+ *   const arm = hal.power?.armCrash;
+ *   if (arm === undefined) throw new TypeError(`hal ${hal.name} cannot lose power`);
+ *   arm(3, { before: true, policy: "strict" });
+ *   try {
+ *     work();
+ *     return false; // crash point 3 was never reached
+ *   } catch (e) {
+ *     if (e instanceof PowerFailed) return true; // the region holds what survived
+ *     throw e;
+ *   }
+ * }
+ * ```
  */
 export interface PowerFailure {
   /**
-   * Simulate a power failure.
+   * Simulate a power failure now.
    *
    * @returns The number of pending lines, and how many of them survived.
    */
-  powerFail(options?: PowerFailureOptions): { pending: number; survived: number };
+  powerFail(options?: PowerFailureOptions): PowerFailureResult;
+  /**
+   * Optional: arm a crash point. Right after drain number `drain` completes
+   * the power fails with `options`, and that drain throws
+   * {@linkcode PowerFailed}; with `before: true` the power fails instead when
+   * drain `drain + 1` is called, before it takes effect, so everything
+   * stored and flushed since drain `drain` is at the policy's mercy. If the
+   * drain never comes, nothing happens. Arming again replaces the point.
+   * The check costs one comparison per drain.
+   *
+   * @param drain The drain number (at least 1; at least 0 with `before`).
+   * @param options The eviction policy and `before`.
+   * @throws {RangeError} `drain` is not such a drain number.
+   */
+  armCrash?(drain: number, options?: CrashArmOptions): void;
+}
+
+/**
+ * Thrown by a drain at a crash point armed with
+ * {@linkcode PowerFailure.armCrash}, after the power failure happened: the
+ * region holds what survived. A board tells it apart from other errors
+ * with `instanceof` (the `twz` command exits 4).
+ *
+ * @example
+ * ```ts
+ * import { PowerFailed } from "@twz/kernel/hal";
+ * const e = new PowerFailed(3, { pending: 2, survived: 1 });
+ * console.log(e.message); // power failed at drain 3: 1 of 2 pending lines survived
+ * ```
+ */
+export class PowerFailed extends Error {
+  /** Always `"PowerFailed"`. */
+  override name = "PowerFailed";
+  /**
+   * The error of a power failure at a drain.
+   *
+   * @param drain The drain count at which power failed.
+   * @param result What the power failure kept.
+   */
+  constructor(readonly drain: number, readonly result: PowerFailureResult) {
+    super(
+      `power failed at drain ${drain}: ${result.survived} of ${result.pending} pending lines survived`,
+    );
+  }
 }
 
 /** Options for {@linkcode HalPlugin.open}. */
@@ -242,21 +335,21 @@ export interface HalOpenOptions {
    * Path of the image (a file holding the persistent region). Without it the
    * plugin gives an anonymous region, if it supports one (hal-sim does).
    */
-  image?: string;
+  image?: string | undefined;
   /**
    * Size in bytes of a new image. Required when the image does not exist; when
    * it does, it must be absent or equal to the file's size.
    */
-  size?: number;
+  size?: number | undefined;
   /**
    * Create the image if it does not exist.
    * @default {false}
    */
-  create?: boolean;
+  create?: boolean | undefined;
   /** The console to use. @default {a console on stdin/stdout} */
-  console?: Console;
+  console?: Console | undefined;
   /** Plugin-specific settings (for example a required granularity). */
-  settings?: Record<string, string>;
+  settings?: Record<string, string> | undefined;
   /**
    * Open the image without ever writing the file: stores reach a private
    * in-memory overlay (hal-sim) or a private copy-on-write mapping (hal-pmem)
@@ -266,7 +359,7 @@ export interface HalOpenOptions {
    * image: a missing one is refused even with `create`.
    * @default {false}
    */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /**
    * The lock taken on the image file for as long as the HAL is open (see
    * {@linkcode lockImage}): `exclusive` (one opener at a time), `shared`
@@ -274,13 +367,13 @@ export interface HalOpenOptions {
    * that know they are alone).
    * @default {"exclusive", or "shared" with readOnly}
    */
-  lock?: "exclusive" | "shared" | "none";
+  lock?: "exclusive" | "shared" | "none" | undefined;
   /**
    * What the opener is, kept beside the image while it holds the lock so that
    * a second opener is told who holds it (`twz boot`, `Twz.open`).
    * @default {"deno <main module>"}
    */
-  holder?: string;
+  holder?: string | undefined;
 }
 
 /** An open HAL: one persistent region and the platform services. */
@@ -342,6 +435,22 @@ export interface HalPlugin {
   /** Short name used by `--hal` (`sim`, `pmem`). */
   readonly name: string;
   /**
+   * Optional capability of a plugin that holds the whole image in memory
+   * (hal-sim): the largest image, in bytes, it can hold. A board refuses a
+   * larger size before anything is created, and a larger existing image
+   * before it is opened (`openImage` of `@twz/libtwz/embedded`). Absent: the
+   * plugin maps the image and has no limit of its own.
+   *
+   * @example A caller: check a size before creating an image
+   * ```ts
+   * import type { HalPlugin } from "@twz/kernel/hal";
+   * function fits(plugin: HalPlugin, size: number): boolean {
+   *   return plugin.maxImageSize === undefined || size <= plugin.maxImageSize;
+   * }
+   * ```
+   */
+  readonly maxImageSize?: number;
+  /**
    * Open (and with `create`, create) an image. Every plugin treats image
    * files the same way (see `openImageFile`): only a regular file (hal-pmem:
    * or a device-DAX) is opened, and never before the image lock is taken; a
@@ -390,9 +499,9 @@ export interface ImageHolder {
 /** Options of a {@linkcode HalError}. */
 export interface HalErrorOptions extends ErrorOptions {
   /** The kind of failure. */
-  code?: HalErrorCode;
+  code?: HalErrorCode | undefined;
   /** Who holds the image (with `code: "busy"`). */
-  holder?: ImageHolder;
+  holder?: ImageHolder | undefined;
 }
 
 /**
@@ -414,6 +523,8 @@ export class HalError extends Error {
   /** Who holds the image, for `code: "busy"`. */
   readonly holder?: ImageHolder;
   /**
+   * A HAL failure with a one-line message.
+   *
    * @param message One line naming what failed and why.
    * @param options Standard error options (`cause`), plus `code` and `holder`.
    */

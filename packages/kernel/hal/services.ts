@@ -100,7 +100,7 @@ function errorCode(e: unknown): string | undefined {
   const code = (e as { code?: unknown })?.code;
   if (typeof code === "string") return code;
   const m = /\(os error (\d+)\)/.exec(errorText(e));
-  if (m) return ({ "28": "ENOSPC", "122": "EDQUOT", "5": "EIO" } as Record<string, string>)[m[1]];
+  if (m) return ({ "28": "ENOSPC", "122": "EDQUOT", "5": "EIO" } as Record<string, string>)[m[1]!];
   return undefined;
 }
 
@@ -336,7 +336,7 @@ export interface ImageLockOptions {
   /** Exclusive (one holder) or shared (read-only holders side by side). */
   exclusive: boolean;
   /** What the holder is, kept beside the image for the busy message. @default {"deno <main>"} */
-  what?: string;
+  what?: string | undefined;
 }
 
 /** The side file beside an image that names its lock holder (for messages only). */
@@ -372,7 +372,7 @@ function readSideFile(path: string): ImageHolder | undefined {
     const m = /^(\d+) (.*)$/.exec(text.trim());
     if (!m) return undefined;
     const pid = Number(m[1]);
-    return alive(pid) ? { pid, what: m[2] } : undefined;
+    return alive(pid) ? { pid, what: m[2]! } : undefined;
   } catch {
     return undefined;
   }
@@ -387,6 +387,8 @@ export class ImageLock {
   #file: Deno.FsFile | undefined;
   #mark: string | undefined;
   /**
+   * A lock already taken (use {@linkcode lockImage}, which takes it).
+   *
    * @param path The image.
    * @param exclusive Whether the lock is exclusive.
    * @param file The open file holding the lock.
@@ -426,6 +428,7 @@ export class ImageLock {
     } catch { /* already closed */ }
   }
 
+  /** {@linkcode ImageLock.release}, for `using`. */
   [Symbol.dispose](): void {
     this.release();
   }
@@ -594,11 +597,11 @@ function writable(path: string, info: Deno.FileInfo): string | undefined {
 export function openImageFile(
   options: {
     image: string;
-    size?: number;
-    create?: boolean;
-    readOnly?: boolean;
-    lock?: "exclusive" | "shared" | "none";
-    holder?: string;
+    size?: number | undefined;
+    create?: boolean | undefined;
+    readOnly?: boolean | undefined;
+    lock?: "exclusive" | "shared" | "none" | undefined;
+    holder?: string | undefined;
   },
   extra: { allowCharDevice?: boolean } = {},
 ): ImageFile {

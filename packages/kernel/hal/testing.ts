@@ -22,6 +22,7 @@ import {
   HalError,
   type HalOpenOptions,
   type HalPlugin,
+  PowerFailed,
 } from "./mod.ts";
 
 /** The names of the conformance cases, for `skip`. */
@@ -342,6 +343,16 @@ export function halConformance(options: ConformanceOptions): void {
           hal.power.powerFail({ policy: "strict" });
           assert.deepEqual([r.bytes[0], r.bytes[16384]], [8, 0]);
         }
+        const arm = hal.power.armCrash;
+        const stats = r.stats?.();
+        if (arm !== undefined && stats !== undefined) {
+          // Crash point "the last drain so far": the next drain fails first.
+          arm(stats.drains, { before: true, policy: "strict" });
+          const durable = r.bytes[0];
+          r.bytes[0] = 10;
+          assert.throws(() => r.persist(0, 1), PowerFailed);
+          assert.equal(r.bytes[0], durable);
+        }
       } finally {
         hal.close();
       }
@@ -391,7 +402,7 @@ export function scratchDirs(prefix: string, dir?: string): () => string {
     }
   });
   return () => {
-    const d = Deno.makeTempDirSync({ prefix, dir });
+    const d = Deno.makeTempDirSync(dir === undefined ? { prefix } : { prefix, dir });
     made.push(d);
     return d;
   };

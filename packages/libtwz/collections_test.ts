@@ -5,14 +5,14 @@ import assert from "node:assert/strict";
 import { Kernel } from "@twz/kernel";
 import { openSim, openSimFromBytes, type SimHal } from "@twz/hal-sim";
 import { Twz } from "@twz/libtwz";
-import { recoverTransactions, transaction, type TxLogHost } from "../packages/libtwz/tx.ts";
-import { sessionTxHost } from "../packages/libtwz/session_tx.ts";
-import { HashMap } from "../packages/libtwz/hashmap.ts";
-import { codec } from "../packages/libtwz/codec.ts";
-import { BTreeMap } from "../packages/libtwz/btree.ts";
-import { Vector } from "../packages/libtwz/vector.ts";
-import { Queue } from "../packages/libtwz/queue.ts";
-import type { Heap } from "../packages/libtwz/heap.ts";
+import { recoverTransactions, transaction, type TxLogHost } from "./tx.ts";
+import { sessionTxHost } from "./_session_tx.ts";
+import { HashMap } from "./hashmap.ts";
+import { codec } from "./codec.ts";
+import { BTreeMap } from "./btree.ts";
+import { Vector } from "./vector.ts";
+import { Queue } from "./queue.ts";
+import type { Heap } from "./heap.ts";
 
 function session(size = 16 << 20): { hal: SimHal; twz: Twz; host: TxLogHost } {
   const hal = openSim({ size });
@@ -108,11 +108,11 @@ Deno.test("BTreeMap: many random int keys (negative too) split nodes and stay or
   assert.equal(map.get(12345), model.get(12345));
   treeClean(map);
   // Delete every other key.
-  for (let i = 0; i < sorted.length; i += 2) assert.equal(map.delete(sorted[i]), true);
+  for (let i = 0; i < sorted.length; i += 2) assert.equal(map.delete(sorted[i]!), true);
   const left = sorted.filter((_, i) => i % 2 === 1);
   assert.deepEqual([...map.keys()], left);
   assert.equal(map.size, left.length);
-  for (let i = 0; i < sorted.length; i += 2) assert.equal(map.has(sorted[i]), false);
+  for (let i = 0; i < sorted.length; i += 2) assert.equal(map.has(sorted[i]!), false);
   treeClean(map);
   hal.close();
 });
@@ -165,7 +165,7 @@ Deno.test("BTreeMap: string, bytes and ref keys in byte order", () => {
   const enc = new TextEncoder();
   const byBytes = [...list].sort((x, y) => {
     const a = enc.encode(x), b = enc.encode(y);
-    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
     return a.length - b.length;
   });
   assert.deepEqual([...words.keys()], byBytes);
@@ -276,7 +276,7 @@ Deno.test("Vector: push, get, set, pop, iteration and growth past segments", () 
   transaction(host, () => {
     for (let i = 0; i < 9000; i++) {
       model.push("x".repeat(i % 37) + i);
-      vec.push(model[i]); // past 16 segments: the directory grows by realloc
+      vec.push(model[i]!); // past 16 segments: the directory grows by realloc
     }
   });
   assert.ok(twz.open(vec.obj.id).size > 1 << 16, "the object grew");
@@ -576,7 +576,7 @@ Deno.test("BTreeMap: every crash point leaves a prefix of the operations (splits
       assert.equal(m.check().height, 2);
       return [obj.id];
     },
-    open: (twz, host, [id]) => BTreeMap.open(host, twz.open(id), codec.int, codec.string),
+    open: (twz, host, [id]) => BTreeMap.open(host, twz.open(id!), codec.int, codec.string),
     ops,
     state: (m) => [...m],
     check(m) {
@@ -607,7 +607,7 @@ Deno.test("Vector: every crash point leaves a prefix of the operations", () => {
       });
       return [obj.id];
     },
-    open: (twz, host, [id]) => Vector.open(host, twz.open(id), codec.string),
+    open: (twz, host, [id]) => Vector.open(host, twz.open(id!), codec.string),
     ops,
     state: (v) => [...v],
     check(v) {
@@ -643,8 +643,8 @@ Deno.test("Queue and a two-object transaction: every crash point leaves a prefix
       return [a.id, b.id];
     },
     open: (twz, host, [a, b]) => ({
-      q: Queue.open(host, twz.open(a), codec.int),
-      done: BTreeMap.open(host, twz.open(b), codec.int, codec.int),
+      q: Queue.open(host, twz.open(a!), codec.int),
+      done: BTreeMap.open(host, twz.open(b!), codec.int, codec.int),
     }),
     ops,
     state: (s) => [[...s.q], s.q.size, s.q.peek(), [...s.done]],

@@ -1,5 +1,5 @@
 // A linked list spanning three objects, built in this process and walked by
-// name in a new one (Deno.Command running tests/libtwz_walk_fixture.ts).
+// name in a new one (Deno.Command running packages/libtwz/testdata/walk_fixture.ts).
 import assert from "node:assert/strict";
 import { formatId } from "@twz/kernel/abi";
 import { ptr, string, struct, Twz, u32 } from "@twz/libtwz";
@@ -21,14 +21,14 @@ Deno.test("a linked list across three objects is walked by name in a new process
     nodes.forEach((n, i) => {
       n.value = i * 10;
       n.label = `node ${i}`;
-      if (i > 0) nodes[i - 1].next = n;
+      if (i > 0) nodes[i - 1]!.next = n;
     });
     for (const n of nodes) n.$persist();
     const ids = nodes.map((n) => formatId(n.$id));
     twz.close();
 
     const cmd = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("./libtwz_walk_fixture.ts", import.meta.url).pathname, image],
+      args: ["run", "-A", new URL("./testdata/walk_fixture.ts", import.meta.url).pathname, image],
       stdout: "piped",
       stderr: "piped",
     });

@@ -7,8 +7,8 @@
 //
 // Also: create-and-name is failure-atomic (and a crash in between is swept
 // by repair), volatile objects cannot be named or pointed at from persistent
-// ones, the shell refuses writes to the system's own objects without
-// --force, and the scanner finds a lost naming root and kv store again.
+// ones, and the scanner finds a lost naming root and kv store again. (The
+// shell's refusals are in packages/cli/shell_system_objects_test.ts.)
 import assert from "node:assert/strict";
 import { Kernel, type ObjID } from "@twz/kernel";
 import {
@@ -37,11 +37,10 @@ import {
   repairObjects,
   scanStructures,
 } from "@twz/libtwz/check";
-import { Shell } from "../packages/cli/shell.ts";
-import { decodeSuperblock } from "../packages/kernel/_layout.ts";
+import { decodeSuperblock } from "@twz/kernel/format";
 import { Heap } from "@twz/libtwz/heap";
 import { transaction } from "@twz/libtwz/tx";
-import type { DamageJob, DamageResult } from "./libtwz_damage_worker.ts";
+import type { DamageJob, DamageResult } from "./testdata/damage_worker.ts";
 
 /** Where collections lay out their heap (after the base's root words). */
 const HEAP_AT = (BASE_OFFSET + 64 + 63) & ~63;
@@ -112,7 +111,7 @@ function damaged(id: ObjID, mutate: (v: DataView, size: number) => void): Uint8A
   return bytes;
 }
 
-const WORKER = new URL("./libtwz_damage_worker.ts", import.meta.url);
+const WORKER = new URL("./testdata/damage_worker.ts", import.meta.url);
 
 /** One worker, loaded once and reused; replaced after a job that hung. */
 let worker: Promise<Worker> | undefined;
@@ -850,85 +849,6 @@ Deno.test("volatile objects: no names, no pointers from persistent objects", asy
   }
 });
 
-// --- the shell ------------------------------------------------------------
-
-async function shell(script: string[]): Promise<{ out: string[]; err: string[]; kernel: Kernel }> {
-  const hal = openSim({ size: 16 << 20 });
-  const kernel = Kernel.boot(hal);
-  const out: string[] = [], err: string[] = [];
-  const sh = new Shell(
-    { plugin, hal, kernel, options: { hal: "sim" } },
-    { out: (l) => out.push(l), err: (l) => err.push(l) },
-    () => {},
-  );
-  for (const line of script) await sh.execute(line);
-  return { out, err, kernel: sh.kernel };
-}
-
-Deno.test("shell: new --name leaves nothing when it fails; volatile objects are not named", async () => {
-  const r = await shell([
-    "new --size 4096 --name /f",
-    "ls",
-    "new --size 4096 --name /f/x",
-    "new --volatile --size 64 --name /v",
-    "new --prot - --size 4096 --name /noaccess",
-    "ls",
-  ]);
-  assert.equal(r.err.length, 2, r.err.join("\n"));
-  assert.match(r.err[0], /^new: .*not a directory/);
-  assert.match(r.err[1], /^new: a volatile object cannot be named/);
-  const objects = r.kernel.list();
-  assert.ok(objects.every((o) => o.lifetime === "persistent"), "no volatile object was left");
-  const twz = Twz.fromKernel(r.kernel);
-  assert.ok(twz.naming.exists("/noaccess"), "an unreadable object can be named");
-  const named = new Set([twz.naming.resolve("/f"), twz.naming.resolve("/noaccess")]);
-  const unnamed = objects.filter((o) =>
-    !named.has(o.id) && o.id !== r.kernel.rootObjectId() && o.id !== twz.naming.rootId
-  );
-  assert.deepEqual(unnamed.map((o) => formatId(o.id)), [], "the failed new left an object");
-  r.kernel.shutdown();
-});
-
-Deno.test("shell: rm, write, grow, unbind and rename refuse the system's objects without --force", async () => {
-  const r = await shell([
-    "kv put a 1",
-    "bind /.txlog-alias /.txlog",
-    "rm /.txlog",
-    "write /kv 300 oops",
-    "grow /.txlog 8M",
-    "unbind /kv",
-    "rename /.txlog /x",
-    "rm /",
-  ]);
-  assert.equal(r.err.length, 6, r.err.join("\n"));
-  for (const line of r.err) {
-    assert.match(
-      line,
-      /^(rm|write|grow|unbind|rename): .* is the .*; refusing to \w+ it \(add --force/,
-    );
-    assert.doesNotMatch(line, /\n/);
-  }
-  const twz = Twz.fromKernel(r.kernel);
-  const kv = BTreeMap.open(twz, twz.open("/kv"), codec.string, codec.string);
-  assert.equal(kv.get("a"), "1", "the kv store is untouched");
-  const root = formatId(r.kernel.rootObjectId());
-  const sh = new Shell(
-    { plugin, hal: r.kernel.hal, kernel: r.kernel, options: { hal: "sim" } },
-    { out: () => {}, err: (l) => r.err.push(l) },
-    () => {},
-  );
-  await sh.execute(`write ${root} 400 x`);
-  assert.match(r.err.at(-1)!, /kernel's root object/);
-  const before = r.err.length;
-  await sh.execute("write --force /kv 100000 forced");
-  await sh.execute("unbind --force /.txlog-alias");
-  assert.equal(r.err.length, before, r.err.slice(before).join("\n"));
-  await sh.execute("rm --force /kv");
-  assert.equal(r.err.length, before, r.err.slice(before).join("\n"));
-  assert.equal(Twz.fromKernel(r.kernel).naming.exists("/kv"), false);
-  r.kernel.shutdown();
-});
-
 // --- finding lost structures ----------------------------------------------
 
 Deno.test("scanStructures() finds a lost naming root and kv store; they can be re-attached", () => {
@@ -990,7 +910,7 @@ Deno.test("a first use of the naming service cut short by a crash is completed, 
     kernel.map(kernel.rootObjectId()).view.setUint32(BASE_OFFSET, 0, true);
     const r = checkObjects(kernel);
     assert.deepEqual(r.problems, []);
-    assert.match(r.warnings[0].message, /not published yet/);
+    assert.match(r.warnings[0]!.message, /not published yet/);
     const again = Twz.fromKernel(kernel);
     assert.equal(again.naming.rootId, dir);
     assert.deepEqual(checkObjects(kernel).warnings, []);
@@ -1050,35 +970,6 @@ Deno.test("a garbage transaction log header is reported; a session still opens a
     kv.set("after", "damage");
     assert.equal(kv.get("after"), "damage");
     assert.deepEqual(checkObjects(kernel).problems, []);
-  } finally {
-    kernel.halt();
-    hal.close();
-  }
-});
-
-Deno.test("shell: with a damaged naming root, names fail in one line and raw writes by ID still work", async () => {
-  const hal = openSimFromBytes(damaged(fx.root, (v) => v.setUint32(BASE_OFFSET + 4, 77, true)));
-  const kernel = Kernel.boot(hal);
-  const out: string[] = [], err: string[] = [];
-  const sh = new Shell(
-    { plugin, hal, kernel, options: { hal: "sim" } },
-    { out: (l) => out.push(l), err: (l) => err.push(l) },
-    () => {},
-  );
-  try {
-    await sh.execute("names");
-    await sh.execute("kv get k1");
-    assert.equal(err.length, 2, err.join("\n"));
-    for (const line of err) {
-      assert.match(
-        line,
-        /^(names|kv): The naming root record .* is damaged: unknown root record version 77/,
-      );
-    }
-    await sh.execute(`write ${formatId(fx.b)} 300 still-writable`);
-    await sh.execute(`read ${formatId(fx.b)} 300 14`);
-    assert.equal(err.length, 2, err.join("\n"));
-    assert.deepEqual(out, ["wrote 14 bytes", "still-writable"]);
   } finally {
     kernel.halt();
     hal.close();

@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { Kernel } from "@twz/kernel";
 import { openSim, type SimHal } from "@twz/hal-sim";
 import { Twz } from "@twz/libtwz";
-import { recoverTransactions, transaction } from "../packages/libtwz/tx.ts";
-import { sessionTxHost } from "../packages/libtwz/session_tx.ts";
-import { Heap } from "../packages/libtwz/heap.ts";
-import { HashMap } from "../packages/libtwz/hashmap.ts";
-import { codec } from "../packages/libtwz/codec.ts";
+import { recoverTransactions, transaction } from "./tx.ts";
+import { sessionTxHost } from "./_session_tx.ts";
+import { Heap } from "./heap.ts";
+import { HashMap } from "./hashmap.ts";
+import { codec } from "./codec.ts";
 import { ErrorCode, TwzError } from "@twz/kernel/abi";
-import { ptr, struct, u32 } from "../packages/libtwz/layout.ts";
+import { ptr, struct, u32 } from "./layout.ts";
 
 function session(size = 32 << 20): { hal: SimHal; twz: Twz } {
   const hal = openSim({ size });
@@ -435,8 +435,9 @@ Deno.test("Heap.create() ends before the FOT by default", () => {
     });
   }
   const entries = obj.fotEntries();
-  assert.equal(entries[0].kind, "id");
-  assert.equal(entries[0].kind === "id" && entries[0].id, target.id);
+  const first = entries[0]!;
+  assert.equal(first.kind, "id");
+  assert.equal(first.kind === "id" && first.id, target.id);
   // A handle without dataEnd: the meta-info's FOT offset.
   const other = twz.create({ size: 65536 });
   const bare = { id: other.id, mapping: other.mapping, writable: true };

@@ -42,7 +42,7 @@ import {
   u64,
   u8,
 } from "@twz/libtwz";
-import { transaction } from "../packages/libtwz/tx.ts";
+import { transaction } from "./tx.ts";
 
 const MiB = 1 << 20;
 
@@ -68,7 +68,7 @@ Deno.test("encodePtr()/decodePtr() round-trip edge cases", () => {
     const [fot, offset] of [[0, 0], [0, 1], [1, 256], [0xffff, MAX_PTR_OFFSET], [7, 2 ** 32], [
       0,
       2 ** 32 - 1,
-    ]]
+    ]] as Array<[number, number]>
   ) {
     const v = encodePtr(fot, offset);
     assert.deepEqual(decodePtr(v), { fot, offset });
@@ -317,7 +317,7 @@ Deno.test("cross-object pointers allocate, reuse and persist FOT entries", () =>
   const entries = a.fotEntries();
   assert.equal(entries.length, 2);
   assert.deepEqual(entries.map((e) => e.kind === "id" && e.id), [b.id, c.id]);
-  assert.ok(entries[0].flags & FotFlags.Valid && entries[0].flags & FotFlags.Write);
+  assert.ok(entries[0]!.flags & FotFlags.Valid && entries[0]!.flags & FotFlags.Write);
   // The FOT entries are durable: drop everything not persisted and look again.
   hal.power!.powerFail({ policy: "strict" });
   const kernel = Kernel.boot(hal);
@@ -402,7 +402,7 @@ Deno.test("re-binding a name redirects a name-based pointer", () => {
   twz.naming.bind("/config/current", v1.id);
   const h = Node.at(holder, BASE_OFFSET);
   h.$set("next", named("/config/current"));
-  const e = holder.fotEntries()[0];
+  const e = holder.fotEntries()[0]!;
   assert.equal(e.kind, "name");
   assert.ok(e.flags & FotFlags.Name);
   assert.equal(e.kind === "name" && e.name, "/config/current");

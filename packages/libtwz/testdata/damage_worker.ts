@@ -1,4 +1,4 @@
-// A worker for tests/libtwz_damage_test.ts: boots a (damaged) image copy,
+// A worker for packages/libtwz/damage_test.ts: boots a (damaged) image copy,
 // runs the deep check and then uses one structure, and reports what
 // happened. In a worker so that the test can bound it with a timeout: a walk
 // that loops forever is terminated and fails the test instead of hanging it.
@@ -30,7 +30,7 @@ export interface DamageResult {
   problems: Array<{ id?: string; area: string; message: string }>;
   warnings: Array<{ id?: string; area: string; message: string }>;
   /** The use's outcome: `ok`, or the error it threw. */
-  use: { ok: true } | { ok: false; name: string; code?: number; message: string };
+  use: { ok: true } | { ok: false; name: string; code?: number | undefined; message: string };
 }
 
 function use(twz: Twz, op: string, target: string): void {

@@ -1,0 +1,480 @@
+/**
+ * Accessor base classes and the run-time support of generated accessors: the
+ * object handle's interface ({@linkcode AccessorHost}) and its live bytes,
+ * {@linkcode StructAccessor} and {@linkcode ArrayAccessor} (the prototypes of
+ * every generated class), and the functions generated code calls (errors,
+ * string and bytes stores, the transaction path). Private to libtwz; the
+ * public entry is `layout.ts`.
+ *
+ * @module
+ */
+import {
+  ErrorCode,
+  formatId,
+  type InvPtr,
+  MAX_PTR_OFFSET,
+  NULL_SIZE,
+  type ObjID,
+  TwzError,
+} from "@twz/kernel/abi";
+import type { Tx, TxTarget } from "./tx.ts";
+import { codec } from "./codec.ts";
+import {
+  type AnyAccessor,
+  ArrayType,
+  BytesType,
+  type Fields,
+  PtrType,
+  StructType,
+} from "./_layout_dsl.ts";
+import type { ClassCell } from "./_layout_codegen.ts";
+
+/**
+ * The live bytes of a mapped object: the kernel retargets `view` and `bytes`
+ * when it relocates the object, so whoever holds this sees the move.
+ */
+export interface LiveBytes {
+  /** A DataView over the object's bytes. */
+  readonly view: DataView;
+  /** The object's bytes. */
+  readonly bytes: Uint8Array;
+  /**
+   * Whether the word views hold the object's bytes (little-endian host, bytes
+   * 8-aligned in their buffer); when false they are empty.
+   */
+  readonly words: boolean;
+  /** Signed bytes (word view). */
+  readonly i8: Int8Array;
+  /** Unsigned 16-bit words (word view). */
+  readonly u16: Uint16Array;
+  /** Signed 16-bit words (word view). */
+  readonly i16: Int16Array;
+  /** Unsigned 32-bit words (word view). */
+  readonly u32: Uint32Array;
+  /** Signed 32-bit words (word view). */
+  readonly i32: Int32Array;
+  /** 32-bit floats (word view). */
+  readonly f32: Float32Array;
+  /** 64-bit floats (word view). */
+  readonly f64: Float64Array;
+  /** Unsigned 64-bit words (word view). */
+  readonly bu64: BigUint64Array;
+  /** Signed 64-bit words (word view). */
+  readonly bi64: BigInt64Array;
+}
+
+/** What a transaction's scratch record offers: DataView code only. */
+interface ScratchBytes {
+  readonly view: DataView;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * What an accessor needs from an object handle (implemented by `TwzObject`).
+ * @internal
+ */
+export interface AccessorHost {
+  readonly id: ObjID;
+  readonly writable: boolean;
+  /** @internal The live bytes (the kernel mapping's extent). */
+  readonly _e: LiveBytes;
+  /** Resolve FOT entry `index` (>= 1) to the target's handle. */
+  _fot(index: number): AccessorHost;
+  /** Store a pointer to `target` (or null) at `at`. */
+  _storePtr(at: number, target: AnyAccessor | NamedTarget | null): void;
+  /** Check that `[offset, offset + size)` may hold a record. */
+  _checkRecord(offset: number, size: number, align: number): void;
+  /** The ID and offset a stored pointer names, resolving its FOT entry. */
+  _pointee(at: number): { id: ObjID; offset: number } | null;
+  /** Persist a range of this object. */
+  persist(offset: number, length: number): void;
+  /** Whether the whole image is read-only (a refused write says so). */
+  readonly imageReadOnly?: boolean;
+}
+
+/** A name-based pointer target: the pointer names `name`, resolved when followed. */
+export interface NamedTarget {
+  /** The name (for the default resolver, a naming-service path). */
+  readonly name: string;
+  /** Offset of the record in the named object. @default {BASE_OFFSET} */
+  readonly offset?: number | undefined;
+  /** The resolver, by its registered name. @default {""} (the naming service) */
+  readonly resolver?: string | undefined;
+}
+
+/**
+ * A name-based pointer target, for {@linkcode StructAccessor.$set}: the
+ * pointer stores the name (late binding), so re-binding the name redirects it.
+ *
+ * @param name The name, e.g. a naming-service path.
+ * @param offset Offset of the record in the object the name resolves to.
+ * @param resolver Registered resolver name (`""` is the naming service).
+ * @returns The target.
+ * @throws {TypeError} `name` is empty.
+ * @throws {RangeError} `offset` is not an integer in [64, 2^48) (a pointer's
+ * offset, past the null region).
+ * @example
+ * ```ts
+ * import { named } from "@twz/libtwz/layout";
+ * console.log(named("/config/current").name); // /config/current
+ * ```
+ */
+export function named(name: string, offset?: number, resolver?: string): NamedTarget {
+  if (typeof name !== "string" || name.length === 0) {
+    throw new TypeError("A named pointer target needs a non-empty name");
+  }
+  if (offset !== undefined) checkNamedOffset(offset);
+  return { name, offset, resolver };
+}
+
+/**
+ * Check the offset of a named pointer target: an integer past the null region
+ * that a pointer's 48-bit offset holds.
+ */
+function checkNamedOffset(offset: number): void {
+  if (!(Number.isInteger(offset) && offset >= NULL_SIZE && offset <= MAX_PTR_OFFSET)) {
+    throw new RangeError(
+      `A named pointer's offset must be an integer in [${NULL_SIZE}, 2^48), not ${offset}`,
+    );
+  }
+}
+
+/**
+ * The base of every generated accessor class. Its methods start with `$` so
+ * they never collide with field names (which may not start with `$` or `_`).
+ */
+export class StructAccessor {
+  /** @internal The object handle. */
+  readonly _o: AccessorHost;
+  /** @internal The object's live bytes (follow relocation). */
+  readonly _e: LiveBytes;
+  /** @internal Offset of the record in the object. */
+  readonly _b: number;
+  /** @internal */
+  constructor(o: AccessorHost, e: LiveBytes, b: number) {
+    this._o = o;
+    this._e = e;
+    this._b = b;
+  }
+  /** The struct type of this record. */
+  get $type(): StructType<Fields> {
+    return (this.constructor as unknown as { TYPE: StructType<Fields> }).TYPE;
+  }
+  /** Offset of the record in its object. */
+  get $offset(): number {
+    return this._b;
+  }
+  /** ID of the object holding the record. */
+  get $id(): ObjID {
+    return this._o.id;
+  }
+  /** Whether the record may be written through this accessor. */
+  get $writable(): boolean {
+    return this._o.writable;
+  }
+  /**
+   * Make the record (or one field of it) durable.
+   *
+   * @param field A field name; the whole record when absent.
+   */
+  $persist(field?: string): void {
+    const t = this.$type;
+    if (field === undefined) this._o.persist(this._b, t.size);
+    else {
+      const f = t.field(field);
+      this._o.persist(this._b + f.offset, f.type.size);
+    }
+  }
+  /**
+   * Set a field; for a pointer field also accepts a {@linkcode NamedTarget}
+   * (a name-based pointer, see {@linkcode named}).
+   */
+  $set(field: string, value: unknown): void {
+    const f = this.$type.field(field);
+    if (f.type instanceof PtrType && value !== null && isNamed(value)) {
+      if (!this._o.writable) throw readOnly(this, field);
+      this._o._storePtr(this._b + f.offset, value);
+      return;
+    }
+    (this as unknown as Record<string, unknown>)[field] = value;
+  }
+  /** The raw invariant pointer stored in a pointer field. */
+  $ptr(field: string): InvPtr {
+    const f = this.$type.field(field);
+    if (!(f.type instanceof PtrType)) throw new TypeError(`Field ${field} is not a pointer`);
+    const v = this._e.view, p = this._b + f.offset;
+    const lo = v.getUint32(p, true), hi = v.getUint32(p + 4, true);
+    return { fot: hi >>> 16, offset: (hi & 0xffff) * 4294967296 + lo };
+  }
+  /** Where a pointer field points: the target's object ID and offset, or null. */
+  $target(field: string): { id: ObjID; offset: number } | null {
+    const f = this.$type.field(field);
+    if (!(f.type instanceof PtrType)) throw new TypeError(`Field ${field} is not a pointer`);
+    return this._o._pointee(this._b + f.offset);
+  }
+  /** A plain-object copy of the record (pointers as `{ id, offset }`), for printing. */
+  $toObject(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, f] of this.$type.layout) {
+      const self = this as unknown as Record<string, unknown>;
+      if (f.type instanceof PtrType) {
+        const t = this.$target(name);
+        out[name] = t && { id: formatId(t.id), offset: t.offset };
+      } else if (f.type instanceof StructType) {
+        out[name] = (self[name] as StructAccessor).$toObject();
+      } else if (f.type instanceof ArrayType) {
+        out[name] = [...(self[name] as ArrayAccessor<unknown>)].map((x) =>
+          x instanceof StructAccessor ? x.$toObject() : x instanceof Uint8Array ? [...x] : x
+        );
+      } else if (f.type instanceof BytesType) out[name] = [...(self[name] as Uint8Array)];
+      else out[name] = self[name];
+    }
+    return out;
+  }
+}
+
+/** A fixed-size array inside a record: element loads and stores by index. */
+export class ArrayAccessor<T> {
+  /** @internal */
+  readonly _o: AccessorHost;
+  /** @internal */
+  readonly _e: LiveBytes;
+  /** @internal */
+  readonly _b: number;
+  /** @internal */
+  constructor(o: AccessorHost, e: LiveBytes, b: number) {
+    this._o = o;
+    this._e = e;
+    this._b = b;
+  }
+  /** Number of elements. */
+  get length(): number {
+    return (this.constructor as unknown as { LENGTH: number }).LENGTH;
+  }
+  /**
+   * Element `i`.
+   * @throws {RangeError} `i` is outside the array.
+   */
+  get(_i: number): T {
+    throw new Error("generated");
+  }
+  /**
+   * Store element `i` (not for struct elements: write their fields).
+   * @throws {RangeError} `i` is outside the array.
+   */
+  set(_i: number, _value: T): void {
+    throw new Error("generated");
+  }
+  /** Iterate over the elements. */
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = 0; i < this.length; i++) yield this.get(i);
+  }
+}
+
+/**
+ * A scratch record holding one field's bytes as the running transaction
+ * sees them; generated getter and setter bodies run on it unchanged.
+ */
+function scratch(
+  t: Tx,
+  acc: { _o: AccessorHost; _b: number },
+  off: number,
+  size: number,
+): { _o: AccessorHost; _e: ScratchBytes; _b: number } {
+  const bytes = t.read(acc._o as unknown as TxTarget, acc._b + off, size);
+  return { _o: acc._o, _e: { bytes, view: new DataView(bytes.buffer) }, _b: -off };
+}
+
+export function txFieldGet(
+  t: Tx,
+  acc: { _o: AccessorHost; _b: number },
+  off: number,
+  size: number,
+  get: (this: unknown) => unknown,
+): unknown {
+  return get.call(scratch(t, acc, off, size));
+}
+
+export function txFieldSet(
+  t: Tx,
+  acc: { _o: AccessorHost; _b: number },
+  off: number,
+  size: number,
+  set: (this: unknown, x: unknown) => void,
+  x: unknown,
+): void {
+  const s = scratch(t, acc, off, size);
+  set.call(s, x);
+  t.write(acc._o as unknown as TxTarget, acc._b + off, s._e.bytes);
+}
+
+export function txElementGet(
+  t: Tx,
+  acc: { _o: AccessorHost; _b: number },
+  off: number,
+  size: number,
+  i: number,
+  get: (this: unknown, i: number) => unknown,
+): unknown {
+  const s = scratch(t, acc, off, size);
+  s._b = 0;
+  return get.call(s, i);
+}
+
+export function txElementSet(
+  t: Tx,
+  acc: { _o: AccessorHost; _b: number },
+  off: number,
+  size: number,
+  i: number,
+  set: (this: unknown, i: number, x: unknown) => void,
+  x: unknown,
+): void {
+  const s = scratch(t, acc, off, size);
+  s._b = 0;
+  set.call(s, i, x);
+  t.write(acc._o as unknown as TxTarget, acc._b + off, s._e.bytes);
+}
+
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+export const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Whether `d` (a pointer loaded as a little-endian double) has the bits
+ * `hi:lo` that were decoded: false for a NaN (never memoized, payloads may be
+ * canonicalized) and when another thread changed the pointer between the loads.
+ */
+export function sameBits(d: number, lo: number, hi: number): boolean {
+  if (d !== d) return false;
+  F64[0] = d;
+  return HOST_LE ? U32[0] === lo && U32[1] === hi : U32[1] === lo && U32[0] === hi;
+}
+
+function where(acc: { _o: AccessorHost; _b: number }): string {
+  return `${formatId(acc._o.id)} at offset ${acc._b}`;
+}
+
+export function readOnly(acc: { _o: AccessorHost; _b: number }, field: string): TwzError {
+  if (acc._o.imageReadOnly === true) {
+    return new TwzError(
+      ErrorCode.ReadOnly,
+      `the image is open read-only: cannot write field ${field} of the record in ${where(acc)}`,
+    );
+  }
+  return new TwzError(
+    ErrorCode.AccessDenied,
+    `Cannot write field ${field} of the record in ${where(acc)}: the object is mapped read-only`,
+  );
+}
+
+export function notAssignable(acc: { _o: AccessorHost; _b: number }, field: string): TypeError {
+  return new TypeError(
+    `Field ${field} of the record in ${where(acc)} is a struct or array: assign its fields`,
+  );
+}
+
+export function badValue(
+  acc: { _o: AccessorHost; _b: number },
+  field: string,
+  kind: string,
+  x: unknown,
+): TypeError {
+  const shown = typeof x === "bigint"
+    ? `${x}n`
+    : typeof x === "string"
+    ? JSON.stringify(x)
+    : String(x);
+  return new TypeError(
+    `Cannot store ${shown} in ${kind} field ${field} of the record in ${where(acc)}`,
+  );
+}
+
+export function outside(
+  acc: { _o: AccessorHost; _b: number; _e: LiveBytes },
+  field: string,
+): RangeError {
+  return new RangeError(
+    `Field ${field} of the record in ${
+      where(acc)
+    } is outside the object (${acc._e.bytes.length} bytes${
+      acc._e.bytes.length === 0 ? ": deleted" : ""
+    })`,
+  );
+}
+
+export function outOfRange(i: number, length: number): RangeError {
+  return new RangeError(`Index ${i} is outside an array of ${length}`);
+}
+
+export function setBytes(
+  acc: StructAccessor,
+  field: string,
+  off: number,
+  size: number,
+  x: unknown,
+): void {
+  if (!(x instanceof Uint8Array) || x.length > size) {
+    throw new TypeError(
+      `Field ${field} of the record in ${where(acc)} takes a Uint8Array of at most ${size} bytes`,
+    );
+  }
+  const b = acc._e.bytes;
+  const at = acc._b + off;
+  b.set(x, at);
+  b.fill(0, at + x.length, at + size);
+}
+
+const encoder = new TextEncoder();
+
+/** The NUL-terminated (or `size`-long) string at `at`, decoded as the string codec does. */
+export function getString(bytes: Uint8Array, at: number, size: number): string {
+  let end = at;
+  const stop = at + size;
+  while (end < stop && bytes[end] !== 0) end++;
+  return codec.string.decode(bytes, at, end - at);
+}
+
+export function setString(
+  acc: StructAccessor,
+  field: string,
+  off: number,
+  size: number,
+  x: unknown,
+): void {
+  if (typeof x !== "string") {
+    throw new TypeError(`Field ${field} of the record in ${where(acc)} takes a string`);
+  }
+  const data = encoder.encode(x);
+  if (data.length > size || data.includes(0)) {
+    throw new RangeError(
+      `"${x}" does not fit string(${size}) field ${field} of the record in ${
+        where(acc)
+      } (${data.length} UTF-8 bytes${data.includes(0) ? ", with a NUL" : ""})`,
+    );
+  }
+  const b = acc._e.bytes;
+  const at = acc._b + off;
+  b.set(data, at);
+  b.fill(0, at + data.length, at + size);
+}
+
+export function isNamed(x: unknown): x is NamedTarget {
+  return typeof x === "object" && x !== null && !(x instanceof StructAccessor) &&
+    typeof (x as NamedTarget).name === "string";
+}
+
+export function checkPtrValue(
+  acc: StructAccessor,
+  field: string,
+  cell: ClassCell,
+  x: unknown,
+): void {
+  if (x === null) return;
+  const target = cell.type;
+  if (x instanceof StructAccessor && x.$type === target) return;
+  throw new TypeError(
+    `Pointer field ${field} of the record in ${where(acc)} takes a ${target.kind} record or null` +
+      (isNamed(x) ? " (use $set() for a named target)" : ""),
+  );
+}
