@@ -2,11 +2,7 @@
 // it writes an object's contents, then publishes a "ready" flag, but forgets
 // to flush the contents before the flag's drain. `twz crashtest` must catch it.
 import type { Kernel, ObjID } from "@twz/kernel";
-import type {
-  JournalSnapshot,
-  Workload,
-  WorkloadContext,
-} from "../packages/cli/workloads/types.ts";
+import type { JournalSnapshot, Workload, WorkloadContext } from "@twz/crashtest";
 
 const DATA = 64; // the contents live in their own cache line, after the flag's
 

@@ -1,12 +1,14 @@
 // twz crashtest over libtwz: the naming service, the in-object heap and the
 // persistent collections recover from every crash state tried.
 import assert from "node:assert/strict";
-import { crashtest, type CrashtestReport, replay } from "../packages/cli/crashtest.ts";
-import { workload as naming } from "../packages/cli/workloads/naming.ts";
-import { makeHeapWorkload, workload as heap } from "../packages/cli/workloads/heap.ts";
-import { makeKvWorkload, workload as kv } from "../packages/cli/workloads/kv.ts";
-import type { Workload } from "../packages/cli/workloads/types.ts";
-import { UsageError } from "../packages/cli/board.ts";
+import {
+  CrashStateError,
+  crashtest,
+  type CrashtestReport,
+  replay,
+  type Workload,
+} from "@twz/crashtest";
+import { heap, kv, makeHeapWorkload, makeKvWorkload, naming } from "@twz/crashtest/workloads";
 
 function clean(report: CrashtestReport): void {
   assert.equal(report.run_error, undefined, report.run_error);
@@ -69,7 +71,7 @@ Deno.test("crashtest() catches a kv value written outside the transaction, and r
   const broken = makeKvWorkload({ ops: 15, writeOutsideTx: true });
   const report = await crashtest(broken, { states: 400, seed: 1 });
   assert.ok(report.violation_count > 0, "a store outside the transaction must be caught");
-  const v = report.violations[0];
+  const v = report.violations[0]!;
   assert.equal(v.stage, "check");
   assert.match(v.message, /hash map key \d+: value differs/);
   const again = await replay(broken, v.point, v.variant, { seed: 1 });
@@ -93,7 +95,7 @@ Deno.test("crashtest: libtwz's transaction replay at session open is crashed at 
         });
         if (r.recovery!.points >= 3) found = { point, variant, points: r.recovery!.points };
       } catch (error) {
-        if (!(error instanceof UsageError)) throw error;
+        if (!(error instanceof CrashStateError)) throw error;
         continue; // this state's recovery has no crash point 0 (it drains nothing)
       }
       if (found) break;

@@ -11,11 +11,7 @@
 // leaves the entry unapplied with the counter already bumped, and the next
 // recovery adds the amount again. Only crashing the recovery itself finds it.
 import type { Kernel, ObjID } from "@twz/kernel";
-import type {
-  JournalSnapshot,
-  Workload,
-  WorkloadContext,
-} from "../packages/cli/workloads/types.ts";
+import type { JournalSnapshot, Workload, WorkloadContext } from "@twz/crashtest";
 
 const COUNTER = 0; // u32 counter, u32 applied sequence: one 8-byte word
 const LOG = 64; // u32 amount, u32 sequence (the commit mark)

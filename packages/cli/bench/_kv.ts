@@ -61,7 +61,7 @@ export async function runKv(opts: BenchOptions, which: "insert" | "get"): Promis
       const at = map.locate(i);
       if (at >= 0) {
         found++;
-        sum += bytes[at + (i & 15)];
+        sum += bytes[at + (i & 15)]!;
       }
     }
     if (sum === 0) throw new Error("values were not read");

@@ -53,7 +53,7 @@ export async function openHal(
   size?: number,
 ): Promise<{ plugin: HalPlugin; hal: Hal }> {
   const plugin = await loadPlugin(opts.hal);
-  if (size !== undefined) checkImageSize(opts.hal, size, "the image for these --ops:");
+  if (size !== undefined) checkImageSize(plugin, size, "the image for these --ops:");
   const hal = await openImage(plugin, { image, newSize: size, settings: opts.settings });
   return { plugin, hal };
 }
@@ -89,7 +89,7 @@ export function interleavedMedians(
   for (let k = 0; k < rounds; k++) {
     for (let j = 0; j < fns.length; j++) {
       const which = (j + k) % fns.length;
-      times[which].push(timePerOp(fns[which], ops));
+      times[which]!.push(timePerOp(fns[which]!, ops));
     }
   }
   return times.map(median);

@@ -27,48 +27,48 @@ const MASK = COUNT - 1;
 
 function readTyped(recs: RecAcc[], ops: number): number {
   let s = 0;
-  for (let i = 0; i < ops; i++) s += recs[i & MASK].value;
+  for (let i = 0; i < ops; i++) s += recs[i & MASK]!.value;
   return s;
 }
 function readRaw(view: DataView, offs: Int32Array, ops: number): number {
   let s = 0;
-  for (let i = 0; i < ops; i++) s += view.getUint32(offs[i & MASK], true);
+  for (let i = 0; i < ops; i++) s += view.getUint32(offs[i & MASK]!, true);
   return s;
 }
 function writeTyped(recs: RecAcc[], ops: number): number {
-  for (let i = 0; i < ops; i++) recs[i & MASK].value = i;
-  return recs[0].value;
+  for (let i = 0; i < ops; i++) recs[i & MASK]!.value = i;
+  return recs[0]!.value;
 }
 function writeRaw(view: DataView, offs: Int32Array, ops: number): number {
-  for (let i = 0; i < ops; i++) view.setUint32(offs[i & MASK], i, true);
-  return view.getUint32(offs[0], true);
+  for (let i = 0; i < ops; i++) view.setUint32(offs[i & MASK]!, i, true);
+  return view.getUint32(offs[0]!, true);
 }
 function readTypedF64(recs: RecAcc[], ops: number): number {
   let s = 0;
-  for (let i = 0; i < ops; i++) s += recs[i & MASK].weight;
+  for (let i = 0; i < ops; i++) s += recs[i & MASK]!.weight;
   return s;
 }
 function readRawF64(view: DataView, offs: Int32Array, ops: number): number {
   let s = 0;
-  for (let i = 0; i < ops; i++) s += view.getFloat64(offs[i & MASK] + 8, true);
+  for (let i = 0; i < ops; i++) s += view.getFloat64(offs[i & MASK]! + 8, true);
   return s;
 }
 function writeTypedF64(recs: RecAcc[], ops: number): number {
-  for (let i = 0; i < ops; i++) recs[i & MASK].weight = i * 0.5;
-  return recs[0].weight;
+  for (let i = 0; i < ops; i++) recs[i & MASK]!.weight = i * 0.5;
+  return recs[0]!.weight;
 }
 function writeRawF64(view: DataView, offs: Int32Array, ops: number): number {
-  for (let i = 0; i < ops; i++) view.setFloat64(offs[i & MASK] + 8, i * 0.5, true);
-  return view.getFloat64(offs[0] + 8, true);
+  for (let i = 0; i < ops; i++) view.setFloat64(offs[i & MASK]! + 8, i * 0.5, true);
+  return view.getFloat64(offs[0]! + 8, true);
 }
 function readTypedU64(recs: RecAcc[], ops: number): number {
   let s = 0n;
-  for (let i = 0; i < ops; i++) s ^= recs[i & MASK].big;
+  for (let i = 0; i < ops; i++) s ^= recs[i & MASK]!.big;
   return Number(s & 0xffffn);
 }
 function readRawU64(view: DataView, offs: Int32Array, ops: number): number {
   let s = 0n;
-  for (let i = 0; i < ops; i++) s ^= view.getBigUint64(offs[i & MASK] + 16, true);
+  for (let i = 0; i < ops; i++) s ^= view.getBigUint64(offs[i & MASK]! + 16, true);
   return Number(s & 0xffffn);
 }
 
@@ -123,7 +123,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     hal: plugin,
     image: tempImage(opts, "accessors.img"),
     size: 16 << 20, // a new image (tempImage refuses an existing one)
-    settings: opts.settings,
+    ...(opts.settings ? { settings: opts.settings } : {}),
   });
   try {
     const obj = twz.create({ size: 65536 });
@@ -131,15 +131,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     const offs = new Int32Array(COUNT);
     for (let i = 0; i < COUNT; i++) {
       offs[i] = obj.baseOffset + i * Rec.size;
-      const r = Rec.at(obj, offs[i]);
+      const r = Rec.at(obj, offs[i]!);
       r.value = i;
       r.weight = i / 3;
       r.big = BigInt(i) << 40n;
       recs.push(r);
     }
     const view = obj.view;
-    const one = recs[7];
-    const oneOff = offs[7];
+    const one = recs[7]!;
+    const oneOff = offs[7]!;
     const cases: [string, () => number, () => number][] = [
       ["read u32, one record", () => hotRead(one, ops), () => hotReadRaw(view, oneOff, ops)],
       ["write u32, one record", () => hotWrite(one, ops), () => hotWriteRaw(view, oneOff, ops)],
@@ -161,7 +161,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     ];
     const results: BenchResult[] = [];
     for (const [name, typed, raw] of cases) {
-      const [ns, rawNs] = interleavedMedians([typed, raw], ops, rounds);
+      const [ns, rawNs] = interleavedMedians([typed, raw], ops, rounds) as [number, number];
       results.push({
         bench: "accessors",
         case: name,

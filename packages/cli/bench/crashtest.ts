@@ -14,9 +14,8 @@
  *
  * @module
  */
-import { crashtest } from "../crashtest.ts";
-import { workload as kernelObjects } from "../workloads/kernel_objects.ts";
-import { WORKLOADS } from "../workloads/mod.ts";
+import { crashtest, WORKLOADS } from "@twz/crashtest";
+import { kernelObjects } from "@twz/crashtest/workloads";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
 import { refuseImage } from "./_util.ts";
 

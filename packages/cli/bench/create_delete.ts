@@ -41,7 +41,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     createDrains = (drains() - d0) / ops;
     d0 = drains();
     t0 = performance.now();
-    for (let i = 0; i < ops; i++) kernel.delete(ids[i]);
+    for (let i = 0; i < ops; i++) kernel.delete(ids[i]!);
     del.push(((performance.now() - t0) * 1e6) / ops);
     deleteDrains = (drains() - d0) / ops;
     // The floor: what any crash-safe create must at least do on this HAL.

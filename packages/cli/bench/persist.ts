@@ -112,7 +112,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       const mask = words.length - 1; // a power of two
       for (let i = 0; i < n; i++) {
         const k = i & mask;
-        words[k] = words[k] + 1;
+        words[k] = words[k]! + 1;
       }
     };
     cases["view-rw"] = rw(view);
@@ -123,10 +123,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     const names = Object.keys(cases);
     for (let round = -1; round < rounds; round++) { // round -1 warms up
       for (let k = 0; k < names.length; k++) {
-        const name = names[(k + Math.max(round, 0)) % names.length]; // rotate the order
+        const name = names[(k + Math.max(round, 0)) % names.length]!; // rotate the order
         const n = name.endsWith("-rw") ? rwOps : name.startsWith("fnptr") ? fnptrOps(ops) : ops;
         const start = performance.now();
-        cases[name](n);
+        cases[name]!(n);
         const ns = (performance.now() - start) * 1e6 / n;
         if (round >= 0) (times[name] ??= []).push(ns);
       }
@@ -185,8 +185,8 @@ if (import.meta.main) {
   const settings: Record<string, string> = {};
   args.forEach((a, i) => {
     if (a === "--set") {
-      const [k, v] = args[i + 1].split("=");
-      settings[k] = v;
+      const [k, v] = args[i + 1]!.split("=");
+      settings[k!] = v!;
     }
   });
   const results = await run({

@@ -26,7 +26,7 @@ const LINK = Holder.offsetOf("link");
 
 function follow(hs: HolderAcc[], ops: number): number {
   let s = 0;
-  for (let i = 0; i < ops; i++) s += hs[i & MASK].link!.value;
+  for (let i = 0; i < ops; i++) s += hs[i & MASK]!.link!.value;
   return s;
 }
 function followOne(h: HolderAcc, ops: number): number {
@@ -36,7 +36,7 @@ function followOne(h: HolderAcc, ops: number): number {
 }
 function raw(view: DataView, targets: Int32Array, ops: number): number {
   let s = 0;
-  for (let i = 0; i < ops; i++) s += view.getUint32(targets[i & MASK], true);
+  for (let i = 0; i < ops; i++) s += view.getUint32(targets[i & MASK]!, true);
   return s;
 }
 function rawOne(view: DataView, target: number, ops: number): number {
@@ -47,7 +47,7 @@ function rawOne(view: DataView, target: number, ops: number): number {
 function chase(hv: DataView, tv: DataView, holders: Int32Array, ops: number): number {
   let s = 0;
   for (let i = 0; i < ops; i++) {
-    const p = holders[i & MASK] + LINK;
+    const p = holders[i & MASK]! + LINK;
     const lo = hv.getUint32(p, true), hi = hv.getUint32(p + 4, true);
     s += tv.getUint32((hi & 0xffff) * 4294967296 + lo, true);
   }
@@ -71,9 +71,9 @@ function setup(a: TwzObject, b: TwzObject) {
   for (let i = 0; i < COUNT; i++) {
     holderOffs[i] = a.baseOffset + i * Holder.size;
     targetOffs[i] = b.baseOffset + (a === b ? region : 0) + i * Target.size;
-    const t = Target.at(b, targetOffs[i]);
+    const t = Target.at(b, targetOffs[i]!);
     t.value = i;
-    const h = Holder.at(a, holderOffs[i]);
+    const h = Holder.at(a, holderOffs[i]!);
     h.link = t;
     holders.push(h);
   }
@@ -95,7 +95,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     hal: plugin,
     image: tempImage(opts, "ptr_resolve.img"),
     size: 16 << 20, // a new image (tempImage refuses an existing one)
-    settings: opts.settings,
+    ...(opts.settings ? { settings: opts.settings } : {}),
   });
   try {
     const a = twz.create({ size: 65536 });
@@ -103,21 +103,21 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     const same = setup(a, a);
     const cross = setup(a, b);
     // Cross-object pointers go through FOT entry 1; follow one to warm the cache.
-    if (cross.holders[0].$ptr("link").fot !== 1) throw new Error("expected FOT entry 1");
-    sink.value += cross.holders[0].link!.value;
+    if (cross.holders[0]!.$ptr("link").fot !== 1) throw new Error("expected FOT entry 1");
+    sink.value += cross.holders[0]!.link!.value;
     const av = a.view, bv = b.view;
     const cases: [string, () => number, () => number, () => number][] = [
       [
         "same object, one pointer",
-        () => followOne(same.holders[5], ops),
-        () => rawOne(av, same.targetOffs[5], ops),
-        () => chaseOne(av, av, same.holderOffs[5], ops),
+        () => followOne(same.holders[5]!, ops),
+        () => rawOne(av, same.targetOffs[5]!, ops),
+        () => chaseOne(av, av, same.holderOffs[5]!, ops),
       ],
       [
         "cross object (warm FOT cache), one pointer",
-        () => followOne(cross.holders[5], ops),
-        () => rawOne(bv, cross.targetOffs[5], ops),
-        () => chaseOne(av, bv, cross.holderOffs[5], ops),
+        () => followOne(cross.holders[5]!, ops),
+        () => rawOne(bv, cross.targetOffs[5]!, ops),
+        () => chaseOne(av, bv, cross.holderOffs[5]!, ops),
       ],
       [
         "same object, 1024 pointers",
@@ -134,7 +134,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     ];
     const results: BenchResult[] = [];
     for (const [name, typed, rawFn, chaseFn] of cases) {
-      const [ns, rawNs, chaseNs] = interleavedMedians([typed, rawFn, chaseFn], ops, rounds);
+      const [ns, rawNs, chaseNs] = interleavedMedians(
+        [typed, rawFn, chaseFn],
+        ops,
+        rounds,
+      ) as [number, number, number];
       results.push({
         bench: "ptr-resolve",
         case: name,

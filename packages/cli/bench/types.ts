@@ -11,13 +11,13 @@ export interface BenchOptions {
   /** HAL plugin name (`sim` or `pmem`). */
   hal: string;
   /** Image path; a benchmark makes a temporary one when absent. */
-  image?: string;
+  image?: string | undefined;
   /** Operations per measured round. */
-  ops?: number;
+  ops?: number | undefined;
   /** Measured rounds; the median is reported. */
-  rounds?: number;
+  rounds?: number | undefined;
   /** Plugin settings passed to `open` (`--set key=value`). */
-  settings?: Record<string, string>;
+  settings?: Record<string, string> | undefined;
 }
 
 /** One result line. `case` names what was measured; other fields are figures. */
@@ -35,5 +35,5 @@ export interface BenchResult {
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

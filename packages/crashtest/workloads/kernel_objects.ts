@@ -10,7 +10,7 @@
  */
 import { Buffer } from "node:buffer";
 import { formatId, type Kernel, type ObjID, Prot } from "@twz/kernel";
-import type { JournalEntry, JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
+import type { JournalEntry, JournalSnapshot, Workload, WorkloadContext } from "../workload.ts";
 
 /** Operations per run. */
 const OPS = 48;
@@ -137,7 +137,7 @@ export const workload: Workload = {
   run({ kernel, journal, random }: WorkloadContext): void {
     const live: ObjID[] = [];
     const sizes = new Map<ObjID, number>();
-    const pick = () => live[Math.floor(random() * live.length)];
+    const pick = () => live[Math.floor(random() * live.length)]!;
     const root = journal.record("root", {}, () => kernel.rootObject());
     sizes.set(root, 65536);
     for (let i = 0; i < OPS; i++) {
@@ -174,7 +174,9 @@ export const workload: Workload = {
         } else {
           const id = pick();
           journal.record("delete", { id }, () => kernel.delete(id));
-          for (let j = live.length - 1; j >= 0; j--) if (!kernel.exists(live[j])) live.splice(j, 1);
+          for (let j = live.length - 1; j >= 0; j--) {
+            if (!kernel.exists(live[j]!)) live.splice(j, 1);
+          }
         }
       } catch (error) {
         // Out of space or table full: recorded as failed; anything else is a finding.
@@ -251,7 +253,7 @@ export const workload: Workload = {
         }`,
       );
     } else if (extra.length === 1) {
-      const s = extra[0];
+      const s = extra[0]!;
       const size = inflight!.op === "root" ? 65536 : ia.size as number;
       const want = inflight!.op === "root"
         ? new Uint8Array(size)

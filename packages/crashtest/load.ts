@@ -1,43 +1,50 @@
 /**
- * The built-in `twz crashtest` workloads, and loading one supplied by the
- * user as a module path. See `types.ts` for the interface.
+ * The built-in crash-test workloads by name, and loading one supplied by
+ * the user as a module path (what `twz crashtest WORKLOAD` does). See
+ * `workload.ts` for the interface.
+ *
+ * @example Load a built-in workload by name
+ * ```ts
+ * import { loadWorkload } from "@twz/crashtest";
+ *
+ * const workload = await loadWorkload("kernel-objects");
+ * console.log(workload.name, workload.imageSize); // kernel-objects 327680
+ * ```
  *
  * @module
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { MIN_IMAGE } from "@twz/kernel";
-import type { Workload } from "./types.ts";
+import type { Workload } from "./workload.ts";
 
 /** The largest `imageSize` a workload may ask for: crashtest keeps several copies. */
 export const MAX_WORKLOAD_IMAGE = 2 ** 30;
-
-export type * from "./types.ts";
-export { Journal } from "./types.ts";
 
 /** Built-in workloads by name, loaded when asked for. */
 export const WORKLOADS: Record<string, { summary: string; load: () => Promise<Workload> }> = {
   "kernel-objects": {
     summary: "object create (ties, sources), write, grow, delete (tie cascades), root object",
-    load: async () => (await import("./kernel_objects.ts")).workload,
+    load: async () => (await import("./workloads/kernel_objects.ts")).workload,
   },
   "naming": {
     summary: "naming service: nested mkdir/bind/rename/unbind, a directory grown past capacity",
-    load: async () => (await import("./naming.ts")).workload,
+    load: async () => (await import("./workloads/naming.ts")).workload,
   },
   "heap": {
     summary: "in-object allocator: alloc (large, growing), link, free, realloc in transactions",
-    load: async () => (await import("./heap.ts")).workload,
+    load: async () => (await import("./workloads/heap.ts")).workload,
   },
   "kv": {
     summary:
       "hash map (int keys) and B-tree map (string keys): set, delete, multi-map transactions",
-    load: async () => (await import("./kv.ts")).workload,
+    load: async () => (await import("./workloads/kv.ts")).workload,
   },
 };
 
 /** A workload module that cannot be used: printed as one line, exit code 3. */
 export class WorkloadError extends Error {
+  /** `"WorkloadError"`. */
   override name = "WorkloadError";
 }
 

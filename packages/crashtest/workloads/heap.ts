@@ -20,7 +20,7 @@ import { BASE_OFFSET, formatId } from "@twz/kernel/abi";
 import { Twz } from "@twz/libtwz";
 import { BLOCK_HEADER, Heap } from "@twz/libtwz/heap";
 import { transaction, type Tx } from "@twz/libtwz/tx";
-import type { JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
+import type { JournalSnapshot, Workload, WorkloadContext } from "../workload.ts";
 import { openSession, sessionOf } from "./_session.ts";
 
 /** Transactions per run. */
@@ -124,7 +124,7 @@ const models = new WeakMap<JournalSnapshot, Model>();
 function compare(view: DataView, base: number, want: Slots): string | undefined {
   for (let s = 0; s < SLOTS; s++) {
     const at = view.getUint32(base + s * 4, true);
-    const w = want[s];
+    const w = want[s]!;
     if (w === null) {
       if (at !== 0) return `slot ${s} holds a record at ${at}, expected none`;
       continue;

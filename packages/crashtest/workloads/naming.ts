@@ -21,7 +21,7 @@
 import type { Kernel, ObjID } from "@twz/kernel";
 import { formatId } from "@twz/kernel/abi";
 import { Twz } from "@twz/libtwz";
-import type { JournalEntry, JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
+import type { JournalEntry, JournalSnapshot, Workload, WorkloadContext } from "../workload.ts";
 import { openSession, sessionOf } from "./_session.ts";
 
 /** Random naming operations before the directory-growth phase. */
@@ -178,7 +178,7 @@ export const workload: Workload = {
     const tree: Tree = new Map();
     let fresh = 0;
     const name = () => `n${fresh++}${random() < 0.2 ? "-long-name-" + "x".repeat(40) : ""}`;
-    const pickOf = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
+    const pickOf = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
     const dirs =
       () => ["/", ...[...tree].filter(([, b]) => b.kind === "directory").map(([p]) => p)];
     const join = (dir: string, n: string) => (dir === "/" ? "/" : dir + "/") + n;
@@ -223,12 +223,12 @@ export const workload: Workload = {
     }
     // Grow a directory past its first capacity: fill it, then rename inside it.
     mkdir("/big");
-    for (let i = 0; i < DIR_CAPACITY; i++) bind(`/big/e${i}`, objects[i % objects.length]);
+    for (let i = 0; i < DIR_CAPACITY; i++) bind(`/big/e${i}`, objects[i % objects.length]!);
     rename_("/big/e0", "/big/renamed-while-full");
-    for (let i = 0; i < 4; i++) bind(`/big/late${i}`, objects[i]);
+    for (let i = 0; i < 4; i++) bind(`/big/late${i}`, objects[i]!);
     unbind("/big/e7");
     const elsewhere = dirs().filter((d) => d !== "/big" && depth(d) < 4);
-    rename_("/big/late1", join(elsewhere[elsewhere.length - 1], "from-big"));
+    rename_("/big/late1", join(elsewhere[elsewhere.length - 1]!, "from-big"));
     unbind("/big/late3");
   },
 

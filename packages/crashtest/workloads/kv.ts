@@ -21,7 +21,7 @@ import { codec } from "@twz/libtwz/codec";
 import { HashMap } from "@twz/libtwz/hashmap";
 import { Heap } from "@twz/libtwz/heap";
 import { transaction } from "@twz/libtwz/tx";
-import type { JournalSnapshot, Workload, WorkloadContext } from "./types.ts";
+import type { JournalSnapshot, Workload, WorkloadContext } from "../workload.ts";
 import { openSession, sessionOf } from "./_session.ts";
 
 /** Operations after the bulk loads. */
@@ -32,7 +32,11 @@ const TXLOG_SIZE = 64 * 1024;
 const HEAP_AT = (256 + 64 + 63) & ~63;
 
 /** One map operation: `h` the hash map, `b` the B-tree; `v` undefined deletes. */
-type Op = { m: "h"; k: number; v?: number[] } | { m: "b"; k: string; v?: number[] };
+type Op = { m: "h"; k: number; v?: number[] | undefined } | {
+  m: "b";
+  k: string;
+  v?: number[] | undefined;
+};
 
 interface Maps {
   h: Map<number, number[]>;
@@ -85,7 +89,7 @@ const enc = new TextEncoder();
 
 function byteOrder(x: string, y: string): number {
   const a = enc.encode(x), b = enc.encode(y);
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
 }
 
@@ -198,7 +202,7 @@ export function makeKvWorkload(options: KvWorkloadOptions = {}): Workload {
         }
         journal.record(
           ops.length === 1
-            ? `${ops[0].m === "h" ? "hash" : "btree"}.${ops[0].v ? "set" : "delete"}`
+            ? `${ops[0]!.m === "h" ? "hash" : "btree"}.${ops[0]!.v ? "set" : "delete"}`
             : "tx",
           { ops },
           () => ops.length === 1 ? doOps(ops) : transaction(twz, () => doOps(ops)),
@@ -225,7 +229,7 @@ export function makeKvWorkload(options: KvWorkloadOptions = {}): Workload {
         if (broken && i % 5 === 4) {
           // BUG on purpose: a store outside any transaction, never flushed.
           const keys = [...state.h.keys()].filter((k) => state.h.get(k)!.length > 0);
-          const k = keys[Math.floor(random() * keys.length)];
+          const k = keys[Math.floor(random() * keys.length)]!;
           const v = state.h.get(k)!.map((x) => x ^ 0xff);
           journal.record("poke", { ops: [{ m: "h", k, v }] }, () => {
             ho.bytes.set(v, h.locate(k));

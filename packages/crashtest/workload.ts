@@ -1,6 +1,6 @@
 /**
- * The interface of a `twz crashtest` workload, and the journal a workload
- * keeps of what it did.
+ * The interface of a crash-test workload, and the journal a workload keeps
+ * of what it did.
  *
  * A workload performs operations on a kernel booted on a fresh simulated
  * region (`run`), recording each operation in a {@linkcode Journal}: begun,
@@ -16,8 +16,8 @@
  * The kernel's entropy and clock are seeded too, so object IDs replay.
  *
  * @example A workload that keeps a flag and the data it guards
- * ```ts ignore
- * import type { Workload } from "./types.ts";
+ * ```ts
+ * import type { Workload } from "@twz/crashtest";
  * export const workload: Workload = {
  *   name: "flag",
  *   imageSize: 320 * 1024,
@@ -33,9 +33,9 @@
  *   },
  *   check(kernel, journal) {
  *     const create = journal.find((e) => e.op === "create" && e.state === "done");
- *     if (!create) return;
- *     const m = kernel.map(create.result as bigint);
- *     if (m.bytes[0] === 1 && m.bytes[64] !== 7) throw new Error("flag set, data missing");
+ *     if (!create) return [];
+ *     const bytes = kernel.map(create.result as bigint).bytes;
+ *     return bytes[0] === 1 && bytes[64] !== 7 ? ["flag set, data missing"] : [];
  *   },
  * };
  * ```
@@ -74,13 +74,13 @@ export class Journal {
 
   /** Record that operation `index` was acknowledged, with its result. */
   done(index: number, result?: unknown): void {
-    this.#entries[index] = { ...this.#entries[index], state: "done", result };
+    this.#entries[index] = { ...this.#entries[index]!, state: "done", result };
   }
 
   /** Record that operation `index` failed. */
   fail(index: number, error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
-    this.#entries[index] = { ...this.#entries[index], state: "failed", error: message };
+    this.#entries[index] = { ...this.#entries[index]!, state: "failed", error: message };
   }
 
   /**
