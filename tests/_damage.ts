@@ -28,15 +28,16 @@ import { BTreeMap } from "@twz/libtwz/btree";
 import { checkObjects, type CheckReport } from "@twz/libtwz/check";
 import {
   BLOCK,
+  crc32,
+  decodeRoot,
   decodeSuperblock,
   FORMAT_VERSION,
   type Geometry,
   SLOT,
   SUPERBLOCK_BACKUP_OFFSET,
   SUPERBLOCK_BYTES,
-} from "../packages/kernel/_layout.ts";
-import { crc32 } from "../packages/kernel/_crc32.ts";
-import { decodeRoot } from "../packages/kernel/_root.ts";
+} from "@twz/kernel/format";
+import { fsckImageFile, type ImageCheckReport, restoreUndoFile } from "@twz/crashtest/deep-check";
 import {
   type Field,
   type RecordLayout,
@@ -126,7 +127,7 @@ export function buildFixture(): Fixture {
     map.set(k, v);
     kv.push([k, v]);
   }
-  for (let i = 0; i < KV_KEYS; i += 9) map.delete(kv[i][0]); // free blocks on the free lists
+  for (let i = 0; i < KV_KEYS; i += 9) map.delete(kv[i]![0]); // free blocks on the free lists
   const kvLive = kv.filter((_, i) => i % 9 !== 0);
   twz.naming.bind("/kv", kvObj.id);
   // Raw kernel objects: P with a dependent C (a tie), and a neighbour N.
@@ -184,8 +185,8 @@ export function buildFixture(): Fixture {
       kv: kvObj.id,
       rootObject,
       rootDir,
-      dataDir: names[0][1],
-      txlog: names[7][1],
+      dataDir: names[0]![1],
+      txlog: names[7]![1],
     },
     btreeHeader: hdr,
     heapHeader,
@@ -270,7 +271,7 @@ export interface Case {
    */
   notice: "kernel" | "deep" | "none";
   /** Extra error codes a damaged libtwz structure may answer with (besides ObjectDamaged). */
-  accept?: number[];
+  accept?: number[] | undefined;
   /** May boot succeed with nothing quarantined (superblock, root record)? */
   intactAllowed?: boolean;
   /**
@@ -284,7 +285,7 @@ export interface Case {
 /** Read `width` bytes at `at` as a little-endian bigint. */
 function getLE(b: Uint8Array, at: number, width: number): bigint {
   let v = 0n;
-  for (let i = width - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[at + i]);
+  for (let i = width - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[at + i]!);
   return v;
 }
 
@@ -317,10 +318,10 @@ export function damageField(
       b.fill(0xff, at, at + width);
       break;
     case "flip-low":
-      b[at] ^= 1;
+      b[at]! ^= 1;
       break;
     case "flip-high":
-      b[at + width - 1] ^= 0x80;
+      b[at + width - 1]! ^= 0x80;
       break;
     case "plus-one":
       setLE(b, at, w, (getLE(b, at, w) + 1n) & mask);
@@ -1281,7 +1282,7 @@ function probeRunning(
     if (made.length > 2) {
       kernel.delete(made.pop()!);
       kernel.delete(made.pop()!);
-      kernel.grow(made[0], 60_000);
+      kernel.grow(made[0]!, 60_000);
     }
   } catch (e) {
     noticeError(e);
@@ -1483,66 +1484,39 @@ function checkAfterRepair(fx: Fixture, c: Case, hal: Hal, fail: (what: string) =
 // ---------------------------------------------------------------------------
 // The whole `twz fsck --repair --deep`, then `twz fsck --undo`
 
-/** What the command's library entry looks like (packages/cli/fsck.ts `main`). */
-export type FsckMain = (args: string[]) => Promise<number>;
-
 /**
- * Run `twz fsck --repair --deep --json` in this process (its `main`, with
- * console output captured) on a file holding the damaged image; judge the
- * repaired file; then `twz fsck --undo` must give back the damaged image
- * byte for byte. Adds to `r.failures`; sets `r.repair` to what the command did.
+ * Run what `twz fsck --repair --deep --json` runs (`fsckImageFile` of
+ * `@twz/crashtest/deep-check`, the command's library) on a file holding the
+ * damaged image; judge the repaired file; then what `twz fsck --undo` runs
+ * (`restoreUndoFile`) must give back the damaged image byte for byte. Adds to
+ * `r.failures`; sets `r.repair` to what the command did (its exit code: 0
+ * clean, 1 not).
  */
-export async function cliRepair(
+export function cliRepair(
   fx: Fixture,
   c: Case,
-  main: FsckMain,
   dir: string,
   r: CaseResult,
   tag: string,
-): Promise<void> {
+): void {
   const fail = (what: string) => r.failures.push(`fsck --repair --deep: ${what}`);
   const image = fx.bytes.slice();
   c.apply(image);
   const path = `${dir}/${tag}.img`, undoPath = `${dir}/${tag}.undo`;
   Deno.writeFileSync(path, image);
-  const out: string[] = [];
-  const run = async (args: string[]) => {
-    const log = console.log, error = console.error;
-    console.log = (...a: unknown[]) => void out.push(a.join(" "));
-    console.error = (...a: unknown[]) => void out.push(a.join(" "));
+  try {
+    let report: ImageCheckReport;
     try {
-      return await main(args);
+      report = fsckImageFile(path, { repair: true, deep: true, undoFile: undoPath });
     } catch (e) {
       fail(`threw ${oneLine(e)}`);
-      return -1;
-    } finally {
-      console.log = log;
-      console.error = error;
+      return;
     }
-  };
-  try {
-    const code = await run([
-      "--image",
-      path,
-      "--repair",
-      "--deep",
-      "--json",
-      "--undo-file",
-      undoPath,
-    ]);
-    const json = out.findLast((l) => l.startsWith("{"));
-    let report: { clean?: boolean; repairs?: string[]; libtwz?: { repairs?: string[] } } = {};
-    try {
-      report = json ? JSON.parse(json) : {};
-    } catch {
-      fail(`printed no JSON report: ${out.join(" | ").slice(0, 200)}`);
-    }
+    const code = report.clean ? 0 : 1;
     const lines = [...(report.repairs ?? []), ...(report.libtwz?.repairs ?? [])];
     r.repair = `${code === 0 ? "clean" : `exit ${code}`}${
       lines.length ? `: ${lines.join(" | ").slice(0, 240)}` : ""
     }`;
-    if (code !== 0 && code !== 1) fail(`exit code ${code}: ${out.join(" | ").slice(0, 200)}`);
-    if ((code === 0) !== (report.clean === true)) fail(`exit ${code} but "clean": ${report.clean}`);
     const after = Deno.readFileSync(path);
     // Naming directories (a /lost+found binding, a re-attached root) and the
     // kernel root object may be written by a deep repair; nothing else.
@@ -1554,7 +1528,7 @@ export async function cliRepair(
         `changed the bytes of ${c.damaged.includes(o.id) ? "damaged" : "intact"} object ${o.label}`,
       );
     }
-    if (code === 0 || code === 1) judgeRepaired(fx, c, after, image, code === 0, fail);
+    judgeRepaired(fx, c, after, image, code === 0, fail);
     // Undo: the damaged image again, byte for byte.
     let hasUndo = true;
     try {
@@ -1565,11 +1539,13 @@ export async function cliRepair(
     const changed = changedAnywhere(image, after);
     if (changed && !hasUndo) fail("wrote the image but left no undo file");
     if (hasUndo) {
-      out.length = 0;
-      const u = await run(["--undo", undoPath, "--image", path]);
-      if (u !== 0) fail(`--undo exited ${u}: ${out.join(" | ").slice(0, 200)}`);
-      else if (changedAnywhere(image, Deno.readFileSync(path))) {
-        fail("--undo did not give back the damaged image byte for byte");
+      try {
+        restoreUndoFile(undoPath, path);
+        if (changedAnywhere(image, Deno.readFileSync(path))) {
+          fail("--undo did not give back the damaged image byte for byte");
+        }
+      } catch (e) {
+        fail(`--undo threw ${oneLine(e)}`);
       }
     }
   } finally {

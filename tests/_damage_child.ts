@@ -65,9 +65,8 @@ async function runOnPmem(fx: Fixture, c: Case, dir: string, phase: (p: string) =
   return r;
 }
 
-const fixtureDir = Deno.args[0];
+const fixtureDir = Deno.args[0]!;
 const fixture = loadFixture(fixtureDir);
-const { main: fsckMain } = await import("../packages/cli/fsck.ts");
 const cases = new Map(buildCases(fixture).map((c) => [c.name, c]));
 const enc = new TextEncoder();
 const send = (m: unknown) => Deno.stdout.writeSync(enc.encode(JSON.stringify(m) + "\n"));
@@ -95,7 +94,7 @@ for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream(
         if (m.cli) {
           // The files go in the fixture's directory, which the pool removes.
           phase("cli-repair");
-          await cliRepair(fixture, c, fsckMain, fixtureDir, result, `case-${Deno.pid}-${serial++}`);
+          cliRepair(fixture, c, fixtureDir, result, `case-${Deno.pid}-${serial++}`);
           result.ms = performance.now() - t0;
           const cpu1 = threadCpuMs();
           if (cpu0 !== undefined && cpu1 !== undefined) result.cpuMs = cpu1 - cpu0;

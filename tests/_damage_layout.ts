@@ -5,9 +5,15 @@
 //
 // Bytes that change whatever field changes are the record's checksum; bytes
 // no field reaches are constants (magic, version, sizes) or reserved.
-import { encodeSuperblock, type Geometry, SUPERBLOCK_BYTES } from "../packages/kernel/_layout.ts";
-import { encodeObject, type ObjectSlot } from "../packages/kernel/_table.ts";
-import { encodeRoot, type Root } from "../packages/kernel/_root.ts";
+import {
+  encodeObject,
+  encodeRoot,
+  encodeSuperblock,
+  type Geometry,
+  type ObjectSlot,
+  type Root,
+  SUPERBLOCK_BYTES,
+} from "@twz/kernel/format";
 
 /** One field of a record: `width` bytes at `offset` (relative to the record). */
 export interface Field {
@@ -67,10 +73,10 @@ export function discover<T extends object>(
     }
     if (changed.size === 0) continue;
     moved.set(key, changed);
-    for (const i of changed) movers[i]++;
+    for (const i of changed) movers[i]!++;
   }
   const checksum = new Set<number>();
-  for (let i = 0; i < n; i++) if (movers[i] >= 2) checksum.add(i);
+  for (let i = 0; i < n; i++) if (movers[i]! >= 2) checksum.add(i);
   // A field that moves only checksum bytes is not a field.
   const fields: Field[] = [];
   for (const [name, set] of moved) {
@@ -86,7 +92,12 @@ export function discover<T extends object>(
   for (const f of fields) for (let i = 0; i < f.width; i++) taken.add(f.offset + i);
   if (checksum.size > 0) {
     const c = [...checksum].sort((a, b) => a - b);
-    fields.push({ name: "checksum", offset: c[0], width: c.at(-1)! - c[0] + 1, kind: "checksum" });
+    fields.push({
+      name: "checksum",
+      offset: c[0]!,
+      width: c.at(-1)! - c[0]! + 1,
+      kind: "checksum",
+    });
   }
   // What no field reached: constants (named when their value says what they
   // are; a leading 8-byte run is the magic) cut at 4-byte words, and runs of
@@ -121,7 +132,7 @@ export function discover<T extends object>(
 
 function readLE(b: Uint8Array, at: number, width: number): number {
   let v = 0;
-  for (let i = width - 1; i >= 0; i--) v = v * 256 + b[at + i];
+  for (let i = width - 1; i >= 0; i--) v = v * 256 + b[at + i]!;
   return v;
 }
 

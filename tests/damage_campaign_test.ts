@@ -362,7 +362,7 @@ Deno.test("damage campaign through twz: boot refuses with exit 3 and one line, q
   const oneLineError = (r: { stderr: string }, pattern: RegExp) => {
     const lines = r.stderr.trim().split("\n");
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], pattern);
+    assert.match(lines[0]!, pattern);
     assert.doesNotMatch(r.stderr, /^\s+at /m);
   };
 
@@ -404,7 +404,7 @@ Deno.test("damage campaign through twz: boot refuses with exit 3 and one line, q
     assert.ok(performance.now() - t0 < 30_000);
     const errors = r.stderr.trim().split("\n");
     assert.equal(errors.length, 1, r.stderr);
-    assert.ok(errors[0].includes(p), `the error names P: ${errors[0]}`);
+    assert.ok(errors[0]!.includes(p), `the error names P: ${errors[0]}`);
     assert.match(r.stdout, new RegExp(formatId(fixture.ids.n)));
     const after = Deno.readFileSync(path);
     const changed = objectsChanged(fixture, image, after).filter((o) =>

@@ -62,7 +62,7 @@ export function specifiers(source: string): string[] {
     /\bimport\s*["']([^"']+)["']/g,
     /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
   ];
-  for (const p of patterns) for (const m of code.matchAll(p)) out.push(m[1]);
+  for (const p of patterns) for (const m of code.matchAll(p)) out.push(m[1]!);
   return out;
 }
 

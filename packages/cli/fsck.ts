@@ -9,12 +9,15 @@
  * twz fsck --upgrade --image PATH [--hal sim|pmem] [--force] [--json]   (see upgrade.ts)
  * ```
  *
- * The image is read piece by piece, never copied: the kernel check reads
- * the metadata area (superblock to the first data block) and only the
- * object bytes it needs; `--deep` reads the objects' blocks too. A plain
- * check writes nothing: a committed log (kernel or libtwz) is replayed in
- * memory only. It runs even while another process holds the image, and
- * then says that its result may be stale.
+ * The check itself is `fsckImageFile` of `@twz/crashtest/deep-check` (the
+ * deep check and the undo file live there, beside the crash checker); this
+ * file parses the arguments, prints the report and picks the exit code.
+ * The image is read piece by piece into one copy-on-write overlay, never
+ * copied: the kernel check reads the metadata area (superblock to the first
+ * data block) and only the object bytes it needs; `--deep` reads the
+ * objects' blocks too. A plain check writes nothing: a committed log (kernel
+ * or libtwz) is replayed in the overlay only. It runs even while another
+ * process holds the image, and then says that its result may be stale.
  *
  * `--repair` takes the image's exclusive lock (exit 5 when another process
  * holds it) and, before it changes anything, creates an undo file (default
@@ -41,37 +44,20 @@
  *
  * @module
  */
-import fs from "node:fs";
-import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import type { FsckReport } from "@twz/kernel";
+import { HalError } from "@twz/kernel/hal";
+import type { CheckFinding } from "@twz/libtwz/check";
 import {
-  crc32,
-  formatId,
-  fsck,
-  type FsckImage,
-  type FsckReport,
-  isRecoveredId,
-  Kernel,
-  Prot,
-  TwzError,
-} from "@twz/kernel";
-import { Twz } from "@twz/libtwz";
-import {
-  cryptoEntropy,
-  type Hal,
-  HalError,
-  type ImageFile,
-  imageHolder,
-  openImageFile,
-  type PersistentRegion,
-  readWholeFile,
-  stdioConsole,
-  systemClock,
-  writeWholeFile,
-} from "@twz/kernel/hal";
-import * as check from "@twz/libtwz/check";
-import type { CheckCounts, CheckFinding, CheckReport, CheckTxLog } from "@twz/libtwz/check";
+  type DeepReport,
+  fsckImageFile,
+  ImageCheckError,
+  restoreUndoFile,
+  UndoFileExistsError,
+} from "@twz/crashtest/deep-check";
 import { HALS, loadPlugin, UsageError } from "./board.ts";
+
+export type { DeepReport };
 
 const USAGE =
   `usage: twz fsck --image PATH [--hal sim|pmem] [--repair [--undo-file FILE] [--force]] [--deep] [--json]
@@ -81,333 +67,10 @@ exit codes: 0 clean; 1 problems remain, or objects were put aside for /lost+foun
             2 usage, or the undo file exists (--force overwrites it); 3 cannot open the image
             or undo file; 5 the image is in use by another process`;
 
-/** The `--deep` part of a report. */
-export interface DeepReport {
-  /** Why the deep check did not run, if it did not. */
-  skipped?: string;
-  /** Problems found by the first check. */
-  problems: CheckFinding[];
-  /** Problems left after repairs (the same as `problems` without `--repair`). */
-  remaining: CheckFinding[];
-  /** Warnings (as checked last): not failures. */
-  warnings: CheckFinding[];
-  /** What `--repair` did. */
-  repairs: string[];
-  /** Paths under /lost+found the repair bound (one per object put aside). */
-  lostFound: string[];
-  /** The transaction log as first found. */
-  txlog: CheckTxLog | null;
-  /** Counts (as checked last). */
-  checked?: CheckCounts;
-}
-
-// ---------------------------------------------------------------------------
-// The image, read piece by piece.
-
-const PAGE = 4096;
-
-/**
- * An image file seen as an {@linkcode FsckImage}: `region.bytes` is as long
- * as the image but allocated lazily (untouched pages cost no memory); `load`
- * reads the pages asked for, once. With `write`, flushed byte ranges are
- * written to the file at the next drain (after the original bytes of their
- * pages went to the undo journal), then the file is synced; without it,
- * writes stay in memory (a private overlay).
- */
-class ImageReader implements FsckImage {
-  readonly region: PersistentRegion;
-  readonly #loaded: Uint8Array;
-  #dirty: Array<[number, number]> = [];
-  /** Pages read from the file (for the memory test and --json). */
-  pagesRead = 0;
-
-  constructor(
-    readonly file: ImageFile,
-    readonly write: boolean,
-    readonly journal?: UndoJournal,
-  ) {
-    const bytes = new Uint8Array(file.size);
-    this.#loaded = new Uint8Array(Math.ceil(file.size / PAGE));
-    const flush = (offset: number, length: number) => this.#flush(offset, length);
-    const drain = () => this.#drain();
-    this.region = {
-      size: file.size,
-      granularity: "byte",
-      bytes,
-      flush,
-      drain,
-      persist(offset: number, length: number) {
-        flush(offset, length);
-        drain();
-      },
-      share: () => {
-        throw new TypeError("fsck's image region cannot be shared");
-      },
-    };
-  }
-
-  load(offset: number, length: number): void {
-    this.#drain(); // flushed bytes reach the file before anything is read from it
-    const size = this.file.size;
-    const first = Math.floor(offset / PAGE);
-    const end = Math.ceil(Math.min(size, offset + length) / PAGE);
-    for (let p = first; p < end; p++) {
-      if (this.#loaded[p]) continue;
-      let q = p;
-      while (q < end && !this.#loaded[q]) q++;
-      const from = p * PAGE, to = Math.min(size, q * PAGE);
-      readWholeFile(this.file.fd, this.file.path, this.region.bytes.subarray(from, to), from);
-      this.#loaded.fill(1, p, q);
-      this.pagesRead += q - p;
-      p = q;
-    }
-  }
-
-  #flush(offset: number, length: number): void {
-    if (!this.write || length <= 0) return;
-    this.#dirty.push([offset, Math.min(this.file.size, offset + length)]);
-  }
-
-  /**
-   * Write the flushed byte ranges (exactly those: a page may hold bytes of
-   * objects never read), after their original bytes went to the undo file.
-   */
-  #drain(): void {
-    if (this.#dirty.length === 0) return;
-    const ranges = this.#dirty.sort((a, b) => a[0] - b[0]);
-    this.#dirty = [];
-    const merged: Array<[number, number]> = [];
-    for (const [from, to] of ranges) {
-      const last = merged[merged.length - 1];
-      if (last && from <= last[1]) last[1] = Math.max(last[1], to);
-      else merged.push([from, to]);
-    }
-    if (this.journal) {
-      const pages = new Set<number>();
-      for (const [from, to] of merged) {
-        for (let p = Math.floor(from / PAGE); p < Math.ceil(to / PAGE); p++) pages.add(p);
-      }
-      this.journal.save([...pages].sort((a, b) => a - b));
-    }
-    for (const [from, to] of merged) {
-      writeWholeFile(this.file.fd, this.file.path, this.region.bytes.subarray(from, to), from);
-    }
-    fs.fdatasyncSync(this.file.fd);
-  }
-
-  /** A HAL over this image, for booting a kernel for the deep check. */
-  hal(): Hal {
-    return {
-      name: "fsck",
-      image: this.file.path,
-      created: false,
-      region: this.region,
-      clock: systemClock(),
-      entropy: cryptoEntropy(),
-      console: stdioConsole(),
-      close() {},
-    };
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The undo file.
-//
-// Header (64 bytes): 0 magic "TWZUNDO1" · 8 version u32 (1) · 12 header bytes
-// u32 (64) · 16 image size u64 · 24 store ID (16) · 40 created u64 (ms) ·
-// 48 the first 12 bytes of the backup superblock's store ID · 60 CRC-32 of
-// [0, 60). The store ID at 24 is the first intact copy's; the one at 48 lets
-// the undo file be recognised after a repair that chose the backup copy's
-// store ID over a primary's (both copies intact but different).
-// Then records, appended: 0 offset u64 · 8 length u32 · 12 CRC-32 of the
-// record's first 12 bytes and its data · 16 data. A record is appended and
-// the file synced before the image bytes it saves are written, so a torn
-// last record saves bytes that were never overwritten.
-
-const UNDO_MAGIC = "TWZUNDO1";
-const UNDO_HEADER = 64;
-const UNDO_RECORD = 16;
-
-/**
- * The store ID the superblock page records: of the first copy (primary,
- * then the backup at 2048) whose checksum holds, else the primary's bytes.
- */
-function storeIdOf(page: Uint8Array): Uint8Array {
-  for (const at of [0, 2048]) {
-    if (page.length < at + 256) continue;
-    const sb = page.subarray(at, at + 256);
-    const v = new DataView(sb.buffer, sb.byteOffset, 256);
-    if (
-      new TextDecoder().decode(sb.subarray(0, 8)) === "TWZIMAGE" &&
-      v.getUint32(252, true) === crc32(sb.subarray(0, 252))
-    ) return sb.slice(32, 48);
-  }
-  return page.slice(32, 48);
-}
-
-/** The store ID (16 bytes, {@linkcode storeIdOf}) then the backup copy's (16 bytes). */
-function storeIdsOf(page: Uint8Array): Uint8Array {
-  const ids = new Uint8Array(32);
-  ids.set(storeIdOf(page), 0);
-  if (page.length >= 2048 + 48) ids.set(page.subarray(2080, 2096), 16);
-  return ids;
-}
-
-function writeAll(fd: number, data: Uint8Array, at: number): void {
-  for (let done = 0; done < data.length;) {
-    done += fs.writeSync(fd, data, done, data.length - done, at + done);
-  }
-}
-
-/** Appends the original bytes of pages before they are overwritten. */
-class UndoJournal {
-  readonly #saved = new Set<number>();
-  #end = UNDO_HEADER;
-  records = 0;
-  bytes = 0;
-
-  constructor(readonly path: string, readonly fd: number, readonly image: ImageFile) {}
-
-  /** Create the undo file (refusing an existing one unless `force`), header synced. */
-  static create(path: string, image: ImageFile, storeId: Uint8Array, force: boolean): UndoJournal {
-    let fd: number;
-    try {
-      fd = fs.openSync(path, force ? "w" : "wx");
-    } catch (e) {
-      if ((e as { code?: string }).code === "EEXIST") {
-        throw new UsageError(
-          `undo file ${path} already exists (from an earlier repair?): undo it with \`twz fsck --undo ${path} --image ${image.path}\`, remove it, or pass --force`,
-        );
-      }
-      throw new HalError(`Cannot create undo file ${path}: ${(e as Error).message}`);
-    }
-    const h = new Uint8Array(UNDO_HEADER);
-    const v = new DataView(h.buffer);
-    h.set(new TextEncoder().encode(UNDO_MAGIC), 0);
-    v.setUint32(8, 1, true);
-    v.setUint32(12, UNDO_HEADER, true);
-    v.setBigUint64(16, BigInt(image.size), true);
-    h.set(storeId.subarray(0, 16), 24);
-    h.set(storeId.subarray(16, 28), 48);
-    v.setBigUint64(40, BigInt(Date.now()), true);
-    v.setUint32(60, crc32(h.subarray(0, 60)), true);
-    writeAll(fd, h, 0);
-    fs.fsyncSync(fd);
-    try {
-      // Its directory entry too, so a crash cannot lose the file itself.
-      const dir = Deno.openSync(dirname(resolve(path)), { read: true });
-      try {
-        dir.syncSync();
-      } finally {
-        dir.close();
-      }
-    } catch { /* not possible here: the file's own sync stands */ }
-    return new UndoJournal(path, fd, image);
-  }
-
-  /** Save the pages not saved yet (read from the image file), then sync. */
-  save(pages: number[]): void {
-    const fresh = pages.filter((p) => !this.#saved.has(p));
-    if (fresh.length === 0) return;
-    for (let i = 0; i < fresh.length;) {
-      let j = i + 1;
-      while (j < fresh.length && fresh[j] === fresh[j - 1] + 1 && j - i < 256) j++;
-      const from = fresh[i] * PAGE;
-      const length = Math.min(this.image.size, fresh[j - 1] * PAGE + PAGE) - from;
-      const record = new Uint8Array(UNDO_RECORD + length);
-      readWholeFile(this.image.fd, this.image.path, record.subarray(UNDO_RECORD), from);
-      const v = new DataView(record.buffer);
-      v.setBigUint64(0, BigInt(from), true);
-      v.setUint32(8, length, true);
-      v.setUint32(12, crc32(record.subarray(UNDO_RECORD), crc32(record.subarray(0, 12))), true);
-      writeAll(this.fd, record, this.#end);
-      this.#end += record.length;
-      this.records++;
-      this.bytes += length;
-      i = j;
-    }
-    fs.fsyncSync(this.fd);
-    for (const p of fresh) this.#saved.add(p);
-  }
-
-  close(): void {
-    fs.closeSync(this.fd);
-  }
-}
-
 /** `twz fsck --undo FILE --image PATH`: write the saved bytes back. */
 function undo(file: string, path: string, json: boolean): number {
-  let data: Uint8Array;
   try {
-    data = Deno.readFileSync(file);
-  } catch (e) {
-    console.error(
-      `twz: cannot open undo file ${file}: ${
-        e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message
-      }`,
-    );
-    return 3;
-  }
-  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (
-    data.length < UNDO_HEADER ||
-    new TextDecoder().decode(data.subarray(0, 8)) !== UNDO_MAGIC ||
-    v.getUint32(60, true) !== crc32(data.subarray(0, 60))
-  ) {
-    console.error(`twz: ${file} is not a twz fsck undo file (or its header is damaged)`);
-    return 3;
-  }
-  const size = Number(v.getBigUint64(16, true));
-  const storeId = data.slice(24, 40);
-  const backupPrefix = data.slice(48, 60);
-  let image: ImageFile;
-  try {
-    image = openImageFile({ image: path, lock: "exclusive", holder: "twz fsck --undo" });
-  } catch (error) {
-    return cannotOpen(path, error);
-  }
-  try {
-    if (image.readOnly) {
-      console.error(`twz: cannot undo into ${path}: ${image.readOnlyReason ?? "it is read-only"}`);
-      return 3;
-    }
-    const page = new Uint8Array(Math.min(PAGE, image.size));
-    readWholeFile(image.fd, path, page, 0);
-    const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-    const ids = [page.subarray(32, 48), page.length >= 2048 + 48 ? page.subarray(2080, 2096) : page]
-      .map(hex);
-    // (Undo files written before the backup's prefix was kept hold zeros there.)
-    const mine = [hex(storeId)];
-    if (backupPrefix.some((b) => b !== 0)) mine.push(hex(backupPrefix));
-    if (image.size !== size || !mine.some((m) => ids.some((id) => id.startsWith(m)))) {
-      console.error(
-        `twz: undo file ${file} belongs to another image (store ${
-          hex(storeId)
-        }, ${size} bytes); ${path} is store ${ids[0]}, ${image.size} bytes: nothing restored`,
-      );
-      return 3;
-    }
-    let at = UNDO_HEADER;
-    let records = 0, bytes = 0;
-    let torn = false;
-    while (at + UNDO_RECORD <= data.length) {
-      const offset = Number(v.getBigUint64(at, true));
-      const length = v.getUint32(at + 8, true);
-      const end = at + UNDO_RECORD + length;
-      if (
-        end > data.length || offset + length > image.size ||
-        v.getUint32(at + 12, true) !==
-          crc32(data.subarray(at + UNDO_RECORD, end), crc32(data.subarray(at, at + 12)))
-      ) {
-        torn = true;
-        break;
-      }
-      writeWholeFile(image.fd, path, data.subarray(at + UNDO_RECORD, end), offset);
-      records++;
-      bytes += length;
-      at = end;
-    }
-    fs.fdatasyncSync(image.fd);
+    const { records, bytes, torn } = restoreUndoFile(file, path);
     const tail = torn
       ? `; the last record was cut short (a repair stopped before writing it) and was skipped`
       : "";
@@ -419,161 +82,15 @@ function undo(file: string, path: string, json: boolean): number {
       );
     }
     return 0;
-  } finally {
-    image.close();
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The deep check.
-
-/** Read the bytes of every object `kernel` lists (what a deep check reads), and only those. */
-function loadObjects(image: ImageReader, kernel: Kernel): void {
-  const base = image.region.bytes.byteOffset;
-  for (const s of kernel.list()) {
-    if (s.lifetime !== "persistent") continue;
-    try {
-      const m = kernel.map(s.id, Prot.Read);
-      image.load(m.bytes.byteOffset - base, m.bytes.length);
-    } catch { /* damaged: not read (the check reports it) */ }
-  }
-}
-
-/**
- * The deep check on a kernel booted over `image`: without `repair` the
- * image's region writes nothing (replays stay in memory); with it, a
- * committed libtwz transaction is replayed on the image, a garbage log
- * header cleared, a lost naming root and /kv found again, and the objects
- * the kernel repair put aside bound under /lost+found.
- */
-function deepCheck(
-  image: ImageReader,
-  kernelReport: FsckReport,
-  repair: boolean,
-): DeepReport {
-  const none: DeepReport = {
-    problems: [],
-    remaining: [],
-    warnings: [],
-    repairs: [],
-    lostFound: [],
-    txlog: null,
-  };
-  const fatal = kernelReport.remaining.find((p) => p.area === "superblock" || p.area === "log");
-  if (fatal) return { ...none, skipped: "the kernel structures have problems; fix them first" };
-  let kernel: Kernel;
-  try {
-    kernel = Kernel.boot(image.hal(), { formatBlank: false });
   } catch (error) {
-    return { ...none, skipped: `the image does not boot: ${(error as Error).message}` };
-  }
-  try {
-    loadObjects(image, kernel);
-    const first: CheckReport = check.checkObjects(kernel, { replay: true });
-    const repairs: string[] = [];
-    const lostFound: string[] = [];
-    let last = first;
-    if (repair) {
-      if (first.txlog?.state === "committed") {
-        repairs.push(
-          `txlog: replayed the committed transaction (${first.txlog.replayed} records), as opening a session would`,
-        );
-      }
-      repairs.push(...check.repairObjects(kernel));
-      // Damaged directory headers: magic, version and capacity follow from
-      // the directory object's size, so libtwz rewrites them (only in an
-      // object whose meta-info says it is a directory; entries untouched).
-      const dirs = new Set<string>();
-      for (const p of first.problems) if (p.area === "naming" && p.id) dirs.add(p.id);
-      for (const hex of dirs) {
-        try {
-          const line = check.repairDirectoryHeader(kernel, BigInt(`0x${hex}`));
-          if (line !== undefined) repairs.push(line);
-        } catch (e) {
-          // Not a directory object (or quarantined): nothing to rewrite here;
-          // the last check reports what remains.
-          if (!(e instanceof TwzError)) throw e;
-        }
-      }
-
-      const problemText = first.problems.map((p) => `${p.area}: ${p.message}`).join("\n");
-      const namingLost = kernel.rootObjectId() === 0n ||
-        /root directory|naming root|root record/i.test(problemText);
-      // A lost naming root: the directory that was the root, found by its structure.
-      if (namingLost) {
-        try {
-          const dir = check.findRootDirCandidate(kernel);
-          if (dir !== null) repairs.push(check.reattachNamingRoot(kernel, dir));
-        } catch (e) {
-          repairs.push(`naming: could not re-attach the naming root: ${(e as Error).message}`);
-        }
-      }
-      // When names were damaged: a lost /kv store (the one intact
-      // string/string B-tree no name reaches), and every structure no name
-      // reaches goes to /lost+found.
-      const namingDamaged = namingLost ||
-        first.problems.some((p) => p.area === "naming" || p.area === "root");
-      const found = namingDamaged ? safe(() => check.scanStructures(kernel)) ?? [] : [];
-      if (found.length > 0) {
-        const kvNamed = found.some((f) => f.paths.includes("/kv"));
-        const kv = found.filter((f) =>
-          f.kind === "btree" && !f.named && f.codecs === "string/string" && !f.problem
-        );
-        if (!kvNamed && kv.length === 1) {
-          try {
-            check.bindRecovered(kernel, "/kv", kv[0].id);
-            repairs.push(`naming: bound the lost key-value store ${formatId(kv[0].id)} as /kv`);
-          } catch (e) {
-            repairs.push(`naming: could not bind /kv: ${(e as Error).message}`);
-          }
-        }
-      }
-      const aside = new Set<string>(kernelReport.lostFound.map((l) => l.id));
-      // Objects an earlier repair recovered but did not bind (it was cut short,
-      // or ran without --deep).
-      // (No session opens while the naming root is damaged: the last check reports it.)
-      const naming = safe(() => Twz.fromKernel(kernel).naming);
-      for (const st of naming ? kernel.list() : []) {
-        if (
-          isRecoveredId(st.id) && !safe(() => naming!.exists(`/lost+found/${formatId(st.id)}`))
-        ) {
-          aside.add(formatId(st.id));
-        }
-      }
-      for (const f of found) {
-        if (!f.named && f.kind !== "naming-root" && f.kind !== "txlog") aside.add(formatId(f.id));
-      }
-      for (const hex of aside) {
-        try {
-          const path = check.bindLostFound(kernel, BigInt(`0x${hex}`));
-          lostFound.push(path);
-          repairs.push(`naming: bound ${hex} as ${path}`);
-        } catch (e) {
-          repairs.push(`naming: not bound under /lost+found: ${hex}: ${(e as Error).message}`);
-        }
-      }
-      last = check.checkObjects(kernel);
+    if (error instanceof ImageCheckError) {
+      console.error(`twz: ${error.message}`);
+      return 3;
     }
-    return {
-      problems: first.problems,
-      remaining: last.problems,
-      warnings: last.warnings,
-      repairs,
-      lostFound,
-      txlog: first.txlog,
-      checked: last.checked,
-    };
-  } finally {
-    if (repair) kernel.shutdown();
-    else kernel.halt();
-  }
-}
-
-function safe<T>(f: () => T): T | undefined {
-  try {
-    return f();
-  } catch {
-    return undefined;
+    if (error instanceof HalError || error instanceof Deno.errors.NotFound) {
+      return cannotOpen(path, error);
+    }
+    throw error;
   }
 }
 
@@ -715,109 +232,30 @@ export async function main(args: string[]): Promise<number> {
     throw new UsageError("--undo-file and --force go with --repair");
   }
   const repair = values.repair!;
-  // The image file: a plain check reads it without a lock (and says when
-  // someone holds it); a repair holds the exclusive lock throughout.
-  let file: ImageFile;
+  let report;
   try {
-    file = openImageFile({
-      image: path,
-      readOnly: !repair,
-      lock: repair ? "exclusive" : "none",
-      holder: "twz fsck --repair",
+    report = fsckImageFile(path, {
+      repair,
+      deep: values.deep,
+      undoFile: values["undo-file"],
+      force: values.force,
+      onDeepError: values.debug ? (error) => console.error(error) : undefined,
     });
   } catch (error) {
-    return cannotOpen(path, error, values.debug);
-  }
-  let journal: UndoJournal | undefined;
-  try {
-    if (repair && file.readOnly) {
-      console.error(`twz: cannot repair ${path}: ${file.readOnlyReason ?? "it is read-only"}`);
+    if (error instanceof UndoFileExistsError) throw new UsageError(error.message);
+    if (error instanceof ImageCheckError) {
+      console.error(`twz: ${error.message}`);
       return 3;
     }
-    const staleNote: string[] = [];
-    if (!repair) {
-      const holder = imageHolder(path);
-      if (holder) {
-        staleNote.push(
-          `the image is in use by ${
-            holder.pid ? `process ${holder.pid} (${holder.what})` : holder.what
-          }: this result may be stale`,
-        );
-      }
+    if (error instanceof HalError || error instanceof Deno.errors.NotFound) {
+      return cannotOpen(path, error, values.debug);
     }
-    if (repair) {
-      const page = new Uint8Array(Math.min(PAGE, file.size));
-      readWholeFile(file.fd, path, page, 0);
-      journal = UndoJournal.create(
-        values["undo-file"] ?? `${path}.undo`,
-        file,
-        storeIdsOf(page),
-        values.force!,
-      );
-    }
-    const image = new ImageReader(file, repair, journal);
-    const report = fsck(image, { repair });
-    report.notes.push(...staleNote);
-    let deep: DeepReport | undefined;
-    if (values.deep) {
-      try {
-        deep = deepCheck(image, report, repair);
-      } catch (error) {
-        if (values.debug) console.error(error);
-        deep = {
-          skipped: `the deep check failed: ${(error as Error).message}`,
-          problems: [],
-          remaining: [],
-          warnings: [],
-          repairs: [],
-          lostFound: [],
-          txlog: null,
-        };
-      }
-      if (deep.skipped) report.notes.push(`deep: libtwz structures skipped: ${deep.skipped}`);
-    }
-    if (repair && !values.deep && report.lostFound.length > 0) {
-      report.notes.push(
-        "objects were put aside: `twz fsck --repair --deep` binds them under /lost+found",
-      );
-    }
-    if (journal) {
-      journal.close();
-      if (journal.records === 0) {
-        Deno.removeSync(journal.path); // nothing was written: nothing to undo
-        journal = undefined;
-      } else {
-        report.notes.push(
-          `undo file ${journal.path} holds the ${journal.bytes} original bytes the repair overwrote: \`twz fsck --undo ${journal.path} --image ${path}\` puts them back`,
-        );
-      }
-    }
-    const aside = deep ? deep.lostFound.length : 0;
-    // A deep check asked for but not done (skipped, or failed) is not clean either.
-    const clean = report.clean &&
-      (deep === undefined || (deep.skipped === undefined && deep.remaining.length === 0)) &&
-      aside === 0;
-    if (values.json) {
-      console.log(
-        JSON.stringify({
-          image: path,
-          ...report,
-          clean,
-          ...(deep ? { libtwz: deep } : {}),
-          ...(journal ? { undoFile: journal.path } : {}),
-          read: { bytes: image.pagesRead * PAGE, imageBytes: file.size },
-        }),
-      );
-    } else {
-      print(path, report, repair);
-      if (deep) printDeep(path, deep, repair);
-    }
-    return clean ? 0 : 1;
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    if (error instanceof HalError) return cannotOpen(path, error, values.debug);
     throw error;
-  } finally {
-    file.close();
   }
+  if (values.json) console.log(JSON.stringify(report));
+  else {
+    print(path, report, repair);
+    if (report.libtwz) printDeep(path, report.libtwz, repair);
+  }
+  return report.clean ? 0 : 1;
 }

@@ -12,14 +12,47 @@
 import { BLOCK, type Geometry, SLOT } from "./_layout.ts";
 import { isValidId, Prot, readId } from "./abi/mod.ts";
 
-/** Slot states (byte 16 of a slot). */
+/**
+ * Where each field of a table slot is, in bytes from the slot's start: the
+ * one table of slot field positions (the table, its checks and fsck read
+ * slots through it; the layout is described in _table.ts).
+ */
+export const SlotField = {
+  /** Object: its ID; tie edge: the parent's ID (16 bytes). */
+  id: 0,
+  /** The slot's state (u8): {@linkcode EMPTY}, {@linkcode OBJECT}, {@linkcode TOMB}, {@linkcode EDGE}. */
+  state: 16,
+  /** Reserved flags (u8), 0. */
+  flags: 17,
+  /** Default protections (u16). */
+  prot: 18,
+  /** First data block (u32). */
+  start: 20,
+  /** Data blocks reserved (u32). */
+  blocks: 24,
+  /** Size in bytes (u32). */
+  size: 28,
+  /** Object: its key ID; tie edge: the dependent's ID (16 bytes). */
+  key: 32,
+  /** Object: its number of tie edges; tie edge: its index (u32). */
+  ties: 48,
+  /** The slot's check (u32). */
+  check: 52,
+  /** Creation time, ms since the epoch (f64). */
+  created: 56,
+} as const;
+
+/** Slot state (byte `SlotField.state` of a slot): empty, never used (probing stops here). */
 export const EMPTY = 0;
+/** Slot state: an object record. */
 export const OBJECT = 1;
+/** Slot state: a tombstone (freed; probing goes on). */
 export const TOMB = 2;
+/** Slot state: a tie edge. */
 export const EDGE = 3;
 
 /** Where the check of a slot is (u32, little-endian). */
-export const SLOT_CHECK_OFFSET = 52;
+export const SLOT_CHECK_OFFSET: number = SlotField.check;
 /** Bytes of bitmap one line check covers: 16 words, 512 blocks. */
 export const BITMAP_LINE_BYTES = 64;
 /** Data blocks one bitmap line covers. */
@@ -82,7 +115,7 @@ export function slotSealed(view: DataView, offset: number, index: number, seed: 
 }
 
 const u32le = (b: Uint8Array, o: number) =>
-  (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+  (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 
 function putU32le(b: Uint8Array, o: number, x: number): void {
   b[o] = x & 0xff;
@@ -111,7 +144,7 @@ function prefixStates(seed: number): void {
   for (let i = 0; i < 64; i += 4) {
     if (i === SLOT_CHECK_OFFSET) continue;
     e = mix(e, 0);
-    t = mix(t, i === 16 ? TOMB : 0);
+    t = mix(t, i === SlotField.state ? TOMB : 0);
   }
   cachedSeed = seed;
   emptyState = e;
@@ -130,7 +163,7 @@ export function emptySlot(index: number, seed: number): Uint8Array {
 export function tombSlot(index: number, seed: number): Uint8Array {
   prefixStates(seed);
   const b = new Uint8Array(SLOT);
-  b[16] = TOMB;
+  b[SlotField.state] = TOMB;
   putU32le(b, SLOT_CHECK_OFFSET, finish(mix(tombState, index), SLOT));
   return b;
 }
@@ -242,14 +275,15 @@ export function objectProblem(s: SlotFields, g: Geometry): string | undefined {
 /** The fields of slot `index` of `g` in `view`. */
 export function slotFields(view: DataView, g: Geometry, index: number): SlotFields {
   const off = g.tableOffset + index * SLOT;
+  const F = SlotField;
   return {
-    state: view.getUint8(off + 16),
-    flags: view.getUint8(off + 17),
-    prot: view.getUint16(off + 18, true),
-    start: view.getUint32(off + 20, true),
-    blocks: view.getUint32(off + 24, true),
-    size: view.getUint32(off + 28, true),
-    ties: view.getUint32(off + 48, true),
+    state: view.getUint8(off + F.state),
+    flags: view.getUint8(off + F.flags),
+    prot: view.getUint16(off + F.prot, true),
+    start: view.getUint32(off + F.start, true),
+    blocks: view.getUint32(off + F.blocks, true),
+    size: view.getUint32(off + F.size, true),
+    ties: view.getUint32(off + F.ties, true),
   };
 }
 
@@ -260,15 +294,17 @@ export function slotFields(view: DataView, g: Geometry, index: number): SlotFiel
  */
 export function slotProblem(view: DataView, g: Geometry, index: number): string | undefined {
   const off = g.tableOffset + index * SLOT;
-  const state = view.getUint8(off + 16);
+  const state = view.getUint8(off + SlotField.state);
   let bad: string | undefined;
   if (state === OBJECT) {
     bad = objectProblem(slotFields(view, g, index), g);
-    if (!bad && !isValidId(readId(view, off))) bad = "its object ID is invalid";
+    if (!bad && !isValidId(readId(view, off + SlotField.id))) bad = "its object ID is invalid";
   } else if (state === EDGE) {
-    const k = view.getUint32(off + 48, true);
+    const k = view.getUint32(off + SlotField.ties, true);
     if (k >= tieLimit(g)) bad = `tie edge index ${k} exceeds the table`;
-    else if (!isValidId(readId(view, off)) || !isValidId(readId(view, off + 32))) {
+    else if (
+      !isValidId(readId(view, off + SlotField.id)) || !isValidId(readId(view, off + SlotField.key))
+    ) {
       bad = "its tie edge names an invalid ID";
     }
   } else if (state !== EMPTY && state !== TOMB) {

@@ -16,10 +16,15 @@ import { crc32 } from "./_crc32.ts";
 import { bitmapBytes, bitmapCheckBytes, imageSeed } from "./_check.ts";
 import { encodeRoot, freshRoot, ROOT_BYTES } from "./_root.ts";
 
+/** The superblock's magic: its first 8 bytes, written last of all by a format. */
 export const MAGIC = "TWZIMAGE";
+/** The on-NVM format version this kernel writes and boots. */
 export const FORMAT_VERSION = 2;
+/** Bytes of a page: the superblock and root pages, and the alignment of the bitmap and data area. */
 export const PAGE = 4096;
+/** Bytes of a data block, the unit of object allocation. */
 export const BLOCK = 1024;
+/** Bytes of an object-table slot. */
 export const SLOT = 64;
 /** The smallest metadata log (small images); a larger image gets a larger one. */
 export const LOG_SIZE = 64 * 1024;
@@ -32,7 +37,7 @@ export const SUPERBLOCK_BACKUP_OFFSET = 2048;
 /** Bytes of a format-1 superblock (its CRC-32 at 120). */
 export const SUPERBLOCK_V1_BYTES = 128;
 /** The smallest image: superblock, root, log, a minimal table and bitmap, 64 blocks. */
-export const MIN_IMAGE = 2 * PAGE + LOG_SIZE + 1024 * SLOT + PAGE + 64 * BLOCK;
+export const MIN_IMAGE: number = 2 * PAGE + LOG_SIZE + 1024 * SLOT + PAGE + 64 * BLOCK;
 
 // Superblock field offsets (format 1 used the same ones up to 120, and kept
 // its CRC-32 of [0, 120) at 120).
@@ -62,20 +67,31 @@ const SB = {
 
 /** Where everything is, as the superblock records it. */
 export interface Geometry {
+  /** Bytes of the region (the image). */
   regionSize: number;
+  /** The image's random 16-byte identity, chosen at format. */
   storeId: Uint8Array;
+  /** Wall-clock milliseconds of the format. */
   created: number;
+  /** Offset of the root record. */
   rootOffset: number;
+  /** Offset of the metadata log. */
   logOffset: number;
+  /** Bytes of the metadata log. */
   logSize: number;
+  /** Offset of the object table. */
   tableOffset: number;
+  /** Slots of the object table (a power of two). */
   tableSlots: number;
+  /** Offset of the block bitmap. */
   bitmapOffset: number;
   /** The bitmap-check area: one u32 per 64-byte bitmap line. */
   bitmapCheckOffset: number;
   /** Its size in bytes (at least 4 per bitmap line). */
   bitmapCheckSize: number;
+  /** Offset of the data area (page-aligned). */
   dataOffset: number;
+  /** Blocks of the data area. */
   dataBlocks: number;
   /** The per-image seed of slot and line checks (derived from `storeId`, not stored). */
   seed: number;
@@ -213,9 +229,9 @@ function readGeometry(v: DataView, sb: Uint8Array, v2: boolean): Geometry {
 /** Options for {@linkcode decodeSuperblock}. */
 export interface DecodeSuperblockOptions {
   /** Where the superblock is: 0 (the primary, default) or `SUPERBLOCK_BACKUP_OFFSET`. */
-  at?: number;
+  at?: number | undefined;
   /** The image's path, for the upgrade hint of a format-1 image. */
-  image?: string;
+  image?: string | undefined;
 }
 
 /**

@@ -76,11 +76,11 @@ export class MetaTx {
     const offsets = [...this.words.keys()].sort((a, b) => a - b);
     for (let i = 0; i < offsets.length;) {
       let j = i + 1;
-      while (j < offsets.length && offsets[j] === offsets[j - 1] + 4) j++;
+      while (j < offsets.length && offsets[j] === offsets[j - 1]! + 4) j++;
       const run = new Uint8Array((j - i) * 4);
       const v = new DataView(run.buffer);
-      for (let k = i; k < j; k++) v.setUint32((k - i) * 4, this.words.get(offsets[k])!, true);
-      out.push([offsets[i], run]);
+      for (let k = i; k < j; k++) v.setUint32((k - i) * 4, this.words.get(offsets[k]!)!, true);
+      out.push([offsets[i]!, run]);
       i = j;
     }
     return out;

@@ -7,15 +7,22 @@
 import { type ObjID, readId, writeId } from "./abi/mod.ts";
 import { crc32 } from "./_crc32.ts";
 
+/** The root record's magic ("ROOT"). */
 export const ROOT_MAGIC = 0x544f4f52; // "ROOT"
+/** Bytes of the root record, checksum included. */
 export const ROOT_BYTES = 64;
 
 /** Counters in the root record. */
 export interface Root {
+  /** Persistent objects. */
   objects: number;
+  /** Table slots in use (objects, tie edges and tombstones). */
   slotsUsed: number;
+  /** Free data blocks. */
   freeBlocks: number;
+  /** Where the allocator looks for free blocks first. */
   cursor: number;
+  /** Commits so far (0: nothing was ever committed). */
   generation: number;
   /** The root object (0n until first asked for). */
   rootObject: ObjID;

@@ -1,7 +1,7 @@
 // The object table: an open-addressing hash table of 64-byte slots on NVM,
 // read in place (never loaded into DRAM), so boot does not visit objects.
 //
-// Slot layout:
+// Slot layout (the positions are SlotField of _check.ts):
 //   0  id (16 bytes)          object: its ID; edge: the parent's ID
 //   16 state u8               0 empty, 1 object, 2 tombstone, 3 tie edge
 //   17 flags u8               reserved
@@ -31,25 +31,39 @@ import {
   OBJECT,
   sealSlot,
   SLOT_CHECK_OFFSET,
+  SlotField,
   slotProblem,
   TOMB,
   tombSlot,
 } from "./_check.ts";
 
-export { EDGE, EMPTY, OBJECT, TOMB };
+export { EDGE, EMPTY, OBJECT, SlotField, TOMB };
+
+// The field positions the probes use, from the one table (SlotField).
+const STATE = SlotField.state;
+const TIES = SlotField.ties;
+const KEY = SlotField.key;
 
 /** What {@linkcode Table.state} returns for a slot that fails its check. */
 export const DAMAGED = 0xff;
 
 /** The decoded contents of an object slot. */
 export interface ObjectSlot {
+  /** The object's ID. */
   id: ObjID;
+  /** Default protections (`Prot` bits). */
   prot: number;
+  /** First data block. */
   start: number;
+  /** Data blocks reserved. */
   blocks: number;
+  /** Size in bytes. */
   size: number;
+  /** Key ID (0n: none). */
   keyId: ObjID;
+  /** Number of tie edges (dependents). */
   ties: number;
+  /** Creation time, ms since the epoch. */
   created: number;
 }
 
@@ -58,7 +72,7 @@ export interface DamagedSlot {
   /** The slot index. */
   slot: number;
   /** The object ID the slot names, when its state byte says object (untrusted). */
-  id?: ObjID;
+  id?: ObjID | undefined;
   /** What is wrong. */
   reason: string;
 }
@@ -85,15 +99,16 @@ function edgeHash(parentLow: number, k: number): number {
 export function encodeObject(s: ObjectSlot): Uint8Array {
   const bytes = new Uint8Array(SLOT);
   const v = new DataView(bytes.buffer);
-  writeId(v, 0, s.id);
-  bytes[16] = OBJECT;
-  v.setUint16(18, s.prot, true);
-  v.setUint32(20, s.start, true);
-  v.setUint32(24, s.blocks, true);
-  v.setUint32(28, s.size, true);
-  writeId(v, 32, s.keyId);
-  v.setUint32(48, s.ties, true);
-  v.setFloat64(56, s.created, true);
+  const F = SlotField;
+  writeId(v, F.id, s.id);
+  bytes[F.state] = OBJECT;
+  v.setUint16(F.prot, s.prot, true);
+  v.setUint32(F.start, s.start, true);
+  v.setUint32(F.blocks, s.blocks, true);
+  v.setUint32(F.size, s.size, true);
+  writeId(v, F.key, s.keyId);
+  v.setUint32(F.ties, s.ties, true);
+  v.setFloat64(F.created, s.created, true);
   return bytes;
 }
 
@@ -101,10 +116,10 @@ export function encodeObject(s: ObjectSlot): Uint8Array {
 export function encodeEdge(parent: ObjID, k: number, child: ObjID): Uint8Array {
   const bytes = new Uint8Array(SLOT);
   const v = new DataView(bytes.buffer);
-  writeId(v, 0, parent);
-  bytes[16] = EDGE;
-  writeId(v, 32, child);
-  v.setUint32(48, k, true);
+  writeId(v, SlotField.id, parent);
+  bytes[STATE] = EDGE;
+  writeId(v, KEY, child);
+  v.setUint32(TIES, k, true);
   return bytes;
 }
 
@@ -186,8 +201,8 @@ export class Table {
   state(i: number, tx?: MetaTx): number {
     const off = this.slotOffset(i);
     const pending = tx?.blobs.get(off);
-    if (pending) return pending[16];
-    return this.sound(i) ? this.view.getUint8(off + 16) : DAMAGED;
+    if (pending) return pending[STATE]!;
+    return this.sound(i) ? this.view.getUint8(off + STATE) : DAMAGED;
   }
 
   #matches(off: number, w: number[]): boolean {
@@ -209,17 +224,17 @@ export class Table {
         // The slot cannot be trusted: not even its state. Probing on is safe
         // (a sound slot further on holding `id` is that object), but if the
         // chain ends without it, this slot may have been it.
-        const mine = this.#matches(off, w) && this.view.getUint8(off + 16) !== EDGE;
+        const mine = this.#matches(off, w) && this.view.getUint8(off + STATE) !== EDGE;
         if (!damaged || (mine && damaged.id === undefined)) {
           damaged = { slot: i, id: mine ? id : undefined, reason: this.problem(i)! };
         }
         continue;
       }
-      const st = this.view.getUint8(off + 16);
+      const st = this.view.getUint8(off + STATE);
       if (st === EMPTY) break;
       if (st === OBJECT && this.#matches(off, w)) return { slot: i };
     }
-    return { slot: -1, damaged };
+    return damaged ? { slot: -1, damaged } : { slot: -1 };
   }
 
   /**
@@ -239,7 +254,7 @@ export class Table {
         throw this.damagedError(id, damaged);
       }
       const off = this.slotOffset(i);
-      const st = this.view.getUint8(off + 16);
+      const st = this.view.getUint8(off + STATE);
       if (st === EMPTY) return -1;
       if (st === OBJECT && this.#matches(off, w)) return i;
     }
@@ -276,9 +291,9 @@ export class Table {
         if (damaged < 0) damaged = i;
         continue;
       }
-      const st = this.view.getUint8(off + 16);
+      const st = this.view.getUint8(off + STATE);
       if (st === EMPTY) break;
-      if (st === EDGE && this.view.getUint32(off + 48, true) === k && this.#matches(off, w)) {
+      if (st === EDGE && this.view.getUint32(off + TIES, true) === k && this.#matches(off, w)) {
         return i;
       }
     }
@@ -327,21 +342,22 @@ export class Table {
   readObject(i: number): ObjectSlot {
     const off = this.slotOffset(i);
     const v = this.view;
+    const F = SlotField;
     return {
-      id: readId(v, off),
-      prot: v.getUint16(off + 18, true),
-      start: v.getUint32(off + 20, true),
-      blocks: v.getUint32(off + 24, true),
-      size: v.getUint32(off + 28, true),
-      keyId: readId(v, off + 32),
-      ties: v.getUint32(off + 48, true),
-      created: v.getFloat64(off + 56, true),
+      id: readId(v, off + F.id),
+      prot: v.getUint16(off + F.prot, true),
+      start: v.getUint32(off + F.start, true),
+      blocks: v.getUint32(off + F.blocks, true),
+      size: v.getUint32(off + F.size, true),
+      keyId: readId(v, off + F.key),
+      ties: v.getUint32(off + F.ties, true),
+      created: v.getFloat64(off + F.created, true),
     };
   }
 
   /** The dependent an edge slot names. */
   edgeChild(i: number): ObjID {
-    return readId(this.view, this.slotOffset(i) + 32);
+    return readId(this.view, this.slotOffset(i) + KEY);
   }
 
   /**
@@ -375,10 +391,10 @@ export class Table {
   /** Every sound object slot index, in table order (damaged ones skipped). */
   *objects(): Generator<number> {
     for (let i = 0; i < this.slots; i++) {
-      if (this.view.getUint8(this.slotOffset(i) + 16) === EMPTY && this.verified[i] !== 2) {
+      if (this.view.getUint8(this.slotOffset(i) + STATE) === EMPTY && this.verified[i] !== 2) {
         continue; // empty (or damaged to look empty: found by fsck, not here)
       }
-      if (this.sound(i) && this.view.getUint8(this.slotOffset(i) + 16) === OBJECT) yield i;
+      if (this.sound(i) && this.view.getUint8(this.slotOffset(i) + STATE) === OBJECT) yield i;
     }
   }
 
@@ -392,7 +408,7 @@ export class Table {
       const off = this.slotOffset(i);
       const bad = this.problem(i);
       if (!bad) continue;
-      const state = this.view.getUint8(off + 16);
+      const state = this.view.getUint8(off + STATE);
       out.push({ slot: i, id: state === OBJECT ? readId(this.view, off) : undefined, reason: bad });
     }
     return out;

@@ -30,7 +30,7 @@ export {
   ObjectMapping,
   ROOT_OBJECT_SIZE,
 } from "./kernel.ts";
-export { BLOCK, FORMAT_VERSION, isUnfinishedFormat, MIN_IMAGE } from "./_layout.ts";
+export { BLOCK, FORMAT_VERSION, isUnfinishedFormat, MIN_IMAGE, PAGE } from "./_layout.ts";
 export * from "./abi/mod.ts";
 export {
   fsck,
@@ -44,6 +44,7 @@ export {
   type FsckSummary,
   isRecoveredId,
 } from "./fsck.ts";
+export { ImageOverlay, OVERLAY_LINE, type OverlayBase, type OverlayOptions } from "./overlay.ts";
 export {
   type CheckAreaPlacement,
   upgradeImage,

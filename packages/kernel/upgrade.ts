@@ -65,6 +65,7 @@ import {
   sealBitmap,
   SLOT_CHECK_OFFSET,
   slotCheck,
+  SlotField,
   slotFields,
   tieLimit,
   TOMB,
@@ -89,7 +90,7 @@ export interface UpgradeOptions {
    * `twz fsck` reports (and `--repair` mends) the problems afterwards.
    * @default {false}
    */
-  force?: boolean;
+  force?: boolean | undefined;
   /** Where the bitmap-check area goes. @default {"auto"} */
   checkArea?: CheckAreaPlacement;
 }
@@ -410,10 +411,10 @@ function v1Problems(bytes: Uint8Array, g: Geometry): string[] {
    */
   const probe = (home: number, state: number, idAt: number, k = -1) => {
     for (let n = 0, j = home; n < g.tableSlots; n++, j = (j + 1) & mask) {
-      const st = bytes[at(j) + 16];
+      const st = bytes[at(j) + SlotField.state];
       if (st === EMPTY) return -1;
       if (st === state && sameId(at(j), idAt)) {
-        if (k < 0 || view.getUint32(at(j) + 48, true) === k) return j;
+        if (k < 0 || view.getUint32(at(j) + SlotField.ties, true) === k) return j;
       }
     }
     return -1;
@@ -438,17 +439,17 @@ function v1Problems(bytes: Uint8Array, g: Geometry): string[] {
       else if (found !== i) add(`object ${formatId(id)} is in two slots (${found} and ${i})`);
       for (let b = f.start; b < f.start + f.blocks; b++) {
         const bit = 1 << (b & 31);
-        if (want[b >>> 5] & bit) {
+        if (want[b >>> 5]! & bit) {
           add(`object ${formatId(id)} in slot ${i} overlaps another object at block ${b}`);
           break;
         }
-        want[b >>> 5] |= bit;
+        want[b >>> 5]! |= bit;
         used++;
       }
     } else if (f.state === EDGE) {
       const k = f.ties;
       const parent = probe(view.getUint32(off, true) & mask, OBJECT, off);
-      const ties = parent < 0 ? -1 : view.getUint32(at(parent) + 48, true);
+      const ties = parent < 0 ? -1 : view.getUint32(at(parent) + SlotField.ties, true);
       const home = (view.getUint32(off, true) ^ Math.imul(k + 1, 0x9e3779b1)) & mask;
       if (parent < 0) {
         add(`tie edge in slot ${i} names a missing parent ${formatId(readId(view, off))}`);
@@ -491,7 +492,7 @@ function v1Problems(bytes: Uint8Array, g: Geometry): string[] {
       const low = Number(root.rootObject & 0xffffffffn);
       let found = false;
       for (let n = 0, j = low & mask; n < g.tableSlots; n++, j = (j + 1) & mask) {
-        const st = bytes[at(j) + 16];
+        const st = bytes[at(j) + SlotField.state];
         if (st === EMPTY) break;
         if (st === OBJECT && readId(view, at(j)) === root.rootObject) {
           found = true;

@@ -70,6 +70,8 @@ export class TwzError extends Error {
   /** The code, one of {@linkcode ErrorCode}. */
   readonly code: ErrorCode;
   /**
+   * Make an error of kind `code`.
+   *
    * @param code What kind of failure.
    * @param message One line naming what failed and why.
    * @param options Standard error options (`cause`).

@@ -69,7 +69,7 @@ export function looksLikeId(text: string): boolean {
 export function idFromBytes(bytes: Uint8Array): ObjID {
   if (bytes.length !== 16) throw new RangeError("An object ID is 16 bytes");
   let id = 0n;
-  for (let i = 15; i >= 0; i--) id = (id << 8n) | BigInt(bytes[i]);
+  for (let i = 15; i >= 0; i--) id = (id << 8n) | BigInt(bytes[i]!);
   if (id >> 64n === 0n) id |= 1n << 64n;
   return id;
 }

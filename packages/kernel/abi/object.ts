@@ -70,17 +70,17 @@ export interface SourceRange {
 /** What `create` takes. */
 export interface CreateSpec {
   /** Size in bytes. @default {65536} */
-  size?: number;
-  /** @default {"persistent"} */
-  lifetime?: Lifetime;
+  size?: number | undefined;
+  /** Whether the object outlives the kernel. @default {"persistent"} */
+  lifetime?: Lifetime | undefined;
   /** Default protections. @default {Prot.ReadWrite} */
-  prot?: number;
+  prot?: number | undefined;
   /** Key object ID for capabilities. @default {0n} */
-  keyId?: ObjID;
+  keyId?: ObjID | undefined;
   /** Ranges copied from other objects into the new one. */
-  sources?: SourceRange[];
+  sources?: SourceRange[] | undefined;
   /** Objects whose deletion deletes this one. */
-  ties?: ObjID[];
+  ties?: ObjID[] | undefined;
 }
 
 /** Default object size for `create` without a size. */
