@@ -79,7 +79,7 @@ export {
  * a.fotIndex(b.id);
  * const fot = a.view.getUint32(META_OFFSET + MetaField.fotOffset, true);
  * a.view.setUint32(fot + FotField.flags, 0, true); // entry 1 loses its flags
- * console.log(checkObjects(twz).problems[0].message); // published FOT entry 1 is not valid (flags 0x0)
+ * console.log(checkObjects(twz).problems[0]?.message); // published FOT entry 1 is not valid (flags 0x0)
  * twz.close();
  * ```
  */

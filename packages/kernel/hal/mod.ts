@@ -147,7 +147,7 @@ export interface PersistentRegion {
    * function persistBoth(region: PersistentRegion): void {
    *   const ranges = new Float64Array([0, 64, 4096, 128]);
    *   if (region.flushRanges) region.flushRanges(ranges, 2);
-   *   else for (let i = 0; i < 2; i++) region.flush(ranges[2 * i], ranges[2 * i + 1]);
+   *   else for (let i = 0; i < 2; i++) region.flush(ranges[2 * i]!, ranges[2 * i + 1]!);
    *   region.drain();
    * }
    * ```
