@@ -1,5 +1,5 @@
 // CRC-32 (IEEE 802.3 polynomial, reflected), table-driven. Used for the
-// superblock, the root record and the metadata log.
+// superblock, the root record and fsck's undo file (the metadata log uses _hash.ts).
 
 const TABLE = (() => {
   const t = new Uint32Array(256);

@@ -13,7 +13,7 @@
 //   48 ties u32               object: number of tie edges; edge: its index
 //   52 check u32             over the other 60 bytes, the slot index and the
 //                            image's seed (see _check.ts); never 0
-//   56 created u64            ms since the epoch
+//   56 created f64            ms since the epoch
 //
 // Format 2: every slot carries its check, empty ones too (format writes the
 // whole table as sealed empty slots), so a zeroed slot or table fails.
