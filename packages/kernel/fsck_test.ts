@@ -9,7 +9,14 @@ import {
   type ObjID,
   writeId,
 } from "@twz/kernel";
-import { crc32, decodeSuperblock, type Geometry, sealSlot } from "@twz/kernel/format";
+import {
+  crc32,
+  decodeSuperblock,
+  type Geometry,
+  sealSlot,
+  SLOT,
+  SlotField,
+} from "@twz/kernel/format";
 import { openSim, openSimFromBytes, type SimHal } from "@twz/hal-sim";
 
 const SIZE = 4 << 20;
@@ -51,8 +58,8 @@ const view = (f: Fixture) =>
 function slotOf(f: Fixture, id: ObjID, state = 1): number {
   const v = view(f);
   for (let i = 0; i < f.g.tableSlots; i++) {
-    const off = f.g.tableOffset + i * 64;
-    if (v.getUint8(off + 16) !== state) continue;
+    const off = f.g.tableOffset + i * SLOT;
+    if (v.getUint8(off + SlotField.state) !== state) continue;
     const lo = v.getBigUint64(off, true), hi = v.getBigUint64(off + 8, true);
     if ((hi << 64n | lo) === id) return off;
   }
