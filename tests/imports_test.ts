@@ -199,3 +199,36 @@ Deno.test("imports: the checker refuses private files and allows tests public ex
     [],
   );
 });
+
+/**
+ * Why a test file may live in tests/ rather than beside one package: it drives
+ * the `twz` command (imports ./_twz.ts), spans packages (public exports of
+ * two or more), or is a crash or damage campaign (`crash_*`, `damage_*`).
+ * Returns undefined when it belongs here, else what is wrong.
+ */
+export function misplacedTest(file: string, source: string): string | undefined {
+  const name = file.split("/").pop()!;
+  if (!name.endsWith("_test.ts") || name === "imports_test.ts") return undefined;
+  if (/^(crash|damage)_/.test(name)) return undefined;
+  const specs = specifiers(source);
+  if (specs.some((s) => /^\.\/_twz\.ts$/.test(s))) return undefined;
+  const packages = new Set(
+    specs.filter((s) => s.startsWith("@twz/")).map((s) => s.split("/").slice(0, 2).join("/")),
+  );
+  if (packages.size >= 2) return undefined;
+  return `a unit test of ${[...packages].join("") || "no package"}: move it beside that package`;
+}
+
+Deno.test("imports: tests/ holds no unit test of a single package", () => {
+  const found: string[] = [];
+  for (const file of tsFiles(join(ROOT, "tests"))) {
+    const why = misplacedTest(file, Deno.readTextFileSync(file));
+    if (why) found.push(`${relative(ROOT, file)}: ${why}`);
+  }
+  assert.deepEqual(found, []);
+  assert.equal(
+    misplacedTest("tests/tx_test.ts", `import { transaction } from "@twz/libtwz/tx";`),
+    "a unit test of @twz/libtwz: move it beside that package",
+  );
+  assert.equal(misplacedTest("tests/x_test.ts", `import { twz } from "./_twz.ts";`), undefined);
+});
