@@ -17,7 +17,6 @@ import {
   META_OFFSET,
   MetaField,
   type ObjID,
-  readId,
   TwzError,
 } from "@twz/kernel";
 import type { Hal, PersistentRegion } from "@twz/kernel/hal";
@@ -31,6 +30,7 @@ import {
   crc32,
   decodeRoot,
   decodeSuperblock,
+  findSlotOffset,
   FORMAT_VERSION,
   type Geometry,
   SLOT,
@@ -374,7 +374,7 @@ export function plan(fx: Fixture): Plan {
   };
   const sb = superblockLayout(g, named);
   const v = new DataView(fx.bytes.buffer, fx.bytes.byteOffset, fx.bytes.byteLength);
-  const pSlot = slotOffset(fx.bytes, g, fx.ids.p);
+  const pSlot = findSlotOffset(fx.bytes, g, fx.ids.p);
   const slot = slotLayout({
     id: fx.ids.p,
     prot: v.getUint16(pSlot + 18, true),
@@ -390,19 +390,9 @@ export function plan(fx: Fixture): Plan {
   return { g, sb, slot, root: rootLayout(root) };
 }
 
-/** The table slot (region offset) holding object `id`, found by its ID bytes. */
-export function slotOffset(bytes: Uint8Array, g: Geometry, id: ObjID, state = 1): number {
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < g.tableSlots; i++) {
-    const off = g.tableOffset + i * SLOT;
-    if (v.getUint8(off + 16) === state && readId(v, off) === id) return off;
-  }
-  throw new Error(`no slot for ${formatId(id)}`);
-}
-
 /** The (first) tie-edge slot of `parent`: state EDGE (3), keyed by the parent's ID. */
 function edgeSlotOffset(bytes: Uint8Array, g: Geometry, parent: ObjID): number {
-  return slotOffset(bytes, g, parent, 3);
+  return findSlotOffset(bytes, g, parent, 3);
 }
 
 /** Recompute the CRC-32 at the end of a record (after a change meant to check). */
@@ -539,8 +529,8 @@ export function buildCases(fx: Fixture): Case[] {
   }
 
   // A table slot: P's (a raw object with one dependent); N is its neighbour.
-  const pSlot = slotOffset(fx.bytes, g, fx.ids.p);
-  const nSlot = slotOffset(fx.bytes, g, fx.ids.n);
+  const pSlot = findSlotOffset(fx.bytes, g, fx.ids.p);
+  const nSlot = findSlotOffset(fx.bytes, g, fx.ids.n);
   for (const f of p.slot.fields) {
     for (const kind of KINDS) {
       const neighbour = kind.endsWith("neighbour");

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fsck, Kernel, type ObjID } from "@twz/kernel";
-import { crc32, decodeSuperblock, type Geometry, SLOT, SlotField } from "@twz/kernel/format";
+import { crc32, decodeSuperblock, findSlotOffset, type Geometry } from "@twz/kernel/format";
 import { openSim, type SimHal } from "@twz/hal-sim";
 import { scratchDirs } from "@twz/kernel/hal/testing";
 import { MAIN, twz } from "./_twz.ts";
@@ -47,16 +47,8 @@ function fixture(): Fixture {
 const view = (f: Fixture) =>
   new DataView(f.hal.region.bytes.buffer, f.hal.region.bytes.byteOffset, f.hal.region.size);
 
-function slotOf(f: Fixture, id: ObjID, state = 1): number {
-  const v = view(f);
-  for (let i = 0; i < f.g.tableSlots; i++) {
-    const off = f.g.tableOffset + i * SLOT;
-    if (v.getUint8(off + SlotField.state) !== state) continue;
-    const lo = v.getBigUint64(off, true), hi = v.getBigUint64(off + 8, true);
-    if ((hi << 64n | lo) === id) return off;
-  }
-  throw new Error("slot not found");
-}
+const slotOf = (f: Fixture, id: ObjID, state?: number) =>
+  findSlotOffset(f.hal.region.bytes, f.g, id, state);
 
 Deno.test("twz fsck: exit 0 clean, 1 problems, --repair fixes, 3 cannot open, 2 usage", async () => {
   const f = fixture();

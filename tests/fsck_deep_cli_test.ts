@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Kernel, Prot } from "@twz/kernel";
 import { META_OFFSET, MetaField } from "@twz/kernel/abi";
-import { decodeSuperblock, type Geometry } from "@twz/kernel/format";
+import { decodeSuperblock, findSlotOffset, type Geometry } from "@twz/kernel/format";
 import { openSimFromBytes } from "@twz/hal-sim";
 import { scratchDirs } from "@twz/kernel/hal/testing";
 import { Twz } from "@twz/libtwz";
@@ -43,16 +43,8 @@ function patch(path: string, f: (bytes: Uint8Array, g: Geometry) => void): void 
   Deno.writeFileSync(path, bytes);
 }
 
-function slotOfId(bytes: Uint8Array, g: Geometry, hex: string): number {
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const id = BigInt(`0x${hex}`);
-  for (let i = 0; i < g.tableSlots; i++) {
-    const o = g.tableOffset + i * 64;
-    if (bytes[o + 16] !== 1) continue;
-    if (((v.getBigUint64(o + 8, true) << 64n) | v.getBigUint64(o, true)) === id) return o;
-  }
-  throw new Error(`no slot for ${hex}`);
-}
+const slotOfId = (bytes: Uint8Array, g: Geometry, hex: string) =>
+  findSlotOffset(bytes, g, BigInt(`0x${hex}`));
 
 const session = (hal: string, path: string, commands: string[]) =>
   twz(["boot", "--hal", hal, "--image", path], commands.join("\n") + "\nshutdown\n");

@@ -10,7 +10,7 @@
 // another index, or a slot of another image, fails. A check never has the
 // value 0, so zeroed metadata (slot or bitmap line plus check) never checks.
 import { BLOCK, type Geometry, SLOT } from "./_layout.ts";
-import { isValidId, Prot, readId } from "./abi/mod.ts";
+import { formatId, isValidId, type ObjID, Prot, readId } from "./abi/mod.ts";
 
 /**
  * Where each field of a table slot is, in bytes from the slot's start: the
@@ -313,4 +313,32 @@ export function slotProblem(view: DataView, g: Geometry, index: number): string 
   if (bad) return bad;
   if (!slotSealed(view, off, index, g.seed)) return "its checksum does not match";
   return undefined;
+}
+
+/**
+ * The region offset of the table slot in state `state` whose ID field holds
+ * `id`, found by scanning the table (for tools and tests that damage or
+ * inspect one object's record; the kernel itself probes by hash).
+ *
+ * @param bytes The image (or its region bytes).
+ * @param g The image's geometry.
+ * @param id The object ID (for a tie edge: the parent's).
+ * @param state The slot state to look for. @default {OBJECT}
+ * @returns The slot's offset in `bytes`.
+ * @throws {RangeError} When no slot in that state holds `id`.
+ */
+export function findSlotOffset(
+  bytes: Uint8Array,
+  g: Geometry,
+  id: ObjID,
+  state: number = OBJECT,
+): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < g.tableSlots; i++) {
+    const off = g.tableOffset + i * SLOT;
+    if (bytes[off + SlotField.state] === state && readId(view, off + SlotField.id) === id) {
+      return off;
+    }
+  }
+  throw new RangeError(`no slot for ${formatId(id)}`);
 }

@@ -39,6 +39,7 @@ export {
   BITMAP_LINE_BYTES,
   EDGE,
   EMPTY,
+  findSlotOffset,
   lineCheckOffset,
   OBJECT,
   sealSlot,

@@ -12,10 +12,9 @@ import {
 import {
   crc32,
   decodeSuperblock,
+  findSlotOffset,
   type Geometry,
   sealSlot,
-  SLOT,
-  SlotField,
 } from "@twz/kernel/format";
 import { openSim, openSimFromBytes, type SimHal } from "@twz/hal-sim";
 
@@ -55,16 +54,8 @@ function fixture(): Fixture {
 const view = (f: Fixture) =>
   new DataView(f.hal.region.bytes.buffer, f.hal.region.bytes.byteOffset, f.hal.region.size);
 
-function slotOf(f: Fixture, id: ObjID, state = 1): number {
-  const v = view(f);
-  for (let i = 0; i < f.g.tableSlots; i++) {
-    const off = f.g.tableOffset + i * SLOT;
-    if (v.getUint8(off + SlotField.state) !== state) continue;
-    const lo = v.getBigUint64(off, true), hi = v.getBigUint64(off + 8, true);
-    if ((hi << 64n | lo) === id) return off;
-  }
-  throw new Error("slot not found");
-}
+const slotOf = (f: Fixture, id: ObjID, state?: number) =>
+  findSlotOffset(f.hal.region.bytes, f.g, id, state);
 
 /** Seal the slot at `off` again (an adversary, or a kernel bug, writing a wrong but sealed record). */
 function reseal(f: Fixture, off: number): void {

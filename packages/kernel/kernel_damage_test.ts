@@ -14,7 +14,13 @@ import {
   SLOT,
   SUPERBLOCK_BACKUP_OFFSET,
 } from "./_layout.ts";
-import { lineCheckOffset, sealSlot, SLOT_CHECK_OFFSET, slotProblem } from "./_check.ts";
+import {
+  findSlotOffset,
+  lineCheckOffset,
+  sealSlot,
+  SLOT_CHECK_OFFSET,
+  slotProblem,
+} from "./_check.ts";
 
 const MiB = 1 << 20;
 
@@ -56,18 +62,9 @@ function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** The table slot of object `id` in `image`. */
-function slotOf(f: Fixture, image: Uint8Array, id: ObjID): number {
-  const v = viewOf(image);
-  const hex = formatId(id);
-  for (let i = 0; i < f.g.tableSlots; i++) {
-    const off = f.g.tableOffset + i * SLOT;
-    if (image[off + 16] !== 1) continue;
-    const hi = v.getBigUint64(off + 8, true), lo = v.getBigUint64(off, true);
-    if (formatId((hi << 64n) | lo) === hex) return i;
-  }
-  throw new Error(`no slot for ${hex}`);
-}
+/** The table slot (index) of object `id` in `image`. */
+const slotOf = (f: Fixture, image: Uint8Array, id: ObjID): number =>
+  (findSlotOffset(image, f.g, id) - f.g.tableOffset) / SLOT;
 
 function rejectsWith(fn: () => unknown, code: ErrorCode, pattern?: RegExp): TwzError {
   let caught: TwzError | undefined;

@@ -37,7 +37,7 @@ import {
   repairObjects,
   scanStructures,
 } from "@twz/libtwz/check";
-import { decodeSuperblock } from "@twz/kernel/format";
+import { decodeSuperblock, findSlotOffset, SlotField } from "@twz/kernel/format";
 import { Heap } from "@twz/libtwz/heap";
 import { transaction } from "@twz/libtwz/tx";
 import type { DamageJob, DamageResult } from "./testdata/damage_worker.ts";
@@ -983,15 +983,10 @@ function quarantined(id: ObjID): Uint8Array {
   const bytes = fx.bytes.slice();
   const g = decodeSuperblock(bytes);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < g.tableSlots; i++) {
-    const o = g.tableOffset + i * 64;
-    if (bytes[o + 16] !== 1) continue;
-    if (((v.getBigUint64(o + 8, true) << 64n) | v.getBigUint64(o, true)) !== id) continue;
-    v.setFloat64(o + 56, 1.5, true);
-    v.setUint16(o + 18, 5, true);
-    return bytes;
-  }
-  throw new Error(`no slot for ${formatId(id)}`);
+  const o = findSlotOffset(bytes, g, id);
+  v.setFloat64(o + SlotField.created, 1.5, true);
+  v.setUint16(o + SlotField.prot, 5, true);
+  return bytes;
 }
 
 Deno.test("checkObjects() reports a name bound to a quarantined object and checks the rest", () => {
