@@ -34,9 +34,6 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** Plugins loaded by {@linkcode loadPlugin}, for the name form of {@linkcode checkImageSize}. */
-const loaded = new Map<string, HalPlugin>();
-
 /**
  * Load a plugin by name.
  *
@@ -46,9 +43,7 @@ export async function loadPlugin(name: string): Promise<HalPlugin> {
   if (!isHalName(name)) {
     throw new UsageError(`unknown HAL "${name}" (choose one of: ${Object.keys(HALS).join(", ")})`);
   }
-  const plugin = (await HAL_PLUGINS[name]()).plugin;
-  loaded.set(name, plugin);
-  return plugin;
+  return (await HAL_PLUGINS[name]()).plugin;
 }
 
 /** Options for {@linkcode openBoard}. */
@@ -92,13 +87,12 @@ export function isPowerFailure(error: unknown): boolean {
  * `MIN_IMAGE`, and at most the plugin's
  * {@linkcode HalPlugin.maxImageSize} (hal-sim holds the image in memory).
  *
- * @param hal The plugin (or, as before, the name of a plugin already loaded
- *   by {@linkcode loadPlugin}).
+ * @param plugin The plugin the image is for.
  * @param size The size asked for, in bytes.
  * @param what The option, for the error (`--size`).
  * @throws {UsageError} The size is out of range.
  */
-export function checkImageSize(hal: HalPlugin | string, size: number, what = "--size"): void {
+export function checkImageSize(plugin: HalPlugin, size: number, what = "--size"): void {
   if (size < MIN_IMAGE) {
     throw new UsageError(
       `${what} ${size} is too small: an image needs at least ${MIN_IMAGE} bytes (${
@@ -106,9 +100,8 @@ export function checkImageSize(hal: HalPlugin | string, size: number, what = "--
       })`,
     );
   }
-  const plugin = typeof hal === "string" ? loaded.get(hal) : hal;
-  const max = plugin?.maxImageSize;
-  if (plugin !== undefined && max !== undefined && size > max) {
+  const max = plugin.maxImageSize;
+  if (max !== undefined && size > max) {
     throw new UsageError(
       `${what} ${size} is too large for hal ${plugin.name}, which holds the image in memory (at most ${
         formatSize(max)
