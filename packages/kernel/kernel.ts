@@ -31,6 +31,7 @@ import type { DamagedSlot } from "./_table.ts";
 import { Extent, ObjectMapping } from "./_mapping.ts";
 import { type ObjectStore, readOnlyError, type SourceCopy, VolatileStore } from "./_store.ts";
 import { formatRegion, PersistentStore } from "./_persistent.ts";
+import { LocalPort, type ThreadService } from "./_port.ts";
 
 export { Extent, ObjectMapping };
 
@@ -115,6 +116,9 @@ export class Kernel {
   readonly #persistent: PersistentStore;
   readonly #volatile = new VolatileStore();
   #down = false;
+  #handles = 1;
+  #port: LocalPort | undefined;
+  #threads: ThreadService | undefined;
   readonly #readOnly: boolean;
 
   private constructor(
@@ -502,7 +506,7 @@ export class Kernel {
   map(id: ObjID, prot: number = Prot.ReadWrite): ObjectMapping {
     this.#check();
     const store = this.#storeOf(id);
-    return new ObjectMapping(id, store.lifetime, prot, store.open(id, prot), this);
+    return new ObjectMapping(id, store.lifetime, prot, store.open(id, prot), this, this.#handles++);
   }
 
   /**
@@ -571,6 +575,30 @@ export class Kernel {
       tableSlots: this.geometry.tableSlots,
       slotsUsed: root.slotsUsed,
     };
+  }
+
+  /**
+   * The kernel port in-process: the system-call interface user space (libtwz)
+   * runs on, answered by direct calls. One per kernel.
+   */
+  port(): LocalPort {
+    return this.#port ??= new LocalPort(this);
+  }
+
+  /**
+   * The thread manager (started on first use): programs in Workers, each
+   * talking to this kernel over its own channel.
+   */
+  get threads(): ThreadService {
+    if (this.#threads === undefined) {
+      throw new TwzError(ErrorCode.NotSupported, "this system runs no threads");
+    }
+    return this.#threads;
+  }
+
+  /** @internal Install the thread manager (the board does, once). */
+  set threads(t: ThreadService) {
+    this.#threads = t;
   }
 
   /** Whether {@linkcode shutdown} has run. */

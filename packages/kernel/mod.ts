@@ -32,6 +32,7 @@ export {
 } from "./kernel.ts";
 export { BLOCK, FORMAT_VERSION, isUnfinishedFormat, MIN_IMAGE, PAGE } from "./_layout.ts";
 export * from "./abi/mod.ts";
+export { LocalPort, type ThreadService } from "./_port.ts";
 export {
   fsck,
   type FsckArea,

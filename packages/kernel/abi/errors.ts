@@ -41,6 +41,8 @@ export const ErrorCode = {
    * the rest of the system stays usable.
    */
   ObjectDamaged: 15,
+  /** The calling thread is being killed: it must end (see docs/THREADS.md). */
+  Killed: 16,
 } as const;
 
 /** One of the values of {@linkcode ErrorCode}. */

@@ -17,3 +17,5 @@ export * from "./id.ts";
 export * from "./object.ts";
 export * from "./layout.ts";
 export * from "./ptr.ts";
+export * from "./extent.ts";
+export * from "./port.ts";

@@ -1,0 +1,223 @@
+/**
+ * The kernel port in-process: {@linkcode LocalPort} answers every system call
+ * by calling the kernel directly (no encoding), for the embedded session
+ * (`Twz.open`) and the kernel's own shell. Threads in Workers reach the same
+ * kernel through the channel (`threads/`), which answers with the same
+ * kernel calls.
+ *
+ * @module
+ */
+import {
+  type CreateSpec,
+  ErrorCode,
+  formatId,
+  type KernelPort,
+  type Mapping,
+  type ObjectStat,
+  type ObjID,
+  Prot,
+  type SpawnSpec,
+  type SyncOp,
+  type SystemInfo,
+  type ThreadInfo,
+  TwzError,
+} from "./abi/mod.ts";
+import type { Kernel } from "./kernel.ts";
+import type { ObjectMapping } from "./_mapping.ts";
+
+/**
+ * What the thread manager offers a port. The kernel's `threads` implements
+ * it; a port without one (a kernel that never started a thread) answers
+ * thread calls as the kernel's own session would.
+ */
+export interface ThreadService {
+  spawn(spec: SpawnSpec): ThreadInfo;
+  threads(): ThreadInfo[];
+  kill(tid: number): void;
+  /** Wait from the kernel's own session: polls, since it cannot sleep. */
+  waitNow(tid: number): ThreadInfo;
+  /** Wake sleepers on a word (from the kernel's own session). */
+  wake(id: ObjID, offset: number, count: number): number;
+}
+
+/** Durability domains: one number per kernel, so logs can tell images apart. */
+let nextDomain = 1;
+
+/**
+ * The in-process port over a kernel. Mappings it hands out are the kernel's
+ * own {@linkcode ObjectMapping}s (zero copy); `flush`/`persist` turn
+ * object-relative ranges into region ranges and make one call to the HAL.
+ */
+export class LocalPort implements KernelPort {
+  readonly #kernel: Kernel;
+  /** Extents by handle: the region offset of each live mapping's object. */
+  readonly #maps: (ObjectMapping | undefined)[] = [];
+  #scratch = new Float64Array(64);
+  readonly #domain = nextDomain++;
+
+  constructor(kernel: Kernel) {
+    this.#kernel = kernel;
+  }
+
+  get readOnly(): boolean {
+    return this.#kernel.readOnly;
+  }
+  create(spec?: CreateSpec): ObjID {
+    if (spec?.sources) {
+      for (const s of spec.sources) {
+        if (!this.#kernel.exists(s.id)) continue; // the kernel names the missing one
+        if (!(this.#kernel.stat(s.id).prot & Prot.Read)) {
+          throw new TwzError(
+            ErrorCode.AccessDenied,
+            `cannot copy from ${formatId(s.id)}: it may not be read`,
+          );
+        }
+      }
+    }
+    return this.#kernel.create(spec);
+  }
+  delete(id: ObjID): number {
+    return this.#kernel.delete(id);
+  }
+  stat(id: ObjID): ObjectStat {
+    return this.#kernel.stat(id);
+  }
+  exists(id: ObjID): boolean {
+    return this.#kernel.exists(id);
+  }
+  list(): ObjectStat[] {
+    return this.#kernel.list();
+  }
+  map(id: ObjID, prot: number = Prot.ReadWrite): Mapping {
+    const m = this.#kernel.map(id, prot);
+    this.#maps[m.handle] = m;
+    return m;
+  }
+  unmap(m: Mapping): void {
+    if (this.#maps[m.handle] === m) this.#maps[m.handle] = undefined;
+  }
+  grow(id: ObjID, size: number): void {
+    this.#kernel.grow(id, size);
+  }
+  /** Region ranges for object-relative triples; volatile ones dropped. */
+  #regionRanges(ranges: Float64Array, count: number): number {
+    if (this.#scratch.length < 2 * count) this.#scratch = new Float64Array(4 * count);
+    const out = this.#scratch;
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const m = this.#maps[ranges[3 * i]!];
+      if (m === undefined) {
+        throw new TwzError(ErrorCode.InvalidArgument, `no mapping ${ranges[3 * i]}`);
+      }
+      const off = ranges[3 * i + 1]!, len = ranges[3 * i + 2]!;
+      const e = m.extent;
+      if (!(off >= 0 && len >= 0 && off + len <= e.bytes.length)) {
+        throw new RangeError(
+          `Range [${off}, ${off + len}) is outside ${formatId(m.id)} (${e.bytes.length} bytes)`,
+        );
+      }
+      if (e.base < 0) continue;
+      out[2 * n] = e.base + off;
+      out[2 * n + 1] = len;
+      n++;
+    }
+    return n;
+  }
+  flush(ranges: Float64Array, count: number): void {
+    const n = this.#regionRanges(ranges, count);
+    if (n === 0 || this.#kernel.readOnly) return;
+    const region = this.#kernel.hal.region;
+    if (region.flushRanges) region.flushRanges(this.#scratch, n);
+    else for (let i = 0; i < n; i++) region.flush(this.#scratch[2 * i]!, this.#scratch[2 * i + 1]!);
+  }
+  drain(): void {
+    this.#kernel.drainRegion();
+  }
+  persist(ranges: Float64Array, count: number): void {
+    const n = this.#regionRanges(ranges, count);
+    if (this.#kernel.readOnly) return;
+    const region = this.#kernel.hal.region;
+    if (n === 0) region.drain();
+    else if (region.persistRanges) region.persistRanges(this.#scratch, n);
+    else {
+      if (region.flushRanges) region.flushRanges(this.#scratch, n);
+      else {for (let i = 0; i < n; i++) {
+          region.flush(this.#scratch[2 * i]!, this.#scratch[2 * i + 1]!);
+        }}
+      region.drain();
+    }
+  }
+  read(id: ObjID, offset: number, length: number): Uint8Array {
+    return this.#kernel.read(id, offset, length);
+  }
+  write(id: ObjID, offset: number, data: Uint8Array): void {
+    this.#kernel.write(id, offset, data);
+  }
+  rootObject(): ObjID {
+    return this.#kernel.rootObject();
+  }
+  rootObjectId(): ObjID {
+    return this.#kernel.rootObjectId();
+  }
+  info(): SystemInfo {
+    const k = this.#kernel;
+    const r = k.report;
+    return {
+      readOnly: k.readOnly,
+      privateOverlay: k.hal.readOnly === true,
+      hal: k.hal.name,
+      size: r.size,
+      free: k.usage().freeBytes,
+      granularity: k.hal.region.granularity,
+      formatted: r.formatted,
+      replayed: r.replayed,
+      objects: r.objects,
+      bootMs: r.ms,
+      domain: this.#domain,
+    };
+  }
+  threadSelf(): ThreadInfo | null {
+    return null;
+  }
+  spawn(spec: SpawnSpec): ThreadInfo {
+    return this.#kernel.threads.spawn(spec);
+  }
+  threads(): ThreadInfo[] {
+    return this.#kernel.threads.threads();
+  }
+  threadKill(tid: number): void {
+    this.#kernel.threads.kill(tid);
+  }
+  threadWait(tid: number, _timeoutMs: number): ThreadInfo {
+    return this.#kernel.threads.waitNow(tid);
+  }
+  threadYield(): void {}
+  threadSync(ops: SyncOp[]): number[] {
+    return ops.map((op) => {
+      if (op.op === "wake") return this.#kernel.threads.wake(op.id, op.offset, op.count);
+      // The kernel's own session cannot sleep: report whether it would have.
+      const m = this.#kernel.map(op.id, Prot.Read);
+      if (op.offset < 0 || op.offset + 4 > m.size || op.offset % 4 !== 0) {
+        throw new RangeError(
+          `thread_sync: offset ${op.offset} is not a word of ${formatId(op.id)}`,
+        );
+      }
+      return m.view.getUint32(op.offset, true) === op.value >>> 0 ? 2 : 1;
+    });
+  }
+  consoleWrite(text: string): void {
+    this.#kernel.hal.console.write(text);
+  }
+  clock(): { wall: number; mono: number } {
+    const c = this.#kernel.hal.clock;
+    return { wall: c.wallclock(), mono: c.monotonic() };
+  }
+  random(n: number): Uint8Array {
+    if (!Number.isInteger(n) || n < 0 || n > 65536) {
+      throw new TwzError(ErrorCode.InvalidArgument, `random: ${n} is not a byte count (0–65536)`);
+    }
+    const out = new Uint8Array(n);
+    this.#kernel.hal.entropy.fill(out);
+    return out;
+  }
+}
