@@ -210,6 +210,28 @@ export interface SpawnSpec {
   args: string[];
 }
 
+/**
+ * What a thread receives when it starts (the kernel posts it to the loader,
+ * which hands it to the program's start function): enough to build the
+ * Worker side of the port with `connectPort` (`channel.ts`).
+ */
+export interface ThreadInit {
+  /** Thread number. */
+  tid: number;
+  /** The thread object's ID. */
+  id: ObjID;
+  /** The program's name. */
+  name: string;
+  /** Arguments. */
+  args: string[];
+  /** The system-call channel (layout in `channel.ts`). */
+  channel: SharedArrayBuffer;
+  /** Where the kernel posts buffers for `transfer` mappings. */
+  memory: MessagePort;
+  /** The whole NVM region when the HAL shares it (hal-sim), else `null`. */
+  region: SharedArrayBuffer | null;
+}
+
 /** One `thread_sync` operation. */
 export type SyncOp =
   | {
