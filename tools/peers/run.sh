@@ -5,6 +5,8 @@
 #
 #   tools/peers/run.sh                 # OPS=100000 REPS=3
 #   OPS=20000 REPS=5 tools/peers/run.sh
+#   TWZ_BASE=/tmp/base REPS=5 tools/peers/run.sh   # also an older checkout's twz,
+#                                                  # interleaved, as config "base-..."
 #
 # Needs gcc and libpmemobj-dev (installed with apt when missing and root),
 # npm (lmdb is installed into a scratch folder), libpmem2 for hal-pmem.
@@ -31,7 +33,9 @@ cp "$here/kv_lmdb.mjs" "$work/"
 
 out="$work/results-$(date +%Y%m%d-%H%M%S).jsonl"
 label() { sed "s/^{/{\"config\":\"$1\",\"rep\":$2,/"; }
-twz() { (cd "$root" && $DENO run -A packages/cli/main.ts bench "$@" --ops "$OPS" --rounds 1 --json); }
+twz_in() { local dir=$1; shift; (cd "$dir" && $DENO run -A packages/cli/main.ts bench "$@" --ops "$OPS" --rounds 1 --json); }
+twz() { twz_in "$root" "$@"; }
+base() { if [ -n "${TWZ_BASE:-}" ]; then twz_in "$TWZ_BASE" "$@"; fi; }
 for rep in $(seq "$REPS"); do
   PMEM_IS_PMEM_FORCE=1 "$work/kv_pmemobj" /dev/shm "$OPS" | label "pmdk-shm-clflush" "$rep"
   PMEM_IS_PMEM_FORCE=0 "$work/kv_pmemobj" /dev/shm "$OPS" | label "pmdk-shm-msync" "$rep"
@@ -41,6 +45,13 @@ for rep in $(seq "$REPS"); do
   twz kv-insert --hal pmem | label "twz-pmem-shm-msync" "$rep"
   twz kv-insert --hal sim | label "twz-sim" "$rep"
   twz kv-get --hal sim | label "twz-sim" "$rep"
+  if [ -n "${TWZ_BASE:-}" ]; then
+    PMEM2_FORCE_GRANULARITY=CACHE_LINE base kv-insert --hal pmem | label "base-twz-pmem-shm-cacheline" "$rep"
+    PMEM2_FORCE_GRANULARITY=CACHE_LINE base kv-get --hal pmem | label "base-twz-pmem-shm-cacheline" "$rep"
+    base kv-insert --hal pmem | label "base-twz-pmem-shm-msync" "$rep"
+    base kv-insert --hal sim | label "base-twz-sim" "$rep"
+    base kv-get --hal sim | label "base-twz-sim" "$rep"
+  fi
 done | tee "$out"
 
 node - "$out" <<'JS'
@@ -66,6 +77,9 @@ const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-console.log(`\nmedians of ${process.argv[2]}:`);
-for (const [key, v] of groups) console.log(`${key.padEnd(60)} ${median(v).toLocaleString("en-US").padStart(14)}   runs=${v.join(",")}`);
+console.log(`\nmedians (min–max) of ${process.argv[2]}:`);
+const fmt = (x) => Math.round(x).toLocaleString("en-US");
+for (const [key, v] of [...groups].sort(([a], [b]) => a.replace(/^base-/, "").localeCompare(b.replace(/^base-/, "")) || a.localeCompare(b))) {
+  console.log(`${key.padEnd(60)} ${fmt(median(v)).padStart(14)}   (${fmt(Math.min(...v))}–${fmt(Math.max(...v))})   runs=${v.map(fmt).join(",")}`);
+}
 JS

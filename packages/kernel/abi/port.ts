@@ -3,13 +3,53 @@
  * kernel (as `twizzler-abi`'s `Syscall` enum is for Twizzler), and the one
  * encoding its requests and responses travel in.
  *
- * A {@linkcode KernelPort} is what libtwz runs on. The kernel implements it
- * in-process (`Kernel.port()`: direct calls, no encoding) and for a thread in
- * a Worker over a SharedArrayBuffer channel (the worker encodes a call with
- * {@linkcode encodeRequest}, the kernel answers with
- * {@linkcode encodeResponse}; see `channel.ts`). Every offset a port takes is
- * relative to an object: user space never sees where an object lives in the
- * NVM region.
+ * A {@linkcode KernelPort} is all libtwz runs on. The kernel implements it
+ * twice: in-process (`Kernel.port()`: direct calls, no encoding, for the
+ * embedded `Twz.open` and the shell) and, for a program in a Worker, over a
+ * SharedArrayBuffer channel (`connectPort` in `channel.ts` on the Worker's
+ * side: every call is encoded with {@linkcode encodeRequest}, the kernel
+ * answers with {@linkcode encodeResponse}). A program cannot tell which one
+ * it has.
+ *
+ * ## The memory model, stated once
+ * `map` hands out a {@linkcode Mapping}: loads and stores on its `bytes` are
+ * loads and stores on the object, with no call on the data path. A store is
+ * visible at once to every thread mapping the object, and durable only after
+ * a flush covering it and a drain: `Mapping.persist`, or `KernelPort.persist`
+ * with many ranges at once (what a transaction commit uses). Every offset a
+ * port takes is relative to an object: user space never learns where an
+ * object lives in the NVM region. A mapping grants at most the object's
+ * protections; a read-only mapping refuses writes in libtwz's handles and
+ * accessors (a raw store into `bytes` is not trapped: see docs/THREADS.md).
+ *
+ * ## Preconditions shared by every call
+ * IDs are valid 128-bit IDs; offsets and lengths are non-negative integers
+ * inside the object (a `RangeError` otherwise); failures the caller may
+ * handle are {@linkcode TwzError}s with an {@linkcode ErrorCode}. A thread
+ * being killed gets `ErrorCode.Killed` from its next call and must end.
+ *
+ * @example A caller: create an object, store into it, make it durable
+ * ```ts
+ * import type { KernelPort } from "@twz/kernel/abi";
+ *
+ * export function hello(port: KernelPort): bigint {
+ *   const id = port.create({ size: 4096 });
+ *   const m = port.map(id);
+ *   m.bytes.set(new TextEncoder().encode("hello"), 0);
+ *   m.persist(0, 5);
+ *   return id;
+ * }
+ * ```
+ *
+ * @example The encoding: what travels over a channel
+ * ```ts
+ * import { decodeRequest, encodeRequest, Sys } from "@twz/kernel/abi";
+ *
+ * const buf = new Uint8Array(256);
+ * const n = encodeRequest(buf, Sys.Read, [0xabcn << 64n, 0, 16]);
+ * const { sys, args } = decodeRequest(buf, n);
+ * console.log(sys === Sys.Read, args[0] === 0xabcn << 64n); // true true
+ * ```
  *
  * @module
  */
