@@ -109,7 +109,7 @@ export function buildFixture(): Fixture {
     clock: countingClock(),
   });
   const kernel = Kernel.boot(hal);
-  const twz = Twz.fromKernel(kernel);
+  const twz = Twz.attach(kernel.port());
   // A transaction log smaller than libtwz's default, so the image can be small.
   twz.create({ name: "/.txlog", size: 128 << 10 });
   const a = twz.create({ name: "/data/a", size: 8192 });
@@ -1048,7 +1048,7 @@ export function runCase(fx: Fixture, c: Case, options: RunOptions = {}): CaseRes
     try {
       const k = Kernel.boot(dhal, { formatBlank: false });
       try {
-        const d: CheckReport = checkObjects(k, { replay: true });
+        const d: CheckReport = checkObjects(k.port(), { replay: true });
         r.deep = d.problems.length === 0
           ? "clean"
           : d.problems.map((p) => `${p.area}${p.id ? ` ${p.id.slice(0, 8)}` : ""}: ${p.message}`)
@@ -1301,7 +1301,7 @@ function probeLibtwzWrites(
 ): void {
   const damagedSet = new Set(c.damaged);
   try {
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     try {
       const kv = BTreeMap.open(twz, twz.open(fx.ids.kv), codec.string, codec.string);
       kv.set("campaign", "was here");
@@ -1335,7 +1335,7 @@ function probeLibtwz(
   const namingDamaged = damagedSet.has(fx.ids.rootObject) || damagedSet.has(fx.ids.rootDir);
   let twz: Twz;
   try {
-    twz = Twz.fromKernel(kernel);
+    twz = Twz.attach(kernel.port());
   } catch (e) {
     const named = (id: ObjID) => isQuarantine(e, id, c, c.accept, NAMING_STRUCTURE);
     // A root record naming another root object: refused naming that one.
@@ -1430,7 +1430,7 @@ function checkAfterRepair(fx: Fixture, c: Case, hal: Hal, fail: (what: string) =
     let lost: Map<ObjID, string> = new Map();
     let twz: Twz | undefined;
     try {
-      twz = Twz.fromKernel(kernel);
+      twz = Twz.attach(kernel.port());
       if (twz.naming.exists("/lost+found")) {
         lost = new Map(twz.naming.list("/lost+found").map((b) => [b.id, b.name]));
       }
@@ -1583,7 +1583,7 @@ function judgeRepaired(
     let twz: Twz | undefined;
     const lost: ObjID[] = [...lostIds];
     try {
-      twz = Twz.fromKernel(kernel);
+      twz = Twz.attach(kernel.port());
       if (twz.naming.exists("/lost+found")) {
         for (const b of twz.naming.list("/lost+found")) lost.push(b.id);
       }

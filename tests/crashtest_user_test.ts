@@ -7,7 +7,7 @@ const pair = (atomic: boolean): Workload => ({
   name: atomic ? "pair" : "pair-without-tx",
   imageSize: 640 * 1024,
   run({ kernel, journal }) {
-    const twz = Twz.fromKernel(kernel), obj = journal.record("create", {}, () => twz.create());
+    const twz = Twz.attach(kernel.port()), obj = journal.record("create", {}, () => twz.create());
     twz.create({ size: 48 * 1024, name: "/.txlog" }); // the default log (4 MiB) would not fit
     const set = atomic // the broken variant stores and persists one field at a time
       ? (i: number) => transaction(twz, (tx) => (tx.setU32(obj, A, i), tx.setU32(obj, B, i)))
@@ -18,7 +18,7 @@ const pair = (atomic: boolean): Workload => ({
   check(kernel, journal) {
     const obj = journal[0]?.result as TwzObject | undefined; // once create returned
     if (!obj) return [];
-    const view = Twz.fromKernel(kernel).handle(obj.id, false).view; // replays a committed tx
+    const view = Twz.attach(kernel.port()).handle(obj.id, false).view; // replays a committed tx
     const a = view.getUint32(A, true), done = journal.filter((e) => e.state === "done").length - 1;
     return a === view.getUint32(B, true) && a >= done && a < journal.length ? [] : `${a} torn/lost`;
   },

@@ -194,7 +194,7 @@ Deno.test("twz fsck --repair --deep binds objects an earlier repair without --de
 function damageRootDir(path: string, f: (v: DataView) => void): string {
   const hal = openSimFromBytes(Deno.readFileSync(path));
   const kernel = Kernel.boot(hal);
-  const dir = Twz.fromKernel(kernel).naming.rootId;
+  const dir = Twz.attach(kernel.port()).naming.rootId;
   const m = kernel.map(dir, Prot.ReadWrite);
   f(m.view);
   m.persist(0, m.bytes.length);

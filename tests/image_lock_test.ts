@@ -353,7 +353,7 @@ Deno.test({
   const a = await Twz.open({ hal: "sim", image, readOnly: true });
   const b = await Twz.open({ hal: "sim", image, readOnly: true });
   try {
-    assert.equal(a.kernel.hal.readOnly, true);
+    assert.equal(a.port.info().privateOverlay, true);
     assert.equal(a.naming.resolve("/kept"), b.naming.resolve("/kept"));
     assert.throws(() => a.create({ size: 4096 }), /read-only/);
   } finally {

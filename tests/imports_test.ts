@@ -1,5 +1,7 @@
 // The direction of imports (DESIGN §2): kernel -> nothing; HAL plugins ->
-// @twz/kernel/hal; libtwz -> @twz/kernel (+ its one embedded-board file);
+// @twz/kernel/hal; libtwz -> the kernel port, @twz/kernel/abi, only (its one
+// embedded-board file also boots a kernel: @twz/kernel, @twz/kernel/hal and
+// the HAL plugins);
 // crashtest -> the kernel, hal-sim and libtwz; cli wires them. Every .ts file
 // of a package is checked. Test files (`*_test.ts`, `_test_*.ts`, `testdata/`)
 // may import any package's public exports (the keys of its deno.json
@@ -16,9 +18,11 @@ const RULES: Record<string, { allow: RegExp; exceptions?: Record<string, RegExp>
   "hal-sim": { allow: /^(node:|@twz\/kernel\/hal(\/testing)?$)/ },
   "hal-pmem": { allow: /^(node:|@twz\/kernel\/hal(\/testing)?$)/ },
   libtwz: {
-    allow: /^(node:|@twz\/kernel(\/abi|\/hal)?$)/,
-    // The embedded entry is a board: it loads a HAL plugin by name, lazily.
-    exceptions: { "embedded.ts": /^@twz\/hal-(sim|pmem)$/ },
+    // User space runs on a KernelPort: no kernel, no HAL reachable.
+    allow: /^@twz\/kernel\/abi$/,
+    // The embedded entry is a board: it boots a kernel and loads a HAL
+    // plugin by name, lazily.
+    exceptions: { "embedded.ts": /^(@twz\/kernel(\/hal)?|@twz\/hal-(sim|pmem))$/ },
   },
   crashtest: { allow: /^(node:|@twz\/(kernel|hal-sim|libtwz)(\/[a-z-\/]+)?$)/ },
   cli: { allow: /^(node:|npm:|@twz\/|esbuild$)/ },
@@ -53,14 +57,19 @@ export function stripComments(source: string): string {
   );
 }
 
-/** Every module specifier a source imports or re-exports, static or dynamic. */
+/**
+ * Every module specifier a source imports or re-exports, static or dynamic.
+ * A static import starts a statement (at a line's start or after `;`): text
+ * that only looks like one (a bundler's generated entry in a template
+ * literal, a message) is none.
+ */
 export function specifiers(source: string): string[] {
   const code = stripComments(source);
   const out: string[] = [];
   const patterns = [
-    /\b(?:import|export)\s[^;]*?\bfrom\s*["']([^"']+)["']/g,
-    /\bimport\s*["']([^"']+)["']/g,
-    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+    /(?:^|;)\s*(?:import|export)\s[^;]*?\bfrom\s*["']([^"']+)["']/gm,
+    /(?:^|;)\s*import\s*["']([^"']+)["']/gm,
+    /(?<![\w$.-])import\s*\(\s*["']([^"']+)["']\s*\)/g,
   ];
   for (const p of patterns) for (const m of code.matchAll(p)) out.push(m[1]!);
   return out;
@@ -169,6 +178,27 @@ Deno.test("imports: the checker catches a kernel file that imports a plugin", ()
     violations("libtwz", join(ROOT, "packages/libtwz/other.ts"), `await import("@twz/hal-sim")`),
     ["@twz/hal-sim"],
   );
+});
+
+Deno.test("imports: libtwz reaches the kernel only through the port (its board file excepted)", () => {
+  const lib = (name: string, source: string) =>
+    violations("libtwz", join(ROOT, "packages/libtwz", name), source);
+  assert.deepEqual(lib("twz.ts", `import { Sys } from "@twz/kernel/abi";`), []);
+  assert.deepEqual(lib("twz.ts", `import type { Kernel } from "@twz/kernel";`), ["@twz/kernel"]);
+  assert.deepEqual(lib("tx.ts", `import type { Hal } from "@twz/kernel/hal";`), [
+    "@twz/kernel/hal",
+  ]);
+  assert.deepEqual(lib("object.ts", `import { Buffer } from "node:buffer";`), ["node:buffer"]);
+  assert.deepEqual(lib("twz.ts", `const e = await import("./embedded.ts");`), []);
+  assert.deepEqual(
+    lib("embedded.ts", `import { Kernel } from "@twz/kernel"; import "@twz/kernel/hal";`),
+    [],
+  );
+  // Text that only looks like an import is none.
+  assert.deepEqual(lib("a.ts", 'const entry = `import main from "x";`;'), []);
+  assert.deepEqual(lib("a.ts", 'if (kind === "dynamic-import") f("@twz/kernel");'), []);
+  // A test may still use any public export.
+  assert.deepEqual(lib("twz_test.ts", `import { Kernel } from "@twz/kernel";`), []);
 });
 
 Deno.test("imports: the checker refuses private files and allows tests public exports", () => {

@@ -16,7 +16,15 @@ import type { EvictionPolicy } from "@twz/kernel/hal";
 import type { Twz } from "@twz/libtwz";
 import { BTreeMap } from "@twz/libtwz/btree";
 import { codec } from "@twz/libtwz/codec";
-import { type Board, formatSize, parseSize, rebootBoard, UsageError } from "./board.ts";
+import {
+  attachDevices,
+  type Board,
+  formatSize,
+  parseSize,
+  rebootBoard,
+  UsageError,
+} from "./board.ts";
+import { THREAD_COMMANDS } from "./_commands_threads.ts";
 
 /** Name of the object that holds the shell's key-value store. */
 export const KV_NAME = "/kv";
@@ -502,6 +510,7 @@ export const COMMANDS: readonly Command[] = [
       const r = power.powerFail({ policy, seed });
       sh.io.out(`power failure: ${r.survived} of ${r.pending} unpersisted cache lines survived`);
       board.kernel = Kernel.boot(board.hal);
+      attachDevices(board);
       sh.bootLog(board.kernel);
     },
   },
@@ -523,14 +532,7 @@ export const COMMANDS: readonly Command[] = [
       return "shutdown";
     },
   },
-  {
-    name: "run",
-    synopsis: "PROGRAM",
-    summary: "not built yet (no threads or code objects so far)",
-    run() {
-      throw new UsageError("programs cannot run yet: threads and code objects are not built");
-    },
-  },
+  ...THREAD_COMMANDS,
 ];
 
 const POLICIES: readonly string[] = ["strict", "random", "all"];

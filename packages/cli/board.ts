@@ -13,6 +13,7 @@ import {
   stdioConsole,
 } from "@twz/kernel/hal";
 import { Kernel, MIN_IMAGE } from "@twz/kernel";
+import { Twz } from "@twz/libtwz";
 import {
   DEFAULT_IMAGE_SIZE,
   HAL_PLUGINS,
@@ -20,6 +21,7 @@ import {
   openImage,
   type OpenImageOptions,
 } from "@twz/libtwz/embedded";
+import { bindDevices, type Devices } from "./devices.ts";
 
 export { DEFAULT_IMAGE_SIZE, formatSize, openImage, type OpenImageOptions };
 
@@ -75,6 +77,19 @@ export interface Board {
   hal: Hal;
   kernel: Kernel;
   options: BoardOptions;
+  /** The device objects of the current boot, bound under `/dev` (see `devices.ts`). */
+  devices?: Devices | undefined;
+}
+
+/**
+ * Make the current kernel's device objects and bind them under `/dev` (a
+ * read-only system makes them and binds nothing); the earlier boot's are
+ * stopped first. Every boot of the board calls it.
+ */
+export function attachDevices(board: Board): void {
+  board.devices?.stop();
+  const twz = board.kernel.readOnly ? undefined : Twz.attach(board.kernel.port());
+  board.devices = bindDevices(board.kernel, twz?.naming);
 }
 
 /** Whether `error` is a simulated power failure at an armed crash point. */
@@ -154,7 +169,9 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
   });
   try {
     options.beforeBoot?.(hal);
-    return { plugin, hal, kernel: bootKernel(hal, options.readOnly), options };
+    const board: Board = { plugin, hal, kernel: bootKernel(hal, options.readOnly), options };
+    attachDevices(board);
+    return board;
   } catch (error) {
     if (hal.created && hal.image !== undefined && !isPowerFailure(error)) {
       removeQuietly(hal.image);
@@ -179,6 +196,7 @@ export function fileExists(path: string): boolean {
  * back), open the image again and boot. An anonymous region is kept open.
  */
 export async function rebootBoard(board: Board): Promise<void> {
+  board.devices?.stop();
   board.kernel.shutdown();
   if (board.hal.image !== undefined) {
     board.hal.close();
@@ -192,10 +210,12 @@ export async function rebootBoard(board: Board): Promise<void> {
     });
   }
   board.kernel = bootKernel(board.hal, board.options.readOnly);
+  attachDevices(board);
 }
 
-/** Close a board cleanly (kernel shutdown, HAL close). Harmless twice. */
+/** Close a board cleanly (devices stopped, kernel shutdown, HAL close). Harmless twice. */
 export function closeBoard(board: Board): void {
+  board.devices?.stop();
   board.kernel.shutdown();
   board.hal.close();
 }

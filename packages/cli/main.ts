@@ -7,14 +7,15 @@
  * twz crashtest WORKLOAD ...     (see crashtest.ts)
  * twz fsck --image PATH ...      (see fsck.ts)
  * twz help
- * twz run PROGRAM                (not built yet: says so, exit 1)
+ * twz run [--hal H] [--image P] FILE.ts|NAME [ARGS]   (see run.ts)
  * ```
  *
  * Exit codes: 0 success; 1 a shell command or operation failed; 2 a usage
  * mistake; 3 the image cannot be opened or booted (damaged, truncated, not an
  * image, unsupported version, HAL unavailable); 4 the power failed at a
  * `--crash-at` point (the image holds what survived); 5 the image is in use
- * by another process (a running `twz boot`, a repair). Errors are one line on stderr;
+ * by another process (a running `twz boot`, a repair). `twz run` exits with
+ * the program's exit code (137 when it was killed). Errors are one line on stderr;
  * `--debug` adds the stack trace.
  *
  * @module
@@ -33,6 +34,8 @@ import {
   UsageError,
 } from "./board.ts";
 import { Shell } from "./shell.ts";
+import { attachThreads, runCommand, runProgram, stopThreads } from "./run.ts";
+import { startControl } from "./control.ts";
 import { BENCHMARKS } from "./bench/mod.ts";
 import type { BenchResult } from "./bench/types.ts";
 
@@ -76,8 +79,16 @@ commands:
   fsck --upgrade --image PATH [--hal H] [--force] [--json]
         upgrade an image of on-NVM format 1 to format 2 in place (crash-safe:
         run it again after a crash), then check it; exit 3 when it cannot
+  run [--hal H] [--image PATH] [--size SIZE] [--set K=V] FILE.ts|NAME [ARGS]
+        run a program: FILE.ts (export default async function main(env, args))
+        is bundled, stored as a code object at /bin/NAME (NAME: the file's
+        stem) and run in a thread of its own; NAME runs /bin/NAME (built-in:
+        kv). Boots the image (default ./twz.img, created when absent), prints
+        the program's output, shuts down, and exits with the program's exit
+        code (137: killed). Options go before the program, its ARGS after it.
+        When a twz boot holds the image, the program runs on that system,
+        through the control socket beside the image (IMAGE.sock)
   help  this text
-  run PROGRAM   not built yet (threads and code objects do not exist so far)
 
 common options: --debug (stack traces on errors)
 exit codes: 0 ok, 1 a command failed, 2 usage mistake, 3 image cannot be booted,
@@ -198,12 +209,19 @@ async function boot(args: string[]): Promise<number> {
     if (!values.quiet) stderr(describeBoot(board, k));
   };
   log(board.kernel);
+  // Threads: /proc entries of an earlier boot are marked lost now, not at the first ps.
+  attachThreads(board);
+  // `twz run` from another terminal reaches this system through IMAGE.sock.
+  const control = await startControl(board, {
+    run: (target, args, console, signal) => runProgram(board, target, args, { console, signal }),
+  });
   const interactive = script === undefined && Deno.stdin.isTerminal();
   const shell = new Shell(board, {
     out: (line) => console.log(line),
     err: stderr,
   }, log);
   const onInterrupt = () => {
+    void control?.close(); // the socket file goes at once
     try {
       closeBoard(board);
     } catch {
@@ -224,6 +242,12 @@ async function boot(args: string[]): Promise<number> {
       if (next.done) break;
       if ((await shell.execute(next.value)) === "shutdown") break;
     }
+    // No more programs from other terminals; running ones get a grace
+    // period to end, then are stopped.
+    await control?.close();
+    await stopThreads(board);
+    // /dev names go before the kernel (they would dangle after it).
+    board.devices?.stop();
     // The clean shutdown drains too: a crash point may fall in it.
     board.kernel.shutdown();
   } catch (error) {
@@ -236,6 +260,7 @@ async function boot(args: string[]): Promise<number> {
     crashed = error as Error;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
+    await control?.close();
   }
   if (crashed) {
     // Stop as a power failure would: no clean shutdown, nothing more written
@@ -364,8 +389,7 @@ export async function main(args: string[]): Promise<number> {
       case "fsck":
         return await (await import("./fsck.ts")).main(rest);
       case "run":
-        stderr("twz: twz run is not built yet: threads and code objects do not exist so far");
-        return EXIT.failed;
+        return await runCommand(rest);
       case undefined:
         throw new UsageError("no command given (see twz help)");
       case "help":

@@ -38,7 +38,7 @@ export class Shell implements ShellContext {
   /** The libtwz session on the current kernel (names, transactions). */
   get twz(): Twz {
     if (this.#twz === undefined || this.#twzKernel !== this.board.kernel) {
-      this.#twz = Twz.fromKernel(this.board.kernel);
+      this.#twz = Twz.attach(this.board.kernel.port());
       this.#twzKernel = this.board.kernel;
       for (const w of this.#twz.warnings) this.io.err(`twz: warning: ${w}`);
     }

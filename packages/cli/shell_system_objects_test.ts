@@ -39,7 +39,7 @@ Deno.test("shell: new --name leaves nothing when it fails; volatile objects are 
   assert.match(r.err[1]!, /^new: a volatile object cannot be named/);
   const objects = r.kernel.list();
   assert.ok(objects.every((o) => o.lifetime === "persistent"), "no volatile object was left");
-  const twz = Twz.fromKernel(r.kernel);
+  const twz = Twz.attach(r.kernel.port());
   assert.ok(twz.naming.exists("/noaccess"), "an unreadable object can be named");
   const named = new Set([twz.naming.resolve("/f"), twz.naming.resolve("/noaccess")]);
   const unnamed = objects.filter((o) =>
@@ -68,7 +68,7 @@ Deno.test("shell: rm, write, grow, unbind and rename refuse the system's objects
     );
     assert.doesNotMatch(line, /\n/);
   }
-  const twz = Twz.fromKernel(r.kernel);
+  const twz = Twz.attach(r.kernel.port());
   const kv = BTreeMap.open(twz, twz.open("/kv"), codec.string, codec.string);
   assert.equal(kv.get("a"), "1", "the kv store is untouched");
   const root = formatId(r.kernel.rootObjectId());
@@ -85,7 +85,7 @@ Deno.test("shell: rm, write, grow, unbind and rename refuse the system's objects
   assert.equal(r.err.length, before, r.err.slice(before).join("\n"));
   await sh.execute("rm --force /kv");
   assert.equal(r.err.length, before, r.err.slice(before).join("\n"));
-  assert.equal(Twz.fromKernel(r.kernel).naming.exists("/kv"), false);
+  assert.equal(Twz.attach(r.kernel.port()).naming.exists("/kv"), false);
   r.kernel.shutdown();
 });
 
@@ -93,7 +93,7 @@ Deno.test("shell: rm, write, grow, unbind and rename refuse the system's objects
 function fixture(): { bytes: Uint8Array; root: ObjID; b: ObjID } {
   const hal = openSim({ size: 16 << 20 });
   const kernel = Kernel.boot(hal);
-  const twz = Twz.fromKernel(kernel);
+  const twz = Twz.attach(kernel.port());
   const b = twz.create({ name: "/b", size: 4096 }).id;
   const root = kernel.rootObjectId();
   kernel.shutdown();

@@ -90,7 +90,7 @@ Deno.test("Shell.execute() dispatches by the table: aliases, comments, unknown w
   assert.deepEqual(err, [
     'frobnicate: unknown command (try "help")',
     '--force: unknown command (try "help")',
-    "run: programs cannot run yet: threads and code objects are not built",
+    "run: cannot read program prog.js: no such file",
   ]);
   assert.equal(sh.failures, 3);
   sh.kernel.shutdown();

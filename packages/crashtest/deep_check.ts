@@ -169,7 +169,7 @@ export function deepCheck(
   }
   try {
     loadObjects(overlay, kernel);
-    const first: CheckReport = check.checkObjects(kernel, { replay: true });
+    const first: CheckReport = check.checkObjects(kernel.port(), { replay: true });
     const repairs: string[] = [];
     const lostFound: string[] = [];
     let last = first;
@@ -179,7 +179,7 @@ export function deepCheck(
           `txlog: replayed the committed transaction (${first.txlog.replayed} records), as opening a session would`,
         );
       }
-      repairs.push(...check.repairObjects(kernel));
+      repairs.push(...check.repairObjects(kernel.port()));
       // Damaged directory headers: magic, version and capacity follow from
       // the directory object's size, so libtwz rewrites them (only in an
       // object whose meta-info says it is a directory; entries untouched).
@@ -187,7 +187,7 @@ export function deepCheck(
       for (const p of first.problems) if (p.area === "naming" && p.id) dirs.add(p.id);
       for (const hex of dirs) {
         try {
-          const line = check.repairDirectoryHeader(kernel, BigInt(`0x${hex}`));
+          const line = check.repairDirectoryHeader(kernel.port(), BigInt(`0x${hex}`));
           if (line !== undefined) repairs.push(line);
         } catch (e) {
           // Not a directory object (or quarantined): nothing to rewrite here;
@@ -202,8 +202,8 @@ export function deepCheck(
       // A lost naming root: the directory that was the root, found by its structure.
       if (namingLost) {
         try {
-          const dir = check.findRootDirCandidate(kernel);
-          if (dir !== null) repairs.push(check.reattachNamingRoot(kernel, dir));
+          const dir = check.findRootDirCandidate(kernel.port());
+          if (dir !== null) repairs.push(check.reattachNamingRoot(kernel.port(), dir));
         } catch (e) {
           repairs.push(`naming: could not re-attach the naming root: ${(e as Error).message}`);
         }
@@ -213,7 +213,7 @@ export function deepCheck(
       // reaches goes to /lost+found.
       const namingDamaged = namingLost ||
         first.problems.some((p) => p.area === "naming" || p.area === "root");
-      const found = namingDamaged ? safe(() => check.scanStructures(kernel)) ?? [] : [];
+      const found = namingDamaged ? safe(() => check.scanStructures(kernel.port())) ?? [] : [];
       if (found.length > 0) {
         const kvNamed = found.some((f) => f.paths.includes("/kv"));
         const kv = found.filter((f) =>
@@ -222,7 +222,7 @@ export function deepCheck(
         if (!kvNamed && kv.length === 1) {
           const store = kv[0]!;
           try {
-            check.bindRecovered(kernel, "/kv", store.id);
+            check.bindRecovered(kernel.port(), "/kv", store.id);
             repairs.push(`naming: bound the lost key-value store ${formatId(store.id)} as /kv`);
           } catch (e) {
             repairs.push(`naming: could not bind /kv: ${(e as Error).message}`);
@@ -233,7 +233,7 @@ export function deepCheck(
       // Objects an earlier repair recovered but did not bind (it was cut short,
       // or ran without --deep).
       // (No session opens while the naming root is damaged: the last check reports it.)
-      const naming = safe(() => Twz.fromKernel(kernel).naming);
+      const naming = safe(() => Twz.attach(kernel.port()).naming);
       for (const st of naming ? kernel.list() : []) {
         if (
           isRecoveredId(st.id) && !safe(() => naming!.exists(`/lost+found/${formatId(st.id)}`))
@@ -246,14 +246,14 @@ export function deepCheck(
       }
       for (const hex of aside) {
         try {
-          const path = check.bindLostFound(kernel, BigInt(`0x${hex}`));
+          const path = check.bindLostFound(kernel.port(), BigInt(`0x${hex}`));
           lostFound.push(path);
           repairs.push(`naming: bound ${hex} as ${path}`);
         } catch (e) {
           repairs.push(`naming: not bound under /lost+found: ${hex}: ${(e as Error).message}`);
         }
       }
-      last = check.checkObjects(kernel);
+      last = check.checkObjects(kernel.port());
     }
     const report: DeepReport = {
       problems: first.problems,

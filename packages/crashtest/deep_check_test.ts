@@ -33,7 +33,7 @@ interface Fixture {
 function makeFixture(): Fixture {
   const hal = openSim({ size: 12 << 20 });
   const kernel = Kernel.boot(hal);
-  const twz = Twz.fromKernel(kernel);
+  const twz = Twz.attach(kernel.port());
   const mapObj = twz.create({ name: "/data/map", size: 1 << 20 });
   const map = HashMap.create(twz, mapObj, codec.string, codec.int);
   for (let i = 0; i < 400; i++) map.set(`key-${i}`, i);
@@ -70,9 +70,9 @@ function check(
   const hal = openSimFromBytes(fixture.bytes);
   const kernel = Kernel.boot(hal);
   mutate(kernel);
-  const report = checkObjects(kernel, { replay: options.replay ?? false });
-  const repairs = options.repair ? repairObjects(kernel) : [];
-  const after = options.repair ? checkObjects(kernel) : undefined;
+  const report = checkObjects(kernel.port(), { replay: options.replay ?? false });
+  const repairs = options.repair ? repairObjects(kernel.port()) : [];
+  const after = options.repair ? checkObjects(kernel.port()) : undefined;
   const bBase = kernel.exists(fixture.b) ? view(kernel, fixture.b).getUint32(BASE, true) : -1;
   kernel.shutdown();
   hal.close();
@@ -195,9 +195,9 @@ Deno.test("checkObjects() reads the transaction log: garbage, torn, committed (r
   const hal = openSimFromBytes(fixture.bytes);
   const kernel = Kernel.boot(hal);
   crashed(kernel);
-  checkObjects(kernel);
+  checkObjects(kernel.port());
   assert.equal(view(kernel, fixture.b).getUint32(BASE, true), 0);
-  checkObjects(kernel, { replay: true });
+  checkObjects(kernel.port(), { replay: true });
   assert.equal(view(kernel, fixture.b).getUint32(BASE, true), 77);
   kernel.halt();
   hal.close();

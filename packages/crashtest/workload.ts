@@ -150,7 +150,7 @@ export interface Workload {
   /**
    * The recovery a session does when it opens, after the kernel's boot (which
    * replays the kernel's metadata log): libtwz workloads open a session
-   * (`Twz.fromKernel`, which replays a committed transaction). The checker
+   * (`Twz.attach(kernel.port())`, which replays a committed transaction). The checker
    * calls it after every boot, before `fsck` and `check`, and crashes it
    * too: its drains, like the boot's, are crash points of the recovery.
    * Optional: without it recovery is the boot alone.

@@ -31,8 +31,11 @@ import type { ObjectMapping } from "./_mapping.ts";
  * thread calls as the kernel's own session would.
  */
 export interface ThreadService {
+  /** Start a program in a new thread. */
   spawn(spec: SpawnSpec): ThreadInfo;
+  /** Every thread known (this boot's and earlier ones'). */
   threads(): ThreadInfo[];
+  /** Ask a thread to end. */
   kill(tid: number): void;
   /** Wait from the kernel's own session: polls, since it cannot sleep. */
   waitNow(tid: number): ThreadInfo;
@@ -55,6 +58,7 @@ export class LocalPort implements KernelPort {
   #scratch = new Float64Array(64);
   readonly #domain = nextDomain++;
 
+  /** The port of `kernel` (use `kernel.port()`, which makes one per kernel). */
   constructor(kernel: Kernel) {
     this.#kernel = kernel;
   }

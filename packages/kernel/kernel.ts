@@ -120,6 +120,15 @@ export class Kernel {
   #port: LocalPort | undefined;
   #threads: ThreadService | undefined;
   readonly #readOnly: boolean;
+  /**
+   * @internal H3 hook (threads/manager.ts): called before `grow` or `delete`
+   * changes objects, with every ID about to move or go (ties included), so
+   * that threads mapping them let go first (cooperative unmap). It may throw
+   * (a thread that does not let go): then nothing has changed.
+   */
+  onObjectChange: ((ids: readonly ObjID[], why: "grow" | "delete") => void) | undefined = undefined;
+  /** @internal H3 hook (threads/manager.ts): called first in `shutdown` and `halt`. */
+  onStop: ((why: "shutdown" | "halt") => void) | undefined = undefined;
 
   private constructor(
     hal: Hal,
@@ -376,6 +385,7 @@ export class Kernel {
         stack.pop();
       }
     }
+    this.onObjectChange?.(order, "delete"); // H3 hook (may throw: nothing changed yet)
     const persistent = this.#persistent, volatile = this.#volatile;
     persistent.beginDelete();
     volatile.beginDelete();
@@ -495,6 +505,7 @@ export class Kernel {
         `Cannot grow ${formatId(id)} from ${current} to ${size} bytes`,
       );
     }
+    this.onObjectChange?.([id], "grow"); // H3 hook (may throw: nothing changed yet)
     store.grow(id, current, size);
   }
 
@@ -612,6 +623,7 @@ export class Kernel {
    */
   halt(): void {
     if (this.#down) return;
+    this.onStop?.("halt"); // H3 hook
     this.#down = true;
     this.#forget();
   }
@@ -623,6 +635,7 @@ export class Kernel {
    */
   shutdown(): void {
     if (this.#down) return;
+    this.onStop?.("shutdown"); // H3 hook
     this.#down = true;
     if (!this.#readOnly) this.#persistent.clearLog();
     this.#forget();

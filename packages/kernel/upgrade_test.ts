@@ -113,7 +113,7 @@ function differences(hal: Hal, m: Manifest, contents: Map<string, Uint8Array>): 
       for (let i = 0; same && i < want.length; i++) same = bytes[i] === want[i];
       if (!same) out.push(`object ${o.id}: its bytes changed`);
     }
-    const session = Twz.fromKernel(kernel);
+    const session = Twz.attach(kernel.port());
     const names = allNames(session);
     if (JSON.stringify(names) !== JSON.stringify(m.names)) {
       out.push(`names: ${JSON.stringify(names)}`);

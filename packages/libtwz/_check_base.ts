@@ -7,8 +7,7 @@
  *
  * @module
  */
-import type { ObjectMapping } from "@twz/kernel";
-import { BASE_OFFSET, ErrorCode, type ObjID, TwzError } from "@twz/kernel/abi";
+import { BASE_OFFSET, ErrorCode, type Mapping, type ObjID, TwzError } from "@twz/kernel/abi";
 import { Heap } from "./heap.ts";
 import { type Codec, codecOfKind } from "./codec.ts";
 import {
@@ -39,12 +38,18 @@ const kinds = COLLECTIONS;
  * @param id The object.
  * @param m Its read mapping.
  */
-export function checkBase(ctx: CheckContext, id: ObjID, m: ObjectMapping): void {
+export function checkBase(ctx: CheckContext, id: ObjID, m: Mapping): void {
   const { problem, checked } = ctx;
   const v = m.view;
   const size = m.bytes.length;
   if (size < HEAP_AT + 128) return;
-  const obj: Target = { id, mapping: m, writable: false, baseOffset: BASE_OFFSET };
+  const obj: Target = {
+    id,
+    mapping: m,
+    writable: false,
+    baseOffset: BASE_OFFSET,
+    port: ctx.port,
+  };
   const magic = v.getUint32(BASE_OFFSET + 4, true);
   const header = v.getUint32(BASE_OFFSET, true);
   const kind = kinds.get(magic);

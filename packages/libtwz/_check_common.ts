@@ -7,12 +7,13 @@
  *
  * @module
  */
-import type { Kernel, ObjectMapping } from "@twz/kernel";
 import {
   BASE_OFFSET,
   ErrorCode,
   formatId,
   FotFlags,
+  type KernelPort,
+  type Mapping,
   META_OFFSET,
   MetaField,
   OBJECT_MAGIC,
@@ -129,12 +130,12 @@ export type Target = TxTarget & { baseOffset: number };
 export const fatal = new TextDecoder("utf-8", { fatal: true });
 
 /** A host that only ever replays: the log object and objects mapped writable. */
-export function replayHost(kernel: Kernel, logId: ObjID): TxLogHost {
+export function replayHost(port: KernelPort, logId: ObjID): TxLogHost {
   let log: TxTarget | undefined;
   return {
     logObject: () =>
-      log ??= { id: logId, mapping: kernel.map(logId, Prot.ReadWrite), writable: true },
-    mapForReplay: (id) => kernel.exists(id) ? kernel.map(id, Prot.ReadWrite) : null,
+      log ??= { id: logId, mapping: port.map(logId, Prot.ReadWrite), writable: true, port },
+    mapForReplay: (id) => port.exists(id) ? port.map(id, Prot.ReadWrite) : null,
   };
 }
 
@@ -149,11 +150,11 @@ export function isDamage(e: unknown): e is TwzError {
  * kernel's message. Never throws for damage.
  */
 export function presence(
-  kernel: Kernel,
+  port: KernelPort,
   id: ObjID,
 ): { state: "yes" | "no" } | { state: "damaged"; message: string } {
   try {
-    return { state: kernel.exists(id) ? "yes" : "no" };
+    return { state: port.exists(id) ? "yes" : "no" };
   } catch (e) {
     if (isDamage(e)) return { state: "damaged", message: e.message };
     throw e;
@@ -161,14 +162,14 @@ export function presence(
 }
 
 /** Whether `id` exists and is usable (a quarantined object is not). */
-export function usable(kernel: Kernel, id: ObjID): boolean {
-  return presence(kernel, id).state === "yes";
+export function usable(port: KernelPort, id: ObjID): boolean {
+  return presence(port, id).state === "yes";
 }
 
 /** The kernel root object's ID (0n: none), or the kernel's error when it is quarantined. */
-export function rootObjectOf(kernel: Kernel): { id: ObjID; damage?: string } {
+export function rootObjectOf(port: KernelPort): { id: ObjID; damage?: string } {
   try {
-    return { id: kernel.rootObjectId() };
+    return { id: port.rootObjectId() };
   } catch (e) {
     if (isDamage(e)) return { id: 0n, damage: e.message };
     throw e;
@@ -185,18 +186,18 @@ export const noHost: TxLogHost = {
   },
 };
 
-/** The kernel of a target: the kernel itself, or a session's. */
-export function kernelOf(target: Kernel | { readonly kernel: Kernel }): Kernel {
-  return "kernel" in target ? target.kernel : target;
+/** The kernel port of a target: the port itself, or a session's. */
+export function portOf(target: KernelPort | { readonly port: KernelPort }): KernelPort {
+  return "port" in target ? target.port : target;
 }
 
 /** The naming root directory the kernel root object's record names, or null (none, or damaged). */
-export function findRootDir(kernel: Kernel): ObjID | null {
-  const root = rootObjectOf(kernel).id;
+export function findRootDir(port: KernelPort): ObjID | null {
+  const root = rootObjectOf(port).id;
   if (root === 0n) return null;
   let rec;
   try {
-    rec = readRootRecord(kernel.map(root, Prot.Read).view);
+    rec = readRootRecord(port.map(root, Prot.Read).view);
   } catch (e) {
     if (isDamage(e)) return null;
     throw e;
@@ -230,7 +231,7 @@ export class CheckContext {
     queues: 0,
   };
   /** Read mappings by object (cleared after a replay). */
-  readonly maps: Map<ObjID, ObjectMapping> = new Map();
+  readonly maps: Map<ObjID, Mapping> = new Map();
   /** The kernel root object (0n: none); set by the root checker. */
   rootObjId: ObjID = 0n;
   /** The kernel's message when the root object is quarantined. */
@@ -246,8 +247,8 @@ export class CheckContext {
   /** The transaction log (`/.txlog`), when a name reaches it. */
   txlogId: ObjID | undefined = undefined;
 
-  /** @param kernel The kernel booted on the image. */
-  constructor(readonly kernel: Kernel) {}
+  /** @param port The port of the kernel booted on the image. */
+  constructor(readonly port: KernelPort) {}
 
   /** Record a problem. */
   readonly problem = (id: ObjID | undefined, area: CheckArea, message: string): void => {
@@ -258,19 +259,21 @@ export class CheckContext {
     this.warnings.push({ ...(id !== undefined ? { id: formatId(id) } : {}), area, message });
   };
   /** A read mapping of `id` (one per object), or null when it cannot be mapped. */
-  readonly mapOf = (id: ObjID): ObjectMapping | null => {
-    let m = this.maps.get(id);
-    if (m && m.bytes.length > 0) return m;
+  readonly mapOf = (id: ObjID): Mapping | null => {
+    const had = this.maps.get(id);
+    if (had && had.bytes.length > 0) return had;
+    let m: Mapping;
     try {
-      m = this.kernel.map(id, Prot.Read);
+      m = this.port.map(id, Prot.Read);
     } catch {
       return null;
     }
+    if (had) this.port.unmap(had);
     this.maps.set(id, m);
     return m;
   };
   /** The libtwz meta-info flags of a mapping, or null when it has no meta-info. */
-  readonly metaFlags = (m: ObjectMapping): number | null =>
+  readonly metaFlags = (m: Mapping): number | null =>
     m.bytes.length >= BASE_OFFSET && m.view.getUint32(META_OFFSET, true) === OBJECT_MAGIC
       ? m.view.getUint16(META_OFFSET + MetaField.flags, true)
       : null;

@@ -6,11 +6,12 @@
  *
  * @module
  */
-import type { Kernel, ObjectMapping } from "@twz/kernel";
 import {
   BASE_OFFSET,
   formatId,
   isValidId,
+  type KernelPort,
+  type Mapping,
   MetaFlags,
   type ObjID,
   Prot,
@@ -43,10 +44,10 @@ import {
  * @param ctx The run (after the root record checker).
  */
 export function checkNaming(ctx: CheckContext): void {
-  const { kernel, problem, warn, mapOf, metaFlags, checked, paths, reached, bound } = ctx;
+  const { port, problem, warn, mapOf, metaFlags, checked, paths, reached, bound } = ctx;
   const rootDir = ctx.rootDir, rootObjId = ctx.rootObjId;
   // 1. Naming: walk the tree read-only, collecting paths (for name-based FOT entries).
-  const rootDirPresence = rootDir === null ? undefined : presence(kernel, rootDir);
+  const rootDirPresence = rootDir === null ? undefined : presence(port, rootDir);
   if (rootDir !== null) {
     if (rootDirPresence!.state === "damaged") {
       problem(
@@ -143,7 +144,7 @@ export function checkNaming(ctx: CheckContext): void {
       checked.names++;
       paths.set(full, id);
       bound.add(id);
-      const there = presence(kernel, id);
+      const there = presence(port, id);
       if (there.state === "damaged") {
         // The kernel quarantined it: report it and go on with the rest.
         problem(
@@ -190,7 +191,7 @@ export function checkNaming(ctx: CheckContext): void {
 }
 
 /** Bindings of a directory object, read defensively (bounded; damaged entries skipped). */
-export function dirEntries(m: ObjectMapping): Array<{ name: string; id: ObjID; dir: boolean }> {
+export function dirEntries(m: Mapping): Array<{ name: string; id: ObjID; dir: boolean }> {
   const v = m.view;
   if (dirProblem(v, m.bytes.length) !== undefined) return [];
   const cap = v.getUint32(BASE_OFFSET + 8, true);
@@ -214,18 +215,18 @@ export function dirEntries(m: ObjectMapping): Array<{ name: string; id: ObjID; d
 }
 
 /** Every path reachable from the current naming root, by object (bounded: each directory once). */
-export function namesByObject(kernel: Kernel): Map<ObjID, string[]> {
+export function namesByObject(port: KernelPort): Map<ObjID, string[]> {
   const out = new Map<ObjID, string[]>();
-  const root = findRootDir(kernel);
-  if (root === null || !usable(kernel, root)) return out;
+  const root = findRootDir(port);
+  if (root === null || !usable(port, root)) return out;
   out.set(root, ["/"]);
   const seen = new Set<ObjID>([root]);
   const queue: Array<[ObjID, string]> = [[root, ""]];
   while (queue.length > 0) {
     const [id, path] = queue.shift()!;
-    let m: ObjectMapping;
+    let m: Mapping;
     try {
-      m = kernel.map(id, Prot.Read);
+      m = port.map(id, Prot.Read);
     } catch {
       continue;
     }
@@ -234,7 +235,7 @@ export function namesByObject(kernel: Kernel): Map<ObjID, string[]> {
       const list = out.get(e.id);
       if (list) list.push(full);
       else out.set(e.id, [full]);
-      if (e.dir && !seen.has(e.id) && usable(kernel, e.id)) {
+      if (e.dir && !seen.has(e.id) && usable(port, e.id)) {
         seen.add(e.id);
         queue.push([e.id, full]);
       }

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { Kernel, ObjectMapping } from "@twz/kernel";
 import {
   BASE_OFFSET,
   formatId,
@@ -14,6 +13,8 @@ import {
   FotField,
   FotFlags,
   isValidId,
+  type KernelPort,
+  type Mapping,
   META_OFFSET,
   MetaField,
   MetaFlags,
@@ -89,8 +90,8 @@ export function checkObject(ctx: CheckContext, id: ObjID): void {
  *
  * @returns Whether the meta-info is sound (else its problem is reported).
  */
-function checkMeta(ctx: CheckContext, id: ObjID, m: ObjectMapping, flags: number): boolean {
-  const { kernel, problem, warn, checked, paths } = ctx;
+function checkMeta(ctx: CheckContext, id: ObjID, m: Mapping, flags: number): boolean {
+  const { port, problem, warn, checked, paths } = ctx;
   const rootDir = ctx.rootDir, rootObjId = ctx.rootObjId;
   const v = m.view;
   const size = m.bytes.length;
@@ -148,7 +149,7 @@ function checkMeta(ctx: CheckContext, id: ObjID, m: ObjectMapping, flags: number
       if (resolver === "" && rootDir !== null) {
         const path = "/" + name.split("/").filter((p) => p !== "").join("/");
         const bound = paths.get(path);
-        if (bound === undefined || !usable(kernel, bound)) {
+        if (bound === undefined || !usable(port, bound)) {
           warn(
             id,
             "fot",
@@ -161,7 +162,7 @@ function checkMeta(ctx: CheckContext, id: ObjID, m: ObjectMapping, flags: number
       if (!isValidId(target)) {
         problem(id, "fot", `FOT entry ${i} holds an invalid ID ${formatId(target)}`);
       } else {
-        const there = presence(kernel, target);
+        const there = presence(port, target);
         if (there.state !== "yes") {
           warn(
             id,
@@ -187,17 +188,17 @@ function checkMeta(ctx: CheckContext, id: ObjID, m: ObjectMapping, flags: number
  * transaction log are never deleted (their mark is damage: it is cleared).
  * Nothing is deleted while the naming root is unreadable.
  */
-export function repairPending(kernel: Kernel): string[] {
+export function repairPending(port: KernelPort): string[] {
   const lines: string[] = [];
-  const rootDir = findRootDir(kernel);
-  if (rootDir === null || !usable(kernel, rootDir)) return lines;
-  const names = namesByObject(kernel);
-  const rootObject = kernel.rootObjectId();
-  for (const stat of kernel.list()) {
+  const rootDir = findRootDir(port);
+  if (rootDir === null || !usable(port, rootDir)) return lines;
+  const names = namesByObject(port);
+  const rootObject = port.rootObjectId();
+  for (const stat of port.list()) {
     if (stat.lifetime !== "persistent" || !(stat.prot & Prot.Read)) continue;
-    let m: ObjectMapping;
+    let m: Mapping;
     try {
-      m = kernel.map(stat.id, Prot.Read);
+      m = port.map(stat.id, Prot.Read);
     } catch (e) {
       if (isDamage(e)) continue;
       throw e;
@@ -208,7 +209,7 @@ export function repairPending(kernel: Kernel): string[] {
     if (!(flags & META_PENDING_NAME) || metaProblem(v, m.bytes.length) !== undefined) continue;
     const system = stat.id === rootObject || names.get(stat.id)?.includes("/.txlog");
     if (names.has(stat.id) || system) {
-      const w = kernel.map(stat.id, Prot.ReadWrite);
+      const w = port.map(stat.id, Prot.ReadWrite);
       w.view.setUint16(META_OFFSET + MetaField.flags, flags & ~META_PENDING_NAME, true);
       w.persist(META_OFFSET + MetaField.flags, 2);
       lines.push(
@@ -217,8 +218,8 @@ export function repairPending(kernel: Kernel): string[] {
         }`,
       );
     } else if (writtenTo(m)) {
-      const path = bindLostFound(kernel, stat.id);
-      const w = kernel.map(stat.id, Prot.ReadWrite);
+      const path = bindLostFound(port, stat.id);
+      const w = port.map(stat.id, Prot.ReadWrite);
       w.view.setUint16(META_OFFSET + MetaField.flags, flags & ~META_PENDING_NAME, true);
       w.persist(META_OFFSET + MetaField.flags, 2);
       lines.push(
@@ -227,7 +228,7 @@ export function repairPending(kernel: Kernel): string[] {
         }: marked as created for a name but holds data: kept as ${path} (not deleted)`,
       );
     } else if (stat.dependents === 0) {
-      kernel.delete(stat.id);
+      port.delete(stat.id);
       lines.push(
         `meta ${
           formatId(stat.id)
@@ -239,7 +240,7 @@ export function repairPending(kernel: Kernel): string[] {
 }
 
 /** Whether anything was stored in an object past its meta-info: data or FOT entries. */
-function writtenTo(m: ObjectMapping): boolean {
+function writtenTo(m: Mapping): boolean {
   const v = m.view;
   if (v.getUint32(META_OFFSET + MetaField.fotCount, true) !== 0) return true;
   const end = Math.min(v.getUint32(META_OFFSET + MetaField.fotOffset, true), m.bytes.length);

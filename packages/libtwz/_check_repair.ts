@@ -6,11 +6,11 @@
  *
  * @module
  */
-import type { Kernel } from "@twz/kernel";
 import {
   BASE_OFFSET,
   ErrorCode,
   formatId,
+  type KernelPort,
   META_OFFSET,
   MetaField,
   MetaFlags,
@@ -28,14 +28,14 @@ import {
   writeRootRecord,
 } from "./naming.ts";
 import { Twz } from "./twz.ts";
-import { DIR_ENTRY, DIR_HEADER, kernelOf } from "./_check_common.ts";
+import { DIR_ENTRY, DIR_HEADER, portOf } from "./_check_common.ts";
 
 /**
  * Make the kernel root object's libtwz root record name directory `dirId`
  * (writing the root object's meta-info too when it is missing or damaged),
  * persisted; the record's magic is published last.
  *
- * @param target A kernel (or a session), booted on the image, writable.
+ * @param target A kernel port (or a session: its port), of a writable kernel booted on the image.
  * @param dirId An intact directory object.
  * @returns One line saying what was done.
  * @throws {TwzError} `InvalidArgument` when `dirId` is not an intact directory.
@@ -45,25 +45,25 @@ import { DIR_ENTRY, DIR_HEADER, kernelOf } from "./_check_common.ts";
  * import { findRootDirCandidate, reattachNamingRoot } from "@twz/libtwz/check";
  * const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
  * twz.create({ name: "/notes", size: 4096 });
- * const kernel = twz.kernel;
- * kernel.map(kernel.rootObjectId()).view.setUint32(256, 0xbad, true); // damage the record
- * reattachNamingRoot(kernel, findRootDirCandidate(kernel)!);
- * console.log(Twz.fromKernel(kernel).naming.exists("/notes")); // true
+ * const port = twz.port;
+ * port.map(port.rootObjectId()).view.setUint32(256, 0xbad, true); // damage the record
+ * reattachNamingRoot(port, findRootDirCandidate(port)!);
+ * console.log(Twz.attach(port).naming.exists("/notes")); // true
  * twz.close();
  * ```
  */
 export function reattachNamingRoot(
-  target: Kernel | { readonly kernel: Kernel },
+  target: KernelPort | { readonly port: KernelPort },
   dirId: ObjID,
 ): string {
-  const kernel = kernelOf(target);
+  const port = portOf(target);
   const notDir = (why: string) =>
     new TwzError(
       ErrorCode.InvalidArgument,
       `Cannot make ${formatId(dirId)} the naming root: ${why}`,
     );
-  if (!kernel.exists(dirId)) throw notDir("no such object");
-  const d = kernel.map(dirId, Prot.Read);
+  if (!port.exists(dirId)) throw notDir("no such object");
+  const d = port.map(dirId, Prot.Read);
   const why = dirProblem(d.view, d.bytes.length) ??
     (d.view.getUint32(META_OFFSET, true) !== OBJECT_MAGIC
       ? "no libtwz meta-info"
@@ -72,8 +72,8 @@ export function reattachNamingRoot(
       ? undefined
       : "not a directory object");
   if (why !== undefined) throw notDir(why);
-  const rootId = kernel.rootObject();
-  const m = kernel.map(rootId, Prot.ReadWrite);
+  const rootId = port.rootObject();
+  const m = port.map(rootId, Prot.ReadWrite);
   const lines: string[] = [];
   if (
     m.view.getUint32(META_OFFSET, true) !== OBJECT_MAGIC ||
@@ -84,7 +84,7 @@ export function reattachNamingRoot(
     lines.push("rewrote its meta-info");
   }
   writeRootRecord(m, dirId);
-  return `root: the kernel root object ${formatId(rootId)} names root directory ${
+  return `root: the port root object ${formatId(rootId)} names root directory ${
     formatId(dirId)
   } again${lines.length > 0 ? ` (${lines.join(", ")})` : ""}`;
 }
@@ -98,7 +98,7 @@ export function reattachNamingRoot(
  * published last. Only an object whose libtwz meta-info (sound) carries the
  * Directory flag is rewritten: anything else cannot be proven a directory.
  *
- * @param target A kernel (or a session), booted on the image, writable.
+ * @param target A kernel port (or a session: its port), of a writable kernel booted on the image.
  * @param dirId The directory object.
  * @returns One line saying what was rewritten and why, or `undefined` when
  * the header checks out (nothing is written).
@@ -112,21 +112,21 @@ export function reattachNamingRoot(
  * const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
  * twz.create({ name: "/notes", size: 4096 });
  * const root = twz.naming.rootId;
- * twz.kernel.map(root).view.setUint32(256 + 8, 0, true); // the capacity
+ * twz.port.map(root).view.setUint32(256 + 8, 0, true); // the capacity
  * console.log(repairDirectoryHeader(twz, root) !== undefined); // true
  * console.log(twz.naming.exists("/notes")); // true
  * twz.close();
  * ```
  */
 export function repairDirectoryHeader(
-  target: Kernel | { readonly kernel: Kernel },
+  target: KernelPort | { readonly port: KernelPort },
   dirId: ObjID,
 ): string | undefined {
-  const kernel = kernelOf(target);
-  if (!kernel.exists(dirId)) {
+  const port = portOf(target);
+  if (!port.exists(dirId)) {
     throw new TwzError(ErrorCode.ObjectNotFound, `No object ${formatId(dirId)}`);
   }
-  const m = kernel.map(dirId, Prot.ReadWrite);
+  const m = port.map(dirId, Prot.ReadWrite);
   const v = m.view;
   const size = m.bytes.length;
   const why = size < BASE_OFFSET + DIR_HEADER + DIR_ENTRY
@@ -150,8 +150,8 @@ export function repairDirectoryHeader(
   }; generation kept): it was damaged: ${was}`;
 }
 
-function sessionOf(target: Kernel | { readonly kernel: Kernel }): Twz {
-  return target instanceof Twz ? target : Twz.fromKernel(kernelOf(target));
+function sessionOf(target: KernelPort | { readonly port: KernelPort }): Twz {
+  return target instanceof Twz ? target : Twz.attach(portOf(target));
 }
 
 /**
@@ -159,7 +159,7 @@ function sessionOf(target: Kernel | { readonly kernel: Kernel }): Twz {
  * directory object as a directory entry, anything else as an object. Needs a
  * working naming root (re-attach it first). Kept when already bound there.
  *
- * @param target A session, or a kernel (a session is made on it).
+ * @param target A session, or a kernel port (a session is made on it).
  * @param id The object.
  * @returns The path.
  * @throws {TwzError} `ObjectNotFound`; `ObjectDamaged` when the naming root is damaged.
@@ -173,7 +173,10 @@ function sessionOf(target: Kernel | { readonly kernel: Kernel }): Twz {
  * twz.close();
  * ```
  */
-export function bindLostFound(target: Kernel | { readonly kernel: Kernel }, id: ObjID): string {
+export function bindLostFound(
+  target: KernelPort | { readonly port: KernelPort },
+  id: ObjID,
+): string {
   const path = `/lost+found/${formatId(id)}`;
   bindRecovered(target, path, id);
   return path;
@@ -184,7 +187,7 @@ export function bindLostFound(target: Kernel | { readonly kernel: Kernel }, id: 
  * directory entry: e.g. re-attach a found kv store at `/kv`. Kept when
  * `path` already names `id`.
  *
- * @param target A session, or a kernel.
+ * @param target A session, or a kernel port.
  * @param path Where to bind it.
  * @param id The object.
  * @throws {TwzError} `NameExists` when `path` names another object;
@@ -201,7 +204,7 @@ export function bindLostFound(target: Kernel | { readonly kernel: Kernel }, id: 
  * ```
  */
 export function bindRecovered(
-  target: Kernel | { readonly kernel: Kernel },
+  target: KernelPort | { readonly port: KernelPort },
   path: string,
   id: ObjID,
 ): void {

@@ -25,9 +25,9 @@ import {
  * @param ctx The run.
  */
 export function checkRootRecord(ctx: CheckContext): void {
-  const { kernel, problem, warn, mapOf, metaFlags } = ctx;
+  const { port, problem, warn, mapOf, metaFlags } = ctx;
   // 0. The kernel root object as libtwz lays it out: meta-info and root record.
-  const rootObjOf = rootObjectOf(kernel);
+  const rootObjOf = rootObjectOf(port);
   const rootObjId = rootObjOf.id;
   ctx.rootObjId = rootObjId;
   ctx.rootObjDamage = rootObjOf.damage;
@@ -50,7 +50,7 @@ export function checkRootRecord(ctx: CheckContext): void {
         // or (its bytes not durable yet) no object — while no directory holds names.
         const torn = m.view.getUint32(BASE_OFFSET, true) === 0 &&
           (rec.dir !== undefined && emptyDir(rec.dir) ||
-            (rec.dir === undefined || presence(kernel, rec.dir).state === "no") &&
+            (rec.dir === undefined || presence(port, rec.dir).state === "no") &&
               namedDirectory() === undefined);
         if (torn) {
           warn(
@@ -97,7 +97,7 @@ export function checkRootRecord(ctx: CheckContext): void {
 
   /** A directory object (other than the root object) holding a bound entry, if any. */
   function namedDirectory(): ObjID | undefined {
-    for (const stat of kernel.list()) {
+    for (const stat of port.list()) {
       if (stat.lifetime !== "persistent" || stat.id === rootObjId) continue;
       const m = mapOf(stat.id);
       if (!m || !((metaFlags(m) ?? 0) & MetaFlags.Directory)) continue;
@@ -119,7 +119,7 @@ export function checkRootRecord(ctx: CheckContext): void {
 
   /** Whether `id` is an intact, never-changed, empty directory (what a torn first use leaves). */
   function emptyDir(id: ObjID): boolean {
-    if (!usable(kernel, id)) return false;
+    if (!usable(port, id)) return false;
     const m = mapOf(id);
     if (!m || dirProblem(m.view, m.bytes.length) !== undefined) return false;
     if (m.view.getUint32(BASE_OFFSET + 12, true) !== 0) return false;

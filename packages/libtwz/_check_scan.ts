@@ -5,9 +5,10 @@
  *
  * @module
  */
-import type { Kernel, ObjectMapping } from "@twz/kernel";
 import {
   BASE_OFFSET,
+  type KernelPort,
+  type Mapping,
   META_OFFSET,
   MetaField,
   MetaFlags,
@@ -22,7 +23,7 @@ import { TXLOG_NAME } from "./_session_tx.ts";
 import {
   DIR_MAGIC,
   HEAP_AT,
-  kernelOf,
+  portOf,
   rootObjectOf,
   type Target,
   TXLOG_MAGIC,
@@ -62,7 +63,7 @@ export interface FoundStructure {
  * one pass over the object table, each structure checked with bounded walks.
  * fsck's deep repair uses it to find a lost naming root or kv store again.
  *
- * @param target A kernel (or a session: its kernel), booted on the image.
+ * @param target A kernel port (or a session: its port), of a kernel booted on the image.
  * @returns The structures found, in table order.
  * @example
  * ```ts
@@ -77,10 +78,12 @@ export interface FoundStructure {
  * twz.close();
  * ```
  */
-export function scanStructures(target: Kernel | { readonly kernel: Kernel }): FoundStructure[] {
-  const kernel = kernelOf(target);
-  const names = namesByObject(kernel);
-  const rootObj = rootObjectOf(kernel).id;
+export function scanStructures(
+  target: KernelPort | { readonly port: KernelPort },
+): FoundStructure[] {
+  const port = portOf(target);
+  const names = namesByObject(port);
+  const rootObj = rootObjectOf(port).id;
   const found: FoundStructure[] = [];
   const childOf = new Map<ObjID, ObjID[]>();
   const entry = (id: ObjID, kind: FoundStructure["kind"]): FoundStructure => {
@@ -90,12 +93,12 @@ export function scanStructures(target: Kernel | { readonly kernel: Kernel }): Fo
   const tags = new Map<number, FoundStructure["kind"]>(
     [...COLLECTIONS].map(([magic, c]) => [magic, c.area]),
   );
-  for (const stat of kernel.list()) {
+  for (const stat of port.list()) {
     if (stat.lifetime !== "persistent") continue;
     const id = stat.id;
-    let m: ObjectMapping;
+    let m: Mapping;
     try {
-      m = kernel.map(id, Prot.Read);
+      m = port.map(id, Prot.Read);
     } catch {
       continue;
     }
@@ -155,7 +158,7 @@ export function scanStructures(target: Kernel | { readonly kernel: Kernel }): Fo
     }
     if (kind === undefined) continue;
     const s = entry(id, kind);
-    const obj: Target = { id, mapping: m, writable: false, baseOffset: BASE_OFFSET };
+    const obj: Target = { id, mapping: m, writable: false, baseOffset: BASE_OFFSET, port };
     s.problem = collectionProblem(obj, kind, s);
     found.push(s);
   }
@@ -168,7 +171,7 @@ export function scanStructures(target: Kernel | { readonly kernel: Kernel }): Fo
  * that no other directory binds, preferring one that binds `.txlog`, then
  * the one with the most entries.
  *
- * @param target A kernel (or a session), booted on the image.
+ * @param target A kernel port (or a session: its port), of a kernel booted on the image.
  * @returns Its ID, or `null` when there is none.
  * @example
  * ```ts
@@ -180,7 +183,9 @@ export function scanStructures(target: Kernel | { readonly kernel: Kernel }): Fo
  * twz.close();
  * ```
  */
-export function findRootDirCandidate(target: Kernel | { readonly kernel: Kernel }): ObjID | null {
+export function findRootDirCandidate(
+  target: KernelPort | { readonly port: KernelPort },
+): ObjID | null {
   const dirs = scanStructures(target).filter((s) =>
     s.kind === "directory" && s.problem === undefined && (s.parents ?? []).length === 0
   );

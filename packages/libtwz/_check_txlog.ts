@@ -5,8 +5,7 @@
  *
  * @module
  */
-import type { Kernel } from "@twz/kernel";
-import { BASE_OFFSET, formatId, Prot, TwzError } from "@twz/kernel/abi";
+import { BASE_OFFSET, formatId, type KernelPort, Prot, TwzError } from "@twz/kernel/abi";
 import { inspectTxLog, recoverTransactions } from "./tx.ts";
 import { TXLOG_NAME } from "./_session_tx.ts";
 import {
@@ -29,11 +28,11 @@ import { dirEntries } from "./_check_naming.ts";
  * @returns The log as found, or null when there is none.
  */
 export function checkTxLog(ctx: CheckContext, options: CheckOptions): CheckTxLog | null {
-  const { kernel, problem, warn, mapOf } = ctx;
+  const { port, problem, warn, mapOf } = ctx;
   // 2. The transaction log, before anything reads object structures.
   const txlogId = ctx.txlogId;
   let txlog: CheckTxLog | null = null;
-  if (txlogId !== undefined && usable(kernel, txlogId) && mapOf(txlogId) !== null) {
+  if (txlogId !== undefined && usable(port, txlogId) && mapOf(txlogId) !== null) {
     const m = mapOf(txlogId)!;
     const s = inspectTxLog({ mapping: m });
     txlog = { id: formatId(txlogId), state: s.state, records: s.records, replayed: 0 };
@@ -47,10 +46,10 @@ export function checkTxLog(ctx: CheckContext, options: CheckOptions): CheckTxLog
       );
     } else if (s.state === "committed") {
       // A read-only kernel refuses the writable maps a replay needs.
-      const replay = options.replay === true && !kernel.readOnly;
+      const replay = options.replay === true && !port.readOnly;
       if (replay) {
         try {
-          txlog.replayed = recoverTransactions(replayHost(kernel, txlogId));
+          txlog.replayed = recoverTransactions(replayHost(port, txlogId));
         } catch (e) {
           if (!(e instanceof TwzError)) throw e;
           problem(txlogId, "txlog", `replaying the committed transaction failed: ${e.message}`);
@@ -74,17 +73,17 @@ export function checkTxLog(ctx: CheckContext, options: CheckOptions): CheckTxLog
 }
 
 /** Replay a committed log or clear a garbage header (see {@linkcode repairObjects}). */
-export function repairTxLog(kernel: Kernel): string[] {
-  const rootDir = findRootDir(kernel);
-  if (rootDir === null || !usable(kernel, rootDir)) return [];
+export function repairTxLog(port: KernelPort): string[] {
+  const rootDir = findRootDir(port);
+  if (rootDir === null || !usable(port, rootDir)) return [];
   // The log's name sits in the root directory.
-  const logId = dirEntries(kernel.map(rootDir, Prot.Read)).find((e) => `/${e.name}` === TXLOG_NAME)
+  const logId = dirEntries(port.map(rootDir, Prot.Read)).find((e) => `/${e.name}` === TXLOG_NAME)
     ?.id;
-  if (logId === undefined || !usable(kernel, logId)) return [];
-  const log = kernel.map(logId, Prot.ReadWrite);
+  if (logId === undefined || !usable(port, logId)) return [];
+  const log = port.map(logId, Prot.ReadWrite);
   const s = inspectTxLog({ mapping: log });
   if (s.state === "committed") {
-    const n = recoverTransactions(replayHost(kernel, logId));
+    const n = recoverTransactions(replayHost(port, logId));
     return [`txlog: replayed the committed transaction (${n} records), as opening a session would`];
   }
   if (s.state === "garbage") {

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { type ObjID, Prot } from "@twz/kernel/abi";
-import type { ObjectMapping } from "@twz/kernel";
+import { type KernelPort, type Mapping, type ObjID, Prot } from "@twz/kernel/abi";
 import type { TxLogHost, TxTarget } from "./tx.ts";
 
 /** Name of the log object. */
@@ -16,7 +15,7 @@ export const TXLOG_SIZE = 4 << 20;
 
 /** What the log host needs from a session (`Twz` provides it). */
 export interface TxSessionLike {
-  readonly kernel: { exists(id: ObjID): boolean; map(id: ObjID, prot?: number): ObjectMapping };
+  readonly port: Pick<KernelPort, "exists" | "map">;
   readonly naming: { lookup(path: string): { id: ObjID } | undefined };
   create(options: { size: number; name: string }): TxTarget;
   open(target: ObjID | string): TxTarget;
@@ -42,8 +41,8 @@ export function sessionTxHost(session: TxSessionLike): TxLogHost {
         : session.create({ size: TXLOG_SIZE, name: TXLOG_NAME });
       return log;
     },
-    mapForReplay(id: ObjID): ObjectMapping | null {
-      return session.kernel.exists(id) ? session.kernel.map(id, Prot.ReadWrite) : null;
+    mapForReplay(id: ObjID): Mapping | null {
+      return session.port.exists(id) ? session.port.map(id, Prot.ReadWrite) : null;
     },
   };
   hosts.set(session, host);

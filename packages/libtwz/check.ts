@@ -32,15 +32,15 @@
  * import { checkObjects } from "@twz/libtwz/check";
  * const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
  * twz.create({ name: "/notes", size: 4096 });
- * const report = checkObjects(twz.kernel);
+ * const report = checkObjects(twz.port);
  * console.log(report.problems.length, report.checked.names); // 0 1
  * twz.close();
  * ```
  *
  * @module
  */
-import type { Kernel } from "@twz/kernel";
-import { CheckContext, type CheckOptions, type CheckReport, kernelOf } from "./_check_common.ts";
+import type { KernelPort } from "@twz/kernel/abi";
+import { CheckContext, type CheckOptions, type CheckReport, portOf } from "./_check_common.ts";
 import { checkRootRecord } from "./_check_root.ts";
 import { checkNaming } from "./_check_naming.ts";
 import { checkTxLog, repairTxLog } from "./_check_txlog.ts";
@@ -65,7 +65,7 @@ export {
 /**
  * Check the libtwz structures of every object of a kernel's image.
  *
- * @param target A kernel (or a session: its kernel), booted on the image.
+ * @param target A kernel port (or a session: its port), of a kernel booted on the image.
  * @param options `replay`: replay a committed transaction log first (writes).
  * @returns Problems, warnings, the log's state and counts.
  * @example Find a corruption
@@ -84,11 +84,11 @@ export {
  * ```
  */
 export function checkObjects(
-  target: Kernel | { readonly kernel: Kernel },
+  target: KernelPort | { readonly port: KernelPort },
   options: CheckOptions = {},
 ): CheckReport {
-  const kernel = kernelOf(target);
-  const ctx = new CheckContext(kernel);
+  const port = portOf(target);
+  const ctx = new CheckContext(port);
   // 0. The kernel root object as libtwz lays it out: meta-info and root record.
   checkRootRecord(ctx);
   // 1. Naming: walk the tree read-only, collecting paths (for name-based FOT entries).
@@ -96,7 +96,8 @@ export function checkObjects(
   // 2. The transaction log, before anything reads object structures.
   const txlog = checkTxLog(ctx, options);
   // 3. Every object: meta-info, FOT, and what is rooted at its base.
-  for (const stat of kernel.list()) checkObject(ctx, stat.id);
+  for (const stat of port.list()) checkObject(ctx, stat.id);
+  for (const m of ctx.maps.values()) port.unmap(m);
   return { problems: ctx.problems, warnings: ctx.warnings, txlog, checked: ctx.checked };
 }
 
@@ -106,7 +107,7 @@ export function checkObjects(
  * clear a garbage transaction log header (recovery ignores it anyway; the
  * next commit rewrites it). Everything else is reported, not repaired.
  *
- * @param target A kernel (or a session: its kernel), booted on the image.
+ * @param target A kernel port (or a session: its port), of a kernel booted on the image.
  * @returns What was done, one line each.
  * @example
  * ```ts
@@ -117,9 +118,9 @@ export function checkObjects(
  * twz.close();
  * ```
  */
-export function repairObjects(target: Kernel | { readonly kernel: Kernel }): string[] {
-  const kernel = kernelOf(target);
-  const lines = repairTxLog(kernel);
-  lines.push(...repairPending(kernel));
+export function repairObjects(target: KernelPort | { readonly port: KernelPort }): string[] {
+  const port = portOf(target);
+  const lines = repairTxLog(port);
+  lines.push(...repairPending(port));
   return lines;
 }

@@ -16,12 +16,12 @@ import type { Heap } from "./heap.ts";
 
 function session(size = 16 << 20): { hal: SimHal; twz: Twz; host: TxLogHost } {
   const hal = openSim({ size });
-  const twz = Twz.fromKernel(Kernel.boot(hal));
+  const twz = Twz.attach(Kernel.boot(hal).port());
   return { hal, twz, host: sessionTxHost(twz) };
 }
 
 function boot(hal: SimHal): { twz: Twz; host: TxLogHost } {
-  const twz = Twz.fromKernel(Kernel.boot(hal));
+  const twz = Twz.attach(Kernel.boot(hal).port());
   const host = sessionTxHost(twz);
   recoverTransactions(host);
   return { twz, host };

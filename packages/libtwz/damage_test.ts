@@ -62,7 +62,7 @@ interface Fixture {
 function makeFixture(): Fixture {
   const hal = openSim({ size: 16 << 20 });
   const kernel = Kernel.boot(hal);
-  const twz = Twz.fromKernel(kernel);
+  const twz = Twz.attach(kernel.port());
   const kvObj = twz.create({ name: "/kv", size: 1 << 20 });
   const kv = BTreeMap.create(twz, kvObj, codec.string, codec.string);
   for (let i = 0; i < 100; i++) kv.set(`k${i}`, `v${i}`); // two levels
@@ -733,15 +733,15 @@ Deno.test("Twz.create({ name }) is failure-atomic: a failing bind leaves no obje
   const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
   try {
     twz.create({ name: "/file", size: 4096 });
-    const before = twz.kernel.list().length;
+    const before = twz.port.list().length;
     // /file is no directory: binding /file/x fails after the object is made.
     assert.throws(() => twz.create({ name: "/file/x", size: 4096 }), TwzError);
-    assert.equal(twz.kernel.list().length, before);
+    assert.equal(twz.port.list().length, before);
     assert.throws(
       () => twz.create({ name: "/file", size: 4096 }),
       (e) => e instanceof TwzError && e.code === ErrorCode.NameExists,
     );
-    assert.equal(twz.kernel.list().length, before);
+    assert.equal(twz.port.list().length, before);
     const ok = twz.create({ name: "/dir/y", size: 4096 });
     assert.equal(ok.meta.flags & META_PENDING_NAME, 0, "the pending mark is cleared once named");
     assert.deepEqual(checkObjects(twz).problems, []);
@@ -756,7 +756,7 @@ Deno.test("a crash inside Twz.create({ name }) is swept by repair: unnamed delet
     const lost = twz.create({ name: "/lost", size: 4096 });
     const kept = twz.create({ name: "/kept", size: 4096 });
     const mark = (id: ObjID) => {
-      const m = twz.kernel.map(id);
+      const m = twz.port.map(id);
       const at = META_OFFSET + MetaField.flags;
       m.view.setUint16(at, m.view.getUint16(at, true) | META_PENDING_NAME, true);
     };
@@ -781,7 +781,7 @@ Deno.test("a crash inside Twz.create({ name }) is swept by repair: unnamed delet
       lines.some((l) => l.includes(formatId(kept.id)) && /cleared/.test(l)),
       lines.join("\n"),
     );
-    assert.equal(twz.kernel.exists(lost.id), false);
+    assert.equal(twz.port.exists(lost.id), false);
     assert.equal(twz.naming.resolve("/kept"), kept.id);
     assert.deepEqual(checkObjects(twz).warnings, []);
   } finally {
@@ -797,16 +797,16 @@ Deno.test("repair never deletes a marked object that holds data: it goes to /los
     obj.write(obj.baseOffset, data);
     // A damaged flags word that looks like the pending-name mark, on an
     // object reached only by ID: deleting it would destroy data.
-    const m = twz.kernel.map(obj.id);
+    const m = twz.port.map(obj.id);
     const at = META_OFFSET + MetaField.flags;
     m.view.setUint16(at, m.view.getUint16(at, true) | META_PENDING_NAME, true);
     twz.naming.unbind("/data");
     const lines = repairObjects(twz);
     assert.ok(lines.some((l) => /kept as \/lost\+found\//.test(l)), lines.join("\n"));
-    assert.ok(twz.kernel.exists(obj.id));
+    assert.ok(twz.port.exists(obj.id));
     assert.equal(twz.naming.resolve(`/lost+found/${formatId(obj.id)}`), obj.id);
     assert.deepEqual(
-      twz.kernel.read(obj.id, obj.baseOffset, data.length),
+      twz.port.read(obj.id, obj.baseOffset, data.length),
       data,
       "its bytes are unchanged",
     );
@@ -818,12 +818,12 @@ Deno.test("repair never deletes a marked object that holds data: it goes to /los
 Deno.test("volatile objects: no names, no pointers from persistent objects", async () => {
   const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
   try {
-    const before = twz.kernel.list().length;
+    const before = twz.port.list().length;
     assert.throws(
       () => twz.create({ name: "/v", size: 4096, lifetime: "volatile" }),
       (e) => e instanceof TwzError && /volatile.*dangles after a crash/.test(e.message),
     );
-    assert.equal(twz.kernel.list().length, before, "nothing was created");
+    assert.equal(twz.port.list().length, before, "nothing was created");
     const vol = twz.create({ size: 4096, lifetime: "volatile" });
     assert.throws(
       () => twz.naming.bind("/v", vol.id),
@@ -857,10 +857,10 @@ Deno.test("scanStructures() finds a lost naming root and kv store; they can be r
   const kernel = Kernel.boot(hal);
   try {
     assert.throws(
-      () => Twz.fromKernel(kernel),
+      () => Twz.attach(kernel.port()),
       (e) => e instanceof TwzError && e.code === ErrorCode.ObjectDamaged,
     );
-    const found = scanStructures(kernel);
+    const found = scanStructures(kernel.port());
     const rec = found.find((s) => s.kind === "naming-root")!;
     assert.equal(rec.id, fx.root);
     assert.match(rec.problem!, /no root record magic/);
@@ -874,20 +874,23 @@ Deno.test("scanStructures() finds a lost naming root and kv store; they can be r
     assert.equal(dirs.length, 2);
     assert.deepEqual(dirs.find((d) => d.id === fx.data)?.parents, [fx.rootDir]);
     assert.ok(found.some((s) => s.kind === "txlog"));
-    assert.equal(findRootDirCandidate(kernel), fx.rootDir);
-    assert.match(reattachNamingRoot(kernel, fx.rootDir), /names root directory/);
-    const twz = Twz.fromKernel(kernel);
+    assert.equal(findRootDirCandidate(kernel.port()), fx.rootDir);
+    assert.match(reattachNamingRoot(kernel.port(), fx.rootDir), /names root directory/);
+    const twz = Twz.attach(kernel.port());
     assert.equal(twz.naming.resolve("/data/map"), fx.map);
-    assert.deepEqual(checkObjects(kernel).problems, []);
-    assert.throws(() => reattachNamingRoot(kernel, fx.kv), /not a directory|no directory header/);
+    assert.deepEqual(checkObjects(kernel.port()).problems, []);
+    assert.throws(
+      () => reattachNamingRoot(kernel.port(), fx.kv),
+      /not a directory|no directory header/,
+    );
     // The kv store loses its name; the scan finds it unnamed; it goes back.
     twz.naming.unbind("/kv");
-    const again = scanStructures(kernel).find((s) => s.kind === "btree")!;
+    const again = scanStructures(kernel.port()).find((s) => s.kind === "btree")!;
     assert.equal(again.named, false);
-    bindRecovered(kernel, "/kv", again.id);
+    bindRecovered(kernel.port(), "/kv", again.id);
     assert.equal(BTreeMap.open(twz, twz.open("/kv"), codec.string, codec.string).get("k7"), "v7");
     // lost+found: an object and a directory.
-    const p = bindLostFound(kernel, fx.b);
+    const p = bindLostFound(kernel.port(), fx.b);
     assert.equal(p, `/lost+found/${formatId(fx.b)}`);
     assert.equal(twz.naming.resolve(p), fx.b);
     assert.equal(bindLostFound(twz, fx.b), p, "idempotent");
@@ -904,16 +907,16 @@ Deno.test("a first use of the naming service cut short by a crash is completed, 
   const hal = openSim({ size: 8 << 20 });
   const kernel = Kernel.boot(hal);
   try {
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     const dir = twz.naming.rootId;
     // The record as a crash before its magic was published leaves it.
     kernel.map(kernel.rootObjectId()).view.setUint32(BASE_OFFSET, 0, true);
-    const r = checkObjects(kernel);
+    const r = checkObjects(kernel.port());
     assert.deepEqual(r.problems, []);
     assert.match(r.warnings[0]!.message, /not published yet/);
-    const again = Twz.fromKernel(kernel);
+    const again = Twz.attach(kernel.port());
     assert.equal(again.naming.rootId, dir);
-    assert.deepEqual(checkObjects(kernel).warnings, []);
+    assert.deepEqual(checkObjects(kernel.port()).warnings, []);
   } finally {
     kernel.halt();
     hal.close();
@@ -929,7 +932,7 @@ Deno.test("a lost root record never becomes a fresh, empty namespace over the ol
   const hal = openSimFromBytes(bytes);
   const kernel = Kernel.boot(hal);
   try {
-    const r = checkObjects(kernel);
+    const r = checkObjects(kernel.port());
     assert.ok(
       r.problems.some((p) =>
         p.area === "root" && p.id === formatId(fx.root) && /record was lost/.test(p.message)
@@ -938,14 +941,14 @@ Deno.test("a lost root record never becomes a fresh, empty namespace over the ol
     );
     const before = kernel.list().length;
     assert.throws(
-      () => Twz.fromKernel(kernel),
+      () => Twz.attach(kernel.port()),
       (e) =>
         e instanceof TwzError && e.code === ErrorCode.ObjectDamaged &&
         /holds no naming root record, but directory [0-9a-f]{32} holds names/.test(e.message),
     );
     assert.equal(kernel.list().length, before, "no new root directory was made");
-    reattachNamingRoot(kernel, findRootDirCandidate(kernel)!);
-    assert.equal(Twz.fromKernel(kernel).naming.resolve("/data/q"), fx.q);
+    reattachNamingRoot(kernel.port(), findRootDirCandidate(kernel.port())!);
+    assert.equal(Twz.attach(kernel.port()).naming.resolve("/data/q"), fx.q);
   } finally {
     kernel.halt();
     hal.close();
@@ -956,20 +959,20 @@ Deno.test("a garbage transaction log header is reported; a session still opens a
   const hal = openSimFromBytes(fx.bytes);
   const kernel = Kernel.boot(hal);
   try {
-    const log = Twz.fromKernel(kernel).naming.resolve("/.txlog");
+    const log = Twz.attach(kernel.port()).naming.resolve("/.txlog");
     kernel.map(log).view.setUint32(BASE_OFFSET, 0xdeadbeef, true);
-    const r = checkObjects(kernel);
+    const r = checkObjects(kernel.port());
     assert.ok(
       r.problems.some((p) =>
         p.area === "txlog" && p.id === formatId(log) && /garbage/.test(p.message)
       ),
       JSON.stringify(r.problems),
     );
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     const kv = BTreeMap.open(twz, twz.open("/kv"), codec.string, codec.string);
     kv.set("after", "damage");
     assert.equal(kv.get("after"), "damage");
-    assert.deepEqual(checkObjects(kernel).problems, []);
+    assert.deepEqual(checkObjects(kernel.port()).problems, []);
   } finally {
     kernel.halt();
     hal.close();
@@ -998,7 +1001,7 @@ Deno.test("checkObjects() reports a name bound to a quarantined object and check
       (e) => e instanceof TwzError && e.code === ErrorCode.ObjectDamaged,
       "the kernel quarantines /a",
     );
-    const r = checkObjects(kernel, { replay: true });
+    const r = checkObjects(kernel.port(), { replay: true });
     const found = r.problems.find((p) => p.id === formatId(fx.a));
     assert.ok(found, JSON.stringify(r.problems));
     assert.equal(found.area, "naming");
@@ -1014,8 +1017,8 @@ Deno.test("checkObjects() reports a name bound to a quarantined object and check
     assert.equal(r.checked.queues, 1);
     assert.ok(r.checked.names >= 8, `${r.checked.names} names`);
     // The deep repair's helpers cope too.
-    assert.deepEqual(repairObjects(kernel), []);
-    assert.ok(scanStructures(kernel).some((s) => s.kind === "btree" && s.id === fx.kv));
+    assert.deepEqual(repairObjects(kernel.port()), []);
+    assert.ok(scanStructures(kernel.port()).some((s) => s.kind === "btree" && s.id === fx.kv));
   } finally {
     kernel.halt();
     hal.close();
@@ -1071,7 +1074,7 @@ Deno.test("libtwz names the directory whose capacity is damaged, never NameNotFo
   const kernel = Kernel.boot(hal);
   try {
     assert.throws(
-      () => Twz.fromKernel(kernel).naming.resolve("/data/map"),
+      () => Twz.attach(kernel.port()).naming.resolve("/data/map"),
       (e) =>
         e instanceof TwzError && e.code === ErrorCode.ObjectDamaged &&
         e.message.includes(`Naming directory / in ${formatId(fx.rootDir)}: capacity 0 entries`),
@@ -1099,19 +1102,19 @@ Deno.test("repairDirectoryHeader() rewrites a damaged directory header; names re
     const hal = openSimFromBytes(damaged(id, mutate));
     const kernel = Kernel.boot(hal);
     try {
-      assert.ok(checkObjects(kernel).problems.some((p) => p.id === formatId(id)), what);
+      assert.ok(checkObjects(kernel.port()).problems.some((p) => p.id === formatId(id)), what);
       const before = kernel.map(id).bytes.slice(H + 64);
-      const line = repairDirectoryHeader(kernel, id);
+      const line = repairDirectoryHeader(kernel.port(), id);
       assert.match(
         line ?? "",
         new RegExp(`^naming: directory ${formatId(id)}: rewrote its header .*damaged: `),
         what,
       );
       assert.deepEqual(kernel.map(id).bytes.slice(H + 64), before, `${what}: entries untouched`);
-      assert.equal(repairDirectoryHeader(kernel, id), undefined, `${what}: sound now`);
-      const r = checkObjects(kernel);
+      assert.equal(repairDirectoryHeader(kernel.port(), id), undefined, `${what}: sound now`);
+      const r = checkObjects(kernel.port());
       assert.deepEqual(r.problems, [], `${what}: ${JSON.stringify(r.problems)}`);
-      const twz = Twz.fromKernel(kernel);
+      const twz = Twz.attach(kernel.port());
       assert.equal(twz.naming.resolve("/data/map"), fx.map, what);
       assert.equal(twz.naming.resolve("/kv"), fx.kv, what);
     } finally {
@@ -1125,13 +1128,13 @@ Deno.test("repairDirectoryHeader() rewrites a damaged directory header; names re
   try {
     const kvBase = kernel.map(fx.kv).bytes.slice(0, 1024);
     assert.throws(
-      () => repairDirectoryHeader(kernel, fx.kv),
+      () => repairDirectoryHeader(kernel.port(), fx.kv),
       (e) =>
         e instanceof TwzError && e.code === ErrorCode.InvalidArgument &&
         /lacks the Directory flag/.test(e.message),
     );
     assert.deepEqual(kernel.map(fx.kv).bytes.slice(0, 1024), kvBase);
-    assert.equal(repairDirectoryHeader(kernel, fx.rootDir), undefined, "an intact header");
+    assert.equal(repairDirectoryHeader(kernel.port(), fx.rootDir), undefined, "an intact header");
   } finally {
     kernel.halt();
     hal.close();
@@ -1142,7 +1145,7 @@ Deno.test("a directory grow cut short by a crash (old capacity, doubled object) 
   const hal = openSim({ size: 16 << 20 });
   const kernel = Kernel.boot(hal);
   try {
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     const target = twz.create({ size: 4096 });
     const dir = twz.naming.mkdir("/many");
     for (let i = 0; i < 130; i++) twz.naming.bind(`/many/n${i}`, target.id); // grows once
@@ -1153,15 +1156,15 @@ Deno.test("a directory grow cut short by a crash (old capacity, doubled object) 
     // (as if the crash came right after the object grew).
     for (let i = 125; i < 253; i++) m.view.setUint32(BASE_OFFSET + 64 + i * 128, 0, true);
     m.view.setUint32(BASE_OFFSET + 8, 125, true);
-    const r = checkObjects(kernel);
+    const r = checkObjects(kernel.port());
     assert.deepEqual(r.problems, []);
     assert.ok(r.warnings.some((w) => /capacity 125 of 253 entries/.test(w.message)));
-    const again = Twz.fromKernel(kernel);
+    const again = Twz.attach(kernel.port());
     assert.equal(again.naming.resolve("/many/n124"), target.id);
     again.naming.bind("/many/next", target.id); // publishes the capacity; no second grow
     assert.equal(m.view.getUint32(BASE_OFFSET + 8, true), 253);
     assert.equal(kernel.map(dir).bytes.length, 32768);
-    assert.deepEqual(checkObjects(kernel).warnings, []);
+    assert.deepEqual(checkObjects(kernel.port()).warnings, []);
   } finally {
     kernel.halt();
     hal.close();
@@ -1197,7 +1200,7 @@ Deno.test("the kv object's base words damaged over an intact B-tree: reported, a
   const hal = openSimFromBytes(damaged(fx.kv, swap));
   const kernel = Kernel.boot(hal);
   try {
-    const kv = scanStructures(kernel).find((s) => s.id === fx.kv);
+    const kv = scanStructures(kernel.port()).find((s) => s.id === fx.kv);
     assert.equal(kv?.kind, "btree");
     assert.match(kv?.problem ?? "", /collection tag is damaged/);
   } finally {
@@ -1229,7 +1232,7 @@ Deno.test("a B-tree codec byte damaged into another codec is damage; wrong codec
   const hal = openSimFromBytes(fx.bytes);
   const kernel = Kernel.boot(hal);
   try {
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     assert.throws(
       () => BTreeMap.open(twz, twz.open(fx.kv), codec.int, codec.string),
       (e) =>
@@ -1242,9 +1245,9 @@ Deno.test("a B-tree codec byte damaged into another codec is damage; wrong codec
     const m = kernel.map(fx.kv);
     const h = kvHeader(m.view);
     m.view.setUint8(h + 7, 0);
-    assert.deepEqual(checkObjects(kernel).problems, [], "a map without the check is sound");
+    assert.deepEqual(checkObjects(kernel.port()).problems, [], "a map without the check is sound");
     m.view.setUint8(h + 4, codec.int.kind);
-    const r = checkObjects(kernel);
+    const r = checkObjects(kernel.port());
     assert.ok(
       r.problems.some((p) =>
         p.id === formatId(fx.kv) && p.area === "btree" &&
@@ -1292,12 +1295,12 @@ Deno.test("a heap made before `claimed` existed says what it claimed before it g
   const hal = openSim({ size: 16 << 20 });
   const kernel = Kernel.boot(hal);
   try {
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     const obj = twz.create({ size: 8192 });
     const heap = transaction(twz, (tx) => Heap.create(tx, obj, obj.baseOffset + 64));
     obj.view.setUint32(HEAP_AT + 24, 0, true); // as such a heap was made
     obj.persist(HEAP_AT + 24, 4);
-    assert.deepEqual(checkObjects(kernel).problems, []);
+    assert.deepEqual(checkObjects(kernel.port()).problems, []);
     // A growth whose transaction aborts: claimed must not stay 0 beside grownTo.
     assert.throws(() =>
       transaction(twz, (tx) => {
@@ -1306,9 +1309,9 @@ Deno.test("a heap made before `claimed` existed says what it claimed before it g
       }), /abort/);
     assert.equal(obj.size > 8192, true, "the object grew");
     assert.equal(obj.view.getUint32(HEAP_AT + 24, true), 8192);
-    assert.deepEqual(checkObjects(kernel).problems, []);
+    assert.deepEqual(checkObjects(kernel.port()).problems, []);
     transaction(twz, (tx) => heap.alloc(tx, 20000)); // the slack the abort left is used
-    assert.deepEqual(checkObjects(kernel).problems, []);
+    assert.deepEqual(checkObjects(kernel.port()).problems, []);
   } finally {
     kernel.halt();
     hal.close();
@@ -1319,25 +1322,25 @@ Deno.test("a first use cut short before the root record's bytes were durable (ID
   const hal = openSim({ size: 8 << 20 });
   const kernel = Kernel.boot(hal);
   try {
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     void twz.naming.rootId;
     const rec = kernel.map(kernel.rootObjectId());
     // No magic, and only the low half of the directory's ID made it (8-byte units).
     rec.view.setUint32(BASE_OFFSET, 0, true);
     rec.view.setBigUint64(BASE_OFFSET + 24, 0n, true);
-    const r = checkObjects(kernel);
+    const r = checkObjects(kernel.port());
     assert.deepEqual(r.problems, []);
     assert.match(r.warnings[0]?.message ?? "", /not published yet/);
-    const again = Twz.fromKernel(kernel);
+    const again = Twz.attach(kernel.port());
     again.create({ name: "/x", size: 4096 });
-    assert.equal(Twz.fromKernel(kernel).naming.exists("/x"), true);
-    assert.deepEqual(checkObjects(kernel).problems, []);
+    assert.equal(Twz.attach(kernel.port()).naming.exists("/x"), true);
+    assert.deepEqual(checkObjects(kernel.port()).problems, []);
     // The same record over a directory that holds names is damage, not a first use.
     rec.view.setUint32(BASE_OFFSET, 0, true);
     rec.view.setBigUint64(BASE_OFFSET + 24, 0n, true);
-    assert.ok(checkObjects(kernel).problems.some((p) => /root record/.test(p.message)));
+    assert.ok(checkObjects(kernel.port()).problems.some((p) => /root record/.test(p.message)));
     assert.throws(
-      () => Twz.fromKernel(kernel).naming.resolve("/x"),
+      () => Twz.attach(kernel.port()).naming.resolve("/x"),
       (e) => e instanceof TwzError && e.code === ErrorCode.ObjectDamaged,
     );
   } finally {

@@ -19,6 +19,12 @@
  * @module
  */
 import { type Console, formatSize, type Hal, HalError, type HalPlugin } from "@twz/kernel/hal";
+import { Kernel } from "@twz/kernel";
+import type { KernelPort } from "@twz/kernel/abi";
+import { DEFAULT_IMAGE_SIZE } from "./twz.ts";
+import { connectRemotePort, controlPath, RemotePort } from "./_remote.ts";
+
+export { connectRemotePort, controlPath, DEFAULT_IMAGE_SIZE, RemotePort };
 
 /** HAL plugins libtwz can load by name. */
 export type HalName = "sim" | "pmem";
@@ -61,9 +67,6 @@ export async function loadHalPlugin(name: HalName): Promise<HalPlugin> {
   }
   return (await HAL_PLUGINS[name]()).plugin;
 }
-
-/** Size of a new image when none is given: 64 MiB. */
-export const DEFAULT_IMAGE_SIZE = 64 << 20;
 
 /** Options for {@linkcode openImage}. */
 export interface OpenImageOptions {
@@ -140,6 +143,118 @@ export async function openImage(plugin: HalPlugin, options: OpenImageOptions): P
     }
     throw error;
   }
+}
+
+/** Options for `Twz.open`. */
+export interface TwzOpenOptions {
+  /** The HAL: `"sim"`, `"pmem"`, or a plugin object. @default {"sim"} */
+  hal?: HalName | HalPlugin;
+  /**
+   * The image file. Created (and formatted) when absent. Without it, hal-sim
+   * gives an anonymous region that is gone at `close()`.
+   */
+  image?: string;
+  /**
+   * Size of a new image in bytes; for an existing image it must match or be
+   * absent.
+   * @default {DEFAULT_IMAGE_SIZE}
+   */
+  size?: number;
+  /** Plugin settings. */
+  settings?: Record<string, string>;
+  /**
+   * Open the image read-only: nothing is ever written to the file, every
+   * write is refused (`TwzError` `ReadOnly`), and a committed log is replayed
+   * only into a private in-memory overlay. An image the process may not
+   * write opens read-only anyway (`twz.readOnly`, and
+   * `twz.port.info().privateOverlay`).
+   * @default {false}
+   */
+  readOnly?: boolean;
+  /**
+   * What this program is, named to a second opener of the image (which is
+   * refused with a `HalError` whose `code` is `"busy"` while this session is
+   * open).
+   * @default {"Twz.open"}
+   */
+  holder?: string;
+}
+
+/** The system an embedded session runs on. */
+export interface EmbeddedSystem {
+  /**
+   * The kernel's in-process port, or a {@linkcode RemotePort} to the system
+   * of a running `twz boot` that holds the image.
+   */
+  port: KernelPort;
+  /** Shut the in-process kernel down and close the HAL (or close the remote port). */
+  shutdown(): void;
+}
+
+/**
+ * Boot an in-process kernel on an image (what `Twz.open` does before it
+ * opens a session on the kernel's port). When a running `twz boot` holds the
+ * image (the HAL refuses it as busy) and listens on its control socket
+ * (`IMAGE.sock`), a writable open becomes a client of that system instead: a
+ * {@linkcode RemotePort}, whose mappings are copies written back by
+ * `flush`/`persist` (see `_remote.ts`). A read-only open is never turned into
+ * a client (it would be a writable one): it stays refused.
+ *
+ * @param options HAL, image, size, read-only, lock holder.
+ * @returns The port and how to shut it down.
+ * @throws {HalError} The image cannot be opened (`code: "busy"` when another
+ * process or session holds it and no system answers on its socket);
+ * {TwzError} `ImageCorrupt` or `ImageUnsupported` from boot.
+ * @tags allow-read, allow-write
+ * @example
+ * ```ts
+ * import { bootEmbedded } from "@twz/libtwz/embedded";
+ * const system = await bootEmbedded({ hal: "sim", size: 8 << 20 });
+ * console.log(system.port.info().hal); // sim
+ * system.shutdown();
+ * ```
+ */
+export async function bootEmbedded(options: TwzOpenOptions = {}): Promise<EmbeddedSystem> {
+  const plugin = typeof options.hal === "object"
+    ? options.hal
+    : await loadHalPlugin(options.hal ?? "sim");
+  const readOnly = options.readOnly === true;
+  // The one "stat the image, decide its size, create it when absent" path
+  // (the `twz` command's too).
+  let hal: Hal;
+  try {
+    hal = await openImage(plugin, {
+      image: options.image,
+      size: options.size,
+      newSize: DEFAULT_IMAGE_SIZE,
+      settings: options.settings,
+      readOnly,
+      holder: options.holder ?? "Twz.open",
+    });
+  } catch (error) {
+    if (
+      error instanceof HalError && error.code === "busy" && options.image !== undefined &&
+      !readOnly
+    ) {
+      const remote = await connectRemotePort(options.image);
+      if (remote !== undefined) return { port: remote, shutdown: () => remote.close() };
+    }
+    throw error;
+  }
+  let kernel: Kernel;
+  try {
+    kernel = Kernel.boot(hal, { readOnly: readOnly || hal.readOnly === true });
+  } catch (e) {
+    hal.close();
+    throw e;
+  }
+  return {
+    port: kernel.port(),
+    shutdown() {
+      kernel.shutdown();
+      hal.close();
+    },
+  };
 }
 
 /**

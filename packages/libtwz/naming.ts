@@ -42,6 +42,8 @@ import {
   ErrorCode,
   formatId,
   isValidId,
+  type KernelPort,
+  type Mapping,
   META_OFFSET,
   MetaField,
   MetaFlags,
@@ -56,8 +58,8 @@ import { META_CHECKSUM, metaChecksum, type NameResolver, type TwzObject } from "
 
 /** What the naming service needs from a session. @internal */
 export interface NamingSession {
-  /** The kernel the directories live in. */
-  readonly kernel: import("@twz/kernel").Kernel;
+  /** The kernel port of the system the directories live in. */
+  readonly port: KernelPort;
   /** A (cached) handle on an existing object, mapped writable or not. */
   handle(id: ObjID, writable: boolean): TwzObject;
   /** Create an initialized libtwz object (meta-info written and persisted). */
@@ -93,6 +95,15 @@ export interface UnbindDanglingOptions {
 export interface BindOptions {
   /** Create missing parent directories. @default {false} */
   parents?: boolean;
+  /**
+   * Allow binding a volatile object (`bind` only). Such a name dangles once
+   * the object is gone (after a crash or reboot) until the caller rebinds it:
+   * for names every boot binds again, as the system's `/dev` devices. A
+   * dangling name is what `twz fsck --deep` warns about and
+   * {@linkcode Naming.unbindDangling} removes.
+   * @default {false}
+   */
+  volatile?: boolean;
 }
 
 const DIR_MAGIC = 0x52494454; // "TDIR"
@@ -515,12 +526,12 @@ export class Naming {
 
   /** Whether handles are mapped writable (not on a read-only kernel). */
   get #w(): boolean {
-    return !this.#session.kernel.readOnly;
+    return !this.#session.port.readOnly;
   }
 
   /** @throws {TwzError} `ReadOnly` on a read-only kernel. */
   #needWritable(what: string): void {
-    if (this.#session.kernel.readOnly) {
+    if (this.#session.port.readOnly) {
       throw new TwzError(ErrorCode.ReadOnly, `the image is open read-only: cannot ${what}`);
     }
   }
@@ -539,12 +550,12 @@ export class Naming {
    */
   #findRoot(): TwzObject | undefined {
     if (this.#root && this.#root.bytes.length > 0) return this.#root;
-    const kernel = this.#session.kernel;
+    const port = this.#session.port;
     const w = this.#w;
     // A read-only kernel cannot make the root object: without one there is
     // no namespace yet.
-    if (!w && kernel.rootObjectId() === 0n) return undefined;
-    const rootObj = this.#session.handle(kernel.rootObject(), w);
+    if (!w && port.rootObjectId() === 0n) return undefined;
+    const rootObj = this.#session.handle(port.rootObject(), w);
     const v = rootObj.view;
     const rec = readRootRecord(v);
     let dirId: ObjID;
@@ -570,7 +581,7 @@ export class Naming {
         } is damaged: ${rec.problem} (twz fsck --deep --repair finds the root directory again)`,
       );
     }
-    if (!kernel.exists(dirId)) {
+    if (!port.exists(dirId)) {
       throw new TwzError(
         ErrorCode.ObjectDamaged,
         `The naming root record in the kernel root object ${
@@ -596,36 +607,43 @@ export class Naming {
    * @throws {TwzError} `ObjectDamaged`.
    */
   #refuseLostNamespace(rootObj: ObjID): void {
-    const kernel = this.#session.kernel;
-    for (const stat of kernel.list()) {
+    const port = this.#session.port;
+    for (const stat of port.list()) {
       if (stat.lifetime !== "persistent" || !(stat.prot & Prot.Read) || stat.id === rootObj) {
         continue;
       }
-      let v: DataView;
+      let m: Mapping;
       try {
-        v = kernel.map(stat.id, Prot.Read).view;
+        m = port.map(stat.id, Prot.Read);
       } catch (e) {
         if (e instanceof TwzError && e.code === ErrorCode.ObjectDamaged) continue;
         throw e;
       }
-      if (
-        v.byteLength < BASE_OFFSET + HEADER ||
-        v.getUint32(META_OFFSET + MetaField.magic, true) !== OBJECT_MAGIC ||
-        !(v.getUint16(META_OFFSET + MetaField.flags, true) & MetaFlags.Directory)
-      ) continue;
-      // Every entry its size holds (its header may be damaged too).
-      const cap = dirCapacityOf(v.byteLength);
-      for (let i = 0; i < cap; i++) {
-        if (v.getUint32(BASE_OFFSET + HEADER + i * ENTRY + E_STATE, true) === BOUND) {
-          throw new TwzError(
-            ErrorCode.ObjectDamaged,
-            `The kernel root object ${
-              formatId(rootObj)
-            } holds no naming root record, but directory ${
-              formatId(stat.id)
-            } holds names: the record was lost (twz fsck --deep --repair finds the root directory again)`,
-          );
-        }
+      try {
+        this.#refuseDirectory(rootObj, stat.id, m.view);
+      } finally {
+        port.unmap(m);
+      }
+    }
+  }
+
+  /** {@linkcode Naming.#refuseLostNamespace} for one object: throw if it is a directory in use. */
+  #refuseDirectory(rootObj: ObjID, id: ObjID, v: DataView): void {
+    if (
+      v.byteLength < BASE_OFFSET + HEADER ||
+      v.getUint32(META_OFFSET + MetaField.magic, true) !== OBJECT_MAGIC ||
+      !(v.getUint16(META_OFFSET + MetaField.flags, true) & MetaFlags.Directory)
+    ) return;
+    // Every entry its size holds (its header may be damaged too).
+    const cap = dirCapacityOf(v.byteLength);
+    for (let i = 0; i < cap; i++) {
+      if (v.getUint32(BASE_OFFSET + HEADER + i * ENTRY + E_STATE, true) === BOUND) {
+        throw new TwzError(
+          ErrorCode.ObjectDamaged,
+          `The kernel root object ${formatId(rootObj)} holds no naming root record, but directory ${
+            formatId(id)
+          } holds names: the record was lost (twz fsck --deep --repair finds the root directory again)`,
+        );
       }
     }
   }
@@ -642,7 +660,7 @@ export class Naming {
   #tornFirstUse(v: DataView, rec: RootRecord): "dir" | "new" | false {
     if (rec.state !== "damaged") return false;
     if (v.getUint32(BASE_OFFSET + R_MAGIC, true) !== 0) return false;
-    if (rec.dir === undefined || !this.#session.kernel.exists(rec.dir)) return "new";
+    if (rec.dir === undefined || !this.#session.port.exists(rec.dir)) return "new";
     const dir = this.#session.handle(rec.dir, this.#w);
     if (dirProblem(dir.view, dir.size) !== undefined) return false;
     if (dir.view.getUint32(BASE_OFFSET + H_GENERATION, true) !== 0) return false;
@@ -694,7 +712,7 @@ export class Naming {
   }
 
   #dir(id: ObjID, path: string[]): Dir {
-    if (!this.#session.kernel.exists(id)) {
+    if (!this.#session.port.exists(id)) {
       throw new TwzError(
         ErrorCode.ObjectNotFound,
         `Directory ${join(path)} (${formatId(id)}) no longer exists`,
@@ -791,7 +809,8 @@ export class Naming {
    *
    * @throws {TwzError} `NameExists`, `NameNotFound` (missing parent without
    * `parents`), `ObjectNotFound` (no such object), `InvalidArgument` (bad
-   * path, or `id` is a directory object: use {@linkcode Naming.mkdir} / rename).
+   * path, `id` is a directory object: use {@linkcode Naming.mkdir} / rename,
+   * or `id` is volatile without `volatile: true`).
    * @example
    * ```ts
    * import { Twz } from "@twz/libtwz";
@@ -806,14 +825,14 @@ export class Naming {
     this.#needWritable(`bind ${path}`);
     const parts = splitPath(path);
     if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ is the root directory");
-    if (!this.#session.kernel.exists(id)) {
+    if (!this.#session.port.exists(id)) {
       throw new TwzError(
         ErrorCode.ObjectNotFound,
         `Cannot bind ${path}: no object ${formatId(id)}`,
       );
     }
-    const stat = this.#session.kernel.stat(id);
-    if (stat.lifetime === "volatile") {
+    const stat = this.#session.port.stat(id);
+    if (stat.lifetime === "volatile" && options.volatile !== true) {
       throw new TwzError(
         ErrorCode.InvalidArgument,
         `Cannot bind ${path} to volatile object ${
@@ -886,7 +905,7 @@ export class Naming {
     if (!found) throw new TwzError(ErrorCode.NameNotFound, `No object is named ${join(parts)}`);
     let sub: Dir | undefined;
     if (
-      found.binding.kind === "directory" && this.#session.kernel.exists(found.binding.id) &&
+      found.binding.kind === "directory" && this.#session.port.exists(found.binding.id) &&
       !this.#namedElsewhere(found.binding.id, dir, found.slot)
     ) {
       sub = this.#dir(found.binding.id, parts);
@@ -896,7 +915,7 @@ export class Naming {
     }
     dir.remove(found.slot);
     this.#bump();
-    if (sub) this.#session.kernel.delete(sub.obj.id);
+    if (sub) this.#session.port.delete(sub.obj.id);
     return found.binding.id;
   }
 
@@ -905,7 +924,7 @@ export class Naming {
    * of the whole tree (directories are few; unbinding one is rare).
    */
   #namedElsewhere(id: ObjID, dir: Dir, slot: number): boolean {
-    const kernel = this.#session.kernel;
+    const port = this.#session.port;
     const root = this.#rootDir;
     const seen = new Set<ObjID>([root.id]);
     const todo: Dir[] = [new Dir(root)];
@@ -915,7 +934,7 @@ export class Naming {
         if (e.binding.kind !== "directory") continue;
         const other = e.binding.id;
         if (other === id && !(d.obj.id === dir.obj.id && e.slot === slot)) return true;
-        if (seen.has(other) || !kernel.exists(other)) continue;
+        if (seen.has(other) || !port.exists(other)) continue;
         seen.add(other);
         const obj = this.#session.handle(other, true);
         if (obj.view.getUint32(BASE_OFFSET + H_MAGIC, true) === DIR_MAGIC) todo.push(new Dir(obj));
@@ -970,8 +989,8 @@ export class Naming {
     this.#needWritable(`bind ${path}`);
     const parts = splitPath(path);
     if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ is the root directory");
-    const kernel = this.#session.kernel;
-    if (!kernel.exists(id)) {
+    const port = this.#session.port;
+    if (!port.exists(id)) {
       throw new TwzError(
         ErrorCode.ObjectNotFound,
         `Cannot bind ${path}: no object ${formatId(id)}`,
@@ -985,7 +1004,7 @@ export class Naming {
       throw new TwzError(ErrorCode.NameExists, `${join(parts)} is already bound`);
     }
     let kind = KIND_OBJECT;
-    if (kernel.stat(id).prot & Prot.Read) {
+    if (port.stat(id).prot & Prot.Read) {
       const target = this.#session.handle(id, false);
       if (
         target.hasMeta &&
@@ -993,7 +1012,7 @@ export class Naming {
         dirProblem(target.view, target.size) === undefined
       ) kind = KIND_DIR;
     }
-    if (kind === KIND_OBJECT && kernel.stat(id).lifetime === "volatile") {
+    if (kind === KIND_OBJECT && port.stat(id).lifetime === "volatile") {
       throw new TwzError(
         ErrorCode.InvalidArgument,
         `Cannot bind ${path} to volatile object ${
@@ -1070,12 +1089,12 @@ export class Naming {
 
   /** `walk` below `dir`; `open` holds the directories being walked (a cycle is damage). */
   *#walkDir(dir: Dir, parts: string[], open: Set<ObjID>): Generator<PathBinding> {
-    const kernel = this.#session.kernel;
+    const port = this.#session.port;
     const bindings = [...dir.entries()].map((e) => e.binding).sort(byName);
     for (const b of bindings) {
       const at = [...parts, b.name];
       yield { name: b.name, id: b.id, kind: b.kind, path: join(at) };
-      if (b.kind === "directory" && kernel.exists(b.id) && !open.has(b.id)) {
+      if (b.kind === "directory" && port.exists(b.id) && !open.has(b.id)) {
         open.add(b.id);
         yield* this.#walkDir(this.#dir(b.id, at), at, open);
         open.delete(b.id);
@@ -1103,19 +1122,19 @@ export class Naming {
    * const twz = await Twz.open({ hal: plugin, size: 8 << 20 });
    * const obj = twz.create({ name: "/data", size: 1024 });
    * twz.naming.bind("/alias", obj.id);
-   * twz.kernel.delete(obj.id); // the kernel leaves both names
+   * twz.port.delete(obj.id); // the kernel leaves both names
    * console.log(twz.naming.unbindDangling()); // ["/data", "/alias"]
    * twz.close();
    * ```
    */
   unbindDangling(options: UnbindDanglingOptions = {}): string[] {
     this.#needWritable("unbind dangling names");
-    const kernel = this.#session.kernel;
+    const port = this.#session.port;
     const all = [...this.walk()];
     const unbound: string[] = [];
     for (let i = all.length - 1; i >= 0; i--) {
       const b = all[i]!;
-      if (kernel.exists(b.id)) continue;
+      if (port.exists(b.id)) continue;
       try {
         this.unbind(b.path);
       } catch (error) {

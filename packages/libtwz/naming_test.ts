@@ -9,7 +9,7 @@ import { Twz } from "./twz.ts";
 
 function boot(): { kernel: Kernel; twz: Twz } {
   const kernel = Kernel.boot(openSim({ size: 8 << 20 }));
-  return { kernel, twz: Twz.fromKernel(kernel) };
+  return { kernel, twz: Twz.attach(kernel.port()) };
 }
 
 Deno.test("Naming.walk() yields every binding with its path, parents first, in name order", () => {
@@ -87,7 +87,7 @@ Deno.test("Naming.unbindDangling() unbinds a directory name whose object is gone
 Deno.test("Naming.unbindDangling() refuses a read-only kernel and a damaged directory", () => {
   const hal = openSim({ size: 8 << 20 });
   let kernel = Kernel.boot(hal);
-  let twz = Twz.fromKernel(kernel);
+  let twz = Twz.attach(kernel.port());
   const obj = kernel.create({ size: 64 });
   twz.naming.bind("/d/x", obj, { parents: true });
   const dir = twz.naming.resolve("/d");
@@ -104,7 +104,7 @@ Deno.test("Naming.unbindDangling() refuses a read-only kernel and a damaged dire
   m.persist(BASE_OFFSET, 4);
   kernel.shutdown();
   kernel = Kernel.boot(hal, { readOnly: true });
-  twz = Twz.fromKernel(kernel);
+  twz = Twz.attach(kernel.port());
   assert.throws(
     () => twz.naming.unbindDangling(),
     (e: unknown) => e instanceof TwzError && e.code === ErrorCode.ReadOnly,
@@ -122,5 +122,27 @@ Deno.test("Naming.walk() does not enter a directory that contains itself (damage
     [...twz.naming.walk()].map((b) => `${b.path} ${b.kind}`).filter((p) => !p.startsWith("/.")),
     ["/d directory", "/d/loop directory"],
   );
+  kernel.shutdown();
+});
+
+Deno.test("Naming.bind() binds a volatile object only when told; the name dangles after a reboot", () => {
+  const hal = openSim({ size: 8 << 20 });
+  let kernel = Kernel.boot(hal);
+  let twz = Twz.attach(kernel.port());
+  const v = twz.create({ size: 4096, lifetime: "volatile" });
+  assert.throws(
+    () => twz.naming.bind("/dev/clock", v.id, { parents: true }),
+    (e) =>
+      e instanceof TwzError && e.code === ErrorCode.InvalidArgument && /dangle/.test(e.message),
+  );
+  assert.equal(twz.naming.exists("/dev/clock"), false);
+  twz.naming.bind("/dev/clock", v.id, { parents: true, volatile: true });
+  assert.equal(twz.naming.resolve("/dev/clock"), v.id);
+  kernel.shutdown();
+  kernel = Kernel.boot(hal);
+  twz = Twz.attach(kernel.port());
+  // The object went with the boot; the name is left for the next boot to rebind.
+  assert.equal(twz.port.exists(v.id), false);
+  assert.deepEqual(twz.naming.unbindDangling(), ["/dev/clock"]);
   kernel.shutdown();
 });

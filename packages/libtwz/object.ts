@@ -17,7 +17,6 @@
  *
  * @module
  */
-import type { Kernel, ObjectMapping } from "@twz/kernel";
 import { TX } from "./tx.ts";
 import {
   BASE_OFFSET,
@@ -27,8 +26,10 @@ import {
   FOT_ENTRY_SIZE,
   FotField,
   FotFlags,
+  type KernelPort,
   LAYOUT_VERSION,
   type Lifetime,
+  type Mapping,
   MAX_FOT_INDEX,
   META_OFFSET,
   MetaField,
@@ -69,7 +70,8 @@ export interface NameResolver {
  * @internal
  */
 export interface HandleSession {
-  readonly kernel: Kernel;
+  /** The kernel port the session runs on. */
+  readonly port: KernelPort;
   /** A handle for `id`, writable or not. */
   handle(id: ObjID, writable: boolean): TwzObject;
   /** The resolver registered under `name`. */
@@ -210,8 +212,8 @@ export class TwzObject implements AccessorHost {
   readonly id: ObjID;
   /** Whether writes are allowed through this handle. */
   readonly writable: boolean;
-  /** The kernel mapping; its `bytes`/`view` follow relocation. */
-  readonly mapping: ObjectMapping;
+  /** The mapping (from the session's port); its `bytes`/`view` follow relocation. */
+  readonly mapping: Mapping;
   /** @internal The mapping's live extent (one hop shorter for accessors). */
   readonly _e: LiveBytes;
   /** @internal FOT cache: index -> target handle, for ID entries. */
@@ -224,7 +226,7 @@ export class TwzObject implements AccessorHost {
   #metaOk = false;
 
   /** @internal Sessions make handles; use `Twz.open` / `Twz.create`. */
-  constructor(session: HandleSession, mapping: ObjectMapping) {
+  constructor(session: HandleSession, mapping: Mapping) {
     this.#session = session;
     this.mapping = mapping;
     this._e = mapping.extent;
@@ -232,12 +234,17 @@ export class TwzObject implements AccessorHost {
     this.writable = mapping.writable;
   }
 
+  /** The kernel port the object is mapped through (its session's). */
+  get port(): KernelPort {
+    return this.#session.port;
+  }
+
   /**
    * Whether the session's kernel is read-only (then every handle is
    * read-only and a write fails with `TwzError` `ReadOnly`).
    */
   get imageReadOnly(): boolean {
-    return this.#session.kernel.readOnly;
+    return this.#session.port.readOnly;
   }
 
   /** The object's bytes (live: follows relocation; empty once deleted). */
@@ -382,7 +389,7 @@ export class TwzObject implements AccessorHost {
    */
   grow(size: number): void {
     this.#needWrite("grow");
-    this.#session.kernel.grow(this.id, size);
+    this.#session.port.grow(this.id, size);
   }
 
   /** @internal */
@@ -516,7 +523,7 @@ export class TwzObject implements AccessorHost {
 
   /** A handle for a FOT target: writable when the entry and the object allow it. */
   #target(id: ObjID, writable: boolean): TwzObject {
-    if (writable && !this.#session.kernel.readOnly) {
+    if (writable && !this.#session.port.readOnly) {
       try {
         return this.#session.handle(id, true);
       } catch (e) {
@@ -564,8 +571,8 @@ export class TwzObject implements AccessorHost {
     if (found !== undefined) return found;
     if (
       typeof target === "bigint" && this.lifetime === "persistent" &&
-      this.#session.kernel.exists(target) &&
-      this.#session.kernel.stat(target).lifetime === "volatile"
+      this.#session.port.exists(target) &&
+      this.#session.port.stat(target).lifetime === "volatile"
     ) {
       // The entry would outlive its target: after a reboot it names nothing.
       throw new TwzError(

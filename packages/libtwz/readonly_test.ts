@@ -172,7 +172,7 @@ async function checkWrites(twz: Twz): Promise<void> {
     () => BTreeMap.create(twz, fresh, codec.string, codec.string),
     "collection create",
   );
-  assertReadOnly(() => twz.kernel.write(b.id, b.baseOffset, new Uint8Array([1])), "kernel write");
+  assertReadOnly(() => twz.port.write(b.id, b.baseOffset, new Uint8Array([1])), "kernel write");
   // A transaction of another, writable session cannot write into it either.
   const other = await Twz.open({ hal: "sim", size: 8 << 20 });
   try {
@@ -203,7 +203,7 @@ async function readOnlyRoundTrip(hal: HalPlugin | "sim", dir: string): Promise<v
     // A second read-only session at the same time (a shared lock).
     const second = await Twz.open({ hal, image, readOnly: true });
     try {
-      assert.equal(first.kernel.readOnly, true);
+      assert.equal(first.port.readOnly, true);
       checkReads(first);
       checkReads(second);
       await checkWrites(first);
@@ -306,7 +306,7 @@ Deno.test("read-only: a committed, unapplied transaction is replayed into memory
   const hal = await sim.open({ image });
   try {
     const kernel = Kernel.boot(hal, { readOnly: true });
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     assert.equal(twz.warnings.length, 1);
     assert.match(twz.warnings[0]!, /committed transaction in \/\.txlog was not replayed/);
     const obj = twz.open(id);
@@ -354,7 +354,7 @@ Deno.test("Twz.open({ readOnly }) on an image libtwz never used: no names, nothi
     const obj = twz.open(id);
     assert.equal(obj.writable, false);
     assert.equal(new TextDecoder().decode(obj.read(0, 3)), "raw");
-    assert.equal(twz.kernel.stat(id).prot & Prot.Write, Prot.Write);
+    assert.equal(twz.port.stat(id).prot & Prot.Write, Prot.Write);
   } finally {
     twz.close();
   }

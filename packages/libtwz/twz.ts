@@ -1,7 +1,9 @@
 /**
- * A libtwz session: objects, names and resolvers over one kernel — either
- * booted in-process on an image ({@linkcode Twz.open}), or a running kernel
- * ({@linkcode Twz.fromKernel}).
+ * A libtwz session: objects, names and resolvers over one kernel port — the
+ * system-call interface of `@twz/kernel/abi`. The port is either a kernel
+ * booted in-process on an image ({@linkcode Twz.open}), or any port handed
+ * over ({@linkcode Twz.attach}: a running kernel's `kernel.port()`, or a
+ * program's port to the kernel that started it).
  *
  * @example Create a named object, close, open it again by name
  * ```ts
@@ -25,15 +27,16 @@
  *
  * @module
  */
-import { type CreateSpec, Kernel, type ObjectMapping } from "@twz/kernel";
-import type { HalPlugin } from "@twz/kernel/hal";
 import {
   BASE_OFFSET,
+  type CreateSpec,
   ErrorCode,
   formatId,
+  type KernelPort,
   LAYOUT_VERSION,
   type Lifetime,
   looksLikeId,
+  type Mapping,
   META_OFFSET,
   META_SIZE,
   MetaField,
@@ -45,7 +48,9 @@ import {
   TwzError,
   writeId,
 } from "@twz/kernel/abi";
-import { DEFAULT_IMAGE_SIZE, type HalName, loadHalPlugin, openImage } from "./embedded.ts";
+// Types only: the embedded board (the kernel, the HAL plugins) is loaded when
+// `Twz.open` runs, so a program bundling libtwz does not carry the kernel.
+import type { TwzOpenOptions } from "./embedded.ts";
 import {
   type HandleSession,
   META_CHECKSUM,
@@ -58,43 +63,11 @@ import { Naming, type NamingSession } from "./naming.ts";
 import { inspectTxLog, recoverTransactions, type TxLogHost, type TxTarget } from "./tx.ts";
 import { sessionTxHost, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
 
-export { DEFAULT_IMAGE_SIZE };
+export type { TwzOpenOptions };
+/** Size of a new image when none is given: 64 MiB. */
+export const DEFAULT_IMAGE_SIZE = 64 << 20;
 /** Size of a new object when none is given: 64 KiB. */
 export const DEFAULT_SIZE = 65536;
-
-/** Options for {@linkcode Twz.open}. */
-export interface TwzOpenOptions {
-  /** The HAL: `"sim"`, `"pmem"`, or a plugin object. @default {"sim"} */
-  hal?: HalName | HalPlugin;
-  /**
-   * The image file. Created (and formatted) when absent. Without it, hal-sim
-   * gives an anonymous region that is gone at `close()`.
-   */
-  image?: string;
-  /**
-   * Size of a new image in bytes; for an existing image it must match or be
-   * absent.
-   * @default {DEFAULT_IMAGE_SIZE}
-   */
-  size?: number;
-  /** Plugin settings. */
-  settings?: Record<string, string>;
-  /**
-   * Open the image read-only: nothing is ever written to the file, every
-   * write is refused (`TwzError` `ReadOnly`), and a committed log is replayed
-   * only into a private in-memory overlay. An image the process may not
-   * write opens read-only anyway (`twz.kernel.hal.readOnly`).
-   * @default {false}
-   */
-  readOnly?: boolean;
-  /**
-   * What this program is, named to a second opener of the image (which is
-   * refused with a `HalError` whose `code` is `"busy"` while this session is
-   * open).
-   * @default {"Twz.open"}
-   */
-  holder?: string;
-}
 
 /** FOT sizing for a new object. */
 export interface FotOptions {
@@ -148,15 +121,19 @@ function defaultFotEntries(size: number): number {
 }
 
 /**
- * A session over one kernel: create, open and delete objects, follow
+ * A session over one kernel port: create, open and delete objects, follow
  * invariant pointers between them, and name them.
  */
 export class Twz implements HandleSession, NamingSession, TxLogHost {
-  /** The kernel this session runs on. */
-  readonly kernel: Kernel;
+  /**
+   * The kernel port this session runs on: the system-call interface
+   * (`@twz/kernel/abi`). Every object the session maps comes from it.
+   */
+  readonly port: KernelPort;
   /** The naming service. */
   readonly naming: Naming;
-  readonly #owned: boolean;
+  /** How to stop what the session started (an embedded kernel), or nothing. */
+  readonly #shutdown: (() => void) | undefined;
   readonly #rw = new Map<ObjID, TwzObject>();
   readonly #ro = new Map<ObjID, TwzObject>();
   readonly #resolvers = new Map<string, NameResolver>();
@@ -169,9 +146,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    */
   readonly warnings: string[] = [];
 
-  private constructor(kernel: Kernel, owned: boolean) {
-    this.kernel = kernel;
-    this.#owned = owned;
+  private constructor(port: KernelPort, shutdown: (() => void) | undefined) {
+    this.port = port;
+    this.#shutdown = shutdown;
     this.naming = new Naming(this);
     this.#resolvers.set("", this.naming.resolver);
     // A transaction committed before a crash but not applied is replayed
@@ -182,9 +159,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     // the transaction.
     const log = this.naming.lookup(TXLOG_PATH);
     if (log === undefined) return;
-    if (!kernel.readOnly) recoverTransactions(this);
+    if (!port.readOnly) recoverTransactions(this);
     else if (this.#unappliedTx(log.id)) {
-      if (kernel.hal.readOnly === true) recoverTransactions(overlayHost(kernel, log.id));
+      if (port.info().privateOverlay) recoverTransactions(overlayHost(port, log.id));
       else {
         this.warnings.push(
           `a committed transaction in ${TXLOG_PATH} was not replayed (the image is open read-only): reads show the state before it`,
@@ -195,7 +172,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
 
   /** Whether the log object `id` holds a committed, unapplied transaction. */
   #unappliedTx(id: ObjID): boolean {
-    if (!this.kernel.exists(id) || !(this.kernel.stat(id).prot & Prot.Read)) return false;
+    if (!this.port.exists(id) || !(this.port.stat(id).prot & Prot.Read)) return false;
     return inspectTxLog(this.handle(id, false)).state === "committed";
   }
 
@@ -204,12 +181,12 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * read-only and every write fails with `TwzError` `ReadOnly`.
    */
   get readOnly(): boolean {
-    return this.kernel.readOnly;
+    return this.port.readOnly;
   }
 
   /** @internal Throw `ReadOnly` when the session is read-only. */
   _needWritable(what: string): void {
-    if (this.kernel.readOnly) {
+    if (this.port.readOnly) {
       throw new TwzError(ErrorCode.ReadOnly, `the image is open read-only: cannot ${what}`);
     }
   }
@@ -221,13 +198,18 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   }
 
   /** @internal Map an object for transaction replay; `null` when it is gone. */
-  mapForReplay(id: ObjID): ObjectMapping | null {
+  mapForReplay(id: ObjID): Mapping | null {
     return (this.#txHost ??= sessionTxHost(this)).mapForReplay(id);
   }
 
   /**
    * Boot an in-process kernel on an image and open a session on it (the
-   * embedded use: a plain Deno script working on an image file).
+   * embedded use: a plain Deno script working on an image file). The kernel
+   * and the HAL plugin are loaded here, on first use (`@twz/libtwz/embedded`):
+   * a program that only attaches to a port never loads them. On an image a
+   * running `twz boot` holds, a writable open becomes a client session of
+   * that system through its control socket (`IMAGE.sock`; mappings are then
+   * copies that `persist` writes back: see `@twz/libtwz/embedded`).
    *
    * @param options HAL, image, size.
    * @returns The session; {@linkcode Twz.close} shuts the kernel down and
@@ -240,54 +222,45 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * ```ts
    * import { Twz } from "@twz/libtwz";
    * const twz = await Twz.open({ hal: "sim", size: 8 << 20 });
-   * console.log(twz.kernel.report.formatted); // true
+   * console.log(twz.port.info().formatted); // true
    * twz.close();
    * ```
    */
   static async open(options: TwzOpenOptions = {}): Promise<Twz> {
-    const plugin = typeof options.hal === "object"
-      ? options.hal
-      : await loadHalPlugin(options.hal ?? "sim");
-    const readOnly = options.readOnly === true;
-    // The one "stat the image, decide its size, create it when absent" path
-    // (the `twz` command's too).
-    const hal = await openImage(plugin, {
-      image: options.image,
-      size: options.size,
-      newSize: DEFAULT_IMAGE_SIZE,
-      settings: options.settings,
-      readOnly,
-      holder: options.holder ?? "Twz.open",
-    });
+    const { bootEmbedded } = await import("./embedded.ts");
+    const system = await bootEmbedded(options);
     try {
-      const boot = { readOnly: readOnly || hal.readOnly === true };
-      return new Twz(Kernel.boot(hal, boot), true);
+      return new Twz(system.port, system.shutdown);
     } catch (e) {
-      hal.close();
+      system.shutdown();
       throw e;
     }
   }
 
   /**
-   * A session on a kernel that is already running (the shell, or a program
-   * run by the kernel). {@linkcode Twz.close} then leaves the kernel running.
+   * A session over a kernel port: a running kernel's (`kernel.port()`: the
+   * shell, tools), or the port a program's thread was started with.
+   * {@linkcode Twz.close} gives the session's mappings back and leaves the
+   * system running.
    *
+   * @param port The kernel port.
+   * @returns The session.
    * @example
    * ```ts
-   * import { Kernel, type ObjectMapping } from "@twz/kernel";
+   * import { Kernel } from "@twz/kernel";
    * import { Twz } from "@twz/libtwz";
    * import { plugin } from "@twz/hal-sim";
    * const hal = await plugin.open({ size: 8 << 20 });
    * const kernel = Kernel.boot(hal);
-   * const twz = Twz.fromKernel(kernel);
+   * const twz = Twz.attach(kernel.port());
    * twz.create({ name: "/hello", size: 1024 });
    * console.log(twz.naming.list().map((b) => b.name)); // ["hello"]
    * kernel.shutdown();
    * hal.close();
    * ```
    */
-  static fromKernel(kernel: Kernel): Twz {
-    return new Twz(kernel, false);
+  static attach(port: KernelPort): Twz {
+    return new Twz(port, undefined);
   }
 
   #check(): void {
@@ -366,9 +339,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     );
     mv.setUint32(META_OFFSET + MetaField.prot, prot, true);
     mv.setUint32(META_OFFSET + MetaField.createdSize, size, true);
-    this.kernel.hal.entropy.fill(
-      meta.subarray(META_OFFSET + MetaField.nonce, META_OFFSET + MetaField.nonce + 16),
-    );
+    meta.set(this.port.random(16), META_OFFSET + MetaField.nonce);
     writeId(mv, META_OFFSET + MetaField.keyId, options.keyId ?? 0n);
     mv.setUint32(META_OFFSET + MetaField.fotOffset, geometry.fotOffset, true);
     mv.setUint32(META_OFFSET + MetaField.fotCapacity, geometry.fotCapacity, true);
@@ -399,8 +370,8 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       try {
         this.naming.bind(options.name!, id, { parents: true });
       } catch (error) {
-        obj._reset();
-        this.kernel.delete(id);
+        this.#drop(this.#rw, id);
+        this.port.delete(id);
         throw error;
       }
       const at = META_OFFSET + MetaField.flags;
@@ -416,10 +387,10 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * volatile object, as the kernel copies only from objects.
    */
   #createWithMeta(meta: Uint8Array, spec: CreateSpec): ObjID {
-    const k = this.kernel;
+    const k = this.port;
     const scratch = k.create({ size: meta.length, lifetime: "volatile" });
     try {
-      k.map(scratch, Prot.ReadWrite).bytes.set(meta);
+      k.write(scratch, 0, meta);
       return k.create({
         ...spec,
         sources: [{
@@ -480,8 +451,8 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     this.#check();
     const id = this.resolve(target);
     if (options.write !== undefined) return this.handle(id, options.write);
-    const prot = this.kernel.stat(id).prot;
-    return this.handle(id, (prot & Prot.Write) !== 0 && !this.kernel.readOnly);
+    const prot = this.port.stat(id).prot;
+    return this.handle(id, (prot & Prot.Write) !== 0 && !this.port.readOnly);
   }
 
   /**
@@ -496,20 +467,26 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     this.#check();
     this._needWritable(`delete ${typeof target === "string" ? target : formatId(target)}`);
     const id = this.resolve(target);
-    if (!this.kernel.exists(id)) {
+    if (!this.port.exists(id)) {
       throw new TwzError(ErrorCode.ObjectNotFound, `No object ${formatId(id)}`);
     }
     if (typeof target === "string" && !looksLikeId(target)) this.naming.unbind(target);
-    const n = this.kernel.delete(id);
+    const n = this.port.delete(id);
     for (const map of [this.#rw, this.#ro]) {
-      for (const [k, h] of map) {
-        if (h.bytes.length === 0) {
-          h._reset();
-          map.delete(k);
-        }
-      }
+      for (const [k, h] of map) if (h.bytes.length === 0) this.#drop(map, k);
     }
     return n;
+  }
+
+  /** Forget the handle of `id` in `map` and give its mapping back. */
+  #drop(map: Map<ObjID, TwzObject>, id: ObjID): void {
+    const h = map.get(id);
+    if (h === undefined) return;
+    h._reset();
+    map.delete(id);
+    try {
+      this.port.unmap(h.mapping);
+    } catch { /* the system is going down: nothing left to give back */ }
   }
 
   /**
@@ -560,8 +537,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     const map = writable ? this.#rw : this.#ro;
     const h = map.get(id);
     if (h !== undefined && h.bytes.length > 0) return h;
+    if (h !== undefined) this.#drop(map, id);
     if (writable) this._needWritable(`map ${formatId(id)} writable`);
-    const obj = new TwzObject(this, this.kernel.map(id, writable ? Prot.ReadWrite : Prot.Read));
+    const obj = new TwzObject(this, this.port.map(id, writable ? Prot.ReadWrite : Prot.Read));
     map.set(id, obj);
     return obj;
   }
@@ -572,21 +550,22 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   }
 
   /**
-   * End the session. For a session from {@linkcode Twz.open}, shut the kernel
-   * down and close the HAL (unpersisted stores are written back by a clean
-   * close). Harmless twice.
+   * End the session: its mappings go back to the port. For a session from
+   * {@linkcode Twz.open}, shut the kernel down and close the HAL
+   * (unpersisted stores are written back by a clean close). Harmless twice.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const h of [...this.#rw.values(), ...this.#ro.values()]) h._reset();
-    this.#rw.clear();
-    this.#ro.clear();
     this.naming._reset();
-    if (this.#owned) {
-      this.kernel.shutdown();
-      this.kernel.hal.close();
+    if (this.#shutdown !== undefined) {
+      for (const h of [...this.#rw.values(), ...this.#ro.values()]) h._reset();
+      this.#rw.clear();
+      this.#ro.clear();
+      this.#shutdown();
+      return;
     }
+    for (const map of [this.#rw, this.#ro]) for (const id of [...map.keys()]) this.#drop(map, id);
   }
 
   /** `using twz = await Twz.open(...)` closes it at the end of the block. */
@@ -600,11 +579,12 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
  * through read-only mappings reach memory only, and the read-only kernel
  * drops their flushes and drains.
  */
-function overlayHost(kernel: Kernel, logId: ObjID): TxLogHost {
+function overlayHost(port: KernelPort, logId: ObjID): TxLogHost {
   let log: TxTarget | undefined;
   return {
-    logObject: () => log ??= { id: logId, mapping: kernel.map(logId, Prot.Read), writable: false },
-    mapForReplay: (id) => kernel.exists(id) ? kernel.map(id, Prot.Read) : null,
+    logObject: () =>
+      log ??= { id: logId, mapping: port.map(logId, Prot.Read), writable: false, port },
+    mapForReplay: (id) => port.exists(id) ? port.map(id, Prot.Read) : null,
   };
 }
 

@@ -49,7 +49,7 @@ const MiB = 1 << 20;
 function boot(size = 8 * MiB): { hal: SimHal; kernel: Kernel; twz: Twz } {
   const hal = openSim({ size });
   const kernel = Kernel.boot(hal);
-  return { hal, kernel, twz: Twz.fromKernel(kernel) };
+  return { hal, kernel, twz: Twz.attach(kernel.port()) };
 }
 
 function rejects(fn: () => unknown, code: ErrorCode, pattern?: RegExp): void {
@@ -321,7 +321,7 @@ Deno.test("cross-object pointers allocate, reuse and persist FOT entries", () =>
   // The FOT entries are durable: drop everything not persisted and look again.
   hal.power!.powerFail({ policy: "strict" });
   const kernel = Kernel.boot(hal);
-  const twz2 = Twz.fromKernel(kernel);
+  const twz2 = Twz.attach(kernel.port());
   assert.equal(twz2.open(a.id).meta.fotCount, 2);
   assert.deepEqual(twz2.open(a.id).fotEntries().map((e) => e.kind === "id" && e.id), [b.id, c.id]);
   hal.close();
@@ -370,7 +370,8 @@ Deno.test("pointers and FOT entries survive a reboot", () => {
   Deno.removeSync(image);
   try {
     let hal = openSim({ image, size: 8 * MiB, create: true });
-    let twz = Twz.fromKernel(Kernel.boot(hal));
+    let kernel = Kernel.boot(hal);
+    let twz = Twz.attach(kernel.port());
     const a = twz.create({ size: 4096, name: "/r/a" });
     const b = twz.create({ size: 4096, name: "/r/b" });
     const na = Node.at(a, a.baseOffset);
@@ -379,10 +380,11 @@ Deno.test("pointers and FOT entries survive a reboot", () => {
     na.next = nb;
     na.$persist();
     nb.$persist();
-    twz.kernel.shutdown();
+    kernel.shutdown();
     hal.close();
     hal = openSim({ image });
-    twz = Twz.fromKernel(Kernel.boot(hal));
+    kernel = Kernel.boot(hal);
+    twz = Twz.attach(kernel.port());
     const head = Node.at(twz.open("/r/a"), BASE_OFFSET);
     assert.equal(head.next?.label, "after reboot");
     assert.equal(head.next?.$id, twz.naming.resolve("/r/b"));
@@ -477,10 +479,10 @@ Deno.test("naming: bind, resolve, list, nested directories, unbind, rename", () 
   n.rename("/home/alice", "/users/alice", { parents: true });
   assert.equal(n.resolve("/users/alice/b"), b.id);
   assert.equal(n.unbind("/users/alice/b"), b.id);
-  assert.ok(twz.kernel.exists(b.id), "unbind keeps the object");
+  assert.ok(twz.port.exists(b.id), "unbind keeps the object");
   const docs = n.resolve("/users/alice/docs");
   n.unbind("/users/alice/docs");
-  assert.ok(!twz.kernel.exists(docs), "an empty directory's object goes with its name");
+  assert.ok(!twz.port.exists(docs), "an empty directory's object goes with its name");
   hal.close();
 });
 
@@ -526,12 +528,12 @@ Deno.test("naming: a bind is atomic across a power failure", () => {
   const obj = twz.create({ size: 1024, name: "/kept" });
   // Everything the naming service wrote was persisted: a strict power failure keeps it.
   hal.power!.powerFail({ policy: "strict" });
-  const twz2 = Twz.fromKernel(Kernel.boot(hal));
+  const twz2 = Twz.attach(Kernel.boot(hal).port());
   assert.equal(twz2.naming.resolve("/kept"), obj.id);
   // An entry whose publish store was lost is not bound: simulate by failing
   // with "random" eviction many times over a bind that was never persisted.
   for (let seed = 1; seed <= 20; seed++) {
-    const t = Twz.fromKernel(Kernel.boot(hal));
+    const t = Twz.attach(Kernel.boot(hal).port());
     const dir = t.open(t.naming.rootId);
     const v = dir.view;
     // Fill a free entry without publishing it (what a crash before the publish leaves).
@@ -539,7 +541,7 @@ Deno.test("naming: a bind is atomic across a power failure", () => {
     v.setUint16(at + 6, 4, true);
     dir.bytes.set(new TextEncoder().encode("half"), at + 24);
     hal.power!.powerFail({ policy: "random", seed });
-    const t2 = Twz.fromKernel(Kernel.boot(hal));
+    const t2 = Twz.attach(Kernel.boot(hal).port());
     assert.equal(t2.naming.lookup("/half"), undefined);
     assert.equal(t2.naming.resolve("/kept"), obj.id);
   }
@@ -551,13 +553,13 @@ Deno.test("Twz.open() boots an image; close() shuts down; names persist", async 
   const image = `${dir}/t.img`;
   try {
     let twz = await Twz.open({ hal: "sim", image, size: 8 * MiB });
-    assert.equal(twz.kernel.report.formatted, true);
+    assert.equal(twz.port.info().formatted, true);
     twz.create({ name: "/p", size: 1024 });
     twz.close();
     twz.close();
     rejects(() => twz.create(), ErrorCode.Shutdown);
     twz = await Twz.open({ hal: "sim", image });
-    assert.equal(twz.kernel.report.formatted, false);
+    assert.equal(twz.port.info().formatted, false);
     assert.ok(twz.naming.exists("/p"));
     twz.close();
   } finally {
@@ -780,7 +782,7 @@ Deno.test("named() refuses an offset no pointer can hold", () => {
 
 Deno.test("Naming.unbind() keeps a directory another name still binds (crash in rename)", () => {
   const { hal } = boot();
-  let twz = Twz.fromKernel(Kernel.boot(hal));
+  let twz = Twz.attach(Kernel.boot(hal).port());
   twz.naming.mkdir("/d");
   twz.naming.mkdir("/p");
   twz.naming.list("/");
@@ -796,17 +798,17 @@ Deno.test("Naming.unbind() keeps a directory another name still binds (crash in 
   };
   assert.throws(() => twz.naming.rename("/d", "/p/e"), /power cut/);
   region.drain = drain;
-  twz = Twz.fromKernel(Kernel.boot(hal));
+  twz = Twz.attach(Kernel.boot(hal).port());
   const id = twz.naming.resolve("/d");
   assert.equal(twz.naming.resolve("/p/e"), id);
   const obj = twz.create({ size: 1024, name: "/p/e/f" }); // non-empty: unbinding /d still works
   assert.equal(twz.naming.unbind("/d"), id);
-  assert.ok(twz.kernel.exists(id));
+  assert.ok(twz.port.exists(id));
   assert.deepEqual(twz.naming.list("/p/e").map((b) => b.name), ["f"]);
   // The last name of an empty directory deletes it, as before.
   twz.naming.unbind("/p/e/f");
   twz.naming.unbind("/p/e");
-  assert.ok(!twz.kernel.exists(id));
-  assert.ok(twz.kernel.exists(obj.id));
+  assert.ok(!twz.port.exists(id));
+  assert.ok(twz.port.exists(obj.id));
   hal.close();
 });

@@ -41,15 +41,27 @@
  *
  * @module
  */
-import { ErrorCode, formatId, type ObjID, readId, TwzError } from "@twz/kernel/abi";
-import type { ObjectMapping } from "@twz/kernel";
+import {
+  ErrorCode,
+  formatId,
+  type KernelPort,
+  type Mapping,
+  type ObjID,
+  readId,
+  TwzError,
+} from "@twz/kernel/abi";
 
 /** What a transaction writes to: an object handle (`TwzObject` is one). */
 export interface TxTarget {
   /** The object's ID (logged with each record). */
   readonly id: ObjID;
   /** The object's mapping: the transaction reads, shadows and applies through it. */
-  readonly mapping: ObjectMapping;
+  readonly mapping: Mapping;
+  /**
+   * The port the mapping came from: commit makes the written lines durable
+   * with one `persist` call on it (ranges name the mapping's handle).
+   */
+  readonly port: KernelPort;
   /** Whether the object may be written (a transaction refuses writes otherwise). */
   readonly writable: boolean;
   /** Grow the object (outside the transaction: growing is atomic by itself). */
@@ -61,7 +73,7 @@ export interface TxLogHost {
   /** The log object (created on first use). */
   logObject(): TxTarget;
   /** Map an object by ID for replay; `null` when it no longer exists. */
-  mapForReplay(id: ObjID): ObjectMapping | null;
+  mapForReplay(id: ObjID): Mapping | null;
 }
 
 const LINE = 64;
@@ -598,7 +610,8 @@ export class Tx {
  * never reuse one another's.
  */
 class TxLog {
-  #ranges = new Float64Array(64);
+  #ranges = new Float64Array(96);
+  #one = new Float64Array(3);
   /** Reused between transactions: a transaction allocates nothing on its own. */
   readonly spare = new Tx();
 
@@ -617,7 +630,7 @@ class TxLog {
     if (sum !== v.getUint32(base + H.sum, true)) return 0; // torn: never committed
     const nObjects = v.getUint32(base + H.nObjects, true);
     const nRecords = v.getUint32(base + H.nRecords, true);
-    const maps: (ObjectMapping | null)[] = [];
+    const maps: (Mapping | null)[] = [];
     for (let i = 0; i < nObjects; i++) {
       const at = body + i * 16;
       const id = readId(v, at);
@@ -648,12 +661,15 @@ class TxLog {
     const log = host.logObject();
     const base = baseOf(log);
     const nTargets = tx.targetCount;
-    // The log makes durable, and replays, only objects of its own region.
-    const region = log.mapping.region;
+    // The log makes durable, and replays, only objects of its own durability
+    // domain (the same image); volatile objects need no durability.
+    const port = log.port;
     for (let i = 0; i < nTargets; i++) {
       const t = tx.target(i);
-      const r = t.mapping.region;
-      if (r !== null && r !== region) {
+      if (
+        t.port !== port && t.mapping.lifetime === "persistent" &&
+        domainOf(t.port) !== domainOf(port)
+      ) {
         throw new TwzError(
           ErrorCode.InvalidArgument,
           `Cannot commit a write to ${
@@ -711,13 +727,17 @@ class TxLog {
     v.setUint32(base + H.nObjects, nTargets, true);
     v.setUint32(base + H.nRecords, n, true);
     v.setUint32(base + H.sum, logSum(v, base, body, at), true);
-    const logAt = log.mapping.extent.base;
-    // 1: committed. One persist of the whole log (region-relative, so one
-    // native call on hal-pmem).
-    if (region !== null) region.persist(logAt + base, at - base);
-    else log.mapping.persist(base, at - base);
+    // 1: committed. One persist of the whole log: one call on the port, one
+    // native call on hal-pmem.
+    const one = this.#one;
+    const logHandle = log.mapping.handle;
+    one[0] = logHandle;
+    one[1] = base;
+    one[2] = at - base;
+    port.persist(one, 1);
     // Apply: copy every run in place, then flush each touched line once
-    // (adjacent lines in one range), all ranges in one batched call.
+    // (adjacent lines of a mapping in one range), all ranges in one call:
+    // `[handle, offset, length]` triples, relative to each object.
     let ranges = this.#ranges;
     let count = 0;
     let lastSlot = -1;
@@ -732,37 +752,51 @@ class TxLog {
       if (slot === lastSlot) continue;
       lastSlot = slot;
       const lineLength = Math.min(LINE, dst.length - line);
-      if (m.region === null) continue; // volatile: nothing to make durable
-      const abs = m.extent.base + line;
-      if (count > 0 && ranges[2 * count - 2]! + ranges[2 * count - 1]! === abs) {
-        ranges[2 * count - 1]! += lineLength;
+      if (m.lifetime !== "persistent") continue; // volatile: nothing to make durable
+      if (t.port !== port) {
+        // Another port of the log's domain: its flush, ordered by the drain below.
+        m.flush(line, lineLength);
+        continue;
+      }
+      const handle = m.handle;
+      const last = 3 * count - 3;
+      if (count > 0 && ranges[last] === handle && ranges[last + 1]! + ranges[last + 2]! === line) {
+        ranges[last + 2]! += lineLength;
       } else {
-        if (2 * count + 2 > ranges.length) {
+        if (3 * count + 3 > ranges.length) {
           const bigger = new Float64Array(ranges.length * 2);
           bigger.set(ranges);
           ranges = this.#ranges = bigger;
         }
-        ranges[2 * count] = abs;
-        ranges[2 * count + 1] = lineLength;
+        ranges[3 * count] = handle;
+        ranges[3 * count + 1] = line;
+        ranges[3 * count + 2] = lineLength;
         count++;
       }
     }
-    // 2: applied. The touched lines flushed and drained in one call where the
-    // HAL offers it.
-    if (region === null) log.mapping.drain();
-    else if (count === 0) region.drain();
-    else if (region.persistRanges) region.persistRanges(ranges, count);
-    else {
-      if (region.flushRanges) region.flushRanges(ranges, count);
-      else for (let i = 0; i < count; i++) region.flush(ranges[2 * i]!, ranges[2 * i + 1]!);
-      region.drain();
-    }
+    // 2: applied. The touched lines flushed and drained in one call (no
+    // ranges: a drain alone).
+    port.persist(ranges, count);
     // Mark it applied. No drain of its own: the next ordering point of any
     // kind carries it, and until then a replay would write the same bytes.
     v.setUint32(base + H.applied, seq, true);
-    if (region !== null) region.flush(logAt + base + H.applied, 4);
-    else log.mapping.flush(base + H.applied, 4);
+    one[0] = logHandle;
+    one[1] = base + H.applied;
+    one[2] = 4;
+    port.flush(one, 1);
   }
+}
+
+/** Each port's durability domain (`info().domain`), asked once. */
+const domains = new WeakMap<KernelPort, number>();
+
+function domainOf(port: KernelPort): number {
+  let d = domains.get(port);
+  if (d === undefined) {
+    d = port.info().domain;
+    domains.set(port, d);
+  }
+  return d;
 }
 
 let lastId = -1n;
@@ -937,7 +971,7 @@ export interface TxLogState {
  * twz.close();
  * ```
  */
-export function inspectTxLog(log: { readonly mapping: ObjectMapping }): TxLogState {
+export function inspectTxLog(log: { readonly mapping: Mapping }): TxLogState {
   const bytes = log.mapping.bytes;
   const v = log.mapping.view;
   const base = baseOf(log as TxTarget);

@@ -8,17 +8,18 @@ import { sessionTxHost } from "./_session_tx.ts";
 import { Heap } from "./heap.ts";
 import { HashMap } from "./hashmap.ts";
 import { codec } from "./codec.ts";
-import { ErrorCode, TwzError } from "@twz/kernel/abi";
+import { ErrorCode, type KernelPort, TwzError } from "@twz/kernel/abi";
 import { ptr, struct, u32 } from "./layout.ts";
 
-function session(size = 32 << 20): { hal: SimHal; twz: Twz } {
+function session(size = 32 << 20): { hal: SimHal; kernel: Kernel; twz: Twz } {
   const hal = openSim({ size });
-  return { hal, twz: Twz.fromKernel(Kernel.boot(hal)) };
+  const kernel = Kernel.boot(hal);
+  return { hal, kernel, twz: Twz.attach(kernel.port()) };
 }
 
 function reboot(hal: SimHal, policy: "strict" | "random" = "strict", seed = 1): Twz {
   hal.power!.powerFail({ policy, seed });
-  const twz = Twz.fromKernel(Kernel.boot(hal));
+  const twz = Twz.attach(Kernel.boot(hal).port());
   recoverTransactions(sessionTxHost(twz));
   return twz;
 }
@@ -42,6 +43,55 @@ Deno.test("transaction() commits all writes with two drains", () => {
   const o2 = again.open(obj.id);
   assert.equal(o2.view.getUint32(256, true), 1);
   assert.equal(new TextDecoder().decode(o2.bytes.subarray(300, 312)), "spans lines ");
+  hal.close();
+});
+
+/** A port that forwards to `inner` and records every system call libtwz makes. */
+function recordingPort(inner: KernelPort): { port: KernelPort; calls: string[] } {
+  const calls: string[] = [];
+  const port = new Proxy(inner, {
+    get(target, key) {
+      const v = Reflect.get(target, key, target);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) => {
+        if (key === "persist" || key === "flush") {
+          const [ranges, count] = args as [Float64Array, number];
+          const triples = [];
+          for (let i = 0; i < count; i++) triples.push([...ranges.subarray(3 * i, 3 * i + 3)]);
+          calls.push(`${key} ${JSON.stringify(triples)}`);
+        } else calls.push(String(key));
+        return v.apply(target, args);
+      };
+    },
+  });
+  return { port, calls };
+}
+
+Deno.test("transaction() commits through the session's port: three calls, ranges relative to objects", () => {
+  const hal = openSim({ size: 32 << 20 });
+  const kernel = Kernel.boot(hal);
+  const { port, calls } = recordingPort(kernel.port());
+  const twz = Twz.attach(port);
+  const obj = twz.create({ size: 8192 });
+  transaction(twz, () => {}); // creates the log object
+  const log = twz.logObject();
+  calls.length = 0;
+  transaction(twz, (tx) => {
+    tx.setU32(obj, 256, 1);
+    tx.setU32(obj, 320, 2); // the next line: one range with the first
+    tx.setU32(obj, 4096, 3);
+  });
+  const h = obj.mapping.handle, l = log.mapping.handle;
+  assert.equal(calls.length, 3, calls.join("\n"));
+  assert.match(calls[0]!, new RegExp(`^persist \\[\\[${l},256,\\d+\\]\\]$`), "the log, committed");
+  assert.equal(calls[1], `persist [[${h},256,128],[${h},4096,64]]`, "the lines, applied");
+  assert.equal(calls[2], `flush [[${l},288,4]]`, "the applied mark");
+  assert.equal(kernel.read(obj.id, 4096, 4)[0], 3);
+  // Closing an attached session gives its mappings back and leaves the kernel up.
+  twz.close();
+  assert.ok(calls.filter((c) => c === "unmap").length >= 2);
+  assert.equal(kernel.isShutdown, false);
+  kernel.shutdown();
   hal.close();
 });
 
@@ -301,8 +351,8 @@ Deno.test("transaction() on two hosts of one log never reuses a sequence number"
     for (const seed of [1, 2, 3]) {
       const hal = openSim({ size: 16 << 20 });
       const kernel = Kernel.boot(hal);
-      const a = Twz.fromKernel(kernel);
-      const b = twoSessions ? Twz.fromKernel(kernel) : sessionTxHost(a);
+      const a = Twz.attach(kernel.port());
+      const b = twoSessions ? Twz.attach(kernel.port()) : sessionTxHost(a);
       const obj = a.create({ size: 8192 });
       transaction(a, (tx) => tx.setU32(obj, 256, 1));
       transaction(b, (tx) => tx.setU32(a.open(obj.id), 260, 7));
@@ -311,7 +361,7 @@ Deno.test("transaction() on two hosts of one log never reuses a sequence number"
         transaction(a, (tx) => {
           for (let i = 0; i < 32; i++) tx.setU32(obj, 512 + i * 128, 1000 + i);
         }));
-      const after = Twz.fromKernel(Kernel.boot(hal));
+      const after = Twz.attach(Kernel.boot(hal).port());
       const o = after.open(obj.id);
       for (let i = 0; i < 32; i++) {
         assert.equal(o.view.getUint32(512 + i * 128, true), 1000 + i, `seed ${seed}, word ${i}`);
@@ -359,7 +409,7 @@ Deno.test("Tx: every handle of an object reads the transaction's writes", () => 
   const ro = Rec.at(roObj, data.baseOffset);
   other._storePtr(other.baseOffset, ro); // a read-only FOT entry
   const h = Holder.at(other, other.baseOffset);
-  const second = Twz.fromKernel(twz.kernel).open(data.id); // another session's handle
+  const second = Twz.attach(twz.port).open(data.id); // another session's handle
   transaction(twz, (tx) => {
     rw.n = 5;
     assert.equal(ro.n, 5);
@@ -440,7 +490,7 @@ Deno.test("Heap.create() ends before the FOT by default", () => {
   assert.equal(first.kind === "id" && first.id, target.id);
   // A handle without dataEnd: the meta-info's FOT offset.
   const other = twz.create({ size: 65536 });
-  const bare = { id: other.id, mapping: other.mapping, writable: true };
+  const bare = { id: other.id, mapping: other.mapping, writable: true, port: twz.port };
   transaction(twz, (tx) => Heap.create(tx, bare, 512));
   assert.equal(other.view.getUint32(512 + 12, true), other.meta.fotOffset - 8, "heap end");
   hal.close();
@@ -461,16 +511,16 @@ Deno.test("Heap.alloc() zeroes bumped blocks unless told not to", () => {
 });
 
 Deno.test("Tx: objects of two images with the same ID never share a shadow", async () => {
-  const { hal, twz } = session(8 << 20);
+  const { hal, kernel, twz } = session(8 << 20);
   const obj = twz.create({ size: 4096 });
   transaction(twz, (tx) => tx.setU32(obj, 256, 1));
-  twz.kernel.shutdown();
+  kernel.shutdown();
   // A copy of the image: the same object IDs, another kernel.
   const { openSimFromBytes } = await import("@twz/hal-sim");
   hal.power!.powerFail({ policy: "all" });
   const copyHal = openSimFromBytes(hal.region.bytes.slice());
-  const a = Twz.fromKernel(Kernel.boot(hal));
-  const b = Twz.fromKernel(Kernel.boot(copyHal));
+  const a = Twz.attach(Kernel.boot(hal).port());
+  const b = Twz.attach(Kernel.boot(copyHal).port());
   const oa = a.open(obj.id);
   const ob = b.open(obj.id);
   assert.throws(() =>

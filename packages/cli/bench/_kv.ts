@@ -40,7 +40,7 @@ export async function runKv(opts: BenchOptions, which: "insert" | "get"): Promis
     const { hal } = await openHal(opts, image, Math.max(256 << 20, ops * 2048));
     const drains = drainCounter(hal.region);
     const kernel = Kernel.boot(hal);
-    const twz = Twz.fromKernel(kernel);
+    const twz = Twz.attach(kernel.port());
     // Buckets presized for the key count, as the peer programs size theirs.
     const obj = twz.create({ size: Math.max(1 << 20, ops * 80) });
     const map = HashMap.create(twz, obj, codec.int, codec.bytes, { capacity: ops });

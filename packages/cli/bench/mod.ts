@@ -42,6 +42,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
     summary: "typed-layout field reads and writes vs raw DataView",
     load: () => import("./accessors.ts"),
   },
+  "syscall": {
+    summary:
+      "system-call round trip from a permissions-none Worker (Clock) vs a bare SharedArrayBuffer ping-pong",
+    load: () => import("./syscall.ts"),
+  },
   "crashtest": {
     summary: "crash states checked per second by twz crashtest (kernel-objects)",
     load: () => import("./crashtest.ts"),

@@ -12,10 +12,10 @@ const sessions = new WeakMap<Kernel, Twz>();
 
 /** Open a session on `kernel`, as `recover`: what opening one after a crash does. */
 export function openSession(kernel: Kernel): void {
-  sessions.set(kernel, Twz.fromKernel(kernel));
+  sessions.set(kernel, Twz.attach(kernel.port()));
 }
 
 /** The session {@linkcode openSession} opened on `kernel`, or a new one. */
 export function sessionOf(kernel: Kernel): Twz {
-  return sessions.get(kernel) ?? Twz.fromKernel(kernel);
+  return sessions.get(kernel) ?? Twz.attach(kernel.port());
 }

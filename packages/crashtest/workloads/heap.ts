@@ -165,7 +165,7 @@ export function makeHeapWorkload(options: HeapWorkloadOptions = {}): Workload {
     imageSize: 640 * 1024,
 
     run({ kernel, journal, random }: WorkloadContext): void {
-      const twz = journal.record("init", {}, () => Twz.fromKernel(kernel));
+      const twz = journal.record("init", {}, () => Twz.attach(kernel.port()));
       journal.record("txlog", {}, () => twz.create({ size: TXLOG_SIZE, name: "/.txlog" }).id);
       const obj = twz.create({ size: 4096, fot: { entries: 0 } });
       journal.record("setup", {}, () => {

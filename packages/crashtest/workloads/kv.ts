@@ -158,7 +158,7 @@ export function makeKvWorkload(options: KvWorkloadOptions = {}): Workload {
     imageSize: 512 * 1024,
 
     run({ kernel, journal, random }: WorkloadContext): void {
-      const twz = journal.record("init", {}, () => Twz.fromKernel(kernel));
+      const twz = journal.record("init", {}, () => Twz.attach(kernel.port()));
       journal.record("txlog", {}, () => twz.create({ size: TXLOG_SIZE, name: "/.txlog" }).id);
       const ho = twz.create({ size: 8192, fot: { entries: 0 } });
       const bo = twz.create({ size: 8192, fot: { entries: 0 } });

@@ -156,7 +156,7 @@ function walk(twz: Twz, out: string[]): Tree {
       if (resolved !== b.id) {
         out.push(`${path} lists as ${formatId(b.id)} but resolves to ${formatId(resolved)}`);
       }
-      if (!twz.kernel.exists(b.id)) out.push(`${path} names ${formatId(b.id)}, which is gone`);
+      if (!twz.port.exists(b.id)) out.push(`${path} names ${formatId(b.id)}, which is gone`);
     }
   }
   return tree;
@@ -169,7 +169,7 @@ export const workload: Workload = {
   imageSize: 768 * 1024,
 
   run({ kernel, journal, random }: WorkloadContext): void {
-    const twz = journal.record("init", {}, () => Twz.fromKernel(kernel));
+    const twz = journal.record("init", {}, () => Twz.attach(kernel.port()));
     const objects: ObjID[] = [];
     for (let i = 0; i < 4; i++) {
       objects.push(journal.record("create", {}, () => twz.create({ size: 1024 }).id));

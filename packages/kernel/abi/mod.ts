@@ -19,3 +19,4 @@ export * from "./layout.ts";
 export * from "./ptr.ts";
 export * from "./extent.ts";
 export * from "./port.ts";
+export * from "./channel.ts";

@@ -310,7 +310,11 @@ export interface KernelPort {
   list(): ObjectStat[];
   /** Map an object with protections `prot` (at most its default ones). */
   map(id: ObjID, prot?: number): Mapping;
-  /** Give a mapping back: its bytes read empty afterwards. */
+  /**
+   * Give a mapping back: it must not be used afterwards. Over a channel its
+   * bytes read empty; in-process they may stay readable (the kernel's
+   * mappings of one object share their bytes).
+   */
   unmap(m: Mapping): void;
   /** Grow an object (its mappings follow it). */
   grow(id: ObjID, size: number): void;
@@ -415,18 +419,23 @@ const fromUtf8 = new TextDecoder();
 
 /** A cursor writing values into a byte buffer. */
 export class Writer {
+  /** The next byte to write. */
   at = 0;
+  /** A DataView over `bytes`. */
   readonly view: DataView;
+  /** A writer at the start of `bytes` (the buffer it fills). */
   constructor(readonly bytes: Uint8Array) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   #room(n: number): void {
     if (this.at + n > this.bytes.length) throw new EncodeOverflow();
   }
+  /** Write one byte. */
   u8(v: number): void {
     this.#room(1);
     this.bytes[this.at++] = v;
   }
+  /** Write a little-endian u32. */
   u32(v: number): void {
     this.#room(4);
     this.view.setUint32(this.at, v, true);
@@ -520,8 +529,11 @@ export class Writer {
 
 /** A cursor reading values written by {@linkcode Writer}. */
 export class Reader {
+  /** The next byte to read. */
   at = 0;
+  /** A DataView over `bytes`. */
   readonly view: DataView;
+  /** A reader of `bytes` up to `end` (reading past it is a malformed message). */
   constructor(readonly bytes: Uint8Array, readonly end: number = bytes.length) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -530,10 +542,12 @@ export class Reader {
       throw new TwzError(ErrorCode.InvalidArgument, "malformed system-call message (truncated)");
     }
   }
+  /** Read one byte. */
   u8(): number {
     this.#need(1);
     return this.bytes[this.at++]!;
   }
+  /** Read a little-endian u32. */
   u32(): number {
     this.#need(4);
     const v = this.view.getUint32(this.at, true);
@@ -578,9 +592,19 @@ export class Reader {
       case T_STRING: {
         const n = this.u32();
         this.#need(n);
-        const s = fromUtf8.decode(this.bytes.slice(this.at, this.at + n));
+        const at = this.at;
         this.at += n;
-        return s;
+        // Short ASCII strings (keys, kinds, names) without a decoder call.
+        if (n <= 32) {
+          let s = "";
+          for (let i = at; i < at + n; i++) {
+            const c = this.bytes[i]!;
+            if (c > 127) return fromUtf8.decode(this.bytes.slice(at, at + n));
+            s += String.fromCharCode(c);
+          }
+          return s;
+        }
+        return fromUtf8.decode(this.bytes.slice(at, at + n));
       }
       case T_BYTES: {
         const n = this.u32();

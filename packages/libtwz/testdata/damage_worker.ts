@@ -101,10 +101,10 @@ self.onmessage = (event: MessageEvent<DamageJob>) => {
   const { bytes, op, target } = event.data;
   const hal = openSimFromBytes(bytes);
   const kernel = Kernel.boot(hal);
-  const report = checkObjects(kernel);
+  const report = checkObjects(kernel.port());
   let outcome: DamageResult["use"];
   try {
-    use(Twz.fromKernel(kernel), op, target);
+    use(Twz.attach(kernel.port()), op, target);
     outcome = { ok: true };
   } catch (error) {
     const e = error as Error & { code?: number };

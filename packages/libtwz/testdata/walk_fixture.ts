@@ -14,5 +14,5 @@ for (
 ) {
   out.push({ value: n.value, label: n.label, id: formatId(n.$id) });
 }
-console.log(JSON.stringify({ walk: out, formatted: twz.kernel.report.formatted }));
+console.log(JSON.stringify({ walk: out, formatted: twz.port.info().formatted }));
 twz.close();

@@ -1,0 +1,104 @@
+/**
+ * `kv`: the key-value tool as a program (built in: `run kv put K V`). It
+ * works on the same store as the shell's `kv` command — a B-tree map of
+ * strings in the object named `/kv` — through the kernel port of its
+ * thread.
+ *
+ * ```
+ * kv put KEY VALUE...   set KEY (VALUE: the rest of the arguments, joined by spaces); "ok"
+ * kv get KEY            print KEY's value (exit 1: no such key)
+ * kv del KEY            delete KEY; "ok" (exit 1: no such key)
+ * kv count              how many keys
+ * kv scan [FROM [TO]]   KEY<TAB>VALUE for the keys in [FROM, TO), in order
+ * ```
+ *
+ * Exit codes: 0 done, 1 no such key, 2 a usage mistake.
+ *
+ * @module
+ */
+import type { Twz } from "@twz/libtwz";
+import { BTreeMap } from "@twz/libtwz/btree";
+import { codec } from "@twz/libtwz/codec";
+import type { ProgramEnv } from "@twz/libtwz/program";
+
+/** The store's object (the shell's `kv` uses the same). */
+export const KV_OBJECT = "/kv";
+
+const USAGE = "usage: kv put KEY VALUE | get KEY | del KEY | count | scan [FROM [TO]]";
+
+function store(twz: Twz, create: boolean): BTreeMap<string, string> | undefined {
+  if (!twz.naming.exists(KV_OBJECT)) {
+    if (!create) return undefined;
+    // The map first, the name last: a failure leaves no name bound to an
+    // object without a map.
+    const obj = twz.create({ size: 1 << 20 });
+    try {
+      const map = BTreeMap.create(twz, obj, codec.string, codec.string);
+      twz.naming.bind(KV_OBJECT, obj.id);
+      return map;
+    } catch (error) {
+      twz.delete(obj.id);
+      throw error;
+    }
+  }
+  return BTreeMap.open(twz, twz.open(KV_OBJECT), codec.string, codec.string);
+}
+
+/**
+ * The kv tool.
+ *
+ * @param env The program's environment.
+ * @param args Subcommand and its arguments.
+ * @returns The exit code.
+ */
+export default function main(env: ProgramEnv, args: string[]): number {
+  const out = env.console;
+  const [command, key, ...rest] = args;
+  const needKey = (): string | undefined => {
+    if (key === undefined) out.error(`kv ${command} needs a KEY`);
+    return key;
+  };
+  switch (command) {
+    case "put": {
+      if (needKey() === undefined) return 2;
+      if (rest.length === 0) {
+        out.error("kv put needs a VALUE");
+        return 2;
+      }
+      store(env.twz, true)!.set(key!, rest.join(" "));
+      out.log("ok");
+      return 0;
+    }
+    case "get": {
+      if (needKey() === undefined) return 2;
+      const v = store(env.twz, false)?.get(key!);
+      if (v === undefined) {
+        out.error(`kv: no key "${key}"`);
+        return 1;
+      }
+      out.log(v);
+      return 0;
+    }
+    case "del": {
+      if (needKey() === undefined) return 2;
+      if (!store(env.twz, false)?.delete(key!)) {
+        out.error(`kv: no key "${key}"`);
+        return 1;
+      }
+      out.log("ok");
+      return 0;
+    }
+    case "count":
+      out.log(String(store(env.twz, false)?.size ?? 0));
+      return 0;
+    case "scan": {
+      const map = store(env.twz, false);
+      if (map === undefined) return 0;
+      for (const [k, v] of map.range(key, rest[0])) out.log(`${k}\t${v}`);
+      return 0;
+    }
+    default:
+      out.error(command === undefined ? USAGE : `kv: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}

@@ -1,0 +1,584 @@
+/**
+ * Running programs: `twz run FILE.ts|NAME [ARGS]` and the shell's `run`.
+ *
+ * A program file is bundled (`_bundle.ts`) into one ES module, stored as an
+ * immutable code object (prot `r-x`) and bound at `/bin/NAME` (NAME: the
+ * file's stem; an earlier program of that name is replaced). `run NAME`
+ * starts `/bin/NAME` without bundling; a built-in program (`kv`) missing
+ * from `/bin` is installed there first, from the bundle `deno task setup`
+ * cached. Each run is a thread (a Worker with Deno permissions "none") of
+ * the kernel's thread manager, which this module attaches to a board's
+ * kernel on first use ({@linkcode attachThreads}): every thread's object is
+ * bound at `/proc/<tid>`, and thread objects found there from an earlier
+ * boot are marked "exited (lost at reboot)".
+ *
+ * @module
+ */
+import {
+  formatId,
+  type Kernel,
+  type ObjID,
+  Prot,
+  type ThreadInfo,
+  ThreadState,
+  TwzError,
+} from "@twz/kernel";
+import { encodeCodeObject, ThreadManager } from "@twz/kernel/threads";
+import { HalError } from "@twz/kernel/hal";
+import { Twz } from "@twz/libtwz";
+import { basename } from "node:path";
+import { type Board, closeBoard, fileExists, openBoard, parseSize, UsageError } from "./board.ts";
+import { controlPath, runRemote } from "./control_client.ts";
+import { builtinCode, isBuiltin } from "./programs/build.ts";
+
+/** Where programs are bound: `/bin/NAME`. */
+export const BIN = "/bin";
+/** Where thread objects are bound: `/proc/<tid>`. */
+export const PROC = "/proc";
+
+/**
+ * What the functions here need of a board: its current kernel (`reboot`
+ * and `crash` replace it; threads follow).
+ */
+export interface KernelHost {
+  /** The kernel running now. */
+  readonly kernel: Kernel;
+}
+
+/** The threads of one kernel, as the board drives them. */
+export interface ThreadSystem {
+  /** The kernel. */
+  readonly kernel: Kernel;
+  /** Its thread manager. */
+  readonly manager: ThreadManager;
+  /** A libtwz session on it (names: /bin, /proc). */
+  readonly twz: Twz;
+  /** Threads of earlier boots found in /proc at attach (those still running then read lost). */
+  readonly lost: ThreadInfo[];
+}
+
+const systems = new WeakMap<Kernel, ThreadSystem>();
+
+/** Bind `/proc/<tid>` to a thread's object (a failure to bind is not the thread's). */
+function bindProc(twz: Twz, info: ThreadInfo): void {
+  if (twz.readOnly) return;
+  try {
+    const path = `${PROC}/${info.tid}`;
+    if (twz.naming.exists(path)) twz.naming.unbind(path);
+    twz.naming.bind(path, info.id, { parents: true });
+  } catch { /* /proc is a convenience: ps asks the manager */ }
+}
+
+/**
+ * The thread system of the board's current kernel, attaching a thread
+ * manager on first use (per kernel: after `reboot` or `crash` the new
+ * kernel gets its own). At attach, thread objects bound in `/proc` by an
+ * earlier boot are handed to the manager as lost, and names in `/proc`
+ * whose object is gone are unbound.
+ *
+ * @param board The board.
+ * @param options `console`: where threads write by default (the HAL
+ *   console); `keep`: how many threads of earlier boots stay in `/proc`
+ *   (default {@linkcode PROC_KEEP}; older ones are unbound and deleted).
+ * @returns The thread system.
+ */
+export function attachThreads(
+  board: KernelHost,
+  options: { console?: (text: string) => void; keep?: number } = {},
+): ThreadSystem {
+  const kernel = board.kernel;
+  const known = systems.get(kernel);
+  if (known !== undefined) return known;
+  const twz = Twz.attach(kernel.port());
+  const earlier: ObjID[] = [];
+  try {
+    if (twz.naming.exists(PROC)) {
+      for (const b of twz.naming.list(PROC)) {
+        if (kernel.exists(b.id)) earlier.push(b.id);
+        else if (!twz.readOnly) twz.naming.unbind(`${PROC}/${b.name}`);
+      }
+    }
+  } catch { /* damaged naming: no lost threads to show */ }
+  const manager = new ThreadManager(kernel, {
+    onSpawn: (info: ThreadInfo) => bindProc(twz, info),
+    ...(options.console ? { console: options.console } : {}),
+  });
+  let lost: ThreadInfo[] = [];
+  try {
+    lost = pruneProc(kernel, twz, manager.markLost(earlier), options.keep ?? PROC_KEEP);
+  } catch { /* an unreadable thread object: left out */ }
+  const system: ThreadSystem = { kernel, manager, twz, lost };
+  systems.set(kernel, system);
+  return system;
+}
+
+/** Thread objects of earlier boots kept in `/proc` (the newest by thread number). */
+export const PROC_KEEP = 64;
+
+/**
+ * Keep `/proc` bounded: of the earlier boots' threads (all ended now), the
+ * `keep` newest stay; older ones are unbound and their thread objects
+ * deleted.
+ */
+function pruneProc(kernel: Kernel, twz: Twz, earlier: ThreadInfo[], keep: number): ThreadInfo[] {
+  if (earlier.length <= keep || twz.readOnly) return earlier;
+  const sorted = [...earlier].sort((a, b) => b.tid - a.tid);
+  for (const t of sorted.slice(keep)) {
+    if (t.state !== ThreadState.Exited) continue;
+    const path = `${PROC}/${t.tid}`;
+    if (twz.naming.lookup(path)?.id === t.id) twz.naming.unbind(path);
+    if (kernel.exists(t.id)) kernel.delete(t.id);
+  }
+  return sorted.slice(0, keep).reverse();
+}
+
+/**
+ * Stop every thread of the board's kernel (if any ran): killed, then
+ * terminated after `graceMs`. Call before a clean shutdown.
+ *
+ * @param board The board.
+ * @param graceMs How long threads get to end after the kill.
+ */
+export async function stopThreads(board: KernelHost, graceMs = 2000): Promise<void> {
+  const system = systems.get(board.kernel);
+  if (system === undefined) return;
+  await system.manager.shutdown(graceMs);
+}
+
+/**
+ * Whether `target` names a program file rather than a `/bin` name: it has a
+ * `/` or ends in `.ts`, `.tsx`, `.js` or `.mjs`.
+ */
+export function isProgramFile(target: string): boolean {
+  return target.includes("/") || /\.(ts|tsx|js|mjs)$/.test(target);
+}
+
+/**
+ * Store a module as a code object and bind it at `/bin/NAME`, replacing an
+ * earlier program of that name (its code object is deleted; threads
+ * running it keep their copy). A name bound to something that is not code
+ * is not replaced.
+ *
+ * @param system The thread system (its session names the object).
+ * @param name The program's name.
+ * @param text The bundled ES module.
+ * @returns The code object's ID.
+ * @throws {UsageError} `/bin/NAME` holds something else. {TwzError} from the kernel.
+ */
+export function installProgram(system: ThreadSystem, name: string, text: string): ObjID {
+  const { kernel, twz } = system;
+  twz._needWritable(`install ${BIN}/${name}`);
+  const path = `${BIN}/${name}`;
+  const old = twz.naming.lookup(path)?.id;
+  if (old !== undefined && kernel.exists(old) && !(kernel.stat(old).prot & Prot.Exec)) {
+    throw new UsageError(`${path} is bound to ${formatId(old)}, which is not a program`);
+  }
+  const id = storeCode(kernel, text, "persistent");
+  // New code first, then the name: a crash in between leaves an unnamed
+  // code object (fsck --deep lists it), never a name without a program.
+  if (old !== undefined) twz.naming.unbind(path);
+  twz.naming.bind(path, id, { parents: true });
+  if (old !== undefined && kernel.exists(old)) kernel.delete(old);
+  return id;
+}
+
+/**
+ * Store a module as a code object (prot `r-x`). The kernel copies only
+ * from objects: the bytes go through a volatile scratch object, so the code
+ * object is never mapped writable.
+ */
+function storeCode(kernel: Kernel, text: string, lifetime: "persistent" | "volatile"): ObjID {
+  const bytes = encodeCodeObject(text);
+  const scratch = kernel.create({ size: bytes.length, lifetime: "volatile" });
+  try {
+    kernel.map(scratch, Prot.ReadWrite).bytes.set(bytes);
+    return kernel.create({
+      size: bytes.length,
+      lifetime,
+      prot: Prot.Read | Prot.Exec,
+      sources: [{ id: scratch, srcOffset: 0, dstOffset: 0, length: bytes.length }],
+    });
+  } finally {
+    kernel.delete(scratch);
+  }
+}
+
+/**
+ * The program for a bundle: installed in `/bin`, or, on a read-only
+ * system (nothing can be installed), a volatile code object for this one
+ * run.
+ */
+function fromBundle(system: ThreadSystem, name: string, text: string): ResolvedProgram {
+  if (system.kernel.readOnly) {
+    return { name, code: storeCode(system.kernel, text, "volatile"), source: "transient" };
+  }
+  return { name, code: installProgram(system, name, text), source: "bundled" };
+}
+
+/** A program ready to start. */
+export interface ResolvedProgram {
+  /** Its name (for `ps`). */
+  name: string;
+  /** Its code object. */
+  code: ObjID;
+  /**
+   * How it got there: `bundled` (a file, now in `/bin`), `installed` (a
+   * built-in, first run), `bin`, or `transient` (a read-only system: a
+   * volatile code object, deleted once the thread has started).
+   */
+  source: "bundled" | "installed" | "bin" | "transient";
+}
+
+/**
+ * Find or make the code object for `target`: a file is bundled and
+ * installed; a name is looked up in `/bin`, a built-in installed there on
+ * its first run.
+ *
+ * @param system The thread system.
+ * @param target A program file or a name.
+ * @returns The program.
+ * @throws {UsageError} No such program. {BundleError} The file does not bundle.
+ */
+export async function resolveProgram(
+  system: ThreadSystem,
+  target: string,
+): Promise<ResolvedProgram> {
+  if (isProgramFile(target)) {
+    const bundle = await bundleFile(target);
+    return fromBundle(system, bundle.name, bundle.text);
+  }
+  const name = programName(target);
+  const bound = system.twz.naming.lookup(`${BIN}/${name}`)?.id;
+  if (bound !== undefined && system.kernel.exists(bound)) {
+    return { name, code: bound, source: "bin" };
+  }
+  if (isBuiltin(name)) {
+    const text = (await builtinCode(name))!;
+    const program = fromBundle(system, name, text);
+    return program.source === "bundled" ? { ...program, source: "installed" } : program;
+  }
+  throw new UsageError(`no program ${BIN}/${name} (run a file: run path/to/${name}.ts)`);
+}
+
+/** Options for {@linkcode spawnProgram} and {@linkcode runProgram}. */
+export interface RunOptions {
+  /** Where the thread's console output goes. @default {the HAL console} */
+  console?: ((text: string) => void) | undefined;
+  /** `runProgram` only: aborting it kills the program (a client hung up). */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Start a program in a new thread.
+ *
+ * @param board The board (its current kernel runs the thread).
+ * @param target A program file or a `/bin` name.
+ * @param args The program's arguments.
+ * @param options Console.
+ * @returns The thread as it started.
+ */
+export async function spawnProgram(
+  board: KernelHost,
+  target: string,
+  args: string[],
+  options: RunOptions = {},
+): Promise<ThreadInfo> {
+  const system = attachThreads(board);
+  return startThread(system, await resolveProgram(system, target), args, options);
+}
+
+function startThread(
+  system: ThreadSystem,
+  program: ResolvedProgram,
+  args: string[],
+  options: RunOptions,
+): ThreadInfo {
+  try {
+    return system.manager.spawn(
+      { code: program.code, name: program.name, args },
+      options.console ? { console: options.console } : {},
+    );
+  } finally {
+    // The thread has its copy of the code: a one-run code object goes.
+    if (program.source === "transient") system.kernel.delete(program.code);
+  }
+}
+
+/**
+ * Run a program to its end (the function `twz run`, the shell's `run` and
+ * the control socket use).
+ *
+ * @param board The board.
+ * @param target A program file or a `/bin` name.
+ * @param args The program's arguments.
+ * @param options Console.
+ * @returns The thread once it exited: `exitCode`, `fault`.
+ */
+export async function runProgram(
+  board: KernelHost,
+  target: string,
+  args: string[],
+  options: RunOptions = {},
+): Promise<ThreadInfo> {
+  options.signal?.throwIfAborted();
+  const system = attachThreads(board);
+  const info = startThread(system, await resolveProgram(system, target), args, options);
+  const { manager } = system;
+  const kill = () => {
+    try {
+      manager.kill(info.tid);
+    } catch { /* ended, or the kernel is gone */ }
+  };
+  options.signal?.addEventListener("abort", kill, { once: true });
+  try {
+    return await manager.wait(info.tid);
+  } finally {
+    options.signal?.removeEventListener("abort", kill);
+  }
+}
+
+/** What `ps` shows as a thread's state. */
+export function stateText(t: ThreadInfo): string {
+  switch (t.state) {
+    case ThreadState.Starting:
+      return t.killing ? "starting (killing)" : "starting";
+    case ThreadState.Running:
+      return t.killing ? "running (killing)" : "running";
+    case ThreadState.Sleeping:
+      return t.killing ? "sleeping (killing)" : "sleeping";
+    default:
+      if (t.fault?.kind === "lost") return "exited (lost at reboot)";
+      return t.fault !== null ? `exited (${t.fault.kind})` : "exited";
+  }
+}
+
+/**
+ * One line for a thread that ended badly (`undefined` for exit code 0
+ * without a fault).
+ *
+ * @param t The thread.
+ * @returns `NAME ended with a fault (KIND): MESSAGE` or `NAME exited with code N`.
+ */
+export function endLine(t: ThreadInfo): string | undefined {
+  if (t.fault !== null) return `${t.name} ended with a fault (${t.fault.kind}): ${t.fault.message}`;
+  if (t.exitCode !== 0) return `${t.name} exited with code ${t.exitCode}`;
+  return undefined;
+}
+
+/**
+ * The `ps` table.
+ *
+ * @param threads The threads (this boot's and lost ones).
+ * @param now Wall clock, ms since the epoch.
+ * @returns The lines, a header first.
+ */
+export function psLines(threads: readonly ThreadInfo[], now: number = Date.now()): string[] {
+  const rows = [["TID", "STATE", "CODE", "TIME", "NAME", "FAULT"]];
+  for (const t of [...threads].sort((a, b) => a.tid - b.tid)) {
+    const ended = t.state === ThreadState.Exited;
+    const ms = (ended ? (t.ended || t.started) : now) - t.started;
+    rows.push([
+      String(t.tid),
+      stateText(t),
+      ended ? String(t.exitCode) : "-",
+      t.fault?.kind === "lost" ? "-" : formatDuration(ms),
+      t.name,
+      t.fault !== null ? t.fault.message : "",
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i]!)).join("  ").trimEnd()
+  );
+}
+
+function formatDuration(ms: number): string {
+  if (!(ms >= 0)) return "-";
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  return `${Math.floor(ms / 60_000)}m${String(Math.floor(ms / 1000) % 60).padStart(2, "0")}s`;
+}
+
+/** Exit codes of `twz run` beyond the program's own (as `twz`'s EXIT). */
+const RUN_EXIT = { failed: 1, usage: 2, image: 3, busy: 5 } as const;
+
+/**
+ * `twz run [--hal H] [--image P] [--size S] [--set K=V] FILE.ts|NAME [ARGS]`:
+ * boot the image (created when absent), run the program, print its output,
+ * shut down, and exit with the program's exit code. Options go before the
+ * program; everything after it is the program's. When a `twz boot` holds
+ * the image, the program runs there instead, through the control socket
+ * beside the image (`IMAGE.sock`).
+ *
+ * @param argv The arguments after `run`.
+ * @returns The exit code.
+ */
+export async function runCommand(argv: string[]): Promise<number> {
+  const opts = {
+    hal: "sim",
+    image: "./twz.img",
+    size: undefined as number | undefined,
+    settings: {} as Record<string, string>,
+  };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) break;
+    const [flag, inline] = a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case "--hal":
+        opts.hal = value();
+        break;
+      case "--image":
+        opts.image = value();
+        break;
+      case "--size":
+        opts.size = parseSize(value());
+        break;
+      case "--set": {
+        const kv = value();
+        const eq = kv.indexOf("=");
+        if (eq <= 0) throw new UsageError(`--set takes KEY=VALUE, not "${kv}"`);
+        opts.settings[kv.slice(0, eq)] = kv.slice(eq + 1);
+        break;
+      }
+      case "--debug":
+        break;
+      case "--":
+        i++;
+        break;
+      default:
+        throw new UsageError(`run: unknown option ${flag} (see twz help)`);
+    }
+    if (flag === "--") break;
+  }
+  const target = argv[i];
+  if (target === undefined) throw new UsageError("run needs a PROGRAM (a .ts file or a /bin name)");
+  const args = argv.slice(i + 1);
+  const encoder = new TextEncoder();
+  const write = (text: string) => {
+    const bytes = encoder.encode(text);
+    for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+  };
+  // A running `twz boot` holds the image: run there, through its control
+  // socket (undefined: nothing listens, a stale socket).
+  const remote = () =>
+    runRemote(opts.image, target, args, { out: write, err: (line) => console.error(line) });
+  if (fileExists(controlPath(opts.image))) {
+    const code = await remote();
+    if (code !== undefined) return code;
+  }
+  // A file is bundled before the image is opened: a program that does not
+  // compile touches nothing.
+  let bundle: { name: string; text: string } | undefined;
+  if (isProgramFile(target)) {
+    try {
+      bundle = await bundleFile(target);
+    } catch (error) {
+      if (!(error instanceof UsageError) || error.name !== "BundleError") throw error;
+      console.error(`twz: ${error.message}`);
+      return RUN_EXIT.failed;
+    }
+  }
+  let board: Board;
+  try {
+    board = await openBoard({
+      hal: opts.hal,
+      image: opts.image,
+      size: opts.size,
+      settings: Object.keys(opts.settings).length > 0 ? opts.settings : undefined,
+      holder: "twz run",
+    });
+  } catch (error) {
+    if (error instanceof HalError && error.code === "busy") {
+      // Held by a boot that started its socket after we looked.
+      const code = fileExists(controlPath(opts.image)) ? await remote() : undefined;
+      if (code !== undefined) return code;
+      console.error(`twz: ${error.message}`);
+      return RUN_EXIT.busy;
+    }
+    if (error instanceof TwzError || error instanceof HalError) {
+      console.error(`twz: cannot boot ${opts.image}: ${error.message}`);
+      return RUN_EXIT.image;
+    }
+    throw error;
+  }
+  let info: ThreadInfo;
+  // ^C: the program is killed (cooperatively, then stopped) and the system
+  // shuts down cleanly; a second ^C leaves at once (the image recovers as
+  // after a crash).
+  let stop: (() => void) | undefined;
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (!interrupted && stop !== undefined) {
+      interrupted = true;
+      console.error("twz: interrupted: stopping the program (^C again to quit at once)");
+      stop();
+      return;
+    }
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    const system = attachThreads(board, { console: write });
+    const program = bundle !== undefined
+      ? fromBundle(system, bundle.name, bundle.text)
+      : await resolveProgram(system, target);
+    const started = startThread(system, program, args, { console: write });
+    stop = () => system.manager.kill(started.tid);
+    info = await system.manager.wait(started.tid);
+  } finally {
+    try {
+      await stopThreads(board);
+    } finally {
+      closeBoard(board);
+      Deno.removeSignalListener("SIGINT", onInterrupt);
+    }
+  }
+  if (interrupted) return 130;
+  const line = endLine(info);
+  if (line !== undefined && info.fault !== null) console.error(`twz: ${line}`);
+  return info.exitCode;
+}
+
+/**
+ * Bundle a program file into one ES module (esbuild is loaded on first use).
+ *
+ * @param file The program file.
+ * @param options `name`: the program's name (default: the file's stem).
+ * @returns The program's name, the module text and the files it was made of.
+ * @throws {UsageError} (a `BundleError`): the file is missing, does not
+ *   compile, has no default export, or imports what a program cannot.
+ */
+export async function bundleFile(
+  file: string,
+  options: { name?: string } = {},
+): Promise<{ name: string; text: string; inputs: string[] }> {
+  const name = options.name ?? programName(file);
+  return await (await import("./_bundle.ts")).bundleProgram(file, name);
+}
+
+/**
+ * The program's name for a file: its stem, which must be a usable name
+ * component (letters, digits, `-`, `_`, `.`; at most 64).
+ *
+ * @param file The program file, or a name.
+ * @returns The name (`hello` for `examples/hello.ts`).
+ * @throws {UsageError} The stem is no usable name.
+ */
+export function programName(file: string): string {
+  const stem = basename(file).replace(/\.(ts|tsx|js|mjs)$/, "");
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(stem)) {
+    throw new UsageError(
+      `cannot name a program "${stem}": a name takes letters, digits, -, _ and . (at most 64)`,
+    );
+  }
+  return stem;
+}

@@ -1,0 +1,541 @@
+/**
+ * The system-call channel: how a thread in a Worker reaches the kernel.
+ * {@linkcode connectPort} builds the Worker side of the
+ * {@linkcode KernelPort}; the kernel side (`threads/_server.ts`) answers.
+ * Every call is synchronous for the thread: it writes the request into a
+ * `SharedArrayBuffer`, wakes the kernel with `Atomics.notify`, and sleeps in
+ * `Atomics.wait` until the answer is there (after spinning up to
+ * {@linkcode CHANNEL_SPIN_US}: most answers come before a sleeping thread
+ * would wake). The kernel waits with
+ * `Atomics.waitAsync`, so it never blocks its own event loop.
+ *
+ * ## Layout
+ *
+ * The channel is a growable `SharedArrayBuffer` (made by
+ * {@linkcode newChannel}): a 64-byte header of 32-bit words, then the data
+ * area from byte {@linkcode CHANNEL_DATA}, which holds one message at a time.
+ *
+ * | word | name    | meaning                                                    |
+ * | ---- | ------- | ---------------------------------------------------------- |
+ * | 0    | `STATE` | `IDLE` 0, `CALL` 1 (a request waits: the kernel's turn), `ANSWER` 2 (the answer waits: the thread's turn), `CLOSED` 3 (the kernel stopped serving) |
+ * | 1    | `KILL`  | non-zero: the thread is being killed                       |
+ * | 2    | `LENGTH`| bytes of the message in the data area                      |
+ *
+ * A request is `encodeRequest` (`port.ts`): the call number and its
+ * arguments. An answer is a frame:
+ *
+ * ```text
+ * u32 count                        mapping updates, applied before the call returns
+ * count × { u32 handle, u32 kind, f64 offset, f64 size }
+ * u32 status, value                status 0: the result; 1–999: a TwzError code and
+ *                                  its message; 1000 RangeError, 1001 TypeError, 1002 Error
+ * ```
+ *
+ * Results travel as `port.ts` encodes them, except `clock`, which answers
+ * a `Float64Array` `[wall, mono]` (no key strings to decode) that the
+ * thread turns into `{ wall, mono }`.
+ *
+ * Either side grows the buffer (up to {@linkcode CHANNEL_MAX} bytes) when a
+ * message does not fit; the other sees the new length. Reads and writes
+ * larger than {@linkcode CHANNEL_CHUNK} go as several calls.
+ *
+ * ## Memory
+ *
+ * A `map` answers a {@linkcode MapReply}. `shared`: the bytes are at
+ * `offset` in the region buffer the thread got at start (hal-sim, whose
+ * region is one `SharedArrayBuffer`). `transfer`: the kernel posted
+ * `{ handle, buffer, offset, length }` on the thread's memory port before
+ * answering (hal-pmem: a view of just the object's bytes, transferred zero
+ * copy; volatile objects: their own `SharedArrayBuffer`); the thread takes it
+ * with `receiveMessageOnPort`, which works while it waits synchronously.
+ *
+ * ## Mapping updates (cooperative unmap)
+ *
+ * A view a Worker holds cannot be taken away by the kernel. So every answer
+ * carries updates for the thread's live mappings whose object changed since
+ * the thread last heard: kind {@linkcode UPDATE_GONE} (deleted or revoked:
+ * the mapping's bytes go empty), {@linkcode UPDATE_SHARED} (moved or grown
+ * within the shared region: new offset and size) or
+ * {@linkcode UPDATE_TRANSFER} (a new buffer on the memory port). The thread
+ * applies them before the call returns. The kernel changes an object mapped
+ * by a running thread only while that thread sits inside a call (it holds the
+ * answer back meanwhile), so the thread never runs holding a stale view.
+ *
+ * ## Kill
+ *
+ * The kernel sets `KILL` and wakes the thread: the call it is waiting in, and
+ * every later call (`thread_exit` included), throws `TwzError(Killed)`. (A
+ * waiting thread also looks at `KILL` every {@linkcode KILL_POLL_MS}: the
+ * wake-up of a kill that lands just before its wait begins is lost.) The
+ * kernel stops serving a killed thread.
+ *
+ * @example A program's first lines (the loader passes `init`)
+ * ```ts ignore
+ * import { connectPort, type ThreadInit } from "@twz/kernel/abi";
+ * export default function start(init: ThreadInit) {
+ *   const port = connectPort(init);
+ *   port.consoleWrite(`hello from thread ${init.tid}\n`);
+ *   port.threadExit(0);
+ * }
+ * ```
+ *
+ * @module
+ */
+import { receiveMessageOnPort } from "node:worker_threads";
+import type { CreateSpec, Lifetime, ObjectStat } from "./object.ts";
+import { Prot } from "./object.ts";
+import type { ObjID } from "./id.ts";
+import { Extent } from "./extent.ts";
+import { ErrorCode, TwzError } from "./errors.ts";
+import {
+  decodeResponse,
+  EncodeOverflow,
+  encodeRequest,
+  type KernelPort,
+  type Mapping,
+  type MapReply,
+  type SpawnSpec,
+  type SyncOp,
+  Sys,
+  type SystemInfo,
+  type ThreadFault,
+  type ThreadInfo,
+  type ThreadInit,
+} from "./port.ts";
+
+/** Header word: the channel's state (`CALL_*`). */
+export const STATE = 0;
+/** Header word: non-zero once the thread is being killed. */
+export const KILL = 1;
+/** Header word: length in bytes of the message in the data area. */
+export const LENGTH = 2;
+/** `STATE`: nothing pending. */
+export const CALL_IDLE = 0;
+/** `STATE`: a request waits for the kernel. */
+export const CALL_REQUEST = 1;
+/** `STATE`: an answer waits for the thread. */
+export const CALL_ANSWER = 2;
+/** `STATE`: the kernel stopped serving this channel. */
+export const CALL_CLOSED = 3;
+/** How often (ms) a thread waiting for an answer looks at the kill word anyway. */
+export const KILL_POLL_MS = 50;
+/**
+ * How long (µs) a thread spins on the state word before it sleeps in
+ * `Atomics.wait` for an answer.
+ */
+export const CHANNEL_SPIN_US = 50;
+/** Byte offset of the data area (after the header). */
+export const CHANNEL_DATA = 64;
+/** Initial channel size in bytes. */
+export const CHANNEL_INITIAL = 64 * 1024;
+/** Largest channel size in bytes (the buffer's `maxByteLength`). */
+export const CHANNEL_MAX = 64 * 1024 * 1024;
+/** Reads and writes larger than this go as several calls. */
+export const CHANNEL_CHUNK = 16 * 1024 * 1024;
+
+/** Mapping update: the mapping's bytes go empty (object deleted or mapping revoked). */
+export const UPDATE_GONE = 0;
+/** Mapping update: the bytes are at `offset` (`size` bytes) in the shared region. */
+export const UPDATE_SHARED = 1;
+/** Mapping update: a new buffer for the mapping waits on the memory port. */
+export const UPDATE_TRANSFER = 2;
+/** Bytes per mapping update in an answer frame. */
+export const UPDATE_BYTES = 24;
+
+/** Answer status of a `RangeError` thrown by the kernel. */
+export const STATUS_RANGE_ERROR = 1000;
+/** Answer status of a `TypeError` thrown by the kernel. */
+export const STATUS_TYPE_ERROR = 1001;
+/** Answer status of any other error thrown by the kernel. */
+export const STATUS_ERROR = 1002;
+
+/** What the kernel posts on a thread's memory port for a `transfer` mapping. */
+export interface MemoryMessage {
+  /** The mapping's handle. */
+  handle: number;
+  /** Its bytes: a transferred `ArrayBuffer` (pmem view) or a shared buffer. */
+  buffer: ArrayBuffer | SharedArrayBuffer;
+  /** Offset of the object's bytes in `buffer`. */
+  offset: number;
+  /** Size in bytes. */
+  length: number;
+}
+
+/** A new, empty channel buffer (growable up to {@linkcode CHANNEL_MAX}). */
+export function newChannel(): SharedArrayBuffer {
+  return new SharedArrayBuffer(CHANNEL_INITIAL, { maxByteLength: CHANNEL_MAX });
+}
+
+/**
+ * Grow `channel` so that its data area holds at least `bytes` bytes (at
+ * least doubling).
+ *
+ * @throws {TwzError} `InvalidArgument` when that exceeds {@linkcode CHANNEL_MAX}.
+ */
+export function growChannel(channel: SharedArrayBuffer, bytes: number): void {
+  const want = Math.max(CHANNEL_DATA + bytes, 2 * channel.byteLength);
+  if (channel.byteLength >= CHANNEL_MAX || CHANNEL_DATA + bytes > CHANNEL_MAX) {
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      `a system-call message of more than ${
+        CHANNEL_MAX - CHANNEL_DATA
+      } bytes does not fit the channel`,
+    );
+  }
+  channel.grow(Math.min(want, CHANNEL_MAX));
+}
+
+/**
+ * Encode with `encode` into the channel's data area, growing the channel
+ * until the message fits. Returns the bytes used.
+ */
+export function encodeInto(
+  channel: SharedArrayBuffer,
+  encode: (into: Uint8Array) => number,
+): number {
+  for (;;) {
+    try {
+      return encode(channelData(channel));
+    } catch (e) {
+      if (!(e instanceof EncodeOverflow)) throw e;
+      growChannel(channel, 2 * (channel.byteLength - CHANNEL_DATA));
+    }
+  }
+}
+
+/**
+ * The channel's data area now (a fixed-length view: V8 handles views that
+ * track a growable buffer's length markedly slower).
+ */
+export function channelData(channel: SharedArrayBuffer): Uint8Array {
+  return new Uint8Array(channel, CHANNEL_DATA, channel.byteLength - CHANNEL_DATA);
+}
+
+const ERROR_CLASSES: Record<number, new (message: string) => Error> = {
+  [STATUS_RANGE_ERROR]: RangeError,
+  [STATUS_TYPE_ERROR]: TypeError,
+  [STATUS_ERROR]: Error,
+};
+
+/** A mapping held by a thread: the same {@linkcode Mapping} the kernel's own are. */
+class ChannelMapping implements Mapping {
+  readonly extent: Extent;
+  constructor(
+    readonly id: ObjID,
+    readonly lifetime: Lifetime,
+    readonly prot: number,
+    readonly handle: number,
+    bytes: Uint8Array,
+    private readonly port: ChannelPort,
+  ) {
+    this.extent = new Extent(bytes, -1);
+  }
+  get bytes(): Uint8Array {
+    return this.extent.bytes;
+  }
+  get view(): DataView {
+    return this.extent.view;
+  }
+  get size(): number {
+    return this.extent.bytes.length;
+  }
+  get writable(): boolean {
+    return (this.prot & Prot.Write) !== 0;
+  }
+  flush(offset: number, length: number): void {
+    this.port.rangeCall(Sys.Flush, this.handle, offset, length);
+  }
+  drain(): void {
+    this.port.drain();
+  }
+  persist(offset: number, length: number): void {
+    this.port.rangeCall(Sys.Persist, this.handle, offset, length);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The Worker side of the kernel port (see the module doc). */
+class ChannelPort implements KernelPort {
+  readonly #channel: SharedArrayBuffer;
+  readonly #state: Int32Array;
+  readonly #memory: MessagePort;
+  readonly #region: SharedArrayBuffer | null;
+  readonly #tid: number;
+  /** Live mappings by handle. */
+  readonly #maps = new Map<number, ChannelMapping>();
+  /** Buffers taken from the memory port and not yet claimed, by handle. */
+  readonly #arrived = new Map<number, MemoryMessage>();
+  readonly #one = new Float64Array(3);
+  #readOnly: boolean | undefined;
+
+  constructor(init: ThreadInit) {
+    this.#channel = init.channel;
+    this.#state = new Int32Array(init.channel, 0, CHANNEL_DATA >> 2);
+    this.#memory = init.memory;
+    this.#region = init.region;
+    this.#tid = init.tid;
+  }
+
+  #killed(): TwzError {
+    return new TwzError(ErrorCode.Killed, `thread ${this.#tid} is being killed`);
+  }
+
+  /** One system call: send, wait, apply the mapping updates, return the result. */
+  call(sys: number, args: readonly unknown[]): unknown {
+    const s = this.#state;
+    if (Atomics.load(s, KILL) !== 0) throw this.#killed();
+    if (Atomics.load(s, STATE) === CALL_CLOSED) {
+      throw new TwzError(ErrorCode.Shutdown, "the kernel has stopped serving this thread");
+    }
+    const n = encodeInto(this.#channel, (into) => encodeRequest(into, sys, args));
+    s[LENGTH] = n;
+    Atomics.store(s, STATE, CALL_REQUEST);
+    Atomics.notify(s, STATE);
+    // Spin a little first: a thread asleep in Atomics.wait wakes late (tens
+    // of µs on an idle virtual machine), and most answers come sooner.
+    if (Atomics.load(s, STATE) === CALL_REQUEST) {
+      const until = performance.now() + CHANNEL_SPIN_US / 1000;
+      for (let i = 1; Atomics.load(s, STATE) === CALL_REQUEST; i++) {
+        if ((i & 63) === 0 && performance.now() > until) break;
+      }
+    }
+    for (;;) {
+      // The kill word is not the word waited on: a kill whose wake-up came
+      // just before this wait began would be lost, so wake now and then.
+      Atomics.wait(s, STATE, CALL_REQUEST, KILL_POLL_MS);
+      if (Atomics.load(s, KILL) !== 0) throw this.#killed();
+      const st = Atomics.load(s, STATE);
+      if (st === CALL_ANSWER) break;
+      if (st === CALL_CLOSED) {
+        throw new TwzError(ErrorCode.Shutdown, "the kernel has stopped serving this thread");
+      }
+    }
+    const data = channelData(this.#channel).subarray(0, s[LENGTH]!);
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const count = dv.getUint32(0, true);
+    for (let i = 0; i < count; i++) {
+      const at = 4 + i * UPDATE_BYTES;
+      this.#update(
+        dv.getUint32(at, true),
+        dv.getUint32(at + 4, true),
+        dv.getFloat64(at + 8, true),
+        dv.getFloat64(at + 16, true),
+      );
+    }
+    const body = 4 + count * UPDATE_BYTES;
+    const status = dv.getUint32(body, true);
+    if (status >= STATUS_RANGE_ERROR) {
+      let message: unknown;
+      try {
+        decodeResponse(data.subarray(body), data.length - body);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      throw new (ERROR_CLASSES[status] ?? Error)(String(message));
+    }
+    return decodeResponse(data.subarray(body), data.length - body);
+  }
+
+  /** Apply one mapping update from an answer. */
+  #update(handle: number, kind: number, offset: number, size: number): void {
+    const m = this.#maps.get(handle);
+    if (kind === UPDATE_TRANSFER) {
+      const bytes = this.#take(handle);
+      if (m) m.extent.retarget(bytes, -1);
+      return;
+    }
+    if (!m) return;
+    if (kind === UPDATE_SHARED && this.#region) {
+      m.extent.retarget(new Uint8Array(this.#region, offset, size), -1);
+    } else {
+      m.extent.retarget(EMPTY, -1);
+      this.#maps.delete(handle);
+    }
+  }
+
+  /** The buffer the kernel posted for `handle` on the memory port. */
+  #take(handle: number): Uint8Array {
+    let msg = this.#arrived.get(handle);
+    // The kernel posts before it answers; delivery to this thread's port can
+    // trail the answer by a little, so wait for it (bounded).
+    const deadline = Date.now() + 5000;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    while (msg === undefined) {
+      const got = receiveMessageOnPort(this.#memory as never) as
+        | { message: MemoryMessage }
+        | undefined;
+      if (got) {
+        const m = got.message;
+        if (m.handle === handle) msg = m;
+        else this.#arrived.set(m.handle, m);
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new TwzError(
+          ErrorCode.NotSupported,
+          `the kernel's memory for mapping ${handle} never arrived`,
+        );
+      }
+      Atomics.wait(pause, 0, 0, 0.002);
+    }
+    this.#arrived.delete(handle);
+    return new Uint8Array(msg.buffer, msg.offset, msg.length);
+  }
+
+  rangeCall(sys: number, handle: number, offset: number, length: number): void {
+    const r = this.#one;
+    r[0] = handle;
+    r[1] = offset;
+    r[2] = length;
+    this.call(sys, [r]);
+  }
+
+  get readOnly(): boolean {
+    return this.#readOnly ??= this.info().readOnly;
+  }
+  create(spec?: CreateSpec): ObjID {
+    return this.call(Sys.Create, [spec]) as ObjID;
+  }
+  delete(id: ObjID): number {
+    return this.call(Sys.Delete, [id]) as number;
+  }
+  stat(id: ObjID): ObjectStat {
+    return this.call(Sys.Stat, [id]) as ObjectStat;
+  }
+  exists(id: ObjID): boolean {
+    return this.call(Sys.Exists, [id]) as boolean;
+  }
+  list(): ObjectStat[] {
+    return this.call(Sys.List, []) as ObjectStat[];
+  }
+  map(id: ObjID, prot: number = Prot.ReadWrite): Mapping {
+    const r = this.call(Sys.Map, [id, prot]) as MapReply;
+    let bytes: Uint8Array;
+    if (r.memory === "shared") {
+      if (!this.#region) {
+        throw new TwzError(
+          ErrorCode.NotSupported,
+          "the kernel answered a shared mapping, but this thread has no shared region",
+        );
+      }
+      bytes = new Uint8Array(this.#region, r.offset, r.size);
+    } else {
+      bytes = this.#take(r.handle);
+    }
+    const m = new ChannelMapping(r.id, r.lifetime, r.prot, r.handle, bytes, this);
+    this.#maps.set(r.handle, m);
+    return m;
+  }
+  unmap(m: Mapping): void {
+    const mine = this.#maps.get(m.handle);
+    if (mine !== m) return;
+    this.#maps.delete(m.handle);
+    mine.extent.retarget(EMPTY, -1);
+    this.call(Sys.Unmap, [m.handle]);
+  }
+  grow(id: ObjID, size: number): void {
+    this.call(Sys.Grow, [id, size]);
+  }
+  flush(ranges: Float64Array, count: number): void {
+    this.call(Sys.Flush, [ranges.subarray(0, 3 * count)]);
+  }
+  drain(): void {
+    this.call(Sys.Drain, []);
+  }
+  persist(ranges: Float64Array, count: number): void {
+    this.call(Sys.Persist, [ranges.subarray(0, 3 * count)]);
+  }
+  read(id: ObjID, offset: number, length: number): Uint8Array {
+    if (length <= CHANNEL_CHUNK) return this.call(Sys.Read, [id, offset, length]) as Uint8Array;
+    const out = new Uint8Array(length);
+    for (let at = 0; at < length; at += CHANNEL_CHUNK) {
+      const n = Math.min(CHANNEL_CHUNK, length - at);
+      out.set(this.call(Sys.Read, [id, offset + at, n]) as Uint8Array, at);
+    }
+    return out;
+  }
+  write(id: ObjID, offset: number, data: Uint8Array): void {
+    if (data.length <= CHANNEL_CHUNK) {
+      this.call(Sys.Write, [id, offset, data]);
+      return;
+    }
+    // Check the whole range first, so a write outside the object changes nothing.
+    const size = this.stat(id).size;
+    if (!(offset >= 0 && offset + data.length <= size)) {
+      throw new RangeError(
+        `Range [${offset}, ${offset + data.length}) is outside the object (${size} bytes)`,
+      );
+    }
+    for (let at = 0; at < data.length; at += CHANNEL_CHUNK) {
+      this.call(Sys.Write, [id, offset + at, data.subarray(at, at + CHANNEL_CHUNK)]);
+    }
+  }
+  rootObject(): ObjID {
+    return this.call(Sys.RootObject, []) as ObjID;
+  }
+  rootObjectId(): ObjID {
+    return this.call(Sys.RootObjectId, []) as ObjID;
+  }
+  info(): SystemInfo {
+    return this.call(Sys.Info, []) as SystemInfo;
+  }
+  threadSelf(): ThreadInfo | null {
+    return this.call(Sys.ThreadSelf, []) as ThreadInfo;
+  }
+  spawn(spec: SpawnSpec): ThreadInfo {
+    return this.call(Sys.Spawn, [spec]) as ThreadInfo;
+  }
+  threads(): ThreadInfo[] {
+    return this.call(Sys.Threads, []) as ThreadInfo[];
+  }
+  threadKill(tid: number): void {
+    this.call(Sys.ThreadKill, [tid]);
+  }
+  threadWait(tid: number, timeoutMs: number): ThreadInfo {
+    return this.call(Sys.ThreadWait, [tid, timeoutMs]) as ThreadInfo;
+  }
+  threadYield(): void {
+    this.call(Sys.ThreadYield, []);
+  }
+  threadSync(ops: SyncOp[]): number[] {
+    return this.call(Sys.ThreadSync, [ops]) as number[];
+  }
+  /** End this thread with `code` (and the fault that ended it, if one did). */
+  threadExit(code: number, fault?: ThreadFault | null): void {
+    this.call(Sys.ThreadExit, [code, fault ?? null]);
+  }
+  consoleWrite(text: string): void {
+    this.call(Sys.ConsoleWrite, [text]);
+  }
+  clock(): { wall: number; mono: number } {
+    const t = this.call(Sys.Clock, []) as Float64Array; // [wall, mono]
+    return { wall: t[0]!, mono: t[1]! };
+  }
+  random(n: number): Uint8Array {
+    return this.call(Sys.Random, [n]) as Uint8Array;
+  }
+}
+
+/**
+ * The kernel port of a thread: every call goes over `init.channel` and waits
+ * for the kernel's answer (synchronous). Mappings are zero-copy views of the
+ * object's bytes (see the module doc for how they arrive and follow the
+ * object). Besides {@linkcode KernelPort} it has {@linkcode ThreadPortExit.threadExit}.
+ *
+ * @param init What the thread received at start.
+ * @returns The port; every failure throws `TwzError` (a kernel `RangeError`
+ * or `TypeError` crosses as itself).
+ */
+export function connectPort(init: ThreadInit): KernelPort & ThreadPortExit {
+  return new ChannelPort(init);
+}
+
+/** What a thread's port has besides {@linkcode KernelPort}. */
+export interface ThreadPortExit {
+  /**
+   * Report how this thread ends: `code`, and the fault that ended it, if one
+   * did (the Worker then ends; the kernel records both in the thread object).
+   */
+  threadExit(code: number, fault?: ThreadFault | null): void;
+}

@@ -1,0 +1,878 @@
+/**
+ * The thread manager: programs stored as code objects run as threads, each
+ * a Worker with Deno permissions `"none"` that reaches the kernel only over
+ * its system-call channel (`_server.ts`, `abi/channel.ts`).
+ *
+ * - **Spawn** reads the code object (it must be executable: `Prot.Exec`),
+ *   creates the thread's state object (`_object.ts`), opens its channel and
+ *   starts a Worker running the trusted loader (`loader.ts`), which imports
+ *   the program from a `blob:` URL and calls its default export with the
+ *   `ThreadInit`.
+ * - **End**: `thread_exit` (authoritative when it comes first), or the
+ *   loader's report when the start function returns or throws; a worker
+ *   error event or a failed import ends the thread with a fault. The kernel
+ *   and every other thread go on.
+ * - **Kill** is cooperative: the kill word is set and the thread woken (its
+ *   pending and every later call throw `Killed`); after a grace period the
+ *   Worker is terminated. A thread whose event loop did not run during the
+ *   grace period (it spins in JavaScript, never calling the kernel) ends as
+ *   `exited` with fault `unresponsive`: Deno 2.9's `terminate()` does not
+ *   stop it, so its Worker keeps a CPU busy until the system process exits
+ *   (counted by {@linkcode ThreadManager.unstoppable}).
+ * - **thread_sync**: `sleep` while a 32-bit word of an object equals a
+ *   value (a deferred answer), `wake` up to N sleepers, timeouts;
+ *   **thread_wait** sleeps until a thread ends.
+ * - **Cooperative unmap**: before the kernel grows or deletes an object a
+ *   live thread maps, that thread is parked inside a call (its answer then
+ *   carries the mapping update). If it does not enter the kernel within
+ *   `revokeGraceMs` it is killed and the grow/delete fails with `TimedOut`
+ *   (try again once it has ended); objects an unresponsive thread mapped
+ *   cannot be grown or deleted until the system stops (its Worker still
+ *   holds views of them).
+ * - Threads of an earlier boot read "exited (lost at reboot)" after
+ *   {@linkcode ThreadManager.markLost}.
+ *
+ * @module
+ */
+import {
+  ErrorCode,
+  formatId,
+  type ObjID,
+  Prot,
+  type SpawnSpec,
+  type SyncOp,
+  type ThreadFault,
+  type ThreadInfo,
+  type ThreadInit,
+  ThreadState,
+  type ThreadStateNo,
+  TwzError,
+} from "../abi/mod.ts";
+import type { Kernel } from "../kernel.ts";
+import type { ObjectMapping } from "../_mapping.ts";
+import type { ThreadService } from "../_port.ts";
+import { openThreadChannel, type ThreadCalls, type ThreadChannel } from "./_server.ts";
+import { decodeCodeObject, THREAD_OBJECT_SIZE, ThreadFlag, ThreadObject } from "./_object.ts";
+import { loaderSource } from "./loader.ts";
+
+/** Exit code of a killed thread (128 + SIGKILL, as shells show it). */
+export const KILLED_EXIT_CODE = 137;
+/** Exit code of a thread whose program could not be loaded. */
+export const LOAD_EXIT_CODE = 126;
+
+/** Options of {@linkcode ThreadManager}. */
+export interface ThreadManagerOptions {
+  /** Called for every spawn (also spawns by programs), after the thread object exists. */
+  onSpawn?: (info: ThreadInfo) => void;
+  /** Called when a thread of this boot ends. */
+  onExit?: (info: ThreadInfo) => void;
+  /** Where threads' console text goes. @default {kernel.hal.console.write} */
+  console?: (text: string) => void;
+  /**
+   * Milliseconds a killed thread has to end by itself before its Worker is
+   * terminated. @default {2000}
+   */
+  killGraceMs?: number;
+  /**
+   * Milliseconds the kernel waits (synchronously) for a thread that maps an
+   * object being grown or deleted to enter a call, before killing it and
+   * refusing the change.
+   * @default {200}
+   */
+  revokeGraceMs?: number;
+}
+
+/** Options of {@linkcode ThreadManager.spawn}. */
+export interface SpawnOptions {
+  /** Where this thread's console text goes (its children inherit it). */
+  console?: (text: string) => void;
+  /** The spawning thread (0: the kernel's own session). */
+  parent?: number;
+}
+
+/** A pending deferred call of a thread (a sleep or a wait). */
+interface Pending {
+  /** End it: resolve with the outcome, or reject (kill). */
+  cancel(error: TwzError): void;
+}
+
+/** One thread of this boot. */
+interface Thread {
+  tid: number;
+  info: ThreadInfo;
+  obj: ThreadObject;
+  map: ObjectMapping;
+  console: (text: string) => void;
+  worker: Worker | undefined;
+  chan: ThreadChannel | undefined;
+  report: MessagePort | undefined;
+  /** The exit was recorded (object says exited). */
+  ended: boolean;
+  /** The Worker was terminated and the channel closed. */
+  reaped: boolean;
+  /**
+   * Killed while spinning: its Worker still runs and holds views of the
+   * objects it mapped, so its channel stays open (every call throws
+   * `Killed`) to keep its mapping table: those objects may not be grown or
+   * deleted until the system stops.
+   */
+  zombie: boolean;
+  pending: Pending | undefined;
+  killTimer: ReturnType<typeof setTimeout> | undefined;
+  reapTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The loader answered a ping since the kill. */
+  alive: boolean;
+  /** Why it is being killed (the fault message when it ends killed). */
+  killReason: string;
+  exitWaiters: ((info: ThreadInfo) => void)[];
+}
+
+/** One sleeper on one or more words (`thread_sync`). */
+interface Sleeper {
+  t: Thread;
+  keys: string[];
+  done: (outcome: number) => void;
+}
+
+const EXITED: ThreadStateNo = ThreadState.Exited;
+
+function fault(kind: string, message: string): ThreadFault {
+  return { kind, message };
+}
+
+/**
+ * The kernel's thread manager (see the module doc). Making one installs it
+ * as `kernel.threads` and hooks the kernel's grow/delete (cooperative unmap)
+ * and shutdown/halt (every Worker terminated).
+ *
+ * @example Run a program stored as a code object
+ * ```ts ignore
+ * import { Kernel, Prot } from "@twz/kernel";
+ * import { encodeCodeObject, ThreadManager } from "@twz/kernel/threads";
+ *
+ * const manager = new ThreadManager(kernel);
+ * const bytes = encodeCodeObject("export default () => 7;");
+ * const src = kernel.create({ size: bytes.length, lifetime: "volatile" });
+ * kernel.write(src, 0, bytes);
+ * const code = kernel.create({ size: bytes.length, prot: Prot.Read | Prot.Exec,
+ *   sources: [{ id: src, srcOffset: 0, dstOffset: 0, length: bytes.length }] });
+ * const t = manager.spawn({ code, name: "seven", args: [] });
+ * console.log((await manager.wait(t.tid)).exitCode); // 7
+ * await manager.shutdown(1000);
+ * ```
+ */
+export class ThreadManager implements ThreadService {
+  readonly #kernel: Kernel;
+  readonly #options: ThreadManagerOptions;
+  readonly #threads = new Map<number, Thread>();
+  /** Thread objects of earlier boots (given to markLost), by ID. */
+  readonly #earlier = new Map<ObjID, ThreadObject>();
+  readonly #queues = new Map<string, Sleeper[]>();
+  #nextTid = 1;
+  #loaderUrl: string | undefined;
+  #stopping = false;
+  #unstoppable = 0;
+  /** What threads' system calls reach (`tid` is the caller). */
+  readonly #calls: ThreadCalls = {
+    threadSelf: (tid) => this.info(tid),
+    exit: (tid, code, reported?: ThreadFault | null) => this.#exit(tid, code, reported),
+    yield: (tid) => {
+      const t = this.#get(tid);
+      if (t.info.killing) throw killedError(t);
+    },
+    kill: (tid, target) =>
+      this.#kill(this.#get(target), `killed by thread ${tid}`, this.#killGraceMs),
+    threads: () => this.threads(),
+    wait: (tid, target, timeoutMs) => this.#threadWait(tid, target, timeoutMs),
+    sync: (tid, ops) => this.#sync(tid, ops),
+    spawn: (tid, spec) => this.spawn(spec, { console: this.#get(tid).console, parent: tid }),
+    console: (tid, text) => this.#get(tid).console(text),
+  };
+
+  /**
+   * Make the manager of `kernel` and install it (`kernel.threads`, the
+   * kernel's object-change and stop hooks).
+   */
+  constructor(kernel: Kernel, options: ThreadManagerOptions = {}) {
+    this.#kernel = kernel;
+    this.#options = options;
+    kernel.threads = this;
+    kernel.onObjectChange = (ids, why) => this.#revoke(ids, why);
+    kernel.onStop = (why) => this.#stopNow(why);
+  }
+
+  /** Workers killed while spinning: they use a CPU until the process exits. */
+  get unstoppable(): number {
+    return this.#unstoppable;
+  }
+
+  get #killGraceMs(): number {
+    return this.#options.killGraceMs ?? 2000;
+  }
+
+  // -------------------------------------------------------------------------
+  // ThreadService (the kernel's own session) and the board's API
+  // -------------------------------------------------------------------------
+
+  /**
+   * Start a program in a new thread.
+   *
+   * @param spec The code object, the program's name and its arguments.
+   * @param options Console and parent.
+   * @returns The new thread (state "starting").
+   * @throws {TwzError} `ObjectNotFound` (no code object), `AccessDenied` (not
+   * executable), `InvalidArgument` (not a code object, bad spec),
+   * `Shutdown` (the manager is stopping).
+   */
+  spawn(spec: SpawnSpec, options: SpawnOptions = {}): ThreadInfo {
+    if (this.#stopping || this.#kernel.isShutdown) {
+      throw new TwzError(ErrorCode.Shutdown, "the system is shutting down: no new threads");
+    }
+    const s = spec as Partial<SpawnSpec> | null;
+    if (
+      typeof s !== "object" || s === null || typeof s.code !== "bigint" ||
+      typeof s.name !== "string" || !Array.isArray(s.args) ||
+      !s.args.every((a) => typeof a === "string")
+    ) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        "spawn: expected { code, name, args: string[] }",
+      );
+    }
+    const kernel = this.#kernel;
+    const st = kernel.stat(s.code);
+    if (!(st.prot & Prot.Exec)) {
+      throw new TwzError(
+        ErrorCode.AccessDenied,
+        `Cannot run ${formatId(s.code)}: it is not executable (protections lack x)`,
+      );
+    }
+    const text = decodeCodeObject(s.code, kernel.read(s.code, 0, st.size));
+    const tid = this.#nextTid++;
+    const started = kernel.hal.clock.wallclock();
+    const objId = kernel.create({
+      size: THREAD_OBJECT_SIZE,
+      lifetime: kernel.readOnly ? "volatile" : "persistent",
+    });
+    const map = kernel.map(objId, Prot.ReadWrite);
+    const obj = new ThreadObject(objId, map.extent);
+    obj.init({ tid, parent: options.parent ?? 0, name: s.name, code: s.code, started });
+    this.#persist(map);
+    const t: Thread = {
+      tid,
+      info: {
+        tid,
+        id: objId,
+        name: s.name,
+        state: ThreadState.Starting,
+        exitCode: 0,
+        fault: null,
+        started,
+        ended: 0,
+        killing: false,
+      },
+      obj,
+      map,
+      console: options.console ?? this.#options.console ??
+        ((text) => kernel.hal.console.write(text)),
+      worker: undefined,
+      chan: undefined,
+      report: undefined,
+      ended: false,
+      reaped: false,
+      zombie: false,
+      pending: undefined,
+      killTimer: undefined,
+      reapTimer: undefined,
+      alive: false,
+      killReason: "",
+      exitWaiters: [],
+    };
+    this.#threads.set(tid, t);
+    try {
+      const chan = openThreadChannel(kernel, tid, this.#calls);
+      t.chan = chan;
+      const { port1, port2 } = new MessageChannel();
+      t.report = port1;
+      port1.onmessage = (e: MessageEvent) => this.#onReport(t, e.data);
+      const worker = new Worker(this.#loader(), {
+        type: "module",
+        name: `twz-${tid}-${s.name}`,
+        deno: { permissions: "none" },
+      });
+      t.worker = worker;
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        this.#faulted(t, 1, fault("exception", clean(e.message || "uncaught error in the thread")));
+      };
+      worker.onmessageerror = () => {
+        this.#faulted(t, 1, fault("exception", "a message to the kernel could not be read"));
+      };
+      const init: ThreadInit = {
+        tid,
+        id: objId,
+        name: s.name,
+        args: [...s.args],
+        channel: chan.init.channel,
+        memory: chan.init.memory,
+        region: chan.init.region,
+      };
+      worker.postMessage({ t: "start", init, code: text, report: port2 }, [
+        chan.init.memory,
+        port2,
+      ]);
+    } catch (e) {
+      this.#end(t, LOAD_EXIT_CODE, fault("load", `cannot start a Worker: ${(e as Error).message}`));
+      this.#reap(t);
+      throw e;
+    }
+    const info = this.#info(t);
+    this.#options.onSpawn?.(info);
+    return info;
+  }
+
+  /** Every thread: earlier boots' (given to {@linkcode markLost}), then this boot's. */
+  threads(): ThreadInfo[] {
+    const out: ThreadInfo[] = [];
+    for (const o of this.#earlier.values()) if (o.valid) out.push(this.#lostInfo(o));
+    for (const t of this.#threads.values()) out.push(this.#info(t));
+    return out;
+  }
+
+  /**
+   * What one thread of this boot is now.
+   *
+   * @throws {TwzError} `InvalidArgument` for an unknown thread number.
+   */
+  info(tid: number): ThreadInfo {
+    return this.#info(this.#get(tid));
+  }
+
+  /** {@linkcode ThreadService.waitNow}: what the thread is now. */
+  waitNow(tid: number): ThreadInfo {
+    return this.info(tid);
+  }
+
+  /**
+   * Wait until a thread of this boot ends.
+   *
+   * @throws {TwzError} `InvalidArgument` for an unknown thread number.
+   */
+  wait(tid: number): Promise<ThreadInfo> {
+    const t = this.#get(tid);
+    if (t.ended) return Promise.resolve(this.#info(t));
+    return new Promise((resolve) => t.exitWaiters.push(resolve));
+  }
+
+  /**
+   * Ask a thread to end (cooperative: see the module doc). Nothing happens
+   * for a thread that has ended or is being killed already.
+   *
+   * @throws {TwzError} `InvalidArgument` for an unknown thread number.
+   */
+  kill(tid: number): void {
+    this.#kill(this.#get(tid), "killed", this.#killGraceMs);
+  }
+
+  /**
+   * Wake up to `count` threads sleeping on the word at (`id`, `offset`).
+   *
+   * @returns How many were woken.
+   */
+  wake(id: ObjID, offset: number, count: number): number {
+    const key = wordKey(id, offset);
+    const q = this.#queues.get(key);
+    let n = 0;
+    while (q !== undefined && q.length > 0 && n < count) {
+      q[0]!.done(0);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Mark threads of an earlier boot lost: each ID that names a thread object
+   * not of this boot and not exited is rewritten "exited, fault lost"
+   * (persisted). Call at boot before the first spawn: new thread numbers
+   * then start above the highest one seen, so `/proc/<tid>` stays unique.
+   * IDs that do not name a thread object are skipped.
+   *
+   * @returns The threads as they read now.
+   */
+  markLost(ids: readonly ObjID[]): ThreadInfo[] {
+    const kernel = this.#kernel;
+    const out: ThreadInfo[] = [];
+    const mine = new Set([...this.#threads.values()].map((t) => t.info.id));
+    for (const id of ids) {
+      if (mine.has(id) || !kernel.exists(id)) continue;
+      let map: ObjectMapping;
+      try {
+        map = kernel.map(id, kernel.readOnly ? Prot.Read : Prot.ReadWrite);
+      } catch {
+        continue;
+      }
+      const o = new ThreadObject(id, map.extent);
+      if (!o.valid) continue;
+      if (o.state !== EXITED && !kernel.readOnly && (map.prot & Prot.Write)) {
+        o.setEnd(1, 0, fault("lost", "lost at reboot"));
+        o.flags = o.flags | ThreadFlag.Lost;
+        this.#persist(map);
+        o.state = EXITED;
+        this.#persist(map);
+      }
+      this.#earlier.set(id, o);
+      this.#nextTid = Math.max(this.#nextTid, o.tid + 1);
+      out.push(this.#lostInfo(o));
+    }
+    return out;
+  }
+
+  /**
+   * Stop every thread: no new spawns; each live thread is killed and has
+   * `graceMs` to end before its Worker is terminated. Resolves when every
+   * thread has ended. The kernel itself stays up (the board shuts it down).
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const live = [...this.#threads.values()].filter((t) => !t.ended);
+    for (const t of live) this.#kill(t, "killed at shutdown", graceMs);
+    await Promise.all(live.map((t) => this.wait(t.tid)));
+    for (const t of this.#threads.values()) this.#reap(t);
+    this.#release();
+  }
+
+  // -------------------------------------------------------------------------
+  // ThreadCalls (a thread's system calls; `tid` is the caller)
+  // -------------------------------------------------------------------------
+
+  /** `thread_exit`: the thread's own report of its end (authoritative when first). */
+  #exit(tid: number, code: number, reported?: ThreadFault | null): void {
+    const t = this.#get(tid);
+    let f: ThreadFault | null = null;
+    if (reported !== undefined && reported !== null) {
+      const r = reported as Partial<ThreadFault>;
+      f = fault(
+        typeof r.kind === "string" ? r.kind : "exception",
+        typeof r.message === "string" ? r.message : "",
+      );
+    }
+    this.#end(t, Number.isInteger(code) ? code : 1, f);
+    // The answer still goes back; the loader then reports "done" and the
+    // Worker is reaped. A thread that never gets there is reaped anyway.
+    t.reapTimer ??= setTimeout(() => this.#reap(t), this.#killGraceMs);
+  }
+
+  /**
+   * `thread_sync`: wakes first, in order; then, if every sleep's word still
+   * equals its value, sleep (a deferred answer) until woken (0), or until
+   * the smallest timeout (2). If any word differs, nothing sleeps (1 for
+   * every sleep).
+   */
+  #sync(tid: number, ops: SyncOp[]): number[] | Promise<number[]> {
+    const t = this.#get(tid);
+    if (t.info.killing) throw killedError(t);
+    const out: number[] = new Array(ops.length).fill(0);
+    const sleeps: number[] = [];
+    let differs = false;
+    let timeout = Infinity;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as Partial<SyncOp> & Record<string, unknown>;
+      if (typeof op !== "object" || op === null || typeof op.id !== "bigint") {
+        throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: operation ${i} is malformed`);
+      }
+      if (op.op === "wake") {
+        const count = op.count;
+        if (typeof count !== "number" || !(count >= 0)) {
+          throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: wake count ${count}`);
+        }
+        this.#word(op.id, op.offset);
+        out[i] = this.wake(op.id, op.offset as number, count);
+      } else if (op.op === "sleep") {
+        if (typeof op.value !== "number") {
+          throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: sleep value ${op.value}`);
+        }
+        const word = this.#word(op.id, op.offset);
+        if (word !== op.value >>> 0) differs = true;
+        sleeps.push(i);
+        const ms = op.timeoutMs;
+        if (ms !== undefined && ms !== null) {
+          if (typeof ms !== "number" || !(ms >= 0)) {
+            throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: timeout ${ms}`);
+          }
+          timeout = Math.min(timeout, ms);
+        }
+      } else {
+        throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: unknown operation ${op.op}`);
+      }
+    }
+    if (sleeps.length === 0) return out;
+    if (differs || timeout === 0) {
+      for (const i of sleeps) out[i] = differs ? 1 : 2;
+      return out;
+    }
+    const keys = sleeps.map((i) => {
+      const op = ops[i] as { id: ObjID; offset: number };
+      return wordKey(op.id, op.offset);
+    });
+    return new Promise<number[]>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const sleeper: Sleeper = {
+        t,
+        keys,
+        done: (outcome) => {
+          finish();
+          for (const i of sleeps) out[i] = outcome;
+          resolve(out);
+        },
+      };
+      const finish = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        for (const k of keys) {
+          const q = this.#queues.get(k);
+          if (q === undefined) continue;
+          const at = q.indexOf(sleeper);
+          if (at >= 0) q.splice(at, 1);
+          if (q.length === 0) this.#queues.delete(k);
+        }
+        t.pending = undefined;
+        this.#setState(t, ThreadState.Running);
+      };
+      for (const k of keys) {
+        let q = this.#queues.get(k);
+        if (q === undefined) this.#queues.set(k, q = []);
+        q.push(sleeper);
+      }
+      if (timeout !== Infinity) timer = setTimeout(() => sleeper.done(2), timeout);
+      t.pending = {
+        cancel: (e) => {
+          finish();
+          reject(e);
+        },
+      };
+      this.#setState(t, ThreadState.Sleeping);
+    });
+  }
+
+  // -------------------------------------------------------------------------
+  // Internals
+  // -------------------------------------------------------------------------
+
+  #get(tid: number): Thread {
+    const t = this.#threads.get(tid);
+    if (t === undefined) throw new TwzError(ErrorCode.InvalidArgument, `No thread ${tid}`);
+    return t;
+  }
+
+  #info(t: Thread): ThreadInfo {
+    return { ...t.info, fault: t.info.fault ? { ...t.info.fault } : null };
+  }
+
+  #lostInfo(o: ThreadObject): ThreadInfo {
+    const info = o.info();
+    // A read-only system cannot rewrite the object: report what markLost would.
+    if (info.state !== EXITED) {
+      return { ...info, state: EXITED, exitCode: 1, fault: fault("lost", "lost at reboot") };
+    }
+    return info;
+  }
+
+  /** The word at (id, offset) as thread_sync reads it (u32, little-endian). */
+  #word(id: ObjID, offset: unknown): number {
+    const m = this.#kernel.map(id, Prot.Read);
+    if (
+      typeof offset !== "number" || !Number.isInteger(offset) || offset < 0 ||
+      offset % 4 !== 0 || offset + 4 > m.size
+    ) {
+      throw new RangeError(`thread_sync: offset ${offset} is not a word of ${formatId(id)}`);
+    }
+    return m.view.getUint32(offset, true);
+  }
+
+  #threadWait(caller: number, target: number, timeoutMs: number): ThreadInfo | Promise<ThreadInfo> {
+    const me = this.#get(caller);
+    const t = this.#get(target);
+    if (me.info.killing) throw killedError(me);
+    if (t === me) {
+      throw new TwzError(ErrorCode.InvalidArgument, `thread ${caller} cannot wait for itself`);
+    }
+    if (t.ended || !(timeoutMs > 0)) return this.#info(t);
+    return new Promise<ThreadInfo>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        const at = t.exitWaiters.indexOf(onExit);
+        if (at >= 0) t.exitWaiters.splice(at, 1);
+        me.pending = undefined;
+        this.#setState(me, ThreadState.Running);
+      };
+      const onExit = (info: ThreadInfo) => {
+        finish();
+        resolve(info);
+      };
+      t.exitWaiters.push(onExit);
+      if (Number.isFinite(timeoutMs)) {
+        timer = setTimeout(() => {
+          finish();
+          resolve(this.#info(t));
+        }, timeoutMs);
+      }
+      me.pending = {
+        cancel: (e) => {
+          finish();
+          reject(e);
+        },
+      };
+      this.#setState(me, ThreadState.Sleeping);
+    });
+  }
+
+  /** Store a running/sleeping state (not persisted: see `_object.ts`). */
+  #setState(t: Thread, state: ThreadStateNo): void {
+    if (t.ended) return;
+    t.info.state = state;
+    t.obj.state = state;
+  }
+
+  #persist(map: ObjectMapping): void {
+    if (this.#kernel.isShutdown || map.size < THREAD_OBJECT_SIZE) return;
+    map.persist(0, THREAD_OBJECT_SIZE);
+  }
+
+  /** What the loader reports on its private port. */
+  #onReport(t: Thread, m: unknown): void {
+    const msg = m as { t?: unknown; code?: unknown; name?: unknown; message?: unknown };
+    switch (msg?.t) {
+      case "running":
+        if (t.info.state === ThreadState.Starting) this.#setState(t, ThreadState.Running);
+        return;
+      case "pong":
+        t.alive = true;
+        return;
+      case "load":
+        this.#faulted(
+          t,
+          LOAD_EXIT_CODE,
+          fault(
+            "load",
+            `cannot load the program: ${String(msg.name)}: ${
+              clean(String(msg.message)).split("\n")[0]
+            }`,
+          ),
+        );
+        return;
+      case "done":
+        if (t.info.killing) this.#end(t, KILLED_EXIT_CODE, fault("killed", t.killReason));
+        else this.#end(t, typeof msg.code === "number" ? msg.code : 0, null);
+        this.#reap(t);
+        return;
+      case "exception": {
+        const name = String(msg.name), message = clean(String(msg.message));
+        const code = typeof msg.code === "number" ? msg.code : 0;
+        this.#faulted(t, 1, classify(name, code, message));
+        return;
+      }
+    }
+  }
+
+  /** The thread failed: record the fault (a kill in progress wins), reap it. */
+  #faulted(t: Thread, code: number, f: ThreadFault): void {
+    if (t.info.killing || f.kind === "killed") {
+      this.#end(t, KILLED_EXIT_CODE, fault("killed", t.killReason || f.message));
+    } else this.#end(t, code, f);
+    this.#reap(t);
+  }
+
+  /** Record the end in the thread object (fields first, state word last). */
+  #end(t: Thread, code: number, f: ThreadFault | null): void {
+    if (t.ended) return;
+    t.ended = true;
+    const now = this.#kernel.isShutdown ? Date.now() : this.#kernel.hal.clock.wallclock();
+    t.info.exitCode = code;
+    t.info.fault = f;
+    t.info.ended = now;
+    t.info.state = EXITED;
+    t.info.killing = false; // honoured (the object's flag keeps that one was asked)
+    if (!this.#kernel.isShutdown) {
+      t.obj.setEnd(code, now, f);
+      this.#persist(t.map);
+      t.obj.state = EXITED;
+      this.#persist(t.map);
+    }
+    t.pending?.cancel(killedError(t));
+    if (t.killTimer !== undefined) clearTimeout(t.killTimer);
+    t.killTimer = undefined;
+    const info = this.#info(t);
+    for (const w of t.exitWaiters.splice(0)) w(info);
+    this.#options.onExit?.(info);
+  }
+
+  /** Terminate the Worker and close the channel (after the end is recorded). */
+  #reap(t: Thread): void {
+    if (t.reaped) return;
+    t.reaped = true;
+    if (t.reapTimer !== undefined) clearTimeout(t.reapTimer);
+    if (t.killTimer !== undefined) clearTimeout(t.killTimer);
+    t.reapTimer = t.killTimer = undefined;
+    t.worker?.terminate();
+    if (!t.zombie) t.chan?.server.close();
+    if (t.report) {
+      t.report.onmessage = null;
+      t.report.close();
+    }
+  }
+
+  #kill(t: Thread, reason: string, graceMs: number): void {
+    if (t.ended) {
+      this.#reap(t);
+      return;
+    }
+    if (t.info.killing) {
+      // A shorter deadline (shutdown) replaces a longer one.
+      if (t.killTimer !== undefined && reason === "killed at shutdown") {
+        clearTimeout(t.killTimer);
+        t.killTimer = setTimeout(() => this.#killExpired(t, graceMs), graceMs);
+      }
+      return;
+    }
+    t.info.killing = true;
+    t.killReason = reason;
+    t.obj.flags = t.obj.flags | ThreadFlag.Killing;
+    t.alive = false;
+    t.chan?.server.kill();
+    t.pending?.cancel(killedError(t));
+    t.report?.postMessage({ t: "ping" });
+    t.killTimer = setTimeout(() => this.#killExpired(t, graceMs), graceMs);
+  }
+
+  #killExpired(t: Thread, graceMs: number): void {
+    t.killTimer = undefined;
+    if (t.ended) return this.#reap(t);
+    if (t.alive) {
+      this.#end(t, KILLED_EXIT_CODE, fault("killed", t.killReason));
+    } else {
+      this.#unstoppable++;
+      t.zombie = true;
+      this.#end(
+        t,
+        KILLED_EXIT_CODE,
+        fault(
+          "unresponsive",
+          `${t.killReason}, but did not stop within ${graceMs} ms: its Worker was terminated, ` +
+            `yet a Worker busy in JavaScript runs on (using a CPU) until it returns to its ` +
+            `event loop or the system process exits`,
+        ),
+      );
+    }
+    this.#reap(t);
+  }
+
+  /**
+   * The kernel is about to grow or delete `ids`: park every live thread that
+   * maps one of them inside a call (it then hears the change with its
+   * answer). A thread that does not enter the kernel within `revokeGraceMs`
+   * is killed and the change refused (`TimedOut`; the caller may try again
+   * once the thread has ended); a thread killed earlier that never stopped
+   * still holds its views, so changes to its objects are refused until the
+   * system stops.
+   */
+  #revoke(ids: readonly ObjID[], why: "grow" | "delete"): void {
+    const ms = this.#options.revokeGraceMs ?? 200;
+    for (const t of this.#threads.values()) {
+      const chan = t.chan;
+      if (chan === undefined || chan.server.closed) continue;
+      const id = ids.find((id) => chan.port.maps(id));
+      if (id === undefined) continue;
+      const what = `Cannot ${why} ${formatId(id)}: thread ${t.tid} (${t.info.name})`;
+      if (t.zombie) {
+        throw new TwzError(
+          ErrorCode.TimedOut,
+          `${what} did not stop when killed and still holds a view of it (until the system stops)`,
+        );
+      }
+      if (t.info.killing) {
+        throw new TwzError(
+          ErrorCode.TimedOut,
+          `${what} is being killed and still holds a view of it: try again when it has ended`,
+        );
+      }
+      if (!chan.server.parkSync(ms)) {
+        this.#kill(
+          t,
+          `killed: it held ${formatId(id)} and did not let go (${why})`,
+          this.#killGraceMs,
+        );
+        throw new TwzError(
+          ErrorCode.TimedOut,
+          `${what} maps it and did not enter the kernel within ${ms} ms: it is being killed; ` +
+            `try again when it has ended`,
+        );
+      }
+    }
+  }
+
+  /**
+   * The kernel stops (`shutdown`, or `halt`: a power failure). Every Worker
+   * is terminated at once. On shutdown the threads are recorded killed; on
+   * halt nothing is written (the next boot finds them lost).
+   */
+  #stopNow(why: "shutdown" | "halt"): void {
+    this.#stopping = true;
+    for (const t of this.#threads.values()) {
+      if (!t.ended) {
+        if (why === "shutdown") {
+          this.#end(t, KILLED_EXIT_CODE, fault("killed", "killed at shutdown"));
+        } else {
+          t.ended = true;
+          t.info.state = EXITED;
+          t.info.exitCode = 1;
+          t.info.fault = fault("lost", "lost at reboot (the system stopped)");
+          t.pending?.cancel(killedError(t));
+          const info = this.#info(t);
+          for (const w of t.exitWaiters.splice(0)) w(info);
+        }
+      }
+      this.#reap(t);
+    }
+    this.#release();
+  }
+
+  #release(): void {
+    for (const t of this.#threads.values()) t.chan?.server.close();
+    for (const q of this.#queues.values()) for (const s of [...q]) s.done(2);
+    this.#queues.clear();
+    if (this.#loaderUrl !== undefined) URL.revokeObjectURL(this.#loaderUrl);
+    this.#loaderUrl = undefined;
+  }
+
+  #loader(): string {
+    return this.#loaderUrl ??= URL.createObjectURL(
+      new Blob([loaderSource()], { type: "text/javascript" }),
+    );
+  }
+}
+
+/** Text without terminal colour codes (Deno colours some error messages). */
+function clean(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+function wordKey(id: ObjID, offset: unknown): string {
+  return `${id}:${offset}`;
+}
+
+function killedError(t: Thread): TwzError {
+  return new TwzError(ErrorCode.Killed, `thread ${t.tid} is being killed`);
+}
+
+/** A thread's end from the loader's exception report. */
+function classify(name: string, code: number, message: string): ThreadFault {
+  if (name === "TwzError" || code !== 0) {
+    if (code === ErrorCode.Killed) return fault("killed", message);
+    if (code === ErrorCode.AccessDenied || code === ErrorCode.ReadOnly) {
+      return fault("protection", message);
+    }
+  }
+  if (name === "RangeError") return fault("memory", message);
+  return fault("exception", `${name}: ${message}`);
+}
