@@ -75,6 +75,13 @@ function encodeAnswer(
   return body + w.at;
 }
 
+/**
+ * Microseconds the kernel polls a channel after each answer before it sleeps
+ * (the default of `spinUs`): a thread calling again within it is served
+ * without waking the kernel's thread, which is most of a round trip.
+ */
+export const KERNEL_SPIN_US = 20;
+
 /** The kernel's server for one thread's channel (see the module doc). */
 export class ChannelServer {
   readonly #channel: SharedArrayBuffer;
@@ -105,8 +112,8 @@ export class ChannelServer {
    *   `Atomics.waitAsync` (whose wake-up costs tens of µs on an idle virtual
    *   machine). That blocks the kernel's event loop meanwhile (at most this
    *   long per answer; every 256 calls in a row the server yields to the
-   *   event loop) and burns a CPU: for measurements and dedicated machines.
-   *   Default 0 (no spinning).
+   *   event loop) and burns a CPU while it polls.
+   *   Default {@linkcode KERNEL_SPIN_US}; 0 turns spinning off.
    */
   constructor(
     channel: SharedArrayBuffer,
@@ -116,7 +123,7 @@ export class ChannelServer {
     this.#channel = channel;
     this.#state = new Int32Array(channel, 0, CHANNEL_DATA >> 2);
     this.#port = port;
-    this.#spinUs = options.spinUs ?? 0;
+    this.#spinUs = options.spinUs ?? KERNEL_SPIN_US;
     this.done = this.#serve();
   }
 

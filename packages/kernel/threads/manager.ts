@@ -51,7 +51,12 @@ import {
 import type { Kernel } from "../kernel.ts";
 import type { ObjectMapping } from "../_mapping.ts";
 import type { ThreadService } from "../_port.ts";
-import { openThreadChannel, type ThreadCalls, type ThreadChannel } from "./_server.ts";
+import {
+  KERNEL_SPIN_US,
+  openThreadChannel,
+  type ThreadCalls,
+  type ThreadChannel,
+} from "./_server.ts";
 import { decodeCodeObject, THREAD_OBJECT_SIZE, ThreadFlag, ThreadObject } from "./_object.ts";
 import { loaderSource } from "./loader.ts";
 
@@ -80,6 +85,15 @@ export interface ThreadManagerOptions {
    * @default {200}
    */
   revokeGraceMs?: number;
+  /**
+   * Microseconds the kernel keeps polling a thread's channel after each
+   * answer before it sleeps in `Atomics.waitAsync`: a thread that calls again
+   * within that time is served without a wake-up of the kernel's thread (the
+   * wake-up is most of a round trip: see docs/BENCHMARKS.md). The kernel
+   * gives its event loop a turn at least every 256 calls. 0 turns it off.
+   * @default {20}
+   */
+  spinUs?: number;
 }
 
 /** Options of {@linkcode ThreadManager.spawn}. */
@@ -290,7 +304,9 @@ export class ThreadManager implements ThreadService {
     };
     this.#threads.set(tid, t);
     try {
-      const chan = openThreadChannel(kernel, tid, this.#calls);
+      const chan = openThreadChannel(kernel, tid, this.#calls, {
+        spinUs: this.#options.spinUs ?? KERNEL_SPIN_US,
+      });
       t.chan = chan;
       const { port1, port2 } = new MessageChannel();
       t.report = port1;

@@ -35,6 +35,7 @@ export {
 } from "./manager.ts";
 export {
   ChannelServer,
+  KERNEL_SPIN_US,
   openThreadChannel,
   type ThreadCalls,
   type ThreadChannel,
