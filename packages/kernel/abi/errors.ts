@@ -43,6 +43,11 @@ export const ErrorCode = {
   ObjectDamaged: 15,
   /** The calling thread is being killed: it must end (see docs/THREADS.md). */
   Killed: 16,
+  /**
+   * The object is in use by a thread that cannot let go of it now (it maps
+   * the object and does not enter the kernel): try again once it has ended.
+   */
+  Busy: 17,
 } as const;
 
 /** One of the values of {@linkcode ErrorCode}. */

@@ -25,7 +25,7 @@
  * - **Cooperative unmap**: before the kernel grows or deletes an object a
  *   live thread maps, that thread is parked inside a call (its answer then
  *   carries the mapping update). If it does not enter the kernel within
- *   `revokeGraceMs` it is killed and the grow/delete fails with `TimedOut`
+ *   `revokeGraceMs` it is killed and the grow/delete fails with `Busy`
  *   (try again once it has ended); objects an unresponsive thread mapped
  *   cannot be grown or deleted until the system stops (its Worker still
  *   holds views of them).
@@ -786,7 +786,7 @@ export class ThreadManager implements ThreadService {
    * The kernel is about to grow or delete `ids`: park every live thread that
    * maps one of them inside a call (it then hears the change with its
    * answer). A thread that does not enter the kernel within `revokeGraceMs`
-   * is killed and the change refused (`TimedOut`; the caller may try again
+   * is killed and the change refused (`Busy`; the caller may try again
    * once the thread has ended); a thread killed earlier that never stopped
    * still holds its views, so changes to its objects are refused until the
    * system stops.
@@ -801,13 +801,13 @@ export class ThreadManager implements ThreadService {
       const what = `Cannot ${why} ${formatId(id)}: thread ${t.tid} (${t.info.name})`;
       if (t.zombie) {
         throw new TwzError(
-          ErrorCode.TimedOut,
+          ErrorCode.Busy,
           `${what} did not stop when killed and still holds a view of it (until the system stops)`,
         );
       }
       if (t.info.killing) {
         throw new TwzError(
-          ErrorCode.TimedOut,
+          ErrorCode.Busy,
           `${what} is being killed and still holds a view of it: try again when it has ended`,
         );
       }
@@ -818,7 +818,7 @@ export class ThreadManager implements ThreadService {
           this.#killGraceMs,
         );
         throw new TwzError(
-          ErrorCode.TimedOut,
+          ErrorCode.Busy,
           `${what} maps it and did not enter the kernel within ${ms} ms: it is being killed; ` +
             `try again when it has ended`,
         );

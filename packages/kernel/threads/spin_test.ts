@@ -65,7 +65,7 @@ Deno.test({
       assert.throws(
         () => kernel.grow(A, 64 * 1024),
         (e) =>
-          e instanceof TwzError && e.code === ErrorCode.TimedOut &&
+          e instanceof TwzError && e.code === ErrorCode.Busy &&
           /thread \d+ \(spin\) maps it and did not enter the kernel within 50 ms: it is being killed/
             .test(e.message),
       );
@@ -81,7 +81,7 @@ Deno.test({
       assert.throws(
         () => kernel.delete(A),
         (e) =>
-          e instanceof TwzError && e.code === ErrorCode.TimedOut && /did not stop/.test(e.message),
+          e instanceof TwzError && e.code === ErrorCode.Busy && /did not stop/.test(e.message),
       );
       assert.equal(kernel.exists(A), true);
       const other = kernel.create({ size: 4096 });
