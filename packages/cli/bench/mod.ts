@@ -47,6 +47,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
       "system-call round trip from a permissions-none Worker (Clock) vs a bare SharedArrayBuffer ping-pong",
     load: () => import("./syscall.ts"),
   },
+  "spawn": {
+    summary:
+      "program start from /bin (twz run NAME) vs a bare permissions-none Worker importing the same bundle",
+    load: () => import("./spawn.ts"),
+  },
   "crashtest": {
     summary: "crash states checked per second by twz crashtest (kernel-objects)",
     load: () => import("./crashtest.ts"),

@@ -1,7 +1,8 @@
 /**
  * The trusted loader: the first and only code the kernel runs in a thread's
  * Worker (permissions `"none"`). It waits for the start message, imports the
- * program (one ES module, from a `blob:` URL), calls its default export with
+ * program (one ES module, from the `blob:` URL the kernel made of the code
+ * object's text and keeps for later starts), calls its default export with
  * the thread's `ThreadInit`, and reports how that went on a private message
  * port the program cannot reach (it lives in the loader's closure):
  *
@@ -27,8 +28,12 @@ export interface LoaderStart {
   t: "start";
   /** The thread's init (posted with `memory` transferred). */
   init: unknown;
-  /** The program's module text. */
-  code: string;
+  /**
+   * A `blob:` URL of the program's module text. The kernel made it and owns
+   * it (the loader never revokes it): it is the same for every start of one
+   * code object, so Deno's cache of compiled code serves later starts.
+   */
+  url: string;
   /** The loader's private port back to the kernel (transferred). */
   report: MessagePort;
 }
@@ -41,9 +46,14 @@ export function loaderMain(): void {
   const scope = globalThis as unknown as {
     addEventListener(type: string, f: (e: MessageEvent) => void): void;
   };
-  const makeUrl = URL.createObjectURL.bind(URL), dropUrl = URL.revokeObjectURL.bind(URL);
-  const BlobClass = Blob;
   let report: MessagePort | undefined;
+  // The program's URL is the kernel's, kept for later starts of the same
+  // code object: the program may not revoke it.
+  let own = "";
+  const revoke = URL.revokeObjectURL.bind(URL);
+  URL.revokeObjectURL = (url: string) => {
+    if (String(url) !== own) revoke(url);
+  };
   const describe = (e: unknown) => {
     const err = e as { name?: unknown; code?: unknown; message?: unknown } | null;
     const name = typeof err?.name === "string" ? err.name : "Error";
@@ -51,15 +61,10 @@ export function loaderMain(): void {
     const code = typeof err?.code === "number" ? err.code : 0;
     return { name, code, message };
   };
-  const run = async (init: unknown, code: string, port: MessagePort) => {
+  const run = async (init: unknown, url: string, port: MessagePort) => {
     let main: unknown;
     try {
-      const url = makeUrl(new BlobClass([code], { type: "text/javascript" }));
-      try {
-        main = (await import(url)).default;
-      } finally {
-        dropUrl(url);
-      }
+      main = (await import(url)).default;
       if (typeof main !== "function") {
         throw new TypeError("the program's module has no default export function");
       }
@@ -105,14 +110,15 @@ export function loaderMain(): void {
     // A frozen Deno namespace: exit() then ends the Worker unreported (kill ends the thread).
   }
   scope.addEventListener("message", (e: MessageEvent) => {
-    const m = e.data as { t?: unknown; init?: unknown; code?: unknown; report?: unknown };
-    if (report !== undefined || m?.t !== "start" || typeof m.code !== "string") return;
+    const m = e.data as { t?: unknown; init?: unknown; url?: unknown; report?: unknown };
+    if (report !== undefined || m?.t !== "start" || typeof m.url !== "string") return;
     const port = m.report as MessagePort;
     report = port;
+    own = m.url;
     port.onmessage = (p: MessageEvent) => {
       if ((p.data as { t?: unknown })?.t === "ping") port.postMessage({ t: "pong" });
     };
-    void run(m.init, m.code, port);
+    void run(m.init, m.url, port);
   });
 }
 

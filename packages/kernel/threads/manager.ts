@@ -7,7 +7,12 @@
  *   creates the thread's state object (`_object.ts`), opens its channel and
  *   starts a Worker running the trusted loader (`loader.ts`), which imports
  *   the program from a `blob:` URL and calls its default export with the
- *   `ThreadInit`.
+ *   `ThreadInit`. The URL is made on a code object's first spawn and kept
+ *   for the next ones (for the 32 most recently spawned code objects;
+ *   dropped when the object is grown or deleted, or a load failed): Deno
+ *   caches compiled code by URL, so later starts of a program skip most of
+ *   the compiling, and spawn reads and decodes the code object once. A
+ *   writable code object gets a new URL every spawn.
  * - **End**: `thread_exit` (authoritative when it comes first), or the
  *   loader's report when the start function returns or throws; a worker
  *   error event or a failed import ends the thread with a fault. The kernel
@@ -65,6 +70,9 @@ export const KILLED_EXIT_CODE = 137;
 /** Exit code of a thread whose program could not be loaded. */
 export const LOAD_EXIT_CODE = 126;
 
+/** Code objects whose `blob:` URL the manager keeps (the least recently spawned goes first). */
+const CODE_URLS = 32;
+
 /** Options of {@linkcode ThreadManager}. */
 export interface ThreadManagerOptions {
   /** Called for every spawn (also spawns by programs), after the thread object exists. */
@@ -110,6 +118,17 @@ interface Pending {
   cancel(error: TwzError): void;
 }
 
+/** A code object's module text as a `blob:` URL (see the module doc). */
+interface CodeUrl {
+  /** The code object. */
+  id: ObjID;
+  url: string;
+  /** Threads given the URL that have not imported it yet. */
+  loading: number;
+  /** No longer kept: revoked once nobody is loading it. */
+  dropped: boolean;
+}
+
 /** One thread of this boot. */
 interface Thread {
   tid: number;
@@ -120,6 +139,8 @@ interface Thread {
   worker: Worker | undefined;
   chan: ThreadChannel | undefined;
   report: MessagePort | undefined;
+  /** Its program's URL, until the loader imported it (or the thread ended). */
+  code: CodeUrl | undefined;
   /** The exit was recorded (object says exited). */
   ended: boolean;
   /** The Worker was terminated and the channel closed. */
@@ -182,6 +203,8 @@ export class ThreadManager implements ThreadService {
   /** Thread objects of earlier boots (given to markLost), by ID. */
   readonly #earlier = new Map<ObjID, ThreadObject>();
   readonly #queues = new Map<string, Sleeper[]>();
+  /** Kept code URLs by code object, the least recently spawned first. */
+  readonly #codeUrls = new Map<ObjID, CodeUrl>();
   #nextTid = 1;
   #loaderUrl: string | undefined;
   #stopping = false;
@@ -211,7 +234,13 @@ export class ThreadManager implements ThreadService {
     this.#kernel = kernel;
     this.#options = options;
     kernel.threads = this;
-    kernel.onObjectChange = (ids, why) => this.#revoke(ids, why);
+    kernel.onObjectChange = (ids, why) => {
+      for (const id of ids) {
+        const code = this.#codeUrls.get(id);
+        if (code !== undefined) this.#dropCode(code);
+      }
+      this.#revoke(ids, why);
+    };
     kernel.onStop = (why) => this.#stopNow(why);
   }
 
@@ -261,7 +290,9 @@ export class ThreadManager implements ThreadService {
         `Cannot run ${formatId(s.code)}: it is not executable (protections lack x)`,
       );
     }
-    const text = decodeCodeObject(s.code, kernel.read(s.code, 0, st.size));
+    // Its kept URL, or its text, read and decoded now (a bad code object makes no thread).
+    const program = this.#codeUrls.get(s.code) ??
+      decodeCodeObject(s.code, kernel.read(s.code, 0, st.size));
     const tid = this.#nextTid++;
     const started = kernel.hal.clock.wallclock();
     const objId = kernel.create({
@@ -292,6 +323,7 @@ export class ThreadManager implements ThreadService {
       worker: undefined,
       chan: undefined,
       report: undefined,
+      code: undefined,
       ended: false,
       reaped: false,
       zombie: false,
@@ -304,6 +336,7 @@ export class ThreadManager implements ThreadService {
     };
     this.#threads.set(tid, t);
     try {
+      const code = t.code = this.#useCode(s.code, program, st.prot);
       const chan = openThreadChannel(kernel, tid, this.#calls, {
         spinUs: this.#options.spinUs ?? KERNEL_SPIN_US,
       });
@@ -333,7 +366,7 @@ export class ThreadManager implements ThreadService {
         memory: chan.init.memory,
         region: chan.init.region,
       };
-      worker.postMessage({ t: "start", init, code: text, report: port2 }, [
+      worker.postMessage({ t: "start", init, url: code.url, report: port2 }, [
         chan.init.memory,
         port2,
       ]);
@@ -659,12 +692,16 @@ export class ThreadManager implements ThreadService {
     const msg = m as { t?: unknown; code?: unknown; name?: unknown; message?: unknown };
     switch (msg?.t) {
       case "running":
+        this.#loaded(t);
         if (t.info.state === ThreadState.Starting) this.#setState(t, ThreadState.Running);
         return;
       case "pong":
         t.alive = true;
         return;
       case "load":
+        // The URL may be what failed (a program can revoke its own): the
+        // next spawn makes a new one.
+        if (t.code !== undefined) this.#dropCode(t.code);
         this.#faulted(
           t,
           LOAD_EXIT_CODE,
@@ -730,6 +767,7 @@ export class ThreadManager implements ThreadService {
     if (t.killTimer !== undefined) clearTimeout(t.killTimer);
     t.reapTimer = t.killTimer = undefined;
     t.worker?.terminate();
+    this.#loaded(t);
     if (!t.zombie) t.chan?.server.close();
     if (t.report) {
       t.report.onmessage = null;
@@ -858,6 +896,44 @@ export class ThreadManager implements ThreadService {
     this.#queues.clear();
     if (this.#loaderUrl !== undefined) URL.revokeObjectURL(this.#loaderUrl);
     this.#loaderUrl = undefined;
+    for (const c of [...this.#codeUrls.values()]) this.#dropCode(c);
+  }
+
+  /**
+   * The URL a new thread of code object `id` imports (counted as loading
+   * until {@linkcode #loaded}): the kept one, or one made of `program`'s
+   * text, kept unless the object is writable (its text may change).
+   */
+  #useCode(id: ObjID, program: CodeUrl | string, prot: number): CodeUrl {
+    let code: CodeUrl;
+    if (typeof program === "string") {
+      const url = URL.createObjectURL(new Blob([program], { type: "text/javascript" }));
+      code = { id, url, loading: 0, dropped: (prot & Prot.Write) !== 0 };
+    } else {
+      code = program;
+      this.#codeUrls.delete(id); // re-added last: the most recently spawned
+    }
+    if (!code.dropped) {
+      this.#codeUrls.set(id, code);
+      if (this.#codeUrls.size > CODE_URLS) this.#dropCode(this.#codeUrls.values().next().value!);
+    }
+    code.loading++;
+    return code;
+  }
+
+  /** Stop keeping a code URL; revoke it unless a thread still loads it. */
+  #dropCode(code: CodeUrl): void {
+    if (this.#codeUrls.get(code.id) === code) this.#codeUrls.delete(code.id);
+    code.dropped = true;
+    if (code.loading === 0) URL.revokeObjectURL(code.url);
+  }
+
+  /** The thread no longer needs its program's URL (imported, or ended). */
+  #loaded(t: Thread): void {
+    const code = t.code;
+    if (code === undefined) return;
+    t.code = undefined;
+    if (--code.loading === 0 && code.dropped) URL.revokeObjectURL(code.url);
   }
 
   #loader(): string {

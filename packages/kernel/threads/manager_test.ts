@@ -6,6 +6,7 @@ import { ErrorCode, Kernel, Prot, type ThreadInfo, ThreadState, TwzError } from 
 import { openSim } from "@twz/hal-sim";
 import {
   CODE_MAGIC,
+  encodeCodeObject,
   isThreadObject,
   KILLED_EXIT_CODE,
   LOAD_EXIT_CODE,
@@ -205,6 +206,34 @@ Deno.test("ThreadManager: a program that cannot load ends with fault load", asyn
     );
     assert.equal(b.fault?.kind, "load");
     assert.match(b.fault!.message, /no default export function/);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("ThreadManager: a code object's URL serves every start: kept, revoked by nobody, new for writable code", async () => {
+  const s = system();
+  try {
+    const run = async (code: bigint) =>
+      (await s.manager.wait(s.manager.spawn({ code, name: "x", args: [] }).tid)).exitCode;
+    // A program cannot revoke the URL the next start of its code imports.
+    const revoker = installCode(
+      s.kernel,
+      `export default function start() { URL.revokeObjectURL(import.meta.url); return 7; }`,
+    );
+    assert.equal(await run(revoker), 7);
+    assert.equal(await run(revoker), 7);
+    // Deleting the code object right after spawns: the threads still load it.
+    const spawned = [1, 2].map(() =>
+      s.manager.spawn({ code: s.code.returns, name: "r", args: [] })
+    );
+    s.kernel.delete(s.code.returns);
+    for (const t of spawned) assert.equal((await s.manager.wait(t.tid)).exitCode, 40);
+    // A writable code object is read again at every spawn.
+    const rw = installCode(s.kernel, `export default () => 1;`, Prot.All);
+    assert.equal(await run(rw), 1);
+    s.kernel.write(rw, 0, encodeCodeObject(`export default () => 2;`));
+    assert.equal(await run(rw), 2);
   } finally {
     await s.close();
   }

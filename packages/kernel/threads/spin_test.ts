@@ -80,8 +80,7 @@ Deno.test({
       // Its Worker still holds a view of A: A stays as it is.
       assert.throws(
         () => kernel.delete(A),
-        (e) =>
-          e instanceof TwzError && e.code === ErrorCode.Busy && /did not stop/.test(e.message),
+        (e) => e instanceof TwzError && e.code === ErrorCode.Busy && /did not stop/.test(e.message),
       );
       assert.equal(kernel.exists(A), true);
       const other = kernel.create({ size: 4096 });
