@@ -238,3 +238,53 @@ Deno.test("shell: a program that loops forever is killed, shows unresponsive, an
   );
   assert.ok(out.some((l) => /^2\s+exited\s+0\s.*hello/.test(l)), r.stdout);
 });
+
+const pmemAvailable = (await import("@twz/hal-pmem")).plugin.describe().available;
+Deno.test({
+  name:
+    `shell on hal-pmem: a killed program that never stopped pins the mapping: reboot is refused, shutdown exits cleanly${
+      pmemAvailable ? "" : " (skipped: libpmem2 missing)"
+    }`,
+  ignore: !pmemAvailable && Deno.env.get("CI") !== "true",
+  async fn() {
+    const dir = tmpDir();
+    const image = join(dir, "p.img");
+    const spin = program(
+      dir,
+      "spinw",
+      `export default (env: ProgramEnv) => {
+  const o = env.twz.create({ size: 4096, name: "/spinning" }); // "I am in my loop"
+  const b = o.bytes;
+  for (let i = 0; ; i++) b[o.baseOffset + (i & 255)] = i; // writes its object forever
+};`,
+    );
+    // Waits (sleeping in thread_sync, 10 ms at a time) until the spinner has
+    // named its object: then it is past its last system call.
+    const waitfor = program(
+      dir,
+      "waitfor",
+      `export default (env: ProgramEnv) => {
+  const nap = env.twz.create({ size: 4096, lifetime: "volatile" });
+  while (!env.twz.naming.exists("/spinning")) {
+    env.port.threadSync([{ op: "sleep", id: nap.id, offset: 0, value: 0, timeoutMs: 10 }]);
+  }
+};`,
+    );
+    const r = await twzIn(
+      dir,
+      ["boot", "--hal", "pmem", "--image", image, "--size", "8M", "--quiet"],
+      [`run ${spin} &`, `run ${waitfor}`, "kill 1", "reboot", `run ${HELLO} Pinned`].join("\n") +
+        "\n",
+    );
+    // Before this guard, closing the HAL under the spinning Worker's view
+    // killed the process with SIGSEGV (exit 139).
+    assert.equal(r.code, 1, r.stdout + r.stderr); // a scripted command failed: the refused reboot
+    assert.match(r.stdout, /^1 spinw: exited \(unresponsive\)$/m);
+    assert.match(r.stderr, /cannot reboot: 1 killed thread\(s\) never stopped/);
+    assert.match(r.stdout, /Hello, Pinned!/); // the system went on, then shut down
+    // The image is whole: it boots and runs a program afterwards.
+    const after = await twzIn(dir, ["run", "--hal", "pmem", "--image", image, HELLO, "After"]);
+    assert.equal(after.code, 0, after.stderr);
+    assert.match(after.stdout, /Hello, After!/);
+  },
+});

@@ -12,7 +12,7 @@ import {
   PowerFailed,
   stdioConsole,
 } from "@twz/kernel/hal";
-import { Kernel, MIN_IMAGE } from "@twz/kernel";
+import { ErrorCode, Kernel, MIN_IMAGE, TwzError } from "@twz/kernel";
 import { Twz } from "@twz/libtwz";
 import {
   DEFAULT_IMAGE_SIZE,
@@ -196,6 +196,14 @@ export function fileExists(path: string): boolean {
  * back), open the image again and boot. An anonymous region is kept open.
  */
 export async function rebootBoard(board: Board): Promise<void> {
+  const pinned = pinnedViews(board);
+  if (pinned > 0) {
+    throw new TwzError(
+      ErrorCode.Busy,
+      `cannot reboot: ${pinned} killed thread(s) never stopped and still hold views of the ` +
+        `NVM mapping (see ps); shut down instead: the system process ends, and they with it`,
+    );
+  }
   board.devices?.stop();
   board.kernel.shutdown();
   if (board.hal.image !== undefined) {
@@ -217,6 +225,33 @@ export async function rebootBoard(board: Board): Promise<void> {
 export function closeBoard(board: Board): void {
   board.devices?.stop();
   board.kernel.shutdown();
+  closeHal(board);
+}
+
+/**
+ * How many threads that were killed but never stopped (busy in JavaScript:
+ * Deno 2.9 cannot stop such a Worker) hold views of memory the HAL would
+ * unmap at close: hal-pmem hands each thread views of the mapping itself,
+ * which would fault (SIGSEGV, the whole process) once unmapped. hal-sim's
+ * region is a SharedArrayBuffer, which outlives a close: 0 there.
+ */
+export function pinnedViews(board: Board): number {
+  if (board.hal.region.share().kind === "shared-memory") return 0;
+  try {
+    return board.kernel.threads.unstoppable;
+  } catch {
+    return 0; // no thread ever ran
+  }
+}
+
+/**
+ * Close the board's HAL, unless threads that never stopped still hold views
+ * of its mapping ({@linkcode pinnedViews}): then the mapping stays until the
+ * system process exits (what every caller does next), and the image file
+ * holds what was persisted. Harmless twice.
+ */
+export function closeHal(board: Board): void {
+  if (pinnedViews(board) > 0) return;
   board.hal.close();
 }
 

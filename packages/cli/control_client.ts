@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { ThreadFault } from "@twz/kernel/abi";
+import { ErrorCode, type ThreadFault, TwzError } from "@twz/kernel/abi";
 
 /** The version the greeting line carries (`twz-control 1 PID`). */
 export const CONTROL_PROTOCOL = 1;
@@ -158,9 +158,14 @@ async function dial(path: string): Promise<Deno.UnixConn | undefined> {
 async function greet(reader: SocketReader, path: string): Promise<void> {
   const hello = await reader.line(4096);
   const m = hello === null ? null : /^twz-control (\d+) /.exec(hello);
-  if (m === null) throw new Error(`${path} does not speak the twz control protocol`);
+  if (m === null) {
+    throw new TwzError(ErrorCode.NotSupported, `${path} does not speak the twz control protocol`);
+  }
   if (Number(m[1]) !== CONTROL_PROTOCOL) {
-    throw new Error(`${path} speaks control protocol ${m[1]}, not ${CONTROL_PROTOCOL}`);
+    throw new TwzError(
+      ErrorCode.NotSupported,
+      `${path} speaks control protocol ${m[1]}, not ${CONTROL_PROTOCOL}: use that system's twz`,
+    );
   }
 }
 

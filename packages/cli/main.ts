@@ -26,6 +26,7 @@ import { type Kernel, TwzError } from "@twz/kernel";
 import {
   type Board,
   closeBoard,
+  closeHal,
   formatSize,
   isPowerFailure,
   openBoard,
@@ -226,7 +227,7 @@ async function boot(args: string[]): Promise<number> {
       closeBoard(board);
     } catch {
       board.kernel.halt();
-      board.hal.close();
+      closeHal(board);
     }
     stderr("\ntwz: interrupted; shut down cleanly");
     Deno.exit(130);
@@ -266,12 +267,12 @@ async function boot(args: string[]): Promise<number> {
     // Stop as a power failure would: no clean shutdown, nothing more written
     // (the region already holds only what survived).
     board.kernel.halt();
-    board.hal.close();
+    closeHal(board);
     stderr(`twz: ${crashed.message}; the image holds what survived`);
     return EXIT.crashed;
   }
   const drains = board.hal.region.stats?.().drains;
-  board.hal.close();
+  closeHal(board);
   if (crashAt !== undefined) {
     stderr(
       `twz: crash point ${crashAt} was never reached: the run ended after ${

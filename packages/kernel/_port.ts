@@ -41,6 +41,12 @@ export interface ThreadService {
   waitNow(tid: number): ThreadInfo;
   /** Wake sleepers on a word (from the kernel's own session). */
   wake(id: ObjID, offset: number, count: number): number;
+  /**
+   * Threads killed while busy in JavaScript that never stopped: their
+   * Workers run on (Deno cannot stop them) and keep their views of object
+   * memory until the system process exits.
+   */
+  readonly unstoppable: number;
 }
 
 /** Durability domains: one number per kernel, so logs can tell images apart. */
