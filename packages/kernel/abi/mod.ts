@@ -1,7 +1,10 @@
 /**
  * The kernel/user contract (as `twizzler-abi` is for Twizzler): object IDs,
- * lifetimes and protections, and the numbered error codes. Kernel and user
- * space (libtwz) both import it; it imports nothing.
+ * lifetimes and protections, the numbered error codes, the object layout and
+ * invariant pointers, and the kernel port (system calls, their encoding, the
+ * Worker channel: `port.ts`, `channel.ts`). Kernel and user
+ * space (libtwz) both import it; it imports nothing outside itself but
+ * `node:worker_threads` (the channel's `receiveMessageOnPort`).
  *
  * @example
  * ```ts

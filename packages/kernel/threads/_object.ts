@@ -27,8 +27,8 @@
  * 512         end
  * ```
  *
- * Commit order (each step persisted before the next): at start every field
- * is written with state "starting", then the state word alone; at the end
+ * Commit order (each step persisted before the next): at spawn the whole
+ * object is written, state "starting", and persisted once; at the end
  * the exit code, end time and fault are written and persisted first, and the
  * state word `exited` last. So a crash leaves either the old state (then
  * `markLost` ends it as lost) or a complete exit record. The sleeping/

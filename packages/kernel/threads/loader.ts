@@ -14,10 +14,11 @@
  * | `{ t: "exception", name, code, message }` | the start function threw or rejected |
  * | `{ t: "pong" }`                 | answer to `{ t: "ping" }`: the thread's event loop runs |
  *
- * The Worker cannot read a file (permissions `"none"` cover its own main
- * script too), so the loader itself also starts from a `blob:` URL: its
- * source is the text of {@linkcode loaderMain}, which therefore must not
- * refer to anything outside its own body.
+ * The loader itself starts from a `blob:` URL too: its source is the text
+ * of {@linkcode loaderMain}, which therefore must not refer to anything
+ * outside its own body. So the Worker's main module names no file: in Deno
+ * 2.9 a permissions-none Worker still loads files its main module names by
+ * literal specifiers (see docs/THREADS.md, "Gaps and limits").
  *
  * @module
  */
