@@ -13,17 +13,27 @@ export interface Run {
   stderr: string;
 }
 
+/** Where a run happens: its working directory and extra environment. */
+export interface RunPlace {
+  /** Working directory (default: the test's). */
+  cwd?: string;
+  /** Variables added to the environment. */
+  env?: Record<string, string>;
+}
+
 /**
  * Run `twz ARGS`, with `input` on stdin (stdin is empty when absent).
  *
  * @param args Command-line arguments.
  * @param input Text for stdin.
+ * @param place Working directory and extra environment.
  */
-export async function twz(args: string[], input?: string): Promise<Run> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
+export async function twz(args: string[], input?: string, place: RunPlace = {}): Promise<Run> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1", ...place.env };
   delete env.RUST_BACKTRACE;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
+    ...(place.cwd !== undefined ? { cwd: place.cwd } : {}),
     stdin: input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

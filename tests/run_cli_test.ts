@@ -3,37 +3,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { scratchDirs } from "@twz/kernel/hal/testing";
-import { MAIN, type Run } from "./_twz.ts";
+import { type Run, twz } from "./_twz.ts";
 
 const tmpDir = scratchDirs("twz-run-");
 const HELLO = new URL("../examples/hello.ts", import.meta.url).pathname;
 const lines = (s: string) => s.split("\n").filter((l) => l.length > 0);
 
 /** `twz ARGS` in `cwd`, with its own program cache, `input` on stdin. */
-async function twzIn(cwd: string, args: string[], input?: string): Promise<Run> {
-  const env: Record<string, string> = {
-    ...Deno.env.toObject(),
-    NO_COLOR: "1",
-    TWZ_CACHE_DIR: join(cwd, "cache"),
-  };
-  delete env.RUST_BACKTRACE;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd,
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env,
-    clearEnv: true,
-  }).spawn();
-  if (input !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(input));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function twzIn(cwd: string, args: string[], input?: string): Promise<Run> {
+  return twz(args, input, { cwd, env: { TWZ_CACHE_DIR: join(cwd, "cache") } });
 }
 
 /** A program file in `dir`. */
