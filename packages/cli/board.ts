@@ -205,7 +205,7 @@ export async function rebootBoard(board: Board): Promise<void> {
     );
   }
   board.devices?.stop();
-  board.kernel.shutdown();
+  board.kernel.shutdown({ reboot: true });
   if (board.hal.image !== undefined) {
     board.hal.close();
     board.hal = await board.plugin.open({

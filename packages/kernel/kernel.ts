@@ -121,14 +121,17 @@ export class Kernel {
   #threads: ThreadService | undefined;
   readonly #readOnly: boolean;
   /**
-   * @internal H3 hook (threads/manager.ts): called before `grow` or `delete`
-   * changes objects, with every ID about to move or go (ties included), so
+   * @internal Thread manager hook (threads/manager.ts): called before `grow`
+   * or `delete` changes objects, with every ID about to move or go (ties included), so
    * that threads mapping them let go first (cooperative unmap). It may throw
    * (a thread that does not let go): then nothing has changed.
    */
   onObjectChange: ((ids: readonly ObjID[], why: "grow" | "delete") => void) | undefined = undefined;
-  /** @internal H3 hook (threads/manager.ts): called first in `shutdown` and `halt`. */
-  onStop: ((why: "shutdown" | "halt") => void) | undefined = undefined;
+  /**
+   * @internal Thread manager hook (threads/manager.ts): called first in
+   * `shutdown` (`"reboot"` when the system boots again at once) and `halt`.
+   */
+  onStop: ((why: "shutdown" | "reboot" | "halt") => void) | undefined = undefined;
 
   private constructor(
     hal: Hal,
@@ -385,7 +388,7 @@ export class Kernel {
         stack.pop();
       }
     }
-    this.onObjectChange?.(order, "delete"); // H3 hook (may throw: nothing changed yet)
+    this.onObjectChange?.(order, "delete"); // threads let go first (may throw: nothing changed yet)
     const persistent = this.#persistent, volatile = this.#volatile;
     persistent.beginDelete();
     volatile.beginDelete();
@@ -505,7 +508,7 @@ export class Kernel {
         `Cannot grow ${formatId(id)} from ${current} to ${size} bytes`,
       );
     }
-    this.onObjectChange?.([id], "grow"); // H3 hook (may throw: nothing changed yet)
+    this.onObjectChange?.([id], "grow"); // threads let go first (may throw: nothing changed yet)
     store.grow(id, current, size);
   }
 
@@ -623,7 +626,7 @@ export class Kernel {
    */
   halt(): void {
     if (this.#down) return;
-    this.onStop?.("halt"); // H3 hook
+    this.onStop?.("halt");
     this.#down = true;
     this.#forget();
   }
@@ -632,10 +635,14 @@ export class Kernel {
    * Stop: volatile objects are gone and every mapping is emptied. Metadata is
    * always durable, so nothing needs writing; the HAL's close writes back
    * object data that was stored but never persisted.
+   *
+   * @param options `reboot`: the system boots again at once (threads still
+   *   running then read "lost at reboot", as after a crash, rather than
+   *   "killed at shutdown").
    */
-  shutdown(): void {
+  shutdown(options: { reboot?: boolean } = {}): void {
     if (this.#down) return;
-    this.onStop?.("shutdown"); // H3 hook
+    this.onStop?.(options.reboot ? "reboot" : "shutdown");
     this.#down = true;
     if (!this.#readOnly) this.#persistent.clearLog();
     this.#forget();

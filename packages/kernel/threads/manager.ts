@@ -869,12 +869,15 @@ export class ThreadManager implements ThreadService {
    * is terminated at once. On shutdown the threads are recorded killed; on
    * halt nothing is written (the next boot finds them lost).
    */
-  #stopNow(why: "shutdown" | "halt"): void {
+  #stopNow(why: "shutdown" | "reboot" | "halt"): void {
     this.#stopping = true;
     for (const t of this.#threads.values()) {
       if (!t.ended) {
         if (why === "shutdown") {
           this.#end(t, KILLED_EXIT_CODE, fault("killed", "killed at shutdown"));
+        } else if (why === "reboot") {
+          // Recorded now (the kernel still runs): what the next boot would say.
+          this.#end(t, 1, fault("lost", "lost at reboot (the system rebooted)"));
         } else {
           t.ended = true;
           t.info.state = EXITED;

@@ -477,6 +477,25 @@ Deno.test("Kernel.shutdown() with live threads terminates them; they read killed
   assert.deepEqual(end.fault, { kind: "killed", message: "killed at shutdown" });
 });
 
+Deno.test("Kernel.shutdown({ reboot }) with live threads: they read lost at reboot, durably", async () => {
+  const s = system();
+  const obj = s.kernel.create({ size: 4096 });
+  const a = s.manager.spawn({ code: s.code.sleeper, name: "a", args: [String(obj), "0"] });
+  await until(sleeping(s.manager, a.tid), "asleep");
+  const waited = s.manager.wait(a.tid);
+  s.kernel.shutdown({ reboot: true });
+  const end = await waited;
+  assert.equal(end.exitCode, 1);
+  assert.equal(end.fault?.kind, "lost");
+  // The thread object says so on the next boot, before any markLost.
+  const k2 = Kernel.boot(s.kernel.hal);
+  const bytes = k2.read(a.id, 0, 512);
+  const view = new DataView(bytes.buffer);
+  assert.equal(view.getUint32(ThreadField.state, true), ThreadState.Exited);
+  assert.equal(view.getInt32(ThreadField.exitCode, true), 1);
+  k2.shutdown();
+});
+
 Deno.test("ThreadManager.markLost(): threads of an earlier boot read exited (lost at reboot); tids go on above theirs", async () => {
   const hal = openSim({ size: 16 * MiB });
   const k1 = Kernel.boot(hal);
