@@ -240,6 +240,7 @@ export class ThreadManager implements ThreadService {
         if (code !== undefined) this.#dropCode(code);
       }
       this.#revoke(ids, why);
+      if (why === "delete") this.#wakeDeleted(ids);
     };
     kernel.onStop = (why) => this.#stopNow(why);
   }
@@ -437,6 +438,27 @@ export class ThreadManager implements ThreadService {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Objects are about to be deleted: threads sleeping on a word of one of
+   * them would never be woken, so their `thread_sync` fails now with
+   * `ObjectNotFound`.
+   */
+  #wakeDeleted(ids: readonly ObjID[]): void {
+    const gone = new Set(ids.map((id) => `${id}:`));
+    const hit = new Set<Sleeper>();
+    for (const [key, q] of this.#queues) {
+      if (gone.has(key.slice(0, key.indexOf(":") + 1))) { for (const sl of q) hit.add(sl); }
+    }
+    for (const sl of hit) {
+      sl.t.pending?.cancel(
+        new TwzError(
+          ErrorCode.ObjectNotFound,
+          "thread_sync: the object slept on was deleted while the thread slept",
+        ),
+      );
+    }
   }
 
   /**

@@ -351,6 +351,28 @@ Deno.test("ThreadManager: thread_sync sleepers wake on another thread's wake and
   }
 });
 
+Deno.test("ThreadManager: deleting an object a thread sleeps on ends its thread_sync with ObjectNotFound", async () => {
+  const s = system();
+  try {
+    const obj = s.kernel.create({ size: 4096 });
+    const a = s.manager.spawn({ code: s.code.sleeper, name: "a", args: [String(obj), "0"] });
+    await until(sleeping(s.manager, a.tid), "asleep");
+    const waited = s.manager.wait(a.tid);
+    s.kernel.delete(obj);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const end = await Promise.race([
+      waited,
+      new Promise<null>((r) => timer = setTimeout(() => r(null), 5000)),
+    ]);
+    clearTimeout(timer);
+    assert.ok(end !== null, "the sleeper was never woken");
+    assert.equal(end.exitCode, 1);
+    assert.match(end.fault?.message ?? "", /deleted while the thread slept/);
+  } finally {
+    await s.close();
+  }
+});
+
 Deno.test("ThreadManager: thread_sync returns 1 when the word differs and 2 after its timeout", async () => {
   const s = system();
   try {
