@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Extent, type Lifetime, type Mapping, type ObjID, Prot } from "./abi/mod.ts";
+import { Extent, type Lifetime, MappingBase, type ObjID } from "./abi/mod.ts";
 
 export { Extent };
 import type { Kernel } from "./kernel.ts";
@@ -16,33 +16,19 @@ import type { Kernel } from "./kernel.ts";
  * `bytes` are loads and stores on the object. For a persistent object,
  * `persist` makes a range durable. Offsets are relative to the object.
  */
-export class ObjectMapping implements Mapping {
+export class ObjectMapping extends MappingBase {
   /** @internal */
   constructor(
-    readonly id: ObjID,
-    readonly lifetime: Lifetime,
-    readonly prot: number,
-    readonly extent: Extent,
+    id: ObjID,
+    lifetime: Lifetime,
+    prot: number,
+    extent: Extent,
     private readonly kernel: Kernel,
-    readonly handle: number,
-  ) {}
+    handle: number,
+  ) {
+    super(id, lifetime, prot, handle, extent);
+  }
 
-  /** The object's bytes (empty once the object is deleted). */
-  get bytes(): Uint8Array {
-    return this.extent.bytes;
-  }
-  /** A DataView over {@linkcode ObjectMapping.bytes}. */
-  get view(): DataView {
-    return this.extent.view;
-  }
-  /** Size in bytes. */
-  get size(): number {
-    return this.extent.bytes.length;
-  }
-  /** Whether the mapping allows writes. */
-  get writable(): boolean {
-    return (this.prot & Prot.Write) !== 0;
-  }
   /** Write back `[offset, offset + length)`; durable after {@linkcode drain}. */
   flush(offset: number, length: number): void {
     this.kernel.flushRange(this, offset, length);

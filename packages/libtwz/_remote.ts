@@ -34,6 +34,7 @@ import {
   type KernelPort,
   type Lifetime,
   type Mapping,
+  MappingBase,
   type ObjectStat,
   type ObjID,
   Prot,
@@ -173,29 +174,16 @@ function foreignError(json: string): Error {
 let nextRemoteDomain = 0x4000_0000;
 
 /** A mapping over a copy of the object's bytes (see the module doc). */
-class RemoteMapping implements Mapping {
-  readonly extent: Extent;
+class RemoteMapping extends MappingBase {
   constructor(
     readonly port: RemotePort,
-    readonly id: ObjID,
-    readonly lifetime: Lifetime,
-    readonly prot: number,
-    readonly handle: number,
+    id: ObjID,
+    lifetime: Lifetime,
+    prot: number,
+    handle: number,
     bytes: Uint8Array,
   ) {
-    this.extent = new Extent(bytes, -1);
-  }
-  get bytes(): Uint8Array {
-    return this.extent.bytes;
-  }
-  get view(): DataView {
-    return this.extent.view;
-  }
-  get size(): number {
-    return this.extent.bytes.length;
-  }
-  get writable(): boolean {
-    return (this.prot & Prot.Write) !== 0;
+    super(id, lifetime, prot, handle, new Extent(bytes, -1));
   }
   flush(offset: number, length: number): void {
     this.port.flush(new Float64Array([this.handle, offset, length]), 1);

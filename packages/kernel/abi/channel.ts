@@ -93,6 +93,7 @@ import {
   encodeRequest,
   type KernelPort,
   type Mapping,
+  MappingBase,
   type MapReply,
   type SpawnSpec,
   type SyncOp,
@@ -218,29 +219,16 @@ const ERROR_CLASSES: Record<number, new (message: string) => Error> = {
 };
 
 /** A mapping held by a thread: the same {@linkcode Mapping} the kernel's own are. */
-class ChannelMapping implements Mapping {
-  readonly extent: Extent;
+class ChannelMapping extends MappingBase {
   constructor(
-    readonly id: ObjID,
-    readonly lifetime: Lifetime,
-    readonly prot: number,
-    readonly handle: number,
+    id: ObjID,
+    lifetime: Lifetime,
+    prot: number,
+    handle: number,
     bytes: Uint8Array,
     private readonly port: ChannelPort,
   ) {
-    this.extent = new Extent(bytes, -1);
-  }
-  get bytes(): Uint8Array {
-    return this.extent.bytes;
-  }
-  get view(): DataView {
-    return this.extent.view;
-  }
-  get size(): number {
-    return this.extent.bytes.length;
-  }
-  get writable(): boolean {
-    return (this.prot & Prot.Write) !== 0;
+    super(id, lifetime, prot, handle, new Extent(bytes, -1));
   }
   flush(offset: number, length: number): void {
     this.port.rangeCall(Sys.Flush, this.handle, offset, length);

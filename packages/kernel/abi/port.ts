@@ -53,7 +53,7 @@
  *
  * @module
  */
-import type { CreateSpec, Lifetime, ObjectStat } from "./object.ts";
+import { type CreateSpec, type Lifetime, type ObjectStat, Prot } from "./object.ts";
 import type { ObjID } from "./id.ts";
 import type { Extent } from "./extent.ts";
 import { ErrorCode, TwzError } from "./errors.ts";
@@ -162,6 +162,53 @@ export interface Mapping {
   drain(): void;
   /** Make `[offset, offset + length)` durable. */
   persist(offset: number, length: number): void;
+}
+
+/**
+ * What every {@linkcode Mapping} shares: the views over its live extent and
+ * its protections. Each implementation (the kernel's in-process mapping, a
+ * thread's over its channel, a remote session's copy) adds the durability
+ * calls.
+ */
+export abstract class MappingBase implements Mapping {
+  /**
+   * A mapping of object `id` through `extent`.
+   *
+   * @param id The object's ID.
+   * @param lifetime Persistent or volatile.
+   * @param prot The mapping's protections.
+   * @param handle The mapping's number in its port's calls.
+   * @param extent The live bytes.
+   */
+  constructor(
+    readonly id: ObjID,
+    readonly lifetime: Lifetime,
+    readonly prot: number,
+    readonly handle: number,
+    readonly extent: Extent,
+  ) {}
+  /** The object's bytes (empty once the object is deleted or unmapped). */
+  get bytes(): Uint8Array {
+    return this.extent.bytes;
+  }
+  /** A DataView over {@linkcode MappingBase.bytes}. */
+  get view(): DataView {
+    return this.extent.view;
+  }
+  /** Size in bytes. */
+  get size(): number {
+    return this.extent.bytes.length;
+  }
+  /** Whether the mapping allows writes. */
+  get writable(): boolean {
+    return (this.prot & Prot.Write) !== 0;
+  }
+  /** Write back `[offset, offset + length)`; durable after {@linkcode MappingBase.drain}. */
+  abstract flush(offset: number, length: number): void;
+  /** Ordering point for earlier flushes. */
+  abstract drain(): void;
+  /** Make `[offset, offset + length)` durable. */
+  abstract persist(offset: number, length: number): void;
 }
 
 /** What the system reports about itself (`info`). */
