@@ -1,12 +1,37 @@
 // Helpers for the thread manager's tests: hand-written programs (ES modules
 // that use the port from connectPort directly) stored as code objects.
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 // The bundler `twz run` uses (packages/cli/_bundle.ts); a test-only dependency here.
 // deno-lint-ignore no-import-prefix
 import * as esbuild from "npm:esbuild@^0.28";
-import { type Kernel, type ObjID, Prot } from "@twz/kernel";
+import { Kernel, type ObjID, Prot } from "@twz/kernel";
+import type { Hal } from "@twz/kernel/hal";
+import { plugin as pmem } from "@twz/hal-pmem";
 import { encodeCodeObject } from "@twz/kernel/threads";
+
+const pmemInfo = pmem.describe();
+/** Whether hal-pmem tests are skipped here (libpmem2 missing, and not under CI). */
+export const PMEM_IGNORE: boolean = !pmemInfo.available && Deno.env.get("CI") !== "true";
+/** A suffix for hal-pmem test names saying why they are skipped ("" when they run). */
+export const PMEM_SKIP: string = pmemInfo.available ? "" : ` (skipped: ${pmemInfo.reason})`;
+
+/** Run `fn` on a kernel booted on a new 16 MiB hal-pmem image (removed after). */
+export async function withPmem(fn: (kernel: Kernel, hal: Hal) => Promise<void>): Promise<void> {
+  const dir = Deno.makeTempDirSync({ prefix: "twz-threads-test-" });
+  try {
+    const hal = await pmem.open({ image: join(dir, "t.img"), size: 16 << 20, create: true });
+    const kernel = Kernel.boot(hal);
+    try {
+      await fn(kernel, hal);
+    } finally {
+      kernel.shutdown();
+      hal.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
 
 /** Where `program` imports the ABI from (bundled in: a program's module is one file). */
 const ABI = "../abi/mod.ts";

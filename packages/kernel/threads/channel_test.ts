@@ -4,7 +4,6 @@
 // mapping updates (grow/delete while mapped) work. The thread calls are a
 // small fake here (the thread manager has its own tests).
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
   ErrorCode,
   Kernel,
@@ -14,16 +13,12 @@ import {
   type ThreadInfo,
   ThreadState,
 } from "@twz/kernel";
-import type { Hal } from "@twz/kernel/hal";
 import { openSim } from "@twz/hal-sim";
-import { plugin as pmem } from "@twz/hal-pmem";
 import { openThreadChannel, type ThreadCalls, type ThreadChannel } from "./_server.ts";
+import { PMEM_IGNORE, PMEM_SKIP, withPmem } from "./_test_programs.ts";
 
 const MiB = 1 << 20;
 const ABI = new URL("../abi/mod.ts", import.meta.url).href;
-const pmemInfo = pmem.describe();
-const pmemIgnore = !pmemInfo.available && Deno.env.get("CI") !== "true";
-const pmemSkip = pmemInfo.available ? "" : ` (skipped: ${pmemInfo.reason})`;
 
 /** Thread calls answered by the test: console text is kept, sleeps are deferred. */
 class FakeCalls implements ThreadCalls {
@@ -290,26 +285,10 @@ Deno.test("channel: a permissions-none Worker makes every object call over the c
   }
 });
 
-async function withPmem(fn: (kernel: Kernel, hal: Hal) => Promise<void>): Promise<void> {
-  const dir = Deno.makeTempDirSync({ prefix: "twz-channel-test-" });
-  try {
-    const hal = await pmem.open({ image: join(dir, "c.img"), size: 16 * MiB, create: true });
-    const kernel = Kernel.boot(hal);
-    try {
-      await fn(kernel, hal);
-    } finally {
-      kernel.shutdown();
-      hal.close();
-    }
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
-
 Deno.test({
   name:
-    `channel: a permissions-none Worker makes every object call over the channel (hal-pmem: per-object views)${pmemSkip}`,
-  ignore: pmemIgnore,
+    `channel: a permissions-none Worker makes every object call over the channel (hal-pmem: per-object views)${PMEM_SKIP}`,
+  ignore: PMEM_IGNORE,
   fn: () => withPmem((kernel) => objectCalls(kernel, "pmem")),
 });
 
@@ -518,8 +497,8 @@ Deno.test("channel: an object grown and another deleted while a parked thread ma
 
 Deno.test({
   name:
-    `channel: an object grown and another deleted while a parked thread maps them (hal-pmem)${pmemSkip}`,
-  ignore: pmemIgnore,
+    `channel: an object grown and another deleted while a parked thread maps them (hal-pmem)${PMEM_SKIP}`,
+  ignore: PMEM_IGNORE,
   fn: () => withPmem((kernel) => growDeleteWhileMapped(kernel, true)),
 });
 

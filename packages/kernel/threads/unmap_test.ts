@@ -4,18 +4,20 @@
 // answer; every other object's bytes stay unchanged, also objects made
 // afterwards in the blocks the grown and deleted objects left.
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { Kernel, type ObjID, ThreadState } from "@twz/kernel";
-import type { Hal } from "@twz/kernel/hal";
 import { openSim } from "@twz/hal-sim";
-import { plugin as pmem } from "@twz/hal-pmem";
 import { ThreadManager } from "@twz/kernel/threads";
-import { bundle, installCode, program, until } from "./_test_programs.ts";
+import {
+  bundle,
+  installCode,
+  PMEM_IGNORE,
+  PMEM_SKIP,
+  program,
+  until,
+  withPmem,
+} from "./_test_programs.ts";
 
 const MiB = 1 << 20;
-const pmemInfo = pmem.describe();
-const pmemIgnore = !pmemInfo.available && Deno.env.get("CI") !== "true";
-const pmemSkip = pmemInfo.available ? "" : ` (skipped: ${pmemInfo.reason})`;
 
 const P = await bundle({
   // Maps A and B read-write; until the flag object F says stop: for 10 ms
@@ -143,26 +145,10 @@ Deno.test("threads: another thread grows and deletes objects a running thread ma
   }
 });
 
-async function withPmem(fn: (kernel: Kernel, hal: Hal) => Promise<void>): Promise<void> {
-  const dir = Deno.makeTempDirSync({ prefix: "twz-unmap-test-" });
-  try {
-    const hal = await pmem.open({ image: join(dir, "u.img"), size: 16 * MiB, create: true });
-    const kernel = Kernel.boot(hal);
-    try {
-      await fn(kernel, hal);
-    } finally {
-      kernel.shutdown();
-      hal.close();
-    }
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
-
 Deno.test({
   name:
-    `threads: objects grown and deleted while a running thread maps them (hal-pmem: per-object views)${pmemSkip}`,
-  ignore: pmemIgnore,
+    `threads: objects grown and deleted while a running thread maps them (hal-pmem: per-object views)${PMEM_SKIP}`,
+  ignore: PMEM_IGNORE,
   fn: () =>
     withPmem(async (kernel) => {
       await run(kernel, false);
