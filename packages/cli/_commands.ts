@@ -14,8 +14,6 @@
 import { type CreateSpec, formatId, formatProt, Kernel, type ObjID, parseProt } from "@twz/kernel";
 import type { EvictionPolicy } from "@twz/kernel/hal";
 import type { Twz } from "@twz/libtwz";
-import { BTreeMap } from "@twz/libtwz/btree";
-import { codec } from "@twz/libtwz/codec";
 import {
   attachDevices,
   type Board,
@@ -25,9 +23,10 @@ import {
   UsageError,
 } from "./board.ts";
 import { THREAD_COMMANDS } from "./_commands_threads.ts";
+import { KV_OBJECT, kvStore } from "./programs/kv.ts";
 
 /** Name of the object that holds the shell's key-value store. */
-export const KV_NAME = "/kv";
+export const KV_NAME: string = KV_OBJECT;
 
 /** Where the shell writes. */
 export interface ShellIO {
@@ -156,26 +155,6 @@ function needed(text: string | undefined, what: string): string {
   return text;
 }
 
-/** The shell's key-value store: a B-tree map in the object named /kv. */
-function kvMap(twz: Twz, create: boolean): BTreeMap<string, string> | undefined {
-  if (!twz.naming.exists(KV_NAME)) {
-    if (!create) return undefined;
-    // Make the object and the map in it first, and name it last: a crash
-    // or a failure in between leaves at worst an unnamed object, never a
-    // name bound to an object without a map.
-    const obj = twz.create({ size: 1 << 20 });
-    try {
-      const map = BTreeMap.create(twz, obj, codec.string, codec.string);
-      twz.naming.bind(KV_NAME, obj.id);
-      return map;
-    } catch (error) {
-      twz.delete(obj.id);
-      throw error;
-    }
-  }
-  return BTreeMap.open(twz, twz.open(KV_NAME), codec.string, codec.string);
-}
-
 /** The KEY argument of a kv subcommand. */
 function kvKey(w: readonly string[]): string {
   if (w[2] === undefined) throw new UsageError(`kv ${w[1]} needs a KEY`);
@@ -191,7 +170,7 @@ const KV: readonly Command[] = [
     run(sh, { w, line }) {
       const k = kvKey(w);
       if (w.length < 4) throw new UsageError("kv put needs a VALUE");
-      kvMap(sh.twz, true)!.set(k, parseText(restAfter(line, 3)));
+      kvStore(sh.twz, true)!.set(k, parseText(restAfter(line, 3)));
       sh.io.out("ok");
     },
   },
@@ -201,7 +180,7 @@ const KV: readonly Command[] = [
     summary: "print KEY's value",
     run(sh, { w }) {
       const k = kvKey(w);
-      const v = kvMap(sh.twz, false)?.get(k);
+      const v = kvStore(sh.twz, false)?.get(k);
       if (v === undefined) throw new UsageError(`no key "${k}"`);
       sh.io.out(v);
     },
@@ -212,7 +191,7 @@ const KV: readonly Command[] = [
     summary: 'delete KEY; "ok" once durable',
     run(sh, { w }) {
       const k = kvKey(w);
-      if (!kvMap(sh.twz, false)?.delete(k)) throw new UsageError(`no key "${k}"`);
+      if (!kvStore(sh.twz, false)?.delete(k)) throw new UsageError(`no key "${k}"`);
       sh.io.out("ok");
     },
   },
@@ -221,7 +200,7 @@ const KV: readonly Command[] = [
     synopsis: "",
     summary: "print how many keys the store holds",
     run(sh) {
-      sh.io.out(String(kvMap(sh.twz, false)?.size ?? 0));
+      sh.io.out(String(kvStore(sh.twz, false)?.size ?? 0));
     },
   },
   {
@@ -229,7 +208,7 @@ const KV: readonly Command[] = [
     synopsis: "[FROM [TO]]",
     summary: "list the keys in [FROM, TO) in order, with their values",
     run(sh, { w }) {
-      const map = kvMap(sh.twz, false);
+      const map = kvStore(sh.twz, false);
       if (!map) return;
       for (const [k, v] of map.range(w[2], w[3])) sh.io.out(`${k}\t${v}`);
     },

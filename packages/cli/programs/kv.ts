@@ -26,11 +26,20 @@ export const KV_OBJECT = "/kv";
 
 const USAGE = "usage: kv put KEY VALUE | get KEY | del KEY | count | scan [FROM [TO]]";
 
-function store(twz: Twz, create: boolean): BTreeMap<string, string> | undefined {
+/**
+ * The kv store of a session: the B-tree map in {@linkcode KV_OBJECT}, made
+ * (when `create`) if there is none. The shell's `kv` command uses it too.
+ *
+ * @param twz The session.
+ * @param create Make the store when it does not exist.
+ * @returns The map, or `undefined` when there is none and `create` is false.
+ */
+export function kvStore(twz: Twz, create: boolean): BTreeMap<string, string> | undefined {
   if (!twz.naming.exists(KV_OBJECT)) {
     if (!create) return undefined;
-    // The map first, the name last: a failure leaves no name bound to an
-    // object without a map.
+    // Make the object and the map in it first, and name it last: a crash
+    // or a failure in between leaves at worst an unnamed object, never a
+    // name bound to an object without a map.
     const obj = twz.create({ size: 1 << 20 });
     try {
       const map = BTreeMap.create(twz, obj, codec.string, codec.string);
@@ -65,13 +74,13 @@ export default function main(env: ProgramEnv, args: string[]): number {
         out.error("kv put needs a VALUE");
         return 2;
       }
-      store(env.twz, true)!.set(key!, rest.join(" "));
+      kvStore(env.twz, true)!.set(key!, rest.join(" "));
       out.log("ok");
       return 0;
     }
     case "get": {
       if (needKey() === undefined) return 2;
-      const v = store(env.twz, false)?.get(key!);
+      const v = kvStore(env.twz, false)?.get(key!);
       if (v === undefined) {
         out.error(`kv: no key "${key}"`);
         return 1;
@@ -81,7 +90,7 @@ export default function main(env: ProgramEnv, args: string[]): number {
     }
     case "del": {
       if (needKey() === undefined) return 2;
-      if (!store(env.twz, false)?.delete(key!)) {
+      if (!kvStore(env.twz, false)?.delete(key!)) {
         out.error(`kv: no key "${key}"`);
         return 1;
       }
@@ -89,10 +98,10 @@ export default function main(env: ProgramEnv, args: string[]): number {
       return 0;
     }
     case "count":
-      out.log(String(store(env.twz, false)?.size ?? 0));
+      out.log(String(kvStore(env.twz, false)?.size ?? 0));
       return 0;
     case "scan": {
-      const map = store(env.twz, false);
+      const map = kvStore(env.twz, false);
       if (map === undefined) return 0;
       for (const [k, v] of map.range(key, rest[0])) out.log(`${k}\t${v}`);
       return 0;
