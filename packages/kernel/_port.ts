@@ -49,8 +49,18 @@ export interface ThreadService {
   readonly unstoppable: number;
 }
 
-/** Durability domains: one number per kernel, so logs can tell images apart. */
+/**
+ * Durability domains: one number per kernel (shared by every port over it:
+ * the kernel's own and each thread's), so logs can tell images apart.
+ */
 let nextDomain = 1;
+const domains = new WeakMap<Kernel, number>();
+
+function domainOf(kernel: Kernel): number {
+  let d = domains.get(kernel);
+  if (d === undefined) domains.set(kernel, d = nextDomain++);
+  return d;
+}
 
 /**
  * The in-process port over a kernel. Mappings it hands out are the kernel's
@@ -62,7 +72,6 @@ export class LocalPort implements KernelPort {
   /** Extents by handle: the region offset of each live mapping's object. */
   readonly #maps: (ObjectMapping | undefined)[] = [];
   #scratch = new Float64Array(64);
-  readonly #domain = nextDomain++;
 
   /** The port of `kernel` (use `kernel.port()`, which makes one per kernel). */
   constructor(kernel: Kernel) {
@@ -183,7 +192,7 @@ export class LocalPort implements KernelPort {
       replayed: r.replayed,
       objects: r.objects,
       bootMs: r.ms,
-      domain: this.#domain,
+      domain: domainOf(k),
     };
   }
   threadSelf(): ThreadInfo | null {

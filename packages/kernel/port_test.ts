@@ -1,6 +1,6 @@
 // The in-process kernel port (LocalPort) on hal-sim.
 import assert from "node:assert/strict";
-import { ErrorCode, Kernel, Prot, TwzError } from "@twz/kernel";
+import { ErrorCode, Kernel, LocalPort, Prot, TwzError } from "@twz/kernel";
 import { openSim } from "@twz/hal-sim";
 
 function boot(): Kernel {
@@ -75,4 +75,13 @@ Deno.test("LocalPort.info(), clock() and random() report the system", () => {
   assert.equal(port.threadSelf(), null); // the kernel's own session is no thread
   assert.throws(() => port.threads(), code(ErrorCode.NotSupported)); // no thread manager
   kernel.shutdown();
+});
+
+Deno.test("LocalPort: every port over one kernel reports the kernel's one durability domain", () => {
+  const kernel = boot();
+  const other = boot();
+  assert.equal(new LocalPort(kernel).info().domain, kernel.port().info().domain);
+  assert.notEqual(other.port().info().domain, kernel.port().info().domain);
+  kernel.shutdown();
+  other.shutdown();
 });
