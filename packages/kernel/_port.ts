@@ -193,6 +193,7 @@ export class LocalPort implements KernelPort {
       objects: r.objects,
       bootMs: r.ms,
       domain: domainOf(k),
+      bootId: r.bootId,
     };
   }
   threadSelf(): ThreadInfo | null {
@@ -216,12 +217,7 @@ export class LocalPort implements KernelPort {
       if (op.op === "wake") return this.#kernel.threads.wake(op.id, op.offset, op.count);
       // The kernel's own session cannot sleep: report whether it would have.
       const m = this.#kernel.map(op.id, Prot.Read);
-      if (op.offset < 0 || op.offset + 4 > m.size || op.offset % 4 !== 0) {
-        throw new RangeError(
-          `thread_sync: offset ${op.offset} is not a word of ${formatId(op.id)}`,
-        );
-      }
-      return m.view.getUint32(op.offset, true) === op.value >>> 0 ? 2 : 1;
+      return syncWordEquals(m.view, m.size, op.id, op.offset, op.value) ? 2 : 1;
     });
   }
   consoleWrite(text: string): void {
@@ -239,4 +235,31 @@ export class LocalPort implements KernelPort {
     this.#kernel.hal.entropy.fill(out);
     return out;
   }
+}
+
+/**
+ * @internal Whether the `thread_sync` word at `offset` of an object's view
+ * equals `value`: a 64-bit word when `value` is a bigint, else 32-bit
+ * (little-endian). Throws `RangeError` when the offset is not an aligned
+ * word inside the object.
+ */
+export function syncWordEquals(
+  view: DataView,
+  size: number,
+  id: ObjID,
+  offset: unknown,
+  value: number | bigint,
+): boolean {
+  const width = typeof value === "bigint" ? 8 : 4;
+  if (
+    typeof offset !== "number" || !Number.isInteger(offset) || offset < 0 ||
+    offset % width !== 0 || offset + width > size
+  ) {
+    throw new RangeError(
+      `thread_sync: offset ${offset} is not a ${width * 8}-bit word of ${formatId(id)}`,
+    );
+  }
+  return width === 8
+    ? view.getBigUint64(offset, true) === BigInt.asUintN(64, value as bigint)
+    : view.getUint32(offset, true) === (value as number) >>> 0;
 }

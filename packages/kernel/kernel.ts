@@ -59,6 +59,14 @@ export interface BootReport {
   /** `true` when the kernel runs read-only (every write is refused). */
   readOnly: boolean;
   /**
+   * A random non-zero 32-bit number drawn at boot (from the platform's
+   * random source, not the HAL's seeded entropy, so object IDs stay
+   * reproducible): user space tags volatile state it keeps in persistent
+   * memory, such as a lock word, with it, and treats another boot's tag as
+   * stale (see `@twz/libtwz/sync`).
+   */
+  bootId: number;
+  /**
    * `true` when a read-only boot replayed a committed log into memory only:
    * the kernel sees the recovered state, the image file still holds the log.
    */
@@ -162,6 +170,7 @@ export class Kernel {
       free: root.freeBlocks * BLOCK,
       readOnly,
       overlay: readOnly && p.replayed > 0,
+      bootId: crypto.getRandomValues(new Uint32Array(1))[0]! || 1,
     };
   }
 

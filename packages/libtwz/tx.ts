@@ -162,6 +162,12 @@ export class Tx {
   aborted: unknown = undefined;
   /** @internal Ranges freed/allocated etc. can hook commit. */
   readonly onCommit: Array<() => void> = [];
+  /**
+   * @internal Run once the outermost transaction has ended, committed
+   * (`true`, after the `onCommit` hooks) or aborted (`false`): locks a
+   * transaction took for its writes are released here.
+   */
+  readonly onEnd: Array<(committed: boolean) => void> = [];
 
   /**
    * The index of `t`'s object among the written objects, or -1. Handles of
@@ -197,6 +203,7 @@ export class Tx {
     this.depth = 0;
     this.aborted = undefined;
     if (this.onCommit.length > 0) this.onCommit.length = 0;
+    if (this.onEnd.length > 0) this.onEnd.length = 0;
     this.runCount = 0;
   }
 
@@ -907,28 +914,50 @@ export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
   tx.reset();
   TX.current = tx;
   let result: T;
+  let committed = false;
   try {
-    result = fn(tx);
-  } catch (error) {
-    TX.current = null;
-    throw error;
+    try {
+      result = fn(tx);
+    } finally {
+      TX.current = null;
+    }
+    if (result instanceof Promise) {
+      throw new TypeError("A transaction must be synchronous: its function returned a Promise");
+    }
+    if (tx.aborted !== undefined) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `The transaction was aborted by a nested transaction that failed: ${
+          (tx.aborted as Error)?.message ?? tx.aborted
+        }`,
+        { cause: tx.aborted },
+      );
+    }
+    log.commit(tx, host);
+    committed = true;
+    for (const hook of tx.onCommit) hook();
+  } finally {
+    if (tx.onEnd.length > 0) endHooks(tx, committed);
   }
-  TX.current = null;
-  if (result instanceof Promise) {
-    throw new TypeError("A transaction must be synchronous: its function returned a Promise");
-  }
-  if (tx.aborted !== undefined) {
-    throw new TwzError(
-      ErrorCode.InvalidArgument,
-      `The transaction was aborted by a nested transaction that failed: ${
-        (tx.aborted as Error)?.message ?? tx.aborted
-      }`,
-      { cause: tx.aborted },
-    );
-  }
-  log.commit(tx, host);
-  for (const hook of tx.onCommit) hook();
   return result;
+}
+
+/**
+ * Run a transaction's end hooks, every one even when one throws; after a
+ * commit the first error is rethrown (after an abort the abort's own error
+ * is the one the caller sees).
+ */
+function endHooks(tx: Tx, committed: boolean): void {
+  const hooks = tx.onEnd.splice(0);
+  let failure: unknown;
+  for (const hook of hooks) {
+    try {
+      hook(committed);
+    } catch (e) {
+      failure ??= e;
+    }
+  }
+  if (committed && failure !== undefined) throw failure;
 }
 
 /** What {@linkcode inspectTxLog} found in a transaction log object. */

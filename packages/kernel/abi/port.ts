@@ -241,6 +241,12 @@ export interface SystemInfo {
    * mappings: a transaction log makes durable only objects of its own domain.
    */
   domain: number;
+  /**
+   * A random non-zero 32-bit number, new at every boot: a tag for volatile
+   * state kept in persistent memory (a lock word from an earlier boot
+   * carries another tag and is stale).
+   */
+  bootId: number;
 }
 
 /** A thread's state word. */
@@ -322,11 +328,15 @@ export interface ThreadInit {
 /** One `thread_sync` operation. */
 export type SyncOp =
   | {
-    /** Sleep while the 32-bit word at (id, offset) equals `value`. */
+    /**
+     * Sleep while the word at (id, offset) equals `value`: a 64-bit word
+     * (offset a multiple of 8) when `value` is a `bigint`, a 32-bit one
+     * (offset a multiple of 4) when it is a `number`. Little-endian.
+     */
     op: "sleep";
     id: ObjID;
     offset: number;
-    value: number;
+    value: number | bigint;
     /** Give up after this many milliseconds (none: wait until woken). */
     timeoutMs?: number | undefined;
   }

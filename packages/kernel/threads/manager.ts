@@ -55,7 +55,7 @@ import {
 } from "../abi/mod.ts";
 import type { Kernel } from "../kernel.ts";
 import type { ObjectMapping } from "../_mapping.ts";
-import type { ThreadService } from "../_port.ts";
+import { syncWordEquals, type ThreadService } from "../_port.ts";
 import {
   KERNEL_SPIN_US,
   openThreadChannel,
@@ -556,14 +556,13 @@ export class ThreadManager implements ThreadService {
         if (typeof count !== "number" || !(count >= 0)) {
           throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: wake count ${count}`);
         }
-        this.#word(op.id, op.offset);
+        this.#equals(op.id, op.offset, 0);
         out[i] = this.wake(op.id, op.offset as number, count);
       } else if (op.op === "sleep") {
-        if (typeof op.value !== "number") {
+        if (typeof op.value !== "number" && typeof op.value !== "bigint") {
           throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: sleep value ${op.value}`);
         }
-        const word = this.#word(op.id, op.offset);
-        if (word !== op.value >>> 0) differs = true;
+        if (!this.#equals(op.id, op.offset, op.value)) differs = true;
         sleeps.push(i);
         const ms = op.timeoutMs;
         if (ms !== undefined && ms !== null) {
@@ -647,16 +646,10 @@ export class ThreadManager implements ThreadService {
     return info;
   }
 
-  /** The word at (id, offset) as thread_sync reads it (u32, little-endian). */
-  #word(id: ObjID, offset: unknown): number {
+  /** Whether the word at (id, offset) equals `value` (64-bit for a bigint; see `syncWordEquals`). */
+  #equals(id: ObjID, offset: unknown, value: number | bigint): boolean {
     const m = this.#kernel.map(id, Prot.Read);
-    if (
-      typeof offset !== "number" || !Number.isInteger(offset) || offset < 0 ||
-      offset % 4 !== 0 || offset + 4 > m.size
-    ) {
-      throw new RangeError(`thread_sync: offset ${offset} is not a word of ${formatId(id)}`);
-    }
-    return m.view.getUint32(offset, true);
+    return syncWordEquals(m.view, m.size, id, offset, value);
   }
 
   #threadWait(caller: number, target: number, timeoutMs: number): ThreadInfo | Promise<ThreadInfo> {
