@@ -214,9 +214,12 @@ export class LocalPort implements KernelPort {
   threadYield(): void {}
   threadSync(ops: SyncOp[]): number[] {
     return ops.map((op) => {
-      if (op.op === "wake") return this.#kernel.threads.wake(op.id, op.offset, op.count);
-      // The kernel's own session cannot sleep: report whether it would have.
       const m = this.#kernel.map(op.id, Prot.Read);
+      if (op.op === "wake") {
+        syncWordEquals(m.view, m.size, op.id, op.offset, 0); // the range check
+        return this.#kernel.threadsIfAny?.wake(op.id, op.offset, op.count) ?? 0;
+      }
+      // The kernel's own session cannot sleep: report whether it would have.
       return syncWordEquals(m.view, m.size, op.id, op.offset, op.value) ? 2 : 1;
     });
   }
