@@ -52,6 +52,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
       "program start from /bin (twz run NAME) vs a bare permissions-none Worker importing the same bundle",
     load: () => import("./spawn.ts"),
   },
+  "mutex": {
+    summary:
+      "libtwz Mutex: uncontended lock + unlock vs a bare compareExchange pair; 4-thread counter vs bare Workers on a SharedArrayBuffer",
+    load: () => import("./mutex.ts"),
+  },
   "crashtest": {
     summary: "crash states checked per second by twz crashtest (kernel-objects)",
     load: () => import("./crashtest.ts"),
