@@ -10,6 +10,7 @@
 import {
   type CreateSpec,
   ErrorCode,
+  type Extent,
   formatId,
   type KernelPort,
   type Mapping,
@@ -18,6 +19,9 @@ import {
   Prot,
   type SpawnSpec,
   type SyncOp,
+  syncOpKind,
+  syncWidth,
+  syncWordCheck,
   type SystemInfo,
   type ThreadInfo,
   TwzError,
@@ -212,16 +216,38 @@ export class LocalPort implements KernelPort {
     return this.#kernel.threads.waitNow(tid);
   }
   threadYield(): void {}
+  /**
+   * `thread_sync` for the kernel's own session: every operation is checked
+   * first, then the wakes run in order (they reach threads the kernel sleeps
+   * and threads asleep in their Workers). The session cannot sleep: each
+   * sleep answers what it would have — 2 (it would have slept until its
+   * timeout) when every sleep's word equals its value, else 1.
+   */
   threadSync(ops: SyncOp[]): number[] {
-    return ops.map((op) => {
+    if (!Array.isArray(ops)) {
+      throw new TwzError(ErrorCode.InvalidArgument, "thread_sync: expected a list of operations");
+    }
+    const extents = ops.map((op, i) => {
+      syncOpKind(op, i);
+      const width = syncWidth(op);
       const m = this.#kernel.map(op.id, Prot.Read);
-      if (op.op === "wake") {
-        syncWordEquals(m.view, m.size, op.id, op.offset, 0); // the range check
-        return this.#kernel.threadsIfAny?.wake(op.id, op.offset, op.count) ?? 0;
-      }
-      // The kernel's own session cannot sleep: report whether it would have.
-      return syncWordEquals(m.view, m.size, op.id, op.offset, op.value) ? 2 : 1;
+      syncWordCheck(m.size, op.id, op.offset, width);
+      return m.extent;
     });
+    let differs = false;
+    const out = ops.map((op) => {
+      if (op.op !== "wake") return 0;
+      return this.#kernel.threadsIfAny?.wake(op.id, op.offset, op.count) ?? 0;
+    });
+    ops.forEach((op, i) => {
+      if (op.op === "sleep" && !syncWordEquals(extents[i]!, op.id, op.offset, op.value)) {
+        differs = true;
+      }
+    });
+    ops.forEach((op, i) => {
+      if (op.op === "sleep") out[i] = differs ? 1 : 2;
+    });
+    return out;
   }
   consoleWrite(text: string): void {
     this.#kernel.hal.console.write(text);
@@ -241,28 +267,26 @@ export class LocalPort implements KernelPort {
 }
 
 /**
- * @internal Whether the `thread_sync` word at `offset` of an object's view
- * equals `value`: a 64-bit word when `value` is a bigint, else 32-bit
- * (little-endian). Throws `RangeError` when the offset is not an aligned
- * word inside the object.
+ * @internal Whether the `thread_sync` word at `offset` of an object's
+ * extent equals `value`: a 64-bit word when `value` is a bigint, else 32-bit
+ * (little-endian; an atomic load when the bytes are shared memory). Throws
+ * `RangeError` when the offset is not an aligned word inside the object.
  */
 export function syncWordEquals(
-  view: DataView,
-  size: number,
+  extent: Extent,
   id: ObjID,
   offset: unknown,
   value: number | bigint,
 ): boolean {
-  const width = typeof value === "bigint" ? 8 : 4;
-  if (
-    typeof offset !== "number" || !Number.isInteger(offset) || offset < 0 ||
-    offset % width !== 0 || offset + width > size
-  ) {
-    throw new RangeError(
-      `thread_sync: offset ${offset} is not a ${width * 8}-bit word of ${formatId(id)}`,
-    );
+  const wide = typeof value === "bigint";
+  syncWordCheck(extent.bytes.length, id, offset, wide ? 8 : 4);
+  const at = offset as number;
+  if (extent.words && extent.bytes.buffer instanceof SharedArrayBuffer) {
+    return wide
+      ? Atomics.load(extent.bu64, at / 8) === BigInt.asUintN(64, value)
+      : Atomics.load(extent.u32, at / 4) === (value as number) >>> 0;
   }
-  return width === 8
-    ? view.getBigUint64(offset, true) === BigInt.asUintN(64, value as bigint)
-    : view.getUint32(offset, true) === (value as number) >>> 0;
+  return wide
+    ? extent.view.getBigUint64(at, true) === BigInt.asUintN(64, value)
+    : extent.view.getUint32(at, true) === (value as number) >>> 0;
 }

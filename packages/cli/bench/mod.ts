@@ -52,6 +52,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
       "program start from /bin (twz run NAME) vs a bare permissions-none Worker importing the same bundle",
     load: () => import("./spawn.ts"),
   },
+  "wake": {
+    summary:
+      "wake-up latency between two threads through thread_sync (p50, p99): direct and kernel paths vs bare Atomics.wait/notify",
+    load: () => import("./wake.ts"),
+  },
   "mutex": {
     summary:
       "libtwz Mutex: uncontended lock + unlock vs a bare compareExchange pair; 4-thread counter vs bare Workers on a SharedArrayBuffer",

@@ -20,6 +20,9 @@
  * | 0    | `STATE` | `IDLE` 0, `CALL` 1 (a request waits: the kernel's turn), `ANSWER` 2 (the answer waits: the thread's turn), `CLOSED` 3 (the kernel stopped serving) |
  * | 1    | `KILL`  | non-zero: the thread is being killed                       |
  * | 2    | `LENGTH`| bytes of the message in the data area                      |
+ * | 3    | `SLEEP` | `SLEEP_NONE` 0, `SLEEP_DIRECT` 1 (asleep in `thread_sync` in the Worker), `SLEEP_PARKED` 2 (so asleep, and parked by the kernel: it enters the kernel before it runs on) |
+ * | 4    | `SLEEP_HANDLE` | the mapping handle of the word a direct sleep waits on |
+ * | 5    | `SLEEP_OFFSET` | that word's offset in its object                     |
  *
  * A request is `encodeRequest` (`port.ts`): the call number and its
  * arguments. An answer is a frame:
@@ -69,6 +72,31 @@
  * wake-up of a kill that lands just before its wait begins is lost.) The
  * kernel stops serving a killed thread.
  *
+ * ## thread_sync
+ *
+ * A batch with at most one sleep whose every word lies in a mapping of
+ * shared memory this thread holds (hal-sim's region, any volatile object)
+ * runs in the Worker, without a system call: a wake is `Atomics.notify`,
+ * the sleep `Atomics.wait` (which compares and sleeps atomically), in slices
+ * of at most {@linkcode SYNC_SLICE_MS} between looks at `KILL` and `SLEEP`.
+ * Any other batch (several sleeps, pmem memory, an object not mapped here)
+ * goes to the kernel, which sleeps the thread there. Wakes reach both kinds
+ * of sleeper: the kernel's wake also notifies a word in shared memory, and
+ * the kernel counts its own sleepers in `ThreadInit.sync`
+ * ({@linkcode SYNC_BUCKETS} 32-bit counts, a word's bucket by
+ * {@linkcode syncBucket}): a direct wake that woke fewer than asked and finds
+ * its bucket non-zero asks the kernel to wake the rest. The kernel adds to
+ * the count before it reads the word, and a waker stores the word (with
+ * `Atomics`) before it reads the count, so one of them sees the other.
+ *
+ * While a thread sleeps directly its `SLEEP` word is `SLEEP_DIRECT`. To
+ * change an object the thread maps (cooperative unmap), the kernel turns it
+ * into `SLEEP_PARKED` (compare-and-exchange); the thread, finding that when
+ * it wakes, calls the kernel (`thread_yield`) for its mapping updates before
+ * it returns (a sleep so interrupted returns 0, woken). To park or kill
+ * it at once, the kernel notifies the word it waits on (`SLEEP_HANDLE`,
+ * `SLEEP_OFFSET`): other sleepers of that word then wake spuriously (0).
+ *
  * @example A program's first lines (the loader passes `init`)
  * ```ts ignore
  * import { connectPort, type ThreadInit } from "@twz/kernel/abi";
@@ -84,7 +112,7 @@
 import { receiveMessageOnPort } from "node:worker_threads";
 import type { CreateSpec, Lifetime, ObjectStat } from "./object.ts";
 import { Prot } from "./object.ts";
-import type { ObjID } from "./id.ts";
+import { formatId, type ObjID } from "./id.ts";
 import { Extent } from "./extent.ts";
 import { ErrorCode, TwzError } from "./errors.ts";
 import {
@@ -110,6 +138,22 @@ export const STATE = 0;
 export const KILL = 1;
 /** Header word: length in bytes of the message in the data area. */
 export const LENGTH = 2;
+/** Header word: the thread's direct `thread_sync` sleep (`SLEEP_*`). */
+export const SLEEP = 3;
+/** Header word: the mapping handle of the word a direct sleep waits on. */
+export const SLEEP_HANDLE = 4;
+/** Header word: the offset (in its object) of the word a direct sleep waits on. */
+export const SLEEP_OFFSET = 5;
+/** `SLEEP`: not asleep in the Worker. */
+export const SLEEP_NONE = 0;
+/** `SLEEP`: asleep in `thread_sync` in the Worker (`Atomics.wait`). */
+export const SLEEP_DIRECT = 1;
+/** `SLEEP`: asleep directly, and parked: the thread calls the kernel before it runs on. */
+export const SLEEP_PARKED = 2;
+/** Longest slice (ms) of a direct sleep between looks at the kill word. */
+export const SYNC_SLICE_MS = 50;
+/** Number of 32-bit counts in `ThreadInit.sync` (the kernel's sleepers per bucket of words). */
+export const SYNC_BUCKETS = 1024;
 /** `STATE`: nothing pending. */
 export const CALL_IDLE = 0;
 /** `STATE`: a request waits for the kernel. */
@@ -212,6 +256,71 @@ export function channelData(channel: SharedArrayBuffer): Uint8Array {
   return new Uint8Array(channel, CHANNEL_DATA, channel.byteLength - CHANNEL_DATA);
 }
 
+/**
+ * The bucket of the `thread_sync` word at (`id`, `offset`) in
+ * `ThreadInit.sync`: the kernel counts its sleepers on the word there. Words
+ * of one bucket share a count (a direct wake then calls the kernel without
+ * need, never the other way round).
+ */
+export function syncBucket(id: ObjID, offset: number): number {
+  const lo = Number(BigInt.asUintN(32, id)) | 0;
+  return Math.imul(lo ^ Math.imul(offset >>> 2, 0x85ebca6b), 0x9e3779b1) >>> 22;
+}
+
+/**
+ * @internal Check the shape of `thread_sync` operation `i` (not its word):
+ * returns its kind.
+ *
+ * @throws {TwzError} `InvalidArgument` for a malformed operation, a wake
+ * count or a timeout that is not a number ≥ 0, or a sleep value that is
+ * neither a number nor a bigint.
+ */
+export function syncOpKind(op: unknown, i: number): "sleep" | "wake" {
+  const o = op as Record<string, unknown> | null;
+  if (typeof o !== "object" || o === null || typeof o.id !== "bigint") {
+    throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: operation ${i} is malformed`);
+  }
+  if (o.op === "wake") {
+    if (typeof o.count !== "number" || !(o.count >= 0)) {
+      throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: wake count ${o.count}`);
+    }
+    return "wake";
+  }
+  if (o.op === "sleep") {
+    if (typeof o.value !== "number" && typeof o.value !== "bigint") {
+      throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: sleep value ${o.value}`);
+    }
+    const ms = o.timeoutMs;
+    if (ms !== undefined && ms !== null && (typeof ms !== "number" || !(ms >= 0))) {
+      throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: timeout ${ms}`);
+    }
+    return "sleep";
+  }
+  throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: unknown operation ${o.op}`);
+}
+
+/**
+ * @internal Check that `offset` is a `width`-byte word (aligned) of an
+ * object of `size` bytes.
+ *
+ * @throws {RangeError} when it is not.
+ */
+export function syncWordCheck(size: number, id: ObjID, offset: unknown, width: number): void {
+  if (
+    typeof offset !== "number" || !Number.isInteger(offset) || offset < 0 ||
+    offset % width !== 0 || offset + width > size
+  ) {
+    throw new RangeError(
+      `thread_sync: offset ${offset} is not a ${width * 8}-bit word of ${formatId(id)}`,
+    );
+  }
+}
+
+/** @internal The width in bytes of a sleep's word (8 for a bigint value, else 4); a wake's is 4. */
+export function syncWidth(op: SyncOp): number {
+  return op.op === "sleep" && typeof op.value === "bigint" ? 8 : 4;
+}
+
 const ERROR_CLASSES: Record<number, new (message: string) => Error> = {
   [STATUS_RANGE_ERROR]: RangeError,
   [STATUS_TYPE_ERROR]: TypeError,
@@ -255,6 +364,10 @@ class ChannelPort implements KernelPort {
   /** Buffers taken from the memory port and not yet claimed, by handle. */
   readonly #arrived = new Map<number, MemoryMessage>();
   readonly #one = new Float64Array(3);
+  /** A live mapping of each mapped object (what a direct `thread_sync` uses). */
+  readonly #byId = new Map<ObjID, ChannelMapping>();
+  /** The kernel's sleeper counts (`ThreadInit.sync`); `null`: no direct `thread_sync`. */
+  readonly #sleepers: Int32Array | null;
   #readOnly: boolean | undefined;
 
   constructor(init: ThreadInit) {
@@ -263,6 +376,10 @@ class ChannelPort implements KernelPort {
     this.#memory = init.memory;
     this.#region = init.region;
     this.#tid = init.tid;
+    const sync = init.sync;
+    this.#sleepers = sync instanceof SharedArrayBuffer && sync.byteLength >= 4 * SYNC_BUCKETS
+      ? new Int32Array(sync, 0, SYNC_BUCKETS)
+      : null;
   }
 
   #killed(): TwzError {
@@ -270,7 +387,7 @@ class ChannelPort implements KernelPort {
   }
 
   /** One system call: send, wait, apply the mapping updates, return the result. */
-  call(sys: number, args: readonly unknown[]): unknown {
+  call(sys: number, args: readonly unknown[], spin = true): unknown {
     const s = this.#state;
     if (Atomics.load(s, KILL) !== 0) throw this.#killed();
     if (Atomics.load(s, STATE) === CALL_CLOSED) {
@@ -282,7 +399,7 @@ class ChannelPort implements KernelPort {
     Atomics.notify(s, STATE);
     // Spin a little first: a thread asleep in Atomics.wait wakes late (tens
     // of µs on an idle virtual machine), and most answers come sooner.
-    if (Atomics.load(s, STATE) === CALL_REQUEST) {
+    if (spin && Atomics.load(s, STATE) === CALL_REQUEST) {
       const until = performance.now() + CHANNEL_SPIN_US / 1000;
       for (let i = 1; Atomics.load(s, STATE) === CALL_REQUEST; i++) {
         if ((i & 63) === 0 && performance.now() > until) break;
@@ -339,6 +456,19 @@ class ChannelPort implements KernelPort {
     } else {
       m.extent.retarget(EMPTY, -1);
       this.#maps.delete(handle);
+      this.#unlist(m);
+    }
+  }
+
+  /** `m` is no longer live: another live mapping of its object (if any) serves `thread_sync`. */
+  #unlist(m: ChannelMapping): void {
+    if (this.#byId.get(m.id) !== m) return;
+    this.#byId.delete(m.id);
+    for (const other of this.#maps.values()) {
+      if (other.id === m.id) {
+        this.#byId.set(m.id, other);
+        return;
+      }
     }
   }
 
@@ -413,12 +543,14 @@ class ChannelPort implements KernelPort {
     }
     const m = new ChannelMapping(r.id, r.lifetime, r.prot, r.handle, bytes, this);
     this.#maps.set(r.handle, m);
+    this.#byId.set(r.id, m);
     return m;
   }
   unmap(m: Mapping): void {
     const mine = this.#maps.get(m.handle);
     if (mine !== m) return;
     this.#maps.delete(m.handle);
+    this.#unlist(mine);
     mine.extent.retarget(EMPTY, -1);
     this.call(Sys.Unmap, [m.handle]);
   }
@@ -487,7 +619,152 @@ class ChannelPort implements KernelPort {
     this.call(Sys.ThreadYield, []);
   }
   threadSync(ops: SyncOp[]): number[] {
-    return this.call(Sys.ThreadSync, [ops]) as number[];
+    // A sleep in the kernel is answered when woken: spinning for the answer
+    // would only take a CPU from the thread that is to wake it.
+    return (this.#sleepers !== null && this.#syncHere(ops)) ||
+      this.call(Sys.ThreadSync, [ops], !ops.some((op) => op?.op === "sleep")) as number[];
+  }
+
+  /** The live mapping of shared memory `thread_sync` may use for `id`, if any. */
+  #shared(id: ObjID): ChannelMapping | undefined {
+    const m = this.#byId.get(id);
+    if (m === undefined) return undefined;
+    const e = m.extent;
+    return e.words && e.bytes.length > 0 && e.bytes.buffer instanceof SharedArrayBuffer
+      ? m
+      : undefined;
+  }
+
+  /**
+   * `thread_sync` in the Worker (module doc): `null` when the batch must go
+   * to the kernel (more than one sleep, or a word not in shared memory this
+   * thread maps). Checks every operation before doing any.
+   */
+  #syncHere(ops: SyncOp[]): number[] | null {
+    if (!Array.isArray(ops)) return null;
+    let sleep = -1;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (syncOpKind(op, i) === "sleep") {
+        if (sleep >= 0) return null;
+        sleep = i;
+      }
+      const m = this.#shared(op.id);
+      if (m === undefined) return null;
+      syncWordCheck(m.size, op.id, op.offset, syncWidth(op));
+    }
+    const out = new Array<number>(ops.length);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (op.op === "wake") out[i] = this.#wakeHere(op.id, op.offset, Math.floor(op.count));
+    }
+    if (sleep >= 0) {
+      const op = ops[sleep] as Extract<SyncOp, { op: "sleep" }>;
+      out[sleep] = this.#sleepHere(op.id, op.offset, op.value, op.timeoutMs ?? Infinity);
+    }
+    return out;
+  }
+
+  /** Wake up to `count` sleepers on a word in shared memory: direct ones, then the kernel's. */
+  #wakeHere(id: ObjID, offset: number, count: number): number {
+    if (count <= 0) return 0;
+    // A wake in this batch may have entered the kernel and moved the object: look again.
+    const m = this.#shared(id);
+    if (m === undefined) {
+      return (this.call(Sys.ThreadSync, [[{ op: "wake", id, offset, count }]]) as number[])[0]!;
+    }
+    let n = Atomics.notify(m.extent.i32, offset / 4, count);
+    if (n < count && Atomics.load(this.#sleepers!, syncBucket(id, offset)) !== 0) {
+      const more = [{ op: "wake", id, offset, count: count - n }];
+      n += (this.call(Sys.ThreadSync, [more]) as number[])[0]!;
+    }
+    return n;
+  }
+
+  /**
+   * Sleep on a word in shared memory in this Worker while it equals `value`
+   * (module doc): 0 woken, 1 the value differed, 2 timed out.
+   */
+  #sleepHere(id: ObjID, offset: number, value: number | bigint, timeoutMs: number): number {
+    const s = this.#state;
+    if (Atomics.load(s, KILL) !== 0) throw this.#killed();
+    let m = this.#shared(id);
+    if (m === undefined) {
+      // A wake before it entered the kernel and the object went out of reach.
+      const op = {
+        op: "sleep",
+        id,
+        offset,
+        value,
+        timeoutMs: timeoutMs < Infinity ? timeoutMs : undefined,
+      };
+      return (this.call(Sys.ThreadSync, [[op]]) as number[])[0]!;
+    }
+    const e = m.extent;
+    const wide = typeof value === "bigint";
+    if (!(timeoutMs > 0)) {
+      const now = wide
+        ? Atomics.load(e.bu64, offset / 8) === BigInt.asUintN(64, value)
+        : Atomics.load(e.u32, offset / 4) === (value as number) >>> 0;
+      return now ? 2 : 1;
+    }
+    const end = performance.now() + timeoutMs;
+    let outcome = 0, killed = false, closed = false, first = true;
+    s[SLEEP_HANDLE] = m.handle;
+    s[SLEEP_OFFSET] = offset;
+    Atomics.store(s, SLEEP, SLEEP_DIRECT);
+    try {
+      // Each slice ends with a look at KILL, STATE and SLEEP (the kernel also
+      // notifies the word to kill or park at once; looking first after
+      // announcing SLEEP catches one that came just before).
+      while (Atomics.load(s, KILL) === 0 && Atomics.load(s, SLEEP) === SLEEP_DIRECT) {
+        if (Atomics.load(s, STATE) === CALL_CLOSED) {
+          closed = true;
+          break;
+        }
+        const slice = Math.min(SYNC_SLICE_MS, end - performance.now());
+        if (!(slice > 0)) {
+          outcome = 2;
+          break;
+        }
+        const r = wide
+          ? Atomics.wait(e.bi64, offset / 8, value as bigint, slice)
+          : Atomics.wait(e.i32, offset / 4, value as number, slice);
+        if (r === "ok") break;
+        if (r === "not-equal") {
+          // Changed while it slept between two slices: counts as woken.
+          if (first) outcome = 1;
+          break;
+        }
+        first = false;
+      }
+    } catch (err) {
+      Atomics.store(s, SLEEP, SLEEP_NONE); // it runs again: no longer parkable
+      throw err;
+    }
+    killed = Atomics.load(s, KILL) !== 0;
+    if (Atomics.compareExchange(s, SLEEP, SLEEP_DIRECT, SLEEP_NONE) !== SLEEP_DIRECT) {
+      // The kernel changed objects this thread maps meanwhile: hear of it
+      // first. What the wait saw may have been the object's old place, so
+      // it counts as woken.
+      Atomics.store(s, SLEEP, SLEEP_NONE);
+      if (outcome === 1) outcome = 0;
+      if (!killed && !closed) {
+        this.call(Sys.ThreadYield, []);
+        m = this.#byId.get(id);
+        if (m === undefined || m.size === 0) {
+          throw new TwzError(
+            ErrorCode.ObjectNotFound,
+            "thread_sync: the object slept on was deleted while the thread slept",
+          );
+        }
+      }
+    }
+    if (killed) throw this.#killed();
+    if (closed) {
+      throw new TwzError(ErrorCode.Shutdown, "the kernel has stopped serving this thread");
+    }
+    return outcome;
   }
   /** End this thread with `code` (and the fault that ended it, if one did). */
   threadExit(code: number, fault?: ThreadFault | null): void {

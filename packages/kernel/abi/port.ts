@@ -323,6 +323,12 @@ export interface ThreadInit {
   memory: MessagePort;
   /** The whole NVM region when the HAL shares it (hal-sim), else `null`. */
   region: SharedArrayBuffer | null;
+  /**
+   * The kernel's count of its `thread_sync` sleepers per bucket of words
+   * (`SYNC_BUCKETS` 32-bit counts, see `channel.ts`), shared by every
+   * thread. Absent or `null`: every `thread_sync` goes to the kernel.
+   */
+  sync?: SharedArrayBuffer | null;
 }
 
 /** One `thread_sync` operation. */
@@ -331,7 +337,9 @@ export type SyncOp =
     /**
      * Sleep while the word at (id, offset) equals `value`: a 64-bit word
      * (offset a multiple of 8) when `value` is a `bigint`, a 32-bit one
-     * (offset a multiple of 4) when it is a `number`. Little-endian.
+     * (offset a multiple of 4) when it is a `number`. Little-endian,
+     * compared unsigned. Its result 0 (woken) may be spurious: re-read the
+     * word and sleep again if need be.
      */
     op: "sleep";
     id: ObjID;
@@ -341,7 +349,11 @@ export type SyncOp =
     timeoutMs?: number | undefined;
   }
   | {
-    /** Wake up to `count` threads sleeping on the word at (id, offset). */
+    /**
+     * Wake up to `count` threads sleeping on the word at (id, offset) (a
+     * multiple of 4; either width). Store the word's new value (with
+     * `Atomics`) before waking.
+     */
     op: "wake";
     id: ObjID;
     offset: number;

@@ -169,6 +169,11 @@ export class ThreadPort {
     return this.#held.has(id);
   }
 
+  /** The live bytes of the thread's mapping `handle`, if it holds one. */
+  extentOf(handle: number): Extent | undefined {
+    return this.#handles.get(handle)?.extent;
+  }
+
   /** How many live mappings the thread holds. */
   get mappings(): number {
     return this.#handles.size;

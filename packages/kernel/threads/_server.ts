@@ -11,7 +11,9 @@
  * a call and holds that call's answer back until
  * {@linkcode ChannelServer.unpark}. Meanwhile the thread runs no code, so the
  * kernel may move or delete objects it maps; the held answer then carries
- * the updates (cooperative unmap).
+ * the updates (cooperative unmap). A thread asleep in `thread_sync` in its
+ * Worker (the channel's `SLEEP` word) counts as parked once the kernel marks
+ * it `SLEEP_PARKED`: it calls the kernel before it runs on.
  *
  * @module
  */
@@ -27,6 +29,12 @@ import {
   KILL,
   LENGTH,
   newChannel,
+  SLEEP,
+  SLEEP_DIRECT,
+  SLEEP_HANDLE,
+  SLEEP_NONE,
+  SLEEP_OFFSET,
+  SLEEP_PARKED,
   STATE,
   STATUS_ERROR,
   STATUS_RANGE_ERROR,
@@ -151,6 +159,40 @@ export class ChannelServer {
     return Atomics.load(this.#state, STATE) === CALL_REQUEST && !this.killed;
   }
 
+  /** Whether the thread sleeps in `thread_sync` in its Worker (not inside a call). */
+  get sleeping(): boolean {
+    return Atomics.load(this.#state, SLEEP) !== SLEEP_NONE && !this.#closed;
+  }
+
+  /**
+   * Park a thread asleep in its Worker: mark it `SLEEP_PARKED`, so that it
+   * calls the kernel (and hears the mapping updates) before it runs on.
+   * Whether it is so parked now.
+   */
+  #parkSleeper(): boolean {
+    const s = this.#state;
+    const was = Atomics.compareExchange(s, SLEEP, SLEEP_DIRECT, SLEEP_PARKED);
+    if (was === SLEEP_DIRECT) this.#nudge();
+    return was === SLEEP_DIRECT || was === SLEEP_PARKED;
+  }
+
+  /**
+   * Wake the thread if it sleeps in its Worker: notify the word it waits on
+   * (every sleeper of that word wakes; the others answer 0, a spurious wake).
+   */
+  #nudge(): void {
+    const s = this.#state;
+    if (Atomics.load(s, SLEEP) === SLEEP_NONE) return;
+    const e = this.#port.extentOf(s[SLEEP_HANDLE]!);
+    const off = s[SLEEP_OFFSET]! >>> 0;
+    if (
+      e !== undefined && e.words && e.bytes.buffer instanceof SharedArrayBuffer &&
+      off % 4 === 0 && off + 4 <= e.bytes.length
+    ) {
+      Atomics.notify(e.i32, off / 4);
+    }
+  }
+
   /**
    * {@linkcode ChannelServer.park}, synchronously, for the kernel's own
    * synchronous calls (grow, delete): block the kernel (`Atomics.wait`) at
@@ -169,20 +211,23 @@ export class ChannelServer {
       if (this.#closed) return true;
       if (this.killed) return false;
       const st = Atomics.load(s, STATE);
-      if (st === CALL_REQUEST || st === CALL_CLOSED) return true;
+      if (st === CALL_REQUEST || st === CALL_CLOSED || this.#parkSleeper()) return true;
       const left = end - performance.now();
       if (left <= 0) return false;
-      Atomics.wait(s, STATE, st, left);
+      // In slices: a thread going to sleep in its Worker does not touch STATE.
+      Atomics.wait(s, STATE, st, Math.min(left, 1));
     }
   }
 
   /**
-   * Kill the thread cooperatively: set the kill word and wake it. The call it
-   * waits in, and every later one, throws `TwzError(Killed)`.
+   * Kill the thread cooperatively: set the kill word and wake it (also from
+   * a sleep in its Worker). The call it waits in, and every later one,
+   * throws `TwzError(Killed)`.
    */
   kill(): void {
     Atomics.store(this.#state, KILL, 1);
     Atomics.notify(this.#state, STATE);
+    this.#nudge();
   }
 
   /**
@@ -198,16 +243,26 @@ export class ChannelServer {
     if (this.killed) return Promise.resolve(false);
     this.#parks++;
     this.#unparked ??= Promise.withResolvers<void>();
-    if (this.#inCall) return Promise.resolve(true);
+    if (this.#inCall || this.#parkSleeper()) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
+      const end = performance.now() + timeoutMs;
       const waiter: { resolve: (ok: boolean) => void; timer: ReturnType<typeof setTimeout> } = {
         resolve,
-        timer: setTimeout(() => {
+        timer: 0 as unknown as ReturnType<typeof setTimeout>,
+      };
+      // Look now and then whether it went to sleep in its Worker (a call
+      // resolves the waiter from the serving loop).
+      const look = () => {
+        if (this.#parkSleeper()) {
+          this.#parkWaiters = this.#parkWaiters.filter((w) => w !== waiter);
+          resolve(true);
+        } else if (performance.now() >= end) {
           this.#parkWaiters = this.#parkWaiters.filter((w) => w !== waiter);
           resolve(false);
           this.unpark();
-        }, timeoutMs),
+        } else waiter.timer = setTimeout(look, Math.min(5, Math.max(0, end - performance.now())));
       };
+      waiter.timer = setTimeout(look, Math.min(5, timeoutMs));
       this.#parkWaiters.push(waiter);
     });
   }

@@ -24,9 +24,15 @@
  *   `exited` with fault `unresponsive`: Deno 2.9's `terminate()` does not
  *   stop it, so its Worker keeps a CPU busy until the system process exits
  *   (counted by {@linkcode ThreadManager.unstoppable}).
- * - **thread_sync**: `sleep` while a 32-bit word of an object equals a
- *   value (a deferred answer), `wake` up to N sleepers, timeouts;
- *   **thread_wait** sleeps until a thread ends.
+ * - **thread_sync**: `sleep` while a 32- or 64-bit word of an object equals
+ *   a value, `wake` up to N sleepers, timeouts. A thread's batch with one
+ *   sleep on shared memory (hal-sim's region, volatile objects) sleeps in
+ *   its Worker (`Atomics.wait`, see `abi/channel.ts`); every other sleep is
+ *   a deferred answer here. The kernel's wake also notifies a word in shared
+ *   memory, and it counts its own sleepers per bucket of words in a buffer
+ *   every thread gets (`ThreadInit.sync`), so a thread's direct wake knows
+ *   when to ask the kernel to wake the rest. **thread_wait** sleeps until a
+ *   thread ends.
  * - **Cooperative unmap**: before the kernel grows or deletes an object a
  *   live thread maps, that thread is parked inside a call (its answer then
  *   carries the mapping update). If it does not enter the kernel within
@@ -41,11 +47,17 @@
  */
 import {
   ErrorCode,
+  type Extent,
   formatId,
   type ObjID,
   Prot,
   type SpawnSpec,
+  SYNC_BUCKETS,
+  syncBucket,
   type SyncOp,
+  syncOpKind,
+  syncWidth,
+  syncWordCheck,
   type ThreadFault,
   type ThreadInfo,
   type ThreadInit,
@@ -203,6 +215,12 @@ export class ThreadManager implements ThreadService {
   /** Thread objects of earlier boots (given to markLost), by ID. */
   readonly #earlier = new Map<ObjID, ThreadObject>();
   readonly #queues = new Map<string, Sleeper[]>();
+  /**
+   * Sleepers in `#queues` per bucket of words (`syncBucket`), shared with
+   * every thread (`ThreadInit.sync`): a thread's direct wake asks the kernel
+   * only when its word's count is non-zero.
+   */
+  readonly #sleepCounts = new Int32Array(new SharedArrayBuffer(4 * SYNC_BUCKETS));
   /** Kept code URLs by code object, the least recently spawned first. */
   readonly #codeUrls = new Map<ObjID, CodeUrl>();
   #nextTid = 1;
@@ -366,6 +384,7 @@ export class ThreadManager implements ThreadService {
         channel: chan.init.channel,
         memory: chan.init.memory,
         region: chan.init.region,
+        sync: this.#sleepCounts.buffer as SharedArrayBuffer,
       };
       worker.postMessage({ t: "start", init, url: code.url, report: port2 }, [
         chan.init.memory,
@@ -425,17 +444,36 @@ export class ThreadManager implements ThreadService {
   }
 
   /**
-   * Wake up to `count` threads sleeping on the word at (`id`, `offset`).
+   * Wake up to `count` threads sleeping on the word at (`id`, `offset`):
+   * those the kernel sleeps (oldest first), then, when the word lies in
+   * shared memory, those sleeping on it in their Workers (`Atomics.notify`).
+   * An object that does not exist, or an offset that is not a word of it,
+   * wakes nobody.
    *
    * @returns How many were woken.
    */
   wake(id: ObjID, offset: number, count: number): number {
     const key = wordKey(id, offset);
     const q = this.#queues.get(key);
+    const want = Math.floor(count);
     let n = 0;
-    while (q !== undefined && q.length > 0 && n < count) {
+    while (q !== undefined && q.length > 0 && n < want) {
       q[0]!.done(0);
       n++;
+    }
+    if (n < want && Number.isInteger(offset) && offset >= 0 && offset % 4 === 0) {
+      let e: Extent | undefined;
+      try {
+        if (!this.#kernel.isShutdown) e = this.#kernel.map(id, Prot.Read).extent;
+      } catch {
+        e = undefined; // no such object (or not readable): nobody sleeps on it
+      }
+      if (
+        e !== undefined && e.words && e.bytes.buffer instanceof SharedArrayBuffer &&
+        offset + 4 <= e.bytes.length
+      ) {
+        n += Atomics.notify(e.i32, offset / 4, want - n);
+      }
     }
     return n;
   }
@@ -534,56 +572,58 @@ export class ThreadManager implements ThreadService {
   }
 
   /**
-   * `thread_sync`: wakes first, in order; then, if every sleep's word still
-   * equals its value, sleep (a deferred answer) until woken (0), or until
+   * `thread_sync` in the kernel (a thread's batch that did not run in its
+   * Worker): every operation is checked first; then the wakes, in order;
+   * then, if every sleep's word still equals its value, the thread sleeps (a
+   * deferred answer) until a wake on any of its words (0 for every sleep) or
    * the smallest timeout (2). If any word differs, nothing sleeps (1 for
    * every sleep).
    */
   #sync(tid: number, ops: SyncOp[]): number[] | Promise<number[]> {
     const t = this.#get(tid);
     if (t.info.killing) throw killedError(t);
+    const extents: Extent[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      syncOpKind(op, i);
+      const width = syncWidth(op);
+      const m = this.#kernel.map(op.id, Prot.Read);
+      syncWordCheck(m.size, op.id, op.offset, width);
+      extents.push(m.extent);
+    }
     const out: number[] = new Array(ops.length).fill(0);
     const sleeps: number[] = [];
-    let differs = false;
     let timeout = Infinity;
     for (let i = 0; i < ops.length; i++) {
-      const op = ops[i] as Partial<SyncOp> & Record<string, unknown>;
-      if (typeof op !== "object" || op === null || typeof op.id !== "bigint") {
-        throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: operation ${i} is malformed`);
-      }
-      if (op.op === "wake") {
-        const count = op.count;
-        if (typeof count !== "number" || !(count >= 0)) {
-          throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: wake count ${count}`);
-        }
-        this.#equals(op.id, op.offset, 0);
-        out[i] = this.wake(op.id, op.offset as number, count);
-      } else if (op.op === "sleep") {
-        if (typeof op.value !== "number" && typeof op.value !== "bigint") {
-          throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: sleep value ${op.value}`);
-        }
-        if (!this.#equals(op.id, op.offset, op.value)) differs = true;
+      const op = ops[i]!;
+      if (op.op === "wake") out[i] = this.wake(op.id, op.offset, op.count);
+      else {
         sleeps.push(i);
-        const ms = op.timeoutMs;
-        if (ms !== undefined && ms !== null) {
-          if (typeof ms !== "number" || !(ms >= 0)) {
-            throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: timeout ${ms}`);
-          }
-          timeout = Math.min(timeout, ms);
+        if (op.timeoutMs !== undefined && op.timeoutMs !== null) {
+          timeout = Math.min(timeout, op.timeoutMs);
         }
-      } else {
-        throw new TwzError(ErrorCode.InvalidArgument, `thread_sync: unknown operation ${op.op}`);
       }
     }
     if (sleeps.length === 0) return out;
+    // Count this sleeper before reading its words: a thread that stores a
+    // word and then reads a count of 0 stored before the reads below.
+    const counts = this.#sleepCounts;
+    const buckets = sleeps.map((i) => syncBucket(ops[i]!.id, ops[i]!.offset));
+    for (const b of buckets) Atomics.add(counts, b, 1);
+    const uncount = () => {
+      for (const b of buckets) Atomics.sub(counts, b, 1);
+    };
+    let differs = false;
+    for (const i of sleeps) {
+      const op = ops[i] as Extract<SyncOp, { op: "sleep" }>;
+      if (!syncWordEquals(extents[i]!, op.id, op.offset, op.value)) differs = true;
+    }
     if (differs || timeout === 0) {
+      uncount();
       for (const i of sleeps) out[i] = differs ? 1 : 2;
       return out;
     }
-    const keys = sleeps.map((i) => {
-      const op = ops[i] as { id: ObjID; offset: number };
-      return wordKey(op.id, op.offset);
-    });
+    const keys = sleeps.map((i) => wordKey(ops[i]!.id, ops[i]!.offset));
     return new Promise<number[]>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const sleeper: Sleeper = {
@@ -595,7 +635,11 @@ export class ThreadManager implements ThreadService {
           resolve(out);
         },
       };
+      let finished = false;
       const finish = () => {
+        if (finished) return;
+        finished = true;
+        uncount();
         if (timer !== undefined) clearTimeout(timer);
         for (const k of keys) {
           const q = this.#queues.get(k);
@@ -634,7 +678,12 @@ export class ThreadManager implements ThreadService {
   }
 
   #info(t: Thread): ThreadInfo {
-    return { ...t.info, fault: t.info.fault ? { ...t.info.fault } : null };
+    const info = { ...t.info, fault: t.info.fault ? { ...t.info.fault } : null };
+    // Asleep in thread_sync in its Worker: the kernel hears of it only here.
+    if (info.state === ThreadState.Running && t.chan?.server.sleeping) {
+      info.state = ThreadState.Sleeping;
+    }
+    return info;
   }
 
   #lostInfo(o: ThreadObject): ThreadInfo {
@@ -644,12 +693,6 @@ export class ThreadManager implements ThreadService {
       return { ...info, state: EXITED, exitCode: 1, fault: fault("lost", "lost at reboot") };
     }
     return info;
-  }
-
-  /** Whether the word at (id, offset) equals `value` (64-bit for a bigint; see `syncWordEquals`). */
-  #equals(id: ObjID, offset: unknown, value: number | bigint): boolean {
-    const m = this.#kernel.map(id, Prot.Read);
-    return syncWordEquals(m.view, m.size, id, offset, value);
   }
 
   #threadWait(caller: number, target: number, timeoutMs: number): ThreadInfo | Promise<ThreadInfo> {
