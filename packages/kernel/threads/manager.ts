@@ -895,6 +895,12 @@ export class ThreadManager implements ThreadService {
       const id = ids.find((id) => chan.port.maps(id));
       if (id === undefined) continue;
       const what = `Cannot ${why} ${formatId(id)}: thread ${t.tid} (${t.info.name})`;
+      if (t.ended && !t.zombie) {
+        // It has ended (its exit is recorded) and only waits to be reaped:
+        // reap it now instead of waiting for a call it will never make.
+        this.#reap(t);
+        continue;
+      }
       if (t.zombie) {
         throw new TwzError(
           ErrorCode.Busy,

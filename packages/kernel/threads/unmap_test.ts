@@ -40,6 +40,15 @@ const P = await bundle({
     }
     port.consoleWrite(JSON.stringify({ a: a.size, b: b.size }) + "\\n");
     return 0;`),
+  // Maps A and B, reports its end (thread_exit), then lingers for 2 s
+  // without another call: ended for the kernel, its Worker not yet gone.
+  lingerer: program(`
+    const [A, B] = args.map(BigInt);
+    port.map(A);
+    port.map(B);
+    port.threadExit(0);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+    return 0;`),
   // Grows A and deletes B through its own port, then makes D in the freed space.
   changer: program(`
     const [A, B] = args.map(BigInt);
@@ -154,4 +163,25 @@ Deno.test({
       await run(kernel, false);
       await run(kernel, true);
     }),
+});
+
+Deno.test("threads: an object a thread mapped can be grown and deleted as soon as the thread has ended (no Busy, no kill)", async () => {
+  const kernel = Kernel.boot(openSim({ size: 16 * MiB }));
+  const manager = new ThreadManager(kernel, { console: () => {} });
+  try {
+    const { A, B } = setup(kernel);
+    const t = manager.spawn({
+      code: installCode(kernel, P.lingerer),
+      name: "lingerer",
+      args: [A, B].map(String),
+    });
+    const end = await manager.wait(t.tid); // its thread_exit; the Worker lingers
+    assert.equal(end.exitCode, 0, `it ended ${JSON.stringify(end.fault)}`);
+    kernel.grow(A, 64 * 1024); // neither refused (Busy) nor a kill of the ended thread
+    assert.equal(kernel.delete(B), 1);
+    assert.equal(manager.threads().find((x) => x.tid === t.tid)?.fault, null);
+  } finally {
+    await manager.shutdown(200);
+    kernel.shutdown();
+  }
 });
