@@ -15,6 +15,7 @@
  * @module
  */
 import {
+  ErrorCode,
   formatId,
   type Kernel,
   type ObjID,
@@ -26,6 +27,7 @@ import {
 import { encodeCodeObject, ThreadManager } from "@twz/kernel/threads";
 import { HalError } from "@twz/kernel/hal";
 import { Twz } from "@twz/libtwz";
+import { prepareThreadLogs } from "@twz/libtwz/tx";
 import { basename } from "node:path";
 import { type Board, closeBoard, fileExists, openBoard, parseSize, UsageError } from "./board.ts";
 import { controlPath, runRemote } from "./control_client.ts";
@@ -287,12 +289,33 @@ export async function spawnProgram(
   return startThread(system, await resolveProgram(system, target), args, options);
 }
 
+/** Systems whose thread logs were looked at (made, or found) by {@linkcode startThread}. */
+const logsReady = new WeakSet<ThreadSystem>();
+
+/**
+ * Make the transaction logs programs commit into (`/.txlog`, `/.txlanes`)
+ * from the kernel's own session before the first program starts: naming is
+ * not safe for binds from several threads at once. A full image is no reason
+ * to refuse the spawn (a program may never commit); the program meets the
+ * `OutOfSpace` at its first transaction.
+ */
+function prepareLogs(system: ThreadSystem): void {
+  if (logsReady.has(system) || system.twz.readOnly) return;
+  logsReady.add(system);
+  try {
+    prepareThreadLogs(system.twz);
+  } catch (e) {
+    if (!(e instanceof TwzError && e.code === ErrorCode.OutOfSpace)) throw e;
+  }
+}
+
 function startThread(
   system: ThreadSystem,
   program: ResolvedProgram,
   args: string[],
   options: RunOptions,
 ): ThreadInfo {
+  prepareLogs(system);
   try {
     return system.manager.spawn(
       { code: program.code, name: program.name, args },

@@ -14,6 +14,12 @@
  *
  * A run must be deterministic: use `ctx.random` (seeded) for every choice.
  * The kernel's entropy and clock are seeded too, so object IDs replay.
+ * A run that starts threads (programs in Workers, through a
+ * `ThreadManager` on `ctx.kernel`) is not deterministic: the crash points
+ * are recorded as that one run went, and `replay` cannot
+ * reproduce them. Programs cannot write the main thread's journal: let them
+ * publish their progress in words of a volatile object, and turn those
+ * into entries with {@linkcode Journal.observe}.
  *
  * @example A workload that keeps a flag and the data it guards
  * ```ts
@@ -65,6 +71,7 @@ export type JournalSnapshot = readonly JournalEntry[];
 /** The record of acknowledged effects a workload keeps while it runs. */
 export class Journal {
   #entries: JournalEntry[] = [];
+  #observers: (() => readonly JournalEntry[])[] = [];
 
   /** Record that `op` begins; returns its index for {@linkcode Journal.done}. */
   begin(op: string, args: Record<string, unknown> = {}): number {
@@ -99,12 +106,44 @@ export class Journal {
     }
   }
 
-  /** The entries now (a cheap copy: entries are immutable). */
-  snapshot(): JournalSnapshot {
-    return this.#entries.slice();
+  /**
+   * Add entries computed at every snapshot, after the recorded ones: the
+   * progress of threads, which publish it where the main thread can read
+   * it (words of a volatile object). The crash checker takes a snapshot in
+   * each crash point, after the media's state: a thread that stores "begun"
+   * before it writes anything, and "done" after its operation returned, is
+   * then seen in flight whenever the crash state can hold its writes, and
+   * done only when they are durable.
+   *
+   * @param source Returns the entries as of now; called on the main thread.
+   * @returns A function that removes the observer.
+   * @example Progress words a thread publishes
+   * ```ts ignore
+   * const words = kernel.map(progress, Prot.ReadWrite).extent.i32;
+   * journal.observe(() => {
+   *   const done = Atomics.load(words, 1), started = Atomics.load(words, 0);
+   *   const out: JournalEntry[] = [];
+   *   for (let i = 1; i <= done; i++) out.push({ op: "put", args: { i }, state: "done" });
+   *   if (started > done) out.push({ op: "put", args: { i: started }, state: "started" });
+   *   return out;
+   * });
+   * ```
+   */
+  observe(source: () => readonly JournalEntry[]): () => void {
+    this.#observers.push(source);
+    return () => {
+      this.#observers = this.#observers.filter((s) => s !== source);
+    };
   }
 
-  /** Number of entries. */
+  /** The entries now: the recorded ones (a cheap copy), then each observer's. */
+  snapshot(): JournalSnapshot {
+    const out = this.#entries.slice();
+    for (const source of this.#observers) out.push(...source());
+    return out;
+  }
+
+  /** Number of recorded entries (observers' entries are not counted). */
   get length(): number {
     return this.#entries.length;
   }

@@ -60,8 +60,15 @@ import {
   TwzObject,
 } from "./object.ts";
 import { Naming, type NamingSession } from "./naming.ts";
-import { inspectTxLog, recoverTransactions, type TxLogHost, type TxTarget } from "./tx.ts";
-import { sessionTxHost, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
+import {
+  committedLogs,
+  inspectTxLog,
+  recoverTransactions,
+  type TxLanesOptions,
+  type TxLogHost,
+  type TxTarget,
+} from "./tx.ts";
+import { sessionTxHost, TXLANES_NAME, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
 
 export type { TwzOpenOptions };
 /** Size of a new image when none is given: 64 MiB. */
@@ -151,29 +158,50 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     this.#shutdown = shutdown;
     this.naming = new Naming(this);
     this.#resolvers.set("", this.naming.resolver);
-    // A transaction committed before a crash but not applied is replayed
-    // before anyone reads object memory. A read-only session never writes
-    // the image: over a read-only HAL (a private in-memory overlay on
-    // hal-sim, a copy-on-write mapping on hal-pmem, where the kernel replays
-    // its own log too) it replays into memory only; otherwise it reports
-    // the transaction.
+    // Transactions committed before a crash but not applied are replayed
+    // before anyone reads object memory: the first session of a boot
+    // replays every log (the primary log and the lanes of threads) in
+    // sequence order; a thread's session waits until that is done. A
+    // read-only session never writes the image: over a read-only HAL (a
+    // private in-memory overlay on hal-sim, a copy-on-write mapping on
+    // hal-pmem, where the kernel replays its own log too) it replays into
+    // memory only; otherwise it reports the transactions.
     const log = this.naming.lookup(TXLOG_PATH);
     if (log === undefined) return;
-    if (!port.readOnly) recoverTransactions(this);
-    else if (this.#unappliedTx(log.id)) {
-      if (port.info().privateOverlay) recoverTransactions(overlayHost(port, log.id));
-      else {
-        this.warnings.push(
-          `a committed transaction in ${TXLOG_PATH} was not replayed (the image is open read-only): reads show the state before it`,
-        );
-      }
+    if (!port.readOnly) {
+      recoverTransactions(this);
+      return;
+    }
+    if (!this.#readable(log.id)) return;
+    const lanes = this.naming.lookup(TXLANES_NAME)?.id;
+    const host = overlayHost(
+      port,
+      log.id,
+      lanes !== undefined && this.#readable(lanes) ? lanes : 0n,
+    );
+    const n = committedLogs(host);
+    if (n === 0) return;
+    if (port.info().privateOverlay) recoverTransactions(host);
+    else {
+      const inPrimary = inspectTxLog(host.logObject()).state === "committed" ? 1 : 0;
+      const where = inPrimary === n
+        ? TXLOG_PATH
+        : inPrimary === 0
+        ? TXLANES_NAME
+        : `${TXLOG_PATH} and ${TXLANES_NAME}`;
+      this.warnings.push(
+        `${n === 1 ? "a committed transaction" : `${n} committed transactions`} in ${where} ${
+          n === 1 ? "was" : "were"
+        } not replayed (the image is open read-only): reads show the state before ${
+          n === 1 ? "it" : "them"
+        }`,
+      );
     }
   }
 
-  /** Whether the log object `id` holds a committed, unapplied transaction. */
-  #unappliedTx(id: ObjID): boolean {
-    if (!this.port.exists(id) || !(this.port.stat(id).prot & Prot.Read)) return false;
-    return inspectTxLog(this.handle(id, false)).state === "committed";
+  /** Whether object `id` exists and may be read. */
+  #readable(id: ObjID): boolean {
+    return this.port.exists(id) && (this.port.stat(id).prot & Prot.Read) !== 0;
   }
 
   /**
@@ -200,6 +228,12 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   /** @internal Map an object for transaction replay; `null` when it is gone. */
   mapForReplay(id: ObjID): Mapping | null {
     return (this.#txHost ??= sessionTxHost(this)).mapForReplay(id);
+  }
+
+  /** @internal The transaction lanes object of threads (see `@twz/libtwz/tx`). */
+  lanesObject(create?: TxLanesOptions): TxTarget | null {
+    if (create !== undefined) this._needWritable("make the transaction lanes");
+    return (this.#txHost ??= sessionTxHost(this)).lanesObject!(create);
   }
 
   /**
@@ -579,11 +613,16 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
  * through read-only mappings reach memory only, and the read-only kernel
  * drops their flushes and drains.
  */
-function overlayHost(port: KernelPort, logId: ObjID): TxLogHost {
+function overlayHost(port: KernelPort, logId: ObjID, lanesId: ObjID): TxLogHost {
   let log: TxTarget | undefined;
+  let lanes: TxTarget | undefined;
   return {
     logObject: () =>
       log ??= { id: logId, mapping: port.map(logId, Prot.Read), writable: false, port },
+    lanesObject: () =>
+      lanesId === 0n
+        ? null
+        : lanes ??= { id: lanesId, mapping: port.map(lanesId, Prot.Read), writable: false, port },
     mapForReplay: (id) => port.exists(id) ? port.map(id, Prot.Read) : null,
   };
 }

@@ -16,8 +16,18 @@
  * read-only one, another session's) reads the transaction's writes. The
  * objects written must live in the log object's image (or be volatile):
  * commit refuses others, which that log could neither make durable nor
- * replay. All sessions of an image share its log, and sequence numbers come
- * from the log header, so they never repeat.
+ * replay.
+ *
+ * **Several threads.** The kernel's own sessions (the main thread) commit
+ * into the primary log, `/.txlog`; a program's thread commits into a lane of
+ * `/.txlanes`, taken for the commit only (a lock word in the lane's header),
+ * so transactions of several threads run at the same time. Every commit
+ * takes its sequence number from one clock in the primary log's header, and
+ * recovery replays every committed, unapplied log in sequence order.
+ * Transactions are isolated from one another only by the locks the program
+ * takes (`@twz/libtwz/sync`): hold the lock until `transaction` has
+ * returned. {@linkcode prepareThreadLogs} makes both log objects from the
+ * kernel's session before programs run. Layouts: `docs/FORMATS.md`.
  *
  * There is no `tx_add_range` to forget: writes made through typed accessors
  * (`@twz/libtwz/layout`) or through {@linkcode Tx}'s setters inside `tx` are
@@ -48,6 +58,7 @@ import {
   type Mapping,
   type ObjID,
   readId,
+  ThreadState,
   TwzError,
 } from "@twz/kernel/abi";
 
@@ -68,12 +79,22 @@ export interface TxTarget {
   grow?(size: number): void;
 }
 
-/** Where a transaction's log lives and how objects are found at recovery. */
+/** Where a transaction's logs live and how objects are found at recovery. */
 export interface TxLogHost {
-  /** The log object (created on first use). */
+  /**
+   * The primary log object (created on first use): the log of the kernel's
+   * own sessions, whose header also holds the sequence clock of every log.
+   */
   logObject(): TxTarget;
   /** Map an object by ID for replay; `null` when it no longer exists. */
   mapForReplay(id: ObjID): Mapping | null;
+  /**
+   * The lanes object: the logs threads commit into. Without `create`, `null`
+   * when there is none; with it, made (with that geometry) when missing. A
+   * host without this method has the primary log only (every session then
+   * commits there: fine for one thread).
+   */
+  lanesObject?(create?: TxLanesOptions): TxTarget | null;
 }
 
 const LINE = 64;
@@ -611,187 +632,791 @@ export class Tx {
   }
 }
 
+// ---------------------------------------------------------------------------
+// The logs: the primary log (`/.txlog`, the kernel's own sessions) and the
+// lanes (`/.txlanes`, the logs of threads), one sequence clock for all.
+
+/** A log inside an object: its 64-byte header at `base`, its body up to `end`. */
+interface Area {
+  readonly t: TxTarget;
+  readonly base: number;
+  readonly end: number;
+  /** The lane's number, or -1 for the primary log. */
+  readonly lane: number;
+}
+
 /**
- * The state kept for one log object, shared by every host (session) that
- * writes it. The sequence number lives only in the log header, so hosts
- * never reuse one another's.
+ * Header words after the format's fields, which the format left zero: the
+ * log's lock word and its holder's thread number (every log); the sequence
+ * clock, the recovery word and the recovering thread (the primary log only).
+ * None is flushed on purpose: they are this boot's state (a lock word is
+ * tagged with the boot), and recovery rebuilds the clock.
  */
-class TxLog {
-  #ranges = new Float64Array(96);
-  #one = new Float64Array(3);
-  /** Reused between transactions: a transaction allocates nothing on its own. */
-  readonly spare = new Tx();
+const W = { lock: 40, owner: 44, clock: 48, recovered: 52, recoverer: 56, doubt: 60 };
+/**
+ * A lane's `doubt` word, set by a thread whose commit failed in a system
+ * call (killed): how the next committer finishes the lane.
+ */
+const DOUBT = {
+  /** Unknown (a holder that ended inside the commit): replay it. */
+  unknown: 0,
+  /** Failed making the log durable; memory untouched: discard it (mark it applied). */
+  discard: 1,
+  /** The log was durable and copied in place: make the lines durable, mark it applied. */
+  flush: 2,
+};
+/** Lock word states (the low 2 bits; the boot's tag above them). */
+const FREE = 0, HELD = 1, WAITED = 2;
+/** Recovery word states: a session of this boot recovers the logs now, or has. */
+const REC_BUSY = 1, REC_DONE = 2;
+/** How long a thread sleeps waiting for a lane or for recovery before looking again. */
+const WAIT_MS = 5;
+/** Every so many waits, look for a lock whose holder has ended. */
+const ORPHAN_ROUNDS = 20;
+/** Holder word flag: the holder is finishing a commit another thread left in doubt. */
+const FINISHING = 0x40000000;
 
-  /** Replay a committed, unapplied transaction. Returns records replayed. */
-  recover(host: TxLogHost): number {
-    const log = host.logObject();
-    const v = log.mapping.view;
-    const base = baseOf(log);
-    if (v.getUint32(base + H.magic, true) !== LOG_MAGIC) return 0;
-    const seq = v.getUint32(base + H.seq, true);
-    if (v.getUint32(base + H.applied, true) === seq) return 0;
-    const bodyBytes = v.getUint32(base + H.bodyBytes, true);
-    const body = base + HEADER;
-    if (body + bodyBytes > log.mapping.bytes.length) return 0;
-    const sum = logSum(v, base, body, body + bodyBytes);
-    if (sum !== v.getUint32(base + H.sum, true)) return 0; // torn: never committed
-    const nObjects = v.getUint32(base + H.nObjects, true);
-    const nRecords = v.getUint32(base + H.nRecords, true);
-    const maps: (Mapping | null)[] = [];
-    for (let i = 0; i < nObjects; i++) {
-      const at = body + i * 16;
-      const id = readId(v, at);
-      maps.push(host.mapForReplay(id));
-    }
-    let at = body + nObjects * 16;
-    const bytes = log.mapping.bytes;
-    for (let r = 0; r < nRecords; r++) {
-      const offset = v.getUint32(at, true);
-      const length = v.getUint16(at + 4, true);
-      const obj = v.getUint16(at + 6, true);
-      const m = obj < maps.length ? maps[obj] : null;
-      if (m && offset + length <= m.bytes.length) {
-        m.bytes.set(bytes.subarray(at + RECORD, at + RECORD + length), offset);
-        m.flush(offset, length);
-      }
-      at += RECORD + ((length + 3) & ~3);
-    }
-    log.mapping.drain();
-    v.setUint32(base + H.applied, seq, true);
-    log.mapping.persist(base + H.applied, 4);
-    return nRecords;
+/** Magic of the lanes object's header (at its base): "TXLN". */
+const LANES_MAGIC = 0x4e4c5854;
+/** Version of the lanes object's layout. */
+export const TXLANES_VERSION = 1;
+/** The lanes object's header fields (relative to its base). */
+const LH = { magic: 0, version: 4, count: 6, laneBytes: 8, first: 12 };
+/** Bytes of the lanes object's header. */
+export const TXLANES_HEADER = 64;
+/** Most lanes a lanes object may have. */
+export const TXLANES_MAX = 64;
+
+/** What the logs need to know of a port: the boot's lock tag and the calling thread. */
+interface Facts {
+  /** The boot's tag: 30 bits of `SystemInfo.bootId`, never 0 (as `@twz/libtwz/sync`). */
+  tag: number;
+  /** The calling thread's number; 0 for the kernel's own session. */
+  tid: number;
+  /** A program's thread (it can sleep), not the kernel's own session. */
+  thread: boolean;
+}
+
+const factsByPort = new WeakMap<KernelPort, Facts>();
+
+function factsOf(port: KernelPort): Facts {
+  let f = factsByPort.get(port);
+  if (f === undefined) {
+    const self = port.threadSelf();
+    f = {
+      tag: ((port.info().bootId ?? 0) & 0x3fffffff) || 1,
+      tid: self?.tid ?? 0,
+      thread: self !== null,
+    };
+    factsByPort.set(port, f);
   }
+  return f;
+}
 
-  commit(tx: Tx, host: TxLogHost): void {
-    if (tx.empty) return;
-    tx.collectRuns();
-    const log = host.logObject();
-    const base = baseOf(log);
-    const nTargets = tx.targetCount;
-    // The log makes durable, and replays, only objects of its own durability
-    // domain (the same image); volatile objects need no durability.
-    const port = log.port;
-    for (let i = 0; i < nTargets; i++) {
-      const t = tx.target(i);
-      if (
-        t.port !== port && t.mapping.lifetime === "persistent" &&
-        domainOf(t.port) !== domainOf(port)
-      ) {
-        throw new TwzError(
-          ErrorCode.InvalidArgument,
-          `Cannot commit a write to ${
-            formatId(t.id)
-          }: it belongs to another image than the transaction's log`,
-        );
-      }
+/** The 32-bit word view of a log's object, or null (unaligned memory: no atomics). */
+function words(t: TxTarget): Int32Array | null {
+  const e = t.mapping.extent;
+  return e.words && t.mapping.bytes.length > 0 ? e.i32 : null;
+}
+
+/** Whether sequence number `a` is newer than `b` (serial-number arithmetic, RFC 1982). */
+function newer(a: number, b: number): boolean {
+  return a !== b && ((a - b) >>> 0) < 0x80000000;
+}
+
+/**
+ * Take the lock word of `area` if it is free in this boot (another boot's
+ * word is free), recording `owner` (the thread, with {@linkcode FINISHING}
+ * when it takes the lane to finish another thread's commit).
+ */
+function tryTake(a: Int32Array, area: Area, f: Facts, owner: number = f.tid): boolean {
+  const i = (area.base + W.lock) >>> 2;
+  const c = Atomics.load(a, i);
+  if ((c >>> 2) === f.tag && (c & 3) !== FREE) return false;
+  if (Atomics.compareExchange(a, i, c, (f.tag << 2) | HELD) !== c) return false;
+  Atomics.store(a, i + 1, owner);
+  return true;
+}
+
+/** Release the lock word of `area`, waking its waiters (if the kernel hears it: waiters poll too). */
+function release(a: Int32Array, area: Area, f: Facts): void {
+  const i = (area.base + W.lock) >>> 2;
+  Atomics.store(a, i + 1, 0);
+  const old = Atomics.exchange(a, i, f.tag << 2);
+  if ((old & 3) === WAITED) wake(area.t, area.base + W.lock);
+}
+
+function wake(t: TxTarget, offset: number): void {
+  try {
+    t.port.threadSync([{ op: "wake", id: t.id, offset, count: 0x7fffffff }]);
+  } catch { /* a killed thread cannot call the kernel; waiters look again after WAIT_MS */ }
+}
+
+/** Sleep at most WAIT_MS while the word at `offset` of `t` holds `value`. */
+function nap(t: TxTarget, offset: number, value: number): void {
+  t.port.threadSync([{ op: "sleep", id: t.id, offset, value: value >>> 0, timeoutMs: WAIT_MS }]);
+}
+
+/** The threads of this system that have not ended (asked only on slow paths). */
+function liveThreads(port: KernelPort): Set<number> {
+  return new Set(port.threads().filter((t) => t.state !== ThreadState.Exited).map((t) => t.tid));
+}
+
+/**
+ * Take `area`'s lock from a holder of this boot that has ended (a thread
+ * that died inside a commit). The caller then finishes the lane's log.
+ */
+function takeOrphan(a: Int32Array, area: Area, f: Facts, live: () => Set<number>): boolean {
+  const i = (area.base + W.lock) >>> 2;
+  const c = Atomics.load(a, i);
+  if ((c >>> 2) !== f.tag || (c & 3) === FREE) return false;
+  const owner = Atomics.load(a, i + 1) & ~FINISHING;
+  if (owner === 0 || owner === f.tid || live().has(owner)) return false;
+  if (Atomics.compareExchange(a, i, c, (f.tag << 2) | HELD) !== c) return false;
+  Atomics.store(a, i + 1, f.tid);
+  return true;
+}
+
+function primaryArea(t: TxTarget): Area {
+  return { t, base: baseOf(t), end: t.mapping.bytes.length, lane: -1 };
+}
+
+/**
+ * The lanes of a lanes object, or null when its header is not one this
+ * code knows (blank, another version, or a geometry that does not fit).
+ */
+function laneAreas(t: TxTarget): Area[] | null {
+  const v = t.mapping.view;
+  const size = t.mapping.bytes.length;
+  const base = baseOf(t);
+  if (size < base + TXLANES_HEADER) return null;
+  if (v.getUint32(base + LH.magic, true) !== LANES_MAGIC) return null;
+  if (v.getUint16(base + LH.version, true) !== TXLANES_VERSION) return null;
+  const count = v.getUint16(base + LH.count, true);
+  const laneBytes = v.getUint32(base + LH.laneBytes, true);
+  const first = v.getUint32(base + LH.first, true);
+  if (count < 1 || count > TXLANES_MAX || laneBytes < 2 * HEADER || laneBytes % LINE !== 0) {
+    return null;
+  }
+  if (first < base + TXLANES_HEADER || first % LINE !== 0 || first + count * laneBytes > size) {
+    return null;
+  }
+  const out: Area[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push({ t, base: first + i * laneBytes, end: first + (i + 1) * laneBytes, lane: i });
+  }
+  return out;
+}
+
+/**
+ * Write a lanes object's header: `count` lanes of `laneBytes` each, after
+ * the header (the object must hold them). Done once, before the object is
+ * named.
+ *
+ * @internal For `_session_tx.ts`.
+ */
+export function writeLanesHeader(t: TxTarget, count: number, laneBytes: number): void {
+  const base = baseOf(t);
+  const first = base + TXLANES_HEADER;
+  if (
+    !Number.isInteger(count) || count < 1 || count > TXLANES_MAX ||
+    !Number.isInteger(laneBytes) || laneBytes < 2 * HEADER || laneBytes % LINE !== 0 ||
+    first + count * laneBytes > t.mapping.bytes.length
+  ) {
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      `${count} transaction lanes of ${laneBytes} bytes do not fit a ${t.mapping.bytes.length}-byte object (lanes: 1 to ${TXLANES_MAX}, each a multiple of 64 bytes and at least 128)`,
+    );
+  }
+  const v = t.mapping.view;
+  v.setUint32(base + LH.magic, LANES_MAGIC, true);
+  v.setUint16(base + LH.version, TXLANES_VERSION, true);
+  v.setUint16(base + LH.count, count, true);
+  v.setUint32(base + LH.laneBytes, laneBytes, true);
+  v.setUint32(base + LH.first, first, true);
+  t.mapping.persist(base, TXLANES_HEADER);
+}
+
+/** Raise the clock in `t`'s header to at least `seq` (serial order). */
+function raiseClock(t: TxTarget, seq: number): void {
+  const a = words(t);
+  if (a === null || seq === 0) return;
+  const i = (baseOf(t) + W.clock) >>> 2;
+  for (;;) {
+    const c = Atomics.load(a, i);
+    if (c >>> 0 !== 0 && !newer(seq, c >>> 0)) return;
+    if (Atomics.compareExchange(a, i, c, seq | 0) === c) return;
+  }
+}
+
+/**
+ * The next sequence number for a commit into `area`: from the clock in the
+ * primary log's header (`primary`), shared by every log and thread; never
+ * 0, never the area's `applied` mark, and newer than the area's last one.
+ */
+function nextSeq(primary: TxTarget, area: Area): number {
+  const v = area.t.mapping.view;
+  const own = v.getUint32(area.base + H.seq, true);
+  const applied = v.getUint32(area.base + H.applied, true);
+  const a = words(primary);
+  if (a === null) {
+    // No atomics over this memory: the log's own numbers, as before the clock.
+    let seq = (own + 1) >>> 0 || 1;
+    if (seq === applied) seq = (seq + 1) >>> 0 || 1;
+    return seq;
+  }
+  const i = (baseOf(primary) + W.clock) >>> 2;
+  for (;;) {
+    const seq = (Atomics.add(a, i, 1) + 1) >>> 0;
+    if (seq === 0 || seq === applied) continue;
+    if (own !== 0 && !newer(seq, own)) {
+      raiseClock(primary, own); // an image older than the clock: continue after the log's own
+      continue;
     }
-    const runs = tx.runs;
-    const n = tx.runCount;
-    const pool = tx.pool;
-    // Size the body.
-    if (nTargets > 0xffff) {
+    return seq;
+  }
+}
+
+/** Buffers for the commit's calls, reused (a transaction allocates nothing of its own). */
+let rangesBuf = new Float64Array(96);
+const oneBuf = new Float64Array(3);
+/** Reused between transactions (one per thread: each Worker has its own module). */
+const spare = new Tx();
+
+/**
+ * Replay the committed, unapplied transaction in `area` into the objects
+ * that still exist, then drain and persist its `applied` mark.
+ *
+ * @returns Records replayed (0: nothing to replay).
+ */
+function replayArea(area: Area, host: TxLogHost): number {
+  const log = area.t;
+  const v = log.mapping.view;
+  const base = area.base;
+  const s = inspectArea(log.mapping, base, area.end);
+  if (s.state !== "committed") return 0;
+  const seq = s.seq;
+  const body = base + HEADER;
+  const nObjects = s.objects;
+  const nRecords = s.records;
+  const maps: (Mapping | null)[] = [];
+  for (let i = 0; i < nObjects; i++) maps.push(host.mapForReplay(s.targets[i]!));
+  let at = body + nObjects * 16;
+  const bytes = log.mapping.bytes;
+  for (let r = 0; r < nRecords; r++) {
+    const offset = v.getUint32(at, true);
+    const length = v.getUint16(at + 4, true);
+    const obj = v.getUint16(at + 6, true);
+    const m = obj < maps.length ? maps[obj] : null;
+    if (m && offset + length <= m.bytes.length) {
+      m.bytes.set(bytes.subarray(at + RECORD, at + RECORD + length), offset);
+      m.flush(offset, length);
+    }
+    at += RECORD + ((length + 3) & ~3);
+  }
+  log.mapping.drain();
+  v.setUint32(base + H.applied, seq, true);
+  log.mapping.persist(base + H.applied, 4);
+  return nRecords;
+}
+
+/**
+ * Write `tx` into `area` as transaction `seq` and run the commit protocol:
+ * (1) log persisted: committed; (2) runs copied in place and persisted:
+ * applied; (3) the applied mark stored and flushed (the next ordering point
+ * of any thread carries it).
+ */
+function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
+  const log = area.t;
+  const base = area.base;
+  const nTargets = tx.targetCount;
+  // The log makes durable, and replays, only objects of its own durability
+  // domain (the same image); volatile objects need no durability.
+  const port = log.port;
+  for (let i = 0; i < nTargets; i++) {
+    const t = tx.target(i);
+    if (
+      t.port !== port && t.mapping.lifetime === "persistent" &&
+      domainOf(t.port) !== domainOf(port)
+    ) {
       throw new TwzError(
         ErrorCode.InvalidArgument,
-        `A transaction may write at most 65535 objects, not ${nTargets}`,
+        `Cannot commit a write to ${
+          formatId(t.id)
+        }: it belongs to another image than the transaction's log`,
       );
     }
-    let need = HEADER + nTargets * 16;
-    for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2]! + 3) & ~3);
-    if (base + need > log.mapping.bytes.length) {
-      throw new TwzError(
-        ErrorCode.OutOfSpace,
-        `A transaction of ${need} bytes does not fit the ${
-          log.mapping.bytes.length - base
-        }-byte log`,
-      );
-    }
-    const v = log.mapping.view;
-    const bytes = log.mapping.bytes;
-    const body = base + HEADER;
-    let at = body;
-    for (let i = 0; i < nTargets; i++) {
-      const id = idBytes(tx.target(i).id);
-      for (let k = 0; k < 16; k++) bytes[at + k] = id[k]!;
-      at += 16;
-    }
-    for (let i = 0; i < n; i++) {
-      const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
-      v.setUint32(at, tx.slotOffset(slot) + start, true);
-      v.setUint16(at + 4, length, true);
-      v.setUint16(at + 6, tx.slotIndex(slot), true);
-      copyRun(pool, tx.poolView, slot * LINE + start, bytes, v, at + RECORD, length);
-      const padded = (length + 3) & ~3;
-      for (let k = length; k < padded; k++) bytes[at + RECORD + k] = 0;
-      at += RECORD + padded;
-    }
-    // The next number after the header's (whoever wrote it), never the
-    // applied mark's: a crash before the new mark must leave it unapplied.
-    let seq = (v.getUint32(base + H.seq, true) + 1) >>> 0 || 1;
-    if (seq === v.getUint32(base + H.applied, true)) seq = (seq + 1) >>> 0 || 1;
-    v.setUint32(base + H.magic, LOG_MAGIC, true);
-    v.setUint32(base + H.seq, seq, true);
-    v.setUint32(base + H.bodyBytes, at - body, true);
-    v.setUint32(base + H.nObjects, nTargets, true);
-    v.setUint32(base + H.nRecords, n, true);
-    v.setUint32(base + H.sum, logSum(v, base, body, at), true);
-    // 1: committed. One persist of the whole log: one call on the port, one
-    // native call on hal-pmem.
-    const one = this.#one;
-    const logHandle = log.mapping.handle;
-    one[0] = logHandle;
-    one[1] = base;
-    one[2] = at - base;
-    port.persist(one, 1);
-    // Apply: copy every run in place, then flush each touched line once
-    // (adjacent lines of a mapping in one range), all ranges in one call:
-    // `[handle, offset, length]` triples, relative to each object.
-    let ranges = this.#ranges;
-    let count = 0;
-    let lastSlot = -1;
-    for (let i = 0; i < n; i++) {
-      const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
-      const t = tx.slotTarget(slot);
-      const line = tx.slotOffset(slot);
-      const to = line + start;
-      const m = t.mapping;
-      const dst = m.bytes;
-      copyRun(pool, tx.poolView, slot * LINE + start, dst, m.view, to, length);
-      if (slot === lastSlot) continue;
-      lastSlot = slot;
-      const lineLength = Math.min(LINE, dst.length - line);
-      if (m.lifetime !== "persistent") continue; // volatile: nothing to make durable
-      if (t.port !== port) {
-        // Another port of the log's domain: its flush, ordered by the drain below.
-        m.flush(line, lineLength);
-        continue;
-      }
-      const handle = m.handle;
-      const last = 3 * count - 3;
-      if (count > 0 && ranges[last] === handle && ranges[last + 1]! + ranges[last + 2]! === line) {
-        ranges[last + 2]! += lineLength;
-      } else {
-        if (3 * count + 3 > ranges.length) {
-          const bigger = new Float64Array(ranges.length * 2);
-          bigger.set(ranges);
-          ranges = this.#ranges = bigger;
-        }
-        ranges[3 * count] = handle;
-        ranges[3 * count + 1] = line;
-        ranges[3 * count + 2] = lineLength;
-        count++;
-      }
-    }
-    // 2: applied. The touched lines flushed and drained in one call (no
-    // ranges: a drain alone).
-    port.persist(ranges, count);
-    // Mark it applied. No drain of its own: the next ordering point of any
-    // kind carries it, and until then a replay would write the same bytes.
-    v.setUint32(base + H.applied, seq, true);
-    one[0] = logHandle;
-    one[1] = base + H.applied;
-    one[2] = 4;
-    port.flush(one, 1);
   }
+  const runs = tx.runs;
+  const n = tx.runCount;
+  const pool = tx.pool;
+  // Size the body.
+  if (nTargets > 0xffff) {
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      `A transaction may write at most 65535 objects, not ${nTargets}`,
+    );
+  }
+  let need = HEADER + nTargets * 16;
+  for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2]! + 3) & ~3);
+  if (base + need > area.end) {
+    throw new TwzError(
+      ErrorCode.OutOfSpace,
+      `A transaction of ${need} bytes does not fit the ${area.end - base}-byte log${
+        area.lane >= 0 ? ` (lane ${area.lane} of ${TXLANES_NAME_TEXT})` : ""
+      }`,
+    );
+  }
+  const v = log.mapping.view;
+  const bytes = log.mapping.bytes;
+  const body = base + HEADER;
+  let at = body;
+  for (let i = 0; i < nTargets; i++) {
+    const id = idBytes(tx.target(i).id);
+    for (let k = 0; k < 16; k++) bytes[at + k] = id[k]!;
+    at += 16;
+  }
+  for (let i = 0; i < n; i++) {
+    const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
+    v.setUint32(at, tx.slotOffset(slot) + start, true);
+    v.setUint16(at + 4, length, true);
+    v.setUint16(at + 6, tx.slotIndex(slot), true);
+    copyRun(pool, tx.poolView, slot * LINE + start, bytes, v, at + RECORD, length);
+    const padded = (length + 3) & ~3;
+    for (let k = length; k < padded; k++) bytes[at + RECORD + k] = 0;
+    at += RECORD + padded;
+  }
+  v.setUint32(base + H.magic, LOG_MAGIC, true);
+  v.setUint32(base + H.seq, seq, true);
+  v.setUint32(base + H.bodyBytes, at - body, true);
+  v.setUint32(base + H.nObjects, nTargets, true);
+  v.setUint32(base + H.nRecords, n, true);
+  v.setUint32(base + H.sum, logSum(v, base, body, at), true);
+  // 1: committed. One persist of the whole log: one call on the port, one
+  // native call on hal-pmem.
+  const one = oneBuf;
+  const logHandle = log.mapping.handle;
+  one[0] = logHandle;
+  one[1] = base;
+  one[2] = at - base;
+  // A lane's commit that fails in a call (a killed thread cannot call the
+  // kernel again) is left for the next committer to finish; `doubt` says
+  // how. Memory never shows the transaction half done: nothing is copied
+  // in place before the log is durable.
+  if (lane) v.setUint32(base + W.doubt, DOUBT.discard, true);
+  port.persist(one, 1);
+  // Apply: copy every run in place, then flush each touched line once
+  // (adjacent lines of a mapping in one range), all ranges in one call:
+  // `[handle, offset, length]` triples, relative to each object.
+  let ranges = rangesBuf;
+  let count = 0;
+  let lastSlot = -1;
+  // Lines of other ports, flushed after the copy: no system call inside
+  // the copy, so a killed thread never leaves it half done.
+  let others: [Mapping, number, number][] | undefined;
+  for (let i = 0; i < n; i++) {
+    const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
+    const t = tx.slotTarget(slot);
+    const line = tx.slotOffset(slot);
+    const to = line + start;
+    const m = t.mapping;
+    const dst = m.bytes;
+    copyRun(pool, tx.poolView, slot * LINE + start, dst, m.view, to, length);
+    if (slot === lastSlot) continue;
+    lastSlot = slot;
+    const lineLength = Math.min(LINE, dst.length - line);
+    if (m.lifetime !== "persistent") continue; // volatile: nothing to make durable
+    if (t.port !== port) {
+      // Another port of the log's domain: its flush, ordered by the drain below.
+      (others ??= []).push([m, line, lineLength]);
+      continue;
+    }
+    const handle = m.handle;
+    const last = 3 * count - 3;
+    if (count > 0 && ranges[last] === handle && ranges[last + 1]! + ranges[last + 2]! === line) {
+      ranges[last + 2]! += lineLength;
+    } else {
+      if (3 * count + 3 > ranges.length) {
+        const bigger = new Float64Array(ranges.length * 2);
+        bigger.set(ranges);
+        ranges = rangesBuf = bigger;
+      }
+      ranges[3 * count] = handle;
+      ranges[3 * count + 1] = line;
+      ranges[3 * count + 2] = lineLength;
+      count++;
+    }
+  }
+  if (lane) v.setUint32(base + W.doubt, DOUBT.flush, true);
+  if (others !== undefined) { for (const [m, line, length] of others) m.flush(line, length); }
+  // 2: applied. The touched lines flushed and drained in one call (no
+  // ranges: a drain alone).
+  port.persist(ranges, count);
+  // Mark it applied. No drain of its own: the next ordering point of any
+  // kind (of any thread: every flush and drain is the kernel's) carries it,
+  // and until then a replay would write the same bytes.
+  const before = v.getUint32(base + H.applied, true);
+  v.setUint32(base + H.applied, seq, true);
+  one[0] = logHandle;
+  one[1] = base + H.applied;
+  one[2] = 4;
+  try {
+    port.flush(one, 1);
+  } catch (e) {
+    // Not flushed: unmarked again, so the next committer finishes it.
+    if (lane) v.setUint32(base + H.applied, before, true);
+    throw e;
+  }
+  if (lane) v.setUint32(base + W.doubt, 0, true);
+}
+
+const TXLANES_NAME_TEXT = "/.txlanes";
+
+/** A thread's commit: into a free lane, held only for the commit. */
+function commitLane(tx: Tx, host: TxLogHost, primary: TxTarget, f: Facts): void {
+  const lanesT = host.lanesObject!({});
+  if (lanesT === null) throw new TypeError("lanesObject({}) made no lanes object");
+  const areas = lanesCache(lanesT);
+  const a = words(lanesT);
+  if (areas === null || a === null) {
+    throw new TwzError(
+      ErrorCode.ObjectDamaged,
+      `${TXLANES_NAME_TEXT} (${
+        formatId(lanesT.id)
+      }) is not a transaction lanes object this libtwz knows (version ${TXLANES_VERSION}): threads cannot commit`,
+    );
+  }
+  finishStaleLanes(a, areas, f, host);
+  const lane = takeLane(a, areas, f, lanesT.port);
+  try {
+    // Left in doubt since the look above, or taken from a holder that
+    // ended inside its commit: finished before it is reused.
+    if (unapplied(lane)) finishLane(lane, host);
+    writeAndApply(tx, lane, nextSeq(primary, lane), true);
+  } finally {
+    release(a, lane, f);
+  }
+}
+
+/**
+ * The lanes of a lanes object, parsed once per handle of it (an area
+ * commits through its handle's port: handles of one object in one process
+ * share bytes but not ports).
+ */
+const lanesParsed = new WeakMap<TxTarget, { bytes: Uint8Array; areas: Area[] }>();
+
+function lanesCache(t: TxTarget): Area[] | null {
+  const bytes = t.mapping.bytes;
+  const known = lanesParsed.get(t);
+  if (known !== undefined && known.bytes === bytes) return known.areas;
+  const areas = laneAreas(t);
+  if (areas !== null) lanesParsed.set(t, { bytes, areas });
+  return areas;
+}
+
+/**
+ * Take a lane: the first free one from the thread's home lane (tid modulo
+ * the count) on; when all are busy, sleep on the home lane a little and
+ * look again, now and then taking over a lane whose holder has ended.
+ */
+function takeLane(a: Int32Array, areas: Area[], f: Facts, port: KernelPort): Area {
+  const n = areas.length;
+  const home = f.tid % n;
+  for (let round = 1;; round++) {
+    for (let k = 0; k < n; k++) {
+      const lane = areas[(home + k) % n]!;
+      if (tryTake(a, lane, f)) return lane;
+    }
+    if (round % ORPHAN_ROUNDS === 0) {
+      let live: Set<number> | undefined;
+      const get = () => live ??= liveThreads(port);
+      for (const lane of areas) if (takeOrphan(a, lane, f, get)) return lane;
+    }
+    const lane = areas[home]!;
+    const i = (lane.base + W.lock) >>> 2;
+    const c = Atomics.load(a, i);
+    if ((c >>> 2) !== f.tag || (c & 3) === FREE) continue;
+    const waited = (c & ~3) | WAITED;
+    if (c === waited || Atomics.compareExchange(a, i, c, waited) === c) {
+      nap(lane.t, lane.base + W.lock, waited);
+    }
+  }
+}
+
+/** Whether a lane's header, in memory, says committed and not applied (a cheap first look). */
+function unapplied(area: Area): boolean {
+  const v = area.t.mapping.view;
+  const seq = v.getUint32(area.base + H.seq, true);
+  return seq !== 0 && seq !== v.getUint32(area.base + H.applied, true) &&
+    v.getUint32(area.base + H.magic, true) === LOG_MAGIC;
+}
+
+/**
+ * Finish a lane a thread left in doubt in this boot (its commit failed in a
+ * system call: it was killed), as its `doubt` word says: a log that never
+ * became durable for sure is discarded (marked applied: its memory was
+ * never touched); a log that was durable and copied in place has its lines
+ * flushed (nothing is copied: a later transaction may have written over
+ * them) and is marked applied; an unknown one is replayed. In all cases the
+ * mark is persisted before the caller commits anything.
+ */
+function finishLane(area: Area, host: TxLogHost): void {
+  const log = area.t;
+  const base = area.base;
+  const v = log.mapping.view;
+  const doubt = v.getUint32(base + W.doubt, true);
+  if (doubt === DOUBT.unknown) {
+    replayArea(area, host);
+  } else {
+    const s = inspectArea(log.mapping, base, area.end);
+    if (doubt === DOUBT.flush && s.state === "committed") {
+      const maps = s.targets.map((id) => host.mapForReplay(id));
+      let at = base + HEADER + s.objects * 16;
+      for (let r = 0; r < s.records; r++) {
+        const offset = v.getUint32(at, true);
+        const length = v.getUint16(at + 4, true);
+        const m = maps[v.getUint16(at + 6, true)];
+        if (m && m.lifetime === "persistent" && offset + length <= m.bytes.length) {
+          m.flush(offset, length);
+        }
+        at += RECORD + ((length + 3) & ~3);
+      }
+      log.mapping.drain();
+    }
+  }
+  // Discarded, flushed, or torn (never committed: never to be replayed).
+  v.setUint32(base + W.doubt, 0, true);
+  if (v.getUint32(base + H.applied, true) !== v.getUint32(base + H.seq, true)) {
+    v.setUint32(base + H.applied, v.getUint32(base + H.seq, true), true);
+    log.mapping.persist(base + H.applied, 4);
+  }
+}
+
+/**
+ * Before a thread commits: finish every lane left in doubt in this boot,
+ * so that no transaction is marked applied while an older one it may
+ * depend on is not (recovery would replay the older one over it). A lane
+ * another thread is finishing is waited for; a lane held for a commit is
+ * its holder's.
+ */
+function finishStaleLanes(
+  a: Int32Array,
+  areas: Area[],
+  f: Facts,
+  host: TxLogHost,
+  wait = true,
+): void {
+  for (const lane of areas) {
+    const i = (lane.base + W.lock) >>> 2;
+    while (unapplied(lane)) {
+      if (tryTake(a, lane, f, f.tid | FINISHING)) {
+        try {
+          finishLane(lane, host);
+        } finally {
+          release(a, lane, f);
+        }
+        break;
+      }
+      const c = Atomics.load(a, i);
+      if ((c >>> 2) !== f.tag || (c & 3) === FREE) continue;
+      const holder = Atomics.load(a, i + 1);
+      if (holder === 0) continue; // taken this instant: its holder is not written yet
+      if ((holder & FINISHING) === 0 || !wait) break; // a commit: its holder finishes it
+      nap(lane.t, lane.base + W.lock, c);
+    }
+  }
+}
+
+/** The lanes object each host was seen to have (looked up when a session opens). */
+const lanesKnown = new WeakMap<TxLogHost, TxTarget>();
+
+/** The host's lanes object, if it has one (remembered for the kernel session's commits). */
+function lanesOf(host: TxLogHost): TxTarget | null {
+  const t = host.lanesObject?.() ?? null;
+  if (t !== null) lanesKnown.set(host, t);
+  return t;
+}
+
+/** The kernel's own session's commit: into the primary log. */
+function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: Facts): void {
+  const area = primaryArea(primary);
+  const a = words(primary);
+  // Lanes a killed thread left in doubt are finished first, as a thread's
+  // commit does (the kernel's session cannot wait for one a thread is
+  // finishing: that one is left to it).
+  const lanesT = lanesKnown.get(host);
+  if (lanesT !== undefined && lanesT.mapping.bytes.length > 0) {
+    const areas = lanesCache(lanesT), la = words(lanesT);
+    if (areas !== null && la !== null) finishStaleLanes(la, areas, f, host, false);
+  }
+  if (a !== null) {
+    const i = (area.base + W.recovered) >>> 2;
+    if (Atomics.load(a, i) === ((f.tag << 2) | REC_BUSY) || !tryTake(a, area, f)) {
+      throw new TwzError(
+        ErrorCode.Busy,
+        `Thread ${
+          Atomics.load(a, i + 1)
+        } is recovering the transaction logs; the kernel's own session cannot wait for it: try again`,
+      );
+    }
+  }
+  try {
+    writeAndApply(tx, area, nextSeq(primary, area));
+  } finally {
+    if (a !== null) release(a, area, f);
+  }
+}
+
+function commit(tx: Tx, host: TxLogHost): void {
+  if (tx.empty) return;
+  tx.collectRuns();
+  const primary = host.logObject();
+  const f = factsOf(primary.port);
+  if (f.thread && host.lanesObject !== undefined && words(primary) !== null) {
+    commitLane(tx, host, primary, f);
+  } else commitPrimary(tx, host, primary, f);
+}
+
+/**
+ * Replay every committed, unapplied log — the primary log and each lane —
+ * in sequence order. With `locks`, each log is taken first (a lane held by
+ * a live thread of this boot is skipped: its holder is inside a commit and
+ * finishes it), and the clock is raised past every log's number.
+ */
+function recoverAll(host: TxLogHost, primary: TxTarget, f: Facts, locks: boolean): number {
+  const areas: Area[] = [primaryArea(primary)];
+  const lanesT = lanesOf(host);
+  const lanes = lanesT === null ? null : laneAreas(lanesT);
+  if (lanes !== null) areas.push(...lanes);
+  const held: { a: Int32Array; area: Area }[] = [];
+  const todo: { area: Area; seq: number }[] = [];
+  let top = 0;
+  try {
+    for (const area of areas) {
+      const a = locks ? words(area.t) : null;
+      if (a !== null) {
+        if (usedThisBoot(area, f) || !tryTake(a, area, f)) continue;
+        held.push({ a, area });
+      }
+      const s = inspectArea(area.t.mapping, area.base, area.end);
+      if (s.seq !== 0 && s.state !== "garbage" && (top === 0 || newer(s.seq, top))) top = s.seq;
+      if (s.state === "committed") todo.push({ area, seq: s.seq });
+    }
+    // Serial order: conflicting transactions were serialized by the
+    // program's locks, so their sequence numbers are in commit order.
+    todo.sort((x, y) => (x.seq - y.seq) | 0);
+    let n = 0;
+    for (const { area } of todo) n += replayArea(area, host);
+    if (locks) raiseClock(primary, top);
+    return n;
+  } finally {
+    for (const { a, area } of held) release(a, area, f);
+  }
+}
+
+/**
+ * Whether a log's lock word carries this boot's tag: the log was used in
+ * this boot (held now, or released), so it is this boot's business — a
+ * commit in progress, or one a killed thread left in doubt, which the next
+ * commit finishes — not a transaction an earlier boot left for recovery.
+ */
+function usedThisBoot(area: Area, f: Facts): boolean {
+  const a = words(area.t);
+  return a !== null && (Atomics.load(a, (area.base + W.lock) >>> 2) >>> 2) === f.tag;
+}
+
+/**
+ * Whether a log an earlier boot used holds a committed, unapplied
+ * transaction. Reads only.
+ */
+function anyCommitted(host: TxLogHost, primary: TxTarget, f: Facts): boolean {
+  const areas: Area[] = [primaryArea(primary)];
+  const lanesT = lanesOf(host);
+  const lanes = lanesT === null ? null : laneAreas(lanesT);
+  if (lanes !== null) areas.push(...lanes);
+  for (const area of areas) {
+    if (usedThisBoot(area, f)) continue;
+    if (inspectArea(area.t.mapping, area.base, area.end).state === "committed") return true;
+  }
+  return false;
+}
+
+/**
+ * Make sure no committed transaction of an earlier boot is left unapplied
+ * before the caller commits. When a log holds one, the first session to
+ * see it claims the recovery word and replays every log in sequence order;
+ * a thread that finds another session recovering waits for it; the
+ * kernel's own session cannot wait and returns (its commits fail with
+ * `Busy` until the recovery is done). When none does, nothing is written
+ * (opening a session on a clean image stores nothing). Once this boot's
+ * recovery is done, the kernel's session still replays its own log if a
+ * failed commit left it unapplied.
+ */
+function ensureRecovered(host: TxLogHost, primary: TxTarget, f: Facts): number {
+  const a = words(primary);
+  if (a === null || !primary.writable || primary.port.readOnly) {
+    return recoverAll(host, primary, f, false);
+  }
+  const area = primaryArea(primary);
+  const i = (area.base + W.recovered) >>> 2;
+  const done = (f.tag << 2) | REC_DONE, busy = (f.tag << 2) | REC_BUSY;
+  let n = 0;
+  for (let round = 1;; round++) {
+    const c = Atomics.load(a, i);
+    if (c === done) break;
+    if (c === busy) {
+      if (!f.thread) return 0;
+      const who = Atomics.load(a, i + 1);
+      if (
+        round % ORPHAN_ROUNDS === 0 && who !== 0 && who !== f.tid &&
+        !liveThreads(primary.port).has(who) &&
+        Atomics.compareExchange(a, i + 1, who, f.tid) === who
+      ) {
+        n = runRecovery(host, primary, f, a, i, busy);
+        break;
+      }
+      nap(primary, area.base + W.recovered, busy);
+      continue;
+    }
+    if (!anyCommitted(host, primary, f)) break;
+    if (Atomics.compareExchange(a, i, c, busy) !== c) continue;
+    Atomics.store(a, i + 1, f.tid);
+    n = runRecovery(host, primary, f, a, i, c);
+    break;
+  }
+  // The kernel's session: its own log, if a failed commit of this boot
+  // left it unapplied (threads never write it).
+  if (!f.thread && unapplied(area) && tryTake(a, area, f)) {
+    try {
+      n += replayArea(area, host);
+    } finally {
+      release(a, area, f);
+    }
+  }
+  return n;
+}
+
+/** Run the recovery this session claimed; publish it done (or give the claim back). */
+function runRecovery(
+  host: TxLogHost,
+  primary: TxTarget,
+  f: Facts,
+  a: Int32Array,
+  i: number,
+  before: number,
+): number {
+  let n: number;
+  try {
+    n = recoverAll(host, primary, f, true);
+  } catch (e) {
+    Atomics.store(a, i + 1, 0);
+    Atomics.store(a, i, before);
+    throw e;
+  }
+  Atomics.store(a, i + 1, 0);
+  Atomics.store(a, i, (f.tag << 2) | REC_DONE);
+  wake(primary, baseOf(primary) + W.recovered);
+  return n;
 }
 
 /** Each port's durability domain (`info().domain`), asked once. */
@@ -843,45 +1468,94 @@ function baseOf(log: TxTarget): number {
   return log.mapping.bytes.length >= 512 ? 256 : 0;
 }
 
-/** Each log object's state, by the kernel's extent of the object (its identity). */
-const byLog = new WeakMap<object, TxLog>();
-/** Each host's log state, found through its log object on first use. */
-const byHost = new WeakMap<TxLogHost, TxLog>();
-
+/** Hosts whose logs this thread has checked (recovered) once. */
+const readyHosts = new WeakSet<TxLogHost>();
 let lastHost: TxLogHost | null = null;
-let lastLog: TxLog | null = null;
 
-function logFor(host: TxLogHost): TxLog {
-  if (host === lastHost) return lastLog!;
-  return attach(host, true);
-}
-
-/** The shared state of `host`'s log object; a new one recovers when `recover`. */
-function attach(host: TxLogHost, recover: boolean): TxLog {
-  let log = byHost.get(host);
-  if (!log) {
-    const mapping = host.logObject().mapping;
-    log = byLog.get(mapping.extent);
-    if (!log) {
-      log = new TxLog();
-      byLog.set(mapping.extent, log);
-      if (recover) log.recover(host);
-    }
-    byHost.set(host, log);
+/** First use of a host in this thread: this boot's recovery must have run. */
+function ready(host: TxLogHost): void {
+  if (host === lastHost) return;
+  if (!readyHosts.has(host)) {
+    const primary = host.logObject();
+    ensureRecovered(host, primary, factsOf(primary.port));
+    readyHosts.add(host);
   }
   lastHost = host;
-  lastLog = log;
-  return log;
 }
 
 /**
- * Replay the host's committed but unapplied transaction, if any (a session
- * calls this when it opens; the first transaction does it otherwise).
+ * Replay every committed but unapplied transaction an earlier boot left in
+ * the host's logs — the primary log and each lane of the lanes object — in
+ * sequence order (a session calls this when it opens; the first
+ * transaction does it otherwise). The first session that finds one claims
+ * the boot's recovery and replays them all; a thread that finds another
+ * session replaying waits for it; when there is none, nothing is written.
+ * The kernel's own session also replays its primary log if a failed commit
+ * of this boot left it unapplied. Over a read-only log (a private overlay)
+ * everything is replayed into memory, without locks.
  *
+ * @param host The session (its log objects).
  * @returns How many records were replayed.
  */
 export function recoverTransactions(host: TxLogHost): number {
-  return attach(host, false).recover(host);
+  const primary = host.logObject();
+  const n = ensureRecovered(host, primary, factsOf(primary.port));
+  readyHosts.add(host);
+  return n;
+}
+
+/**
+ * How many of the host's logs hold a committed, unapplied transaction
+ * (reads only: what a read-only session that cannot replay reports).
+ *
+ * @param host The session (its log objects, mapped read-only or not).
+ * @returns The number of such logs.
+ */
+export function committedLogs(host: TxLogHost): number {
+  const primary = host.logObject();
+  const areas = [primaryArea(primary)];
+  const lanesT = lanesOf(host);
+  const lanes = lanesT === null ? null : laneAreas(lanesT);
+  if (lanes !== null) areas.push(...lanes);
+  return areas.filter((a) => inspectArea(a.t.mapping, a.base, a.end).state === "committed")
+    .length;
+}
+
+/** Options for {@linkcode prepareThreadLogs}: the lanes' geometry when they are made. */
+export interface TxLanesOptions {
+  /** Number of lanes (1 to 64). @default {8} */
+  lanes?: number;
+  /**
+   * Bytes per lane (a multiple of 4096; the largest transaction a thread
+   * commits is a little less). @default {the image size / 256, 16 KiB to 4 MiB}
+   */
+  laneBytes?: number;
+}
+
+/**
+ * Make the logs threads commit into — the primary log (`/.txlog`, which
+ * holds the sequence clock) and the lanes object (`/.txlanes`) — if they are
+ * missing. Call it from the kernel's own session before programs start:
+ * naming is not safe for binds from several threads at once, and a thread
+ * that finds no lanes makes them itself (two threads of a fresh image
+ * committing their first transactions at the same instant could race).
+ *
+ * @param host A session of the kernel (`Twz` is one).
+ * @param options The lanes' geometry, if they are made now.
+ * @example
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { prepareThreadLogs } from "@twz/libtwz/tx";
+ * const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
+ * prepareThreadLogs(twz);
+ * console.log(twz.naming.exists("/.txlanes")); // true
+ * twz.close();
+ * ```
+ */
+export function prepareThreadLogs(host: TxLogHost, options: TxLanesOptions = {}): void {
+  ready(host);
+  const lanes = host.lanesObject?.(options) ?? null;
+  if (lanes !== null) lanesKnown.set(host, lanes);
 }
 
 /**
@@ -890,11 +1564,18 @@ export function recoverTransactions(host: TxLogHost): number {
  * together when `transaction` returns, or not at all. An exception aborts and
  * is rethrown. A `transaction` inside another one joins it.
  *
- * @param host The session (its log object holds the redo log).
+ * Transactions of several threads run at the same time: each thread
+ * commits into a lane of its own for the length of the commit. They are
+ * isolated from one another only by the locks the program takes: take a
+ * lock (`@twz/libtwz/sync`) before a transaction that reads and writes
+ * shared data, and release it after `transaction` has returned.
+ *
+ * @param host The session (its log objects hold the redo log).
  * @param fn The work; its return value is returned.
  * @returns What `fn` returned.
  * @throws Whatever `fn` throws (after aborting); {TwzError} `OutOfSpace` when
- * the transaction does not fit the log.
+ * the transaction does not fit the log; `Busy` in the kernel's own session
+ * while a thread is recovering the logs.
  */
 export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
   if (TX.current !== null) {
@@ -909,8 +1590,8 @@ export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
       outer.depth--;
     }
   }
-  const log = logFor(host);
-  const tx = log.spare;
+  ready(host);
+  const tx = spare;
   tx.reset();
   TX.current = tx;
   let result: T;
@@ -933,7 +1614,7 @@ export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
         { cause: tx.aborted },
       );
     }
-    log.commit(tx, host);
+    commit(tx, host);
     committed = true;
     for (const hook of tx.onCommit) hook();
   } finally {
@@ -1001,9 +1682,59 @@ export interface TxLogState {
  * ```
  */
 export function inspectTxLog(log: { readonly mapping: Mapping }): TxLogState {
-  const bytes = log.mapping.bytes;
-  const v = log.mapping.view;
-  const base = baseOf(log as TxTarget);
+  const m = log.mapping;
+  return inspectArea(m, m.bytes.length >= 512 ? 256 : 0, m.bytes.length);
+}
+
+/** What {@linkcode inspectTxLanes} found in a lanes object. */
+export interface TxLanesState {
+  /** `ok`, `blank` (made, header never written: unused), or `unknown` (another version, or damaged). */
+  header: "ok" | "blank" | "unknown";
+  /** What is wrong with an `unknown` header. */
+  problem?: string;
+  /** Each lane's log state, lane 0 first. */
+  lanes: TxLogState[];
+}
+
+/**
+ * Read the state of every lane of a transaction lanes object (`/.txlanes`)
+ * without writing anything (for fsck).
+ *
+ * @param lanes The lanes object, mapped read-only or not.
+ * @returns Its header's state and each lane's.
+ */
+export function inspectTxLanes(lanes: { readonly mapping: Mapping }): TxLanesState {
+  const t = lanes as TxTarget;
+  const areas = laneAreas(t);
+  if (areas !== null) {
+    return {
+      header: "ok",
+      lanes: areas.map((a) => inspectArea(a.t.mapping, a.base, a.end)),
+    };
+  }
+  const m = lanes.mapping;
+  const base = baseOf(t);
+  if (m.bytes.length >= base + TXLANES_HEADER) {
+    let blank = true;
+    for (let i = base; i < base + TXLANES_HEADER; i++) if (m.bytes[i] !== 0) blank = false;
+    if (blank) return { header: "blank", lanes: [] };
+    const magic = m.view.getUint32(base + LH.magic, true);
+    const version = m.view.getUint16(base + LH.version, true);
+    if (magic === LANES_MAGIC && version !== TXLANES_VERSION) {
+      return {
+        header: "unknown",
+        problem: `lanes layout version ${version}, not ${TXLANES_VERSION}`,
+        lanes: [],
+      };
+    }
+  }
+  return { header: "unknown", problem: "the lanes header is not valid", lanes: [] };
+}
+
+/** {@linkcode inspectTxLog} of the log whose header is at `base`, its body ending by `end`. */
+function inspectArea(mapping: Mapping, base: number, end: number): TxLogState {
+  const bytes = mapping.bytes;
+  const v = mapping.view;
   const out: TxLogState = {
     state: "empty",
     seq: 0,
@@ -1013,14 +1744,18 @@ export function inspectTxLog(log: { readonly mapping: Mapping }): TxLogState {
     targets: [],
   };
   const garbage = (problem: string): TxLogState => ({ ...out, state: "garbage", problem });
-  if (bytes.length < base + HEADER) return garbage(`the log object is only ${bytes.length} bytes`);
+  if (end > bytes.length || end < base + HEADER) {
+    return garbage(`the log object is only ${bytes.length} bytes`);
+  }
   out.seq = v.getUint32(base + H.seq, true);
   out.applied = v.getUint32(base + H.applied, true);
   out.records = v.getUint32(base + H.nRecords, true);
   out.objects = v.getUint32(base + H.nObjects, true);
   if (v.getUint32(base + H.magic, true) !== LOG_MAGIC) {
+    // Blank up to the applied mark: the words after it are this boot's lock,
+    // clock and recovery words, not part of a transaction.
     let blank = true;
-    for (let i = base; i < base + HEADER; i++) if (bytes[i] !== 0) blank = false;
+    for (let i = base; i < base + H.applied + 4; i++) if (bytes[i] !== 0) blank = false;
     if (blank) return out;
     // Every commit rewrites the same magic, so only the very first one (nothing
     // applied yet), torn between 8-byte words, leaves a header without it.
@@ -1033,7 +1768,7 @@ export function inspectTxLog(log: { readonly mapping: Mapping }): TxLogState {
   if (out.applied === out.seq) return { ...out, state: "applied" };
   const bodyBytes = v.getUint32(base + H.bodyBytes, true);
   const body = base + HEADER;
-  if (body + bodyBytes > bytes.length || bodyBytes % 4 !== 0) {
+  if (body + bodyBytes > end || bodyBytes % 4 !== 0) {
     return garbage(`the log header's body size ${bodyBytes} does not fit the log`);
   }
   const sum = logSum(v, base, body, body + bodyBytes);

@@ -3,12 +3,25 @@ import assert from "node:assert/strict";
 import { Kernel } from "@twz/kernel";
 import { openSim, type SimHal } from "@twz/hal-sim";
 import { Twz } from "@twz/libtwz";
-import { recoverTransactions, transaction } from "./tx.ts";
+import {
+  inspectTxLanes,
+  inspectTxLog,
+  prepareThreadLogs,
+  recoverTransactions,
+  transaction,
+} from "./tx.ts";
 import { sessionTxHost } from "./_session_tx.ts";
+import { checkObjects } from "./check.ts";
 import { Heap } from "./heap.ts";
 import { HashMap } from "./hashmap.ts";
 import { codec } from "./codec.ts";
-import { ErrorCode, type KernelPort, TwzError } from "@twz/kernel/abi";
+import {
+  ErrorCode,
+  type KernelPort,
+  type ThreadInfo,
+  ThreadState,
+  TwzError,
+} from "@twz/kernel/abi";
 import { ptr, struct, u32 } from "./layout.ts";
 
 function session(size = 32 << 20): { hal: SimHal; kernel: Kernel; twz: Twz } {
@@ -554,5 +567,201 @@ Deno.test("Heap: two heaps in one object never share an arena when both grow", (
   for (const at of mine) assert.ok(obj.bytes.subarray(at, at + 1000).every((b) => b === 0xaa));
   assert.equal(h1.check().problem, undefined);
   assert.equal(h2.check().problem, undefined);
+  hal.close();
+});
+
+// Transactions of threads (issue 12): lanes. A thread is faked in-process by
+// a port that names a thread (`threadSelf`); its sleeps return at once.
+
+/** Lanes of the tests below: 4 of 16 KiB after the lanes header (base 256 + 64). */
+const LANES = { lanes: 4, laneBytes: 16384 };
+const laneAt = (lane: number) => 320 + lane * LANES.laneBytes;
+
+/**
+ * A port of `inner` that says it is thread `tid` (or the kernel's own
+ * session with 0). `afterPersist(n)` runs after the n-th `persist` (it may
+ * throw, as a kill inside a commit would); `alive` are the threads
+ * `threads()` reports running.
+ */
+function threadPort(
+  inner: KernelPort,
+  tid: number,
+  options: { afterPersist?: (n: number) => void; alive?: number[] } = {},
+): KernelPort {
+  let persists = 0;
+  return new Proxy(inner, {
+    get(target, key) {
+      if (key === "threadSelf") return () => (tid === 0 ? null : { tid } as ThreadInfo);
+      if (key === "threads") {
+        return () =>
+          (options.alive ?? []).map((t) => ({ tid: t, state: ThreadState.Running }) as ThreadInfo);
+      }
+      const v = Reflect.get(target, key, target);
+      if (typeof v !== "function") return v;
+      if (key === "persist" && options.afterPersist) {
+        return (...args: unknown[]) => {
+          const r = v.apply(target, args);
+          options.afterPersist!(++persists);
+          return r;
+        };
+      }
+      return v.bind(target);
+    },
+  });
+}
+
+const killed = () => {
+  throw new TwzError(ErrorCode.Killed, "thread is being killed");
+};
+
+Deno.test("lanes: a thread commits into its lane, held only for the commit; a held lane is skipped", () => {
+  const { hal, kernel, twz } = session(16 << 20);
+  prepareThreadLogs(twz, LANES);
+  const lanes = twz.lanesObject()!;
+  const word = (lane: number, at: number) => lanes.mapping.view.getUint32(laneAt(lane) + at, true);
+  const during: number[] = [];
+  const t = Twz.attach(
+    threadPort(kernel.port(), 6, { afterPersist: () => during.push(word(2, 44)) }),
+  );
+  const obj = t.create({ size: 4096 });
+  const primarySeq = inspectTxLog(twz.logObject()).seq;
+  transaction(t, (tx) => tx.setU32(obj, 256, 5));
+  assert.deepEqual(during, [6, 6], "lane 2 (tid 6 mod 4) held by thread 6 at both persists");
+  assert.equal(word(2, 40) & 3, 0, "released after the commit");
+  let state = inspectTxLanes(lanes);
+  assert.equal(state.header, "ok");
+  assert.deepEqual(state.lanes.map((l) => l.state), ["empty", "empty", "applied", "empty"]);
+  assert.equal(inspectTxLog(twz.logObject()).seq, primarySeq, "the primary log is not written");
+  // Lane 2 held by a live thread 9 of this boot: thread 6 takes lane 3.
+  const tag = (kernel.port().info().bootId & 0x3fffffff) || 1;
+  const i32 = lanes.mapping.extent.i32;
+  Atomics.store(i32, (laneAt(2) + 40) >> 2, (tag << 2) | 1);
+  Atomics.store(i32, (laneAt(2) + 44) >> 2, 9);
+  const t2 = Twz.attach(threadPort(kernel.port(), 6, { alive: [6, 9] }));
+  transaction(t2, (tx) => tx.setU32(t2.open(obj.id), 260, 6));
+  state = inspectTxLanes(lanes);
+  assert.deepEqual(state.lanes.map((l) => l.state), ["empty", "empty", "applied", "applied"]);
+  assert.ok(state.lanes[3]!.seq > state.lanes[2]!.seq, "one clock for every log");
+  assert.equal(word(2, 44), 9, "the held lane was left alone");
+  // fsck --deep knows the lanes: nothing to report.
+  const report = checkObjects(kernel.port());
+  assert.deepEqual([report.problems, report.warnings], [[], []]);
+  hal.close();
+});
+
+Deno.test("lanes: a commit a killed thread left in doubt is discarded or finished before the next one, never replayed over it", () => {
+  // Killed in the commit's first persist (the log made durable, memory not
+  // touched: discarded) or in its second (the log durable and copied in
+  // place: finished).
+  // The next commit is a thread's (10, lane 2) or the kernel session's.
+  const cases = [[1, 0, 10], [2, 41, 10], [1, 0, 0], [2, 41, 0]] as const;
+  for (const [cut, expected, builder] of cases) {
+    const { hal, kernel, twz } = session(16 << 20);
+    prepareThreadLogs(twz, LANES);
+    const obj = twz.create({ size: 4096 });
+    const a = Twz.attach(
+      threadPort(kernel.port(), 5, { afterPersist: (n) => n === cut && killed() }),
+    );
+    const b = builder === 0 ? twz : Twz.attach(threadPort(kernel.port(), builder)); // opened before
+    assert.throws(
+      () => transaction(a, (tx) => tx.setU32(a.open(obj.id), 256, 41)),
+      (e) => e instanceof TwzError && e.code === ErrorCode.Killed,
+    );
+    assert.equal(obj.view.getUint32(256, true), expected, `cut ${cut}: never half done`);
+    const lanes = twz.lanesObject()!;
+    assert.equal(inspectTxLanes(lanes).lanes[1]!.state, "committed");
+    assert.match(
+      checkObjects(kernel.port()).warnings.map((w) => w.message).join("\n"),
+      /transaction lane 1 holds a committed transaction not marked applied: 1 records/,
+    );
+    // Thread 10 (lane 2) builds on what it reads; its commit first finishes
+    // lane 1, so recovery never replays the older transaction over it.
+    const ob = b.open(obj.id);
+    transaction(b, (tx) => (tx.setU32(ob, 256, tx.getU32(ob, 256) + 1), tx.setU32(ob, 260, 7)));
+    assert.deepEqual(inspectTxLanes(lanes).lanes.map((l) => l.state), [
+      "empty",
+      "applied",
+      builder === 0 ? "empty" : "applied",
+      "empty",
+    ]);
+    hal.power!.powerFail({ policy: "strict" });
+    const again = Twz.attach(Kernel.boot(hal).port());
+    const o = again.open(obj.id);
+    assert.deepEqual(
+      [o.view.getUint32(256, true), o.view.getUint32(260, true)],
+      [expected + 1, 7],
+      `cut ${cut}, next commit by ${builder === 0 ? "the kernel's session" : "a thread"}`,
+    );
+    hal.close();
+  }
+});
+
+Deno.test("lanes: recovery replays the committed logs of every lane and the primary log in sequence order", () => {
+  // Three orders of two transactions writing one word, each cut right after
+  // its log was persisted: a thread then the kernel's session, the kernel's
+  // session then a thread, a thread on lane 2 then one on lane 1. The later
+  // one must win.
+  // A thread's commit finishes a lane another thread left in doubt (then
+  // one log is left), and so does the kernel session's, once it has seen
+  // the lanes: these sessions open before the lanes exist.
+  const cases: [number, number, number][] = [[2, 0, 2], [0, 2, 2], [2, 1, 1]];
+  for (const [first, second, committed] of cases) {
+    const { hal, kernel, twz } = session(16 << 20);
+    const obj = twz.create({ size: 4096 });
+    twz.logObject();
+    const sessions = [first, second].map((tid) =>
+      Twz.attach(threadPort(kernel.port(), tid, { afterPersist: (n) => n === 1 && killed() }))
+    );
+    prepareThreadLogs(twz, LANES);
+    for (const [k, tid, value] of [[0, first, 1], [1, second, 2]] as const) {
+      const s = sessions[k]!;
+      assert.throws(
+        () => transaction(s, (tx) => tx.setU32(s.open(obj.id), 256, value)),
+        /killed/,
+        `${first}, ${second}: thread ${tid}`,
+      );
+    }
+    const logs = [inspectTxLog(twz.logObject()), ...inspectTxLanes(twz.lanesObject()!).lanes];
+    assert.equal(
+      logs.filter((l) => l.state === "committed").length,
+      committed,
+      `${first}, ${second}`,
+    );
+    hal.power!.powerFail({ policy: "strict" });
+    const after = Twz.attach(Kernel.boot(hal).port());
+    assert.equal(after.open(obj.id).view.getUint32(256, true), 2, `threads ${first}, ${second}`);
+    const left = [inspectTxLog(after.logObject()), ...inspectTxLanes(after.lanesObject()!).lanes];
+    assert.ok(left.every((l) => l.state !== "committed"));
+    hal.close();
+  }
+});
+
+Deno.test("lanes: an image of the single-log format (no lanes, no clock) still recovers", () => {
+  const { hal, kernel, twz } = session(16 << 20);
+  const obj = twz.create({ size: 4096 });
+  for (let i = 1; i <= 5; i++) transaction(twz, (tx) => tx.setU32(obj, 260, i));
+  const main = Twz.attach(
+    threadPort(kernel.port(), 0, { afterPersist: (n) => n === 1 && killed() }),
+  );
+  assert.throws(() => transaction(main, (tx) => tx.setU32(main.open(obj.id), 256, 77)), /killed/);
+  // What a libtwz without lanes leaves: header words 36..63 zero.
+  const log = twz.logObject();
+  log.mapping.bytes.fill(0, 256 + 36, 256 + 64);
+  log.mapping.persist(256, 64);
+  const old = inspectTxLog(log);
+  assert.equal(old.state, "committed");
+  hal.power!.powerFail({ policy: "strict" });
+  const kernel2 = Kernel.boot(hal);
+  const after = Twz.attach(kernel2.port());
+  const o = after.open(obj.id);
+  assert.deepEqual([o.view.getUint32(256, true), o.view.getUint32(260, true)], [77, 5]);
+  assert.equal(inspectTxLog(after.logObject()).state, "applied");
+  assert.equal(after.naming.exists("/.txlanes"), false);
+  // A thread of the old image makes the lanes; its numbers follow the log's.
+  const t = Twz.attach(threadPort(kernel2.port(), 3));
+  transaction(t, (tx) => tx.setU32(t.open(obj.id), 264, 1));
+  const lane = inspectTxLanes(after.lanesObject()!).lanes[3 % 8]!;
+  assert.equal(lane.state, "applied");
+  assert.ok(lane.seq > old.seq, `lane seq ${lane.seq} after the log's ${old.seq}`);
   hal.close();
 });
