@@ -62,6 +62,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
       "libtwz Mutex: uncontended lock + unlock vs a bare compareExchange pair; 4-thread counter vs bare Workers on a SharedArrayBuffer",
     load: () => import("./mutex.ts"),
   },
+  "mqueue": {
+    summary:
+      "messages per second through a libtwz message queue between two programs (64-byte messages)",
+    load: () => import("./mqueue.ts"),
+  },
   "crashtest": {
     summary: "crash states checked per second by twz crashtest (kernel-objects)",
     load: () => import("./crashtest.ts"),
