@@ -7,6 +7,7 @@ import { type Run, twz } from "./_twz.ts";
 
 const tmpDir = scratchDirs("twz-run-");
 const HELLO = new URL("../examples/hello.ts", import.meta.url).pathname;
+const COUNTER = new URL("../examples/counter.ts", import.meta.url).pathname;
 const lines = (s: string) => s.split("\n").filter((l) => l.length > 0);
 
 /** `twz ARGS` in `cwd`, with its own program cache, `input` on stdin. */
@@ -190,6 +191,31 @@ Deno.test("shell: run, ps, kill — a faulting and a sleeping program leave the 
   assert.ok(out.some((l) => /^3 nap: exited \(killed\)$/.test(l)), r.stdout);
   assert.ok(out.some((l) => /^3\s+exited \(killed\)\s+137\s.*nap/.test(l)), r.stdout);
   assert.equal(out.at(-1), "ok");
+});
+
+Deno.test("shell: examples/counter.ts four times in the background under one Mutex; wait; the total is 400000", async () => {
+  const dir = tmpDir();
+  const image = join(dir, "t.img");
+  const r = await twzIn(
+    dir,
+    ["boot", "--image", image, "--size", "16M", "--quiet"],
+    [
+      `run ${COUNTER}`,
+      ...Array.from({ length: 4 }, () => "run counter 100000 &"),
+      "wait",
+      "run counter",
+      "wait 99",
+    ].join("\n") + "\n",
+  );
+  const out = lines(r.stdout);
+  assert.equal(r.code, 1, `the wait for an unknown thread fails: ${r.stderr}`);
+  assert.match(r.stderr, /wait: no thread 99 \(see ps\)/);
+  for (const tid of [2, 3, 4, 5]) {
+    assert.ok(out.includes(`[${tid}] counter`), r.stdout);
+    assert.ok(out.includes(`${tid} counter: exited, code 0`), r.stdout);
+  }
+  assert.equal(out.filter((l) => l.startsWith("/counter: ")).at(-1), "/counter: 400000", r.stdout);
+  assert.equal(out.at(0), "/counter: 0", r.stdout);
 });
 
 Deno.test("shell: a program that loops forever is killed, shows unresponsive, and the system goes on", async () => {

@@ -1,11 +1,11 @@
 /**
- * The shell's thread commands — `run`, `ps`, `kill` — as entries of the
+ * The shell's thread commands — `run`, `ps`, `kill`, `wait` — as entries of the
  * command table (`_commands.ts` lists them with the others).
  *
  * `run PROGRAM [ARGS]` waits for the program and prints its output; a
  * final `&` starts it in the background (its output goes to the console as
  * it comes) and prints its thread number, so the shell stays free for
- * `ps` and `kill` meanwhile.
+ * `ps` and `kill` meanwhile, and `wait` waits for background threads to end.
  *
  * @module
  */
@@ -98,6 +98,28 @@ export const THREAD_COMMANDS: readonly Command[] = [
         ]).finally(() => clearTimeout(timer));
         const t = end ?? manager.info(tid);
         sh.io.out(`${tid} ${t.name}: ${stateText(t)}`);
+      }
+    },
+  },
+  {
+    name: "wait",
+    synopsis: "[TID...]",
+    summary:
+      "wait until threads end (no TID: every thread of this boot still running); says how each ended",
+    async run(sh, { w }) {
+      const { manager } = attachThreads(sh.board);
+      const all = new Map(manager.threads().map((t) => [t.tid, t]));
+      const tids = w.length > 1
+        ? w.slice(1).map(tidOf)
+        : [...all.values()].filter((t) => t.state !== ThreadState.Exited).map((t) => t.tid);
+      for (const tid of tids) {
+        if (!all.has(tid)) throw new UsageError(`no thread ${tid} (see ps)`);
+      }
+      for (const tid of tids) {
+        const seen = all.get(tid)!;
+        const t = seen.state === ThreadState.Exited ? seen : await manager.wait(tid);
+        const code = t.fault === null ? `, code ${t.exitCode}` : `: ${t.fault.message}`;
+        sh.io.out(`${tid} ${t.name}: ${stateText(t)}${code}`);
       }
     },
   },

@@ -619,14 +619,14 @@ export class Kernel {
     return this.#threads;
   }
 
-  /** @internal The thread manager, or `undefined` when none was installed. */
-  get threadsIfAny(): ThreadService | undefined {
-    return this.#threads;
-  }
-
   /** @internal Install the thread manager (the board does, once). */
   set threads(t: ThreadService) {
     this.#threads = t;
+  }
+
+  /** @internal The thread manager, or `undefined` when none was installed. */
+  get threadsIfAny(): ThreadService | undefined {
+    return this.#threads;
   }
 
   /** Whether {@linkcode shutdown} has run. */
