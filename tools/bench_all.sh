@@ -19,5 +19,13 @@ twz() { (cd "$root" && npx -y deno@2.9.6 run -A packages/cli/main.ts bench "$@" 
   twz accessors
   twz ptr-resolve
   twz crashtest --ops 5000 --rounds 3
+  twz syscall --hal sim
+  twz syscall --hal pmem
+  twz spawn --hal sim
+  twz mutex --hal sim
+  twz mutex --hal pmem
+  twz wake
+  twz mqueue --hal sim
+  PMEM2_FORCE_GRANULARITY=CACHE_LINE twz mqueue --hal pmem
 } | tee "$out"
 echo "results: $out" >&2

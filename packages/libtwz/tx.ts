@@ -1249,7 +1249,14 @@ function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: Facts): vo
     const areas = lanesCache(lanesT), la = words(lanesT);
     if (areas !== null && la !== null) finishStaleLanes(la, areas, f, host, false);
   }
-  if (a !== null) {
+  // The log's lock keeps a thread's recovery of the logs (possible only
+  // while no kernel session has recovered them this boot) away from this
+  // commit. Once this session saw the recovery settled, nothing takes the
+  // lock again in this boot, and the kernel's session (one thread, each
+  // commit synchronous) commits without it: an atomic read-modify-write
+  // right after the applied mark's flush would wait for that write-back.
+  const locked = a !== null && (f.thread || !settledHosts.has(host));
+  if (locked) {
     const i = (area.base + W.recovered) >>> 2;
     if (Atomics.load(a, i) === ((f.tag << 2) | REC_BUSY) || !tryTake(a, area, f)) {
       throw new TwzError(
@@ -1259,13 +1266,17 @@ function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: Facts): vo
         } is recovering the transaction logs; the kernel's own session cannot wait for it: try again`,
       );
     }
+    if (!f.thread) settledHosts.add(host);
   }
   try {
     writeAndApply(tx, area, nextSeq(primary, area));
   } finally {
-    if (a !== null) release(a, area, f);
+    if (locked) release(a!, area, f);
   }
 }
+
+/** Kernel sessions that saw the logs' recovery settled this boot (see `commitPrimary`). */
+const settledHosts = new WeakSet<TxLogHost>();
 
 function commit(tx: Tx, host: TxLogHost): void {
   if (tx.empty) return;
