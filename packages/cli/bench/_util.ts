@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import type { Hal, HalPlugin } from "@twz/kernel/hal";
 import { checkImageSize, fileExists, loadPlugin, openImage, UsageError } from "../board.ts";
+import { bundleFile } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
 
 /**
@@ -119,4 +120,26 @@ export function rateRow(
 /** Round to three decimals for reporting. */
 export function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/**
+ * Bundle a benchmark's program from its source, as `twz run` bundles a
+ * file (written to a temporary `NAME.ts`, removed again).
+ *
+ * @param name The program's name (the file's stem).
+ * @param source Its TypeScript source.
+ * @returns The bundle: name and module text.
+ */
+export async function bundleSource(
+  name: string,
+  source: string,
+): Promise<{ name: string; text: string }> {
+  const dir = Deno.makeTempDirSync({ prefix: `twz-bench-${name}-` });
+  try {
+    const file = join(dir, `${name}.ts`);
+    Deno.writeTextFileSync(file, source);
+    return await bundleFile(file);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 }

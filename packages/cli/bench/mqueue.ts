@@ -28,14 +28,13 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { codec } from "@twz/libtwz/codec";
 import { MessageQueue } from "@twz/libtwz/mqueue";
 import { prepareThreadLogs } from "@twz/libtwz/tx";
 import { closeBoard, openBoard } from "../board.ts";
-import { attachThreads, bundleFile, installProgram, runProgram, stopThreads } from "../run.ts";
+import { attachThreads, installProgram, runProgram, stopThreads } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { rateRow, round3, tempImage } from "./_util.ts";
+import { bundleSource, rateRow, round3, tempImage } from "./_util.ts";
 
 const MESSAGE = 64;
 const CAPACITY = 256;
@@ -101,85 +100,78 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const ops = opts.ops ?? 5000;
   const rounds = opts.rounds ?? 3;
   const image = tempImage(opts, "mqueue.img");
-  const dir = Deno.makeTempDirSync({ prefix: "twz-bench-mqueue-" });
+  const bundle = await bundleSource("mqueue-bench", PROGRAM);
+  const board = await openBoard({
+    hal: opts.hal,
+    image,
+    settings: opts.settings,
+    holder: "twz bench mqueue",
+  });
   try {
-    const file = join(dir, "mqueue-bench.ts");
-    Deno.writeTextFileSync(file, PROGRAM);
-    const bundle = await bundleFile(file);
-    const board = await openBoard({
-      hal: opts.hal,
-      image,
-      settings: opts.settings,
-      holder: "twz bench mqueue",
+    const system = attachThreads(board);
+    const { twz } = system;
+    installProgram(system, bundle.name, bundle.text);
+    prepareThreadLogs(twz); // the programs' transaction lanes, before they run
+    const options = { capacity: CAPACITY, maxBytes: MESSAGE };
+    const obj = twz.create({
+      name: QUEUE,
+      size: MessageQueue.bytesNeeded(options) + (16 << 10),
     });
-    try {
-      const system = attachThreads(board);
-      const { twz } = system;
-      installProgram(system, bundle.name, bundle.text);
-      prepareThreadLogs(twz); // the programs' transaction lanes, before they run
-      const options = { capacity: CAPACITY, maxBytes: MESSAGE };
-      const obj = twz.create({
-        name: QUEUE,
-        size: MessageQueue.bytesNeeded(options) + (16 << 10),
-      });
-      const q = MessageQueue.create(twz, obj, codec.bytes, options);
-      twz.create({ name: STATE, size: 4096 });
+    const q = MessageQueue.create(twz, obj, codec.bytes, options);
+    twz.create({ name: STATE, size: 4096 });
 
-      const programs = async (exact: boolean): Promise<number> => {
-        let out = "";
-        const console = (t: string) => out += t;
-        const flag = exact ? "1" : "0";
-        const ends = await Promise.all([
-          runProgram(board, bundle.name, ["consume", String(ops), flag], { console }),
-          runProgram(board, bundle.name, ["produce", String(ops), flag], { console }),
-        ]);
-        for (const end of ends) {
-          if (end.exitCode !== 0) {
-            throw new Error(
-              `bench mqueue: a program ended with ${end.exitCode}: ${end.fault?.message}`,
-            );
-          }
-        }
-        const ms = /mqueue-bench ([\d.]+)/.exec(out);
-        if (ms === null) throw new Error(`bench mqueue: the consumer printed no time: ${out}`);
-        return (Number(ms[1]) * 1e6) / Math.max(1, ops - 1);
-      };
-      const oneThread = (): number => {
-        const m = new Uint8Array(MESSAGE);
-        const t0 = performance.now();
-        for (let i = 0; i < ops; i++) {
-          m[0] = i;
-          q.send(m, 0);
-          if (q.receive(0)?.[0] !== (i & 0xff)) throw new Error("bench mqueue: lost a message");
-        }
-        return ((performance.now() - t0) * 1e6) / ops;
-      };
-      const cases: [string, () => Promise<number> | number][] = [
-        ["programs-64", () => programs(false)],
-        ["programs-64-exactly-once", () => programs(true)],
-        ["one-thread-64", oneThread],
-      ];
-      const times: number[][] = cases.map(() => []);
-      for (let r = 0; r < rounds; r++) {
-        for (let c = 0; c < cases.length; c++) {
-          const at = (c + r) % cases.length;
-          times[at]!.push(await cases[at]![1]());
+    const programs = async (exact: boolean): Promise<number> => {
+      let out = "";
+      const console = (t: string) => out += t;
+      const flag = exact ? "1" : "0";
+      const ends = await Promise.all([
+        runProgram(board, bundle.name, ["consume", String(ops), flag], { console }),
+        runProgram(board, bundle.name, ["produce", String(ops), flag], { console }),
+      ]);
+      for (const end of ends) {
+        if (end.exitCode !== 0) {
+          throw new Error(
+            `bench mqueue: a program ended with ${end.exitCode}: ${end.fault?.message}`,
+          );
         }
       }
-      const row = rateRow("mqueue", opts.hal, ops);
-      return cases.map(([name], c) =>
-        row(name, median(times[c]!), {
-          round_min_ns: round3(Math.min(...times[c]!)),
-          round_max_ns: round3(Math.max(...times[c]!)),
-          message_bytes: MESSAGE,
-          capacity: CAPACITY,
-        })
-      );
-    } finally {
-      await stopThreads(board);
-      closeBoard(board);
+      const ms = /mqueue-bench ([\d.]+)/.exec(out);
+      if (ms === null) throw new Error(`bench mqueue: the consumer printed no time: ${out}`);
+      return (Number(ms[1]) * 1e6) / Math.max(1, ops - 1);
+    };
+    const oneThread = (): number => {
+      const m = new Uint8Array(MESSAGE);
+      const t0 = performance.now();
+      for (let i = 0; i < ops; i++) {
+        m[0] = i;
+        q.send(m, 0);
+        if (q.receive(0)?.[0] !== (i & 0xff)) throw new Error("bench mqueue: lost a message");
+      }
+      return ((performance.now() - t0) * 1e6) / ops;
+    };
+    const cases: [string, () => Promise<number> | number][] = [
+      ["programs-64", () => programs(false)],
+      ["programs-64-exactly-once", () => programs(true)],
+      ["one-thread-64", oneThread],
+    ];
+    const times: number[][] = cases.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let c = 0; c < cases.length; c++) {
+        const at = (c + r) % cases.length;
+        times[at]!.push(await cases[at]![1]());
+      }
     }
+    const row = rateRow("mqueue", opts.hal, ops);
+    return cases.map(([name], c) =>
+      row(name, median(times[c]!), {
+        round_min_ns: round3(Math.min(...times[c]!)),
+        round_max_ns: round3(Math.max(...times[c]!)),
+        message_bytes: MESSAGE,
+        capacity: CAPACITY,
+      })
+    );
   } finally {
-    Deno.removeSync(dir, { recursive: true });
+    await stopThreads(board);
+    closeBoard(board);
   }
 }

@@ -43,13 +43,11 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { TwzObject } from "@twz/libtwz";
 import { Mutex } from "@twz/libtwz/sync";
 import { closeBoard, openBoard } from "../board.ts";
 import {
   attachThreads,
-  bundleFile,
   installProgram,
   type KernelHost,
   runProgram,
@@ -58,7 +56,7 @@ import {
   type ThreadSystem,
 } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { round3, tempImage } from "./_util.ts";
+import { bundleSource, round3, tempImage } from "./_util.ts";
 
 const TARGET_NS = 50;
 const NAME = "bench-mutex";
@@ -299,12 +297,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const rounds = opts.rounds ?? 5;
   const n = Math.max(1000, Math.floor(ops / 10));
   const image = tempImage(opts, "mutex.img");
-  const dir = Deno.makeTempDirSync({ prefix: "twz-bench-mutex-" });
   const bareUrl = URL.createObjectURL(new Blob([BARE], { type: "text/javascript" }));
   try {
-    const file = join(dir, `${NAME}.ts`);
-    Deno.writeTextFileSync(file, PROGRAM);
-    const bundle = await bundleFile(file);
+    const bundle = await bundleSource(NAME, PROGRAM);
     const board = await openBoard({
       hal: opts.hal,
       image,
@@ -388,6 +383,5 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     }
   } finally {
     URL.revokeObjectURL(bareUrl);
-    Deno.removeSync(dir, { recursive: true });
   }
 }

@@ -47,11 +47,10 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { closeBoard, openBoard } from "../board.ts";
-import { attachThreads, bundleFile, installProgram, runProgram, stopThreads } from "../run.ts";
+import { attachThreads, installProgram, runProgram, stopThreads } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { round3, tempImage } from "./_util.ts";
+import { bundleSource, round3, tempImage } from "./_util.ts";
 
 const TARGET_RATIO = 1.3;
 const NAME = "spawn-zero";
@@ -90,12 +89,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const ops = opts.ops ?? 10;
   const rounds = opts.rounds ?? 5;
   const image = tempImage(opts, "spawn.img");
-  const dir = Deno.makeTempDirSync({ prefix: "twz-bench-spawn-" });
   const bareUrls: string[] = [];
   try {
-    const file = join(dir, `${NAME}.ts`);
-    Deno.writeTextFileSync(file, "export default function main(): number {\n  return 0;\n}\n");
-    const bundle = await bundleFile(file);
+    const bundle = await bundleSource(
+      NAME,
+      "export default function main(): number {\n  return 0;\n}\n",
+    );
     const board = await openBoard({
       hal: opts.hal,
       image,
@@ -215,6 +214,5 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     }
   } finally {
     for (const url of bareUrls) URL.revokeObjectURL(url);
-    Deno.removeSync(dir, { recursive: true });
   }
 }

@@ -38,7 +38,7 @@
  */
 import { ErrorCode, Kernel, type ThreadInfo, TwzError } from "@twz/kernel";
 import { openThreadChannel, type ThreadCalls } from "@twz/kernel/threads";
-import { type BenchOptions, type BenchResult, median } from "./types.ts";
+import { type BenchOptions, type BenchResult, latencyFigures } from "./types.ts";
 import { openHal, tempImage } from "./_util.ts";
 
 const TARGET_NS = 15_000;
@@ -135,10 +135,6 @@ async function pong(s: Int32Array): Promise<void> {
   }
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
 /**
  * Run the system-call benchmark.
  *
@@ -184,27 +180,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     const results: BenchResult[] = [];
     let floor = 0;
     CASES.forEach((name, i) => {
-      const all = new Float64Array(samples[i]!.reduce((n, a) => n + a.length, 0));
-      let at = 0;
-      for (const a of samples[i]!) {
-        all.set(a, at);
-        at += a.length;
-      }
-      all.sort();
-      const med = percentile(all, 0.5) * 1e6;
+      const fig = latencyFigures(samples[i]!);
+      const med = fig.ns_per_op;
       if (i === 1) floor = med;
-      const roundMedians = samples[i]!.map((a) => median([...a]) * 1e6);
-      const r: BenchResult = {
-        bench: "syscall",
-        case: name,
-        hal: opts.hal,
-        ops: all.length,
-        ns_per_op: Math.round(med),
-        p99_ns: Math.round(percentile(all, 0.99) * 1e6),
-        mean_ns: Math.round((all.reduce((s, x) => s + x, 0) / all.length) * 1e6),
-        round_median_min_ns: Math.round(Math.min(...roundMedians)),
-        round_median_max_ns: Math.round(Math.max(...roundMedians)),
-      };
+      const r: BenchResult = { bench: "syscall", case: name, hal: opts.hal, ...fig };
       if (i > 1) r.added_ns_vs_floor = Math.round(med - floor);
       if (name === "syscall-clock" || name.startsWith("syscall-yield")) {
         r.target_ns = TARGET_NS;

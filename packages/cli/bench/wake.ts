@@ -35,12 +35,10 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { Kernel, type ObjID, Prot } from "@twz/kernel";
 import { encodeCodeObject, ThreadManager } from "@twz/kernel/threads";
-import { bundleFile } from "../run.ts";
-import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { openHal, refuseImage, tempImage } from "./_util.ts";
+import { type BenchOptions, type BenchResult, latencyFigures } from "./types.ts";
+import { bundleSource, openHal, refuseImage, tempImage } from "./_util.ts";
 
 /** Offset of the samples (f64 per-wake ms) in the ping-pong object. */
 const SAMPLES = 4096;
@@ -189,10 +187,6 @@ async function bareRound(url: string, n: number, warm: number): Promise<Float64A
   }
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
 /**
  * Run the wake-up latency benchmark.
  *
@@ -207,13 +201,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const n = opts.ops ?? 5000;
   const rounds = opts.rounds ?? 5;
   const warm = Math.min(500, n);
-  const dir = Deno.makeTempDirSync({ prefix: "twz-bench-wake-" });
   const bareUrl = URL.createObjectURL(new Blob([BARE], { type: "text/javascript" }));
   const systems: System[] = [];
   try {
-    const file = join(dir, "wake.ts");
-    Deno.writeTextFileSync(file, PROGRAM);
-    const text = (await bundleFile(file)).text;
+    const text = (await bundleSource("wake", PROGRAM)).text;
     const sim = await boot("sim", text, opts);
     systems.push(sim);
     let pmem: System | undefined;
@@ -246,33 +237,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     let floor = 0;
     return cases.map(([name, hal, f], i) => {
       if (f === undefined) return { bench: "wake", case: name, hal, ops: 0, skipped: pmemWhy };
-      const all = new Float64Array(samples[i]!.reduce((k, a) => k + a.length, 0));
-      let at = 0;
-      for (const a of samples[i]!) {
-        all.set(a, at);
-        at += a.length;
-      }
-      all.sort();
-      const med = percentile(all, 0.5) * 1e6;
+      const fig = latencyFigures(samples[i]!);
+      const med = fig.ns_per_op;
       if (i === 0) floor = med;
-      const roundMedians = samples[i]!.map((a) => median([...a]) * 1e6);
-      const row: BenchResult = {
-        bench: "wake",
-        case: name,
-        hal,
-        ops: all.length,
-        ns_per_op: Math.round(med),
-        p99_ns: Math.round(percentile(all, 0.99) * 1e6),
-        mean_ns: Math.round((all.reduce((s, x) => s + x, 0) / all.length) * 1e6),
-        round_median_min_ns: Math.round(Math.min(...roundMedians)),
-        round_median_max_ns: Math.round(Math.max(...roundMedians)),
-      };
+      const row: BenchResult = { bench: "wake", case: name, hal, ...fig };
       if (i > 0) row.added_ns_vs_floor = Math.round(med - floor);
       return row;
     });
   } finally {
     for (const s of systems) await s.close();
     URL.revokeObjectURL(bareUrl);
-    Deno.removeSync(dir, { recursive: true });
   }
 }
