@@ -139,6 +139,51 @@ function parseOffset(text: string | undefined, what: string): number {
   return n;
 }
 
+/** Bytes `hexdump` shows when no LEN is given. */
+const HEXDUMP_DEFAULT = 256;
+
+/**
+ * Lines of a hex dump of `data`, which starts at `offset`: the offset (8 hex
+ * digits), 16 bytes in hex (two groups of 8), then the bytes as text (`.`
+ * for anything not printable ASCII); a run of lines equal to the one before
+ * shows as one `*` line, and the last line is the end offset (as
+ * `hexdump -C` prints them).
+ *
+ * @param data The bytes.
+ * @param offset Where they start in their object.
+ * @returns The lines.
+ */
+export function hexLines(data: Uint8Array, offset: number): string[] {
+  const out: string[] = [];
+  const hex = (n: number, w: number) => n.toString(16).padStart(w, "0");
+  let previous = "";
+  let starred = false;
+  for (let at = 0; at < data.length; at += 16) {
+    const row = data.subarray(at, Math.min(at + 16, data.length));
+    const key = row.join(",");
+    if (key === previous && row.length === 16) {
+      if (!starred) out.push("*");
+      starred = true;
+      continue;
+    }
+    previous = key;
+    starred = false;
+    let bytes = "";
+    let text = "";
+    for (let i = 0; i < 16; i++) {
+      bytes += i < row.length ? `${hex(row[i]!, 2)} ` : "   ";
+      if (i === 7) bytes += " ";
+      if (i < row.length) {
+        const c = row[i]!;
+        text += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : ".";
+      }
+    }
+    out.push(`${hex(offset + at, 8)}  ${bytes} |${text}|`);
+  }
+  out.push(hex(offset + data.length, 8));
+  return out;
+}
+
 /** Run an argument parser that throws TypeError (like `parseProt`) as a usage mistake. */
 function parseArg<T>(what: string, parse: () => T): T {
   try {
@@ -338,6 +383,22 @@ export const COMMANDS: readonly Command[] = [
       let end = data.length;
       while (end > 0 && data[end - 1] === 0) end--;
       sh.io.out(new TextDecoder().decode(data.subarray(0, end)));
+    },
+  },
+  {
+    name: "hexdump",
+    synopsis: "OBJ [OFFSET [LEN]]",
+    summary: "print bytes as hex and text, 16 a line (LEN: 256 or to the end)",
+    run(sh, { w }) {
+      const id = sh.resolve(w[1]);
+      if (w.length > 4) throw new UsageError(`unexpected argument "${w[4]}"`);
+      const offset = w[2] === undefined ? 0 : parseOffset(w[2], "OFFSET");
+      const size = sh.kernel.stat(id).size;
+      if (offset > size) throw new UsageError(`OFFSET ${offset} is past the end (${size} bytes)`);
+      const length = w[3] === undefined
+        ? Math.min(HEXDUMP_DEFAULT, size - offset)
+        : parseOffset(w[3], "LEN");
+      for (const line of hexLines(sh.kernel.read(id, offset, length), offset)) sh.io.out(line);
     },
   },
   {

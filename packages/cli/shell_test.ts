@@ -165,3 +165,29 @@ Deno.test("Shell rm unbinds every name of what it deleted, and names left dangli
   ]);
   sh.kernel.shutdown();
 });
+
+Deno.test("hexdump OBJ [OFFSET [LEN]]: hex and text, 16 a line, equal lines starred; bad arguments are one line", async () => {
+  const { sh, out, err } = shell();
+  await run(sh, ["new --size 4096 --name /h", 'write /h 0 "Hello,\\n world"']);
+  out.length = 0;
+  await run(sh, ["hexdump /h 0 64", "hexdump /h 4090"]);
+  assert.deepEqual(out, [
+    "00000000  48 65 6c 6c 6f 2c 0a 20  77 6f 72 6c 64 00 00 00  |Hello,. world...|",
+    "00000010  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|",
+    "*",
+    "00000040",
+    "00000ffa  00 00 00 00 00 00                                 |......|",
+    "00001000",
+  ]);
+  out.length = 0;
+  await run(sh, ["hexdump /h"]);
+  assert.equal(out.length, 4, "no LEN: 256 bytes");
+  assert.equal(out.at(-1), "00000100");
+  await run(sh, ["hexdump /h 5000", "hexdump /h x", "hexdump /h 0 10 9", "hexdump"]);
+  assert.deepEqual(err, [
+    "hexdump: OFFSET 5000 is past the end (4096 bytes)",
+    'hexdump: OFFSET must be a non-negative integer, not "x"',
+    'hexdump: unexpected argument "9"',
+    "hexdump: missing OBJ (an object ID or a name)",
+  ]);
+});
