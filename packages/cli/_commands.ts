@@ -184,6 +184,25 @@ export function hexLines(data: Uint8Array, offset: number): string[] {
   return out;
 }
 
+/**
+ * Bytes written in hex: pairs of hex digits, spaces between bytes allowed
+ * (`48 65 6c`, `48656c`).
+ *
+ * @throws {UsageError} Anything but hex digits and spaces, or an odd digit.
+ */
+export function parseHex(text: string): Uint8Array {
+  const groups = text.trim().split(/\s+/);
+  const bad = groups.find((g) => !/^(?:[0-9a-fA-F]{2})+$/.test(g));
+  if (bad !== undefined) {
+    const shown = bad.length > 16 ? `${bad.slice(0, 16)}…` : bad;
+    throw new UsageError(`HEX: "${shown}" is not bytes in hex (pairs of 0-9 a-f)`);
+  }
+  const digits = groups.join("");
+  const out = new Uint8Array(digits.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(digits.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
 /** Run an argument parser that throws TypeError (like `parseProt`) as a usage mistake. */
 function parseArg<T>(what: string, parse: () => T): T {
   try {
@@ -359,14 +378,17 @@ export const COMMANDS: readonly Command[] = [
   {
     name: "write",
     forceable: true,
-    synopsis: "OBJ OFFSET TEXT",
-    summary: "store TEXT (the rest of the line) at OFFSET, durably",
+    synopsis: "[--hex] OBJ OFFSET TEXT|HEX",
+    summary: "store TEXT (the rest of the line), or with --hex bytes in hex, at OFFSET, durably",
     run(sh, { w, line, force }) {
-      const id = sh.resolve(w[1]);
-      sh.guard("write", w[1]!, id, force);
-      const offset = parseOffset(w[2], "OFFSET");
-      if (w.length < 4) throw new UsageError("missing TEXT");
-      const data = new TextEncoder().encode(parseText(restAfter(line, 3)));
+      const hex = w[1] === "--hex";
+      const at = hex ? 2 : 1;
+      const id = sh.resolve(w[at]);
+      sh.guard("write", w[at]!, id, force);
+      const offset = parseOffset(w[at + 1], "OFFSET");
+      if (w.length < at + 3) throw new UsageError(hex ? "missing HEX" : "missing TEXT");
+      const rest = restAfter(line, at + 2);
+      const data = hex ? parseHex(rest) : new TextEncoder().encode(parseText(rest));
       sh.kernel.write(id, offset, data);
       sh.io.out(`wrote ${data.length} bytes`);
     },

@@ -191,3 +191,18 @@ Deno.test("hexdump OBJ [OFFSET [LEN]]: hex and text, 16 a line, equal lines star
     "hexdump: missing OBJ (an object ID or a name)",
   ]);
 });
+
+Deno.test("write --hex OBJ OFFSET HEX stores bytes; bad hex is one line naming it", async () => {
+  const { sh, out, err } = shell();
+  await run(sh, ["new --size 4096 --name /h", "write --hex /h 2 48 65 6c6c 6f ff"]);
+  assert.equal(out.at(-1), "wrote 6 bytes");
+  out.length = 0;
+  await run(sh, ["hexdump /h 0 8"]);
+  assert.equal(out[0], "00000000  00 00 48 65 6c 6c 6f ff                           |..Hello.|");
+  await run(sh, ["write --hex /h 0 4g", "write --hex /h 0 123", "write --hex /h 0"]);
+  assert.deepEqual(err, [
+    'write: HEX: "4g" is not bytes in hex (pairs of 0-9 a-f)',
+    'write: HEX: "123" is not bytes in hex (pairs of 0-9 a-f)',
+    "write: missing HEX",
+  ]);
+});
