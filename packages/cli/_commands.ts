@@ -203,6 +203,42 @@ export function parseHex(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * Every name bound to each object, walking the naming tree from `/`
+ * (directories once each; sorted paths). A damaged directory is skipped:
+ * listing objects must not fail on it.
+ */
+function namesById(twz: Twz): Map<ObjID, string[]> {
+  const names = new Map<ObjID, string[]>();
+  const seen = new Set<ObjID>();
+  const walk = (dir: string) => {
+    let entries;
+    try {
+      entries = twz.naming.list(dir);
+    } catch {
+      return;
+    }
+    for (const b of entries) {
+      const path = dir === "/" ? `/${b.name}` : `${dir}/${b.name}`;
+      const list = names.get(b.id);
+      if (list) list.push(path);
+      else names.set(b.id, [path]);
+      if (b.kind === "directory" && !seen.has(b.id)) {
+        seen.add(b.id);
+        walk(path);
+      }
+    }
+  };
+  const root = twz.naming.lookup("/");
+  if (root !== undefined) {
+    names.set(root.id, ["/"]);
+    seen.add(root.id);
+  }
+  walk("/");
+  for (const list of names.values()) list.sort();
+  return names;
+}
+
 /** Run an argument parser that throws TypeError (like `parseProt`) as a usage mistake. */
 function parseArg<T>(what: string, parse: () => T): T {
   try {
@@ -347,13 +383,15 @@ export const COMMANDS: readonly Command[] = [
   {
     name: "ls",
     synopsis: "",
-    summary: "list objects",
+    summary: "list objects, with the names bound to each",
     run(sh) {
+      const names = namesById(sh.twz);
       for (const s of sh.kernel.list()) {
+        const named = names.get(s.id);
         sh.io.out(
           `${formatId(s.id)}  ${s.lifetime === "persistent" ? "pers" : "vola"}  ${
             formatProt(s.prot)
-          }  ${String(s.size).padStart(10)}`,
+          }  ${String(s.size).padStart(10)}${named ? `  ${named.join(" ")}` : ""}`,
         );
       }
     },
@@ -373,6 +411,7 @@ export const COMMANDS: readonly Command[] = [
       out(`key:        ${s.keyId === 0n ? "none" : formatId(s.keyId)}`);
       out(`dependents: ${s.dependents}`);
       out(`created:    ${new Date(s.created).toISOString()}`);
+      out(`names:      ${namesById(sh.twz).get(s.id)?.join(" ") ?? "none"}`);
     },
   },
   {

@@ -206,3 +206,23 @@ Deno.test("write --hex OBJ OFFSET HEX stores bytes; bad hex is one line naming i
     "write: missing HEX",
   ]);
 });
+
+Deno.test("ls and stat show the names bound to each object (every path, sorted; none when unnamed)", async () => {
+  const { sh, out, err } = shell();
+  await run(sh, ["new --size 4096 --name /h", "mkdir /d", "bind /d/x /h", "new --size 64"]);
+  const [h, d, , plain] = out.splice(0);
+  out.length = 0;
+  await run(sh, ["ls"]);
+  const line = (id: string) => out.find((l) => l.startsWith(id))!;
+  assert.match(line(h!), /  4096  \/d\/x \/h$/);
+  assert.match(line(d!), /  \/d$/);
+  assert.match(line(plain!), / {8}64$/);
+  assert.ok(out.some((l) => / \/$/.test(l)), "the root directory is /");
+  out.length = 0;
+  await run(sh, [`stat ${h}`, `stat ${plain}`]);
+  assert.deepEqual(out.filter((l) => l.startsWith("names:")), [
+    "names:      /d/x /h",
+    "names:      none",
+  ]);
+  assert.deepEqual(err, []);
+});
