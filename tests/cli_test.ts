@@ -589,3 +589,15 @@ Deno.test("twz help documents --read-only and exit code 5; --read-only never cre
   assertOneLineError(r, 3, /^twz: cannot boot .*t\.img: Cannot open image .*: no such file/);
   assert.throws(() => Deno.statSync(image), Deno.errors.NotFound);
 });
+
+Deno.test("twz boot: --evict and --seed without --crash-at are refused in one line, before the image is touched", async () => {
+  const dir = tmpDir();
+  const image = join(dir, "t.img");
+  for (const [flag, value] of [["--evict", "all"], ["--seed", "3"]] as const) {
+    const r = await twz(["boot", "--image", image, flag, value], "");
+    assertOneLineError(r, 2, new RegExp(`^twz: ${flag} only applies with --crash-at N$`));
+  }
+  const r = await twz(["boot", "--image", image, "--crash-at", "5", "--evict", "bogus"], "");
+  assertOneLineError(r, 2, /^twz: --evict takes strict, random or all, not "bogus"$/);
+  assert.throws(() => Deno.statSync(image), Deno.errors.NotFound);
+});

@@ -110,6 +110,15 @@ function settingsFrom(list: string[] | undefined): Record<string, string> | unde
   return out;
 }
 
+/** " and N libtwz transactions (M records)", when the boot's session replayed any. */
+function transactions(board: Board): string {
+  const t = board.recovered;
+  if (t === undefined || t.transactions === 0) return "";
+  return ` and ${t.transactions} libtwz transaction${t.transactions === 1 ? "" : "s"} (${t.records} record${
+    t.records === 1 ? "" : "s"
+  })`;
+}
+
 function describeBoot(board: Board, kernel: Kernel): string {
   const r = kernel.report;
   const hal = board.hal;
@@ -126,7 +135,7 @@ function describeBoot(board: Board, kernel: Kernel): string {
       : "formatted the image (its first format had been cut short)"
     : `${r.objects} object${r.objects === 1 ? "" : "s"} recovered, ${r.replayed} log record${
       r.replayed === 1 ? "" : "s"
-    } replayed${
+    }${transactions(board)} replayed${
       readOnly && r.replayed > 0
         ? " into a private in-memory overlay (the image file is not changed)"
         : ""
@@ -153,8 +162,8 @@ async function boot(args: string[]): Promise<number> {
       set: { type: "string", multiple: true },
       debug: { type: "boolean", default: false },
       "crash-at": { type: "string" },
-      evict: { type: "string", default: "strict" },
-      seed: { type: "string", default: "1" },
+      evict: { type: "string" },
+      seed: { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -163,11 +172,16 @@ async function boot(args: string[]): Promise<number> {
   const crashAt = values["crash-at"] === undefined
     ? undefined
     : positive(values["crash-at"], "--crash-at", true);
-  const evict = values.evict! as EvictionPolicy;
+  for (const flag of ["evict", "seed"] as const) {
+    if (values[flag] !== undefined && crashAt === undefined) {
+      throw new UsageError(`--${flag} only applies with --crash-at N`);
+    }
+  }
+  const evict = (values.evict ?? "strict") as EvictionPolicy;
   if (!EVICTION_POLICIES.includes(evict)) {
     throw new UsageError(`--evict takes strict, random or all, not "${evict}"`);
   }
-  const seed = positive(values.seed!, "--seed", true);
+  const seed = positive(values.seed ?? "1", "--seed", true);
   let board: Board;
   try {
     board = await openBoard({
