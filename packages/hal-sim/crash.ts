@@ -300,7 +300,7 @@ export class LineHistory {
    * @param line Size of a line in bytes.
    * @param limit Values kept per line, at most.
    */
-  constructor(readonly line = 64, readonly limit = HISTORY_LIMIT) {}
+  constructor(readonly line: number = 64, readonly limit: number = HISTORY_LIMIT) {}
 
   /** Forget everything (the region was reloaded, or its media replaced). */
   clear(): void {
