@@ -34,7 +34,7 @@ import {
   positive,
   UsageError,
 } from "./board.ts";
-import { Shell } from "./shell.ts";
+import { quotedWord, Shell } from "./shell.ts";
 import { attachThreads, runCommand, runProgram, stopThreads } from "./run.ts";
 import { startControl } from "./control.ts";
 import { BENCHMARKS } from "./bench/mod.ts";
@@ -114,9 +114,9 @@ function settingsFrom(list: string[] | undefined): Record<string, string> | unde
 function transactions(board: Board): string {
   const t = board.recovered;
   if (t === undefined || t.transactions === 0) return "";
-  return ` and ${t.transactions} libtwz transaction${t.transactions === 1 ? "" : "s"} (${t.records} record${
-    t.records === 1 ? "" : "s"
-  })`;
+  return ` and ${t.transactions} libtwz transaction${
+    t.transactions === 1 ? "" : "s"
+  } (${t.records} record${t.records === 1 ? "" : "s"})`;
 }
 
 function describeBoot(board: Board, kernel: Kernel): string {
@@ -413,7 +413,7 @@ export async function main(args: string[]): Promise<number> {
         console.log(USAGE);
         return EXIT.ok;
       default:
-        throw new UsageError(`unknown command "${command}" (try: twz help)`);
+        throw new UsageError(`unknown command ${quotedWord(command)} (try: twz help)`);
     }
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));

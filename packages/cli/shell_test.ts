@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Kernel } from "@twz/kernel";
 import { openSim, plugin } from "@twz/hal-sim";
-import { type Flow, helpText, Shell } from "./shell.ts";
+import { type Flow, helpText, Shell, shownWord } from "./shell.ts";
 import { COMMANDS } from "./_commands.ts";
 
 function shell(): { sh: Shell; out: string[]; err: string[] } {
@@ -225,4 +225,17 @@ Deno.test("ls and stat show the names bound to each object (every path, sorted; 
     "names:      none",
   ]);
   assert.deepEqual(err, []);
+});
+
+Deno.test("an unknown command is echoed as a short, escaped prefix only", async () => {
+  const { sh, err } = shell();
+  await run(sh, ["frobnicate", `${"x".repeat(100)} arg`, "\x1b[2Jclear\u00e9", "ls extra-is-fine"]);
+  assert.deepEqual(err, [
+    'frobnicate: unknown command (try "help")',
+    `"${"x".repeat(24)}…": unknown command (try "help")`,
+    '"\\x1b[2Jclear\\u00e9": unknown command (try "help")',
+  ]);
+  assert.equal(shownWord("plain"), "plain");
+  assert.equal(shownWord("tab\there"), '"tab\\there"');
+  assert.equal(shownWord("😀"), '"\\u{1f600}"');
 });
