@@ -336,8 +336,11 @@ export const COMMANDS: readonly Command[] = [
       let volatile = false;
       let prot: number | undefined;
       const ties: ObjID[] = [];
+      const seen = new Set<string>();
       for (let i = 1; i < w.length; i++) {
-        const flag = w[i];
+        const flag = w[i]!;
+        if (flag !== "--tie" && seen.has(flag)) throw new UsageError(`${flag} given twice`);
+        seen.add(flag);
         const value = () => {
           if (i + 1 >= w.length) throw new UsageError(`${flag} needs a value`);
           return w[++i]!;

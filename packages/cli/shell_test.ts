@@ -239,3 +239,12 @@ Deno.test("an unknown command is echoed as a short, escaped prefix only", async 
   assert.equal(shownWord("tab\there"), '"tab\\there"');
   assert.equal(shownWord("😀"), '"\\u{1f600}"');
 });
+
+Deno.test("new refuses a repeated option (--tie may repeat)", async () => {
+  const { sh, out, err } = shell();
+  await run(sh, ["new --size 64 --size 128", "new --volatile --volatile", "new --size 64"]);
+  const tie = out.at(-1)!;
+  await run(sh, [`new --size 64 --tie ${tie} --tie ${tie}`]);
+  assert.deepEqual(err, ["new: --size given twice", "new: --volatile given twice"]);
+  assert.equal(out.length, 2, out.join("\n"));
+});
