@@ -5,6 +5,27 @@
  * hierarchical naming service — all of it persistent, with in-memory
  * semantics (loads and stores on mapped bytes, no serialization).
  *
+ * The entry point is {@linkcode Twz}: `Twz.open({ hal, image })` boots a
+ * kernel in this process (or joins the system that holds the image),
+ * `Twz.attach(port)` runs on a kernel port; `twz.create`, `twz.open` and
+ * `twz.naming` make, find and name objects. This module holds the session,
+ * object handles, naming and typed layouts; the rest are subpaths:
+ *
+ * | Subpath | What |
+ * | --- | --- |
+ * | `@twz/libtwz/layout` | typed records (`struct`, `u32`, `ptr`, …) over object memory |
+ * | `@twz/libtwz/object` | object handles and invariant pointers |
+ * | `@twz/libtwz/naming` | the naming service |
+ * | `@twz/libtwz/tx` | failure-atomic transactions (`transaction`) |
+ * | `@twz/libtwz/heap` | an allocator inside an object |
+ * | `@twz/libtwz/codec` | value encodings for the collections |
+ * | `@twz/libtwz/hashmap`, `/btree`, `/vector`, `/queue` | persistent collections |
+ * | `@twz/libtwz/sync` | `Mutex`, `Condition`, `Semaphore` between threads |
+ * | `@twz/libtwz/mqueue` | a message queue object between programs |
+ * | `@twz/libtwz/program` | what a program run by `twz run` gets (`main(env, args)`) |
+ * | `@twz/libtwz/check` | a checker for every libtwz structure (fsck) |
+ * | `@twz/libtwz/embedded` | the board `Twz.open` loads: a kernel in this process |
+ *
  * @example A linked list across two objects, found again by name
  * ```ts
  * import { ptr, string, struct, Twz, u32 } from "@twz/libtwz";
