@@ -601,3 +601,19 @@ Deno.test("twz boot: --evict and --seed without --crash-at are refused in one li
   assertOneLineError(r, 2, /^twz: --evict takes strict, random or all, not "bogus"$/);
   assert.throws(() => Deno.statSync(image), Deno.errors.NotFound);
 });
+
+Deno.test("negative numbers are refused as such: --size -5M, --crash-at -3, new --size -64", async () => {
+  const image = tmpImage();
+  assertOneLineError(
+    await twz(["boot", "--image", image, "--size", "-5M"], ""),
+    2,
+    /^twz: --size: "-5M" is negative \(see twz help\)$/,
+  );
+  assertOneLineError(
+    await twz(["boot", "--image", image, "--crash-at", "-3"], ""),
+    2,
+    /^twz: --crash-at: "-3" is negative \(see twz help\)$/,
+  );
+  const r = await twz(["boot", "--image", image, "--size", "8M", "--quiet"], "new --size -64\n");
+  assertOneLineError(r, 1, /^new: "-64" is negative: a size is a positive number of bytes$/);
+});

@@ -229,10 +229,15 @@ function namesById(twz: Twz): Map<ObjID, string[]> {
       }
     }
   };
-  const root = twz.naming.lookup("/");
+  let root: ObjID | undefined;
+  try {
+    root = twz.naming.lookup("/")?.id;
+  } catch {
+    root = undefined; // read-only and no namespace yet, or damaged naming
+  }
   if (root !== undefined) {
-    names.set(root.id, ["/"]);
-    seen.add(root.id);
+    names.set(root, ["/"]);
+    seen.add(root);
   }
   walk("/");
   for (const list of names.values()) list.sort();

@@ -13,7 +13,7 @@ import {
   stdioConsole,
 } from "@twz/kernel/hal";
 import { ErrorCode, Kernel, MIN_IMAGE, TwzError } from "@twz/kernel";
-import { Twz } from "@twz/libtwz";
+import { type RecoveredTransactions, Twz } from "@twz/libtwz";
 import {
   DEFAULT_IMAGE_SIZE,
   HAL_PLUGINS,
@@ -79,6 +79,11 @@ export interface Board {
   options: BoardOptions;
   /** The device objects of the current boot, bound under `/dev` (see `devices.ts`). */
   devices?: Devices | undefined;
+  /**
+   * The libtwz transactions the current boot's first session replayed
+   * (`Twz.recovered`; a writable boot's, for the boot line).
+   */
+  recovered?: RecoveredTransactions | undefined;
 }
 
 /**
@@ -89,6 +94,7 @@ export interface Board {
 export function attachDevices(board: Board): void {
   board.devices?.stop();
   const twz = board.kernel.readOnly ? undefined : Twz.attach(board.kernel.port());
+  board.recovered = twz?.recovered;
   board.devices = bindDevices(board.kernel, twz?.naming);
 }
 
@@ -277,6 +283,9 @@ export function positive(text: string, what: string, zero = false): number {
 /** Parse a size like `65536`, `64K`, `64M`, `1G`, `64MiB`. */
 export function parseSize(text: string): number {
   const m = /^(\d+)\s*([KMGT]?)(i?B)?$/i.exec(text.trim());
+  if (!m && /^-\s*\d/.test(text.trim())) {
+    throw new UsageError(`"${text}" is negative: a size is a positive number of bytes`);
+  }
   if (!m) throw new UsageError(`"${text}" is not a size (like 4096, 64K, 64M or 1G)`);
   const unit = { "": 1, K: 1 << 10, M: 1 << 20, G: 1 << 30, T: 2 ** 40 }[m[2]!.toUpperCase()]!;
   const n = Number(m[1]) * unit;

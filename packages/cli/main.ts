@@ -421,7 +421,12 @@ export async function main(args: string[]): Promise<number> {
     // Every error is exactly one line: parseArgs adds hint lines; keep the first.
     const first = String(e.message).split("\n")[0]!.trim();
     if ((e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")) {
-      stderr(`twz: ${first} (see twz help)`);
+      // parseArgs calls "--size -5M" ambiguous: say what it is.
+      const negative = /^Option '(--[\w-]+)' argument is ambiguous/.exec(first);
+      const value = negative ? args[args.indexOf(negative[1]!) + 1] : undefined;
+      if (negative && value !== undefined && /^-\d/.test(value)) {
+        stderr(`twz: ${negative[1]}: ${quotedWord(value)} is negative (see twz help)`);
+      } else stderr(`twz: ${first} (see twz help)`);
       return EXIT.usage;
     }
     if (error instanceof UsageError) {

@@ -21,8 +21,13 @@ import { type TxLanesOptions, type TxLogHost, type TxTarget, writeLanesHeader } 
 
 /** Name of the primary log object. */
 export const TXLOG_NAME = "/.txlog";
-/** Size of a new primary log object: the largest transaction it holds is a little less. */
+/**
+ * Largest size of a new primary log object (on an image of 64 MiB or more,
+ * the default size): the largest transaction it holds is a little less.
+ */
 export const TXLOG_SIZE = 4 << 20;
+/** Smallest size of a new primary log object. */
+export const TXLOG_MIN_SIZE = 16 << 10;
 /** Name of the lanes object (the logs of threads). */
 export const TXLANES_NAME = "/.txlanes";
 /** Lanes in a new lanes object, unless told otherwise. */
@@ -41,6 +46,18 @@ export interface TxSessionLike {
 }
 
 const hosts = new WeakMap<object, TxLogHost>();
+
+/**
+ * The size of a new primary log object (`/.txlog`) on an image of
+ * `imageSize` bytes: 1/16 of it, from 16 KiB to 4 MiB, in 4 KiB steps. The
+ * default 64 MiB image keeps the 4 MiB log (and so its largest
+ * transaction); a small image does not give a quarter of its space to a
+ * log it may never fill. An existing log is used at whatever size it has.
+ */
+export function defaultLogBytes(imageSize: number): number {
+  const bytes = Math.floor(imageSize / 16 / 4096) * 4096;
+  return Math.min(TXLOG_SIZE, Math.max(TXLOG_MIN_SIZE, bytes));
+}
 
 /**
  * The default size of a lane on an image of `imageSize` bytes: 1/256 of it,
@@ -91,9 +108,11 @@ export function sessionTxHost(session: TxSessionLike): TxLogHost {
   host = {
     logObject(): TxTarget {
       if (log && log.mapping.bytes.length > 0) return log;
-      log = session.naming.lookup(TXLOG_NAME)
-        ? session.open(TXLOG_NAME)
-        : session.create({ size: TXLOG_SIZE, name: TXLOG_NAME, fot: { entries: 0 } });
+      log = session.naming.lookup(TXLOG_NAME) ? session.open(TXLOG_NAME) : session.create({
+        size: defaultLogBytes(session.port.info().size),
+        name: TXLOG_NAME,
+        fot: { entries: 0 },
+      });
       return log;
     },
     lanesObject(create?: TxLanesOptions): TxTarget | null {

@@ -71,6 +71,15 @@ import {
 import { sessionTxHost, TXLANES_NAME, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
 
 export type { TwzOpenOptions };
+
+/** What a session replayed when it opened: see {@linkcode Twz.recovered}. */
+export interface RecoveredTransactions {
+  /** Committed, unapplied transactions replayed (one per log that held one). */
+  readonly transactions: number;
+  /** Their log records. */
+  readonly records: number;
+}
+
 /** Size of a new image when none is given: 64 MiB. */
 export const DEFAULT_IMAGE_SIZE = 64 << 20;
 /** Size of a new object when none is given: 64 KiB. */
@@ -152,6 +161,26 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * unapplied transaction is not replayed, so reads show the state before it.
    */
   readonly warnings: string[] = [];
+  #recovered: RecoveredTransactions = { transactions: 0, records: 0 };
+
+  /**
+   * What opening the session replayed: the transactions an earlier boot
+   * committed but did not apply (one per log that held one), and their log
+   * records. Only the first session of a boot finds any (the one that runs
+   * recovery; a `twz boot` reports its own in the boot line); a read-only
+   * session counts what it replayed into its private overlay.
+   *
+   * @example
+   * ```ts
+   * import { Twz } from "@twz/libtwz";
+   * const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
+   * console.log(twz.recovered); // { transactions: 0, records: 0 }
+   * twz.close();
+   * ```
+   */
+  get recovered(): RecoveredTransactions {
+    return { ...this.#recovered };
+  }
 
   private constructor(port: KernelPort, shutdown: (() => void) | undefined) {
     this.port = port;
@@ -169,7 +198,14 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     const log = this.naming.lookup(TXLOG_PATH);
     if (log === undefined) return;
     if (!port.readOnly) {
-      recoverTransactions(this);
+      const before = committedLogs(this);
+      const records = recoverTransactions(this);
+      if (records > 0 || before > 0) {
+        this.#recovered = {
+          transactions: Math.max(0, before - committedLogs(this)),
+          records,
+        };
+      }
       return;
     }
     if (!this.#readable(log.id)) return;
@@ -181,8 +217,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     );
     const n = committedLogs(host);
     if (n === 0) return;
-    if (port.info().privateOverlay) recoverTransactions(host);
-    else {
+    if (port.info().privateOverlay) {
+      this.#recovered = { transactions: n, records: recoverTransactions(host) };
+    } else {
       const inPrimary = inspectTxLog(host.logObject()).state === "committed" ? 1 : 0;
       const where = inPrimary === n
         ? TXLOG_PATH

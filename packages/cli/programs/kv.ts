@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { TwzError } from "@twz/kernel/abi";
 import type { Twz } from "@twz/libtwz";
 import { BTreeMap } from "@twz/libtwz/btree";
 import { codec } from "@twz/libtwz/codec";
@@ -61,6 +62,18 @@ export function kvStore(twz: Twz, create: boolean): BTreeMap<string, string> | u
  * @returns The exit code.
  */
 export default function main(env: ProgramEnv, args: string[]): number {
+  try {
+    return kv(env, args);
+  } catch (error) {
+    // What the system refused (no space, a damaged store, read-only) is one
+    // line and exit code 1; anything else is a fault, with its stack.
+    if (!(error instanceof TwzError)) throw error;
+    env.console.error(`kv: ${error.message}`);
+    return 1;
+  }
+}
+
+function kv(env: ProgramEnv, args: string[]): number {
   const out = env.console;
   const [command, key, ...rest] = args;
   const needKey = (): string | undefined => {
