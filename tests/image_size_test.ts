@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { scratchDirs } from "@twz/kernel/hal/testing";
-import { assertOneLineError, type Run, twz } from "./_twz.ts";
+import { type Run, twz } from "./_twz.ts";
 
 const tmpDir = scratchDirs("twz-size-");
 const README = new URL("../README.md", import.meta.url);
