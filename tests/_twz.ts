@@ -28,21 +28,48 @@ export interface RunPlace {
  * @param input Text for stdin.
  * @param place Working directory and extra environment.
  */
-export async function twz(args: string[], input?: string, place: RunPlace = {}): Promise<Run> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1", ...place.env };
-  delete env.RUST_BACKTRACE;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+export function twz(args: string[], input?: string, place: RunPlace = {}): Promise<Run> {
+  const env = userEnv(place.env);
+  return runProcess(Deno.execPath(), ["run", "-A", MAIN, ...args], {
     ...(place.cwd !== undefined ? { cwd: place.cwd } : {}),
-    stdin: input === undefined ? "null" : "piped",
+    env,
+    ...(input !== undefined ? { input } : {}),
+  });
+}
+
+/**
+ * The environment a user's command sees in these tests: this process's,
+ * without RUST_BACKTRACE (so error output is what a user sees), no colour,
+ * then `extra`.
+ */
+export function userEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1", ...extra };
+  delete env.RUST_BACKTRACE;
+  return env;
+}
+
+/**
+ * Run `cmd ARGS` with exactly the environment `env` (nothing inherited),
+ * `input` on stdin (stdin is empty when absent), and collect what it
+ * printed and its exit code.
+ */
+export async function runProcess(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; env: Record<string, string>; input?: string },
+): Promise<Run> {
+  const child = new Deno.Command(cmd, {
+    args,
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+    stdin: options.input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    env,
+    env: options.env,
     clearEnv: true,
   }).spawn();
-  if (input !== undefined) {
+  if (options.input !== undefined) {
     const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
+    await writer.write(new TextEncoder().encode(options.input));
     await writer.close();
   }
   const out = await child.output();

@@ -8,7 +8,7 @@
 // Deno, linked into a temporary bin folder).
 import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
-import type { Run } from "./_twz.ts";
+import { type Run, runProcess, userEnv } from "./_twz.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const HEADING = "## Using libtwz outside this repository";
@@ -46,36 +46,20 @@ function denoBin(dir: string): string {
 
 /** The environment of a subprocess: no colour, no backtraces, `bin` (if any) first on the PATH. */
 function envWith(bin?: string): Record<string, string> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
-  delete env.RUST_BACKTRACE;
+  const env = userEnv();
   if (bin !== undefined) env.PATH = `${bin}:${env.PATH ?? ""}`;
   return env;
 }
 
-async function run(
+/** `cmd ARGS` in `cwd` with exactly the environment `env`, `input` on stdin. */
+function run(
   cmd: string,
   args: string[],
   cwd: string,
   env: Record<string, string>,
   input?: string,
 ): Promise<Run> {
-  const child = new Deno.Command(cmd, {
-    args,
-    cwd,
-    env,
-    clearEnv: true,
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
-    await writer.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return runProcess(cmd, args, { cwd, env, ...(input !== undefined ? { input } : {}) });
 }
 
 Deno.test("README: a program in its own folder uses @twz/libtwz from a checkout", async () => {
