@@ -88,6 +88,7 @@ import {
   type SyncOp,
   TwzError,
 } from "@twz/kernel/abi";
+import { portFacts } from "./_port_facts.ts";
 
 /** Where a lock lives: an object handle (`TwzObject` is one). */
 export interface SyncTarget {
@@ -121,25 +122,6 @@ export const RECHECK_MS = 100;
 const SPINS = 64;
 /** Semaphore tag word: the slot is being reset to its initial count. */
 const RESETTING = 1 << 30;
-
-/** What a port tells the locks: the boot tag and whether its caller can sleep. */
-interface PortFacts {
-  /** The boot's tag: 30 bits, never 0. */
-  tag: number;
-  /** A thread (it can sleep in `thread_sync`); not the kernel's own session. */
-  canSleep: boolean;
-}
-
-const facts = new WeakMap<KernelPort, PortFacts>();
-
-function portFacts(port: KernelPort): PortFacts {
-  let f = facts.get(port);
-  if (f === undefined) {
-    f = { tag: (port.info().bootId & 0x3fffffff) || 1, canSleep: port.threadSelf() !== null };
-    facts.set(port, f);
-  }
-  return f;
-}
 
 /**
  * The word index of a slot of `bytes` at `offset` (8-aligned, inside the
@@ -256,7 +238,7 @@ export class Mutex {
     this.#ext = target.mapping.extent;
     const f = portFacts(target.port);
     this.#tag = f.tag;
-    this.#canSleep = f.canSleep;
+    this.#canSleep = f.thread;
     this.#free = (f.tag << 2) | 0;
     this.#held = this.#free | 1;
     this.#waited = this.#free | 2;
@@ -605,7 +587,7 @@ export class Semaphore {
     this.#ext = target.mapping.extent;
     const f = portFacts(target.port);
     this.#tag = f.tag;
-    this.#canSleep = f.canSleep;
+    this.#canSleep = f.thread;
     this.#sleep = [{ op: "sleep", id: target.id, offset, value: 0 }];
     this.#wake = [{ op: "wake", id: target.id, offset, count: 1 }];
   }

@@ -61,6 +61,7 @@ import {
   ThreadState,
   TwzError,
 } from "@twz/kernel/abi";
+import { type PortFacts, portFacts } from "./_port_facts.ts";
 
 /** What a transaction writes to: an object handle (`TwzObject` is one). */
 export interface TxTarget {
@@ -687,32 +688,6 @@ export const TXLANES_HEADER = 64;
 /** Most lanes a lanes object may have. */
 export const TXLANES_MAX = 64;
 
-/** What the logs need to know of a port: the boot's lock tag and the calling thread. */
-interface Facts {
-  /** The boot's tag: 30 bits of `SystemInfo.bootId`, never 0 (as `@twz/libtwz/sync`). */
-  tag: number;
-  /** The calling thread's number; 0 for the kernel's own session. */
-  tid: number;
-  /** A program's thread (it can sleep), not the kernel's own session. */
-  thread: boolean;
-}
-
-const factsByPort = new WeakMap<KernelPort, Facts>();
-
-function factsOf(port: KernelPort): Facts {
-  let f = factsByPort.get(port);
-  if (f === undefined) {
-    const self = port.threadSelf();
-    f = {
-      tag: ((port.info().bootId ?? 0) & 0x3fffffff) || 1,
-      tid: self?.tid ?? 0,
-      thread: self !== null,
-    };
-    factsByPort.set(port, f);
-  }
-  return f;
-}
-
 /** The 32-bit word view of a log's object, or null (unaligned memory: no atomics). */
 function words(t: TxTarget): Int32Array | null {
   const e = t.mapping.extent;
@@ -729,7 +704,7 @@ function newer(a: number, b: number): boolean {
  * word is free), recording `owner` (the thread, with {@linkcode FINISHING}
  * when it takes the lane to finish another thread's commit).
  */
-function tryTake(a: Int32Array, area: Area, f: Facts, owner: number = f.tid): boolean {
+function tryTake(a: Int32Array, area: Area, f: PortFacts, owner: number = f.tid): boolean {
   const i = (area.base + W.lock) >>> 2;
   const c = Atomics.load(a, i);
   if ((c >>> 2) === f.tag && (c & 3) !== FREE) return false;
@@ -739,7 +714,7 @@ function tryTake(a: Int32Array, area: Area, f: Facts, owner: number = f.tid): bo
 }
 
 /** Release the lock word of `area`, waking its waiters (if the kernel hears it: waiters poll too). */
-function release(a: Int32Array, area: Area, f: Facts): void {
+function release(a: Int32Array, area: Area, f: PortFacts): void {
   const i = (area.base + W.lock) >>> 2;
   Atomics.store(a, i + 1, 0);
   const old = Atomics.exchange(a, i, f.tag << 2);
@@ -766,7 +741,7 @@ function liveThreads(port: KernelPort): Set<number> {
  * Take `area`'s lock from a holder of this boot that has ended (a thread
  * that died inside a commit). The caller then finishes the lane's log.
  */
-function takeOrphan(a: Int32Array, area: Area, f: Facts, live: () => Set<number>): boolean {
+function takeOrphan(a: Int32Array, area: Area, f: PortFacts, live: () => Set<number>): boolean {
   const i = (area.base + W.lock) >>> 2;
   const c = Atomics.load(a, i);
   if ((c >>> 2) !== f.tag || (c & 3) === FREE) return false;
@@ -1073,7 +1048,7 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
 const TXLANES_NAME_TEXT = "/.txlanes";
 
 /** A thread's commit: into a free lane, held only for the commit. */
-function commitLane(tx: Tx, host: TxLogHost, primary: TxTarget, f: Facts): void {
+function commitLane(tx: Tx, host: TxLogHost, primary: TxTarget, f: PortFacts): void {
   const lanesT = host.lanesObject!({});
   if (lanesT === null) throw new TypeError("lanesObject({}) made no lanes object");
   const areas = lanesCache(lanesT);
@@ -1119,7 +1094,7 @@ function lanesCache(t: TxTarget): Area[] | null {
  * the count) on; when all are busy, sleep on the home lane a little and
  * look again, now and then taking over a lane whose holder has ended.
  */
-function takeLane(a: Int32Array, areas: Area[], f: Facts, port: KernelPort): Area {
+function takeLane(a: Int32Array, areas: Area[], f: PortFacts, port: KernelPort): Area {
   const n = areas.length;
   const home = f.tid % n;
   for (let round = 1;; round++) {
@@ -1202,7 +1177,7 @@ function finishLane(area: Area, host: TxLogHost): void {
 function finishStaleLanes(
   a: Int32Array,
   areas: Area[],
-  f: Facts,
+  f: PortFacts,
   host: TxLogHost,
   wait = true,
 ): void {
@@ -1238,7 +1213,7 @@ function lanesOf(host: TxLogHost): TxTarget | null {
 }
 
 /** The kernel's own session's commit: into the primary log. */
-function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: Facts): void {
+function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: PortFacts): void {
   const area = primaryArea(primary);
   const a = words(primary);
   // Lanes a killed thread left in doubt are finished first, as a thread's
@@ -1282,7 +1257,7 @@ function commit(tx: Tx, host: TxLogHost): void {
   if (tx.empty) return;
   tx.collectRuns();
   const primary = host.logObject();
-  const f = factsOf(primary.port);
+  const f = portFacts(primary.port);
   if (f.thread && host.lanesObject !== undefined && words(primary) !== null) {
     commitLane(tx, host, primary, f);
   } else commitPrimary(tx, host, primary, f);
@@ -1294,7 +1269,7 @@ function commit(tx: Tx, host: TxLogHost): void {
  * a live thread of this boot is skipped: its holder is inside a commit and
  * finishes it), and the clock is raised past every log's number.
  */
-function recoverAll(host: TxLogHost, primary: TxTarget, f: Facts, locks: boolean): number {
+function recoverAll(host: TxLogHost, primary: TxTarget, f: PortFacts, locks: boolean): number {
   const areas: Area[] = [primaryArea(primary)];
   const lanesT = lanesOf(host);
   const lanes = lanesT === null ? null : laneAreas(lanesT);
@@ -1331,7 +1306,7 @@ function recoverAll(host: TxLogHost, primary: TxTarget, f: Facts, locks: boolean
  * commit in progress, or one a killed thread left in doubt, which the next
  * commit finishes — not a transaction an earlier boot left for recovery.
  */
-function usedThisBoot(area: Area, f: Facts): boolean {
+function usedThisBoot(area: Area, f: PortFacts): boolean {
   const a = words(area.t);
   return a !== null && (Atomics.load(a, (area.base + W.lock) >>> 2) >>> 2) === f.tag;
 }
@@ -1340,7 +1315,7 @@ function usedThisBoot(area: Area, f: Facts): boolean {
  * Whether a log an earlier boot used holds a committed, unapplied
  * transaction. Reads only.
  */
-function anyCommitted(host: TxLogHost, primary: TxTarget, f: Facts): boolean {
+function anyCommitted(host: TxLogHost, primary: TxTarget, f: PortFacts): boolean {
   const areas: Area[] = [primaryArea(primary)];
   const lanesT = lanesOf(host);
   const lanes = lanesT === null ? null : laneAreas(lanesT);
@@ -1363,7 +1338,7 @@ function anyCommitted(host: TxLogHost, primary: TxTarget, f: Facts): boolean {
  * recovery is done, the kernel's session still replays its own log if a
  * failed commit left it unapplied.
  */
-function ensureRecovered(host: TxLogHost, primary: TxTarget, f: Facts): number {
+function ensureRecovered(host: TxLogHost, primary: TxTarget, f: PortFacts): number {
   const a = words(primary);
   if (a === null || !primary.writable || primary.port.readOnly) {
     return recoverAll(host, primary, f, false);
@@ -1411,7 +1386,7 @@ function ensureRecovered(host: TxLogHost, primary: TxTarget, f: Facts): number {
 function runRecovery(
   host: TxLogHost,
   primary: TxTarget,
-  f: Facts,
+  f: PortFacts,
   a: Int32Array,
   i: number,
   before: number,
@@ -1488,7 +1463,7 @@ function ready(host: TxLogHost): void {
   if (host === lastHost) return;
   if (!readyHosts.has(host)) {
     const primary = host.logObject();
-    ensureRecovered(host, primary, factsOf(primary.port));
+    ensureRecovered(host, primary, portFacts(primary.port));
     readyHosts.add(host);
   }
   lastHost = host;
@@ -1510,7 +1485,7 @@ function ready(host: TxLogHost): void {
  */
 export function recoverTransactions(host: TxLogHost): number {
   const primary = host.logObject();
-  const n = ensureRecovered(host, primary, factsOf(primary.port));
+  const n = ensureRecovered(host, primary, portFacts(primary.port));
   readyHosts.add(host);
   return n;
 }
