@@ -117,9 +117,13 @@ async function runPrograms(
       ],
     })
   );
-  await during?.(manager, threads.map((t) => t.tid));
-  const ends = await Promise.all(threads.map((t) => manager.wait(t.tid)));
-  await manager.shutdown(1000);
+  let ends: ThreadInfo[];
+  try {
+    await during?.(manager, threads.map((t) => t.tid));
+    ends = await Promise.all(threads.map((t) => manager.wait(t.tid)));
+  } finally {
+    await manager.shutdown(1000); // every Worker stopped, also when this failed
+  }
   for (const end of ends) {
     if (end.exitCode !== 0 && end.exitCode !== 137) {
       throw new Error(`${end.name} exited ${end.exitCode}: ${out}`);

@@ -196,28 +196,41 @@ async function runSystem(
   }).spawn();
   const stderr = new Response(child.stderr).text();
   let out = "", last: Progress | undefined, killed = false, rest = "";
-  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-    out += chunk;
-    rest += chunk;
-    const lines = rest.split("\n");
-    rest = lines.pop()!;
-    for (const line of lines) {
-      if (!line.startsWith("{")) continue;
-      last = JSON.parse(line) as Progress;
-      if (!killed && killAt !== undefined && last.received >= killAt) {
-        // A little later, at no particular point of the programs' loops.
-        killed = true;
-        setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* it ended first: the caller sees its exit code */ }
-        }, Math.random() * 10);
-      }
-    }
+  try {
+    await readProgress();
+  } catch (error) {
+    // A failure while reading (a bad line) must not leave the system running.
+    try {
+      child.kill("SIGKILL");
+    } catch { /* it ended meanwhile */ }
+    await child.status;
+    throw error;
   }
   const status = await child.status;
   out += await stderr;
   return { killed, last, out, code: status.code };
+
+  async function readProgress(): Promise<void> {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      out += chunk;
+      rest += chunk;
+      const lines = rest.split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith("{")) continue;
+        last = JSON.parse(line) as Progress;
+        if (!killed && killAt !== undefined && last.received >= killAt) {
+          // A little later, at no particular point of the programs' loops.
+          killed = true;
+          setTimeout(() => {
+            try {
+              child.kill("SIGKILL");
+            } catch { /* it ended first: the caller sees its exit code */ }
+          }, Math.random() * 10);
+        }
+      }
+    }
+  }
 }
 
 /** The durable state of `image` as the next boot finds it (recovery included). */
