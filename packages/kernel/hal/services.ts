@@ -485,15 +485,27 @@ export function lockImage(path: string, options: ImageLockOptions): ImageLock {
     throw new HalError(`Cannot lock image ${path}: ${errorText(cause)}`, { cause, code: "io" });
   }
   if (!locked) {
-    file.close();
     // The holder writes its side file just after it takes the lock: give it
-    // a moment before saying "another process".
+    // a moment before saying "another process". A lock with no side file
+    // may also be held for an instant by nobody that means it: a child
+    // process between fork and exec shares the descriptors of the process
+    // that just released the lock (any thread of it spawning anything), and
+    // holds the lock until its exec closes them. So try again meanwhile.
     let holder = readSideFile(path);
-    for (let i = 0; i < 5 && holder === undefined; i++) {
+    for (let i = 0; i < 5 && holder === undefined && !locked; i++) {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-      holder = readSideFile(path);
+      try {
+        locked = file.tryLockSync(options.exclusive);
+      } catch (cause) {
+        file.close();
+        throw new HalError(`Cannot lock image ${path}: ${errorText(cause)}`, { cause, code: "io" });
+      }
+      if (!locked) holder = readSideFile(path);
     }
-    throw busyError(path, holder);
+    if (!locked) {
+      file.close();
+      throw busyError(path, holder);
+    }
   }
   const mark = `${Deno.pid} ${options.what ?? defaultWhat()}\n`;
   let wrote = false;
