@@ -351,7 +351,7 @@ export const COMMANDS: readonly Command[] = [
           return w[++i]!;
         };
         if (flag === "--volatile") volatile = true;
-        else if (flag === "--size") size = parseSize(value());
+        else if (flag === "--size") size = parseSize(value(), "--size");
         else if (flag === "--prot") {
           const text = value();
           prot = parseArg("--prot", () => parseProt(text));

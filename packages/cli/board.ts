@@ -280,15 +280,22 @@ export function positive(text: string, what: string, zero = false): number {
   return Number(text);
 }
 
-/** Parse a size like `65536`, `64K`, `64M`, `1G`, `64MiB`. */
-export function parseSize(text: string): number {
+/**
+ * Parse a size like `65536`, `64K`, `64M`, `1G`, `64MiB`.
+ *
+ * @param text The size.
+ * @param what Its name for errors (`--size`, `SIZE`).
+ */
+export function parseSize(text: string, what = "SIZE"): number {
   const m = /^(\d+)\s*([KMGT]?)(i?B)?$/i.exec(text.trim());
   if (!m && /^-\s*\d/.test(text.trim())) {
-    throw new UsageError(`"${text}" is negative: a size is a positive number of bytes`);
+    throw new UsageError(`${what}: "${text}" is negative: a size is a positive number of bytes`);
   }
-  if (!m) throw new UsageError(`"${text}" is not a size (like 4096, 64K, 64M or 1G)`);
+  if (!m) throw new UsageError(`${what}: "${text}" is not a size (like 4096, 64K, 64M or 1G)`);
   const unit = { "": 1, K: 1 << 10, M: 1 << 20, G: 1 << 30, T: 2 ** 40 }[m[2]!.toUpperCase()]!;
   const n = Number(m[1]) * unit;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`"${text}" is not a usable size`);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new UsageError(`${what}: "${text}" is not a usable size`);
+  }
   return n;
 }

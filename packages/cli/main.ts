@@ -21,27 +21,18 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type EvictionPolicy, HalError } from "@twz/kernel/hal";
-import { type Kernel, TwzError } from "@twz/kernel";
-import {
-  type Board,
-  closeBoard,
-  closeHal,
-  formatSize,
-  isPowerFailure,
-  openBoard,
-  parseSize,
-  positive,
-  UsageError,
-} from "./board.ts";
-import { quotedWord, Shell } from "./shell.ts";
-import { attachThreads, runCommand, runProgram, stopThreads } from "./run.ts";
-import { startControl } from "./control.ts";
+import { HalError } from "@twz/kernel/hal";
+import { TwzError } from "@twz/kernel";
+import { UsageError } from "./board.ts";
+import { quotedWord } from "./shell.ts";
+import { boot } from "./boot.ts";
+import { EXIT, settingsFrom } from "./_exit.ts";
+import { runCommand } from "./run.ts";
+import { HelpRequested } from "./_args.ts";
 import { BENCHMARKS } from "./bench/mod.ts";
 import type { BenchResult } from "./bench/types.ts";
 
-/** Exit codes. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, image: 3, crashed: 4, busy: 5 } as const;
+export { EXIT } from "./_exit.ts";
 
 const USAGE = `usage: twz <command> [options]
 
@@ -96,223 +87,6 @@ exit codes: 0 ok, 1 a command failed, 2 usage mistake, 3 image cannot be booted,
             4 stopped at a --crash-at crash point, 5 image in use by another process`;
 
 const stderr = (line: string) => console.error(line);
-
-const EVICTION_POLICIES: readonly EvictionPolicy[] = ["strict", "random", "all"];
-
-function settingsFrom(list: string[] | undefined): Record<string, string> | undefined {
-  if (!list || list.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const kv of list) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--set takes KEY=VALUE, not "${kv}"`);
-    out[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return out;
-}
-
-/** " and N libtwz transactions (M records)", when the boot's session replayed any. */
-function transactions(board: Board): string {
-  const t = board.recovered;
-  if (t === undefined || t.transactions === 0) return "";
-  return ` and ${t.transactions} libtwz transaction${
-    t.transactions === 1 ? "" : "s"
-  } (${t.records} record${t.records === 1 ? "" : "s"})`;
-}
-
-function describeBoot(board: Board, kernel: Kernel): string {
-  const r = kernel.report;
-  const hal = board.hal;
-  const readOnly = hal.readOnly === true || board.options.readOnly === true;
-  const where = hal.image === undefined ? "anonymous region" : `image ${hal.image}`;
-  const mode = !readOnly
-    ? ""
-    : hal.readOnlyReason !== undefined && !board.options.readOnly
-    ? `, read-only: ${hal.readOnlyReason}`
-    : ", read-only";
-  const what = r.formatted
-    ? hal.created
-      ? "formatted a new image"
-      : "formatted the image (its first format had been cut short)"
-    : `${r.objects} object${r.objects === 1 ? "" : "s"} recovered, ${r.replayed} log record${
-      r.replayed === 1 ? "" : "s"
-    }${transactions(board)} replayed${
-      readOnly && r.replayed > 0
-        ? " into a private in-memory overlay (the image file is not changed)"
-        : ""
-    }`;
-  return `twz: booted on hal ${hal.name}, ${where} (${formatSize(r.size)}, ${
-    formatSize(r.free)
-  } free${mode}): ${what} in ${r.ms.toFixed(1)} ms`;
-}
-
-function* linesOf(text: string): Generator<string> {
-  for (const line of text.split(/\r?\n/)) yield line;
-}
-
-async function boot(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      hal: { type: "string", default: "sim" },
-      image: { type: "string", default: "./twz.img" },
-      size: { type: "string" },
-      script: { type: "string" },
-      quiet: { type: "boolean", default: false },
-      "read-only": { type: "boolean", default: false },
-      set: { type: "string", multiple: true },
-      debug: { type: "boolean", default: false },
-      "crash-at": { type: "string" },
-      evict: { type: "string" },
-      seed: { type: "string" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  const script = values.script !== undefined ? readScript(values.script) : undefined;
-  const crashAt = values["crash-at"] === undefined
-    ? undefined
-    : positive(values["crash-at"], "--crash-at", true);
-  for (const flag of ["evict", "seed"] as const) {
-    if (values[flag] !== undefined && crashAt === undefined) {
-      throw new UsageError(`--${flag} only applies with --crash-at N`);
-    }
-  }
-  const evict = (values.evict ?? "strict") as EvictionPolicy;
-  if (!EVICTION_POLICIES.includes(evict)) {
-    throw new UsageError(`--evict takes strict, random or all, not "${evict}"`);
-  }
-  const seed = positive(values.seed ?? "1", "--seed", true);
-  let board: Board;
-  try {
-    board = await openBoard({
-      hal: values.hal!,
-      image: values.image,
-      size: values.size !== undefined ? parseSize(values.size) : undefined,
-      settings: settingsFrom(values.set),
-      readOnly: values["read-only"],
-      holder: values["read-only"] ? "twz boot --read-only" : "twz boot",
-      beforeBoot: crashAt === undefined ? undefined : (hal) => {
-        const power = hal.power;
-        if (power?.armCrash === undefined) {
-          throw new UsageError(
-            `--crash-at needs a HAL that can lose power (--hal sim), not ${hal.name}`,
-          );
-        }
-        // Crash point N, as twz crashtest defines it: drain N was the last to
-        // complete; whatever was stored or flushed since is at the policy's mercy.
-        power.armCrash(crashAt, { before: true, policy: evict, seed });
-      },
-    });
-  } catch (error) {
-    if (isPowerFailure(error)) {
-      stderr(`twz: ${(error as Error).message}; the image holds what survived`);
-      return EXIT.crashed;
-    }
-    if (error instanceof HalError && error.code === "busy") {
-      stderr(`twz: ${error.message}`);
-      if (values.debug) console.error(error);
-      return EXIT.busy;
-    }
-    if (error instanceof TwzError || error instanceof HalError) {
-      stderr(`twz: cannot boot ${values.image}: ${error.message}`);
-      if (values.debug) console.error(error);
-      return EXIT.image;
-    }
-    throw error;
-  }
-  const log = (k: Kernel) => {
-    if (!values.quiet) stderr(describeBoot(board, k));
-  };
-  log(board.kernel);
-  // Threads: /proc entries of an earlier boot are marked lost now, not at the first ps.
-  attachThreads(board);
-  // `twz run` from another terminal reaches this system through IMAGE.sock.
-  const control = await startControl(board, {
-    run: (target, args, console, signal) => runProgram(board, target, args, { console, signal }),
-  });
-  const interactive = script === undefined && Deno.stdin.isTerminal();
-  const shell = new Shell(board, {
-    out: (line) => console.log(line),
-    err: stderr,
-  }, log);
-  const onInterrupt = () => {
-    void control?.close(); // the socket file goes at once
-    try {
-      closeBoard(board);
-    } catch {
-      board.kernel.halt();
-      closeHal(board);
-    }
-    stderr("\ntwz: interrupted; shut down cleanly");
-    Deno.exit(130);
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  let crashed: Error | undefined;
-  try {
-    const lines = script !== undefined ? linesOf(script) : consoleLines(board);
-    if (interactive) console.log('Twizzler shell. Type "help" for commands.');
-    for (;;) {
-      if (interactive) board.hal.console.write("twz> ");
-      const next = await lines.next();
-      if (next.done) break;
-      if ((await shell.execute(next.value)) === "shutdown") break;
-    }
-    // No more programs from other terminals; running ones get a grace
-    // period to end, then are stopped.
-    await control?.close();
-    await stopThreads(board);
-    // /dev names go before the kernel (they would dangle after it).
-    board.devices?.stop();
-    // The clean shutdown drains too: a crash point may fall in it.
-    board.kernel.shutdown();
-  } catch (error) {
-    if (!isPowerFailure(error)) {
-      try {
-        closeBoard(board);
-      } catch { /* reporting the first error */ }
-      throw error;
-    }
-    crashed = error as Error;
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-    await control?.close();
-  }
-  if (crashed) {
-    // Stop as a power failure would: no clean shutdown, nothing more written
-    // (the region already holds only what survived).
-    board.kernel.halt();
-    closeHal(board);
-    stderr(`twz: ${crashed.message}; the image holds what survived`);
-    return EXIT.crashed;
-  }
-  const drains = board.hal.region.stats?.().drains;
-  closeHal(board);
-  if (crashAt !== undefined) {
-    stderr(
-      `twz: crash point ${crashAt} was never reached: the run ended after ${
-        drains ?? "?"
-      } drains (counted since the image was last opened)`,
-    );
-  }
-  if (!values.quiet) stderr("twz: shut down cleanly");
-  return shell.failures > 0 ? EXIT.failed : EXIT.ok;
-}
-
-async function* consoleLines(board: Board): AsyncGenerator<string> {
-  for (;;) {
-    const line = await board.hal.console.readLine();
-    if (line === null) return;
-    yield line;
-  }
-}
-
-function readScript(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (error) {
-    throw new UsageError(`cannot read script ${path}: ${(error as Error).message}`);
-  }
-}
 
 async function bench(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -416,6 +190,10 @@ export async function main(args: string[]): Promise<number> {
         throw new UsageError(`unknown command ${quotedWord(command)} (try: twz help)`);
     }
   } catch (error) {
+    if (error instanceof HelpRequested) {
+      console.log(error.text);
+      return EXIT.ok;
+    }
     const e = error instanceof Error ? error : new Error(String(error));
     if (debug) console.error(e);
     // Every error is exactly one line: parseArgs adds hint lines; keep the first.

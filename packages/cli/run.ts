@@ -463,7 +463,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         opts.image = value();
         break;
       case "--size":
-        opts.size = parseSize(value());
+        opts.size = parseSize(value(), "--size");
         break;
       case "--set": {
         const kv = value();

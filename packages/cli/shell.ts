@@ -9,6 +9,7 @@
 import { type Kernel, looksLikeId, type ObjID, parseId, TwzError } from "@twz/kernel";
 import { resolveObj, Twz } from "@twz/libtwz";
 import { type Board, UsageError } from "./board.ts";
+import { shownWord } from "./_args.ts";
 import {
   type Args,
   type Command,
@@ -23,6 +24,7 @@ import {
 } from "./_commands.ts";
 
 export { helpText, KV_NAME, parseText } from "./_commands.ts";
+export { quoted as quotedWord, shownWord } from "./_args.ts";
 export type { Flow, ShellIO } from "./_commands.ts";
 
 /** Every command name and alias, to its entry in the table. */
@@ -140,38 +142,4 @@ export class Shell implements ShellContext {
     if (command?.run === undefined) throw new UsageError(`unknown command (try "help")`);
     return (await command.run(this, args)) ?? "continue";
   }
-}
-
-/** Longest prefix of an unknown command word an error line echoes. */
-const SHOWN_MAX = 24;
-
-/**
- * An unknown command word as an error line shows it: at most
- * {@linkcode SHOWN_MAX} characters (then `…`), control and non-ASCII
- * characters escaped (`\n`, `\x1b`, `\u00e9`), in quotes when anything
- * was changed.
- */
-export function shownWord(word: string): string {
-  const chars = [...word];
-  let out = "";
-  for (const c of chars.slice(0, SHOWN_MAX)) {
-    const code = c.codePointAt(0)!;
-    if (c === '"' || c === "\\") out += `\\${c}`;
-    else if (c === "\n") out += "\\n";
-    else if (c === "\t") out += "\\t";
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if (code > 0x7e) {
-      out += code > 0xffff
-        ? `\\u{${code.toString(16)}}`
-        : `\\u${code.toString(16).padStart(4, "0")}`;
-    } else out += c;
-  }
-  if (chars.length > SHOWN_MAX) out += "…";
-  return out === word ? word : `"${out}"`;
-}
-
-/** {@linkcode shownWord}, always in quotes (for "unknown command "…"" lines). */
-export function quotedWord(word: string): string {
-  const shown = shownWord(word);
-  return shown.startsWith('"') ? shown : `"${shown}"`;
 }
