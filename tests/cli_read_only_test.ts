@@ -19,7 +19,7 @@ Deno.test("twz boot --read-only: names, read, kv get/scan, ls, stat work; write,
   const before = Deno.readFileSync(image);
   const id = lines(made.stdout)[0];
   const reads = await runTwz(
-    ["boot", "--image", image, "--read-only", "--quiet"],
+    ["boot", "--keep-going", "--image", image, "--read-only", "--quiet"],
     "names /\nread /a 0 5\nkv get x\nkv scan\nkv count\nls\nstat /a\n",
   );
   assert.equal(reads.code, 0, reads.stderr);
@@ -32,7 +32,10 @@ Deno.test("twz boot --read-only: names, read, kv get/scan, ls, stat work; write,
   assert.match(reads.stdout, new RegExp(`^${id}  pers`, "m"));
   assert.match(reads.stdout, new RegExp(`id:\\s+${id}`));
   for (const cmd of ['write /a 0 "bye"', "kv put z 3", "kv del x", "new --size 64", "bind /b /a"]) {
-    const r = await runTwz(["boot", "--image", image, "--read-only", "--quiet"], cmd + "\n");
+    const r = await runTwz(
+      ["boot", "--keep-going", "--image", image, "--read-only", "--quiet"],
+      cmd + "\n",
+    );
     const errs = lines(r.stderr);
     assert.equal(errs.length, 1, `${cmd}: ${r.stderr}`);
     assert.match(errs[0]!, /the image is open read-only: cannot /, cmd);

@@ -207,7 +207,7 @@ Deno.test("twz boot --crash-at during the very first format: the next boot forma
 
 Deno.test("twz boot: a command error is one line, the shell goes on, the exit code says so", async () => {
   const r = await twz(
-    ["boot", "--image", tmpImage(), "--size", "8M", "--quiet"],
+    ["boot", "--keep-going", "--image", tmpImage(), "--size", "8M", "--quiet"],
     [
       "frobnicate",
       "read 00000000000000000000000000000000 0 1",
@@ -228,11 +228,14 @@ Deno.test("twz boot: a command error is one line, the shell goes on, the exit co
 
 async function damaged(mutate: (image: string) => void, pattern: RegExp): Promise<void> {
   const image = tmpImage();
-  const made = await twz(["boot", "--image", image, "--size", "8M", "--quiet"], "new\n");
+  const made = await twz(
+    ["boot", "--keep-going", "--image", image, "--size", "8M", "--quiet"],
+    "new\n",
+  );
   assert.equal(made.code, 0, made.stderr);
   mutate(image);
   const before = Deno.readFileSync(image);
-  const r = await twz(["boot", "--image", image], "ls\n");
+  const r = await twz(["boot", "--keep-going", "--image", image], "ls\n");
   assertOneLineError(r, 3, pattern);
   assert.deepEqual(Deno.readFileSync(image), before, "the image is never reformatted or changed");
 }
@@ -307,7 +310,7 @@ Deno.test("twz boot: a bad --size is refused before any file is made", async () 
 
 Deno.test("twz boot: argument errors in the shell are one line and the shell goes on", async () => {
   const r = await twz(
-    ["boot", "--image", tmpImage(), "--size", "1M", "--quiet"],
+    ["boot", "--keep-going", "--image", tmpImage(), "--size", "1M", "--quiet"],
     [
       "new --prot xyz",
       "new --size 64 --name /x",
@@ -329,7 +332,7 @@ Deno.test("twz boot: argument errors in the shell are one line and the shell goe
 
 Deno.test("twz boot: rm refuses a directory and unbinds the names of everything it deleted", async () => {
   const r = await twz(
-    ["boot", "--image", tmpImage(), "--size", "4M", "--quiet"],
+    ["boot", "--keep-going", "--image", tmpImage(), "--size", "4M", "--quiet"],
     [
       "new --size 64 --name /d/a",
       "new --size 64 --name /p",
@@ -451,14 +454,14 @@ Deno.test("twz boot --script runs a file of commands", async () => {
 Deno.test("twz boot: names: new --name, OBJ by name across boots, rename, rm", async () => {
   const image = tmpImage();
   const first = await twz(
-    ["boot", "--image", image, "--size", "16M", "--quiet"],
+    ["boot", "--keep-going", "--image", image, "--size", "16M", "--quiet"],
     'new --size 4096 --name /docs/readme\nwrite /docs/readme 0 "named hello"\n',
   );
   assert.equal(first.code, 0, first.stderr);
   const id = lines(first.stdout)[0]!;
   assert.match(id, ID);
   const second = await twz(
-    ["boot", "--image", image, "--quiet"],
+    ["boot", "--keep-going", "--image", image, "--quiet"],
     [
       "read /docs/readme 0 32",
       "names /docs",
@@ -557,7 +560,10 @@ Deno.test("twz boot: kv put/get/del/count/scan; every ok survives a power failur
     "kv get banana",
     "kv del nothing",
   ].join("\n");
-  const r = await twz(["boot", "--image", image, "--size", "16M", "--quiet"], script);
+  const r = await twz(
+    ["boot", "--keep-going", "--image", image, "--size", "16M", "--quiet"],
+    script,
+  );
   assert.equal(r.code, 1, "the last two commands fail on purpose");
   const out = lines(r.stdout);
   assert.deepEqual(out.slice(0, 6), ["0", "ok", "ok", "ok", "ok", "green"]);
@@ -605,19 +611,45 @@ Deno.test("twz boot: --evict and --seed without --crash-at are refused in one li
 Deno.test("negative numbers are refused as such: --size -5M, --crash-at -3, new --size -64", async () => {
   const image = tmpImage();
   assertOneLineError(
-    await twz(["boot", "--image", image, "--size", "-5M"], ""),
+    await twz(["boot", "--keep-going", "--image", image, "--size", "-5M"], ""),
     2,
     /^twz: --size: "-5M" is negative: a size is a positive number of bytes$/,
   );
   assertOneLineError(
-    await twz(["boot", "--image", image, "--crash-at", "-3"], ""),
+    await twz(["boot", "--keep-going", "--image", image, "--crash-at", "-3"], ""),
     2,
     /^twz: --crash-at: "-3" is negative$/,
   );
-  const r = await twz(["boot", "--image", image, "--size", "8M", "--quiet"], "new --size -64\n");
+  const r = await twz(
+    ["boot", "--keep-going", "--image", image, "--size", "8M", "--quiet"],
+    "new --size -64\n",
+  );
   assertOneLineError(
     r,
     1,
     /^new: --size: "-64" is negative: a size is a positive number of bytes$/,
   );
+});
+
+Deno.test("twz boot: scripted input (stdin and --script) stops at the first failing line unless --keep-going", async () => {
+  const script = "mkdir /a\nread /nothing 0 1\nmkdir /b\nnames /\n";
+  const check = (r: { code: number; stdout: string; stderr: string }) => {
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(lines(r.stderr), [
+      "read: No object is named /nothing",
+      "twz: stopped at line 2, the first that failed (--keep-going runs every line)",
+    ]);
+    assert.equal(lines(r.stdout).length, 1, "only mkdir /a ran");
+  };
+  check(await twz(["boot", "--image", tmpImage(), "--size", "1M", "--quiet"], script));
+  const file = join(tmpDir(), "s.twz");
+  Deno.writeTextFileSync(file, script);
+  check(await twz(["boot", "--image", tmpImage(), "--size", "1M", "--quiet", "--script", file]));
+  const all = await twz(
+    ["boot", "--keep-going", "--image", tmpImage(), "--size", "1M", "--quiet"],
+    script,
+  );
+  assert.equal(all.code, 1);
+  assert.deepEqual(lines(all.stderr), ["read: No object is named /nothing"]);
+  assert.match(all.stdout, /dir  a\/\n.*dir  b\//);
 });

@@ -142,7 +142,7 @@ for (const { hal, ignore, note } of HALS) {
       );
       const before = Deno.readFileSync(image);
       const ro = await twz(
-        ["boot", "--hal", hal, "--image", image, "--read-only"],
+        ["boot", "--keep-going", "--hal", hal, "--image", image, "--read-only"],
         `read ${id} 0 4\nwrite ${id} 0 "lost"\nnew --size 64\nread ${id} 0 4\n`,
       );
       assert.equal(ro.code, 1, ro.stderr);
@@ -158,7 +158,7 @@ for (const { hal, ignore, note } of HALS) {
       Deno.chmodSync(image, 0o444);
       try {
         const auto = await twz(
-          ["boot", "--hal", hal, "--image", image],
+          ["boot", "--keep-going", "--hal", hal, "--image", image],
           `write ${id} 0 "lost"\nread ${id} 0 4\n`,
         );
         assert.equal(auto.code, 1, auto.stderr);

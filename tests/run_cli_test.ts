@@ -165,7 +165,7 @@ Deno.test("shell: run, ps, kill — a faulting and a sleeping program leave the 
   );
   const r = await twzIn(
     dir,
-    ["boot", "--image", image, "--size", "8M", "--quiet"],
+    ["boot", "--keep-going", "--image", image, "--size", "8M", "--quiet"],
     [
       `run ${HELLO} Bob`,
       `run ${boom}`,
@@ -276,7 +276,7 @@ Deno.test({
     );
     const r = await twzIn(
       dir,
-      ["boot", "--hal", "pmem", "--image", image, "--size", "8M", "--quiet"],
+      ["boot", "--keep-going", "--hal", "pmem", "--image", image, "--size", "8M", "--quiet"],
       [`run ${spin} &`, `run ${waitfor}`, "kill 1", "reboot", `run ${HELLO} Pinned`].join("\n") +
         "\n",
     );

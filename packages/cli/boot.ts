@@ -43,6 +43,10 @@ export const BOOT: CommandSpec = {
     { name: "--script", value: "FILE", summary: "run the commands in FILE" },
     { name: "--quiet", summary: "no boot and shutdown lines" },
     {
+      name: "--keep-going",
+      summary: "scripted input: run every line (by default the first failing one stops the run)",
+    },
+    {
       name: "--set",
       value: "K=V",
       repeat: true,
@@ -196,6 +200,8 @@ export async function boot(args: string[]): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
   let crashed: Error | undefined;
+  const keepGoing = p.has("--keep-going");
+  let lineNumber = 0;
   try {
     const lines = script !== undefined ? linesOf(script) : consoleLines(board);
     if (interactive) console.log('Twizzler shell. Type "help" for commands.');
@@ -203,7 +209,15 @@ export async function boot(args: string[]): Promise<number> {
       if (interactive) board.hal.console.write("twz> ");
       const next = await lines.next();
       if (next.done) break;
+      lineNumber++;
+      const failures = shell.failures;
       if ((await shell.execute(next.value)) === "shutdown") break;
+      if (!interactive && !keepGoing && shell.failures > failures) {
+        stderr(
+          `twz: stopped at line ${lineNumber}, the first that failed (--keep-going runs every line)`,
+        );
+        break;
+      }
     }
     // No more programs from other terminals; running ones get a grace
     // period to end, then are stopped.
