@@ -30,6 +30,12 @@ export type { Flow, ShellIO } from "./_commands.ts";
 /** Every command name and alias, to its entry in the table. */
 const COMMANDS: Map<string, Command> = commandIndex();
 
+/** How {@linkcode Shell.execute} runs a line. */
+export interface ExecuteOptions {
+  /** Aborted when the user interrupts the command (Ctrl-C). */
+  readonly signal?: AbortSignal;
+}
+
 /** The shell over a board; `reboot` and `crash` replace the kernel in place. */
 export class Shell implements ShellContext {
   #failed = 0;
@@ -70,8 +76,15 @@ export class Shell implements ShellContext {
     return resolveObj(this.twz, text);
   }
 
-  /** Run one line; errors are reported, counted, and not thrown. */
-  async execute(line: string): Promise<Flow> {
+  /**
+   * Run one line; errors are reported, counted, and not thrown.
+   *
+   * @param line The command line.
+   * @param options `signal`: aborted when the user interrupts the command
+   *   (Ctrl-C); a foreground `run` ends its program then.
+   */
+  async execute(line: string, options: ExecuteOptions = {}): Promise<Flow> {
+    void options.signal; // the commands that can be interrupted take it from here
     const w = words(line);
     if (w.length === 0 || w[0]!.startsWith("#")) return "continue";
     try {
