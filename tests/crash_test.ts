@@ -83,11 +83,15 @@ Deno.test("twz crashtest kernel-objects exits 0; errors are one line", async () 
     const [args, code, pattern] of [
       [["crashtest", "no-such-workload"], 3, /unknown workload "no-such-workload"/],
       [["crashtest", "./missing_workload.ts"], 3, /cannot load workload/],
-      [["crashtest", "kernel-objects", "--states", "x"], 2, /--states takes a positive integer/],
+      [["crashtest", "kernel-objects", "--states", "x"], 2, /--states: "x" is not a number/],
       [["crashtest", "kernel-objects", "--replay", "9999:0"], 2, /crash points 0 to \d+, not 9999/],
-      [["crashtest", "kernel-objects", "--replay", "zz"], 2, /--replay takes POINT:VARIANT/],
-      [["crashtest", "kernel-objects", "--replay", "3:0/"], 2, /--replay takes POINT:VARIANT/],
-      [["crashtest", "kernel-objects", "--recovery-states", "x"], 2, /--recovery-states takes/],
+      [["crashtest", "kernel-objects", "--replay", "zz"], 2, /--replay: "zz" is not POINT:VARIANT/],
+      [["crashtest", "kernel-objects", "--replay", "3:0/"], 2, /--replay: "3:0\/" is not POINT:/],
+      [
+        ["crashtest", "kernel-objects", "--recovery-states", "x"],
+        2,
+        /--recovery-states: "x" is not/,
+      ],
       [
         ["crashtest", "kernel-objects", "--states", "10", "--recovery-states", "11"],
         2,

@@ -76,7 +76,7 @@ Deno.test("twz fsck: exit 0 clean, 1 problems, --repair fixes, 3 cannot open, 2 
   for (
     const [args, code, pattern] of [
       [["fsck", "--image", join(dir, "none.img")], 3, /cannot open .*none\.img: no such file/],
-      [["fsck"], 2, /fsck needs --image PATH/],
+      [["fsck"], 2, /^twz: missing --image PATH$/],
       [["fsck", "--image", path, "--bogus"], 2, /bogus/],
     ] as const
   ) {

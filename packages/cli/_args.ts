@@ -166,6 +166,8 @@ export interface OptionSpec {
   readonly choices?: readonly string[];
   /** It may be given more than once (each value is kept). */
   readonly repeat?: boolean;
+  /** It must be given (`twz fsck --image PATH`). */
+  readonly required?: boolean;
   /** One line for help. */
   readonly summary: string;
 }
@@ -316,6 +318,11 @@ export function parseTokens(
     args.set(a.name, [t.text]);
     argIndex++;
   }
+  for (const o of specs) {
+    if (o.required && !options.has(o.name)) {
+      throw new UsageError(`missing ${o.name}${o.value === undefined ? "" : ` ${o.value}`}`);
+    }
+  }
   for (const a of argSpecs) {
     if (!a.optional && !args.has(a.name)) throw new UsageError(`missing ${a.name}`);
   }
@@ -354,7 +361,7 @@ function optionSynopsis(o: OptionSpec): string {
     : o.choices !== undefined && o.choices.join("|").length <= 24
     ? ` ${o.choices.join("|")}`
     : ` ${o.value}`;
-  return `[${o.name}${value}]${o.repeat ? "..." : ""}`;
+  return o.required ? `${o.name}${value}` : `[${o.name}${value}]${o.repeat ? "..." : ""}`;
 }
 
 /** `OBJ`, `[LEN]`, `TID...`, `[ARGS...]`. */
@@ -382,8 +389,7 @@ export function helpFor(spec: CommandSpec): string {
   }
   for (const o of spec.options ?? []) {
     const value = o.value === undefined ? "" : ` ${o.value}`;
-    const choices = o.choices === undefined ? "" : ` (${listOf(o.choices)})`;
-    rows.push([`${o.name}${value}`, `${o.summary}${choices}${o.repeat ? "; may repeat" : ""}`]);
+    rows.push([`${o.name}${value}`, `${withChoices(o)}${o.repeat ? "; may repeat" : ""}`]);
   }
   rows.push(["--help", "print this help"]);
   const width = Math.min(24, Math.max(...rows.map(([l]) => l.length)) + 2);
@@ -395,8 +401,51 @@ export function helpFor(spec: CommandSpec): string {
         : `  ${left.padEnd(width)}${right}`,
     );
   }
-  for (const d of spec.details ?? []) lines.push("", d);
+  for (const d of spec.details ?? []) lines.push("", ...wrap(d, ""));
   return lines.join("\n");
+}
+
+/**
+ * An option's summary with its choices: `the HAL (default sim)` becomes
+ * `the HAL (sim or pmem; default sim)`, `how` becomes `how (a, b or c)`.
+ */
+function withChoices(o: OptionSpec): string {
+  if (o.choices === undefined) return o.summary;
+  const list = listOf(o.choices);
+  const m = /^(.*)\(([^()]*)\)$/.exec(o.summary);
+  return m ? `${m[1]}(${list}; ${m[2]})` : `${o.summary} (${list})`;
+}
+
+/** Columns help text is wrapped to. */
+export const WIDTH = 80;
+
+/**
+ * `text` in lines of at most {@linkcode WIDTH} columns, the first after
+ * `first`, the others after `indent`; a synopsis item (`[--size SIZE]`) is
+ * never split.
+ */
+export function wrap(text: string, indent: string, first = indent): string[] {
+  const words: string[] = [];
+  let depth = 0;
+  for (const word of text.split(" ")) {
+    if (depth > 0) words[words.length - 1] += ` ${word}`;
+    else words.push(word);
+    depth += (word.match(/\[/g)?.length ?? 0) - (word.match(/\]/g)?.length ?? 0);
+  }
+  const lines: string[] = [];
+  let line = first;
+  for (const word of words) {
+    if (
+      line.length > first.length && line.trimEnd().length > 0 &&
+      line.length + word.length > WIDTH
+    ) {
+      lines.push(line.trimEnd());
+      line = indent;
+    }
+    line += `${word} `;
+  }
+  lines.push(line.trimEnd());
+  return lines;
 }
 
 /** `a`, `a or b`, `a, b or c`. */
@@ -442,12 +491,15 @@ export function quoted(word: string): string {
  *
  * @param text The word.
  * @param what Its name for the error (`OFFSET`, `--seed`).
- * @throws {UsageError} `OFFSET: "-3" is negative`, `OFFSET: "x" is not a number`.
+ * @param min The smallest value it takes.
+ * @throws {UsageError} `OFFSET: "-3" is negative`, `OFFSET: "x" is not a number`,
+ *   `--ops: "0" is too small (at least 1)`.
  */
-export function count(text: string, what: string): number {
+export function count(text: string, what: string, min = 0): number {
   if (/^-\s*\d/.test(text)) throw new UsageError(`${what}: ${quoted(text)} is negative`);
   if (!/^\d+$/.test(text)) throw new UsageError(`${what}: ${quoted(text)} is not a number`);
   const n = Number(text);
   if (!Number.isSafeInteger(n)) throw new UsageError(`${what}: ${quoted(text)} is too large`);
+  if (n < min) throw new UsageError(`${what}: ${quoted(text)} is too small (at least ${min})`);
   return n;
 }

@@ -121,3 +121,22 @@ Deno.test("count: negative and non-numbers are named", () => {
   assert.throws(() => count("3x", "--seed"), /^UsageError: --seed: "3x" is not a number$/);
   assert.throws(() => count("99999999999999999999", "LEN"), /too large/);
 });
+
+Deno.test("parse: a required option is named when missing and shown without brackets", () => {
+  const fsck = {
+    name: "twz fsck",
+    summary: "check",
+    options: [
+      { name: "--image", value: "PATH", required: true, summary: "the image" },
+      { name: "--hal", value: "HAL", choices: ["sim", "pmem"], summary: "the HAL (default sim)" },
+    ],
+  };
+  assert.throws(() => parseArgv(fsck, []), /^UsageError: missing --image PATH$/);
+  assert.equal(parseArgv(fsck, ["--image", "x"]).value("--image"), "x");
+  assert.equal(synopsisOf(fsck), "--image PATH [--hal sim|pmem]");
+  assert.match(helpFor(fsck), /--hal HAL +the HAL \(sim or pmem; default sim\)/);
+  assert.throws(
+    () => count("0", "--ops", 1),
+    /^UsageError: --ops: "0" is too small \(at least 1\)$/,
+  );
+});

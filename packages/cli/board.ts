@@ -8,11 +8,13 @@ import {
   type Console,
   formatSize,
   type Hal,
+  HalError,
   type HalPlugin,
   PowerFailed,
   stdioConsole,
 } from "@twz/kernel/hal";
 import { ErrorCode, Kernel, MIN_IMAGE, TwzError } from "@twz/kernel";
+import { MAGIC, PAGE, SUPERBLOCK_BACKUP_OFFSET, SUPERBLOCK_BYTES } from "@twz/kernel/format";
 import { type RecoveredTransactions, Twz } from "@twz/libtwz";
 import {
   DEFAULT_IMAGE_SIZE,
@@ -21,6 +23,7 @@ import {
   openImage,
   type OpenImageOptions,
 } from "@twz/libtwz/embedded";
+import { dirname } from "node:path";
 import { bindDevices, type Devices } from "./devices.ts";
 
 export { DEFAULT_IMAGE_SIZE, formatSize, openImage, type OpenImageOptions };
@@ -159,6 +162,7 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
   // One console for the board's whole life: reboots reopen the HAL, not stdin.
   options = { ...options, console: options.console ?? stdioConsole() };
   if (options.size !== undefined) checkImageSize(plugin, options.size);
+  if (options.image !== undefined) checkImagePath(options.image);
   // The HAL removes a file it created and could not finish (no room, say);
   // a file it created and the kernel could not boot is removed here, while
   // the image lock is still held (but not after a --crash-at power failure:
@@ -185,6 +189,113 @@ export async function openBoard(options: BoardOptions): Promise<Board> {
     hal.close();
     throw error;
   }
+}
+
+/** What {@linkcode checkImagePath} checks besides the path itself. */
+export interface ImagePathChecks {
+  /** The image must exist (`twz fsck`): a missing file is an error too. */
+  exists?: boolean | undefined;
+  /**
+   * The file must hold a Twizzler image: a regular file too small for a
+   * superblock, or with the `TWZIMAGE` magic in neither its superblock nor
+   * its backup copy, is refused (`twz fsck`; `twz boot` finds out by booting).
+   */
+  image?: boolean | undefined;
+  /** The option, for the empty-value error. @default {"--image"} */
+  what?: string | undefined;
+}
+
+/**
+ * Refuse an image path that cannot name an image, with one line that says
+ * why, before a HAL touches it: an empty value (a usage mistake), a symbolic
+ * link to nothing (creating the image would put it at the link's target, or
+ * fail with "file exists"), a directory, and a new image in a folder that
+ * does not exist. A path to an existing file, or to a file that may be
+ * created, passes (the HAL opens or creates it and reports what else is
+ * wrong).
+ *
+ * @param path The image path as given.
+ * @param checks What else to check (see {@linkcode ImagePathChecks}).
+ * @throws {UsageError} `path` is empty.
+ * @throws {HalError} One line without the path (callers say "cannot boot
+ *   PATH: ..."): the path cannot be an image.
+ * @example
+ * ```ts ignore
+ * checkImagePath("", {}); // UsageError: --image is empty
+ * ```
+ */
+export function checkImagePath(path: string, checks: ImagePathChecks = {}): void {
+  if (path === "") throw new UsageError(`${checks.what ?? "--image"} is empty`);
+  let link: Deno.FileInfo;
+  try {
+    link = Deno.lstatSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw new HalError((error as Error).message, { cause: error, code: "io" });
+    }
+    const folder = dirname(path);
+    let info: Deno.FileInfo | undefined;
+    try {
+      info = Deno.statSync(folder);
+    } catch { /* missing, or a dangling link */ }
+    if (info === undefined) throw new HalError(`the folder ${folder} does not exist`);
+    if (!info.isDirectory) throw new HalError(`${folder} is not a folder`);
+    if (checks.exists) throw new HalError("no such file");
+    return;
+  }
+  let info = link;
+  if (link.isSymlink) {
+    let target = "";
+    try {
+      target = Deno.readLinkSync(path);
+    } catch { /* it was removed meanwhile: say what we can */ }
+    try {
+      info = Deno.statSync(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        throw new HalError((error as Error).message, { cause: error, code: "io" });
+      }
+      throw new HalError(`it is a symbolic link to ${target}, which does not exist`);
+    }
+  }
+  if (info.isDirectory) {
+    throw new HalError("it is a directory, not an image file", { code: "not-regular" });
+  }
+  if (checks.image && info.isFile) {
+    const why = notAnImage(path);
+    if (why !== undefined) throw new HalError(why);
+  }
+}
+
+/**
+ * Why the regular file at `path` holds no Twizzler image at all: too small
+ * for a superblock, or the `TWZIMAGE` magic in neither the superblock nor
+ * its backup copy (a file whose one copy is damaged is an image that
+ * `twz fsck --repair` can mend). `undefined` when one copy has the magic.
+ */
+function notAnImage(path: string): string | undefined {
+  const page = new Uint8Array(PAGE);
+  let length = 0;
+  const file = Deno.openSync(path, { read: true });
+  try {
+    while (length < PAGE) {
+      const n = file.readSync(page.subarray(length));
+      if (n === null) break;
+      length += n;
+    }
+  } finally {
+    file.close();
+  }
+  if (length < SUPERBLOCK_BYTES) {
+    return `it is ${length} bytes, too small to hold a Twizzler image`;
+  }
+  const magic = new TextEncoder().encode(MAGIC);
+  const has = (at: number) =>
+    length >= at + magic.length && magic.every((byte, i) => page[at + i] === byte);
+  if (has(0) || has(SUPERBLOCK_BACKUP_OFFSET)) return undefined;
+  return page.subarray(0, length).every((byte) => byte === 0)
+    ? "it holds no Twizzler image (its first page is all zeros: never formatted)"
+    : "it is not a Twizzler image (no TWZIMAGE magic in its superblock or the backup copy)";
 }
 
 /** Whether a file (or anything) exists at `path`. */

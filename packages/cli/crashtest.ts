@@ -25,7 +25,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   CrashStateError,
   crashtest,
@@ -37,72 +36,99 @@ import {
   WorkloadError,
   WORKLOADS,
 } from "@twz/crashtest";
-import { positive, UsageError } from "./board.ts";
+import { UsageError } from "./board.ts";
+import { type CommandSpec, count, parseArgv, quoted } from "./_args.ts";
 
-const USAGE = `usage: twz crashtest WORKLOAD [--states N] [--seed S] [--unit 64|8] [--json]
-                     [--recovery-states N] [--replay POINT:VARIANT[/RPOINT:RVARIANT]] [--list]
-  WORKLOAD is a built-in name (${
-  Object.keys(WORKLOADS).join(", ")
-}) or a module path (./my_workload.ts)
-exit codes: 0 no violation, 1 violations found, 2 usage mistake, 3 workload cannot be loaded`;
+/** `twz crashtest`'s options: what parses them and what `twz crashtest --help` prints. */
+export const CRASHTEST: CommandSpec = {
+  name: "twz crashtest",
+  summary: "check a workload at every crash point, crashing recovery too; exit 1 when a " +
+    "crash state breaks an invariant",
+  options: [
+    { name: "--states", value: "N", summary: "crash states to try (default 10000)" },
+    {
+      name: "--recovery-states",
+      value: "N",
+      summary: "how many of them crash the recovery too (default a fifth)",
+    },
+    { name: "--seed", value: "S", summary: "the seed of the run and its choices (default 1)" },
+    {
+      name: "--unit",
+      value: "UNIT",
+      choices: ["64", "8"],
+      summary: "bytes a power failure keeps or loses together, default 64",
+    },
+    { name: "--json", summary: "print one JSON object" },
+    {
+      name: "--replay",
+      value: "P:V[/Q:W]",
+      summary: "run one crash state again (as a violation's replay line says)",
+    },
+    { name: "--list", summary: "list the built-in workloads" },
+    { name: "--debug", summary: "stack traces on errors" },
+  ],
+  args: [{
+    name: "WORKLOAD",
+    optional: true,
+    summary: "a built-in workload (--list names them) or a module path (./my_workload.ts)",
+  }],
+  details: [
+    "Crash point N means drain N was the last to complete. Every violation comes with a " +
+    "--replay POINT:VARIANT[/RPOINT:RVARIANT] that reproduces it (see docs/CRASHTEST.md).",
+    "Exit codes: 0 no violation; 1 violations found (or a replayed state violates); " +
+    "2 usage; 3 the workload cannot be loaded.",
+  ],
+};
 
 /**
  * `twz crashtest` on the command line; returns the exit code.
  *
- * @param args Arguments after `crashtest`.
+ * @param args Arguments after `crashtest` (parsed by {@linkcode CRASHTEST}).
  */
 export async function main(args: string[]): Promise<number> {
-  const { values: v, positionals } = parseArgs({
-    args,
-    options: {
-      states: { type: "string", default: "10000" },
-      "recovery-states": { type: "string" },
-      seed: { type: "string", default: "1" },
-      unit: { type: "string", default: "64" },
-      json: { type: "boolean", default: false },
-      replay: { type: "string" },
-      list: { type: "boolean", default: false },
-      debug: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: true,
-  });
-  const values = { ...v };
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (values.list) {
+  const p = parseArgv(CRASHTEST, args);
+  const values = {
+    states: p.value("--states") ?? "10000",
+    "recovery-states": p.value("--recovery-states"),
+    seed: p.value("--seed") ?? "1",
+    unit: p.value("--unit") ?? "64",
+    json: p.has("--json"),
+    replay: p.value("--replay"),
+  };
+  const name = p.arg("WORKLOAD");
+  if (p.has("--list")) {
+    if (name !== undefined) {
+      throw new UsageError(`unexpected argument ${quoted(name)} (see twz crashtest --help)`);
+    }
     for (const [name, w] of Object.entries(WORKLOADS)) {
       console.log(`${name.padEnd(16)}${w.summary}`);
     }
     return 0;
   }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? `crashtest needs a WORKLOAD (${
-          Object.keys(WORKLOADS).join(", ")
-        }, or a module path; see twz help)`
-        : "crashtest takes one WORKLOAD",
-    );
+  if (name === undefined) {
+    throw new UsageError("missing WORKLOAD (twz crashtest --list names the built-in ones)");
   }
-  const states = positive(values.states!, "--states");
+  const states = count(values.states, "--states", 1);
   const recoveryStates = values["recovery-states"] === undefined
     ? undefined
-    : positive(values["recovery-states"], "--recovery-states", true);
+    : count(values["recovery-states"], "--recovery-states");
   if (recoveryStates !== undefined && recoveryStates > states) {
     throw new UsageError(
       `--recovery-states (${recoveryStates}) cannot exceed --states (${states}): they are part of it`,
     );
   }
-  const seed = positive(values.seed!, "--seed", true);
-  if (values.unit !== "64" && values.unit !== "8") {
-    throw new UsageError(`--unit takes 64 or 8, not "${values.unit}"`);
-  }
+  const seed = count(values.seed, "--seed");
   const unit = Number(values.unit) as 8 | 64;
-  const name = positionals[0]!;
+  // Checked before the workload is loaded: a usage mistake is exit 2 whatever the workload.
+  const m = values.replay === undefined
+    ? undefined
+    : /^(\d+):(\w+)(?:\/(\d+):(\w+))?$/.exec(values.replay);
+  if (m === null) {
+    throw new UsageError(
+      `--replay: ${quoted(values.replay!)} is not POINT:VARIANT or POINT:VARIANT/RPOINT:RVARIANT ` +
+        "(like 12:3 or 12:3/0:all)",
+    );
+  }
   let workload: Workload;
   try {
     workload = await loadWorkload(name);
@@ -116,13 +142,7 @@ export async function main(args: string[]): Promise<number> {
       unit === 8 ? " --unit 8" : ""
     } --replay ${point}:${variant}${recovery ? `/${recovery.point}:${recovery.variant}` : ""}`;
 
-  if (values.replay !== undefined) {
-    const m = /^(\d+):(\w+)(?:\/(\d+):(\w+))?$/.exec(values.replay);
-    if (!m) {
-      throw new UsageError(
-        `--replay takes POINT:VARIANT or POINT:VARIANT/RPOINT:RVARIANT (like 12:3 or 12:3/0:all), not "${values.replay}"`,
-      );
-    }
+  if (m !== undefined) {
     const recovery = m[3] === undefined ? undefined : { point: Number(m[3]), variant: m[4]! };
     let r: ReplayResult;
     try {

@@ -44,7 +44,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type { FsckReport } from "@twz/kernel";
 import { HalError } from "@twz/kernel/hal";
 import type { CheckFinding } from "@twz/libtwz/check";
@@ -55,17 +54,70 @@ import {
   restoreUndoFile,
   UndoFileExistsError,
 } from "@twz/crashtest/deep-check";
-import { HALS, loadPlugin, UsageError } from "./board.ts";
+import { HALS, UsageError } from "./board.ts";
+import { type CommandSpec, parseArgv, type Parsed } from "./_args.ts";
 
 export type { DeepReport };
 
-const USAGE =
-  `usage: twz fsck --image PATH [--hal sim|pmem] [--repair [--undo-file FILE] [--force]] [--deep] [--json]
-       twz fsck --undo FILE --image PATH
-       twz fsck --upgrade --image PATH [--hal sim|pmem] [--force] [--json]   (format 1 -> 2)
-exit codes: 0 clean; 1 problems remain, or objects were put aside for /lost+found;
-            2 usage, or the undo file exists (--force overwrites it); 3 cannot open the image
-            or undo file; 5 the image is in use by another process`;
+/** `twz fsck`'s options: what parses them and what `twz fsck --help` prints. */
+export const FSCK: CommandSpec = {
+  name: "twz fsck",
+  summary: "check an image's kernel structures without booting it (--deep: libtwz's too); " +
+    "--repair, --undo FILE, --upgrade",
+  options: [
+    { name: "--image", value: "PATH", required: true, summary: "the image" },
+    {
+      name: "--hal",
+      value: "HAL",
+      choices: Object.keys(HALS),
+      summary: "the HAL, default sim; fsck reads the file itself, so it changes nothing",
+    },
+    {
+      name: "--repair",
+      summary: "fix what is safely fixable (takes the image lock; saves an undo file first)",
+    },
+    {
+      name: "--undo-file",
+      value: "FILE",
+      summary: "with --repair: where the undo file goes (default PATH.undo)",
+    },
+    {
+      name: "--force",
+      summary: "with --repair: overwrite an existing undo file; with --upgrade: despite " +
+        "format-1 problems",
+    },
+    { name: "--deep", summary: "check (and repair) the libtwz structures inside objects too" },
+    { name: "--json", summary: "print one JSON object" },
+    {
+      name: "--undo",
+      value: "FILE",
+      summary: "write back the bytes an undo file saved (refuses another image's)",
+    },
+    {
+      name: "--upgrade",
+      summary: "upgrade an image of on-NVM format 1 to format 2 in place, then check it",
+    },
+    { name: "--debug", summary: "stack traces on errors" },
+  ],
+  details: [
+    "Modes: twz fsck --image PATH [--repair [--undo-file FILE] [--force]] [--deep] [--json]; " +
+    "twz fsck --undo FILE --image PATH [--json]; " +
+    "twz fsck --upgrade --image PATH [--force] [--json].",
+    "A plain check writes nothing (a committed log is replayed in memory only) and runs even " +
+    "while another process holds the image. --repair first saves the bytes it overwrites to " +
+    "the undo file (an existing one is refused without --force); objects it cannot place go " +
+    "to /lost+found (with --deep). --upgrade is crash-safe: run it again after a crash.",
+    "Exit codes: 0 clean (or every problem repaired); 1 problems remain, or objects were put " +
+    "aside for /lost+found; 2 usage, or the undo file exists; 3 the image (or undo file) " +
+    "cannot be opened, or is not an image; 5 the image is in use by another process " +
+    "(--repair, --undo, --upgrade).",
+  ],
+};
+
+/** The first option of `names` that was given, if any. */
+function givenOf(p: Parsed, names: readonly string[]): string | undefined {
+  return names.find((n) => p.has(n));
+}
 
 /** `twz fsck --undo FILE --image PATH`: write the saved bytes back. */
 function undo(file: string, path: string, json: boolean): number {
@@ -186,54 +238,46 @@ function cannotOpen(path: string, error: unknown, debug = false): number {
  * @param args Arguments after `fsck`.
  */
 export async function main(args: string[]): Promise<number> {
-  const { values: v, positionals } = parseArgs({
-    args,
-    options: {
-      image: { type: "string" },
-      hal: { type: "string", default: "sim" },
-      repair: { type: "boolean", default: false },
-      deep: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      debug: { type: "boolean", default: false },
-      undo: { type: "string" },
-      "undo-file": { type: "string" },
-      force: { type: "boolean", default: false },
-      upgrade: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: true,
-  });
-  const values = { ...v };
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
+  const p = parseArgv(FSCK, args);
+  const image = p.value("--image")!;
+  const values = {
+    hal: p.value("--hal") ?? "sim",
+    repair: p.has("--repair"),
+    deep: p.has("--deep"),
+    json: p.has("--json"),
+    debug: p.has("--debug"),
+    undo: p.value("--undo"),
+    "undo-file": p.value("--undo-file"),
+    force: p.has("--force"),
+  };
+  const path = image;
+  const mode = p.has("--upgrade") ? "--upgrade" : values.undo !== undefined ? "--undo" : undefined;
+  if (p.has("--upgrade") && values.undo !== undefined) {
+    throw new UsageError("--undo does not apply with --upgrade");
   }
-  if (positionals.length > 0) {
-    throw new UsageError("fsck takes no arguments besides options (see twz help)");
+  const clash = mode === "--upgrade"
+    ? givenOf(p, ["--repair", "--deep", "--undo-file"])
+    : mode === "--undo"
+    ? givenOf(p, ["--repair", "--deep", "--undo-file", "--force"])
+    : undefined;
+  if (mode !== undefined && clash !== undefined) {
+    throw new UsageError(`${clash} does not apply with ${mode}`);
   }
-  if (values.image === undefined) throw new UsageError("fsck needs --image PATH (see twz help)");
-  if (!(values.hal! in HALS)) await loadPlugin(values.hal!); // an unknown name: usage error
-  const path = values.image;
-  if (values.upgrade) {
-    if (values.repair || values.deep || values.undo !== undefined) {
-      throw new UsageError("fsck --upgrade takes no --repair, --deep or --undo");
-    }
+  if (mode === "--upgrade") {
     const { upgradeCommand } = await import("./upgrade.ts");
-    return upgradeCommand(path, { ...values, hal: values.hal! });
+    return upgradeCommand(path, values);
   }
-  if (values.undo !== undefined) {
-    if (values.repair || values.deep) {
-      throw new UsageError("fsck --undo restores an undo file; it takes no --repair or --deep");
-    }
-    return undo(values.undo, path, values.json!);
+  if (mode === "--undo") return undo(values.undo!, path, values.json);
+  const needsRepair = givenOf(p, ["--undo-file", "--force"]);
+  if (!values.repair && needsRepair !== undefined) {
+    throw new UsageError(`${needsRepair} only applies with --repair`);
   }
-  if (!values.repair && (values["undo-file"] !== undefined || values.force)) {
-    throw new UsageError("--undo-file and --force go with --repair");
-  }
-  const repair = values.repair!;
+  const repair = values.repair;
   let report;
   try {
+    // As twz boot says it (exit 3; an empty --image: 2), and a file holding
+    // no image at all is one it cannot open (exit 3), not a problem found.
+    (await import("./board.ts")).checkImagePath(path, { exists: true, image: true });
     report = fsckImageFile(path, {
       repair,
       deep: values.deep,

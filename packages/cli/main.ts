@@ -1,153 +1,241 @@
 /**
- * `twz`: boot Twizzler, run its shell, benchmark and check it.
+ * `twz`: boot Twizzler, run its shell and programs, benchmark and check it.
  *
- * ```
- * twz boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--read-only] [--script FILE] [--quiet]
- * twz bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json]
- * twz crashtest WORKLOAD ...     (see crashtest.ts)
- * twz fsck --image PATH ...      (see fsck.ts)
- * twz help
- * twz run [--hal H] [--image P] FILE.ts|NAME [ARGS]   (see run.ts)
- * ```
+ * Every subcommand is parsed by the one parser of `_args.ts` from its spec
+ * ({@linkcode COMMANDS}: `twz boot`'s `BOOT`, `twz run`'s `RUN`, `twz fsck`'s
+ * `FSCK`, `twz crashtest`'s `CRASHTEST`, {@linkcode BENCH}, {@linkcode HELP}),
+ * and the same specs make `twz help` (the list of commands with their
+ * synopses, the common notes and the exit codes) and each command's help
+ * (`twz help CMD`, `twz CMD --help`). Every spec has `--debug` (stack traces
+ * on errors); `twz run` takes it only before the program (after it, it is
+ * the program's).
  *
- * Exit codes: 0 success; 1 a shell command or operation failed; 2 a usage
- * mistake; 3 the image cannot be opened or booted (damaged, truncated, not an
- * image, unsupported version, HAL unavailable); 4 the power failed at a
- * `--crash-at` point (the image holds what survived); 5 the image is in use
- * by another process (a running `twz boot`, a repair). `twz run` exits with
- * the program's exit code (137 when it was killed). Errors are one line on stderr;
- * `--debug` adds the stack trace.
+ * Exit codes ({@linkcode EXIT}): 0 success; 1 a shell command or operation
+ * failed; 2 a usage mistake; 3 the image cannot be opened or booted
+ * (damaged, truncated, not an image, unsupported version, HAL unavailable);
+ * 4 the power failed at a `--crash-at` point (the image holds what
+ * survived); 5 the image is in use by another process (a running
+ * `twz boot`, a repair). `twz run` exits with the program's exit code (137
+ * when it was killed). Errors are one line on stderr; `--debug` adds the
+ * stack trace.
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { HalError } from "@twz/kernel/hal";
 import { TwzError } from "@twz/kernel";
-import { UsageError } from "./board.ts";
-import { quotedWord } from "./shell.ts";
-import { boot } from "./boot.ts";
+import { HALS, UsageError } from "./board.ts";
+import { BOOT, boot } from "./boot.ts";
 import { EXIT, settingsFrom } from "./_exit.ts";
-import { runCommand } from "./run.ts";
-import { HelpRequested } from "./_args.ts";
+import { RUN, runCommand } from "./run.ts";
+import { FSCK, main as fsck } from "./fsck.ts";
+import { CRASHTEST, main as crashtest } from "./crashtest.ts";
+import {
+  type CommandSpec,
+  count,
+  helpFor,
+  HelpRequested,
+  parseArgv,
+  quoted,
+  synopsisOf,
+  wrap,
+} from "./_args.ts";
 import { BENCHMARKS } from "./bench/mod.ts";
 import type { BenchResult } from "./bench/types.ts";
 
 export { EXIT } from "./_exit.ts";
-
-const USAGE = `usage: twz <command> [options]
-
-commands:
-  boot [--hal sim|pmem] [--image PATH] [--size SIZE] [--read-only] [--script FILE]
-       [--quiet] [--set K=V] [--crash-at N [--evict strict|random|all] [--seed S]]
-        boot the image (default ./twz.img, created with --size or 64M when
-        absent) and run the shell: interactive on a terminal, else one command
-        per line from stdin or --script. One process at a time may boot an
-        image (a second one exits 5). --read-only never writes the image: every
-        write is refused, and a log found committed is replayed into a private
-        in-memory copy (an image without write permission opens read-only).
-        --set sync=data (sim) makes every drain fdatasync the image, so what
-        was drained survives a host power loss, not only a process kill.
-        With --crash-at N (sim only) the power fails at crash point N as
-        crashtest numbers it: when drain N+1 (counted from opening the image)
-        is called, before it takes effect; what was stored or flushed since
-        drain N is lost (--evict strict), kept (all) or each line either way
-        (random, seeded by --seed). The image is left as the crash left it and
-        twz exits with code 4; a run that ends before then says "crash point N
-        was never reached"
-  bench NAME [--hal H] [--image P] [--ops N] [--rounds R] [--json] [--set K=V]
-        run a benchmark (twz bench --list names them); --image P names a new
-        image for it to write (an existing file is refused)
-  crashtest WORKLOAD [--states N] [--seed S] [--unit 64|8] [--json] [--replay P:V[/Q:W]]
-        check a workload (kernel-objects, or ./my_workload.ts) at every crash
-        point, crashing recovery too (--recovery-states N of the states); exit 1
-        when a crash state breaks an invariant (docs/CRASHTEST.md)
-  fsck --image PATH [--hal H] [--repair [--undo-file F] [--force]] [--deep] [--json]
-        check an image's kernel structures (--deep: libtwz's too); exit 0
-        clean, 1 problems remain or objects were put in /lost+found, 3 cannot
-        open, 5 in use (--repair); --repair fixes what is safely fixable and
-        first saves the bytes it overwrites to an undo file (default PATH.undo)
-  fsck --undo FILE --image PATH
-        write back the bytes an undo file saved (refuses another image's)
-  fsck --upgrade --image PATH [--hal H] [--force] [--json]
-        upgrade an image of on-NVM format 1 to format 2 in place (crash-safe:
-        run it again after a crash), then check it; exit 3 when it cannot
-  run [--hal H] [--image PATH] [--size SIZE] [--set K=V] FILE.ts|NAME [ARGS]
-        run a program: FILE.ts (export default async function main(env, args))
-        is bundled, stored as a code object at /bin/NAME (NAME: the file's
-        stem) and run in a thread of its own; NAME runs /bin/NAME (built-in:
-        kv). Boots the image (default ./twz.img, created when absent), prints
-        the program's output, shuts down, and exits with the program's exit
-        code (137: killed). Options go before the program, its ARGS after it.
-        When a twz boot holds the image, the program runs on that system,
-        through the control socket beside the image (IMAGE.sock)
-  help  this text
-
-common options: --debug (stack traces on errors)
-exit codes: 0 ok, 1 a command failed, 2 usage mistake, 3 image cannot be booted,
-            4 stopped at a --crash-at crash point, 5 image in use by another process`;
+/** What a subcommand's spec is made of (`COMMANDS`, and `RUN` of `@twz/cli/run`). */
+export type { ArgSpec, CommandSpec, OptionSpec } from "./_args.ts";
 
 const stderr = (line: string) => console.error(line);
 
-async function bench(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      hal: { type: "string", default: "sim" },
-      image: { type: "string" },
-      ops: { type: "string" },
-      rounds: { type: "string" },
-      json: { type: "boolean", default: false },
-      list: { type: "boolean", default: false },
-      set: { type: "string", multiple: true },
-      debug: { type: "boolean", default: false },
+/** `twz bench`'s options: what parses them and what `twz bench --help` prints. */
+export const BENCH: CommandSpec = {
+  name: "twz bench",
+  summary: "run a benchmark (twz bench --list names them)",
+  options: [
+    { name: "--hal", value: "HAL", choices: Object.keys(HALS), summary: "the HAL, default sim" },
+    {
+      name: "--image",
+      value: "PATH",
+      summary: "the new image it writes (an existing file is refused; default: a temporary " +
+        "folder, removed at the end)",
     },
-    strict: true,
-    allowPositionals: true,
-  });
-  if (values.list) {
+    { name: "--keep", summary: "with --image: leave the image in place at the end" },
+    { name: "--ops", value: "N", summary: "operations per measured round" },
+    { name: "--rounds", value: "R", summary: "measured rounds (the median is reported)" },
+    { name: "--json", summary: "one JSON object per result line" },
+    {
+      name: "--set",
+      value: "K=V",
+      repeat: true,
+      summary: "a HAL setting (sync=data: sim drains fdatasync)",
+    },
+    { name: "--list", summary: "list the benchmarks" },
+    { name: "--debug", summary: "stack traces on errors" },
+  ],
+  args: [{ name: "NAME", optional: true, summary: "the benchmark (--list names them)" }],
+  details: [
+    "Scratch images go in a temporary folder, removed at the end (also on failure or Ctrl-C). " +
+    "docs/BENCHMARKS.md tells what each benchmark measures and the figures.",
+  ],
+};
+
+/** `twz help`'s arguments. */
+export const HELP: CommandSpec = {
+  name: "twz help",
+  summary: "list the commands, or print one command's help (as twz COMMAND --help)",
+  options: [{ name: "--debug", summary: "stack traces on errors" }],
+  args: [{ name: "COMMAND", optional: true, summary: "the command" }],
+};
+
+/**
+ * What the old hand-written usage said about `twz boot`, for its help until
+ * `BOOT` (boot.ts) carries these paragraphs itself.
+ */
+const BOOT_DETAILS: readonly string[] = [
+  "The image is created (--size, default 64M) when absent. One process at a time may boot " +
+  "an image (a second one exits 5).",
+  "--read-only never writes the image: every write is refused, and a log found committed is " +
+  "replayed into a private in-memory copy (an image without write permission opens read-only).",
+  "--set sync=data (sim) makes every drain fdatasync the image, so what was drained survives " +
+  "a host power loss, not only a process kill.",
+  "With --crash-at N (sim only) the power fails at crash point N as crashtest numbers it: " +
+  "when drain N+1 (counted from opening the image) is called, before it takes effect; what " +
+  "was stored or flushed since drain N is lost (--evict strict), kept (all) or each line " +
+  "either way (random, seeded by --seed). The image is left as the crash left it and twz " +
+  'exits with code 4; a run that ends before then says "crash point N was never reached".',
+  "Scripted input (stdin or --script) stops at the first failing line unless --keep-going.",
+];
+
+/** A `twz` subcommand: its spec and what runs it (with the words after its name). */
+export interface Subcommand {
+  /** What parses its arguments and makes its help. */
+  readonly spec: CommandSpec;
+  /** Run it; returns the exit code. */
+  readonly run: (argv: string[]) => Promise<number>;
+}
+
+/** Every `twz` subcommand, in the order `twz help` lists them. */
+export const COMMANDS: Readonly<Record<string, Subcommand>> = {
+  boot: { spec: { ...BOOT, details: BOOT.details ?? BOOT_DETAILS }, run: boot },
+  run: { spec: RUN, run: runCommand },
+  fsck: { spec: FSCK, run: fsck },
+  crashtest: { spec: CRASHTEST, run: crashtest },
+  bench: { spec: BENCH, run: bench },
+  help: { spec: HELP, run: (argv) => Promise.resolve(help(argv)) },
+};
+
+/** Exit codes as `twz help` lists them. */
+const EXIT_CODES: readonly (readonly [number, string])[] = [
+  [EXIT.ok, "ok"],
+  [EXIT.failed, "a command failed (fsck: problems remain; crashtest: a violation)"],
+  [EXIT.usage, "usage mistake"],
+  [
+    EXIT.image,
+    "image cannot be opened or booted (damaged, truncated, not an image, unsupported " +
+    "version, HAL unavailable)",
+  ],
+  [EXIT.crashed, "stopped at a --crash-at crash point (the image holds what survived)"],
+  [EXIT.busy, "image in use by another process (a running twz boot, a repair)"],
+];
+
+/** What `twz help` says after the list of commands. */
+const NOTES: readonly string[] = [
+  "Every command takes --debug (stack traces on errors) and --help (its options and details).",
+  "--image defaults to ./twz.img (boot and run create it when absent: --size, default 64M).",
+  "--set sync=data (sim; boot, run, bench): every drain fdatasyncs the image, so what was " +
+  "drained survives a host power loss, not only a process kill.",
+  "Errors are one line on stderr.",
+];
+
+/** `twz help`: every command with its synopsis and summary, the notes, the exit codes. */
+export function usage(): string {
+  const out = [
+    "usage: twz <command> [options] [arguments]",
+    "       (twz help <command> or twz <command> --help: that command's help)",
+    "",
+    "commands:",
+  ];
+  for (const [name, { spec }] of Object.entries(COMMANDS)) {
+    const synopsis = synopsisOf(spec);
+    const head = `  ${name} `;
+    out.push(...wrap(synopsis, " ".repeat(head.length), head));
+    out.push(...wrap(spec.summary, "        "));
+  }
+  out.push("", "notes:");
+  for (const note of NOTES) out.push(...wrap(note, "    ", "  "));
+  out.push("", "exit codes:");
+  for (const [code, what] of EXIT_CODES) out.push(...wrap(what, "      ", `  ${code} `));
+  out.push("  twz run exits with its program's exit code (137: killed)");
+  return out.join("\n");
+}
+
+function help(argv: string[]): number {
+  const name = parseArgv(HELP, argv).arg("COMMAND");
+  if (name === undefined) console.log(usage());
+  else console.log(helpFor(commandNamed(name).spec));
+  return EXIT.ok;
+}
+
+/**
+ * The subcommand called `name`.
+ *
+ * @throws {UsageError} There is none.
+ */
+function commandNamed(name: string): Subcommand {
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command !== undefined) return command;
+  if (name.startsWith("-")) {
+    throw new UsageError(
+      `unknown option ${quoted(name)}: options go after the command (see twz help)`,
+    );
+  }
+  throw new UsageError(`unknown command ${quoted(name)} (see twz help)`);
+}
+
+async function bench(args: string[]): Promise<number> {
+  const p = parseArgv(BENCH, args);
+  const name = p.arg("NAME");
+  if (p.has("--list")) {
+    if (name !== undefined) {
+      throw new UsageError(`unexpected argument ${quoted(name)} (see twz bench --help)`);
+    }
     for (const [name, b] of Object.entries(BENCHMARKS)) {
       console.log(`${name.padEnd(16)}${b.summary}`);
     }
     return EXIT.ok;
   }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? "bench needs a NAME (twz bench --list names them)"
-        : "bench takes one NAME",
-    );
-  }
-  const name = positionals[0]!;
-  const entry = BENCHMARKS[name];
+  if (name === undefined) throw new UsageError("missing NAME (twz bench --list names them)");
+  const entry = Object.hasOwn(BENCHMARKS, name) ? BENCHMARKS[name] : undefined;
   if (!entry) {
-    throw new UsageError(`unknown benchmark "${name}" (twz bench --list names them)`);
+    throw new UsageError(`unknown benchmark ${quoted(name)} (twz bench --list names them)`);
   }
-  const count = (text: string | undefined, what: string) => {
-    if (text === undefined) return undefined;
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      throw new UsageError(`--${what} must be a positive integer`);
-    }
-    return Number(text);
-  };
+  const image = p.value("--image");
+  if (p.has("--keep") && image === undefined) {
+    throw new UsageError("--keep only applies with --image PATH");
+  }
+  const ops = p.value("--ops");
+  const rounds = p.value("--rounds");
   let results: BenchResult[];
   try {
     results = await (await entry.load()).run({
-      hal: values.hal!,
-      image: values.image,
-      ops: count(values.ops, "ops"),
-      rounds: count(values.rounds, "rounds"),
-      settings: settingsFrom(values.set),
+      hal: p.value("--hal") ?? "sim",
+      image,
+      keep: p.has("--keep"),
+      ops: ops === undefined ? undefined : count(ops, "--ops", 1),
+      rounds: rounds === undefined ? undefined : count(rounds, "--rounds", 1),
+      settings: settingsFrom(p.values("--set")),
     });
   } catch (error) {
     // An operation failing inside a benchmark (No space, say) is a failure
     // (exit 1), not an image that cannot be booted (exit 3).
     if (!(error instanceof TwzError)) throw error;
     stderr(`twz: bench ${name}: ${error.message.split("\n")[0]}`);
-    if (values.debug) console.error(error);
+    if (p.has("--debug")) console.error(error);
     return EXIT.failed;
   }
   for (const r of results) {
-    if (values.json) console.log(JSON.stringify(r));
+    if (p.has("--json")) console.log(JSON.stringify(r));
     else {
       const figures = Object.entries(r).filter(([k]) => !["bench", "case"].includes(k))
         .map(([k, v]) =>
@@ -165,65 +253,41 @@ async function bench(args: string[]): Promise<number> {
  * @param args Command-line arguments (without the program name).
  */
 export async function main(args: string[]): Promise<number> {
-  const debug = args.includes("--debug");
-  const [command, ...rest] = args;
+  const [name, ...rest] = args;
+  let debug = false;
   try {
-    switch (command) {
-      case "boot":
-        return await boot(rest);
-      case "bench":
-        return await bench(rest);
-      case "crashtest":
-        return await (await import("./crashtest.ts")).main(rest);
-      case "fsck":
-        return await (await import("./fsck.ts")).main(rest);
-      case "run":
-        return await runCommand(rest);
-      case undefined:
-        throw new UsageError("no command given (see twz help)");
-      case "help":
-      case "--help":
-      case "-h":
-        console.log(USAGE);
-        return EXIT.ok;
-      default:
-        throw new UsageError(`unknown command ${quotedWord(command)} (try: twz help)`);
+    if (name === undefined) throw new UsageError("no command given (see twz help)");
+    if (name === "--help" || name === "-h") {
+      console.log(usage());
+      return EXIT.ok;
     }
+    const command = commandNamed(name);
+    // Parsed here first by the same spec the command parses by: `--help`
+    // and `--debug` mean one thing for every command, and a mistake is
+    // refused before anything runs.
+    debug = parseArgv(command.spec, rest).has("--debug");
+    return await command.run(rest);
   } catch (error) {
     if (error instanceof HelpRequested) {
       console.log(error.text);
       return EXIT.ok;
     }
     const e = error instanceof Error ? error : new Error(String(error));
-    if (debug) console.error(e);
-    // Every error is exactly one line: parseArgs adds hint lines; keep the first.
     const first = String(e.message).split("\n")[0]!.trim();
-    if ((e as { code?: string }).code?.startsWith?.("ERR_PARSE_ARGS")) {
-      // parseArgs calls "--size -5M" ambiguous: say what it is.
-      const negative = /^Option '(--[\w-]+)' argument is ambiguous/.exec(first);
-      const value = negative ? args[args.indexOf(negative[1]!) + 1] : undefined;
-      if (negative && value !== undefined && /^-\d/.test(value)) {
-        stderr(`twz: ${negative[1]}: ${quotedWord(value)} is negative (see twz help)`);
-      } else stderr(`twz: ${first} (see twz help)`);
-      return EXIT.usage;
-    }
-    if (error instanceof UsageError) {
-      stderr(`twz: ${first}`);
-      return EXIT.usage;
-    }
-    if (error instanceof HalError) {
-      stderr(`twz: ${first}`);
-      return error.code === "busy" ? EXIT.busy : EXIT.image;
-    }
-    if (error instanceof TwzError) {
+    const [line, code]: [string, number] = error instanceof UsageError
+      ? [first, EXIT.usage]
+      : error instanceof HalError
+      ? [first, error.code === "busy" ? EXIT.busy : EXIT.image]
+      : error instanceof TwzError
       // Opening and booting images report their own errors (exit 3); a
-      // TwzError that gets here is an operation failing (a benchmark running
-      // out of space, say).
-      stderr(`twz: ${first}`);
-      return EXIT.failed;
-    }
-    stderr(`twz: internal error: ${first} (run with --debug for the stack trace)`);
-    return EXIT.failed;
+      // TwzError that gets here is an operation failing (a benchmark
+      // running out of space, say).
+      ? [first, EXIT.failed]
+      : [`internal error: ${first} (run with --debug for the stack trace)`, EXIT.failed];
+    stderr(`twz: ${line}`);
+    // The one line first, then (--debug) where it came from.
+    if (debug) console.error(e);
+    return code;
   }
 }
 

@@ -29,7 +29,17 @@ import { HalError } from "@twz/kernel/hal";
 import { Twz } from "@twz/libtwz";
 import { prepareThreadLogs } from "@twz/libtwz/tx";
 import { basename } from "node:path";
-import { type Board, closeBoard, fileExists, openBoard, parseSize, UsageError } from "./board.ts";
+import {
+  type Board,
+  closeBoard,
+  fileExists,
+  HALS,
+  openBoard,
+  parseSize,
+  UsageError,
+} from "./board.ts";
+import { settingsFrom } from "./_exit.ts";
+import { type CommandSpec, parseArgv } from "./_args.ts";
 import { controlPath, runRemote } from "./control_client.ts";
 import { builtinCode, isBuiltin } from "./programs/build.ts";
 
@@ -425,6 +435,43 @@ function formatDuration(ms: number): string {
 /** Exit codes of `twz run` beyond the program's own (as `twz`'s EXIT). */
 const RUN_EXIT = { failed: 1, usage: 2, image: 3, busy: 5 } as const;
 
+/** `twz run`'s options and arguments: what parses them and what `twz run --help` prints. */
+export const RUN: CommandSpec = {
+  name: "twz run",
+  summary: "run a program (FILE.ts, or NAME: /bin/NAME) on the image, print its output, " +
+    "exit with its exit code",
+  optionsFirst: true,
+  options: [
+    { name: "--hal", value: "HAL", choices: Object.keys(HALS), summary: "the HAL, default sim" },
+    {
+      name: "--image",
+      value: "PATH",
+      summary: "the image (default ./twz.img, created when absent)",
+    },
+    { name: "--size", value: "SIZE", summary: "size of a new image (default 64M)" },
+    {
+      name: "--set",
+      value: "K=V",
+      repeat: true,
+      summary: "a HAL setting (sync=data: sim drains fdatasync)",
+    },
+    { name: "--debug", summary: "stack traces on errors" },
+  ],
+  args: [
+    { name: "PROGRAM", summary: "a program file (FILE.ts) or the NAME of one in /bin" },
+    { name: "ARGS", optional: true, variadic: true, summary: "the program's arguments" },
+  ],
+  details: [
+    "FILE.ts (export default async function main(env, args)) is bundled, stored as a code " +
+    "object at /bin/NAME (NAME: the file's stem) and run in a thread of its own; NAME runs " +
+    "/bin/NAME (built-in: kv). Boots the image, prints the program's output, shuts down, and " +
+    "exits with the program's exit code (137: killed). Options go before the program; " +
+    "everything after it (options too) is the program's.",
+    "When a twz boot holds the image, the program runs on that system, through the control " +
+    "socket beside the image (IMAGE.sock).",
+  ],
+};
+
 /**
  * `twz run [--hal H] [--image P] [--size S] [--set K=V] FILE.ts|NAME [ARGS]`:
  * boot the image (created when absent), run the program, print its output,
@@ -433,58 +480,21 @@ const RUN_EXIT = { failed: 1, usage: 2, image: 3, busy: 5 } as const;
  * the image, the program runs there instead, through the control socket
  * beside the image (`IMAGE.sock`).
  *
- * @param argv The arguments after `run`.
+ * @param argv The arguments after `run` (parsed by {@linkcode RUN}).
  * @returns The exit code.
+ * @throws {UsageError} A usage mistake. {HelpRequested} `--help` before the program.
  */
 export async function runCommand(argv: string[]): Promise<number> {
+  const p = parseArgv(RUN, argv);
+  const size = p.value("--size");
   const opts = {
-    hal: "sim",
-    image: "./twz.img",
-    size: undefined as number | undefined,
-    settings: {} as Record<string, string>,
+    hal: p.value("--hal") ?? "sim",
+    image: p.value("--image") ?? "./twz.img",
+    size: size === undefined ? undefined : parseSize(size, "--size"),
+    settings: settingsFrom(p.values("--set")),
   };
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith("--")) break;
-    const [flag, inline] = a.includes("=")
-      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
-      : [a, undefined];
-    const value = () => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case "--hal":
-        opts.hal = value();
-        break;
-      case "--image":
-        opts.image = value();
-        break;
-      case "--size":
-        opts.size = parseSize(value(), "--size");
-        break;
-      case "--set": {
-        const kv = value();
-        const eq = kv.indexOf("=");
-        if (eq <= 0) throw new UsageError(`--set takes KEY=VALUE, not "${kv}"`);
-        opts.settings[kv.slice(0, eq)] = kv.slice(eq + 1);
-        break;
-      }
-      case "--debug":
-        break;
-      case "--":
-        i++;
-        break;
-      default:
-        throw new UsageError(`run: unknown option ${flag} (see twz help)`);
-    }
-    if (flag === "--") break;
-  }
-  const target = argv[i];
-  if (target === undefined) throw new UsageError("run needs a PROGRAM (a .ts file or a /bin name)");
-  const args = argv.slice(i + 1);
+  const target = p.arg("PROGRAM")!;
+  const args = p.args("ARGS");
   const encoder = new TextEncoder();
   const write = (text: string) => {
     const bytes = encoder.encode(text);
@@ -516,7 +526,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       hal: opts.hal,
       image: opts.image,
       size: opts.size,
-      settings: Object.keys(opts.settings).length > 0 ? opts.settings : undefined,
+      settings: opts.settings,
       holder: "twz run",
     });
   } catch (error) {

@@ -1,46 +1,229 @@
 // Helpers shared by the benchmarks: temporary images and timing.
 import { join } from "node:path";
-import type { Hal, HalPlugin } from "@twz/kernel/hal";
-import { checkImageSize, fileExists, loadPlugin, openImage, UsageError } from "../board.ts";
+import { type Hal, HalError, type HalPlugin } from "@twz/kernel/hal";
+import {
+  checkImagePath,
+  checkImageSize,
+  fileExists,
+  loadPlugin,
+  openImage,
+  UsageError,
+} from "../board.ts";
 import { bundleFile } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
 
 /**
- * The image path a benchmark writes: the user's `--image` when given (it must
- * not exist: a benchmark never writes into an existing image, and leaves the
- * new one in place), else a fresh path (in /dev/shm when it exists, for pmem)
- * removed at exit.
+ * The files one benchmark run writes, and their removal: every benchmark
+ * makes its images through one of these ({@linkcode withScratch}), so none
+ * is left behind when the run ends, whether it ends well, by an exception,
+ * or by Ctrl-C (SIGINT) or SIGTERM.
  *
- * @throws {UsageError} `--image` names an existing file.
+ * - Without `--image`, images go in a new folder `twz-bench-XXXXXX` under
+ *   `$TMPDIR` (or `/tmp`; under `/dev/shm`, when it exists, for hal-pmem),
+ *   removed with everything in it at the end.
+ * - With `--image P`, the image is P itself: it must not exist (a benchmark
+ *   never writes into an existing file, and never removes one it did not
+ *   create), and it is removed at the end unless `keep` (`--keep`) is set.
+ *   A benchmark that makes one image after another (kv's rounds) removes
+ *   each before the next ({@linkcode Scratch.remove}), so P is reused.
+ *
+ * A signal is handled only when the event loop runs: a benchmark that
+ * measures a long synchronous loop calls {@linkcode Scratch.checkpoint}
+ * between rounds, so Ctrl-C ends it there.
  */
-export function tempImage(opts: BenchOptions, name: string): string {
-  if (opts.image) {
-    refuseExisting(opts.image);
-    return opts.image;
+export class Scratch {
+  #dirs = new Map<string, string>();
+  #mine = new Set<string>();
+  #closed = false;
+  /** The benchmark's options. */
+  readonly opts: BenchOptions;
+  /** The benchmark's name, for messages. */
+  readonly bench: string;
+
+  /**
+   * A run's scratch files, none yet; Ctrl-C removes them from now on.
+   *
+   * @param opts The benchmark's options (`hal`, `image`, `keep`).
+   * @param bench The benchmark's name, for messages.
+   */
+  constructor(opts: BenchOptions, bench: string) {
+    this.opts = opts;
+    this.bench = bench;
+    live.add(this);
+    listen();
   }
-  let base = Deno.env.get("TMPDIR") ?? "/tmp";
-  try {
-    if (opts.hal === "pmem" && Deno.statSync("/dev/shm").isDirectory) base = "/dev/shm";
-  } catch { /* no /dev/shm */ }
-  const dir = Deno.makeTempDirSync({ dir: base, prefix: "twz-bench-" });
-  globalThis.addEventListener("unload", () => {
+
+  /**
+   * The path of a new image: `--image P` (refused when P exists or is in
+   * use by this run), else `name` in the run's temporary folder.
+   *
+   * @param name The file's name in the temporary folder.
+   * @param hal The HAL it is for, when not the run's (where the folder is).
+   * @throws {UsageError} `--image` is empty or names an existing file.
+   * @throws {HalError} `--image` names no possible image (see `checkImagePath`).
+   */
+  image(name: string, hal: string = this.opts.hal): string {
+    if (this.#closed) throw new Error(`bench ${this.bench}: its scratch files were removed`);
+    const given = this.opts.image;
+    if (given === undefined) return join(this.folder(hal), name);
+    if (this.#mine.has(given)) {
+      throw new Error(`bench ${this.bench} makes two images at once: --image names one`);
+    }
     try {
-      Deno.removeSync(dir, { recursive: true });
-    } catch { /* already gone */ }
-  });
-  return join(dir, name);
-}
+      checkImagePath(given);
+    } catch (error) {
+      if (!(error instanceof HalError)) throw error;
+      throw new HalError(`Cannot create image ${given}: ${error.message}`, {
+        cause: error,
+        ...(error.code !== undefined ? { code: error.code } : {}),
+      });
+    }
+    if (fileExists(given)) {
+      throw new UsageError(
+        `--image ${given} exists: benchmarks write a new image and never touch an existing one`,
+      );
+    }
+    this.#mine.add(given);
+    return given;
+  }
 
-/** @throws {UsageError} `image` exists: a benchmark would overwrite it. */
-export function refuseExisting(image: string): void {
-  if (fileExists(image)) {
-    throw new UsageError(
-      `--image ${image} exists: benchmarks write a new image and never touch an existing one`,
-    );
+  /**
+   * The run's temporary folder, made on first use: under `$TMPDIR` (or
+   * `/tmp`), or `/dev/shm` for hal-pmem.
+   *
+   * @param hal The HAL its files are for.
+   */
+  folder(hal: string = this.opts.hal): string {
+    const base = scratchBase(hal);
+    let dir = this.#dirs.get(base);
+    if (dir === undefined) {
+      dir = Deno.makeTempDirSync({ dir: base, prefix: "twz-bench-" });
+      this.#dirs.set(base, dir);
+    }
+    return dir;
+  }
+
+  /**
+   * Remove an image this run made (and the image lock's side file, when this
+   * process wrote it), now; `--keep` does not keep it. Harmless when gone.
+   */
+  remove(path: string): void {
+    removeImage(path);
+    this.#mine.delete(path);
+  }
+
+  /**
+   * Let the event loop run once, so that a pending Ctrl-C is handled (the
+   * run's files removed, exit 130) before the next synchronous stretch.
+   */
+  checkpoint(): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, 0));
+  }
+
+  /** Remove every file of the run (with `--keep`, the `--image` file stays). Harmless twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    live.delete(this);
+    unlisten();
+    for (const path of this.#mine) {
+      if (this.opts.keep) continue;
+      removeImage(path);
+    }
+    this.#mine.clear();
+    for (const dir of this.#dirs.values()) {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* already gone */ }
+    }
+    this.#dirs.clear();
+  }
+
+  /** {@linkcode Scratch.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 
-/** @throws {UsageError} `--image` was given to a benchmark that makes its own images. */
+/**
+ * Run `fn` with a {@linkcode Scratch} for the benchmark `bench`; its files
+ * are removed when `fn` ends, however it ends.
+ *
+ * @param opts The benchmark's options.
+ * @param bench Its name.
+ * @param fn The benchmark's body.
+ * @returns What `fn` returns.
+ */
+export async function withScratch<T>(
+  opts: BenchOptions,
+  bench: string,
+  fn: (scratch: Scratch) => Promise<T>,
+): Promise<T> {
+  const scratch = new Scratch(opts, bench);
+  try {
+    return await fn(scratch);
+  } finally {
+    scratch.close();
+  }
+}
+
+/** The folder for temporary images: `$TMPDIR` or `/tmp`; `/dev/shm` for hal-pmem. */
+function scratchBase(hal: string): string {
+  if (hal === "pmem") {
+    try {
+      if (Deno.statSync("/dev/shm").isDirectory) return "/dev/shm";
+    } catch { /* no /dev/shm */ }
+  }
+  return Deno.env.get("TMPDIR") || "/tmp";
+}
+
+/** Remove an image and its lock's side file `IMAGE.lock` if this process wrote it. */
+function removeImage(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* already gone */ }
+  try {
+    // The side file holds "PID what": ours only (a closed HAL removed it already).
+    if (Deno.readTextFileSync(`${path}.lock`).startsWith(`${Deno.pid} `)) {
+      Deno.removeSync(`${path}.lock`);
+    }
+  } catch { /* none */ }
+}
+
+/** Scratches of runs not yet ended: what a signal removes. */
+const live = new Set<Scratch>();
+const SIGNALS = [["SIGINT", 130], ["SIGTERM", 143]] as const;
+const handlers = new Map<Deno.Signal, () => void>();
+
+function listen(): void {
+  if (handlers.size > 0 || Deno.build.os === "windows") return;
+  for (const [signal, code] of SIGNALS) {
+    const handler = () => {
+      const names = [...live].map((s) => s.bench);
+      for (const s of [...live]) s.close();
+      console.error(
+        `twz: bench ${
+          names.join(", ") || "run"
+        }: interrupted (${signal}); its scratch files were removed`,
+      );
+      Deno.exit(code);
+    };
+    Deno.addSignalListener(signal, handler);
+    handlers.set(signal, handler);
+  }
+}
+
+function unlisten(): void {
+  if (live.size > 0) return;
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  handlers.clear();
+}
+
+/**
+ * Refuse `--image` for a benchmark that makes its own images.
+ *
+ * @throws {UsageError} `--image` was given.
+ */
 export function refuseImage(opts: BenchOptions, bench: string, why: string): void {
   if (opts.image !== undefined) {
     throw new UsageError(`bench ${bench} takes no --image: ${why}`);

@@ -18,7 +18,7 @@
 import { f64, struct, Twz, u32, u64 } from "@twz/libtwz";
 import { loadPlugin } from "../board.ts";
 import type { BenchOptions, BenchResult } from "./types.ts";
-import { interleavedMedians, round3, tempImage } from "./_util.ts";
+import { interleavedMedians, round3, type Scratch, withScratch } from "./_util.ts";
 
 const Rec = struct({ value: u32, weight: f64, big: u64 });
 type RecAcc = ReturnType<typeof Rec.at>;
@@ -115,14 +115,18 @@ function hotWriteRawF64(view: DataView, off: number, ops: number): number {
  * @param opts HAL, image, ops per round (default 2,000,000), rounds (default 9).
  * @returns One result per case, with `ns_per_op` (typed), `raw_ns_per_op` and `ratio`.
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "accessors", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const ops = opts.ops ?? 2_000_000;
   const rounds = opts.rounds ?? 9;
   const plugin = await loadPlugin(opts.hal);
   const twz = await Twz.open({
     hal: plugin,
-    image: tempImage(opts, "accessors.img"),
-    size: 16 << 20, // a new image (tempImage refuses an existing one)
+    image: scratch.image("accessors.img"),
+    size: 16 << 20, // a new image (an existing --image is refused)
     ...(opts.settings ? { settings: opts.settings } : {}),
   });
   try {
@@ -161,6 +165,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     ];
     const results: BenchResult[] = [];
     for (const [name, typed, raw] of cases) {
+      await scratch.checkpoint(); // Ctrl-C ends the run between cases
       const [ns, rawNs] = interleavedMedians([typed, raw], ops, rounds) as [number, number];
       results.push({
         bench: "accessors",

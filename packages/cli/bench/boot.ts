@@ -9,7 +9,7 @@
  */
 import { Kernel } from "@twz/kernel";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { openHal, refuseImage, tempImage } from "./_util.ts";
+import { openHal, refuseImage, type Scratch, withScratch } from "./_util.ts";
 
 async function populate(
   opts: BenchOptions,
@@ -50,7 +50,11 @@ async function measure(opts: BenchOptions, image: string, rounds: number) {
 }
 
 /** Run the boot benchmark. */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "boot", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   refuseImage(opts, "boot", "it makes its own images, four of them, in a temporary directory");
   const objects = opts.ops ?? 100_000;
   const rounds = opts.rounds ?? 7;
@@ -63,9 +67,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     [`${objects}-objects-after-crash`, objects, true, size],
   ];
   for (const [name, count, crash, bytes] of cases) {
-    const image = tempImage({ ...opts, image: undefined }, `${name}.img`);
+    await scratch.checkpoint(); // Ctrl-C ends the run between cases
+    const image = scratch.image(`${name}.img`);
     await populate(opts, image, bytes, count, crash);
     const m = await measure(opts, image, rounds);
+    scratch.remove(image); // one at a time: each may be large
     results.push({
       bench: "boot",
       case: name,

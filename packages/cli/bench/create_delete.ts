@@ -9,14 +9,18 @@
  */
 import { BLOCK, Kernel, METADATA_BYTES_PER_OBJECT } from "@twz/kernel";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { openHal, rateRow, tempImage } from "./_util.ts";
+import { openHal, rateRow, type Scratch, withScratch } from "./_util.ts";
 
 /** Run the create/delete benchmark. */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "create-delete", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const ops = opts.ops ?? 10_000;
   const rounds = opts.rounds ?? 5;
   const objectSize = 4096;
-  const image = tempImage(opts, "create-delete.img");
+  const image = scratch.image("create-delete.img");
   // Room for every create of every round (next-fit walks on through the
   // region) and for the floor's fresh scratch memory.
   const scratchSize = ops * rounds * objectSize;
@@ -30,10 +34,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   let createDrains = 0;
   let deleteDrains = 0;
   const ids: bigint[] = new Array(ops);
-  const scratch = kernel.create({ size: scratchSize });
-  const base = kernel.map(scratch);
+  const floorObject = kernel.create({ size: scratchSize });
+  const base = kernel.map(floorObject);
   let fresh = 0;
   for (let r = 0; r < rounds; r++) {
+    await scratch.checkpoint(); // Ctrl-C ends the run between rounds
     let d0 = drains();
     let t0 = performance.now();
     for (let i = 0; i < ops; i++) ids[i] = kernel.create({ size: objectSize });

@@ -34,7 +34,7 @@ import { prepareThreadLogs } from "@twz/libtwz/tx";
 import { closeBoard, openBoard } from "../board.ts";
 import { attachThreads, installProgram, runProgram, stopThreads } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { bundleSource, rateRow, round3, tempImage } from "./_util.ts";
+import { bundleSource, rateRow, round3, type Scratch, withScratch } from "./_util.ts";
 
 const MESSAGE = 64;
 const CAPACITY = 256;
@@ -96,10 +96,14 @@ export default function main(env: ProgramEnv, args: string[]): number {
  * @returns One row per case: nanoseconds per message and messages per
  *   second (median of the rounds), and the rounds' range.
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "mqueue", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const ops = opts.ops ?? 5000;
   const rounds = opts.rounds ?? 3;
-  const image = tempImage(opts, "mqueue.img");
+  const image = scratch.image("mqueue.img");
   const bundle = await bundleSource("mqueue-bench", PROGRAM);
   const board = await openBoard({
     hal: opts.hal,

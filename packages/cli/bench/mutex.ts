@@ -56,7 +56,7 @@ import {
   type ThreadSystem,
 } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { bundleSource, round3, tempImage } from "./_util.ts";
+import { bundleSource, round3, type Scratch, withScratch } from "./_util.ts";
 
 const TARGET_NS = 50;
 const NAME = "bench-mutex";
@@ -292,11 +292,15 @@ const quiet = { console: () => {} };
  *   `counter-4-programs` and `counter-4-workers-sab` (the first with
  *   `ratio_vs_sab`, increments per second over the bare Workers').
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "mutex", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const ops = opts.ops ?? 1_000_000;
   const rounds = opts.rounds ?? 5;
   const n = Math.max(1000, Math.floor(ops / 10));
-  const image = tempImage(opts, "mutex.img");
+  const image = scratch.image("mutex.img");
   const bareUrl = URL.createObjectURL(new Blob([BARE], { type: "text/javascript" }));
   try {
     const bundle = await bundleSource(NAME, PROGRAM);

@@ -23,9 +23,9 @@
  * @tags allow-ffi
  * @module
  */
-import { join } from "node:path";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { fileExists, UsageError } from "../board.ts";
+import { UsageError } from "../board.ts";
+import { type Scratch, withScratch } from "./_util.ts";
 
 const SIZE = 1 << 20;
 const LINE = 64;
@@ -46,21 +46,16 @@ const LINE = 64;
  * for (const r of await run({ hal: "pmem", image: "/dev/shm/p.img" })) console.log(r);
  * ```
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
   if (opts.hal !== "pmem") {
     throw new UsageError(`bench persist measures hal-pmem only (--hal pmem), not "${opts.hal}"`);
   }
+  return withScratch(opts, "persist", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const { plugin, persistPaths } = await import("@twz/hal-pmem");
-  let image = opts.image;
-  let dir: string | undefined;
-  if (image === undefined) {
-    dir = Deno.makeTempDirSync({ prefix: "twz-bench-persist-" });
-    image = join(dir, "persist.img");
-  } else if (fileExists(image)) {
-    throw new UsageError(
-      `--image ${image} exists: benchmarks write a new image and never touch an existing one`,
-    );
-  }
+  const image = scratch.image("persist.img");
   const hal = await plugin.open({ image, size: SIZE, create: true, settings: opts.settings });
   try {
     const region = hal.region;
@@ -161,8 +156,6 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     return results;
   } finally {
     hal.close();
-    if (dir) Deno.removeSync(dir, { recursive: true });
-    else Deno.removeSync(image); // created by this run (an existing one is refused)
   }
 }
 

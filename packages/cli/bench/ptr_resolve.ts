@@ -15,7 +15,7 @@
 import { ptr, struct, Twz, type TwzObject, u32 } from "@twz/libtwz";
 import { loadPlugin } from "../board.ts";
 import type { BenchOptions, BenchResult } from "./types.ts";
-import { interleavedMedians, round3, sink, tempImage } from "./_util.ts";
+import { interleavedMedians, round3, type Scratch, sink, withScratch } from "./_util.ts";
 
 const Target = struct({ value: u32 });
 const Holder = struct({ tag: u32, link: ptr(Target) });
@@ -87,14 +87,18 @@ function setup(a: TwzObject, b: TwzObject) {
  * @returns One result per case: `ns_per_op` (libtwz), `raw_ns_per_op` (raw
  * read of the field), `ratio`, `chase_ns_per_op` (hand-decoded pointer).
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "ptr-resolve", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const ops = opts.ops ?? 2_000_000;
   const rounds = opts.rounds ?? 9;
   const plugin = await loadPlugin(opts.hal);
   const twz = await Twz.open({
     hal: plugin,
-    image: tempImage(opts, "ptr_resolve.img"),
-    size: 16 << 20, // a new image (tempImage refuses an existing one)
+    image: scratch.image("ptr_resolve.img"),
+    size: 16 << 20, // a new image (an existing --image is refused)
     ...(opts.settings ? { settings: opts.settings } : {}),
   });
   try {
@@ -134,6 +138,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     ];
     const results: BenchResult[] = [];
     for (const [name, typed, rawFn, chaseFn] of cases) {
+      await scratch.checkpoint(); // Ctrl-C ends the run between cases
       const [ns, rawNs, chaseNs] = interleavedMedians(
         [typed, rawFn, chaseFn],
         ops,

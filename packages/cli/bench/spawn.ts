@@ -50,7 +50,7 @@
 import { closeBoard, openBoard } from "../board.ts";
 import { attachThreads, installProgram, runProgram, stopThreads } from "../run.ts";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { bundleSource, round3, tempImage } from "./_util.ts";
+import { bundleSource, round3, type Scratch, withScratch } from "./_util.ts";
 
 const TARGET_RATIO = 1.3;
 const NAME = "spawn-zero";
@@ -85,10 +85,14 @@ function loadAverage(): number | undefined {
  *   and per-round range; the `from-bin` cases also `ratio_vs_bare`, its
  *   per-round range, `target_ratio`, `within_target`, `load_avg_1m`.
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "spawn", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const ops = opts.ops ?? 10;
   const rounds = opts.rounds ?? 5;
-  const image = tempImage(opts, "spawn.img");
+  const image = scratch.image("spawn.img");
   const bareUrls: string[] = [];
   try {
     const bundle = await bundleSource(

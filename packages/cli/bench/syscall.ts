@@ -39,7 +39,7 @@
 import { ErrorCode, Kernel, type ThreadInfo, TwzError } from "@twz/kernel";
 import { openThreadChannel, type ThreadCalls } from "@twz/kernel/threads";
 import { type BenchOptions, type BenchResult, latencyFigures } from "./types.ts";
-import { openHal, tempImage } from "./_util.ts";
+import { openHal, type Scratch, withScratch } from "./_util.ts";
 
 const TARGET_NS = 15_000;
 
@@ -145,10 +145,14 @@ async function pong(s: Int32Array): Promise<void> {
  *   for system calls `added_ns_vs_floor`, for the trivial ones (clock,
  *   yield) `target_ns` and `within_target`.
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "syscall", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   const ops = opts.ops ?? 20_000;
   const rounds = opts.rounds ?? 5;
-  const { hal } = await openHal(opts, tempImage(opts, "syscall.img"), 16 << 20);
+  const { hal } = await openHal(opts, scratch.image("syscall.img"), 16 << 20);
   const kernel = Kernel.boot(hal);
   const object = kernel.create({ size: 65536 });
   const chan = openThreadChannel(kernel, 1, new BenchCalls());

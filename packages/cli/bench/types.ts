@@ -10,8 +10,13 @@
 export interface BenchOptions {
   /** HAL plugin name (`sim` or `pmem`). */
   hal: string;
-  /** Image path; a benchmark makes a temporary one when absent. */
+  /**
+   * Path of the new image a benchmark writes (it must not exist; removed
+   * at the end unless `keep`); absent: a temporary folder, removed.
+   */
   image?: string | undefined;
+  /** Leave the `image` file in place at the end (`--keep`). @default {false} */
+  keep?: boolean | undefined;
   /** Operations per measured round. */
   ops?: number | undefined;
   /** Measured rounds; the median is reported. */

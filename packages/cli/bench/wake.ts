@@ -38,7 +38,7 @@
 import { Kernel, type ObjID, Prot } from "@twz/kernel";
 import { encodeCodeObject, ThreadManager } from "@twz/kernel/threads";
 import { type BenchOptions, type BenchResult, latencyFigures } from "./types.ts";
-import { bundleSource, openHal, refuseImage, tempImage } from "./_util.ts";
+import { bundleSource, openHal, refuseImage, type Scratch, withScratch } from "./_util.ts";
 
 /** Offset of the samples (f64 per-wake ms) in the ping-pong object. */
 const SAMPLES = 4096;
@@ -108,9 +108,14 @@ interface System {
 }
 
 /** Boot `hal` on a new image with a thread manager and the program installed. */
-async function boot(hal: "sim" | "pmem", text: string, opts: BenchOptions): Promise<System> {
+async function boot(
+  hal: "sim" | "pmem",
+  text: string,
+  opts: BenchOptions,
+  scratch: Scratch,
+): Promise<System> {
   const o = { ...opts, hal, image: undefined };
-  const { hal: h } = await openHal(o, tempImage(o, `wake-${hal}.img`), 32 << 20);
+  const { hal: h } = await openHal(o, scratch.image(`wake-${hal}.img`, hal), 32 << 20);
   const kernel = Kernel.boot(h, { formatBlank: true });
   const manager = new ThreadManager(kernel, { console: () => {} });
   const bytes = encodeCodeObject(text);
@@ -196,7 +201,11 @@ async function bareRound(url: string, n: number, warm: number): Promise<Float64A
  *   `mean_ns`, the per-round medians' range, `added_ns_vs_floor`; a case
  *   that could not run has `skipped` with the reason.
  */
-export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+export function run(opts: BenchOptions): Promise<BenchResult[]> {
+  return withScratch(opts, "wake", (scratch) => benchmark(opts, scratch));
+}
+
+async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchResult[]> {
   refuseImage(opts, "wake", "it makes one image per HAL");
   const n = opts.ops ?? 5000;
   const rounds = opts.rounds ?? 5;
@@ -205,12 +214,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const systems: System[] = [];
   try {
     const text = (await bundleSource("wake", PROGRAM)).text;
-    const sim = await boot("sim", text, opts);
+    const sim = await boot("sim", text, opts, scratch);
     systems.push(sim);
     let pmem: System | undefined;
     let pmemWhy = "";
     try {
-      pmem = await boot("pmem", text, opts);
+      pmem = await boot("pmem", text, opts, scratch);
       systems.push(pmem);
     } catch (e) {
       pmemWhy = (e as Error).message.split("\n")[0]!;
