@@ -202,3 +202,18 @@ Deno.test("openSim() allocates a new image in full without fallocate(1) too (zer
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("sim: an image path that is a symbolic link to nothing is refused, the link kept", () => {
+  const dir = scratchDirs("twz-sim-link-")();
+  const link = `${dir}/x.img`;
+  Deno.symlinkSync(`${dir}/missing/target.img`, link);
+  assert.throws(
+    () => openSim({ image: link, size: 1 << 20 }),
+    (e) =>
+      e instanceof HalError &&
+      e.message ===
+        `Cannot open image ${link}: it is a symbolic link to ${dir}/missing/target.img, which does not exist`,
+  );
+  assert.equal(Deno.lstatSync(link).isSymlink, true);
+  assert.equal(Deno.readLinkSync(link), `${dir}/missing/target.img`);
+});

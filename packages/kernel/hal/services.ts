@@ -179,6 +179,15 @@ function kindOf(info: Deno.FileInfo): string {
   return "not a regular file";
 }
 
+/** The target of `path` when it is a symbolic link whose target does not exist. */
+function danglingTarget(path: string): string | undefined {
+  try {
+    return Deno.lstatSync(path).isSymlink ? Deno.readLinkSync(path) : undefined;
+  } catch {
+    return undefined; // nothing there at all
+  }
+}
+
 /** Whether a character device is a device-DAX (`/dev/daxX.Y`: persistent memory). */
 function isDax(path: string, info: Deno.FileInfo): boolean {
   const rdev = info.rdev ?? 0;
@@ -219,8 +228,19 @@ export function checkImageFile(
   try {
     info = Deno.statSync(path);
   } catch (cause) {
-    if (cause instanceof Deno.errors.NotFound) return undefined;
-    throw new HalError(`Cannot open image ${path}: ${errorText(cause)}`, { cause, code: "io" });
+    if (!(cause instanceof Deno.errors.NotFound)) {
+      throw new HalError(`Cannot open image ${path}: ${errorText(cause)}`, { cause, code: "io" });
+    }
+    // A symbolic link to nothing: creating the image would write at its
+    // target (or fail with "file exists"); say what it is instead.
+    const target = danglingTarget(path);
+    if (target !== undefined) {
+      throw new HalError(
+        `Cannot open image ${path}: it is a symbolic link to ${target}, which does not exist`,
+        { code: "io" },
+      );
+    }
+    return undefined;
   }
   if (info.isFile || (options.allowCharDevice && info.isCharDevice && isDax(path, info))) {
     return info;
