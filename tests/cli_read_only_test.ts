@@ -31,7 +31,9 @@ Deno.test("twz boot --read-only: names, read, kv get/scan, ls, stat work; write,
   assert.match(reads.stdout, /x\s+1\n.*y\s+2/s);
   assert.match(reads.stdout, new RegExp(`^${id}  pers`, "m"));
   assert.match(reads.stdout, new RegExp(`id:\\s+${id}`));
-  for (const cmd of ['write /a 0 "bye"', "kv put z 3", "kv del x", "new --size 64", "bind /b /a"]) {
+  for (
+    const cmd of ['write /a 0 "bye"', "kv put z 3", "kv del x", "new --size 4096", "bind /b /a"]
+  ) {
     const r = await runTwz(
       ["boot", "--keep-going", "--image", image, "--read-only", "--quiet"],
       cmd + "\n",

@@ -127,7 +127,7 @@ Deno.test("Twz.open in a script on a held image becomes a client session of the 
     assert.ok(offset !== undefined, stdout);
     // The running system sees it at once, through its own shell.
     assert.equal(
-      await session.ask(`read /notes/remote ${offset} 21`),
+      await session.ask(`read --raw /notes/remote ${offset} 21`),
       "written from a script",
     );
   } finally {

@@ -143,7 +143,7 @@ for (const { hal, ignore, note } of HALS) {
       const before = Deno.readFileSync(image);
       const ro = await twz(
         ["boot", "--keep-going", "--hal", hal, "--image", image, "--read-only"],
-        `read ${id} 0 4\nwrite ${id} 0 "lost"\nnew --size 64\nread ${id} 0 4\n`,
+        `read ${id} 0 4\nwrite ${id} 0 "lost"\nnew --size 4096\nread ${id} 0 4\n`,
       );
       assert.equal(ro.code, 1, ro.stderr);
       assert.deepEqual(lines(ro.stdout), ["kept", "kept"]);
@@ -206,7 +206,7 @@ Deno.test("sim: a read-only boot replays a committed log into a private overlay,
     );
     if (crashed.code !== 4) continue;
     const before = Deno.readFileSync(image);
-    const boot = await twz(["boot", "--image", image, "--read-only"], "ls\nnew --size 64\n");
+    const boot = await twz(["boot", "--image", image, "--read-only"], "ls\nnew --size 4096\n");
     assert.deepEqual(Deno.readFileSync(image), before, `crash point ${n}: file unchanged`);
     // (An early point cuts the first format short: that image is refused.)
     const m = /(\d+) log records? replayed/.exec(boot.stderr);

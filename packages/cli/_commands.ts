@@ -1,17 +1,18 @@
 /**
- * The shell's commands, as one table: each entry has its name, argument
- * synopsis, one-line summary and handler. The shell looks commands up here,
- * and `help` is printed from it ({@linkcode helpText}), so a command and its
- * help line cannot drift apart.
+ * The shell's commands, as one table: each entry is a {@linkcode CommandSpec}
+ * (name, summary, options, arguments, details; see `_args.ts`) and a
+ * handler. The shell tokenizes every line once (quotes and escapes), parses
+ * it by the command's spec, and hands the handler the {@linkcode Parsed}
+ * result; `--help`, `help CMD` and the `help` list are printed from the same
+ * specs ({@linkcode helpText}), so a command and its help cannot drift apart.
  *
- * A handler gets the shell ({@linkcode ShellContext}) and the command line
- * ({@linkcode Args}); it prints on `io.out` and reports a mistake by throwing
- * a {@linkcode UsageError} (or a `TwzError` / `RangeError` from below),
- * which the shell prints as one line, `NAME: message`.
+ * A handler prints on `io.out` and reports a mistake by throwing a
+ * {@linkcode UsageError} (or a `TwzError` / `RangeError` from below), which
+ * the shell prints as one line, `NAME: message`.
  *
  * @module
  */
-import { type CreateSpec, formatId, formatProt, Kernel, type ObjID, parseProt } from "@twz/kernel";
+import { formatId, formatProt, Kernel, type ObjID, parseProt } from "@twz/kernel";
 import type { EvictionPolicy } from "@twz/kernel/hal";
 import type { Twz } from "@twz/libtwz";
 import {
@@ -22,7 +23,17 @@ import {
   rebootBoard,
   UsageError,
 } from "./board.ts";
+import {
+  type CommandSpec,
+  count,
+  helpFor,
+  listOf,
+  type Parsed,
+  quoted,
+  synopsisOf,
+} from "./_args.ts";
 import { THREAD_COMMANDS } from "./_commands_threads.ts";
+import { byteRange, newObject } from "./_objects.ts";
 import { KV_OBJECT, kvStore } from "./programs/kv.ts";
 
 /** Name of the object that holds the shell's key-value store. */
@@ -60,83 +71,70 @@ export interface ShellContext {
   guard(command: string, text: string, id: ObjID, force: boolean): void;
 }
 
-/** One command line, as a handler gets it. */
-export interface Args {
-  /** The words, the command's name first (a leading `--force` taken out). */
-  readonly w: readonly string[];
-  /** The line (a leading `--force` taken out): for the raw rest of a line. */
-  readonly line: string;
-  /** Whether `--force` followed the name (only for `forceable` commands). */
-  readonly force: boolean;
+/** How a line is being run, besides its words. */
+export interface Invocation {
+  /** Aborted when the user interrupts the command (Ctrl-C). */
+  readonly signal?: AbortSignal | undefined;
+  /** The line ended in an unquoted `&` (only for `background` commands). */
+  readonly background: boolean;
 }
 
-/** A command's handler. */
-export type Handler = (sh: ShellContext, args: Args) => Flow | void | Promise<Flow | void>;
+/** A command's handler: the shell, the parsed line, how it runs. */
+export type Handler = (
+  sh: ShellContext,
+  p: Parsed,
+  call: Invocation,
+) => Flow | void | Promise<Flow | void>;
 
 /**
- * One entry of the command table: a command with a handler, or one whose
- * second word picks a subcommand (`kv put`).
+ * One entry of the command table: a spec with a handler, or a spec whose
+ * second word picks a subcommand (`kv put`), each with its own spec.
  */
-export type Command =
-  & CommandInfo
-  & (
-    | { readonly run: Handler; readonly sub?: undefined }
-    | {
-      /** Subcommands (chosen by the second word), each with its own handler. */
-      readonly sub: readonly Command[];
-      readonly run?: undefined;
-    }
-  );
-
-/** What help shows of a command. */
-export interface CommandInfo {
-  /** The word that runs it. */
-  readonly name: string;
+export interface Command {
+  /** What it takes; its help and its line in `help` come from here. */
+  readonly spec: CommandSpec;
   /** Other words that run it. */
   readonly aliases?: readonly string[];
-  /** Its arguments, as help shows them (`[--force]` is added for `forceable`). */
-  readonly synopsis: string;
-  /** One line for help. */
-  readonly summary: string;
-  /** Takes `--force` right after its name: it writes or deletes. */
-  readonly forceable?: boolean;
+  /** Its `--force` lets it write or delete the system's own objects. */
+  readonly guarded?: boolean;
+  /** A final unquoted `&` runs it in the background (`run`). */
+  readonly background?: boolean;
+  /** The handler (absent for a command of subcommands). */
+  readonly run?: Handler;
+  /** Subcommands, chosen by the second word; their spec names are `kv put`. */
+  readonly sub?: readonly Command[];
 }
 
-/** Split a command line into words. */
-export function words(line: string): string[] {
-  return line.trim().split(/\s+/).filter((w) => w.length > 0);
-}
+/** Where help's summaries start. */
+const SUMMARY_COLUMN = 40;
 
-/** The text after the first `n` words of `line`, as typed. */
-export function restAfter(line: string, n: number): string {
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    while (at < line.length && /\s/.test(line[at]!)) at++;
-    while (at < line.length && !/\s/.test(line[at]!)) at++;
+/** The `--force` of the commands that write or delete. */
+const FORCE = {
+  name: "--force",
+  summary: "even one of the system's own objects (/.txlog, the kv store, the naming root)",
+} as const;
+
+/** `--raw` of read, write and hexdump. */
+const RAW = {
+  name: "--raw",
+  summary: "OFFSET counts from the object's first byte, not from its base",
+} as const;
+
+/** `--force` of read and hexdump (only with --raw). */
+const RAW_FORCE = {
+  name: "--force",
+  summary: "with --raw: also the null region and meta-info (bytes 0-255)",
+} as const;
+
+const OBJ = { name: "OBJ", summary: "an object ID (32 hex digits) or a name (/a/b)" } as const;
+
+/** OFFSET, and `--force` only with `--raw` for the reading commands. */
+function rangeOptions(p: Parsed): { raw: boolean; force: boolean } {
+  const raw = p.has("--raw");
+  if (p.has("--force") && !raw) {
+    throw new UsageError("--force goes with --raw (to reach the null region and meta-info)");
   }
-  while (at < line.length && /\s/.test(line[at]!)) at++;
-  return line.slice(at);
-}
-
-/** Interpret `"quoted \n text"` (quotes optional) the way the help says. */
-export function parseText(raw: string): string {
-  const trimmed = raw.replace(/\s+$/, "");
-  if (trimmed.length >= 2 && trimmed.startsWith('"') && trimmed.endsWith('"')) {
-    return trimmed.slice(1, -1).replace(
-      /\\(.)/g,
-      (_, c: string) => c === "n" ? "\n" : c === "t" ? "\t" : c === "0" ? "\0" : c,
-    );
-  }
-  return trimmed;
-}
-
-function parseOffset(text: string | undefined, what: string): number {
-  if (text === undefined || !/^\d+$/.test(text)) {
-    throw new UsageError(`${what} must be a non-negative integer, not "${text ?? ""}"`);
-  }
-  const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new UsageError(`${what} ${text} is not a usable offset`);
-  return n;
+  return { raw, force: p.has("--force") };
 }
 
 /** Bytes `hexdump` shows when no LEN is given. */
@@ -254,144 +252,124 @@ function parseArg<T>(what: string, parse: () => T): T {
   }
 }
 
-/** A required PATH-like argument. */
-function needed(text: string | undefined, what: string): string {
-  if (text === undefined) throw new UsageError(`missing ${what}`);
-  return text;
-}
+const KEY = { name: "KEY", summary: "the key (quote it to hold spaces)" } as const;
 
-/** The KEY argument of a kv subcommand. */
-function kvKey(w: readonly string[]): string {
-  if (w[2] === undefined) throw new UsageError(`kv ${w[1]} needs a KEY`);
-  return w[2];
-}
-
-/** The kv subcommands, in the order help and the "kv takes" error list them. */
+/** The kv subcommands, in the order help lists them. */
 const KV: readonly Command[] = [
   {
-    name: "put",
-    synopsis: "KEY VALUE",
-    summary: 'set KEY to VALUE (rest of the line); "ok" once durable',
-    run(sh, { w, line }) {
-      const k = kvKey(w);
-      if (w.length < 4) throw new UsageError("kv put needs a VALUE");
-      kvStore(sh.twz, true)!.set(k, parseText(restAfter(line, 3)));
+    spec: {
+      name: "kv put",
+      summary: 'set KEY to VALUE; "ok" once durable',
+      args: [KEY, {
+        name: "VALUE",
+        rest: true,
+        summary: "the rest of the line (spacing kept, quotes and escapes applied)",
+      }],
+    },
+    run(sh, p) {
+      kvStore(sh.twz, true)!.set(p.arg("KEY")!, p.arg("VALUE")!);
       sh.io.out("ok");
     },
   },
   {
-    name: "get",
-    synopsis: "KEY",
-    summary: "print KEY's value",
-    run(sh, { w }) {
-      const k = kvKey(w);
+    spec: { name: "kv get", summary: "print KEY's value", args: [KEY] },
+    run(sh, p) {
+      const k = p.arg("KEY")!;
       const v = kvStore(sh.twz, false)?.get(k);
-      if (v === undefined) throw new UsageError(`no key "${k}"`);
+      if (v === undefined) throw new UsageError(`no key ${quoted(k)}`);
       sh.io.out(v);
     },
   },
   {
-    name: "del",
-    synopsis: "KEY",
-    summary: 'delete KEY; "ok" once durable',
-    run(sh, { w }) {
-      const k = kvKey(w);
-      if (!kvStore(sh.twz, false)?.delete(k)) throw new UsageError(`no key "${k}"`);
+    spec: { name: "kv del", summary: 'delete KEY; "ok" once durable', args: [KEY] },
+    run(sh, p) {
+      const k = p.arg("KEY")!;
+      if (!kvStore(sh.twz, false)?.delete(k)) throw new UsageError(`no key ${quoted(k)}`);
       sh.io.out("ok");
     },
   },
   {
-    name: "count",
-    synopsis: "",
-    summary: "print how many keys the store holds",
+    spec: { name: "kv count", summary: "print how many keys the store holds" },
     run(sh) {
       sh.io.out(String(kvStore(sh.twz, false)?.size ?? 0));
     },
   },
   {
-    name: "scan",
-    synopsis: "[FROM [TO]]",
-    summary: "list the keys in [FROM, TO) in order, with their values",
-    run(sh, { w }) {
+    spec: {
+      name: "kv scan",
+      summary: "list the keys in [FROM, TO) in order, with values",
+      args: [
+        { name: "FROM", optional: true, summary: "the first key (default: the smallest)" },
+        { name: "TO", optional: true, summary: "the key to stop before (default: none)" },
+      ],
+    },
+    run(sh, p) {
       const map = kvStore(sh.twz, false);
       if (!map) return;
-      for (const [k, v] of map.range(w[2], w[3])) sh.io.out(`${k}\t${v}`);
+      for (const [k, v] of map.range(p.arg("FROM"), p.arg("TO"))) sh.io.out(`${k}\t${v}`);
     },
   },
 ];
 
+const POLICIES: readonly EvictionPolicy[] = ["strict", "random", "all"];
+
 /** The shell's commands, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   {
-    name: "help",
-    synopsis: "",
-    summary: "this text",
-    run(sh) {
-      sh.io.out(HELP);
+    spec: {
+      name: "help",
+      summary: "list the commands, or print one command's help",
+      args: [
+        { name: "COMMAND", optional: true, summary: "the command (same as COMMAND --help)" },
+        { name: "SUBCOMMAND", optional: true, summary: "its subcommand (help kv put)" },
+      ],
+    },
+    run(sh, p) {
+      const name = p.arg("COMMAND");
+      const text = name === undefined ? HELP : helpOf(name, p.arg("SUBCOMMAND"));
+      for (const line of text.split("\n")) sh.io.out(line);
     },
   },
   {
-    name: "new",
-    synopsis: "[--volatile] [--size N] [--prot rw] [--tie OBJ]... [--name PATH]",
-    summary: "create an object (and name it); prints its ID",
-    run(sh, { w }) {
-      const k = sh.kernel;
-      let size: number | undefined;
-      let name: string | undefined;
-      let volatile = false;
-      let prot: number | undefined;
-      const ties: ObjID[] = [];
-      const seen = new Set<string>();
-      for (let i = 1; i < w.length; i++) {
-        const flag = w[i]!;
-        if (flag !== "--tie" && seen.has(flag)) throw new UsageError(`${flag} given twice`);
-        seen.add(flag);
-        const value = () => {
-          if (i + 1 >= w.length) throw new UsageError(`${flag} needs a value`);
-          return w[++i]!;
-        };
-        if (flag === "--volatile") volatile = true;
-        else if (flag === "--size") size = parseSize(value(), "--size");
-        else if (flag === "--prot") {
-          const text = value();
-          prot = parseArg("--prot", () => parseProt(text));
-        } else if (flag === "--tie") ties.push(sh.resolve(value()));
-        else if (flag === "--name") name = value();
-        else throw new UsageError(`unknown option "${flag}" (see help)`);
-      }
-      if (name !== undefined && volatile) {
-        throw new UsageError(
-          "a volatile object cannot be named: the name would dangle after a crash",
-        );
-      }
-      if (name !== undefined && sh.twz.naming.exists(name)) {
-        throw new UsageError(`the name ${name} is already bound`);
-      }
-      const spec: CreateSpec = { lifetime: volatile ? "volatile" : "persistent", ties };
-      if (size !== undefined) spec.size = size;
-      if (prot !== undefined) spec.prot = prot;
-      const id = k.create(spec);
-      if (name !== undefined) {
-        // Create, then name; a bind that fails deletes the object again, so
-        // a failed `new --name` leaves nothing. (These are raw kernel
-        // objects, without libtwz meta-info to mark them pending: a power
-        // failure between the kernel's create commit and the bind leaves an
-        // unnamed object, which `ls` shows and `rm` removes. Objects made
-        // with libtwz's Twz.create({ name }) are marked and swept by fsck.)
-        try {
-          sh.twz.naming.bind(name, id, { parents: true });
-        } catch (error) {
-          k.delete(id);
-          throw error;
-        }
-      }
+    spec: {
+      name: "new",
+      summary: "create an object (as libtwz does) and name it; prints its ID",
+      options: [
+        { name: "--volatile", summary: "gone at the next boot (cannot be named)" },
+        {
+          name: "--size",
+          value: "SIZE",
+          summary: "total size, meta-info and FOT included (default 64K, at least 256)",
+        },
+        {
+          name: "--prot",
+          value: "PROT",
+          summary: "default protections: r, w, x or - (default rw)",
+        },
+        { name: "--tie", value: "OBJ", repeat: true, summary: "delete it when OBJ is deleted" },
+        {
+          name: "--name",
+          value: "PATH",
+          summary: "bind PATH to it (missing directories are made)",
+        },
+      ],
+    },
+    run(sh, p) {
+      const size = p.value("--size");
+      const prot = p.value("--prot");
+      const name = p.value("--name");
+      const id = newObject(sh.twz, sh.kernel, {
+        volatile: p.has("--volatile"),
+        ties: p.values("--tie").map((t) => sh.resolve(t)),
+        ...(size !== undefined ? { size: parseSize(size, "--size") } : {}),
+        ...(prot !== undefined ? { prot: parseArg("--prot", () => parseProt(prot)) } : {}),
+        ...(name !== undefined ? { name } : {}),
+      });
       sh.io.out(formatId(id));
     },
   },
   {
-    name: "ls",
-    synopsis: "",
-    summary: "list objects, with the names bound to each",
+    spec: { name: "ls", summary: "list objects, with the names bound to each" },
     run(sh) {
       const names = namesById(sh.twz);
       for (const s of sh.kernel.list()) {
@@ -405,12 +383,10 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   {
-    name: "stat",
-    synopsis: "OBJ",
-    summary: "facts about an object",
-    run(sh, { w }) {
+    spec: { name: "stat", summary: "facts about an object", args: [OBJ] },
+    run(sh, p) {
       const { out } = sh.io;
-      const s = sh.kernel.stat(sh.resolve(w[1]));
+      const s = sh.kernel.stat(sh.resolve(p.arg("OBJ")));
       out(`id:         ${formatId(s.id)}`);
       out(`lifetime:   ${s.lifetime}`);
       out(`size:       ${s.size}`);
@@ -423,84 +399,156 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   {
-    name: "write",
-    forceable: true,
-    synopsis: "[--hex] OBJ OFFSET TEXT|HEX",
-    summary: "store TEXT (the rest of the line), or with --hex bytes in hex, at OFFSET, durably",
-    run(sh, { w, line, force }) {
-      const hex = w[1] === "--hex";
-      const at = hex ? 2 : 1;
-      const id = sh.resolve(w[at]);
-      sh.guard("write", w[at]!, id, force);
-      const offset = parseOffset(w[at + 1], "OFFSET");
-      if (w.length < at + 3) throw new UsageError(hex ? "missing HEX" : "missing TEXT");
-      const rest = restAfter(line, at + 2);
-      const data = hex ? parseHex(rest) : new TextEncoder().encode(parseText(rest));
-      sh.kernel.write(id, offset, data);
+    guarded: true,
+    spec: {
+      name: "write",
+      summary: "store TEXT, or with --hex bytes in hex, at OFFSET, durably",
+      options: [
+        FORCE,
+        {
+          name: "--raw",
+          summary:
+            "OFFSET counts from the object's first byte; with --force also bytes 0-255 and the FOT",
+        },
+        { name: "--hex", summary: "TEXT is bytes in hex (48 65 6c or 48656c)" },
+      ],
+      args: [
+        OBJ,
+        { name: "OFFSET", summary: "where, from the object's base (its first data byte)" },
+        {
+          name: "TEXT",
+          rest: true,
+          summary: "the rest of the line (spacing kept, quotes and escapes applied)",
+        },
+      ],
+      details: ["Options come before TEXT: what follows OFFSET is all text."],
+    },
+    run(sh, p) {
+      const obj = p.arg("OBJ")!;
+      const id = sh.resolve(obj);
+      const force = p.has("--force");
+      sh.guard("write", obj, id, force);
+      const offset = count(p.arg("OFFSET")!, "OFFSET");
+      const text = p.arg("TEXT")!;
+      const data = p.has("--hex") ? parseHex(text) : new TextEncoder().encode(text);
+      const r = byteRange(sh.kernel, id, offset, data.length, {
+        raw: p.has("--raw"),
+        force,
+        write: true,
+      });
+      sh.kernel.write(id, r.start, data);
       sh.io.out(`wrote ${data.length} bytes`);
     },
   },
   {
-    name: "read",
-    synopsis: "OBJ OFFSET LEN",
-    summary: "print LEN bytes as text (trailing zero bytes dropped)",
-    run(sh, { w }) {
-      const id = sh.resolve(w[1]);
-      const offset = parseOffset(w[2], "OFFSET");
-      const length = parseOffset(w[3], "LEN");
-      const data = sh.kernel.read(id, offset, length);
+    spec: {
+      name: "read",
+      summary: "print bytes as text (trailing zero bytes dropped)",
+      options: [RAW, RAW_FORCE],
+      args: [
+        OBJ,
+        { name: "OFFSET", summary: "where, from the object's base (its first data byte)" },
+        {
+          name: "LEN",
+          optional: true,
+          summary: "how many bytes (default: to the end of the data)",
+        },
+      ],
+    },
+    run(sh, p) {
+      const id = sh.resolve(p.arg("OBJ"));
+      const offset = count(p.arg("OFFSET")!, "OFFSET");
+      const len = p.arg("LEN");
+      const r = byteRange(
+        sh.kernel,
+        id,
+        offset,
+        len === undefined ? undefined : count(len, "LEN"),
+        { ...rangeOptions(p), write: false },
+      );
+      const data = sh.kernel.read(id, r.start, r.length);
       let end = data.length;
       while (end > 0 && data[end - 1] === 0) end--;
       sh.io.out(new TextDecoder().decode(data.subarray(0, end)));
     },
   },
   {
-    name: "hexdump",
-    synopsis: "OBJ [OFFSET [LEN]]",
-    summary: "print bytes as hex and text, 16 a line (LEN: 256 or to the end)",
-    run(sh, { w }) {
-      const id = sh.resolve(w[1]);
-      if (w.length > 4) throw new UsageError(`unexpected argument "${w[4]}"`);
-      const offset = w[2] === undefined ? 0 : parseOffset(w[2], "OFFSET");
-      const size = sh.kernel.stat(id).size;
-      if (offset > size) throw new UsageError(`OFFSET ${offset} is past the end (${size} bytes)`);
-      const length = w[3] === undefined
-        ? Math.min(HEXDUMP_DEFAULT, size - offset)
-        : parseOffset(w[3], "LEN");
-      for (const line of hexLines(sh.kernel.read(id, offset, length), offset)) sh.io.out(line);
+    spec: {
+      name: "hexdump",
+      summary: "print bytes as hex and text, 16 a line",
+      options: [RAW, RAW_FORCE],
+      args: [
+        OBJ,
+        { name: "OFFSET", optional: true, summary: "where, from the object's base (default 0)" },
+        {
+          name: "LEN",
+          optional: true,
+          summary: `how many bytes (default ${HEXDUMP_DEFAULT} or to the end)`,
+        },
+      ],
+      details: ["The offsets shown count as OFFSET does (from the base; with --raw from byte 0)."],
+    },
+    run(sh, p) {
+      const id = sh.resolve(p.arg("OBJ"));
+      const at = p.arg("OFFSET");
+      const len = p.arg("LEN");
+      const offset = at === undefined ? 0 : count(at, "OFFSET");
+      const r = byteRange(
+        sh.kernel,
+        id,
+        offset,
+        len === undefined ? undefined : count(len, "LEN"),
+        { ...rangeOptions(p), write: false, defaultLength: HEXDUMP_DEFAULT },
+      );
+      for (const line of hexLines(sh.kernel.read(id, r.start, r.length), offset)) sh.io.out(line);
     },
   },
   {
-    name: "grow",
-    forceable: true,
-    synopsis: "OBJ SIZE",
-    summary: "grow an object",
-    run(sh, { w, force }) {
+    guarded: true,
+    spec: {
+      name: "grow",
+      summary: "grow an object",
+      options: [FORCE],
+      args: [OBJ, { name: "SIZE", summary: "its new size (K, M, G suffixes)" }],
+    },
+    run(sh, p) {
       const k = sh.kernel;
-      const id = sh.resolve(w[1]);
-      sh.guard("grow", w[1]!, id, force);
-      if (w[2] === undefined) throw new UsageError("missing SIZE");
-      k.grow(id, parseSize(w[2]));
+      const obj = p.arg("OBJ")!;
+      const id = sh.resolve(obj);
+      sh.guard("grow", obj, id, p.has("--force"));
+      k.grow(id, parseSize(p.arg("SIZE")!, "SIZE"));
       sh.io.out(`size ${k.stat(id).size}`);
     },
   },
   {
-    name: "rm",
-    forceable: true,
-    synopsis: "OBJ",
-    summary: "delete an object, what is tied to it, and their names",
-    run(sh, { w, force }) {
+    guarded: true,
+    spec: {
+      name: "rm",
+      summary: "delete an object, what is tied to it, their names",
+      options: [FORCE],
+      args: [OBJ],
+      details: [
+        "A directory of names is not removed: unbind its names first, then unbind it. " +
+        "The naming root directory (/) is never removed.",
+      ],
+    },
+    run(sh, p) {
       const k = sh.kernel;
       const naming = sh.twz.naming;
-      const id = sh.resolve(w[1]);
-      sh.guard("rm", w[1]!, id, force);
+      const obj = p.arg("OBJ")!;
+      const id = sh.resolve(obj);
+      if (id === naming.lookup("/")?.id) {
+        throw new UsageError(`${obj} is the naming root directory: it cannot be removed`);
+      }
+      sh.guard("rm", obj, id, p.has("--force"));
       // The whole tree is read first: a damaged directory anywhere fails
       // the command before anything is deleted.
       const names = [...naming.walk()];
-      const dir = names.find((b) => b.kind === "directory" && b.id === id);
-      if (dir || id === naming.lookup("/")!.id) {
+      if (names.some((b) => b.kind === "directory" && b.id === id)) {
+        const inside = naming.list(names.find((b) => b.id === id)!.path).length;
         throw new UsageError(
-          `${w[1]} is a directory of names: unbind its names first, then unbind the directory`,
+          `${obj} is a directory of names (${inside} name${inside === 1 ? "" : "s"} in it): ` +
+            "rm deletes objects; unbind its names first, then unbind the directory",
         );
       }
       const n = k.delete(id);
@@ -510,59 +558,73 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   {
-    name: "bind",
-    synopsis: "PATH OBJ",
-    summary: "name an object (missing directories are made)",
-    run(sh, { w }) {
-      const path = needed(w[1], "PATH");
-      const id = sh.resolve(w[2]);
+    spec: {
+      name: "bind",
+      summary: "name an object (missing directories are made)",
+      args: [{ name: "PATH", summary: "the name" }, OBJ],
+    },
+    run(sh, p) {
+      const path = p.arg("PATH")!;
+      const id = sh.resolve(p.arg("OBJ"));
       sh.twz.naming.bind(path, id, { parents: true });
       sh.io.out(`${path} -> ${formatId(id)}`);
     },
   },
   {
-    name: "unbind",
-    forceable: true,
-    synopsis: "PATH",
-    summary: "remove a name (the object stays)",
-    run(sh, { w, force }) {
+    guarded: true,
+    spec: {
+      name: "unbind",
+      summary: "remove a name (the object stays)",
+      options: [FORCE],
+      args: [{ name: "PATH", summary: "the name" }],
+    },
+    run(sh, p) {
       const naming = sh.twz.naming;
-      const path = needed(w[1], "PATH");
+      const path = p.arg("PATH")!;
       const bound = naming.lookup(path);
-      if (bound) sh.guard("unbind", path, bound.id, force);
+      if (bound) sh.guard("unbind", path, bound.id, p.has("--force"));
       sh.io.out(`unbound ${path} (was ${formatId(naming.unbind(path))})`);
     },
   },
   {
-    name: "rename",
-    forceable: true,
-    synopsis: "FROM TO",
-    summary: "move a name",
-    run(sh, { w, force }) {
+    guarded: true,
+    spec: {
+      name: "rename",
+      summary: "move a name",
+      options: [FORCE],
+      args: [{ name: "FROM", summary: "the name" }, {
+        name: "TO",
+        summary: "its new name (missing directories are made)",
+      }],
+    },
+    run(sh, p) {
       const naming = sh.twz.naming;
-      const from = needed(w[1], "FROM");
+      const from = p.arg("FROM")!;
       const moved = naming.lookup(from);
-      if (moved) sh.guard("rename", from, moved.id, force);
-      const to = needed(w[2], "TO");
+      if (moved) sh.guard("rename", from, moved.id, p.has("--force"));
+      const to = p.arg("TO")!;
       naming.rename(from, to, { parents: true });
       sh.io.out(`${from} -> ${to}`);
     },
   },
   {
-    name: "mkdir",
-    synopsis: "PATH",
-    summary: "make a directory of names",
-    run(sh, { w }) {
-      const path = needed(w[1], "PATH");
-      sh.io.out(formatId(sh.twz.naming.mkdir(path, { parents: true })));
+    spec: {
+      name: "mkdir",
+      summary: "make a directory of names",
+      args: [{ name: "PATH", summary: "the directory (missing parents are made)" }],
+    },
+    run(sh, p) {
+      sh.io.out(formatId(sh.twz.naming.mkdir(p.arg("PATH")!, { parents: true })));
     },
   },
   {
-    name: "names",
-    synopsis: "[DIR]",
-    summary: "list the names in a directory (default /)",
-    run(sh, { w }) {
-      for (const b of sh.twz.naming.list(w[1] ?? "/")) {
+    spec: {
+      name: "names",
+      summary: "list the names in a directory",
+      args: [{ name: "DIR", optional: true, summary: "the directory (default /)" }],
+    },
+    run(sh, p) {
+      for (const b of sh.twz.naming.list(p.arg("DIR") ?? "/")) {
         sh.io.out(
           `${formatId(b.id)}  ${b.kind === "directory" ? "dir " : "obj "} ${b.name}${
             b.kind === "directory" ? "/" : ""
@@ -572,15 +634,19 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   {
-    name: "kv",
-    synopsis: "",
-    summary: `a persistent ordered key-value store (the object ${KV_NAME})`,
+    spec: {
+      name: "kv",
+      summary: `a persistent ordered key-value store (the object ${KV_NAME})`,
+      args: [{ name: "COMMAND", summary: listOf(KV.map((c) => subName(c))) }],
+      details: [
+        ["commands:", ...KV.map((c) => helpLine(c.spec))].join("\n"),
+        "kv COMMAND --help prints that command's help.",
+      ],
+    },
     sub: KV,
   },
   {
-    name: "df",
-    synopsis: "",
-    summary: "space and table usage",
+    spec: { name: "df", summary: "space and table usage" },
     run(sh) {
       const k = sh.kernel;
       const u = k.usage();
@@ -590,30 +656,29 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   {
-    name: "crash",
-    synopsis: "[--policy strict|random|all] [--seed S]",
-    summary: "sim only: lose power, then boot again",
-    run(sh, { w }) {
+    spec: {
+      name: "crash",
+      summary: "sim only: lose power, then boot again",
+      options: [
+        {
+          name: "--policy",
+          value: "POLICY",
+          choices: POLICIES,
+          summary: "which unpersisted cache lines survive (default strict: none)",
+        },
+        { name: "--seed", value: "N", summary: "seed of the random policy (default 1)" },
+      ],
+    },
+    run(sh, p) {
+      const policy = (p.value("--policy") ?? "strict") as EvictionPolicy;
+      const seedText = p.value("--seed");
+      const seed = seedText === undefined ? 1 : count(seedText, "--seed");
       const board = sh.board;
       const power = board.hal.power;
       if (!power) {
         throw new UsageError(
           `the ${board.hal.name} HAL cannot simulate a power failure (use --hal sim)`,
         );
-      }
-      let policy: EvictionPolicy = "strict";
-      let seed = 1;
-      for (let i = 1; i < w.length; i++) {
-        const next = w[i + 1];
-        if (w[i] === "--policy" && next !== undefined && POLICIES.includes(next)) {
-          policy = next as EvictionPolicy;
-          i++;
-        } else if (w[i] === "--seed" && /^\d+$/.test(next ?? "")) {
-          seed = Number(next);
-          i++;
-        } else {
-          throw new UsageError(`bad option "${w[i]}" (--policy strict|random|all, --seed N)`);
-        }
       }
       sh.kernel.halt();
       const r = power.powerFail({ policy, seed });
@@ -624,19 +689,15 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   {
-    name: "reboot",
-    synopsis: "",
-    summary: "clean shutdown, then boot again",
+    spec: { name: "reboot", summary: "clean shutdown, then boot again" },
     async run(sh) {
       await rebootBoard(sh.board);
       sh.bootLog(sh.board.kernel);
     },
   },
   {
-    name: "shutdown",
+    spec: { name: "shutdown", summary: "clean shutdown and exit" },
     aliases: ["exit", "quit"],
-    synopsis: "",
-    summary: "clean shutdown and exit",
     run() {
       return "shutdown";
     },
@@ -644,67 +705,83 @@ export const COMMANDS: readonly Command[] = [
   ...THREAD_COMMANDS,
 ];
 
-const POLICIES: readonly string[] = ["strict", "random", "all"];
+/** `put` of `kv put`. */
+function subName(c: Command): string {
+  return c.spec.name.slice(c.spec.name.lastIndexOf(" ") + 1);
+}
 
-/** Where help's summaries start. */
-const SUMMARY_COLUMN = 40;
+/** One line of the help list: name and synopsis, then the summary at the column. */
+function helpLine(spec: CommandSpec, summary = spec.summary): string {
+  const synopsis = synopsisOf(spec);
+  const head = `  ${spec.name}${synopsis === "" ? "" : ` ${synopsis}`}`;
+  return head.length < SUMMARY_COLUMN
+    ? head.padEnd(SUMMARY_COLUMN) + summary
+    : `${head}\n${" ".repeat(SUMMARY_COLUMN)}${summary}`;
+}
 
-/** The lines after the table in help. */
+/** The lines after the list in help. */
 function helpNotes(commands: readonly Command[]): string[] {
-  const forceable = commands.filter((c) => c.forceable).map((c) => c.name);
-  const list = forceable.length < 2
-    ? forceable.join("")
-    : `${forceable.slice(0, -1).join(", ")} and ${forceable.at(-1)}`;
+  const guarded = commands.filter((c) => c.guarded).map((c) => c.spec.name);
+  const list = guarded.length < 2
+    ? guarded.join("")
+    : `${guarded.slice(0, -1).join(", ")} and ${guarded.at(-1)}`;
   return [
+    "",
     "OBJ is an object ID (32 hex digits) or a name (/a/b). Sizes take K, M, G suffixes.",
-    'TEXT and VALUE are the rest of the line; in "quotes" they may hold \\n, \\t and \\0.',
+    "Words split at spaces; \"double\" and 'single' quotes keep them, a backslash escapes",
+    "(\\n \\t \\0 \\xHH \\\\ \\\" \\' \"\\ \"; nothing in '...'). TEXT and VALUE are the rest of the",
+    "line as typed (spacing kept). Options go anywhere before TEXT/VALUE, `--` ends them.",
+    "OFFSET counts from the object's base (its first data byte); --raw from byte 0.",
     "rm refuses a directory of names: unbind its names first, then the directory.",
     `${list} refuse the system's own objects (/.txlog, the`,
     "kv store, the naming root directory, the kernel root object) unless --force is given.",
+    "CMD --help (or help CMD) prints a command's help.",
   ];
-}
-
-/** The help line(s) of one command (`prefix` names its parent command). */
-function helpLines(c: Command, prefix = ""): string[] {
-  const head = `  ${prefix}${c.name}${c.forceable ? " [--force]" : ""}${
-    c.synopsis === "" ? "" : ` ${c.synopsis}`
-  }`;
-  const summary = c.aliases === undefined
-    ? c.summary
-    : `${c.summary} (also: ${c.aliases.join(", ")})`;
-  if (c.sub !== undefined) {
-    return [
-      `  ${prefix}${c.name} ${c.sub.map((s) => s.name).join("|")}`.padEnd(SUMMARY_COLUMN) +
-      summary,
-      ...c.sub.flatMap((s) => helpLines(s, `${prefix}${c.name} `)),
-    ];
-  }
-  return head.length < SUMMARY_COLUMN
-    ? [head.padEnd(SUMMARY_COLUMN) + summary]
-    : [head, " ".repeat(SUMMARY_COLUMN) + summary];
 }
 
 /**
  * The shell's help, generated from a command table: one line per command
- * (name, synopsis, summary; a long synopsis puts the summary on the next
- * line), then the notes that apply to several commands.
+ * (name, synopsis from its spec, summary; a long synopsis puts the summary
+ * on the next line), each subcommand too, then the notes that apply to
+ * several commands.
  *
  * @param commands The table (default: the shell's).
  * @returns The text, without a final newline.
  */
 export function helpText(commands: readonly Command[] = COMMANDS): string {
-  return ["commands:", ...commands.flatMap((c) => helpLines(c)), ...helpNotes(commands)].join(
-    "\n",
-  );
+  const lines = ["commands:"];
+  for (const c of commands) {
+    const summary = c.aliases === undefined
+      ? c.spec.summary
+      : `${c.spec.summary} (also: ${c.aliases.join(", ")})`;
+    if (c.sub !== undefined) {
+      lines.push(
+        helpLine({ name: `${c.spec.name} ${c.sub.map(subName).join("|")}`, summary }),
+        ...c.sub.map((s) => helpLine(s.spec)),
+      );
+    } else lines.push(helpLine(c.spec, summary));
+  }
+  return [...lines, ...helpNotes(commands)].join("\n");
 }
 
 const HELP = helpText();
+
+/** `help NAME [SUB]`: that command's help. */
+function helpOf(name: string, sub: string | undefined): string {
+  const c = commandIndex().get(name);
+  if (c === undefined) throw new UsageError(`no command ${quoted(name)} (try "help")`);
+  if (sub === undefined) return helpFor(c.spec);
+  if (c.sub === undefined) {
+    throw new UsageError(`${c.spec.name} has no subcommands (try "help ${c.spec.name}")`);
+  }
+  return helpFor(subcommand(c, sub).spec);
+}
 
 /** The table as a lookup: every name and alias to its command. */
 export function commandIndex(commands: readonly Command[] = COMMANDS): Map<string, Command> {
   const index = new Map<string, Command>();
   for (const c of commands) {
-    for (const name of [c.name, ...(c.aliases ?? [])]) {
+    for (const name of [c.spec.name, ...(c.aliases ?? [])]) {
       if (index.has(name)) throw new Error(`two shell commands are called ${name}`);
       index.set(name, c);
     }
@@ -712,11 +789,20 @@ export function commandIndex(commands: readonly Command[] = COMMANDS): Map<strin
   return index;
 }
 
-/** What a `sub` command says when its second word names none of its subcommands. */
-export function subcommandError(c: Command): UsageError {
-  const names = (c.sub ?? []).map((s) => s.name);
-  const list = names.length < 2
-    ? names.join("")
-    : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
-  return new UsageError(`${c.name} takes ${list} (see help)`);
+/**
+ * The subcommand `word` of `c` (`put` of `kv`).
+ *
+ * @throws {UsageError} `word` names none of them: one line listing them.
+ */
+export function subcommand(c: Command, word: string | undefined): Command {
+  const subs = c.sub ?? [];
+  const names = listOf(subs.map(subName));
+  if (word === undefined) {
+    throw new UsageError(`missing COMMAND (${names}; see ${c.spec.name} --help)`);
+  }
+  const found = subs.find((s) => subName(s) === word);
+  if (found === undefined) {
+    throw new UsageError(`unknown command ${quoted(word)} (${names}; see ${c.spec.name} --help)`);
+  }
+  return found;
 }

@@ -2,15 +2,18 @@
  * The shell's thread commands — `run`, `ps`, `kill`, `wait` — as entries of the
  * command table (`_commands.ts` lists them with the others).
  *
- * `run PROGRAM [ARGS]` waits for the program and prints its output; a
- * final `&` starts it in the background (its output goes to the console as
- * it comes) and prints its thread number, so the shell stays free for
- * `ps` and `kill` meanwhile, and `wait` waits for background threads to end.
+ * `run PROGRAM [ARGS...]` waits for the program and prints its output; an
+ * interrupt (the signal the shell hands it, aborted on Ctrl-C) kills the
+ * program and the shell goes on. A final `&` starts it in the background
+ * (its output goes to the console as it comes) and prints its thread
+ * number, so the shell stays free for `ps` and `kill` meanwhile, and `wait`
+ * waits for background threads to end.
  *
  * @module
  */
 import { ThreadState } from "@twz/kernel";
 import { UsageError } from "./board.ts";
+import { count } from "./_args.ts";
 import type { Command } from "./_commands.ts";
 import { attachThreads, endLine, psLines, spawnProgram, stateText } from "./run.ts";
 
@@ -18,27 +21,50 @@ import { attachThreads, endLine, psLines, spawnProgram, stateText } from "./run.
 const KILL_REPORT_MS = 5000;
 
 /** A TID argument. */
-function tidOf(text: string | undefined): number {
-  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(`a thread number (see ps), not "${text ?? ""}"`);
-  }
-  return Number(text);
+function tidOf(text: string): number {
+  return count(text, "TID");
+}
+
+/** `promise`, or undefined as soon as `signal` aborts (the promise goes on). */
+function untilInterrupted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T | undefined> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.resolve(undefined);
+  let stop = () => {};
+  const aborted = new Promise<undefined>((resolve) => {
+    stop = () => resolve(undefined);
+    signal.addEventListener("abort", stop, { once: true });
+  });
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener("abort", stop));
 }
 
 /** The thread commands, in the order help lists them. */
 export const THREAD_COMMANDS: readonly Command[] = [
   {
-    name: "run",
-    synopsis: "PROGRAM [ARGS] [&]",
-    summary: "run a program (a .ts file, or NAME from /bin); & runs it in the background",
-    async run(sh, { w }) {
-      const words = [...w.slice(1)];
-      const background = words.at(-1) === "&";
-      if (background) words.pop();
-      const [target, ...args] = words;
-      if (target === undefined) {
-        throw new UsageError("run needs a PROGRAM (a .ts file or a /bin name)");
-      }
+    background: true,
+    spec: {
+      name: "run",
+      summary: "run a program (a .ts file or a /bin name); & in the background",
+      optionsFirst: true,
+      args: [
+        { name: "PROGRAM", summary: "a .ts file, or a program's name in /bin" },
+        {
+          name: "ARGS",
+          optional: true,
+          variadic: true,
+          summary: "the program's arguments (options included)",
+        },
+        { name: "&", optional: true, summary: "last: run it in the background (see ps, wait)" },
+      ],
+      details: [
+        "In the foreground the shell waits and prints the program's output; Ctrl-C ends " +
+        "the program (it is killed) and the shell goes on.",
+      ],
+    },
+    async run(sh, p, { signal, background }) {
+      const target = p.arg("PROGRAM")!;
       // Foreground output goes to the shell's output line by line.
       let pending = "";
       const toShell = (text: string) => {
@@ -52,34 +78,50 @@ export const THREAD_COMMANDS: readonly Command[] = [
       const info = await spawnProgram(
         sh.board,
         target,
-        args,
+        p.args("ARGS"),
         background ? {} : { console: toShell },
       );
       if (background) {
         sh.io.out(`[${info.tid}] ${info.name}`);
         return;
       }
-      const end = await attachThreads(sh.board).manager.wait(info.tid);
+      const { manager } = attachThreads(sh.board);
+      const interrupt = () => {
+        try {
+          manager.kill(info.tid);
+        } catch { /* it ended already */ }
+      };
+      signal?.addEventListener("abort", interrupt, { once: true });
+      if (signal?.aborted) interrupt();
+      let end;
+      try {
+        end = await manager.wait(info.tid);
+      } finally {
+        signal?.removeEventListener("abort", interrupt);
+      }
       if (pending !== "") sh.io.out(pending);
+      if (signal?.aborted && (end.fault !== null || end.exitCode !== 0)) {
+        const how = end.fault?.kind ?? `exit code ${end.exitCode}`;
+        throw new UsageError(`${end.name} ended: ${how} (interrupted)`);
+      }
       const line = endLine(end);
       if (line !== undefined) throw new UsageError(line);
     },
   },
   {
-    name: "ps",
-    synopsis: "",
-    summary: "list threads: this boot's and earlier boots' (kept in /proc)",
+    spec: { name: "ps", summary: "list threads (this boot's, and earlier ones' from /proc)" },
     run(sh) {
       for (const line of psLines(attachThreads(sh.board).manager.threads())) sh.io.out(line);
     },
   },
   {
-    name: "kill",
-    synopsis: "TID...",
-    summary: "end threads (asked first; stopped after a grace period)",
-    async run(sh, { w }) {
-      if (w.length < 2) throw new UsageError("kill needs a thread number (see ps)");
-      const tids = w.slice(1).map(tidOf);
+    spec: {
+      name: "kill",
+      summary: "end threads (asked first, stopped after a grace period)",
+      args: [{ name: "TID", variadic: true, summary: "a thread number (see ps)" }],
+    },
+    async run(sh, p) {
+      const tids = p.args("TID").map(tidOf);
       const { manager } = attachThreads(sh.board);
       const all = new Map(manager.threads().map((t) => [t.tid, t]));
       for (const tid of tids) {
@@ -102,22 +144,36 @@ export const THREAD_COMMANDS: readonly Command[] = [
     },
   },
   {
-    name: "wait",
-    synopsis: "[TID...]",
-    summary:
-      "wait until threads end (no TID: every thread of this boot still running); says how each ended",
-    async run(sh, { w }) {
+    spec: {
+      name: "wait",
+      summary: "wait until threads end; says how each ended",
+      details: ["Ctrl-C stops the waiting; the threads go on."],
+      args: [{
+        name: "TID",
+        optional: true,
+        variadic: true,
+        summary: "a thread number (default: every thread of this boot still running)",
+      }],
+    },
+    async run(sh, p, { signal }) {
       const { manager } = attachThreads(sh.board);
       const all = new Map(manager.threads().map((t) => [t.tid, t]));
-      const tids = w.length > 1
-        ? w.slice(1).map(tidOf)
+      const given = p.args("TID");
+      const tids = given.length > 0
+        ? given.map(tidOf)
         : [...all.values()].filter((t) => t.state !== ThreadState.Exited).map((t) => t.tid);
       for (const tid of tids) {
         if (!all.has(tid)) throw new UsageError(`no thread ${tid} (see ps)`);
       }
       for (const tid of tids) {
         const seen = all.get(tid)!;
-        const t = seen.state === ThreadState.Exited ? seen : await manager.wait(tid);
+        const t = seen.state === ThreadState.Exited ? seen : await untilInterrupted(
+          manager.wait(tid),
+          signal,
+        );
+        if (t === undefined) {
+          throw new UsageError(`interrupted; thread ${tid} (${seen.name}) goes on (see ps)`);
+        }
         const code = t.fault === null ? `, code ${t.exitCode}` : `: ${t.fault.message}`;
         sh.io.out(`${tid} ${t.name}: ${stateText(t)}${code}`);
       }

@@ -6,7 +6,7 @@
  * @module
  */
 import { type EvictionPolicy, HalError } from "@twz/kernel/hal";
-import { type Kernel, TwzError } from "@twz/kernel";
+import { formatId, type Kernel, TwzError } from "@twz/kernel";
 import {
   type Board,
   closeBoard,
@@ -17,11 +17,19 @@ import {
   parseSize,
   UsageError,
 } from "./board.ts";
-import { Shell } from "./shell.ts";
+import { commandNames, type Flow, Shell } from "./shell.ts";
 import { attachThreads, runProgram, stopThreads } from "./run.ts";
 import { startControl } from "./control.ts";
 import { EXIT, settingsFrom } from "./_exit.ts";
 import { type CommandSpec, count, parseArgv } from "./_args.ts";
+import {
+  completionsAt,
+  type CompletionSource,
+  History,
+  historyPath,
+  LineEditor,
+  terminalIO,
+} from "./_lineedit.ts";
 
 const stderr = (line: string) => console.error(line);
 
@@ -61,6 +69,25 @@ export const BOOT: CommandSpec = {
     },
     { name: "--seed", value: "S", summary: "with --crash-at --evict random: the seed (default 1)" },
     { name: "--debug", summary: "stack traces on errors" },
+  ],
+  details: [
+    "The image is created (--size, default 64M) when absent. One process at a time may boot " +
+    "an image (a second one exits 5).",
+    "--read-only never writes the image: every write is refused, and a log found committed is " +
+    "replayed into a private in-memory copy (an image without write permission opens read-only).",
+    "--set sync=data (sim) makes every drain fdatasync the image, so what was drained survives " +
+    "a host power loss, not only a process kill.",
+    "With --crash-at N (sim only) the power fails at crash point N as crashtest numbers it: " +
+    "when drain N+1 (counted from opening the image) is called, before it takes effect; what " +
+    "was stored or flushed since drain N is lost (--evict strict), kept (all) or each line " +
+    "either way (random, seeded by --seed). The image is left as the crash left it and twz " +
+    'exits with code 4; a run that ends before then says "crash point N was never reached".',
+    "Scripted input (stdin or --script) stops at the first failing line unless --keep-going.",
+    "On a terminal the shell edits lines (arrows, Home/End, Ctrl-A/E/U/K/W), keeps a history " +
+    "(Up/Down; in $XDG_STATE_HOME/twz/history, default ~/.local/state/twz/history, never in " +
+    "the image) and completes commands, names and object IDs with Tab. Ctrl-C cancels the " +
+    "line, or interrupts the command running (a foreground run ends its program); Ctrl-D on " +
+    "an empty line, or a second Ctrl-C, shuts down cleanly.",
   ],
 };
 
@@ -183,11 +210,24 @@ export async function boot(args: string[]): Promise<number> {
     run: (target, args, console, signal) => runProgram(board, target, args, { console, signal }),
   });
   const interactive = script === undefined && Deno.stdin.isTerminal();
+  // The line editor needs the terminal on both sides (a prompt and its
+  // echo written into a file would be noise).
+  const editing = interactive && Deno.stdout.isTerminal();
   const shell = new Shell(board, {
     out: (line) => console.log(line),
     err: stderr,
   }, log);
-  const onInterrupt = () => {
+  const editor = editing
+    ? new LineEditor({
+      io: terminalIO(),
+      history: new History({ path: historyPath(Deno.env), warn: stderr }),
+      complete: (line, cursor) => completionsAt(line, cursor, completionSource(shell)),
+    })
+    : undefined;
+  /** The command running now (interactive): Ctrl-C aborts its signal. */
+  let running: AbortController | undefined;
+  const shutDownNow = (code: number, why: string) => {
+    editor?.restore();
     void control?.close(); // the socket file goes at once
     try {
       closeBoard(board);
@@ -195,28 +235,69 @@ export async function boot(args: string[]): Promise<number> {
       board.kernel.halt();
       closeHal(board);
     }
-    stderr("\ntwz: interrupted; shut down cleanly");
-    Deno.exit(130);
+    try {
+      stderr(`\ntwz: ${why}; shut down cleanly`);
+    } catch { /* the terminal is gone */ }
+    Deno.exit(code);
   };
+  const onInterrupt = () => {
+    // Interactive: Ctrl-C while a command runs (the terminal is not raw
+    // then, so it comes as SIGINT) interrupts that command; one that does
+    // not stop for it runs to its end, and the shell stays.
+    // At the prompt, Ctrl-C is a key (raw mode): a SIGINT then is a late
+    // one for a command that ran without pausing, or a kill from outside
+    // (SIGTERM shuts down); either is ignored, as shells do.
+    if (editor !== undefined) {
+      if (running !== undefined && !running.signal.aborted) {
+        console.log("");
+        running.abort(new DOMException("interrupted (Ctrl-C)", "AbortError"));
+      }
+      return;
+    }
+    shutDownNow(130, "interrupted");
+  };
+  const onTerminate = () => shutDownNow(143, "terminated");
   Deno.addSignalListener("SIGINT", onInterrupt);
+  // A raw terminal must not outlive the process: SIGTERM also restores it.
+  if (editor !== undefined) Deno.addSignalListener("SIGTERM", onTerminate);
   let crashed: Error | undefined;
   const keepGoing = p.has("--keep-going");
   let lineNumber = 0;
   try {
-    const lines = script !== undefined ? linesOf(script) : consoleLines(board);
     if (interactive) console.log('Twizzler shell. Type "help" for commands.');
-    for (;;) {
-      if (interactive) board.hal.console.write("twz> ");
-      const next = await lines.next();
-      if (next.done) break;
-      lineNumber++;
-      const failures = shell.failures;
-      if ((await shell.execute(next.value)) === "shutdown") break;
-      if (!interactive && !keepGoing && shell.failures > failures) {
-        stderr(
-          `twz: stopped at line ${lineNumber}, the first that failed (--keep-going runs every line)`,
-        );
-        break;
+    if (editor !== undefined) {
+      for (;;) {
+        const read = await editor.readLine("twz> ");
+        if (read.kind === "eof") break;
+        if (read.kind === "interrupt") {
+          if (read.again) break;
+          if (read.text === "") stderr("(Ctrl-C again or Ctrl-D shuts down)");
+          continue;
+        }
+        running = new AbortController();
+        let flow: Flow;
+        try {
+          flow = await shell.execute(read.text, { signal: running.signal });
+        } finally {
+          running = undefined;
+        }
+        if (flow === "shutdown") break;
+      }
+    } else {
+      const lines = script !== undefined ? linesOf(script) : consoleLines(board);
+      for (;;) {
+        if (interactive) board.hal.console.write("twz> ");
+        const next = await lines.next();
+        if (next.done) break;
+        lineNumber++;
+        const failures = shell.failures;
+        if ((await shell.execute(next.value)) === "shutdown") break;
+        if (!interactive && !keepGoing && shell.failures > failures) {
+          stderr(
+            `twz: stopped at line ${lineNumber}, the first that failed (--keep-going runs every line)`,
+          );
+          break;
+        }
       }
     }
     // No more programs from other terminals; running ones get a grace
@@ -237,6 +318,7 @@ export async function boot(args: string[]): Promise<number> {
     crashed = error as Error;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
+    if (editor !== undefined) Deno.removeSignalListener("SIGTERM", onTerminate);
     await control?.close();
   }
   if (crashed) {
@@ -257,7 +339,9 @@ export async function boot(args: string[]): Promise<number> {
     );
   }
   if (!values.quiet) stderr("twz: shut down cleanly");
-  return shell.failures > 0 ? EXIT.failed : EXIT.ok;
+  // A session typed at a terminal ends as the user ended it (Ctrl-D,
+  // shutdown): a mistyped command on the way is not the session failing.
+  return shell.failures > 0 && !interactive ? EXIT.failed : EXIT.ok;
 }
 
 async function* consoleLines(board: Board): AsyncGenerator<string> {
@@ -274,4 +358,20 @@ function readScript(path: string): string {
   } catch (error) {
     throw new UsageError(`cannot read script ${path}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * What Tab completes from: the command names and aliases (and the
+ * subcommands of a command that has them), the naming tree of the current
+ * kernel, and its object IDs. Read-only; a damaged image throws, and the
+ * completion offers nothing from that part.
+ */
+function completionSource(shell: Shell): CompletionSource {
+  const { names, subcommands } = commandNames();
+  return {
+    commands: () => names,
+    subcommands: (command) => subcommands.get(command) ?? [],
+    list: (dir) => shell.twz.naming.list(dir),
+    ids: () => shell.kernel.list().map((s) => formatId(s.id)),
+  };
 }

@@ -88,25 +88,6 @@ export const HELP: CommandSpec = {
   args: [{ name: "COMMAND", optional: true, summary: "the command" }],
 };
 
-/**
- * What the old hand-written usage said about `twz boot`, for its help until
- * `BOOT` (boot.ts) carries these paragraphs itself.
- */
-const BOOT_DETAILS: readonly string[] = [
-  "The image is created (--size, default 64M) when absent. One process at a time may boot " +
-  "an image (a second one exits 5).",
-  "--read-only never writes the image: every write is refused, and a log found committed is " +
-  "replayed into a private in-memory copy (an image without write permission opens read-only).",
-  "--set sync=data (sim) makes every drain fdatasync the image, so what was drained survives " +
-  "a host power loss, not only a process kill.",
-  "With --crash-at N (sim only) the power fails at crash point N as crashtest numbers it: " +
-  "when drain N+1 (counted from opening the image) is called, before it takes effect; what " +
-  "was stored or flushed since drain N is lost (--evict strict), kept (all) or each line " +
-  "either way (random, seeded by --seed). The image is left as the crash left it and twz " +
-  'exits with code 4; a run that ends before then says "crash point N was never reached".',
-  "Scripted input (stdin or --script) stops at the first failing line unless --keep-going.",
-];
-
 /** A `twz` subcommand: its spec and what runs it (with the words after its name). */
 export interface Subcommand {
   /** What parses its arguments and makes its help. */
@@ -117,7 +98,7 @@ export interface Subcommand {
 
 /** Every `twz` subcommand, in the order `twz help` lists them. */
 export const COMMANDS: Readonly<Record<string, Subcommand>> = {
-  boot: { spec: { ...BOOT, details: BOOT.details ?? BOOT_DETAILS }, run: boot },
+  boot: { spec: BOOT, run: boot },
   run: { spec: RUN, run: runCommand },
   fsck: { spec: FSCK, run: fsck },
   crashtest: { spec: CRASHTEST, run: crashtest },

@@ -4,31 +4,52 @@
  * drive it without spawning. The commands themselves, and the help text
  * made from them, are the table in `_commands.ts`.
  *
+ * A line is tokenized once (`_args.ts`: quotes and escapes), its first word
+ * picks the command (the second, a subcommand: `kv put`), and the rest is
+ * parsed by that command's spec. Empty lines and lines starting with `#`
+ * are skipped. An error is one line: `NAME: message` for a known command
+ * (a line that cannot be tokenized, such as an unterminated quote, too,
+ * when its first word names a command; else `twz: message`), and an
+ * unknown command is echoed as a short, escaped prefix. `--help` (and
+ * `help CMD`) print the command's help on `out` and do not count as a
+ * failure.
+ *
  * @module
  */
 import { type Kernel, looksLikeId, type ObjID, parseId, TwzError } from "@twz/kernel";
 import { resolveObj, Twz } from "@twz/libtwz";
 import { type Board, UsageError } from "./board.ts";
-import { shownWord } from "./_args.ts";
+import { HelpRequested, parseTokens, shownWord, type Token, tokenize } from "./_args.ts";
 import {
-  type Args,
   type Command,
   commandIndex,
   type Flow,
   KV_NAME,
-  restAfter,
   type ShellContext,
   type ShellIO,
-  subcommandError,
-  words,
+  subcommand,
 } from "./_commands.ts";
 
-export { helpText, KV_NAME, parseText } from "./_commands.ts";
+export { helpText, KV_NAME } from "./_commands.ts";
 export { quoted as quotedWord, shownWord } from "./_args.ts";
 export type { Flow, ShellIO } from "./_commands.ts";
 
 /** Every command name and alias, to its entry in the table. */
 const COMMANDS: Map<string, Command> = commandIndex();
+
+/**
+ * Every command name and alias, sorted, and the subcommands of each
+ * command that has them (`kv` → `put`, `get`, …): for completion.
+ */
+export function commandNames(): { names: string[]; subcommands: Map<string, string[]> } {
+  const subcommands = new Map<string, string[]>();
+  for (const [name, c] of COMMANDS) {
+    if (c.sub !== undefined) {
+      subcommands.set(name, c.sub.map((s) => s.spec.name.slice(name.length + 1)));
+    }
+  }
+  return { names: [...COMMANDS.keys()].sort(), subcommands };
+}
 
 /** How {@linkcode Shell.execute} runs a line. */
 export interface ExecuteOptions {
@@ -41,6 +62,13 @@ export class Shell implements ShellContext {
   #failed = 0;
   #twz: Twz | undefined;
   #twzKernel: Kernel | undefined;
+  /**
+   * A shell over `board`.
+   *
+   * @param board The board the commands work on.
+   * @param io Where output and error lines go.
+   * @param bootLog Reports a boot (after `crash` and `reboot`).
+   */
   constructor(readonly board: Board, readonly io: ShellIO, readonly bootLog: (k: Kernel) => void) {}
 
   /** The libtwz session on the current kernel (names, transactions). */
@@ -81,21 +109,43 @@ export class Shell implements ShellContext {
    *
    * @param line The command line.
    * @param options `signal`: aborted when the user interrupts the command
-   *   (Ctrl-C); a foreground `run` ends its program then.
+   *   (Ctrl-C); a foreground `run` kills its program then, and `wait`
+   *   stops waiting.
    */
   async execute(line: string, options: ExecuteOptions = {}): Promise<Flow> {
-    void options.signal; // the commands that can be interrupted take it from here
-    const w = words(line);
-    if (w.length === 0 || w[0]!.startsWith("#")) return "continue";
+    const trimmed = line.trimStart();
+    if (trimmed === "" || trimmed.startsWith("#")) return "continue";
+    // The command as it will be named in an error: known once tokenized.
+    let name = "twz";
     try {
-      return await this.#dispatch(w, line);
+      let tokens: Token[];
+      try {
+        tokens = tokenize(line);
+      } catch (error) {
+        // A line that cannot be split is blamed on its command when its
+        // first word plainly names one, else on twz.
+        const first = /^\S+/.exec(trimmed)![0];
+        if (COMMANDS.has(first)) name = first;
+        throw error;
+      }
+      if (tokens.length === 0) return "continue";
+      const word = tokens[0]!.text;
+      if (!COMMANDS.has(word)) {
+        // Anything unknown is shown as a short, escaped prefix (a pasted
+        // binary line must not reach the terminal).
+        name = shownWord(word);
+        throw new UsageError(`unknown command (try "help")`);
+      }
+      name = word;
+      return await this.#dispatch(COMMANDS.get(word)!, line, tokens, options.signal);
     } catch (error) {
+      if (error instanceof HelpRequested) {
+        for (const l of error.text.split("\n")) this.io.out(l);
+        return "continue";
+      }
       this.#failed++;
       if (error instanceof UsageError || error instanceof TwzError || error instanceof RangeError) {
-        // A known command names itself; anything else is shown as a short,
-        // escaped prefix (a pasted binary line must not reach the terminal).
-        const known = COMMANDS.has(w[0]!);
-        this.io.err(`${known ? w[0] : shownWord(w[0]!)}: ${error.message}`);
+        this.io.err(`${name}: ${error.message}`);
         return "continue";
       }
       throw error;
@@ -137,22 +187,30 @@ export class Shell implements ShellContext {
   }
 
   /**
-   * Find the line's command in the table and run its handler. `--force`
-   * right after a command that takes it is taken out of the words and the
-   * line, and handed over as `force`.
+   * Parse the line by its command's spec (a subcommand's, for `kv put`) and
+   * run the handler. A final unquoted `&` is taken off for a command that
+   * runs in the background.
    */
-  async #dispatch(w: string[], line: string): Promise<Flow> {
-    let command = COMMANDS.get(w[0]!);
-    const force = w[1] === "--force" && command?.forceable === true;
-    const args: Args = force
-      ? { w: [w[0]!, ...w.slice(2)], line: `${w[0]} ${restAfter(line, 2)}`, force }
-      : { w, line, force };
-    if (command?.sub !== undefined) {
-      const parent = command;
-      command = parent.sub.find((s) => s.name === args.w[1]);
-      if (command === undefined) throw subcommandError(parent);
+  async #dispatch(
+    command: Command,
+    line: string,
+    tokens: Token[],
+    signal: AbortSignal | undefined,
+  ): Promise<Flow> {
+    let skip = 1;
+    if (command.sub !== undefined) {
+      const second = tokens[1];
+      if (second !== undefined && !second.quoted && second.text === "--help") {
+        throw new HelpRequested(command.spec);
+      }
+      command = subcommand(command, second?.text);
+      skip = 2;
     }
-    if (command?.run === undefined) throw new UsageError(`unknown command (try "help")`);
-    return (await command.run(this, args)) ?? "continue";
+    const last = tokens.at(-1)!;
+    const background = command.background === true && tokens.length > skip && !last.quoted &&
+      last.text === "&";
+    const p = parseTokens(command.spec, line, background ? tokens.slice(0, -1) : tokens, skip);
+    if (command.run === undefined) throw new UsageError(`unknown command (try "help")`);
+    return (await command.run(this, p, { signal, background })) ?? "continue";
   }
 }

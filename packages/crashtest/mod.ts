@@ -18,6 +18,12 @@
  * {@linkcode WORKLOADS}); a workload module on disk loads with
  * {@linkcode loadWorkload}.
  *
+ * | Subpath | What |
+ * | --- | --- |
+ * | `@twz/crashtest` | {@linkcode crashtest}, {@linkcode replay}, {@linkcode Journal}, {@linkcode Workload}, {@linkcode loadWorkload} |
+ * | `@twz/crashtest/workloads` | the built-in workloads as values (kernel objects, naming, heap, kv, …) |
+ * | `@twz/crashtest/deep-check` | the deep check of an image (`twz fsck --deep`): `fsckImageFile`, `deepCheck`, the undo file |
+ *
  * @example A flag that must not be set before the data it guards
  * ```ts
  * import { crashtest, type Workload } from "@twz/crashtest";

@@ -7,6 +7,15 @@
  * flushes on DAX or with `PMEM2_FORCE_GRANULARITY=CACHE_LINE`, `msync`
  * otherwise).
  *
+ * The entry point is {@linkcode plugin} (what `twz --hal pmem` and
+ * `Twz.open({ hal: "pmem" })` load); {@linkcode persistPaths} tells which
+ * persist path a mapping got. Subpaths:
+ *
+ * | Subpath | What |
+ * | --- | --- |
+ * | `@twz/hal-pmem` | the plugin |
+ * | `@twz/hal-pmem/setup` | `setup()`: make libpmem2 loadable and build the C trampoline ahead of time |
+ *
  * Needs libpmem2 (`apt-get install -y libpmem2`) and `--allow-ffi`; a C
  * compiler makes persist ~10× cheaper (it builds a small C trampoline, which
  * `setup` of `@twz/hal-pmem/setup` builds ahead of time: the root task `setup`).

@@ -31,6 +31,13 @@
  * hal.close();
  * ```
  *
+ * The entry points are {@linkcode plugin} (what `twz --hal sim` and
+ * `Twz.open({ hal: "sim" })` load: `plugin.open({ image?, size })`),
+ * {@linkcode openSim} / {@linkcode openSimFromBytes} (a HAL without the
+ * plugin's options, for tests), and the crash model the crash checker
+ * drives ({@linkcode CrashPoint}, {@linkcode CrashPolicy},
+ * {@linkcode PowerFailed}). This is the package's only export (no subpaths).
+ *
  * The package is split along its seams: `media.ts` (where durable bytes live,
  * and the flushed lines waiting for a drain), `region.ts` (the region: flush,
  * drain, power failures, crash points), `crash.ts` (the crash model) and

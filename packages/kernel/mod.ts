@@ -4,6 +4,24 @@
  * depends only on the HAL contract in `@twz/kernel/hal` and the kernel/user
  * contract in `@twz/kernel/abi`; the `twz` command wires it to a HAL plugin.
  *
+ * The entry point is {@linkcode Kernel}: `Kernel.boot(hal)` formats or
+ * recovers the region, then `create`, `map`, `grow`, `delete`, `read` and
+ * `write` work on objects, and `kernel.port()` gives the system-call port a
+ * libtwz session runs on (`Twz.attach(kernel.port())`). This module also
+ * holds the offline checker ({@linkcode fsck}), the image upgrade
+ * ({@linkcode upgradeImage}), the copy-on-write overlay fsck and read-only
+ * boots use ({@linkcode ImageOverlay}), and the ABI's types and constants
+ * (IDs, protections, errors, the object layout, pointers). The rest are
+ * subpaths:
+ *
+ * | Subpath | What |
+ * | --- | --- |
+ * | `@twz/kernel/abi` | the kernel/user contract: IDs, errors, object layout, invariant pointers, the port and its thread channel |
+ * | `@twz/kernel/hal` | the HAL contract plugins implement (`HalPlugin`, regions, power failures, image files) |
+ * | `@twz/kernel/hal/testing` | the HAL conformance suite every plugin's tests run |
+ * | `@twz/kernel/threads` | programs as code objects, run as Workers (`ThreadManager`) |
+ * | `@twz/kernel/format` | the on-NVM image format, for tools that read or damage images |
+ *
  * @example
  * ```ts ignore
  * import { Kernel } from "@twz/kernel";
@@ -31,7 +49,16 @@ export {
   ROOT_OBJECT_SIZE,
 } from "./kernel.ts";
 export { BLOCK, FORMAT_VERSION, isUnfinishedFormat, MIN_IMAGE, PAGE } from "./_layout.ts";
-export * from "./abi/mod.ts";
+// The kernel/user contract (`@twz/kernel/abi`), without the thread
+// channel's wire format (`abi/channel.ts`: for the loader and the thread
+// runtime, reached through `@twz/kernel/abi`).
+export * from "./abi/errors.ts";
+export * from "./abi/id.ts";
+export * from "./abi/object.ts";
+export * from "./abi/layout.ts";
+export * from "./abi/ptr.ts";
+export * from "./abi/extent.ts";
+export * from "./abi/port.ts";
 export { LocalPort, type ThreadService } from "./_port.ts";
 export {
   fsck,

@@ -9,7 +9,8 @@
  */
 import { BASE_OFFSET, ErrorCode, type Mapping, type ObjID, TwzError } from "@twz/kernel/abi";
 import { Heap } from "./heap.ts";
-import { type Codec, codecOfKind } from "./codec.ts";
+import type { Codec } from "./codec.ts";
+import { codecOfKind } from "./_codec_kind.ts";
 import {
   type CheckContext,
   type CollectionChecker,

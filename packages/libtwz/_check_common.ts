@@ -21,8 +21,8 @@ import {
   Prot,
   TwzError,
 } from "@twz/kernel/abi";
-import { readRootRecord } from "./naming.ts";
-import type { TxLogHost, TxLogState, TxTarget } from "./tx.ts";
+import { readRootRecord } from "./_naming_format.ts";
+import type { TxLogHost, TxLogState, TxTarget } from "./_tx.ts";
 import type { Codec } from "./codec.ts";
 
 // Formats kept by naming.ts (private there); the checker reads them too.

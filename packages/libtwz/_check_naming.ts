@@ -17,7 +17,7 @@ import {
   Prot,
   readId,
 } from "@twz/kernel/abi";
-import { dirCapacityOf, dirProblem } from "./naming.ts";
+import { dirCapacityOf, dirProblem } from "./_naming_format.ts";
 import { TXLOG_NAME } from "./_session_tx.ts";
 import {
   type CheckContext,

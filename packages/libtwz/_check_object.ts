@@ -23,7 +23,7 @@ import {
   Prot,
   readId,
 } from "@twz/kernel/abi";
-import { META_PENDING_NAME, metaProblem } from "./object.ts";
+import { META_PENDING_NAME, metaProblem } from "./_meta.ts";
 import {
   type CheckContext,
   fatal,

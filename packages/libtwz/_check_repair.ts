@@ -19,14 +19,14 @@ import {
   Prot,
   TwzError,
 } from "@twz/kernel/abi";
-import { metaProblem } from "./object.ts";
+import { metaProblem } from "./_meta.ts";
 import {
   dirCapacityOf,
   dirProblem,
   rewriteDirHeader,
   writeRootMeta,
   writeRootRecord,
-} from "./naming.ts";
+} from "./_naming_format.ts";
 import { Twz } from "./twz.ts";
 import { DIR_ENTRY, DIR_HEADER, portOf } from "./_check_common.ts";
 

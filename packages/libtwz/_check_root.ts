@@ -7,7 +7,7 @@
  * @module
  */
 import { BASE_OFFSET, formatId, MetaFlags, type ObjID } from "@twz/kernel/abi";
-import { dirCapacityOf, dirProblem, readRootRecord } from "./naming.ts";
+import { dirCapacityOf, dirProblem, readRootRecord } from "./_naming_format.ts";
 import {
   type CheckContext,
   DIR_ENTRY,

@@ -16,9 +16,9 @@ import {
   type ObjID,
   Prot,
 } from "@twz/kernel/abi";
-import { metaProblem } from "./object.ts";
-import { dirProblem, readRootRecord } from "./naming.ts";
-import { inspectTxLog } from "./tx.ts";
+import { metaProblem } from "./_meta.ts";
+import { dirProblem, readRootRecord } from "./_naming_format.ts";
+import { inspectTxLog } from "./_tx.ts";
 import { TXLOG_NAME } from "./_session_tx.ts";
 import {
   DIR_MAGIC,

@@ -21,7 +21,7 @@ import {
   type TxLogHost,
   type TxLogState,
   type TxTarget,
-} from "./tx.ts";
+} from "./_tx.ts";
 import { TXLANES_NAME, TXLOG_NAME } from "./_session_tx.ts";
 import {
   type CheckContext,

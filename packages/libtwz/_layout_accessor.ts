@@ -17,7 +17,7 @@ import {
   type ObjID,
   TwzError,
 } from "@twz/kernel/abi";
-import type { Tx, TxTarget } from "./tx.ts";
+import type { Tx, TxTarget } from "./_tx.ts";
 import { codec } from "./codec.ts";
 import {
   type AnyAccessor,
@@ -90,6 +90,8 @@ export interface AccessorHost {
   persist(offset: number, length: number): void;
   /** Whether the whole image is read-only (a refused write says so). */
   readonly imageReadOnly?: boolean;
+  /** Whether the handle's session was closed (every use says so). */
+  readonly _closed?: boolean;
 }
 
 /** A name-based pointer target: the pointer names `name`, resolved when followed. */
@@ -241,11 +243,14 @@ export class ArrayAccessor<T> {
   readonly _e: LiveBytes;
   /** @internal */
   readonly _b: number;
+  /** @internal The array field's name (`ports`, `grid[2]`), for errors. */
+  readonly _n: string;
   /** @internal */
-  constructor(o: AccessorHost, e: LiveBytes, b: number) {
+  constructor(o: AccessorHost, e: LiveBytes, b: number, n: string) {
     this._o = o;
     this._e = e;
     this._b = b;
+    this._n = n;
   }
   /** Number of elements. */
   get length(): number {
@@ -277,12 +282,12 @@ export class ArrayAccessor<T> {
  */
 function scratch(
   t: Tx,
-  acc: { _o: AccessorHost; _b: number },
+  acc: { _o: AccessorHost; _b: number; _n?: string },
   off: number,
   size: number,
-): { _o: AccessorHost; _e: ScratchBytes; _b: number } {
+): { _o: AccessorHost; _e: ScratchBytes; _b: number; _n: string | undefined } {
   const bytes = t.read(acc._o as unknown as TxTarget, acc._b + off, size);
-  return { _o: acc._o, _e: { bytes, view: new DataView(bytes.buffer) }, _b: -off };
+  return { _o: acc._o, _e: { bytes, view: new DataView(bytes.buffer) }, _b: -off, _n: acc._n };
 }
 
 export function txFieldGet(
@@ -393,13 +398,87 @@ export function badValue(
 export function outside(
   acc: { _o: AccessorHost; _b: number; _e: LiveBytes },
   field: string,
-): RangeError {
+): RangeError | TwzError {
+  if (acc._o._closed === true) return closedError(acc._o.id);
   return new RangeError(
     `Field ${field} of the record in ${
       where(acc)
     } is outside the object (${acc._e.bytes.length} bytes${
       acc._e.bytes.length === 0 ? ": deleted" : ""
     })`,
+  );
+}
+
+/** The values an integer field of each kind holds. */
+const INT_RANGE: Record<string, readonly [bigint, bigint]> = {
+  u8: [0n, 0xffn],
+  i8: [-0x80n, 0x7fn],
+  u16: [0n, 0xffffn],
+  i16: [-0x8000n, 0x7fffn],
+  u32: [0n, 0xffffffffn],
+  i32: [-0x80000000n, 0x7fffffffn],
+  u64: [0n, 0xffffffffffffffffn],
+  i64: [-0x8000000000000000n, 0x7fffffffffffffffn],
+};
+
+/**
+ * The error of an integer store refused: a value outside the field's range,
+ * not an integer (NaN, 1.5), or not a number at all (a `TypeError` then; for
+ * a 64-bit field, anything but a bigint). Nothing has been written.
+ *
+ * @param field The field's name (`count`, `ports[3]`).
+ * @param kind The field's type (`u8` ... `i64`).
+ * @param x The value refused.
+ */
+export function intRefused(field: string, kind: string, x: unknown): RangeError | TypeError {
+  const [lo, hi] = INT_RANGE[kind]!;
+  const shown = typeof x === "bigint"
+    ? `${x}n`
+    : typeof x === "string"
+    ? JSON.stringify(x)
+    : typeof x === "number" && Object.is(x, -0)
+    ? "-0"
+    : String(x);
+  const message = `field ${JSON.stringify(field)} (${kind}) takes ${lo}..${hi}${
+    kind.endsWith("64") ? " (a bigint)" : ""
+  }, not ${shown}`;
+  const wide = kind.endsWith("64");
+  return (wide ? typeof x === "bigint" : typeof x === "number")
+    ? new RangeError(message)
+    : new TypeError(message);
+}
+
+/**
+ * Why a checked word-view store of an integer wrote nothing: the value does
+ * not fit the field ({@linkcode intRefused}), else the field lies outside
+ * the object ({@linkcode outside}).
+ */
+export function storeRefused(
+  acc: { _o: AccessorHost; _b: number; _e: LiveBytes },
+  field: string,
+  kind: string,
+  x: unknown,
+): RangeError | TypeError | TwzError {
+  if (acc._o._closed === true) return closedError(acc._o.id);
+  const [lo, hi] = INT_RANGE[kind]!;
+  const fits = kind.endsWith("64")
+    ? typeof x === "bigint" && x >= lo && x <= hi
+    : typeof x === "number" && Number.isInteger(x) && x >= lo && x <= hi;
+  return fits ? outside(acc, field) : intRefused(field, kind, x);
+}
+
+/**
+ * The error of a use after `Twz.close()`: one line, `TwzError` `Shutdown`.
+ *
+ * @param id The object the use was of, if any.
+ * @returns The error.
+ */
+export function closedError(id?: ObjID): TwzError {
+  return new TwzError(
+    ErrorCode.Shutdown,
+    `the libtwz session is closed${
+      id === undefined ? "" : `: object ${formatId(id)} can no longer be used`
+    } (open a new session)`,
   );
 }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { TX } from "./tx.ts";
+import { TX } from "./_tx.ts";
 import {
   type AccessorCtor,
   type ArrayClasses,
@@ -17,6 +17,7 @@ import {
   compileStruct,
   wordGet,
   wordSet,
+  wordSetChecked,
 } from "./_layout_codegen.ts";
 import {
   type AccessorHost,
@@ -25,6 +26,8 @@ import {
   checkPtrValue,
   getString,
   HOST_LE,
+  intRefused,
+  outside,
   setBytes,
   setString,
   type StructAccessor,
@@ -67,6 +70,16 @@ const INT: Record<IntKind, { size: number; dv: string; w: string; shift: number 
   i32: { size: 4, dv: "Int32", w: "i32", shift: 2 },
 };
 
+/** `x` converted to each width, as an expression: equal to `x` exactly when it fits. */
+const INT_FITS: Record<IntKind, string> = {
+  u8: "(x & 0xff)",
+  i8: "(x << 24 >> 24)",
+  u16: "(x & 0xffff)",
+  i16: "(x << 16 >> 16)",
+  u32: "(x >>> 0)",
+  i32: "(x | 0)",
+};
+
 class IntType extends FieldType<number> {
   readonly size: number;
   readonly align: number;
@@ -82,11 +95,21 @@ class IntType extends FieldType<number> {
   }
   _set(ctx: Codegen, w: boolean): string {
     const k = INT[this.kind];
-    if (w) return wordSet(ctx, k.w, k.shift);
+    // A value the field cannot hold is refused before anything is stored:
+    // one compare of the value with itself converted to the field's width
+    // (false for NaN, fractions, out-of-range numbers and non-numbers). An
+    // unchecked struct stores as a DataView store does (modulo 2^n).
+    const fits = `typeof x === "number" && ${INT_FITS[this.kind]} === x`;
+    if (w) {
+      return ctx.checked
+        ? wordSetChecked(ctx, k.w, k.shift, this.kind, fits)
+        : wordSet(ctx, k.w, k.shift);
+    }
+    const check = ctx.checked
+      ? `if (!(${fits})) throw ${ctx.bind(intRefused)}(NAME, "${this.kind}", x); `
+      : "";
     const le = this.size > 1 ? ", true" : "";
-    // Stored as DataView stores do: converted to a number, modulo 2^n (like a
-    // C integer conversion). Checking costs more than the store itself.
-    return `this._e.view.set${INT[this.kind].dv}(this._b + OFF, x${le});`;
+    return `${check}this._e.view.set${INT[this.kind].dv}(this._b + OFF, x${le});`;
   }
 }
 
@@ -103,11 +126,13 @@ class BigIntType extends FieldType<bigint> {
   }
   _set(ctx: Codegen, w: boolean): string {
     const dv = this.kind === "u64" ? "BigUint64" : "BigInt64";
-    const err = ctx.bind(badValue);
-    const check = this.kind === "u64"
-      ? "typeof x !== 'bigint' || x < 0n || x > 0xffffffffffffffffn"
-      : "typeof x !== 'bigint' || x < -0x8000000000000000n || x > 0x7fffffffffffffffn";
-    return `if (${check}) throw ${err}(this, NAME, "${this.kind}", x);` +
+    const range = this.kind === "u64"
+      ? "x < 0n || x > 0xffffffffffffffffn"
+      : "x < -0x8000000000000000n || x > 0x7fffffffffffffffn";
+    // A bigint word view takes only bigints (a number throws a TypeError
+    // there); out of range, it would store modulo 2^64.
+    const check = ctx.checked ? `typeof x !== 'bigint' || ${range}` : "typeof x !== 'bigint'";
+    return `if (${check}) throw ${ctx.bind(intRefused)}(NAME, "${this.kind}", x);` +
       (w
         ? wordSet(ctx, this.kind === "u64" ? "bu64" : "bi64", 3)
         : `this._e.view.set${dv}(this._b + OFF, x, true);`);
@@ -210,12 +235,13 @@ export class PtrType<S> extends FieldType<S> {
     return t;
   }
   /** @internal Getter body: follow the pointer (see {@linkcode FieldType._get}). */
-  _get(): string {
+  _get(ctx: Codegen): string {
     // Read the two halves; offset 0 is null; FOT index 0 is this object.
     // The target accessor uses word code when its extent has word views and
     // the record is aligned and inside the object (a pointer is data: it may
     // name any offset); else DataView code, which throws past the end.
-    return "const v = this._e.view, p = this._b + OFF;" +
+    return `if (this._e.bytes.length === 0) throw ${ctx.bind(outside)}(this, NAME);` +
+      "const v = this._e.view, p = this._b + OFF;" +
       "const lo = v.getUint32(p, true), hi = v.getUint32(p + 4, true);" +
       // Keep small offsets small integers: a double here would box a number per follow.
       "const x = hi & 0xffff, off = x === 0 ? lo : x * 4294967296 + lo;" +
@@ -245,8 +271,9 @@ export class ArrayType<E extends FieldType> extends FieldType<ArrayAccessor<unkn
   readonly align: number;
   /** `"ELEMENT[LENGTH]"`, e.g. `"u16[4]"`. */
   readonly kind: string;
-  /** @internal */
+  /** @internal The classes, checked and unchecked (an array type may serve both kinds of struct). */
   #cls?: ArrayClasses;
+  #unchecked?: ArrayClasses;
   /**
    * @internal Use {@linkcode array}.
    *
@@ -261,13 +288,15 @@ export class ArrayType<E extends FieldType> extends FieldType<ArrayAccessor<unkn
   }
   /** @internal */
   classes(self: StructType<Fields>): ArrayClasses {
-    return this.#cls ??= compileArray(this, self);
+    return self.unchecked
+      ? this.#unchecked ??= compileArray(this, self)
+      : this.#cls ??= compileArray(this, self);
   }
-  /** @internal Getter body: an accessor for the array. */
+  /** @internal Getter body: an accessor for the array (named `NAME` in errors). */
   _get(ctx: Codegen, w: boolean): string {
     const me = ctx.bind(this);
     const [rw, ro] = w ? ["RW", "RO"] : ["RWv", "ROv"];
-    return `return new (this._o.writable ? ${me}.classes(SELF).${rw} : ${me}.classes(SELF).${ro})(this._o, this._e, this._b + OFF);`;
+    return `return new (this._o.writable ? ${me}.classes(SELF).${rw} : ${me}.classes(SELF).${ro})(this._o, this._e, this._b + OFF, NAME);`;
   }
   /** @internal No setter: assign the elements. */
   _set(): undefined {
@@ -319,6 +348,19 @@ export interface FieldInfo {
   readonly type: FieldType;
 }
 
+/** Options of {@linkcode struct}. */
+export interface StructOptions {
+  /**
+   * Store integer fields without checking that the value fits: a value out
+   * of range is stored modulo 2^n, a fraction truncated, NaN as 0 (as a
+   * DataView store does), instead of a `RangeError`. Only for hot loops
+   * that already know their values fit; it saves about a nanosecond per
+   * store (see docs/BENCHMARKS.md). Nested struct types have their own.
+   * @default {false}
+   */
+  readonly unchecked?: boolean;
+}
+
 /**
  * A struct type: its layout, and a factory for accessors on an object.
  *
@@ -334,9 +376,16 @@ export class StructType<F extends Fields> extends FieldType<StructAccessor> {
   /** Fields in order, with their offsets. */
   readonly layout: ReadonlyMap<string, FieldInfo>;
 
+  /**
+   * Whether integer fields (and integer array elements) store without a
+   * range check (`struct(fields, { unchecked: true })`).
+   */
+  readonly unchecked: boolean;
+
   /** @internal Use {@linkcode struct}. */
-  constructor(fields: F) {
+  constructor(fields: F, options: StructOptions = {}) {
     super();
+    this.unchecked = options.unchecked === true;
     const layout = new Map<string, FieldInfo>();
     let offset = 0;
     let align = 1;
@@ -566,8 +615,16 @@ export function ptr(target: PtrTarget | StructType<Fields>): PtrType<unknown> {
 /**
  * Declare a struct: named fields in order, naturally aligned.
  *
+ * Integer fields refuse a value they cannot hold, before anything is
+ * stored: `RangeError: field "count" (u8) takes 0..255, not 300` (also for
+ * NaN and fractions; a `TypeError` for a value that is not a number, or not
+ * a bigint for `u64`/`i64`). Array elements name their index (`ports[3]`).
+ * `{ unchecked: true }` stores without the check (see
+ * {@linkcode StructOptions.unchecked}).
+ *
  * @param fields Field names to field types. Names are identifiers not
  * starting with `$` or `_`.
+ * @param options `unchecked`: integer stores without the range check.
  * @returns The struct type; `Type.at(obj, offset)` gives an accessor.
  * @throws {TypeError} A field is not a persistent field type, or a bad name.
  * @example
@@ -576,10 +633,29 @@ export function ptr(target: PtrTarget | StructType<Fields>): PtrType<unknown> {
  * const Header = struct({ tag: u8, length: u64 });
  * console.log(Header.size, Header.offsetOf("length")); // 16 8
  * ```
+ * @example A store that does not fit
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { struct, u8 } from "@twz/libtwz/layout";
+ * const Counter = struct({ count: u8 });
+ * const twz = await Twz.open({ hal: "sim", size: 8 << 20 });
+ * const obj = twz.create({ size: 4096 });
+ * const c = Counter.at(obj, obj.baseOffset);
+ * try {
+ *   c.count = 300;
+ * } catch (e) {
+ *   console.log(String(e)); // RangeError: field "count" (u8) takes 0..255, not 300
+ * }
+ * console.log(c.count); // 0
+ * twz.close();
+ * ```
  */
-export function struct<F extends Fields>(fields: F): StructType<F> {
+export function struct<F extends Fields>(fields: F, options: StructOptions = {}): StructType<F> {
   if (typeof fields !== "object" || fields === null || Array.isArray(fields)) {
     throw new TypeError("struct() takes an object of field types");
   }
-  return new StructType(fields);
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("struct()'s options are an object ({ unchecked?: boolean })");
+  }
+  return new StructType(fields, options);
 }

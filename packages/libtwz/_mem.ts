@@ -1,10 +1,12 @@
 // Private helpers shared by the persistent collections (hash map, B-tree map,
 // vector, queue): transaction-aware reads and the root record at an object's
 // base. Not exported from the package.
+import { closedError } from "./_layout_accessor.ts";
 import { ErrorCode, formatId, type ObjID, TwzError } from "@twz/kernel/abi";
-import type { Tx, TxTarget } from "./tx.ts";
+import type { Tx, TxTarget } from "./_tx.ts";
 import { Heap } from "./heap.ts";
-import { type Codec, codecOfKind } from "./codec.ts";
+import type { Codec } from "./codec.ts";
+import { codecOfKind } from "./_codec_kind.ts";
 
 const HEAP_MAGIC = 0x50414548; // "HEAP", see heap.ts
 
@@ -35,7 +37,13 @@ export function damaged(what: string, id: ObjID, detail: string, cause?: unknown
  * argument errors ({@linkcode ArgumentRangeError}), TwzErrors and anything
  * else pass through.
  */
-export function asDamage(what: string, id: ObjID, error: unknown): unknown {
+export function asDamage(
+  what: string,
+  obj: ObjID | { readonly id: ObjID; readonly _closed?: boolean },
+  error: unknown,
+): unknown {
+  if (typeof obj !== "bigint" && obj._closed === true) return closedError(obj.id);
+  const id = typeof obj === "bigint" ? obj : obj.id;
   if (error instanceof ArgumentRangeError) return error;
   if (error instanceof RangeError) return damaged(what, id, error.message, error);
   return error;
@@ -46,11 +54,16 @@ export function asDamage(what: string, id: ObjID, error: unknown): unknown {
  * from damaged data surfaces as `TwzError(ObjectDamaged)`, never as a
  * "Offset is outside the bounds of the DataView". Free when nothing throws.
  */
-export function guard<T>(what: string, obj: { readonly id: ObjID }, fn: () => T): T {
+export function guard<T>(
+  what: string,
+  obj: { readonly id: ObjID; readonly _closed?: boolean },
+  fn: () => T,
+): T {
   try {
     return fn();
   } catch (error) {
-    throw asDamage(what, obj.id, error);
+    // An object of a closed session has no bytes: that is no damage.
+    throw asDamage(what, obj, error);
   }
 }
 

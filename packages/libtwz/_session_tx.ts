@@ -17,7 +17,7 @@ import {
   Prot,
   TwzError,
 } from "@twz/kernel/abi";
-import { type TxLanesOptions, type TxLogHost, type TxTarget, writeLanesHeader } from "./tx.ts";
+import { type TxLanesOptions, type TxLogHost, type TxTarget, writeLanesHeader } from "./_tx.ts";
 
 /** Name of the primary log object. */
 export const TXLOG_NAME = "/.txlog";

@@ -47,7 +47,7 @@
  *
  * @module
  */
-import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
+import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./_tx.ts";
 import { Heap } from "./heap.ts";
 import { type Codec, codec, type ObjRef } from "./codec.ts";
 import {
@@ -515,7 +515,7 @@ export class BTreeMap<K, V> {
       const m = new Mem(this.obj, tx);
       return { e: this.#find(m, klen), m };
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
   }
 
@@ -548,7 +548,7 @@ export class BTreeMap<K, V> {
       }
       return this.#value(m, e);
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
   }
 
@@ -779,7 +779,7 @@ export class BTreeMap<K, V> {
     try {
       yield* this.#range(lo, hi, inclusive);
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
   }
 
@@ -870,7 +870,7 @@ export class BTreeMap<K, V> {
       this.#check(m, height, result);
     } catch (error) {
       // A blob or node past the end: report it like any other inconsistency.
-      const e = asDamage(NAME, this.obj.id, error);
+      const e = asDamage(NAME, this.obj, error);
       if (!(e instanceof Error) || e === error) throw error;
       result.problem = error instanceof Error ? error.message : String(error);
     }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { codec, hashBytes, hashInt } from "@twz/libtwz/codec";
+import { codec } from "@twz/libtwz/codec";
+import { hashBytes, hashInt } from "./_hash.ts";
 Deno.test("hashInt matches hashBytes of the int encoding", () => {
   const b = new Uint8Array(8);
   for (const k of [0, 1, 255, 65536, 0xffffffff, 2 ** 40 + 3, -1, -(2 ** 40)]) {

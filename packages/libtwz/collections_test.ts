@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { Kernel } from "@twz/kernel";
 import { openSim, openSimFromBytes, type SimHal } from "@twz/hal-sim";
 import { Twz } from "@twz/libtwz";
-import { recoverTransactions, transaction, type TxLogHost } from "./tx.ts";
+import { recoverTransactions, transaction, type TxLogHost } from "./_tx.ts";
 import { sessionTxHost } from "./_session_tx.ts";
 import { HashMap } from "./hashmap.ts";
 import { codec } from "./codec.ts";

@@ -26,7 +26,7 @@ import { BTreeMap } from "@twz/libtwz/btree";
 import { HashMap } from "@twz/libtwz/hashmap";
 import { Vector } from "@twz/libtwz/vector";
 import { Queue } from "@twz/libtwz/queue";
-import { META_PENDING_NAME } from "@twz/libtwz/object";
+import { META_PENDING_NAME } from "./_meta.ts";
 import {
   bindLostFound,
   bindRecovered,

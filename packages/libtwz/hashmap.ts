@@ -29,9 +29,10 @@
  *
  * @module
  */
-import { activeTx, transaction, TX, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
-import { Heap, HEAP_HEADER } from "./heap.ts";
-import { type Codec, codec, hashBytes, hashInt } from "./codec.ts";
+import { activeTx, transaction, TX, type Tx, type TxLogHost, type TxTarget } from "./_tx.ts";
+import { Heap } from "./heap.ts";
+import { type Codec, codec } from "./codec.ts";
+import { hashBytes, hashInt } from "./_hash.ts";
 import {
   asDamage,
   type CollectionObject,
@@ -365,7 +366,7 @@ export class HashMap<K, V> {
     try {
       return this.#locate(key);
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
   }
 
@@ -396,7 +397,7 @@ export class HashMap<K, V> {
     try {
       return this.#get(key);
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
   }
 
@@ -672,7 +673,7 @@ export class HashMap<K, V> {
     try {
       yield* this.#entries();
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
   }
 
@@ -703,5 +704,3 @@ export class HashMap<K, V> {
     for (const [k] of this.entries()) yield k;
   }
 }
-
-export { HEAP_HEADER };

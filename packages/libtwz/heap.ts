@@ -64,7 +64,7 @@ import {
   OBJECT_MAGIC,
   TwzError,
 } from "@twz/kernel/abi";
-import type { Tx, TxTarget } from "./tx.ts";
+import type { Tx, TxTarget } from "./_tx.ts";
 import { ArgumentRangeError, damaged, stepLimit } from "./_mem.ts";
 
 const MAGIC = 0x50414548; // "HEAP"

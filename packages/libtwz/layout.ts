@@ -11,7 +11,9 @@
  * Accessor classes are generated once per struct (with `new Function`, so each
  * getter and setter is its own small function with constant offsets). Fields
  * are laid out in declaration order with natural alignment, as a C compiler
- * would; little-endian.
+ * would; little-endian. Integer fields refuse a value they cannot hold
+ * (`RangeError: field "count" (u8) takes 0..255, not 300`), before anything
+ * is stored; `struct(fields, { unchecked: true })` stores modulo 2^n instead.
  *
  * This module is the public entry; the parts live in private files: the DSL
  * (field and struct types, `_layout_dsl.ts`), the code generator
@@ -48,7 +50,6 @@ export {
   type NamedTarget,
   StructAccessor,
 } from "./_layout_accessor.ts";
-export { type ClassCell, Codegen } from "./_layout_codegen.ts";
 export {
   type Accessor,
   type AnyAccessor,
@@ -73,6 +74,7 @@ export {
   type SelfResolved,
   string,
   struct,
+  type StructOptions,
   StructType,
   u16,
   u32,

@@ -50,7 +50,61 @@
  *
  * @module
  */
-export * from "./twz.ts";
-export * from "./object.ts";
-export * from "./naming.ts";
-export * from "./layout.ts";
+export {
+  type CreateOptions,
+  DEFAULT_IMAGE_SIZE,
+  DEFAULT_SIZE,
+  type FotOptions,
+  type ObjectOpenOptions,
+  type RecoveredTransactions,
+  resolveObj,
+  Twz,
+  type TwzOpenOptions,
+} from "./twz.ts";
+export { type FotEntry, type MetaInfo, type NameResolver, TwzObject } from "./object.ts";
+export {
+  type Binding,
+  type BindOptions,
+  MAX_NAME_BYTES,
+  Naming,
+  type PathBinding,
+  type UnbindDanglingOptions,
+} from "./naming.ts";
+export {
+  type Accessor,
+  type AccessorHost,
+  type AnyAccessor,
+  array,
+  ArrayAccessor,
+  ArrayType,
+  bool,
+  bytes,
+  f32,
+  f64,
+  type FieldInfo,
+  type Fields,
+  FieldType,
+  i16,
+  i32,
+  i64,
+  i8,
+  type LiveBytes,
+  named,
+  type NamedTarget,
+  ptr,
+  type PtrTarget,
+  PtrType,
+  type ReadonlyKeys,
+  type SelfPtr,
+  type SelfResolved,
+  string,
+  struct,
+  StructAccessor,
+  type StructOptions,
+  StructType,
+  u16,
+  u32,
+  u64,
+  u8,
+  type Value,
+} from "./layout.ts";

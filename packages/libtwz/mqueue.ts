@@ -71,8 +71,9 @@
  * @module
  */
 import { ErrorCode, formatId, type Mapping, TwzError } from "@twz/kernel/abi";
-import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
-import { type Codec, codecOfKind } from "./codec.ts";
+import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./_tx.ts";
+import type { Codec } from "./codec.ts";
+import { codecOfKind } from "./_codec_kind.ts";
 import { Condition, Mutex, type SyncTarget } from "./sync.ts";
 import { damaged, guard, Scratch } from "./_mem.ts";
 

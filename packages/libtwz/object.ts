@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { TX } from "./tx.ts";
+import { TX } from "./_tx.ts";
 import {
   BASE_OFFSET,
   ErrorCode,
@@ -27,13 +27,10 @@ import {
   FotField,
   FotFlags,
   type KernelPort,
-  LAYOUT_VERSION,
   type Lifetime,
   type Mapping,
-  MAX_FOT_INDEX,
   META_OFFSET,
   MetaField,
-  MetaFlags,
   OBJECT_MAGIC,
   type ObjID,
   Prot,
@@ -45,6 +42,8 @@ import {
 } from "@twz/kernel/abi";
 import type { AccessorHost, AnyAccessor, LiveBytes, NamedTarget } from "./layout.ts";
 import { named, StructAccessor } from "./layout.ts";
+import { closedError } from "./_layout_accessor.ts";
+import { metaProblem } from "./_meta.ts";
 
 /**
  * A pluggable name resolver for name-based FOT entries: turns the name stored
@@ -121,86 +120,6 @@ interface NamedCache {
 const M = META_OFFSET;
 
 /**
- * Offset (in the meta-info) of its checksum, a u32 in bytes the layout
- * leaves zero: {@linkcode metaChecksum} of the fields fixed at creation.
- * 0 means "none" (objects made before libtwz wrote one): they are checked
- * field by field only.
- */
-export const META_CHECKSUM = 124;
-
-/**
- * A meta-info flag libtwz sets while it creates an object for a name: the
- * object is born with it (its meta-info is part of the kernel's create
- * commit) and loses it once the name is bound. An object that still has it
- * and that no name reaches was cut short by a crash: fsck's repair deletes
- * it. Not covered by the checksum (it is cleared with a plain store).
- */
-export const META_PENDING_NAME = 0x8000;
-
-/** Every meta-info flag libtwz knows. */
-export const KNOWN_META_FLAGS = MetaFlags.Directory | MetaFlags.Root | META_PENDING_NAME;
-
-/**
- * The checksum of a meta-info's fields fixed at creation (magic to namesOffset
- * ... typeTag, without the published `fotCount`/`namesUsed` word and without
- * {@linkcode META_PENDING_NAME}), never 0.
- *
- * @param v A view whose byte `META_OFFSET` is the meta-info's first.
- * @returns The checksum.
- */
-export function metaChecksum(v: DataView): number {
-  let h = 0x811c9dc5;
-  const word = (at: number) => {
-    h = Math.imul(h ^ v.getUint32(M + at, true), 0x01000193);
-    h ^= h >>> 15;
-  };
-  word(MetaField.magic);
-  h = Math.imul(
-    h ^ (v.getUint16(M + MetaField.version, true) |
-      ((v.getUint16(M + MetaField.flags, true) & ~META_PENDING_NAME) << 16)),
-    0x01000193,
-  );
-  for (let at = MetaField.prot; at < MetaField.fotCount; at += 4) word(at);
-  for (let at = MetaField.namesOffset; at <= MetaField.typeTag; at += 4) word(at);
-  return (h >>> 0) || 1;
-}
-
-/**
- * What is wrong with an object's meta-info (its magic present), checked in
- * place and in constant time: version, flags, checksum, and that the FOT and
- * its names area lie inside the object. `undefined` when it is sound.
- *
- * @param v The object's view.
- * @param size The object's size.
- * @returns The first problem, or `undefined`.
- */
-export function metaProblem(v: DataView, size: number): string | undefined {
-  if (size < BASE_OFFSET) return `the object is only ${size} bytes`;
-  const version = v.getUint16(M + MetaField.version, true);
-  if (version !== LAYOUT_VERSION) return `unknown layout version ${version}`;
-  const flags = v.getUint16(M + MetaField.flags, true);
-  if (flags & ~KNOWN_META_FLAGS) return `unknown meta-info flags 0x${flags.toString(16)}`;
-  const sum = v.getUint32(M + META_CHECKSUM, true);
-  if (sum !== 0 && sum !== metaChecksum(v)) return "the meta-info checksum does not match";
-  const f = (field: number) => v.getUint32(M + field, true);
-  const fot = f(MetaField.fotOffset), cap = f(MetaField.fotCapacity);
-  const namesOffset = f(MetaField.namesOffset), namesSize = f(MetaField.namesSize);
-  if (cap > MAX_FOT_INDEX || fot < BASE_OFFSET || fot + cap * FOT_ENTRY_SIZE > size) {
-    return `FOT of ${cap} entries at ${fot} lies outside the object (${size} bytes)`;
-  }
-  if (namesOffset < fot + cap * FOT_ENTRY_SIZE || namesOffset + namesSize > size) {
-    return `FOT names area [${namesOffset}, ${
-      namesOffset + namesSize
-    }) lies outside the object or overlaps the entries`;
-  }
-  const count = f(MetaField.fotCount);
-  if (count > cap) return `fotCount ${count} exceeds fotCapacity ${cap}`;
-  const used = f(MetaField.namesUsed);
-  if (used > namesSize) return `namesUsed ${used} exceeds the names area's ${namesSize} bytes`;
-  return undefined;
-}
-
-/**
  * A handle on an object mapped into a session. Handles are shared: a session
  * gives one writable and one read-only handle per object. Loads and stores on
  * {@linkcode TwzObject.view} are loads and stores on the object; typed
@@ -224,6 +143,8 @@ export class TwzObject implements AccessorHost {
   #reuse?: Map<string, number> | undefined;
   /** The meta-info was checked (once per handle: it is fixed at creation). */
   #metaOk = false;
+  /** The session was closed: every use throws {@linkcode closedError}. */
+  #closed = false;
 
   /** @internal Sessions make handles; use `Twz.open` / `Twz.create`. */
   constructor(session: HandleSession, mapping: Mapping) {
@@ -249,14 +170,17 @@ export class TwzObject implements AccessorHost {
 
   /** The object's bytes (live: follows relocation; empty once deleted). */
   get bytes(): Uint8Array {
+    if (this.#closed) throw closedError(this.id);
     return this.mapping.bytes;
   }
   /** A DataView over the object's bytes (live). */
   get view(): DataView {
+    if (this.#closed) throw closedError(this.id);
     return this.mapping.view;
   }
   /** Size in bytes. */
   get size(): number {
+    if (this.#closed) throw closedError(this.id);
     return this.mapping.size;
   }
   /** Persistent or volatile. */
@@ -346,14 +270,17 @@ export class TwzObject implements AccessorHost {
    * @throws {RangeError} The range is outside the object.
    */
   persist(offset: number, length: number): void {
+    if (this.#closed) throw closedError(this.id);
     this.mapping.persist(offset, length);
   }
   /** Write back `[offset, offset + length)`; durable after {@linkcode drain}. */
   flush(offset: number, length: number): void {
+    if (this.#closed) throw closedError(this.id);
     this.mapping.flush(offset, length);
   }
   /** Ordering point for earlier flushes. */
   drain(): void {
+    if (this.#closed) throw closedError(this.id);
     this.mapping.drain();
   }
 
@@ -362,6 +289,7 @@ export class TwzObject implements AccessorHost {
    * @throws {TwzError} `AccessDenied` on a read-only handle; {RangeError} outside the object.
    */
   write(offset: number, data: Uint8Array): void {
+    if (this.#closed) throw closedError(this.id);
     this.#needWrite("write");
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > this.size) {
       throw new RangeError(
@@ -376,6 +304,7 @@ export class TwzObject implements AccessorHost {
    * @throws {RangeError} Outside the object.
    */
   read(offset: number, length: number): Uint8Array {
+    if (this.#closed) throw closedError(this.id);
     if (!Number.isInteger(offset) || offset < 0 || offset + length > this.size) {
       throw new RangeError(`Range [${offset}, ${offset + length}) is outside ${formatId(this.id)}`);
     }
@@ -388,12 +317,14 @@ export class TwzObject implements AccessorHost {
    * @throws {TwzError} `AccessDenied` (read-only handle), `InvalidArgument`, `OutOfSpace`.
    */
   grow(size: number): void {
+    if (this.#closed) throw closedError(this.id);
     this.#needWrite("grow");
     this.#session.port.grow(this.id, size);
   }
 
   /** @internal */
   _checkRecord(offset: number, size: number, align: number): void {
+    if (this.#closed) throw closedError(this.id);
     if (!Number.isInteger(offset) || offset % align !== 0) {
       throw new RangeError(`Offset ${offset} is not a multiple of the record's alignment ${align}`);
     }
@@ -426,6 +357,7 @@ export class TwzObject implements AccessorHost {
    * @throws {TwzError} `InvalidArgument`: the object has no meta-info.
    */
   fotEntries(): FotEntry[] {
+    if (this.#closed) throw closedError(this.id);
     this.#needMeta();
     const count = this.view.getUint32(M + MetaField.fotCount, true);
     const out: FotEntry[] = [];
@@ -475,6 +407,7 @@ export class TwzObject implements AccessorHost {
   }
 
   #fotSlow(index: number): TwzObject {
+    if (this.#closed) throw closedError(this.id);
     const v = this.view;
     if (this.hasMeta) this.#needMeta();
     const count = this.hasMeta ? v.getUint32(M + MetaField.fotCount, true) : 0;
@@ -535,6 +468,7 @@ export class TwzObject implements AccessorHost {
 
   /** @internal The ID and offset a stored pointer names. */
   _pointee(at: number): { id: ObjID; offset: number } | null {
+    if (this.#closed) throw closedError(this.id);
     const v = this.view;
     const lo = v.getUint32(at, true), hi = v.getUint32(at + 4, true);
     const offset = (hi & 0xffff) * 4294967296 + lo;
@@ -553,6 +487,7 @@ export class TwzObject implements AccessorHost {
    * (no meta-info), `OutOfSpace` (the FOT or its names area is full).
    */
   fotIndex(target: ObjID | NamedTarget, prot: number = Prot.ReadWrite): number {
+    if (this.#closed) throw closedError(this.id);
     this.#needWrite("add a FOT entry to");
     this.#needMeta();
     const flagsWanted = (prot & Prot.All) | FotFlags.Allocated | FotFlags.Valid |
@@ -643,6 +578,7 @@ export class TwzObject implements AccessorHost {
 
   /** @internal Store a pointer to `target` at `at` (one aligned 8-byte store). */
   _storePtr(at: number, target: AnyAccessor | NamedTarget | null): void {
+    if (this.#closed) throw closedError(this.id);
     let fot = 0;
     let offset = 0;
     if (target === null) {
@@ -665,8 +601,17 @@ export class TwzObject implements AccessorHost {
     else this.view.setBigUint64(at, value, true);
   }
 
-  /** @internal Drop cached name resolutions and state (the session was closed or the object deleted). */
-  _reset(): void {
+  /** @internal Whether the handle's session was closed. */
+  get _closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * @internal Drop cached name resolutions and state (the session was
+   * closed: `closed`, or the object deleted).
+   */
+  _reset(closed = false): void {
+    if (closed) this.#closed = true;
     this.#metaOk = false;
     this._fc.length = 0;
     this.#named.length = 0;

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { activeTx, transaction, type TxLogHost, type TxTarget } from "./tx.ts";
+import { activeTx, transaction, type TxLogHost, type TxTarget } from "./_tx.ts";
 import { Heap } from "./heap.ts";
 import type { Codec } from "./codec.ts";
 import {
@@ -304,7 +304,7 @@ export class Queue<T> {
     try {
       node = new Mem(this.obj, activeTx()).u32(this.offset + H.head);
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
     while (node !== 0) {
       let value: T;
@@ -312,7 +312,7 @@ export class Queue<T> {
         if (--steps < 0) throw this.#bad("the list of nodes loops");
         value = this.#decode(new Mem(this.obj, activeTx()), node);
       } catch (error) {
-        throw asDamage(NAME, this.obj.id, error);
+        throw asDamage(NAME, this.obj, error);
       }
       yield value;
       node = guard(NAME, this.obj, () => new Mem(this.obj, activeTx()).u32(node + Q.next));

@@ -51,15 +51,10 @@ import {
 // Types only: the embedded board (the kernel, the HAL plugins) is loaded when
 // `Twz.open` runs, so a program bundling libtwz does not carry the kernel.
 import type { TwzOpenOptions } from "./embedded.ts";
-import {
-  type HandleSession,
-  META_CHECKSUM,
-  META_PENDING_NAME,
-  metaChecksum,
-  type NameResolver,
-  TwzObject,
-} from "./object.ts";
+import { type HandleSession, type NameResolver, TwzObject } from "./object.ts";
+import { META_CHECKSUM, META_PENDING_NAME, metaChecksum } from "./_meta.ts";
 import { Naming, type NamingSession } from "./naming.ts";
+import { closedError } from "./_layout_accessor.ts";
 import {
   committedLogs,
   inspectTxLog,
@@ -67,7 +62,7 @@ import {
   type TxLanesOptions,
   type TxLogHost,
   type TxTarget,
-} from "./tx.ts";
+} from "./_tx.ts";
 import { sessionTxHost, TXLANES_NAME, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
 
 export type { TwzOpenOptions };
@@ -258,17 +253,20 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
 
   /** @internal The transaction log object (see `@twz/libtwz/tx`). */
   logObject(): TxTarget {
+    this.#check();
     this._needWritable("run a transaction");
     return (this.#txHost ??= sessionTxHost(this)).logObject();
   }
 
   /** @internal Map an object for transaction replay; `null` when it is gone. */
   mapForReplay(id: ObjID): Mapping | null {
+    this.#check();
     return (this.#txHost ??= sessionTxHost(this)).mapForReplay(id);
   }
 
   /** @internal The transaction lanes object of threads (see `@twz/libtwz/tx`). */
   lanesObject(create?: TxLanesOptions): TxTarget | null {
+    this.#check();
     if (create !== undefined) this._needWritable("make the transaction lanes");
     return (this.#txHost ??= sessionTxHost(this)).lanesObject!(create);
   }
@@ -335,7 +333,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   }
 
   #check(): void {
-    if (this.#closed) throw new TwzError(ErrorCode.Shutdown, "This libtwz session is closed");
+    if (this.#closed) throw closedError();
   }
 
   /**
@@ -356,10 +354,32 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * ```
    */
   create(options: CreateOptions = {}): TwzObject {
+    if (
+      options.prot !== undefined && (options.prot & Prot.ReadWrite) !== Prot.ReadWrite
+    ) {
+      throw new TwzError(
+        ErrorCode.NotSupported,
+        "libtwz creates objects readable and writable (it gives a read-write handle); share them read-only instead",
+      );
+    }
     return this.#create(options, 0);
   }
 
-  #create(options: CreateOptions, flags: number): TwzObject {
+  /**
+   * @internal Create an object as {@linkcode Twz.create} does, with any
+   * protections (read-only, write-only or none: the shell's `new --prot`),
+   * and give its ID; an object libtwz cannot map read-write is not mapped,
+   * and is named without the pending mark (nobody could clear it).
+   */
+  _createId(options: CreateOptions = {}): ObjID {
+    const prot = options.prot ?? Prot.ReadWrite;
+    if ((prot & Prot.ReadWrite) === Prot.ReadWrite) return this.#create(options, 0).id;
+    return this.#create(options, 0, false);
+  }
+
+  #create(options: CreateOptions, flags: number): TwzObject;
+  #create(options: CreateOptions, flags: number, writable: false): ObjID;
+  #create(options: CreateOptions, flags: number, writable = true): TwzObject | ObjID {
     this.#check();
     this._needWritable("create an object");
     const size = options.size ?? DEFAULT_SIZE;
@@ -377,12 +397,6 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     } catch (e) {
       throw new TwzError(ErrorCode.InvalidArgument, (e as Error).message);
     }
-    if (options.prot !== undefined && !(options.prot & Prot.Write)) {
-      throw new TwzError(
-        ErrorCode.NotSupported,
-        "libtwz creates objects writable (it writes their meta-info); share them read-only instead",
-      );
-    }
     if (options.name !== undefined) {
       if (options.lifetime === "volatile") {
         throw new TwzError(
@@ -395,7 +409,12 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       }
     }
     const prot = options.prot ?? Prot.ReadWrite;
+    // An object its protections keep from being written gets its meta-info
+    // all the same (in the create commit), but no pending-name mark: nobody
+    // could clear it. A crash between its create and its bind leaves it
+    // unnamed and unmarked, as any object no name reaches.
     const named = options.name !== undefined;
+    const pending = named && writable;
     // The meta-info, built apart and handed to the kernel as a source range:
     // it is part of the kernel's create commit, so no crash leaves a new
     // object without it.
@@ -405,7 +424,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     mv.setUint16(META_OFFSET + MetaField.version, LAYOUT_VERSION, true);
     mv.setUint16(
       META_OFFSET + MetaField.flags,
-      flags | (named ? META_PENDING_NAME : 0),
+      flags | (pending ? META_PENDING_NAME : 0),
       true,
     );
     mv.setUint32(META_OFFSET + MetaField.prot, prot, true);
@@ -425,6 +444,17 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       keyId: options.keyId,
       ties: options.ties,
     });
+    if (!writable) {
+      if (named) {
+        try {
+          this.naming.bind(options.name!, id, { parents: true });
+        } catch (error) {
+          this.port.delete(id);
+          throw error;
+        }
+      }
+      return id;
+    }
     const obj = this.handle(id, true);
     if (named) {
       // Create-and-name is failure-atomic and crash-safe:
@@ -624,13 +654,19 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    * End the session: its mappings go back to the port. For a session from
    * {@linkcode Twz.open}, shut the kernel down and close the HAL
    * (unpersisted stores are written back by a clean close). Harmless twice.
+   *
+   * Afterwards every use of the session and of what it gave out (object
+   * handles, accessors, collections, naming, transactions) throws one line,
+   * `TwzError` `Shutdown`: "the libtwz session is closed: …". (On a session
+   * from {@linkcode Twz.attach}, an accessor made before the close still
+   * reaches the object's bytes while the kernel keeps them mapped.)
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.naming._reset();
+    this.naming._reset(true);
+    for (const h of [...this.#rw.values(), ...this.#ro.values()]) h._reset(true);
     if (this.#shutdown !== undefined) {
-      for (const h of [...this.#rw.values(), ...this.#ro.values()]) h._reset();
       this.#rw.clear();
       this.#ro.clear();
       this.#shutdown();

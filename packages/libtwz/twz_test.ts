@@ -601,7 +601,7 @@ Deno.test("Extent word views: aligned, little-endian, retargeted by grow, emptie
   hal.close();
 });
 
-Deno.test("word-view setters convert like DataView stores (negative, float, NaN, wrap)", () => {
+Deno.test("unchecked word-view setters convert like DataView stores (negative, float, NaN, wrap)", () => {
   const { hal, twz } = boot();
   const S = struct({
     a8: u8,
@@ -613,7 +613,7 @@ Deno.test("word-view setters convert like DataView stores (negative, float, NaN,
     x32: f32,
     x64: f64,
     flag: bool,
-  });
+  }, { unchecked: true });
   const obj = twz.create({ size: 4096 });
   const vol = twz.create({ size: 4096, lifetime: "volatile" });
   const dv = new DataView(new ArrayBuffer(8));
@@ -676,7 +676,7 @@ Deno.test("word-view accessors: volatile objects, grow relocation, delete, unali
   rv.w = 2.5;
   rv.big = 0xffffffffffffffffn;
   rv.s = -2n;
-  rv.arr.set(3, -1);
+  rv.arr.set(3, 0xffffffff);
   assert.deepEqual([rv.n, rv.w, rv.big, rv.s, rv.arr.get(3)], [
     5,
     2.5,

@@ -9,7 +9,7 @@ import {
   prepareThreadLogs,
   recoverTransactions,
   transaction,
-} from "./tx.ts";
+} from "./_tx.ts";
 import { sessionTxHost } from "./_session_tx.ts";
 import { checkObjects } from "./check.ts";
 import { Heap } from "./heap.ts";

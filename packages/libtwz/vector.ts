@@ -33,7 +33,7 @@
  *
  * @module
  */
-import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./tx.ts";
+import { activeTx, transaction, type Tx, type TxLogHost, type TxTarget } from "./_tx.ts";
 import { Heap } from "./heap.ts";
 import type { Codec } from "./codec.ts";
 import {
@@ -200,7 +200,7 @@ export class Vector<T> {
       if (!(Number.isInteger(i) && i >= 0 && i < m.u32(this.offset + H.length))) return undefined;
       return this.#decode(m, this.#pair(m, i));
     } catch (error) {
-      throw asDamage(NAME, this.obj.id, error);
+      throw asDamage(NAME, this.obj, error);
     }
   }
 
@@ -399,7 +399,7 @@ export class Vector<T> {
         if (i >= m.u32(this.offset + H.length)) return;
         value = this.#decode(m, this.#pair(m, i));
       } catch (error) {
-        throw asDamage(NAME, this.obj.id, error);
+        throw asDamage(NAME, this.obj, error);
       }
       yield value;
     }
