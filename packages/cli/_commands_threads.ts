@@ -15,7 +15,8 @@ import { ThreadState } from "@twz/kernel";
 import { UsageError } from "./board.ts";
 import { count } from "./_args.ts";
 import type { Command } from "./_commands.ts";
-import { attachThreads, endLine, psLines, spawnProgram, stateText } from "./run.ts";
+import { attachThreads, spawnProgram } from "./run.ts";
+import { endLine, psLines, stateText } from "./_run.ts";
 
 /** How long `kill` waits to report the end of a thread it asked to end. */
 const KILL_REPORT_MS = 5000;

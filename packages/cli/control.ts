@@ -44,13 +44,14 @@
  *
  * @module
  */
+import type { Kernel } from "@twz/kernel";
 import {
   type CreateSpec,
+  decodeRequest,
   EncodeOverflow,
   encodeResponse,
   ErrorCode,
   formatId,
-  type Kernel,
   type KernelPort,
   type Mapping,
   type ObjID,
@@ -60,8 +61,7 @@ import {
   type ThreadInfo,
   ThreadState,
   TwzError,
-} from "@twz/kernel";
-import { decodeRequest } from "@twz/kernel/abi";
+} from "@twz/kernel/abi";
 import type { Board } from "./board.ts";
 import { CONTROL_PROTOCOL, controlPath, frame, SocketReader, writeAll } from "./control_client.ts";
 

@@ -8,7 +8,7 @@ import {
   type ThreadInfo,
   ThreadState,
   TwzError,
-} from "@twz/kernel";
+} from "@twz/kernel/abi";
 import { Twz } from "@twz/libtwz";
 import { type Board, closeBoard, openBoard } from "./board.ts";
 import { controlPath, type RunProgram, startControl } from "./control.ts";

@@ -1,14 +1,28 @@
 /**
  * `twz`: boot Twizzler, run its shell and programs, benchmark and check it.
  *
+ * The entry point is {@linkcode main}: `main(args)` runs the `twz` command
+ * (`twz boot`, `twz run`, `twz fsck`, `twz crashtest`, `twz bench`,
+ * `twz help`) and returns its exit code; run as a script, this module is
+ * `twz`. {@linkcode COMMANDS} is the command table: each subcommand's spec
+ * (its options and arguments, what parses them and what its `--help`
+ * prints) and what runs it; {@linkcode EXIT} names the exit codes. The rest
+ * are subpaths:
+ *
+ * | Entry | What |
+ * | --- | --- |
+ * | `@twz/cli` | `main` (the `twz` command), `COMMANDS` (its command table), `EXIT` |
+ * | `@twz/cli/run` | running programs on a booted system: `runProgram`, `spawnProgram`, `attachThreads`, `stopThreads`, `bundleFile`, `installProgram`, `twz run` (`runCommand`) |
+ * | `@twz/cli/programs` | the built-in programs (`BUILTINS`) and their cache (`buildPrograms`, what `deno task setup` runs) |
+ *
  * Every subcommand is parsed by the one parser of `_args.ts` from its spec
- * ({@linkcode COMMANDS}: `twz boot`'s `BOOT`, `twz run`'s `RUN`, `twz fsck`'s
- * `FSCK`, `twz crashtest`'s `CRASHTEST`, {@linkcode BENCH}, {@linkcode HELP}),
- * and the same specs make `twz help` (the list of commands with their
- * synopses, the common notes and the exit codes) and each command's help
- * (`twz help CMD`, `twz CMD --help`). Every spec has `--debug` (stack traces
- * on errors); `twz run` takes it only before the program (after it, it is
- * the program's).
+ * (`twz boot`'s `BOOT`, `twz run`'s `RUN`, `twz fsck`'s `FSCK`, `twz
+ * crashtest`'s `CRASHTEST`, `twz bench`'s and `twz help`'s), and the same
+ * specs make `twz help` (the list of commands with their synopses, the
+ * common notes and the exit codes) and each command's help (`twz help CMD`,
+ * `twz CMD --help`). Every spec has `--debug` (stack traces on errors);
+ * `twz run` takes it only before the program (after it, it is the
+ * program's).
  *
  * Exit codes ({@linkcode EXIT}): 0 success; 1 a shell command or operation
  * failed; 2 a usage mistake; 3 the image cannot be opened or booted
@@ -19,13 +33,21 @@
  * when it was killed). Errors are one line on stderr; `--debug` adds the
  * stack trace.
  *
+ * @example Run `twz` from a program, and list its commands
+ * ```ts ignore
+ * import { COMMANDS, main } from "@twz/cli";
+ *
+ * for (const [name, { spec }] of Object.entries(COMMANDS)) console.log(name, spec.summary);
+ * const code = await main(["fsck", "--image", "twz.img"]); // 0: the image is sound
+ * ```
+ *
  * @module
  */
 import { HalError } from "@twz/kernel/hal";
 import { TwzError } from "@twz/kernel";
 import { HALS, UsageError } from "./board.ts";
 import { BOOT, boot } from "./boot.ts";
-import { EXIT, settingsFrom } from "./_exit.ts";
+import { EXIT as CODES, settingsFrom } from "./_exit.ts";
 import { RUN, runCommand } from "./run.ts";
 import { FSCK, main as fsck } from "./fsck.ts";
 import { CRASHTEST, main as crashtest } from "./crashtest.ts";
@@ -42,14 +64,30 @@ import {
 import { BENCHMARKS } from "./bench/mod.ts";
 import type { BenchResult } from "./bench/types.ts";
 
-export { EXIT } from "./_exit.ts";
 /** What a subcommand's spec is made of (`COMMANDS`, and `RUN` of `@twz/cli/run`). */
 export type { ArgSpec, CommandSpec, OptionSpec } from "./_args.ts";
+
+/**
+ * The exit codes of every `twz` command (as `twz help` lists them): `ok`,
+ * `failed` (a command or operation failed; fsck: problems remain;
+ * crashtest: a violation), `usage` (a usage mistake), `image` (the image
+ * cannot be opened or booted), `crashed` (stopped at a `--crash-at` point),
+ * `busy` (the image is in use by another process). `twz run` exits with its
+ * program's exit code instead (137: killed).
+ */
+export const EXIT: {
+  readonly ok: 0;
+  readonly failed: 1;
+  readonly usage: 2;
+  readonly image: 3;
+  readonly crashed: 4;
+  readonly busy: 5;
+} = CODES;
 
 const stderr = (line: string) => console.error(line);
 
 /** `twz bench`'s options: what parses them and what `twz bench --help` prints. */
-export const BENCH: CommandSpec = {
+const BENCH: CommandSpec = {
   name: "twz bench",
   summary: "run a benchmark (twz bench --list names them)",
   options: [
@@ -81,7 +119,7 @@ export const BENCH: CommandSpec = {
 };
 
 /** `twz help`'s arguments. */
-export const HELP: CommandSpec = {
+const HELP: CommandSpec = {
   name: "twz help",
   summary: "list the commands, or print one command's help (as twz COMMAND --help)",
   options: [{ name: "--debug", summary: "stack traces on errors" }],
@@ -130,7 +168,7 @@ const NOTES: readonly string[] = [
 ];
 
 /** `twz help`: every command with its synopsis and summary, the notes, the exit codes. */
-export function usage(): string {
+function usage(): string {
   const out = [
     "usage: twz <command> [options] [arguments]",
     "       (twz help <command> or twz <command> --help: that command's help)",

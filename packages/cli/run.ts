@@ -12,6 +12,32 @@
  * bound at `/proc/<tid>`, and thread objects found there from an earlier
  * boot are marked "exited (lost at reboot)".
  *
+ * `@twz/cli/run` is the API for running programs on a booted system (any
+ * {@linkcode KernelHost}: an object holding the current kernel):
+ * {@linkcode runProgram} runs one to its end, {@linkcode spawnProgram}
+ * starts one, {@linkcode attachThreads} gives the kernel's
+ * {@linkcode ThreadSystem} (its `ThreadManager`: `wait`, `kill`, `threads`),
+ * {@linkcode stopThreads} ends them before a shutdown; {@linkcode bundleFile}
+ * and {@linkcode installProgram} bundle a file and store it in `/bin`;
+ * {@linkcode programName}, {@linkcode isProgramFile} and {@linkcode psLines}
+ * are the rules and the table `run` and `ps` use; {@linkcode runCommand}
+ * (parsed by {@linkcode RUN}) is `twz run`.
+ *
+ * @example Run a program file on a kernel booted in this process
+ * ```ts ignore
+ * import { Kernel } from "@twz/kernel";
+ * import { plugin } from "@twz/hal-sim";
+ * import { runProgram, stopThreads } from "@twz/cli/run";
+ *
+ * const hal = await plugin.open({ image: "twz.img", size: 64 << 20, create: true });
+ * const board = { kernel: Kernel.boot(hal) };
+ * const end = await runProgram(board, "examples/hello.ts", []); // output: the HAL console
+ * console.log(end.exitCode, end.fault); // 0 null
+ * await stopThreads(board);
+ * board.kernel.shutdown();
+ * hal.close();
+ * ```
+ *
  * @module
  */
 import {
@@ -40,13 +66,17 @@ import {
 } from "./board.ts";
 import { settingsFrom } from "./_exit.ts";
 import { type CommandSpec, parseArgv } from "./_args.ts";
-import { controlPath, runRemote } from "./control_client.ts";
-import { builtinCode, isBuiltin } from "./programs/build.ts";
+import { controlPath, isProgramFile, runRemote } from "./control_client.ts";
+import { endLine } from "./_run.ts";
+import { builtinCode, isBuiltin } from "./programs/_build.ts";
+
+export { isProgramFile } from "./control_client.ts";
+export { psLines } from "./_run.ts";
 
 /** Where programs are bound: `/bin/NAME`. */
-export const BIN = "/bin";
+const BIN = "/bin";
 /** Where thread objects are bound: `/proc/<tid>`. */
-export const PROC = "/proc";
+const PROC = "/proc";
 
 /**
  * What the functions here need of a board: its current kernel (`reboot`
@@ -91,7 +121,7 @@ function bindProc(twz: Twz, info: ThreadInfo): void {
  * @param board The board.
  * @param options `console`: where threads write by default (the HAL
  *   console); `keep`: how many threads of earlier boots stay in `/proc`
- *   (default {@linkcode PROC_KEEP}; older ones are unbound and deleted).
+ *   (default 64; older ones are unbound and deleted).
  * @returns The thread system.
  */
 export function attachThreads(
@@ -125,7 +155,7 @@ export function attachThreads(
 }
 
 /** Thread objects of earlier boots kept in `/proc` (the newest by thread number). */
-export const PROC_KEEP = 64;
+const PROC_KEEP = 64;
 
 /**
  * Keep `/proc` bounded: of the earlier boots' threads (all ended now), the
@@ -155,14 +185,6 @@ export async function stopThreads(board: KernelHost, graceMs = 2000): Promise<vo
   const system = systems.get(board.kernel);
   if (system === undefined) return;
   await system.manager.shutdown(graceMs);
-}
-
-/**
- * Whether `target` names a program file rather than a `/bin` name: it has a
- * `/` or ends in `.ts`, `.tsx`, `.js` or `.mjs`.
- */
-export function isProgramFile(target: string): boolean {
-  return target.includes("/") || /\.(ts|tsx|js|mjs)$/.test(target);
 }
 
 /**
@@ -228,7 +250,7 @@ function fromBundle(system: ThreadSystem, name: string, text: string): ResolvedP
 }
 
 /** A program ready to start. */
-export interface ResolvedProgram {
+interface ResolvedProgram {
   /** Its name (for `ps`). */
   name: string;
   /** Its code object. */
@@ -251,7 +273,7 @@ export interface ResolvedProgram {
  * @returns The program.
  * @throws {UsageError} No such program. {BundleError} The file does not bundle.
  */
-export async function resolveProgram(
+async function resolveProgram(
   system: ThreadSystem,
   target: string,
 ): Promise<ResolvedProgram> {
@@ -368,68 +390,6 @@ export async function runProgram(
   } finally {
     options.signal?.removeEventListener("abort", kill);
   }
-}
-
-/** What `ps` shows as a thread's state. */
-export function stateText(t: ThreadInfo): string {
-  switch (t.state) {
-    case ThreadState.Starting:
-      return t.killing ? "starting (killing)" : "starting";
-    case ThreadState.Running:
-      return t.killing ? "running (killing)" : "running";
-    case ThreadState.Sleeping:
-      return t.killing ? "sleeping (killing)" : "sleeping";
-    default:
-      if (t.fault?.kind === "lost") return "exited (lost at reboot)";
-      return t.fault !== null ? `exited (${t.fault.kind})` : "exited";
-  }
-}
-
-/**
- * One line for a thread that ended badly (`undefined` for exit code 0
- * without a fault).
- *
- * @param t The thread.
- * @returns `NAME ended with a fault (KIND): MESSAGE` or `NAME exited with code N`.
- */
-export function endLine(t: ThreadInfo): string | undefined {
-  if (t.fault !== null) return `${t.name} ended with a fault (${t.fault.kind}): ${t.fault.message}`;
-  if (t.exitCode !== 0) return `${t.name} exited with code ${t.exitCode}`;
-  return undefined;
-}
-
-/**
- * The `ps` table.
- *
- * @param threads The threads (this boot's and lost ones).
- * @param now Wall clock, ms since the epoch.
- * @returns The lines, a header first.
- */
-export function psLines(threads: readonly ThreadInfo[], now: number = Date.now()): string[] {
-  const rows = [["TID", "STATE", "CODE", "TIME", "NAME", "FAULT"]];
-  for (const t of [...threads].sort((a, b) => a.tid - b.tid)) {
-    const ended = t.state === ThreadState.Exited;
-    const ms = (ended ? (t.ended || t.started) : now) - t.started;
-    rows.push([
-      String(t.tid),
-      stateText(t),
-      ended ? String(t.exitCode) : "-",
-      t.fault?.kind === "lost" ? "-" : formatDuration(ms),
-      t.name,
-      t.fault !== null ? t.fault.message : "",
-    ]);
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) =>
-    r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i]!)).join("  ").trimEnd()
-  );
-}
-
-function formatDuration(ms: number): string {
-  if (!(ms >= 0)) return "-";
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  return `${Math.floor(ms / 60_000)}m${String(Math.floor(ms / 1000) % 60).padStart(2, "0")}s`;
 }
 
 /** Exit codes of `twz run` beyond the program's own (as `twz`'s EXIT). */

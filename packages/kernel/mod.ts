@@ -49,16 +49,32 @@ export {
   ROOT_OBJECT_SIZE,
 } from "./kernel.ts";
 export { BLOCK, FORMAT_VERSION, isUnfinishedFormat, MIN_IMAGE, PAGE } from "./_layout.ts";
-// The kernel/user contract (`@twz/kernel/abi`), without the thread
-// channel's wire format (`abi/channel.ts`: for the loader and the thread
-// runtime, reached through `@twz/kernel/abi`).
+// The kernel/user contract (`@twz/kernel/abi`), without the wire format
+// of the port and the thread channel (`Reader`, `Writer`, `encode*`/`decode*`,
+// `EncodeOverflow`, `MapReply`, `abi/channel.ts`: for the loader, the thread
+// runtime and the control socket, reached through `@twz/kernel/abi`).
 export * from "./abi/errors.ts";
 export * from "./abi/id.ts";
 export * from "./abi/object.ts";
 export * from "./abi/layout.ts";
 export * from "./abi/ptr.ts";
 export * from "./abi/extent.ts";
-export * from "./abi/port.ts";
+export {
+  type KernelPort,
+  type Mapping,
+  MappingBase,
+  type SpawnSpec,
+  type SyncOp,
+  Sys,
+  sysName,
+  type SysNo,
+  type SystemInfo,
+  type ThreadFault,
+  type ThreadInfo,
+  type ThreadInit,
+  ThreadState,
+  type ThreadStateNo,
+} from "./abi/port.ts";
 export { LocalPort, type ThreadService } from "./_port.ts";
 export {
   fsck,
