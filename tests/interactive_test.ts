@@ -541,3 +541,49 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    `interactive: a background program's output goes above the line being typed, which stays${NO_TMUX}`,
+  ignore: IGNORE,
+  async fn() {
+    await inTempDir(async (dir) => {
+      const image = join(dir, "t.img");
+      const bg = join(dir, "bg.ts");
+      // It waits for /go to be named, then a moment more (while the user types), then prints.
+      Deno.writeTextFileSync(
+        bg,
+        `import type { ProgramEnv } from "@twz/libtwz/program";
+export default async (env: ProgramEnv) => {
+  while (!env.twz.naming.exists("/go")) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 1500));
+  console.log("tick from the background");
+  return 0;
+};
+`,
+      );
+      await withPane(dir, BOOT(image), async (pane) => {
+        await pane.waitForPrompt(1);
+        pane.type(`run ${bg} &`);
+        pane.keys("Enter");
+        await pane.waitFor(/^\[\d+\] bg$/m);
+        // (Deno clears its own progress line once the thread's code has
+        // loaded, which can blank the prompt until the next key: no wait
+        // for the prompt here.)
+        pane.type("mkdir /go");
+        pane.keys("Enter");
+        await pane.waitForPrompt(3);
+        pane.type("kv get par");
+        await pane.waitForCursorLine(/^twz> kv get par$/);
+        await pane.waitFor(/^tick from the background$/m, "the program's line");
+        // The line being typed is drawn again below it, and can be finished.
+        await pane.waitForCursorLine(/^twz> kv get par$/);
+        pane.type("t");
+        pane.keys("Enter");
+        await pane.waitFor(/: no key "part"$/m);
+        pane.keys("C-d");
+        assert.equal((await pane.exited()).code, 0, pane.screen());
+      });
+    });
+  },
+});

@@ -953,6 +953,8 @@ export class LineEditor {
   #raw = false;
   #lastWasInterrupt = false;
   #readBuffer = new Uint8Array(4096);
+  /** Draws the line being edited again (set while a line is read). */
+  #redrawLine: (() => void) | undefined;
 
   /** An editor over `options.io`. */
   constructor(options: LineEditorOptions) {
@@ -979,6 +981,25 @@ export class LineEditor {
     try {
       this.#io.setRaw(false);
     } catch { /* the terminal is gone */ }
+  }
+
+  /**
+   * Write `text` (a background program's output, say) above the line being
+   * edited, then draw the prompt and the line again below it; when no line
+   * is being read, write it as it is. In raw mode a newline does not return
+   * the cursor, so each is written as CR LF, and text that does not end a
+   * line is ended here (the prompt needs a line of its own).
+   */
+  printAbove(text: string): void {
+    const redraw = this.#redrawLine;
+    if (redraw === undefined) {
+      this.#io.write(text);
+      return;
+    }
+    let body = text.replace(/\r?\n/g, "\r\n");
+    if (!body.endsWith("\r\n")) body += "\r\n";
+    this.#io.write(`\r\x1b[K${body}`);
+    redraw();
   }
 
   /**
@@ -1047,9 +1068,11 @@ export class LineEditor {
     };
     redraw();
     const stopResize = io.onResize?.(redraw);
+    this.#redrawLine = redraw;
     try {
       return await this.#keyLoop(prompt, buffer, redraw, finish, recall);
     } finally {
+      this.#redrawLine = undefined;
       stopResize?.();
     }
   }

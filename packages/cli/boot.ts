@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type EvictionPolicy, HalError } from "@twz/kernel/hal";
+import { type Console, type EvictionPolicy, HalError, stdioConsole } from "@twz/kernel/hal";
 import { formatId, type Kernel, TwzError } from "@twz/kernel";
 import {
   type Board,
@@ -161,9 +161,18 @@ export async function boot(args: string[]): Promise<number> {
   }
   const evict = (values.evict ?? "strict") as EvictionPolicy;
   const seed = count(values.seed ?? "1", "--seed");
+  // The console threads write to: above the line being edited while the
+  // interactive shell waits at its prompt (set once the editor exists).
+  const stdio = stdioConsole();
+  let above: ((text: string) => void) | undefined;
+  const console_: Console = {
+    write: (text) => above === undefined ? stdio.write(text) : above(text),
+    readLine: () => stdio.readLine(),
+  };
   let board: Board;
   try {
     board = await openBoard({
+      console: console_,
       hal: values.hal!,
       image: values.image,
       size: values.size !== undefined ? parseSize(values.size, "--size") : undefined,
@@ -224,6 +233,7 @@ export async function boot(args: string[]): Promise<number> {
       complete: (line, cursor) => completionsAt(line, cursor, completionSource(shell)),
     })
     : undefined;
+  if (editor !== undefined) above = (text) => editor.printAbove(text);
   /** The command running now (interactive): Ctrl-C aborts its signal. */
   let running: AbortController | undefined;
   const shutDownNow = (code: number, why: string) => {

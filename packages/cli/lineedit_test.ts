@@ -516,3 +516,31 @@ Deno.test("LineEditor: restore() turns raw mode off (a signal handler mid-line)"
   assert.deepEqual(await reading, { kind: "eof" });
   assert.deepEqual(term.rawChanges, [true, false], "restored once");
 });
+
+Deno.test("LineEditor: printAbove writes above the line being edited, then draws it again", async () => {
+  let release!: (n: number | null) => void;
+  const term = new FakeTerminal([]);
+  let first = true;
+  term.read = (buf) => {
+    if (first) {
+      first = false;
+      buf.set(enc.encode("kv ge"));
+      return Promise.resolve(5);
+    }
+    return new Promise((resolve) => (release = resolve));
+  };
+  const ed = new LineEditor({ io: term, history: new History() });
+  ed.printAbove("before\n"); // no line being read: as it is
+  assert.equal(term.out, "before\n");
+  const reading = ed.readLine("twz> ");
+  await new Promise((r) => setTimeout(r, 0));
+  term.out = "";
+  ed.printAbove("[3] napping\nsecond");
+  assert.ok(term.out.startsWith("\r\x1b[K[3] napping\r\nsecond\r\n"), JSON.stringify(term.out));
+  assert.match(term.out.slice("\r\x1b[K[3] napping\r\nsecond\r\n".length), /^\rtwz> kv ge/);
+  release(null);
+  await reading;
+  term.out = "";
+  ed.printAbove("after\n"); // the line is done: as it is again
+  assert.equal(term.out, "after\n");
+});
