@@ -18,6 +18,7 @@ import type { Twz } from "@twz/libtwz";
 import {
   attachDevices,
   type Board,
+  EVICTION_POLICIES,
   formatSize,
   parseSize,
   rebootBoard,
@@ -310,8 +311,6 @@ const KV: readonly Command[] = [
     },
   },
 ];
-
-const POLICIES: readonly EvictionPolicy[] = ["strict", "random", "all"];
 
 /** The shell's commands, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -663,7 +662,7 @@ export const COMMANDS: readonly Command[] = [
         {
           name: "--policy",
           value: "POLICY",
-          choices: POLICIES,
+          choices: EVICTION_POLICIES,
           summary: "which unpersisted cache lines survive (default strict: none)",
         },
         { name: "--seed", value: "N", summary: "seed of the random policy (default 1)" },

@@ -6,6 +6,8 @@
  */
 import {
   type Console,
+  danglingLinkTarget,
+  type EvictionPolicy,
   formatSize,
   type Hal,
   HalError,
@@ -226,37 +228,26 @@ export interface ImagePathChecks {
  */
 export function checkImagePath(path: string, checks: ImagePathChecks = {}): void {
   if (path === "") throw new UsageError(`${checks.what ?? "--image"} is empty`);
-  let link: Deno.FileInfo;
+  let info: Deno.FileInfo;
   try {
-    link = Deno.lstatSync(path);
+    info = Deno.statSync(path);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
       throw new HalError((error as Error).message, { cause: error, code: "io" });
     }
-    const folder = dirname(path);
-    let info: Deno.FileInfo | undefined;
-    try {
-      info = Deno.statSync(folder);
-    } catch { /* missing, or a dangling link */ }
-    if (info === undefined) throw new HalError(`the folder ${folder} does not exist`);
-    if (!info.isDirectory) throw new HalError(`${folder} is not a folder`);
-    if (checks.exists) throw new HalError("no such file");
-    return;
-  }
-  let info = link;
-  if (link.isSymlink) {
-    let target = "";
-    try {
-      target = Deno.readLinkSync(path);
-    } catch { /* it was removed meanwhile: say what we can */ }
-    try {
-      info = Deno.statSync(path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
-        throw new HalError((error as Error).message, { cause: error, code: "io" });
-      }
+    const target = danglingLinkTarget(path);
+    if (target !== undefined) {
       throw new HalError(`it is a symbolic link to ${target}, which does not exist`);
     }
+    const folder = dirname(path);
+    let parent: Deno.FileInfo | undefined;
+    try {
+      parent = Deno.statSync(folder);
+    } catch { /* missing, or a dangling link */ }
+    if (parent === undefined) throw new HalError(`the folder ${folder} does not exist`);
+    if (!parent.isDirectory) throw new HalError(`${folder} is not a folder`);
+    if (checks.exists) throw new HalError("no such file");
+    return;
   }
   if (info.isDirectory) {
     throw new HalError("it is a directory, not an image file", { code: "not-regular" });
@@ -372,24 +363,8 @@ export function closeHal(board: Board): void {
   board.hal.close();
 }
 
-/**
- * Parse a command-line integer option: digits only, at least 1 (at least 0
- * with `zero`), and a safe integer.
- *
- * @param text The option's text.
- * @param what The option, for the error (`--seed`).
- * @throws {UsageError} `text` is not such an integer.
- */
-export function positive(text: string, what: string, zero = false): number {
-  if (
-    !/^\d+$/.test(text) || (!zero && Number(text) < 1) || !Number.isSafeInteger(Number(text))
-  ) {
-    throw new UsageError(
-      `${what} takes a ${zero ? "non-negative" : "positive"} integer, not "${text}"`,
-    );
-  }
-  return Number(text);
-}
+/** How a simulated power failure treats unflushed cache lines (`--evict`, `crash --policy`). */
+export const EVICTION_POLICIES: readonly EvictionPolicy[] = ["strict", "random", "all"];
 
 /**
  * Parse a size like `65536`, `64K`, `64M`, `1G`, `64MiB`.

@@ -11,6 +11,7 @@ import {
   type Board,
   closeBoard,
   closeHal,
+  EVICTION_POLICIES,
   formatSize,
   isPowerFailure,
   openBoard,
@@ -32,8 +33,6 @@ import {
 } from "./_lineedit.ts";
 
 const stderr = (line: string) => console.error(line);
-
-const EVICTION_POLICIES: readonly EvictionPolicy[] = ["strict", "random", "all"];
 
 /** `twz boot`'s options: what parses them and what `twz boot --help` prints. */
 export const BOOT: CommandSpec = {

@@ -64,7 +64,7 @@ import {
   parseSize,
   UsageError,
 } from "./board.ts";
-import { settingsFrom } from "./_exit.ts";
+import { EXIT, settingsFrom } from "./_exit.ts";
 import { type CommandSpec, parseArgv } from "./_args.ts";
 import { controlPath, isProgramFile, runRemote } from "./control_client.ts";
 import { endLine } from "./_run.ts";
@@ -392,9 +392,6 @@ export async function runProgram(
   }
 }
 
-/** Exit codes of `twz run` beyond the program's own (as `twz`'s EXIT). */
-const RUN_EXIT = { failed: 1, usage: 2, image: 3, busy: 5 } as const;
-
 /** `twz run`'s options and arguments: what parses them and what `twz run --help` prints. */
 export const RUN: CommandSpec = {
   name: "twz run",
@@ -477,7 +474,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     } catch (error) {
       if (!(error instanceof UsageError) || error.name !== "BundleError") throw error;
       console.error(`twz: ${error.message}`);
-      return RUN_EXIT.failed;
+      return EXIT.failed;
     }
   }
   let board: Board;
@@ -495,11 +492,11 @@ export async function runCommand(argv: string[]): Promise<number> {
       const code = fileExists(controlPath(opts.image)) ? await remote() : undefined;
       if (code !== undefined) return code;
       console.error(`twz: ${error.message}`);
-      return RUN_EXIT.busy;
+      return EXIT.busy;
     }
     if (error instanceof TwzError || error instanceof HalError) {
       console.error(`twz: cannot boot ${opts.image}: ${error.message}`);
-      return RUN_EXIT.image;
+      return EXIT.image;
     }
     throw error;
   }

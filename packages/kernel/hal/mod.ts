@@ -557,6 +557,7 @@ export {
   allocateImageFile,
   checkImageFile,
   cryptoEntropy,
+  danglingLinkTarget,
   formatSize,
   type ImageFile,
   imageHolder,

@@ -179,8 +179,20 @@ function kindOf(info: Deno.FileInfo): string {
   return "not a regular file";
 }
 
-/** The target of `path` when it is a symbolic link whose target does not exist. */
-function danglingTarget(path: string): string | undefined {
+/**
+ * The target of `path` when `path` is a symbolic link: called once `stat`
+ * found nothing at `path`, it names a link to nothing (which creating an
+ * image there would follow).
+ *
+ * @param path A path `stat` did not find.
+ * @returns The link's target, or `undefined` when there is no link either.
+ * @example
+ * ```ts
+ * import { danglingLinkTarget } from "@twz/kernel/hal";
+ * console.log(danglingLinkTarget("/no/such/image.img")); // undefined
+ * ```
+ */
+export function danglingLinkTarget(path: string): string | undefined {
   try {
     return Deno.lstatSync(path).isSymlink ? Deno.readLinkSync(path) : undefined;
   } catch {
@@ -233,7 +245,7 @@ export function checkImageFile(
     }
     // A symbolic link to nothing: creating the image would write at its
     // target (or fail with "file exists"); say what it is instead.
-    const target = danglingTarget(path);
+    const target = danglingLinkTarget(path);
     if (target !== undefined) {
       throw new HalError(
         `Cannot open image ${path}: it is a symbolic link to ${target}, which does not exist`,
