@@ -26,12 +26,18 @@
  * @module
  */
 import {
+  type AccessReport,
+  type ContextInfo,
   decodeResponse,
   EncodeOverflow,
   encodeRequest,
   ErrorCode,
   Extent,
+  type GateCallInfo,
   type KernelPort,
+  type KeyIds,
+  type KeyInfo,
+  type KeySpec,
   type Lifetime,
   type Mapping,
   MappingBase,
@@ -409,6 +415,55 @@ export class RemotePort implements KernelPort {
   [Symbol.dispose](): void {
     this.close();
   }
+  // Security: not written yet (issue 14 groundwork).
+  keyCreate(_spec?: KeySpec): Promise<KeyIds> {
+    return Promise.reject(notYet("key_create"));
+  }
+  keyRotate(_kuid: ObjID, _spec?: KeySpec): Promise<void> {
+    return Promise.reject(notYet("key_rotate"));
+  }
+  keyInfo(_kuid: ObjID): KeyInfo {
+    throw notYet("key_info");
+  }
+  ctxCreate(_spec?: { key?: ObjID | undefined }): ObjID {
+    throw notYet("ctx_create");
+  }
+  ctxInfo(_ctx: ObjID): ContextInfo {
+    throw notYet("ctx_info");
+  }
+  ctxAdd(_ctx: ObjID, _grant: Uint8Array): number {
+    throw notYet("ctx_add");
+  }
+  ctxRemove(_ctx: ObjID, _index: number): void {
+    throw notYet("ctx_remove");
+  }
+  ctxMask(_ctx: ObjID, _target: ObjID, _prot: number | null): void {
+    throw notYet("ctx_mask");
+  }
+  ctxAttach(_ctx: ObjID): Promise<void> {
+    return Promise.reject(notYet("ctx_attach"));
+  }
+  ctxDetach(_ctx: ObjID): void {
+    throw notYet("ctx_detach");
+  }
+  contexts(): ObjID[] {
+    return [];
+  }
+  access(_id: ObjID, _contexts?: ObjID[]): Promise<AccessReport> {
+    return Promise.reject(notYet("access"));
+  }
+  gateServe(_id: ObjID): void {
+    throw notYet("gate_serve");
+  }
+  gateReceive(_timeoutMs: number): GateCallInfo | null {
+    throw notYet("gate_receive");
+  }
+  gateReply(_call: number, _result: Uint8Array): void {
+    throw notYet("gate_reply");
+  }
+  gateCall(_id: ObjID, _offset: number, _args: Uint8Array, _timeoutMs?: number): Uint8Array {
+    throw notYet("gate_call");
+  }
 }
 
 /**
@@ -457,4 +512,8 @@ export async function connectRemotePort(image: string): Promise<RemotePort | und
   const port = new RemotePort(worker, ctl, req, res);
   port._start();
   return port;
+}
+
+function notYet(call: string): TwzError {
+  return new TwzError(ErrorCode.NotSupported, `${call} is not supported yet`);
 }

@@ -131,6 +131,14 @@ import {
   type ThreadInfo,
   type ThreadInit,
 } from "./port.ts";
+import type {
+  AccessReport,
+  ContextInfo,
+  GateCallInfo,
+  KeyIds,
+  KeyInfo,
+  KeySpec,
+} from "./security.ts";
 
 /** Header word: the channel's state (`CALL_*`). */
 export const STATE = 0;
@@ -780,6 +788,55 @@ class ChannelPort implements KernelPort {
   random(n: number): Uint8Array {
     return this.call(Sys.Random, [n]) as Uint8Array;
   }
+  // Security: not written yet (issue 14 groundwork).
+  keyCreate(_spec?: KeySpec): Promise<KeyIds> {
+    return Promise.reject(notYet("key_create"));
+  }
+  keyRotate(_kuid: ObjID, _spec?: KeySpec): Promise<void> {
+    return Promise.reject(notYet("key_rotate"));
+  }
+  keyInfo(_kuid: ObjID): KeyInfo {
+    throw notYet("key_info");
+  }
+  ctxCreate(_spec?: { key?: ObjID | undefined }): ObjID {
+    throw notYet("ctx_create");
+  }
+  ctxInfo(_ctx: ObjID): ContextInfo {
+    throw notYet("ctx_info");
+  }
+  ctxAdd(_ctx: ObjID, _grant: Uint8Array): number {
+    throw notYet("ctx_add");
+  }
+  ctxRemove(_ctx: ObjID, _index: number): void {
+    throw notYet("ctx_remove");
+  }
+  ctxMask(_ctx: ObjID, _target: ObjID, _prot: number | null): void {
+    throw notYet("ctx_mask");
+  }
+  ctxAttach(_ctx: ObjID): Promise<void> {
+    return Promise.reject(notYet("ctx_attach"));
+  }
+  ctxDetach(_ctx: ObjID): void {
+    throw notYet("ctx_detach");
+  }
+  contexts(): ObjID[] {
+    return [];
+  }
+  access(_id: ObjID, _contexts?: ObjID[]): Promise<AccessReport> {
+    return Promise.reject(notYet("access"));
+  }
+  gateServe(_id: ObjID): void {
+    throw notYet("gate_serve");
+  }
+  gateReceive(_timeoutMs: number): GateCallInfo | null {
+    throw notYet("gate_receive");
+  }
+  gateReply(_call: number, _result: Uint8Array): void {
+    throw notYet("gate_reply");
+  }
+  gateCall(_id: ObjID, _offset: number, _args: Uint8Array, _timeoutMs?: number): Uint8Array {
+    throw notYet("gate_call");
+  }
 }
 
 /**
@@ -803,4 +860,8 @@ export interface ThreadPortExit {
    * did (the Worker then ends; the kernel records both in the thread object).
    */
   threadExit(code: number, fault?: ThreadFault | null): void;
+}
+
+function notYet(call: string): TwzError {
+  return new TwzError(ErrorCode.NotSupported, `${call} is not supported yet`);
 }

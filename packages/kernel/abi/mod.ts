@@ -23,3 +23,4 @@ export * from "./ptr.ts";
 export * from "./extent.ts";
 export * from "./port.ts";
 export * from "./channel.ts";
+export * from "./security.ts";

@@ -75,8 +75,17 @@ export interface CreateSpec {
   lifetime?: Lifetime | undefined;
   /** Default protections. @default {Prot.ReadWrite} */
   prot?: number | undefined;
-  /** Key object ID for capabilities. @default {0n} */
+  /**
+   * Key object ID for capabilities (`kuid`). With a key, the object's ID is
+   * derived from `nonce`, the key, flags 0 and `prot` (`deriveObjectId`),
+   * so a capability names the object and its key at once. @default {0n}
+   */
   keyId?: ObjID | undefined;
+  /**
+   * The nonce of a keyed object's ID (u128; random when absent). A nonce
+   * whose ID is taken is refused (`InvalidArgument`).
+   */
+  nonce?: bigint | undefined;
   /** Ranges copied from other objects into the new one. */
   sources?: SourceRange[] | undefined;
   /** Objects whose deletion deletes this one. */

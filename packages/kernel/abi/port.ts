@@ -57,6 +57,14 @@ import { type CreateSpec, type Lifetime, type ObjectStat, Prot } from "./object.
 import type { ObjID } from "./id.ts";
 import type { Extent } from "./extent.ts";
 import { ErrorCode, TwzError } from "./errors.ts";
+import type {
+  AccessReport,
+  ContextInfo,
+  GateCallInfo,
+  KeyIds,
+  KeyInfo,
+  KeySpec,
+} from "./security.ts";
 
 /**
  * System-call numbers. A number is never reused: a retired call keeps its
@@ -117,6 +125,38 @@ export const Sys = {
   Random: 26,
   /** `threadWait(tid, timeoutMs) → ThreadInfo` (returns when it ends or on timeout) */
   ThreadWait: 27,
+  /** `keyCreate(spec) → KeyIds` */
+  KeyCreate: 28,
+  /** `keyRotate(kuid, spec)` */
+  KeyRotate: 29,
+  /** `keyInfo(kuid) → KeyInfo` */
+  KeyInfo: 30,
+  /** `ctxCreate(spec) → id` */
+  CtxCreate: 31,
+  /** `ctxInfo(ctx) → ContextInfo` */
+  CtxInfo: 32,
+  /** `ctxAdd(ctx, grant bytes) → index` */
+  CtxAdd: 33,
+  /** `ctxRemove(ctx, index)` */
+  CtxRemove: 34,
+  /** `ctxMask(ctx, target, prot)` (target 0n: the global mask; prot null: remove) */
+  CtxMask: 35,
+  /** `ctxAttach(ctx)`: the calling thread attaches to a context */
+  CtxAttach: 36,
+  /** `ctxDetach(ctx)` */
+  CtxDetach: 37,
+  /** `contexts() → ids` of the calling thread */
+  Contexts: 38,
+  /** `access(id, contexts) → AccessReport` */
+  Access: 39,
+  /** `gateServe(id)`: the calling thread answers the object's gate calls */
+  GateServe: 40,
+  /** `gateReceive(timeoutMs) → GateCallInfo | null` */
+  GateReceive: 41,
+  /** `gateReply(call, bytes)` */
+  GateReply: 42,
+  /** `gateCall(id, offset, bytes, timeoutMs) → bytes` */
+  GateCall: 43,
 } as const;
 /** A system-call number. */
 export type SysNo = typeof Sys[keyof typeof Sys];
@@ -301,6 +341,12 @@ export interface SpawnSpec {
   name: string;
   /** Arguments (`args` of `main`). */
   args: string[];
+  /**
+   * The security contexts the thread attaches to (docs/SECURITY.md). The
+   * spawner must be able to attach to each. Absent: the spawning thread's
+   * own contexts (none when the kernel's session spawns).
+   */
+  contexts?: ObjID[] | undefined;
 }
 
 /**
@@ -329,6 +375,12 @@ export interface ThreadInit {
    * thread. Absent or `null`: every `thread_sync` goes to the kernel.
    */
   sync?: SharedArrayBuffer | null;
+  /**
+   * The thread's revocation epoch (one Int32): the kernel adds 1 whenever
+   * it withdraws one of the thread's mappings (a capability removed, a key
+   * rotated, a context detached). Absent or `null`: never revoked.
+   */
+  epoch?: SharedArrayBuffer | null;
 }
 
 /** One `thread_sync` operation. */
@@ -430,6 +482,49 @@ export interface KernelPort {
   clock(): { wall: number; mono: number };
   /** `n` random bytes from the system entropy source. */
   random(n: number): Uint8Array;
+
+  // Security (docs/SECURITY.md). The kernel's own session is the admin:
+  // it may read and delete every object and manage every key and context,
+  // and attaches to none.
+
+  /**
+   * The calling thread's revocation epoch word (see `ThreadInit.epoch`):
+   * libtwz compares it at map, at pointer resolution and on each
+   * cross-object hop. `undefined` for the kernel's session.
+   */
+  readonly epoch?: Int32Array | undefined;
+  /** Create a key: its key object and private object (generated unless given). */
+  keyCreate(spec?: KeySpec): Promise<KeyIds>;
+  /** Replace a key's pair (generated unless given): its old grants stop granting. */
+  keyRotate(kuid: ObjID, spec?: KeySpec): Promise<void>;
+  /** A key object's contents. */
+  keyInfo(kuid: ObjID): KeyInfo;
+  /** Create a security context; `key` speaks for it (signs its delegations). */
+  ctxCreate(spec?: { key?: ObjID | undefined }): ObjID;
+  /** A context's contents. */
+  ctxInfo(ctx: ObjID): ContextInfo;
+  /** Add an encoded grant (`encodeGrant`) to a context; returns its index. */
+  ctxAdd(ctx: ObjID, grant: Uint8Array): number;
+  /** Remove grant `index` from a context (takes effect at the next map). */
+  ctxRemove(ctx: ObjID, index: number): void;
+  /** Set (or with `null` remove) the context's mask for `target` (0n: its global mask). */
+  ctxMask(ctx: ObjID, target: ObjID, prot: number | null): void;
+  /** Attach the calling thread to a context (needs USE on it). */
+  ctxAttach(ctx: ObjID): Promise<void>;
+  /** Detach the calling thread from a context. */
+  ctxDetach(ctx: ObjID): void;
+  /** The calling thread's contexts (empty for the kernel's session). */
+  contexts(): ObjID[];
+  /** Effective protections of `id` for `contexts` (default: the caller's), and why. */
+  access(id: ObjID, contexts?: ObjID[]): Promise<AccessReport>;
+  /** Answer gate calls into `id` from this thread (needs WRITE on it). */
+  gateServe(id: ObjID): void;
+  /** The next gate call into an object this thread serves (`null` on timeout). */
+  gateReceive(timeoutMs: number): GateCallInfo | null;
+  /** Answer gate call `call`. */
+  gateReply(call: number, result: Uint8Array): void;
+  /** Call entry point `offset` of gate object `id`; returns the callee's answer. */
+  gateCall(id: ObjID, offset: number, args: Uint8Array, timeoutMs?: number): Uint8Array;
 }
 
 /** What a `map` request answers over a channel (the Worker side builds the view). */
