@@ -295,10 +295,10 @@ export class LocalPort implements KernelPort {
   ctxMask(_ctx: ObjID, _target: ObjID, _prot: number | null): void {
     throw notYet("ctx_mask");
   }
-  ctxAttach(_ctx: ObjID): Promise<void> {
+  ctxAttach(_ctx: ObjID, _tid?: number): Promise<void> {
     return Promise.reject(notYet("ctx_attach"));
   }
-  ctxDetach(_ctx: ObjID): void {
+  ctxDetach(_ctx: ObjID, _tid?: number): void {
     throw notYet("ctx_detach");
   }
   contexts(): ObjID[] {

@@ -141,9 +141,9 @@ export const Sys = {
   CtxRemove: 34,
   /** `ctxMask(ctx, target, prot)` (target 0n: the global mask; prot null: remove) */
   CtxMask: 35,
-  /** `ctxAttach(ctx)`: the calling thread attaches to a context */
+  /** `ctxAttach(ctx, tid)`: a thread attaches to a context */
   CtxAttach: 36,
-  /** `ctxDetach(ctx)` */
+  /** `ctxDetach(ctx, tid)` */
   CtxDetach: 37,
   /** `contexts() → ids` of the calling thread */
   Contexts: 38,
@@ -509,10 +509,13 @@ export interface KernelPort {
   ctxRemove(ctx: ObjID, index: number): void;
   /** Set (or with `null` remove) the context's mask for `target` (0n: its global mask). */
   ctxMask(ctx: ObjID, target: ObjID, prot: number | null): void;
-  /** Attach the calling thread to a context (needs USE on it). */
-  ctxAttach(ctx: ObjID): Promise<void>;
-  /** Detach the calling thread from a context. */
-  ctxDetach(ctx: ObjID): void;
+  /**
+   * Attach a thread to a context: the calling thread (needs USE on the
+   * context), or, from the admin session, thread `tid`.
+   */
+  ctxAttach(ctx: ObjID, tid?: number): Promise<void>;
+  /** Detach a thread (the caller, or from the admin session `tid`) from a context. */
+  ctxDetach(ctx: ObjID, tid?: number): void;
   /** The calling thread's contexts (empty for the kernel's session). */
   contexts(): ObjID[];
   /** Effective protections of `id` for `contexts` (default: the caller's), and why. */
