@@ -64,6 +64,21 @@
  * by a running thread only while that thread sits inside a call (it holds the
  * answer back meanwhile), so the thread never runs holding a stale view.
  *
+ * A buffer the kernel transferred (hal-pmem) is detached when its mapping
+ * goes (gone, moved to a new buffer, or unmapped): views the program kept of
+ * it read length 0 from then on. Shared memory (hal-sim's region, volatile
+ * objects) cannot be taken back: only the mapping's own views go empty.
+ *
+ * ## Revocation
+ *
+ * When a thread's access narrows (a grant removed, a key rotated, a context
+ * detached: docs/SECURITY.md), the kernel withdraws its mappings no longer
+ * allowed: it adds 1 to the thread's epoch word (`ThreadInit.epoch`, one
+ * `Int32`, the port's `epoch`) at once, and the thread's next answer carries
+ * {@linkcode UPDATE_GONE} for them. A thread that does not enter the kernel
+ * soon enough is killed. libtwz compares the epoch at map, at pointer
+ * resolution and on each cross-object hop.
+ *
  * ## Kill
  *
  * The kernel sets `KILL` and wakes the thread: the call it is waiting in, and
@@ -376,6 +391,8 @@ class ChannelPort implements KernelPort {
   readonly #byId = new Map<ObjID, ChannelMapping>();
   /** The kernel's sleeper counts (`ThreadInit.sync`); `null`: no direct `thread_sync`. */
   readonly #sleepers: Int32Array | null;
+  /** The revocation epoch word (`ThreadInit.epoch`), if the kernel gave one. */
+  readonly #epoch: Int32Array | undefined;
   #readOnly: boolean | undefined;
 
   constructor(init: ThreadInit) {
@@ -388,6 +405,10 @@ class ChannelPort implements KernelPort {
     this.#sleepers = sync instanceof SharedArrayBuffer && sync.byteLength >= 4 * SYNC_BUCKETS
       ? new Int32Array(sync, 0, SYNC_BUCKETS)
       : null;
+    const epoch = init.epoch;
+    this.#epoch = epoch instanceof SharedArrayBuffer && epoch.byteLength >= 4
+      ? new Int32Array(epoch, 0, 1)
+      : undefined;
   }
 
   #killed(): TwzError {
@@ -455,14 +476,23 @@ class ChannelPort implements KernelPort {
     const m = this.#maps.get(handle);
     if (kind === UPDATE_TRANSFER) {
       const bytes = this.#take(handle);
-      if (m) m.extent.retarget(bytes, -1);
+      if (m) {
+        // The old buffer views memory the object no longer occupies.
+        const old = m.extent.bytes.buffer;
+        m.extent.retarget(bytes, -1);
+        if (old !== bytes.buffer) detach(old);
+      }
       return;
     }
     if (!m) return;
     if (kind === UPDATE_SHARED && this.#region) {
       m.extent.retarget(new Uint8Array(this.#region, offset, size), -1);
     } else {
+      // Deleted or revoked: libtwz's views go empty, and a transferred
+      // buffer is detached, so raw views the program kept read length 0.
+      const old = m.extent.bytes.buffer;
       m.extent.retarget(EMPTY, -1);
+      detach(old);
       this.#maps.delete(handle);
       this.#unlist(m);
     }
@@ -559,7 +589,9 @@ class ChannelPort implements KernelPort {
     if (mine !== m) return;
     this.#maps.delete(m.handle);
     this.#unlist(mine);
+    const old = mine.extent.bytes.buffer;
     mine.extent.retarget(EMPTY, -1);
+    detach(old);
     this.call(Sys.Unmap, [m.handle]);
   }
   grow(id: ObjID, size: number): void {
@@ -788,54 +820,66 @@ class ChannelPort implements KernelPort {
   random(n: number): Uint8Array {
     return this.call(Sys.Random, [n]) as Uint8Array;
   }
-  // Security: not written yet (issue 14 groundwork).
-  keyCreate(_spec?: KeySpec): Promise<KeyIds> {
-    return Promise.reject(notYet("key_create"));
+  // Security (docs/SECURITY.md): every call goes to the kernel, which
+  // answers for this thread's contexts. The calls the interface makes
+  // asynchronous wait here like the others and answer settled promises.
+
+  /** The thread's revocation epoch word (`ThreadInit.epoch`). */
+  get epoch(): Int32Array | undefined {
+    return this.#epoch;
   }
-  keyRotate(_kuid: ObjID, _spec?: KeySpec): Promise<void> {
-    return Promise.reject(notYet("key_rotate"));
+  keyCreate(spec?: KeySpec): Promise<KeyIds> {
+    return settled(() => this.call(Sys.KeyCreate, [spec], false) as KeyIds);
   }
-  keyInfo(_kuid: ObjID): KeyInfo {
-    throw notYet("key_info");
+  keyRotate(kuid: ObjID, spec?: KeySpec): Promise<void> {
+    return settled(() => {
+      this.call(Sys.KeyRotate, [kuid, spec], false);
+    });
   }
-  ctxCreate(_spec?: { key?: ObjID | undefined }): ObjID {
-    throw notYet("ctx_create");
+  keyInfo(kuid: ObjID): KeyInfo {
+    return this.call(Sys.KeyInfo, [kuid]) as KeyInfo;
   }
-  ctxInfo(_ctx: ObjID): ContextInfo {
-    throw notYet("ctx_info");
+  ctxCreate(spec?: { key?: ObjID | undefined }): ObjID {
+    return this.call(Sys.CtxCreate, [spec]) as ObjID;
   }
-  ctxAdd(_ctx: ObjID, _grant: Uint8Array): number {
-    throw notYet("ctx_add");
+  ctxInfo(ctx: ObjID): ContextInfo {
+    return this.call(Sys.CtxInfo, [ctx]) as ContextInfo;
   }
-  ctxRemove(_ctx: ObjID, _index: number): void {
-    throw notYet("ctx_remove");
+  ctxAdd(ctx: ObjID, grant: Uint8Array): number {
+    return this.call(Sys.CtxAdd, [ctx, grant], false) as number;
   }
-  ctxMask(_ctx: ObjID, _target: ObjID, _prot: number | null): void {
-    throw notYet("ctx_mask");
+  ctxRemove(ctx: ObjID, index: number): void {
+    this.call(Sys.CtxRemove, [ctx, index]);
   }
-  ctxAttach(_ctx: ObjID, _tid?: number): Promise<void> {
-    return Promise.reject(notYet("ctx_attach"));
+  ctxMask(ctx: ObjID, target: ObjID, prot: number | null): void {
+    this.call(Sys.CtxMask, [ctx, target, prot]);
   }
-  ctxDetach(_ctx: ObjID, _tid?: number): void {
-    throw notYet("ctx_detach");
+  ctxAttach(ctx: ObjID, tid?: number): Promise<void> {
+    return settled(() => {
+      this.call(Sys.CtxAttach, [ctx, tid], false);
+    });
+  }
+  ctxDetach(ctx: ObjID, tid?: number): void {
+    this.call(Sys.CtxDetach, [ctx, tid]);
   }
   contexts(): ObjID[] {
-    return [];
+    return this.call(Sys.Contexts, []) as ObjID[];
   }
-  access(_id: ObjID, _contexts?: ObjID[]): Promise<AccessReport> {
-    return Promise.reject(notYet("access"));
+  access(id: ObjID, contexts?: ObjID[]): Promise<AccessReport> {
+    return settled(() => this.call(Sys.Access, [id, contexts], false) as AccessReport);
   }
-  gateServe(_id: ObjID): void {
-    throw notYet("gate_serve");
+  gateServe(id: ObjID): void {
+    this.call(Sys.GateServe, [id], false);
   }
-  gateReceive(_timeoutMs: number): GateCallInfo | null {
-    throw notYet("gate_receive");
+  gateReceive(timeoutMs: number): GateCallInfo | null {
+    // Asleep until a call comes: spinning would only take a CPU from the caller.
+    return this.call(Sys.GateReceive, [timeoutMs], false) as GateCallInfo | null;
   }
-  gateReply(_call: number, _result: Uint8Array): void {
-    throw notYet("gate_reply");
+  gateReply(call: number, result: Uint8Array): void {
+    this.call(Sys.GateReply, [call, result]);
   }
-  gateCall(_id: ObjID, _offset: number, _args: Uint8Array, _timeoutMs?: number): Uint8Array {
-    throw notYet("gate_call");
+  gateCall(id: ObjID, offset: number, args: Uint8Array, timeoutMs = 10_000): Uint8Array {
+    return this.call(Sys.GateCall, [id, offset, args, timeoutMs], false) as Uint8Array;
   }
 }
 
@@ -862,6 +906,29 @@ export interface ThreadPortExit {
   threadExit(code: number, fault?: ThreadFault | null): void;
 }
 
-function notYet(call: string): TwzError {
-  return new TwzError(ErrorCode.NotSupported, `${call} is not supported yet`);
+/** `fn()`'s result, or its failure, as a settled promise (a call never throws synchronously). */
+function settled<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Make the bytes of a transferred `ArrayBuffer` unreachable: detach it, so
+ * that every view the program kept of it reads length 0. Shared memory
+ * (`SharedArrayBuffer`) cannot be taken back and is left alone.
+ */
+function detach(buffer: ArrayBufferLike): void {
+  if (!(buffer instanceof ArrayBuffer) || buffer.detached || buffer.byteLength === 0) return;
+  try {
+    buffer.transfer(0);
+  } catch {
+    try {
+      structuredClone(buffer, { transfer: [buffer] });
+    } catch {
+      // Not detachable (never a buffer the kernel transferred): nothing to take back.
+    }
+  }
 }
