@@ -277,12 +277,13 @@ export class PersistentStore implements ObjectStore {
     return extent;
   }
 
-  open(id: ObjID, prot: number): Extent {
+  open(id: ObjID, prot: number, allowed?: number): Extent {
     const s = this.#table.readObject(this.#slotOf(id));
     if (this.#readOnly && (prot & Prot.Write) !== 0) {
       throw readOnlyError(`map ${formatId(id)} writable`);
     }
-    if ((prot & ~s.prot) !== 0) throw accessDenied(id, prot, s.prot);
+    const limit = allowed ?? s.prot;
+    if ((prot & ~limit) !== 0) throw accessDenied(id, prot, limit);
     return this.#extents.get(id) ?? this.#newExtent(id, s);
   }
 

@@ -14,6 +14,7 @@ import {
   ErrorCode,
   type Extent,
   formatId,
+  formatSecProt,
   type GateCallInfo,
   type KernelPort,
   type KeyIds,
@@ -23,6 +24,7 @@ import {
   type ObjectStat,
   type ObjID,
   Prot,
+  SecProt,
   type SpawnSpec,
   type SyncOp,
   syncOpKind,
@@ -34,6 +36,7 @@ import {
 } from "./abi/mod.ts";
 import type { Kernel } from "./kernel.ts";
 import type { ObjectMapping } from "./_mapping.ts";
+import { ADMIN, type Principal } from "./_security.ts";
 
 /**
  * What the thread manager offers a port. The kernel's `threads` implements
@@ -51,6 +54,15 @@ export interface ThreadService {
   waitNow(tid: number): ThreadInfo;
   /** Wake sleepers on a word (from the kernel's own session). */
   wake(id: ObjID, offset: number, count: number): number;
+  /**
+   * Attach thread `tid` to security context `ctx` (the kernel's own session:
+   * no rights needed).
+   */
+  attach(tid: number, ctx: ObjID): void;
+  /** Detach thread `tid` from `ctx`; its mappings no longer allowed are withdrawn. */
+  detach(tid: number, ctx: ObjID): void;
+  /** The security contexts thread `tid` is attached to (a copy). */
+  contexts(tid: number): ObjID[];
   /**
    * Threads killed while busy in JavaScript that never stopped: their
    * Workers run on (Deno cannot stop them) and keep their views of object
@@ -76,16 +88,58 @@ function domainOf(kernel: Kernel): number {
  * The in-process port over a kernel. Mappings it hands out are the kernel's
  * own {@linkcode ObjectMapping}s (zero copy); `flush`/`persist` turn
  * object-relative ranges into region ranges and make one call to the HAL.
+ *
+ * Every object call is checked against what the port's principal may do
+ * (`kernel.security.allowed`): map (prot within it), read (Read), write and
+ * grow (Write), delete (Write or Delete), create from sources (Read on each).
+ * The admin's answer is always known at once; a thread's may need its
+ * signatures verified first: then the call throws `Busy` and the caller
+ * awaits `access(id)` (or `kernel.security.allowed`) and calls again.
  */
 export class LocalPort implements KernelPort {
   readonly #kernel: Kernel;
+  readonly #principal: Principal;
   /** Extents by handle: the region offset of each live mapping's object. */
   readonly #maps: (ObjectMapping | undefined)[] = [];
   #scratch = new Float64Array(64);
 
-  /** The port of `kernel` (use `kernel.port()`, which makes one per kernel). */
-  constructor(kernel: Kernel) {
+  /**
+   * The port of `kernel` for `principal` (the kernel's own is
+   * `kernel.port()`, the admin's, one per kernel).
+   */
+  constructor(kernel: Kernel, principal: Principal = ADMIN) {
     this.#kernel = kernel;
+    this.#principal = principal;
+  }
+
+  /** Who this port calls for. */
+  get principal(): Principal {
+    return this.#principal;
+  }
+
+  /** What the principal may do on `id` now (`Busy` while signatures await verification). */
+  #allowed(id: ObjID): number {
+    const a = this.#kernel.security.allowed(this.#principal, id);
+    if (typeof a === "number") return a;
+    a.catch(() => {}); // verification goes on; a later call sees its verdict
+    throw new TwzError(
+      ErrorCode.Busy,
+      `the protections of ${formatId(id)} are being verified: await port.access(${
+        formatId(id)
+      }) first`,
+    );
+  }
+
+  /** Refuse unless the principal's protections on `id` include one of `need`. */
+  #need(id: ObjID, need: number, what: string): number {
+    const a = this.#allowed(id);
+    if ((a & need) === 0) {
+      throw new TwzError(
+        ErrorCode.AccessDenied,
+        `cannot ${what} ${formatId(id)}: its protections here are ${formatSecProt(a)}`,
+      );
+    }
+    return a;
   }
 
   get readOnly(): boolean {
@@ -95,7 +149,8 @@ export class LocalPort implements KernelPort {
     if (spec?.sources) {
       for (const s of spec.sources) {
         if (!this.#kernel.exists(s.id)) continue; // the kernel names the missing one
-        if (!(this.#kernel.stat(s.id).prot & Prot.Read)) {
+        const a = this.#allowed(s.id);
+        if (!(a & Prot.Read)) {
           throw new TwzError(
             ErrorCode.AccessDenied,
             `cannot copy from ${formatId(s.id)}: it may not be read`,
@@ -106,6 +161,7 @@ export class LocalPort implements KernelPort {
     return this.#kernel.create(spec);
   }
   delete(id: ObjID): number {
+    if (this.#kernel.exists(id)) this.#need(id, SecProt.Write | SecProt.Delete, "delete");
     return this.#kernel.delete(id);
   }
   stat(id: ObjID): ObjectStat {
@@ -118,7 +174,7 @@ export class LocalPort implements KernelPort {
     return this.#kernel.list();
   }
   map(id: ObjID, prot: number = Prot.ReadWrite): Mapping {
-    const m = this.#kernel.map(id, prot);
+    const m = this.#kernel.map(id, prot, this.#allowed(id));
     this.#maps[m.handle] = m;
     return m;
   }
@@ -126,6 +182,7 @@ export class LocalPort implements KernelPort {
     if (this.#maps[m.handle] === m) this.#maps[m.handle] = undefined;
   }
   grow(id: ObjID, size: number): void {
+    this.#need(id, SecProt.Write, "grow");
     this.#kernel.grow(id, size);
   }
   /** Region ranges for object-relative triples; volatile ones dropped. */
@@ -177,10 +234,32 @@ export class LocalPort implements KernelPort {
     }
   }
   read(id: ObjID, offset: number, length: number): Uint8Array {
-    return this.#kernel.read(id, offset, length);
+    const m = this.#kernel.map(id, Prot.Read, this.#allowed(id));
+    if (
+      !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 ||
+      offset + length > m.size
+    ) {
+      throw new RangeError(
+        `Range [${offset}, ${offset + length}) is outside ${formatId(id)} (${m.size} bytes)`,
+      );
+    }
+    return m.bytes.slice(offset, offset + length);
   }
   write(id: ObjID, offset: number, data: Uint8Array): void {
-    this.#kernel.write(id, offset, data);
+    if (this.#principal.admin) return this.#kernel.write(id, offset, data);
+    const m = this.#kernel.map(id, Prot.Write, this.#allowed(id));
+    if (this.#kernel.readOnly && m.lifetime === "persistent") {
+      this.#kernel.requireWritable("write an object");
+    }
+    if (
+      !Number.isInteger(offset) || offset < 0 || offset + data.length > m.size
+    ) {
+      throw new RangeError(
+        `Range [${offset}, ${offset + data.length}) is outside ${formatId(id)} (${m.size} bytes)`,
+      );
+    }
+    m.bytes.set(data, offset);
+    m.persist(offset, data.length);
   }
   rootObject(): ObjID {
     return this.#kernel.rootObject();
@@ -236,7 +315,7 @@ export class LocalPort implements KernelPort {
     const extents = ops.map((op, i) => {
       syncOpKind(op, i);
       const width = syncWidth(op);
-      const m = this.#kernel.map(op.id, Prot.Read);
+      const m = this.#kernel.map(op.id, Prot.Read, this.#allowed(op.id));
       syncWordCheck(m.size, op.id, op.offset, width);
       return m.extent;
     });
@@ -270,54 +349,82 @@ export class LocalPort implements KernelPort {
     this.#kernel.hal.entropy.fill(out);
     return out;
   }
-  // Security: not written yet (issue 14 groundwork).
-  keyCreate(_spec?: KeySpec): Promise<KeyIds> {
-    return Promise.reject(notYet("key_create"));
+  // Security: the kernel's security core with this port's principal.
+  keyCreate(spec?: KeySpec): Promise<KeyIds> {
+    return this.#kernel.security.keyCreate(this.#principal, spec);
   }
-  keyRotate(_kuid: ObjID, _spec?: KeySpec): Promise<void> {
-    return Promise.reject(notYet("key_rotate"));
+  keyRotate(kuid: ObjID, spec?: KeySpec): Promise<void> {
+    return this.#kernel.security.keyRotate(this.#principal, kuid, spec);
   }
-  keyInfo(_kuid: ObjID): KeyInfo {
-    throw notYet("key_info");
+  keyInfo(kuid: ObjID): KeyInfo {
+    return this.#kernel.security.keyInfo(kuid);
   }
-  ctxCreate(_spec?: { key?: ObjID | undefined }): ObjID {
-    throw notYet("ctx_create");
+  ctxCreate(spec?: { key?: ObjID | undefined }): ObjID {
+    return this.#kernel.security.ctxCreate(this.#principal, spec);
   }
-  ctxInfo(_ctx: ObjID): ContextInfo {
-    throw notYet("ctx_info");
+  ctxInfo(ctx: ObjID): ContextInfo {
+    return this.#kernel.security.ctxInfo(ctx);
   }
-  ctxAdd(_ctx: ObjID, _grant: Uint8Array): number {
-    throw notYet("ctx_add");
+  ctxAdd(ctx: ObjID, grant: Uint8Array): number {
+    return this.#kernel.security.ctxAdd(this.#principal, ctx, grant);
   }
-  ctxRemove(_ctx: ObjID, _index: number): void {
-    throw notYet("ctx_remove");
+  ctxRemove(ctx: ObjID, index: number): void {
+    this.#kernel.security.ctxRemove(this.#principal, ctx, index);
   }
-  ctxMask(_ctx: ObjID, _target: ObjID, _prot: number | null): void {
-    throw notYet("ctx_mask");
+  ctxMask(ctx: ObjID, target: ObjID, prot: number | null): void {
+    this.#kernel.security.ctxMask(this.#principal, ctx, target, prot);
   }
-  ctxAttach(_ctx: ObjID, _tid?: number): Promise<void> {
-    return Promise.reject(notYet("ctx_attach"));
+  /**
+   * Attach a thread to a context: on the admin's port thread `tid` (the
+   * thread manager's `attach`); on a thread's port the thread itself, when
+   * it may use the context.
+   */
+  async ctxAttach(ctx: ObjID, tid?: number): Promise<void> {
+    const p = this.#principal;
+    const target = p.admin ? tid : p.tid;
+    if (target === undefined) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        "the kernel's session attaches a thread: give its number",
+      );
+    }
+    if (!(await this.#kernel.security.mayAttach(p, ctx))) {
+      throw new TwzError(
+        ErrorCode.AccessDenied,
+        `cannot attach to context ${formatId(ctx)}: no capability with Use on it`,
+      );
+    }
+    this.#kernel.threads.attach(target, ctx);
   }
-  ctxDetach(_ctx: ObjID, _tid?: number): void {
-    throw notYet("ctx_detach");
+  /** Detach a thread (on the admin's port `tid`, else the caller) from a context. */
+  ctxDetach(ctx: ObjID, tid?: number): void {
+    const p = this.#principal;
+    const target = p.admin ? tid : p.tid;
+    if (target === undefined) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        "the kernel's session detaches a thread: give its number",
+      );
+    }
+    this.#kernel.threads.detach(target, ctx);
   }
   contexts(): ObjID[] {
-    return [];
+    return this.#principal.admin ? [] : [...this.#principal.contexts];
   }
-  access(_id: ObjID, _contexts?: ObjID[]): Promise<AccessReport> {
-    return Promise.reject(notYet("access"));
+  access(id: ObjID, contexts?: ObjID[]): Promise<AccessReport> {
+    return this.#kernel.security.report(this.#principal, id, contexts);
   }
   gateServe(_id: ObjID): void {
-    throw notYet("gate_serve");
+    throw noGates();
   }
   gateReceive(_timeoutMs: number): GateCallInfo | null {
-    throw notYet("gate_receive");
+    throw noGates();
   }
   gateReply(_call: number, _result: Uint8Array): void {
-    throw notYet("gate_reply");
+    throw noGates();
   }
   gateCall(_id: ObjID, _offset: number, _args: Uint8Array, _timeoutMs?: number): Uint8Array {
-    throw notYet("gate_call");
+    throw noGates();
   }
 }
 
@@ -346,6 +453,6 @@ export function syncWordEquals(
     : extent.view.getUint32(at, true) === (value as number) >>> 0;
 }
 
-function notYet(call: string): TwzError {
-  return new TwzError(ErrorCode.NotSupported, `${call} is not supported yet`);
+function noGates(): TwzError {
+  return new TwzError(ErrorCode.NotSupported, "the kernel's session cannot serve or call gates");
 }

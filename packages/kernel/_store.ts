@@ -55,9 +55,9 @@ export interface ObjectStore {
    *
    * @throws {TwzError} `ObjectNotFound`; `ReadOnly` (a writable mapping of a
    * durable store on a read-only kernel); `AccessDenied` (`prot` is not a
-   * subset of the object's).
+   * subset of `allowed`, by default the object's protections).
    */
-  open(id: ObjID, prot: number): Extent;
+  open(id: ObjID, prot: number, allowed?: number): Extent;
   /**
    * Facts about the object; `dependents` counts the store's own ties plus
    * `volatileDependents` (the volatile objects tied to it).
@@ -145,9 +145,10 @@ export class VolatileStore implements ObjectStore {
     return this.#objects.get(id)!.extent;
   }
 
-  open(id: ObjID, prot: number): Extent {
+  open(id: ObjID, prot: number, allowed?: number): Extent {
     const v = this.#objects.get(id)!;
-    if ((prot & ~v.stat.prot) !== 0) throw accessDenied(id, prot, v.stat.prot);
+    const limit = allowed ?? v.stat.prot;
+    if ((prot & ~limit) !== 0) throw accessDenied(id, prot, limit);
     return v.extent;
   }
 

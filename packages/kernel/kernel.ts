@@ -16,6 +16,7 @@ import {
   Prot,
   TwzError,
 } from "./abi/mod.ts";
+import { deriveObjectId } from "./abi/security.ts";
 import {
   BLOCK,
   decodeBackupSuperblock,
@@ -32,6 +33,7 @@ import { Extent, ObjectMapping } from "./_mapping.ts";
 import { type ObjectStore, readOnlyError, type SourceCopy, VolatileStore } from "./_store.ts";
 import { formatRegion, PersistentStore } from "./_persistent.ts";
 import { LocalPort, type ThreadService } from "./_port.ts";
+import { Security } from "./_security.ts";
 
 export { Extent, ObjectMapping };
 
@@ -127,6 +129,7 @@ export class Kernel {
   #handles = 1;
   #port: LocalPort | undefined;
   #threads: ThreadService | undefined;
+  #security: Security | undefined;
   readonly #readOnly: boolean;
   /**
    * @internal Thread manager hook (threads/manager.ts): called before `grow`
@@ -263,6 +266,49 @@ export class Kernel {
     return this.#volatile.has(id) ? this.#volatile : this.#persistent;
   }
 
+  /**
+   * The ID of a keyed object: `deriveObjectId(nonce, keyId, 0, prot)`, the
+   * nonce the caller's or random (drawn again while the ID is invalid or taken).
+   */
+  #keyedNewId(keyId: ObjID, prot: number, nonce: bigint | undefined): ObjID {
+    if (!this.security.isKeyObject(keyId)) {
+      throw new TwzError(ErrorCode.InvalidArgument, `Key ${formatId(keyId)} is not a key object`);
+    }
+    if (nonce !== undefined) {
+      if (typeof nonce !== "bigint" || nonce < 0n || nonce >= 1n << 128n) {
+        throw new TwzError(ErrorCode.InvalidArgument, `nonce ${nonce} is not a 128-bit number`);
+      }
+      const id = deriveObjectId(nonce, keyId, 0, prot);
+      if (!isValidId(id)) {
+        throw new TwzError(
+          ErrorCode.InvalidArgument,
+          `nonce ${nonce} derives an invalid ID (upper half zero): choose another`,
+        );
+      }
+      if (this.#volatile.has(id) || !this.#persistent.idFree(id, 0)) {
+        throw new TwzError(
+          ErrorCode.InvalidArgument,
+          `nonce ${nonce} derives the ID of an existing object (${formatId(id)})`,
+        );
+      }
+      return id;
+    }
+    const bytes = new Uint8Array(16);
+    for (let tries = 0;; tries++) {
+      this.hal.entropy.fill(bytes);
+      let n = 0n;
+      for (let i = 15; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!);
+      const id = deriveObjectId(n, keyId, 0, prot);
+      if (!isValidId(id) || this.#volatile.has(id)) continue;
+      if (this.#persistent.idFree(id, tries)) return id;
+    }
+  }
+
+  /** @internal The ID `deriveObjectId(nonce, keyId, flags, prot)` (for key objects' private IDs). */
+  keyedId(nonce: bigint, keyId: ObjID, prot: number): ObjID {
+    return deriveObjectId(nonce, keyId, 0, prot);
+  }
+
   #newId(): ObjID {
     const bytes = new Uint8Array(16);
     for (let tries = 0;; tries++) {
@@ -358,7 +404,7 @@ export class Kernel {
       }
       return { data: from.bytes.subarray(s.srcOffset, s.srcOffset + s.length), at: s.dstOffset };
     });
-    const id = this.#newId();
+    const id = keyId === 0n ? this.#newId() : this.#keyedNewId(keyId, prot, spec.nonce);
     const created = this.hal.clock.wallclock();
     store.create(id, size, prot, keyId, ties, sources, created, asRoot);
     return id;
@@ -410,6 +456,7 @@ export class Kernel {
     }
     volatile.endDelete();
     persistent.endDelete();
+    this.#security?.forget(order);
     return deleted;
   }
 
@@ -519,17 +566,101 @@ export class Kernel {
     }
     this.onObjectChange?.([id], "grow"); // threads let go first (may throw: nothing changed yet)
     store.grow(id, current, size);
+    this.#security?.resized(id);
   }
 
   /**
-   * Map an object with protections `prot` (a subset of its defaults).
+   * Map an object with protections `prot`: a subset of its defaults, or,
+   * when `allowed` is given (what `security.allowed` answered for the
+   * caller), a subset of `allowed`.
    *
    * @throws {TwzError} `ObjectNotFound`, `AccessDenied`.
    */
-  map(id: ObjID, prot: number = Prot.ReadWrite): ObjectMapping {
+  map(id: ObjID, prot: number = Prot.ReadWrite, allowed?: number): ObjectMapping {
     this.#check();
     const store = this.#storeOf(id);
-    return new ObjectMapping(id, store.lifetime, prot, store.open(id, prot), this, this.#handles++);
+    return new ObjectMapping(
+      id,
+      store.lifetime,
+      prot,
+      store.open(id, prot, allowed),
+      this,
+      this.#handles++,
+    );
+  }
+
+  /**
+   * The kernel's security: keys, contexts and the protections callers have
+   * (made on first use).
+   */
+  get security(): Security {
+    return this.#security ??= new Security(this);
+  }
+
+  /** @internal The live bytes of an object, for the kernel's own reads (no check). */
+  objectBytes(id: ObjID): Uint8Array {
+    this.#check();
+    return this.#storeOf(id).extent(id).bytes;
+  }
+
+  /** @internal Refuse `what` on a read-only kernel (`ReadOnly`). */
+  requireWritable(what: string): void {
+    this.#check();
+    this.#writable(what);
+  }
+
+  /**
+   * @internal Write `data` at `offset` of a kernel-written object (a key
+   * or context object: no protection check) and make it durable.
+   */
+  kernelWrite(id: ObjID, offset: number, data: Uint8Array): void {
+    this.#check();
+    const store = this.#storeOf(id);
+    if (store.durable) this.#writable("write a kernel object");
+    const e = store.extent(id);
+    if (offset < 0 || offset + data.length > e.bytes.length) {
+      throw new RangeError(`Range [${offset}, +${data.length}) is outside ${formatId(id)}`);
+    }
+    e.bytes.set(data, offset);
+    if (store.durable) this.hal.region.persist(e.base + offset, data.length);
+  }
+
+  /**
+   * @internal Publish a 32-bit word of a kernel-written object: one aligned
+   * store, then persist (the commit point of a slot written before).
+   */
+  kernelStore32(id: ObjID, offset: number, value: number): void {
+    this.#check();
+    const store = this.#storeOf(id);
+    if (store.durable) this.#writable("write a kernel object");
+    const e = store.extent(id);
+    if (offset % 4 !== 0 || offset < 0 || offset + 4 > e.bytes.length) {
+      throw new RangeError(`word ${offset} is outside ${formatId(id)} or not aligned`);
+    }
+    e.view.setUint32(offset, value >>> 0, true);
+    if (store.durable) this.hal.region.persist(e.base + offset, 4);
+  }
+
+  /**
+   * @internal Create an object whose contents are `content` (copied from a
+   * scratch volatile object: nothing is ever written into it from outside).
+   */
+  createWith(content: Uint8Array, spec: CreateSpec): ObjID {
+    const scratch = this.create({
+      lifetime: "volatile",
+      size: content.length,
+      prot: Prot.ReadWrite,
+    });
+    try {
+      this.#volatile.extent(scratch).bytes.set(content);
+      return this.create({
+        ...spec,
+        size: content.length,
+        sources: [{ id: scratch, srcOffset: 0, dstOffset: 0, length: content.length }],
+      });
+    } finally {
+      this.delete(scratch);
+    }
   }
 
   /**

@@ -9,7 +9,7 @@ function boot(): Kernel {
 
 const code = (c: ErrorCode) => (e: unknown) => e instanceof TwzError && e.code === c;
 
-Deno.test("LocalPort.create() copies from sources it may read, and refuses one it may not", () => {
+Deno.test("LocalPort.create() copies from sources it may read, and refuses one a thread may not", () => {
   const kernel = boot();
   const port = kernel.port();
   const readable = port.create({ size: 4096 });
@@ -21,8 +21,11 @@ Deno.test("LocalPort.create() copies from sources it may read, and refuses one i
   });
   assert.deepEqual([...port.read(copy, 10, 3)], [7, 8, 9]);
   const before = port.list().length;
+  // The admin session may read every object; a thread only what its
+  // protections allow (here: the defaults, write only).
+  const thread = new LocalPort(kernel, { admin: false, tid: 1, contexts: [] });
   assert.throws(
-    () => port.create({ sources: [{ id: writeOnly, srcOffset: 0, dstOffset: 0, length: 1 }] }),
+    () => thread.create({ sources: [{ id: writeOnly, srcOffset: 0, dstOffset: 0, length: 1 }] }),
     (e: unknown) => code(ErrorCode.AccessDenied)(e) && /may not be read/.test(String(e)),
   );
   assert.equal(port.list().length, before); // nothing created
