@@ -18,12 +18,24 @@
  * what the thread last heard, and answers the changes as mapping updates
  * (`channel.ts`): grown or moved objects are retargeted, deleted ones emptied.
  *
+ * Security (docs/SECURITY.md): the port acts for the thread's principal
+ * (its number and its live list of security contexts). Every object call
+ * first asks `security.allowed` for each object it touches; when the
+ * verdict is not known yet (signatures to verify) the answer is deferred
+ * until it is, and the LocalPort's synchronous check then decides. Mappings
+ * no longer allowed are withdrawn by the thread manager
+ * ({@linkcode ThreadPort.withdraw}): the next answer carries
+ * `UPDATE_GONE` for each.
+ *
  * @module
  */
 import {
   type CreateSpec,
   ErrorCode,
   type Extent,
+  formatId,
+  type GateCallInfo,
+  type KeySpec,
   type MapReply,
   type MemoryMessage,
   type ObjID,
@@ -42,6 +54,16 @@ import {
 import type { Kernel } from "../kernel.ts";
 import type { ObjectMapping } from "../_mapping.ts";
 import { LocalPort } from "../_port.ts";
+
+/**
+ * A thread's principal (`Principal` of `_security.ts` for a thread): its
+ * number and its security contexts (a live array the thread manager
+ * changes). Written out where public signatures take it.
+ */
+type ThreadPrincipal = { readonly admin: false; readonly tid: number; readonly contexts: ObjID[] };
+
+/** How often a deferred check asks again when a verdict is still unknown. */
+const VERDICT_TRIES = 8;
 
 /**
  * What a thread's calls need from the thread manager. `tid` is always the
@@ -66,8 +88,8 @@ export interface ThreadCalls {
   wait(tid: number, target: number, timeoutMs: number): ThreadInfo | Promise<ThreadInfo>;
   /** `thread_sync`. */
   sync(tid: number, ops: SyncOp[]): number[] | Promise<number[]>;
-  /** `spawn`. */
-  spawn(tid: number, spec: SpawnSpec): ThreadInfo;
+  /** `spawn` (deferred while the spawner's right to attach the given contexts is checked). */
+  spawn(tid: number, spec: SpawnSpec): ThreadInfo | Promise<ThreadInfo>;
   /** `console_write`. */
   console(tid: number, text: string): void;
   /**
@@ -77,6 +99,27 @@ export interface ThreadCalls {
    * `ChannelServer.park`) or kill it. Optional.
    */
   beforeChange?(tid: number, id: ObjID, kind: "grow" | "delete"): void | Promise<void>;
+  /** `ctx_attach` of the calling thread itself (needs USE on `ctx`). Optional. */
+  attach?(tid: number, ctx: ObjID): void | Promise<void>;
+  /** `ctx_detach` of the calling thread itself. Optional. */
+  detach?(tid: number, ctx: ObjID): void;
+  /** `gate_serve` (the port has checked WRITE on `id`). Optional. */
+  gateServe?(tid: number, id: ObjID): void;
+  /** `gate_receive`: the next call, deferred until one comes; `null` on timeout. Optional. */
+  gateReceive?(tid: number, timeoutMs: number): GateCallInfo | null | Promise<GateCallInfo | null>;
+  /** `gate_reply`. Optional. */
+  gateReply?(tid: number, call: number, result: Uint8Array): void;
+  /**
+   * `gate_call` (the port has checked that the gate admits `offset`): the
+   * callee's answer, deferred. Optional.
+   */
+  gateCall?(
+    tid: number,
+    id: ObjID,
+    offset: number,
+    args: Uint8Array,
+    timeoutMs: number,
+  ): Uint8Array | Promise<Uint8Array>;
 }
 
 /**
@@ -105,9 +148,36 @@ function numArg(v: unknown, what: string): number {
   return v;
 }
 /** A timeout: any number but NaN (`Infinity`: no limit). */
-function timeoutArg(v: unknown): number {
-  if (typeof v !== "number" || Number.isNaN(v)) throw bad("thread_wait: expected a timeout");
+function timeoutArg(v: unknown, what = "thread_wait"): number {
+  if (typeof v !== "number" || Number.isNaN(v)) throw bad(`${what}: expected a timeout`);
   return v;
+}
+function bytesArg(v: unknown, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw bad(`${what}: expected bytes`);
+  return v;
+}
+function idsArg(v: unknown, what: string): ObjID[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "bigint")) {
+    throw bad(`${what}: expected a list of object IDs`);
+  }
+  return v as ObjID[];
+}
+/** A thread argument of ctx_attach/ctx_detach: absent, or the caller itself. */
+function selfArg(v: unknown, tid: number, what: string): void {
+  if (v === undefined || v === null || v === tid) return;
+  throw new TwzError(
+    ErrorCode.AccessDenied,
+    `${what}: thread ${tid} may attach or detach only itself (the kernel's session does others)`,
+  );
+}
+/** An options object, or `undefined` (null too). */
+function specArg(v: unknown, what: string): Record<string, unknown> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v)) throw bad(`${what}: expected an options object`);
+  return v as Record<string, unknown>;
+}
+function notServed(what: string): TwzError {
+  return new TwzError(ErrorCode.NotSupported, `${what} is not supported by this kernel`);
 }
 function rangesArg(v: unknown): Float64Array {
   if (!(v instanceof Float64Array) || v.length % 3 !== 0) {
@@ -128,6 +198,9 @@ export class ThreadPort {
   readonly #memory: MessagePort;
   readonly #region: SharedArrayBuffer | null;
   readonly #external: boolean;
+  readonly #principal: ThreadPrincipal;
+  /** Handles withdrawn and not yet told (`UPDATE_GONE` in the next answer). */
+  #gone: number[] = [];
   /** Mapped objects. */
   readonly #held = new Map<ObjID, Held>();
   /** The object of each live mapping, by handle. */
@@ -146,6 +219,8 @@ export class ThreadPort {
    * @param external Whether the region's bytes are memory the HAL mapped
    *   itself (hal-pmem: its `share()` is a file): only then are views of an
    *   object's bytes made for the thread.
+   * @param principal Who the thread is: `{ admin: false, tid, contexts }`
+   *   with its live array of contexts (default: no contexts).
    */
   constructor(
     kernel: Kernel,
@@ -154,9 +229,15 @@ export class ThreadPort {
     memory: MessagePort,
     region: SharedArrayBuffer | null,
     external: boolean,
+    principal: { readonly admin: false; readonly tid: number; readonly contexts: ObjID[] } = {
+      admin: false,
+      tid,
+      contexts: [],
+    },
   ) {
     this.#kernel = kernel;
-    this.#local = new LocalPort(kernel);
+    this.#principal = principal;
+    this.#local = new LocalPort(kernel, principal);
     this.#calls = calls;
     this.#memory = memory;
     this.#region = region;
@@ -179,11 +260,73 @@ export class ThreadPort {
     return this.#handles.size;
   }
 
+  /** Who the thread is (its contexts: the live array). */
+  get principal(): { readonly admin: false; readonly tid: number; readonly contexts: ObjID[] } {
+    return this.#principal;
+  }
+
+  /** The thread's live mappings: handle, object and protections of each. */
+  held(): { handle: number; id: ObjID; prot: number }[] {
+    const out: { handle: number; id: ObjID; prot: number }[] = [];
+    for (const m of this.#handles.values()) out.push({ handle: m.handle, id: m.id, prot: m.prot });
+    return out;
+  }
+
+  /**
+   * Withdraw mappings (revocation): each is forgotten now (later calls
+   * naming its handle fail) and the thread's next answer carries
+   * `UPDATE_GONE` for it. Returns how many were live.
+   */
+  withdraw(handles: readonly number[]): number {
+    let n = 0;
+    for (const handle of handles) {
+      const m = this.#handles.get(handle);
+      if (m === undefined) continue;
+      this.#forget(m);
+      this.#gone.push(handle);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Run `act` once `security.allowed` knows its verdict on every object in
+   * `ids` for this thread (at once when cached; else a deferred answer).
+   * The check itself is `act`'s (the LocalPort's, synchronous).
+   */
+  #whenKnown<T>(ids: readonly ObjID[], act: () => T, tries = 0): T | Promise<T> {
+    const security = this.#kernel.security;
+    for (const id of ids) {
+      const verdict = security.allowed(this.#principal, id);
+      if (verdict instanceof Promise) {
+        if (tries >= VERDICT_TRIES) {
+          throw new TwzError(
+            ErrorCode.Busy,
+            `the protections of ${formatId(id)} keep changing: try again`,
+          );
+        }
+        return verdict.then(() => this.#whenKnown(ids, act, tries + 1));
+      }
+    }
+    return act();
+  }
+
+  /**
+   * `security.allowed` for this thread as a number (waiting for the
+   * verdict when it is not known yet), then `act(prot)`.
+   */
+  #withProt<T>(id: ObjID, act: (prot: number) => T): T | Promise<T> {
+    const verdict = this.#kernel.security.allowed(this.#principal, id);
+    if (verdict instanceof Promise) return verdict.then(act);
+    return act(verdict);
+  }
+
   /** Forget every mapping and close the memory port (the thread ended). */
   release(): void {
     for (const m of this.#handles.values()) this.#local.unmap(m);
     this.#handles.clear();
     this.#held.clear();
+    this.#gone = [];
     this.#memory.close();
   }
 
@@ -195,29 +338,36 @@ export class ThreadPort {
   dispatch(sys: number, args: unknown[]): unknown {
     const k = this.#local, c = this.#calls, tid = this.tid;
     switch (sys) {
-      case Sys.Create:
-        return k.create(args[0] as CreateSpec | undefined);
-      case Sys.Delete:
-        return this.#change(idArg(args[0]), "delete", (id) => k.delete(id));
+      case Sys.Create: {
+        const spec = args[0] as CreateSpec | undefined;
+        const sources = Array.isArray(spec?.sources)
+          ? spec.sources.map((s) => s?.id).filter((id): id is ObjID => typeof id === "bigint")
+          : [];
+        return this.#whenKnown(sources, () => k.create(spec));
+      }
+      case Sys.Delete: {
+        const id = idArg(args[0]);
+        return this.#whenKnown([id], () => this.#change(id, "delete", (id) => k.delete(id)));
+      }
       case Sys.Stat:
         return k.stat(idArg(args[0]));
       case Sys.Exists:
         return k.exists(idArg(args[0]));
       case Sys.List:
         return k.list();
-      case Sys.Map:
-        return this.#map(
-          idArg(args[0]),
-          args[1] === undefined ? Prot.ReadWrite : numArg(args[1], "map"),
-        );
+      case Sys.Map: {
+        const id = idArg(args[0]);
+        const prot = args[1] === undefined ? Prot.ReadWrite : numArg(args[1], "map");
+        return this.#whenKnown([id], () => this.#map(id, prot));
+      }
       case Sys.Unmap: {
         const m = this.#handles.get(numArg(args[0], "unmap"));
         if (m) this.#forget(m);
         return undefined;
       }
       case Sys.Grow: {
-        const size = numArg(args[1], "grow");
-        return this.#change(idArg(args[0]), "grow", (id) => k.grow(id, size));
+        const id = idArg(args[0]), size = numArg(args[1], "grow");
+        return this.#whenKnown([id], () => this.#change(id, "grow", (id) => k.grow(id, size)));
       }
       case Sys.Flush: {
         const r = rangesArg(args[0]);
@@ -229,11 +379,13 @@ export class ThreadPort {
         const r = rangesArg(args[0]);
         return k.persist(r, r.length / 3);
       }
-      case Sys.Read:
-        return k.read(idArg(args[0]), numArg(args[1], "read"), numArg(args[2], "read"));
+      case Sys.Read: {
+        const id = idArg(args[0]), at = numArg(args[1], "read"), n = numArg(args[2], "read");
+        return this.#whenKnown([id], () => k.read(id, at, n));
+      }
       case Sys.Write: {
-        if (!(args[2] instanceof Uint8Array)) throw bad("write: expected bytes");
-        return k.write(idArg(args[0]), numArg(args[1], "write"), args[2]);
+        const id = idArg(args[0]), at = numArg(args[1], "write"), data = bytesArg(args[2], "write");
+        return this.#whenKnown([id], () => k.write(id, at, data));
       }
       case Sys.RootObject:
         return k.rootObject();
@@ -252,9 +404,29 @@ export class ThreadPort {
         return c.kill(tid, numArg(args[0], "thread_kill"));
       case Sys.Threads:
         return c.threads(tid);
-      case Sys.ThreadSync:
+      case Sys.ThreadSync: {
         if (!Array.isArray(args[0])) throw bad("thread_sync: expected a list of operations");
-        return c.sync(tid, args[0] as SyncOp[]);
+        const ops = args[0] as SyncOp[];
+        // A word is read (or woken) only by a thread that may read its object.
+        const ids = [
+          ...new Set(
+            ops.map((op) => op?.id).filter((id): id is ObjID =>
+              typeof id === "bigint" && k.exists(id)
+            ),
+          ),
+        ];
+        return this.#whenKnown(ids, () => {
+          for (const id of ids) {
+            if (!((this.#kernel.security.allowed(this.#principal, id) as number) & Prot.Read)) {
+              throw new TwzError(
+                ErrorCode.AccessDenied,
+                `thread_sync: thread ${tid} may not read ${formatId(id)}`,
+              );
+            }
+          }
+          return c.sync(tid, ops);
+        });
+      }
       case Sys.Spawn:
         return c.spawn(tid, args[0] as SpawnSpec);
       case Sys.ThreadWait:
@@ -269,6 +441,100 @@ export class ThreadPort {
       }
       case Sys.Random:
         return k.random(numArg(args[0], "random"));
+      case Sys.KeyCreate:
+        return k.keyCreate(specArg(args[0], "key_create") as KeySpec | undefined);
+      case Sys.KeyRotate:
+        return k.keyRotate(idArg(args[0]), specArg(args[1], "key_rotate") as KeySpec | undefined);
+      case Sys.KeyInfo:
+        return k.keyInfo(idArg(args[0]));
+      case Sys.CtxCreate: {
+        const spec = specArg(args[0], "ctx_create");
+        if (spec?.key !== undefined && spec.key !== null && typeof spec.key !== "bigint") {
+          throw bad("ctx_create: key must be an object ID");
+        }
+        return k.ctxCreate(spec?.key == null ? {} : { key: spec.key as ObjID });
+      }
+      case Sys.CtxInfo:
+        return k.ctxInfo(idArg(args[0]));
+      case Sys.CtxAdd: {
+        // The rights may rest on protections not verified yet: settle them first.
+        const ctx = idArg(args[0]), grant = bytesArg(args[1], "ctx_add");
+        return this.#kernel.security.settleRights(this.#principal, "ctxAdd", ctx, grant)
+          .then(() => k.ctxAdd(ctx, grant));
+      }
+      case Sys.CtxRemove: {
+        const ctx = idArg(args[0]), index = numArg(args[1], "ctx_remove");
+        return this.#kernel.security.settleRights(this.#principal, "ctxRemove", ctx, index)
+          .then(() => k.ctxRemove(ctx, index));
+      }
+      case Sys.CtxMask: {
+        const prot = args[2] === null || args[2] === undefined ? null : numArg(args[2], "ctx_mask");
+        return k.ctxMask(idArg(args[0]), idArg(args[1]), prot);
+      }
+      case Sys.CtxAttach: {
+        const ctx = idArg(args[0]);
+        selfArg(args[1], tid, "ctx_attach");
+        if (c.attach === undefined) throw notServed("ctx_attach");
+        return c.attach(tid, ctx);
+      }
+      case Sys.CtxDetach: {
+        const ctx = idArg(args[0]);
+        selfArg(args[1], tid, "ctx_detach");
+        if (c.detach === undefined) throw notServed("ctx_detach");
+        return c.detach(tid, ctx);
+      }
+      case Sys.Contexts:
+        return [...this.#principal.contexts];
+      case Sys.Access: {
+        const id = idArg(args[0]);
+        const ctxs = args[1] === undefined || args[1] === null
+          ? undefined
+          : idsArg(args[1], "access");
+        return k.access(id, ctxs);
+      }
+      case Sys.GateServe: {
+        const id = idArg(args[0]);
+        if (c.gateServe === undefined) throw notServed("gate_serve");
+        const serve = c.gateServe.bind(c);
+        k.stat(id); // ObjectNotFound first
+        return this.#withProt(id, (prot) => {
+          if (!(prot & Prot.Write)) {
+            throw new TwzError(
+              ErrorCode.AccessDenied,
+              `thread ${tid} may not serve gate ${formatId(id)}: serving needs write access`,
+            );
+          }
+          return serve(tid, id);
+        });
+      }
+      case Sys.GateReceive:
+        if (c.gateReceive === undefined) throw notServed("gate_receive");
+        return c.gateReceive(tid, timeoutArg(args[0], "gate_receive"));
+      case Sys.GateReply:
+        if (c.gateReply === undefined) throw notServed("gate_reply");
+        return c.gateReply(tid, numArg(args[0], "gate_reply"), bytesArg(args[1], "gate_reply"));
+      case Sys.GateCall: {
+        const id = idArg(args[0]), offset = numArg(args[1], "gate_call");
+        const bytes = bytesArg(args[2], "gate_call");
+        const ms = args[3] === undefined ? 10_000 : timeoutArg(args[3], "gate_call");
+        if (c.gateCall === undefined) throw notServed("gate_call");
+        const call = c.gateCall.bind(c);
+        if (!Number.isInteger(offset) || offset < 0) {
+          throw bad(`gate_call: entry point ${offset} is not an offset`);
+        }
+        k.stat(id); // ObjectNotFound first
+        const go = (ok: boolean) => {
+          if (!ok) {
+            throw new TwzError(
+              ErrorCode.AccessDenied,
+              `gate ${formatId(id)} does not admit entry point ${offset} for thread ${tid}`,
+            );
+          }
+          return call(tid, id, offset, bytes, ms);
+        };
+        const ok = this.#kernel.security.gateAllowed(this.#principal, id, offset);
+        return ok instanceof Promise ? ok.then(go) : go(ok);
+      }
       default:
         throw new TwzError(ErrorCode.NotSupported, `${sysName(sys)} is not a system call`);
     }
@@ -370,6 +636,11 @@ export class ThreadPort {
    */
   updates(out: number[]): number {
     let n = 0;
+    if (this.#gone.length > 0) {
+      for (const handle of this.#gone) out.push(handle, UPDATE_GONE, 0, 0);
+      n = this.#gone.length;
+      this.#gone = [];
+    }
     for (const h of this.#held.values()) {
       const bytes = h.extent.bytes;
       if (bytes === h.bytes) continue;

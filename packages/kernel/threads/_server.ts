@@ -29,6 +29,7 @@ import {
   KILL,
   LENGTH,
   newChannel,
+  type ObjID,
   SLEEP,
   SLEEP_DIRECT,
   SLEEP_HANDLE,
@@ -399,19 +400,32 @@ export interface ThreadChannel {
  * @param kernel The kernel.
  * @param tid The thread's number.
  * @param calls Thread calls (the thread manager).
- * @param options Server options (see the {@linkcode ChannelServer} constructor).
+ * @param options Server options (see the {@linkcode ChannelServer} constructor);
+ *   `principal`: who the thread is (default: thread `tid` with no security
+ *   contexts; pass the thread's live array of contexts).
  */
 export function openThreadChannel(
   kernel: Kernel,
   tid: number,
   calls: ThreadCalls,
-  options: { spinUs?: number } = {},
+  options: {
+    spinUs?: number;
+    principal?: { readonly admin: false; readonly tid: number; readonly contexts: ObjID[] };
+  } = {},
 ): ThreadChannel {
   const share = kernel.hal.region.share();
   const region = share.kind === "shared-memory" ? share.buffer : null;
   const { port1, port2 } = new MessageChannel();
   const channel = newChannel();
-  const port = new ThreadPort(kernel, tid, calls, port1, region, share.kind === "file");
+  const port = new ThreadPort(
+    kernel,
+    tid,
+    calls,
+    port1,
+    region,
+    share.kind === "file",
+    options.principal,
+  );
   const server = new ChannelServer(channel, port, options);
   // The kernel's end only sends: it must not keep the event loop alive.
   (port1 as MessagePort & { unref?: () => void }).unref?.();

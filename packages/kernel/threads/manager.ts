@@ -40,6 +40,25 @@
  *   (try again once it has ended); objects an unresponsive thread mapped
  *   cannot be grown or deleted until the system stops (its Worker still
  *   holds views of them).
+ * - **Security contexts** (docs/SECURITY.md): every thread acts for its
+ *   principal, its number and the security contexts it is attached to (a
+ *   spawn's `contexts`, else its spawner's; none when the kernel's session
+ *   spawns). A thread attaches itself to a context it may use
+ *   (`ctx_attach`); the kernel's session attaches and detaches any thread
+ *   ({@linkcode ThreadManager.attach}, {@linkcode ThreadManager.detach}).
+ * - **Revocation**: after every change that may narrow access (a grant
+ *   removed, a key rotated, a mask set, a context detached) each live
+ *   thread's mappings are checked again; those no longer allowed are
+ *   withdrawn: the thread's epoch word (`ThreadInit.epoch`) moves at once,
+ *   its next answer empties them (`UPDATE_GONE`), and a thread that does
+ *   not enter the kernel within `revokeGraceMs` is killed ("did not give up
+ *   a revoked mapping").
+ * - **Gates**: a thread with write access to an object serves its gate
+ *   (`gate_serve`), takes calls (`gate_receive`) and answers them
+ *   (`gate_reply`); another thread calls an entry point (`gate_call`) when a
+ *   capability's gate admits it. The callee learns the caller's number and
+ *   contexts and runs with its own; the caller sleeps until the answer. A
+ *   caller ending drops its call; a server ending fails the calls it had.
  * - Threads of an earlier boot read "exited (lost at reboot)" after
  *   {@linkcode ThreadManager.markLost}.
  *
@@ -49,6 +68,7 @@ import {
   ErrorCode,
   type Extent,
   formatId,
+  type GateCallInfo,
   type ObjID,
   Prot,
   type SpawnSpec,
@@ -99,9 +119,10 @@ export interface ThreadManagerOptions {
    */
   killGraceMs?: number;
   /**
-   * Milliseconds the kernel waits (synchronously) for a thread that maps an
-   * object being grown or deleted to enter a call, before killing it and
-   * refusing the change.
+   * Milliseconds a thread that maps an object being grown or deleted has to
+   * enter a call (the kernel waits synchronously) before it is killed and
+   * the change refused; also how long a thread whose mapping was revoked
+   * has to enter the kernel before it is killed.
    * @default {200}
    */
   revokeGraceMs?: number;
@@ -122,6 +143,30 @@ export interface SpawnOptions {
   console?: (text: string) => void;
   /** The spawning thread (0: the kernel's own session). */
   parent?: number;
+}
+
+/** A gate call between two threads. */
+interface GateCall {
+  info: GateCallInfo;
+  caller: Thread;
+  server: Thread;
+  resolve: (answer: Uint8Array) => void;
+  reject: (e: TwzError) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** A thread serving gates: the calls waiting for it and its pending receive. */
+interface GateServer {
+  /** The gate objects it serves. */
+  ids: Set<ObjID>;
+  /** Calls not yet received, oldest first. */
+  inbox: GateCall[];
+  /** Calls received and not yet answered, by number. */
+  taken: Map<number, GateCall>;
+  /** A pending `gate_receive`. */
+  receive: ((call: GateCall | null) => void) | undefined;
+  /** Calls received whose caller stopped waiting (why), until answered. */
+  dropped: Map<number, string>;
 }
 
 /** A pending deferred call of a thread (a sleep or a wait). */
@@ -172,6 +217,14 @@ interface Thread {
   /** Why it is being killed (the fault message when it ends killed). */
   killReason: string;
   exitWaiters: ((info: ThreadInfo) => void)[];
+  /** Its security contexts: the live array its principal holds. */
+  contexts: ObjID[];
+  /** Its revocation epoch word (`ThreadInit.epoch`). */
+  epoch: Int32Array;
+  /** Its gates, once it serves one. */
+  gates: GateServer | undefined;
+  /** Its gate call waiting for an answer, if any. */
+  calling: GateCall | undefined;
 }
 
 /** One sleeper on one or more words (`thread_sync`). */
@@ -240,9 +293,19 @@ export class ThreadManager implements ThreadService {
     threads: () => this.threads(),
     wait: (tid, target, timeoutMs) => this.#threadWait(tid, target, timeoutMs),
     sync: (tid, ops) => this.#sync(tid, ops),
-    spawn: (tid, spec) => this.spawn(spec, { console: this.#get(tid).console, parent: tid }),
+    spawn: (tid, spec) => this.#spawnBy(tid, spec),
     console: (tid, text) => this.#get(tid).console(text),
+    attach: (tid, ctx) => this.#attachSelf(tid, ctx),
+    detach: (tid, ctx) => this.detach(tid, ctx),
+    gateServe: (tid, id) => this.#gateServe(tid, id),
+    gateReceive: (tid, timeoutMs) => this.#gateReceive(tid, timeoutMs),
+    gateReply: (tid, call, result) => this.#gateReply(tid, call, result),
+    gateCall: (tid, id, offset, args, timeoutMs) =>
+      this.#gateCall(tid, id, offset, args, timeoutMs),
   };
+  /** Gate objects served, and by which thread. */
+  readonly #gateServers = new Map<ObjID, Thread>();
+  #nextCall = 1;
 
   /**
    * Make the manager of `kernel` and install it (`kernel.threads`, the
@@ -261,6 +324,9 @@ export class ThreadManager implements ThreadService {
       if (why === "delete") this.#wakeDeleted(ids);
     };
     kernel.onStop = (why) => this.#stopNow(why);
+    kernel.security.onNarrow = () => {
+      for (const t of this.#threads.values()) this.#recheck(t);
+    };
   }
 
   /** Workers killed while spinning: they use a CPU until the process exits. */
@@ -279,12 +345,16 @@ export class ThreadManager implements ThreadService {
   /**
    * Start a program in a new thread.
    *
-   * @param spec The code object, the program's name and its arguments.
+   * @param spec The code object, the program's name, its arguments and
+   *   the security contexts it attaches to (absent: the parent's; none when
+   *   the kernel's session spawns). Whether the spawner may attach to them
+   *   is checked before (a thread's `spawn` call): here every context is
+   *   taken.
    * @param options Console and parent.
    * @returns The new thread (state "starting").
    * @throws {TwzError} `ObjectNotFound` (no code object), `AccessDenied` (not
-   * executable), `InvalidArgument` (not a code object, bad spec),
-   * `Shutdown` (the manager is stopping).
+   * executable), `InvalidArgument` (not a code object, bad spec, a context
+   * that is not one), `Shutdown` (the manager is stopping).
    */
   spawn(spec: SpawnSpec, options: SpawnOptions = {}): ThreadInfo {
     if (this.#stopping || this.#kernel.isShutdown) {
@@ -302,6 +372,9 @@ export class ThreadManager implements ThreadService {
       );
     }
     const kernel = this.#kernel;
+    const contexts = s.contexts === undefined || s.contexts === null
+      ? [...(this.#threads.get(options.parent ?? 0)?.contexts ?? [])]
+      : this.#contextList(s.contexts);
     const st = kernel.stat(s.code);
     if (!(st.prot & Prot.Exec)) {
       throw new TwzError(
@@ -352,12 +425,17 @@ export class ThreadManager implements ThreadService {
       alive: false,
       killReason: "",
       exitWaiters: [],
+      contexts,
+      epoch: new Int32Array(new SharedArrayBuffer(4)),
+      gates: undefined,
+      calling: undefined,
     };
     this.#threads.set(tid, t);
     try {
       const code = t.code = this.#useCode(s.code, program, st.prot);
       const chan = openThreadChannel(kernel, tid, this.#calls, {
         spinUs: this.#options.spinUs ?? KERNEL_SPIN_US,
+        principal: { admin: false, tid, contexts },
       });
       t.chan = chan;
       const { port1, port2 } = new MessageChannel();
@@ -385,6 +463,7 @@ export class ThreadManager implements ThreadService {
         memory: chan.init.memory,
         region: chan.init.region,
         sync: this.#sleepCounts.buffer as SharedArrayBuffer,
+        epoch: t.epoch.buffer as SharedArrayBuffer,
       };
       worker.postMessage({ t: "start", init, url: code.url, report: port2 }, [
         chan.init.memory,
@@ -444,6 +523,47 @@ export class ThreadManager implements ThreadService {
   }
 
   /**
+   * Attach a thread to a security context (the kernel's own session: no
+   * rights needed). Attaching twice changes nothing.
+   *
+   * @throws {TwzError} `InvalidArgument` for an unknown or ended thread, or
+   * what `security.ctxInfo` throws for an object that is not a context.
+   */
+  attach(tid: number, ctx: ObjID): void {
+    const t = this.#get(tid);
+    if (t.ended) throw new TwzError(ErrorCode.InvalidArgument, `thread ${tid} has ended`);
+    this.#contextList([ctx]);
+    if (!t.contexts.includes(ctx)) t.contexts.push(ctx);
+  }
+
+  /**
+   * Detach a thread from a security context: from now on it has what its
+   * other contexts give it, and its mappings no longer allowed are
+   * withdrawn (see the module doc).
+   *
+   * @throws {TwzError} `InvalidArgument` for an unknown thread, or one not
+   * attached to `ctx`.
+   */
+  detach(tid: number, ctx: ObjID): void {
+    const t = this.#get(tid);
+    const at = t.contexts.indexOf(ctx);
+    if (at < 0) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `thread ${tid} is not attached to context ${formatId(ctx)}`,
+      );
+    }
+    t.contexts.splice(at, 1);
+    this.#recheck(t);
+    this.#kernel.security.detached(ctx);
+  }
+
+  /** The security contexts thread `tid` is attached to (a copy). */
+  contexts(tid: number): ObjID[] {
+    return [...this.#get(tid).contexts];
+  }
+
+  /**
    * Wake up to `count` threads sleeping on the word at (`id`, `offset`):
    * those the kernel sleeps (oldest first), then, when the word lies in
    * shared memory, those sleeping on it in their Workers (`Atomics.notify`).
@@ -464,7 +584,8 @@ export class ThreadManager implements ThreadService {
     if (n < want && Number.isInteger(offset) && offset >= 0 && offset % 4 === 0) {
       let e: Extent | undefined;
       try {
-        if (!this.#kernel.isShutdown) e = this.#kernel.map(id, Prot.Read).extent;
+        // The kernel's own look (a waker's right to the word was checked by its port).
+        if (!this.#kernel.isShutdown) e = this.#kernel.map(id, Prot.Read, Prot.Read).extent;
       } catch {
         e = undefined; // no such object (or not readable): nobody sleeps on it
       }
@@ -554,6 +675,306 @@ export class ThreadManager implements ThreadService {
   // ThreadCalls (a thread's system calls; `tid` is the caller)
   // -------------------------------------------------------------------------
 
+  /**
+   * `ctx`s checked to be security contexts (`security.ctxInfo` throws for
+   * anything else), without repeats.
+   */
+  #contextList(ctxs: unknown): ObjID[] {
+    if (!Array.isArray(ctxs) || !ctxs.every((c) => typeof c === "bigint")) {
+      throw new TwzError(ErrorCode.InvalidArgument, "spawn: contexts must be a list of object IDs");
+    }
+    const security = this.#kernel.security;
+    for (const c of ctxs) security.ctxInfo(c);
+    return [...new Set(ctxs as ObjID[])];
+  }
+
+  /**
+   * `spawn` by thread `tid`: the contexts it names must each be ones it may
+   * attach to (`security.mayAttach`, perhaps after verifying signatures).
+   */
+  #spawnBy(tid: number, spec: SpawnSpec): ThreadInfo | Promise<ThreadInfo> {
+    const t = this.#get(tid);
+    const go = () => this.spawn(spec, { console: t.console, parent: tid });
+    const named = (spec as Partial<SpawnSpec> | null)?.contexts;
+    if (named === undefined || named === null) return go();
+    const ctxs = this.#contextList(named);
+    const principal = { admin: false as const, tid, contexts: t.contexts };
+    const security = this.#kernel.security;
+    const refuse = (ctx: ObjID) =>
+      new TwzError(
+        ErrorCode.AccessDenied,
+        `thread ${tid} may not start a thread in context ${formatId(ctx)} (it needs use on it)`,
+      );
+    const pending: Promise<void>[] = [];
+    for (const ctx of ctxs) {
+      const may = security.mayAttach(principal, ctx);
+      if (may instanceof Promise) {
+        pending.push(may.then((ok) => {
+          if (!ok) throw refuse(ctx);
+        }));
+      } else if (!may) throw refuse(ctx);
+    }
+    return pending.length === 0 ? go() : Promise.all(pending).then(go);
+  }
+
+  /** `ctx_attach` of thread `tid` itself: it needs use on the context. */
+  #attachSelf(tid: number, ctx: ObjID): void | Promise<void> {
+    const t = this.#get(tid);
+    const go = (ok: boolean) => {
+      if (!ok) {
+        throw new TwzError(
+          ErrorCode.AccessDenied,
+          `thread ${tid} may not attach to context ${formatId(ctx)} (it needs use on it)`,
+        );
+      }
+      this.attach(tid, ctx);
+    };
+    this.#contextList([ctx]);
+    const may = this.#kernel.security.mayAttach({ admin: false, tid, contexts: t.contexts }, ctx);
+    return may instanceof Promise ? may.then(go) : go(may);
+  }
+
+  /**
+   * Check a live thread's mappings against what it is allowed now, and
+   * withdraw those it no longer may have (a verdict not known yet counts as
+   * not allowed): its epoch word moves at once, its next answer empties
+   * them, and it must enter the kernel within `revokeGraceMs` or be killed.
+   */
+  #recheck(t: Thread): void {
+    const chan = t.chan;
+    if (chan === undefined || chan.server.closed || t.ended || t.zombie) return;
+    const port = chan.port;
+    const security = this.#kernel.security;
+    const withdraw: number[] = [];
+    let first: ObjID | undefined;
+    for (const m of port.held()) {
+      let allowed: number | Promise<number>;
+      try {
+        allowed = security.allowed(port.principal, m.id);
+      } catch {
+        allowed = 0; // gone: nothing is allowed
+      }
+      const rwx = Prot.Read | Prot.Write | Prot.Exec;
+      if (typeof allowed !== "number" || (m.prot & rwx & ~allowed) !== 0) {
+        withdraw.push(m.handle);
+        first ??= m.id;
+      }
+    }
+    if (withdraw.length === 0) return;
+    const ms = this.#options.revokeGraceMs ?? 200;
+    const server = chan.server;
+    // Park first: a thread asleep in its Worker is woken through the word it
+    // sleeps on, found by the mapping's handle (still live until withdrawn).
+    const parking = server.park(ms);
+    port.withdraw(withdraw);
+    Atomics.add(t.epoch, 0, 1);
+    void parking.then((parked) => {
+      if (parked) server.unpark();
+      else if (!t.ended && !t.info.killing) {
+        this.#kill(
+          t,
+          `killed: it did not give up a revoked mapping of ${formatId(first!)} within ${ms} ms`,
+          this.#killGraceMs,
+        );
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------
+  // Gates (the port has checked the rights)
+  // -------------------------------------------------------------------------
+
+  /** `gate_serve`: thread `tid` answers the calls into gate `id`. */
+  #gateServe(tid: number, id: ObjID): void {
+    const t = this.#get(tid);
+    const other = this.#gateServers.get(id);
+    if (other !== undefined && other !== t && !other.ended) {
+      throw new TwzError(
+        ErrorCode.Busy,
+        `gate ${formatId(id)} is served by thread ${other.tid} already`,
+      );
+    }
+    this.#gateServers.set(id, t);
+    t.gates ??= {
+      ids: new Set(),
+      inbox: [],
+      taken: new Map(),
+      receive: undefined,
+      dropped: new Map(),
+    };
+    t.gates.ids.add(id);
+  }
+
+  /** `gate_receive`: the next call into a gate thread `tid` serves (`null` on timeout). */
+  #gateReceive(
+    tid: number,
+    timeoutMs: number,
+  ): GateCallInfo | null | Promise<GateCallInfo | null> {
+    const t = this.#get(tid);
+    if (t.info.killing) throw killedError(t);
+    const g = t.gates;
+    if (g === undefined || g.ids.size === 0) {
+      throw new TwzError(ErrorCode.InvalidArgument, `thread ${tid} serves no gate`);
+    }
+    const take = (c: GateCall): GateCallInfo => {
+      g.taken.set(c.info.call, c);
+      return { ...c.info, callerContexts: [...c.info.callerContexts] };
+    };
+    const next = g.inbox.shift();
+    if (next !== undefined) return take(next);
+    if (!(timeoutMs > 0)) return null;
+    if (g.receive !== undefined) {
+      throw new TwzError(ErrorCode.Busy, `thread ${tid} is in gate_receive already`);
+    }
+    return new Promise<GateCallInfo | null>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        g.receive = undefined;
+        t.pending = undefined;
+        this.#setState(t, ThreadState.Running);
+      };
+      g.receive = (c) => {
+        finish();
+        resolve(c === null ? null : take(c));
+      };
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => g.receive?.(null), timeoutMs);
+      t.pending = {
+        cancel: (e) => {
+          finish();
+          reject(e);
+        },
+      };
+      this.#setState(t, ThreadState.Sleeping);
+    });
+  }
+
+  /** `gate_reply`: thread `tid` answers call `call`, which it received. */
+  #gateReply(tid: number, call: number, result: Uint8Array): void {
+    const t = this.#get(tid);
+    const g = t.gates;
+    const why = g?.dropped.get(call);
+    if (why !== undefined) {
+      g!.dropped.delete(call);
+      throw new TwzError(ErrorCode.ObjectNotFound, `gate call ${call} cannot be answered: ${why}`);
+    }
+    const c = g?.taken.get(call);
+    if (c === undefined) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `thread ${tid} has no gate call ${call} to answer (not received, or answered already)`,
+      );
+    }
+    c.resolve(result.slice());
+  }
+
+  /** `gate_call`: thread `tid` calls entry point `offset` of gate `id`. */
+  #gateCall(
+    tid: number,
+    id: ObjID,
+    offset: number,
+    args: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Uint8Array> {
+    const t = this.#get(tid);
+    if (t.info.killing) throw killedError(t);
+    const server = this.#gateServers.get(id);
+    if (server === undefined || server.ended || server.info.killing || !server.gates) {
+      throw new TwzError(ErrorCode.NotSupported, `no thread serves gate ${formatId(id)}`);
+    }
+    if (server === t) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `thread ${tid} serves gate ${formatId(id)} itself: it cannot call it`,
+      );
+    }
+    const g = server.gates;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const c: GateCall = {
+        info: {
+          call: this.#nextCall++,
+          id,
+          offset,
+          args: args.slice(),
+          callerTid: tid,
+          callerContexts: [...t.contexts],
+        },
+        caller: t,
+        server,
+        resolve: (answer) => {
+          this.#settleCall(c);
+          resolve(answer);
+        },
+        reject: (e) => {
+          this.#settleCall(c, e.message);
+          reject(e);
+        },
+        timer: undefined,
+      };
+      if (Number.isFinite(timeoutMs)) {
+        c.timer = setTimeout(() => {
+          c.reject(
+            new TwzError(
+              ErrorCode.TimedOut,
+              `gate call ${c.info.call} into ${
+                formatId(id)
+              } (thread ${server.tid}) got no answer within ${timeoutMs} ms`,
+            ),
+          );
+        }, Math.max(0, timeoutMs));
+      }
+      t.calling = c;
+      t.pending = { cancel: (e) => c.reject(e) };
+      this.#setState(t, ThreadState.Sleeping);
+      if (g.receive !== undefined) g.receive(c);
+      else g.inbox.push(c);
+    });
+  }
+
+  /**
+   * A gate call is over (answered; or failed, timed out, its caller gone:
+   * `why`): forget it everywhere. A failed call its server received is
+   * remembered, so that its answer is refused with the reason.
+   */
+  #settleCall(c: GateCall, why?: string): void {
+    if (c.timer !== undefined) clearTimeout(c.timer);
+    c.timer = undefined;
+    const g = c.server.gates;
+    if (g !== undefined) {
+      const at = g.inbox.indexOf(c);
+      if (at >= 0) g.inbox.splice(at, 1);
+      if (g.taken.delete(c.info.call) && why !== undefined && !c.server.ended) {
+        g.dropped.set(c.info.call, why);
+      }
+    }
+    const t = c.caller;
+    if (t.calling === c) {
+      t.calling = undefined;
+      t.pending = undefined;
+      this.#setState(t, ThreadState.Running);
+    }
+  }
+
+  /** Thread `t` ended: its gates are no longer served, and its calls fail. */
+  #gatesEnd(t: Thread): void {
+    const g = t.gates;
+    if (g !== undefined) {
+      for (const id of g.ids) if (this.#gateServers.get(id) === t) this.#gateServers.delete(id);
+      const calls = [...g.inbox, ...g.taken.values()];
+      g.inbox = [];
+      g.taken.clear();
+      for (const c of calls) {
+        c.reject(
+          new TwzError(
+            ErrorCode.ObjectNotFound,
+            `thread ${t.tid} serving gate ${formatId(c.info.id)} ended before it answered`,
+          ),
+        );
+      }
+    }
+    // Its own call (if any) is cancelled with its pending answer.
+  }
+
   /** `thread_exit`: the thread's own report of its end (authoritative when first). */
   #exit(tid: number, code: number, reported?: ThreadFault | null): void {
     const t = this.#get(tid);
@@ -587,7 +1008,8 @@ export class ThreadManager implements ThreadService {
       const op = ops[i]!;
       syncOpKind(op, i);
       const width = syncWidth(op);
-      const m = this.#kernel.map(op.id, Prot.Read);
+      // The thread's port has checked that it may read op.id.
+      const m = this.#kernel.map(op.id, Prot.Read, Prot.Read);
       syncWordCheck(m.size, op.id, op.offset, width);
       extents.push(m.extent);
     }
@@ -810,6 +1232,7 @@ export class ThreadManager implements ThreadService {
       this.#persist(t.map);
     }
     t.pending?.cancel(killedError(t));
+    this.#gatesEnd(t);
     if (t.killTimer !== undefined) clearTimeout(t.killTimer);
     t.killTimer = undefined;
     const info = this.#info(t);
