@@ -38,7 +38,12 @@
  *   `flush` and `persist` take `[triples, count, data]` where `data[i]` holds
  *   the bytes of range `i`, which the system writes into the object before
  *   flushing; `delete` answers `{count, gone}`, `gone` being the session's
- *   mapping handles whose objects went. Closing the connection ends the
+ *   mapping handles whose objects went. The security calls (keys,
+ *   contexts, grants, `access`; Sys 28–43) run as the system's admin — the
+ *   kernel's own session, as the shell does (docs/SECURITY.md) — and the
+ *   asynchronous ones (`keyCreate`, `keyRotate`, `ctxAttach`, `access`) are
+ *   answered once settled; the gate calls answer `NotSupported` (the admin
+ *   serves and calls no gates). Closing the connection ends the
  *   session and its mappings. A session does not outlive a `reboot` or
  *   `crash` of the shell: its calls then fail with `Shutdown`.
  *
@@ -53,6 +58,7 @@ import {
   ErrorCode,
   formatId,
   type KernelPort,
+  type KeySpec,
   type Mapping,
   type ObjID,
   type SpawnSpec,
@@ -124,6 +130,17 @@ function arg<T>(
 
 const id = (args: unknown[], i = 0) => arg<ObjID>(args, i, "bigint", "object ID");
 const num = (args: unknown[], i: number) => arg<number>(args, i, "number", "number");
+const optNum = (args: unknown[], i: number) => args[i] === undefined ? undefined : num(args, i);
+
+/** An optional plain-object argument (a spec); the port checks its fields. */
+function spec<T>(args: unknown[], i: number, what: string): T | undefined {
+  const v = args[i];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v) || v instanceof Uint8Array) {
+    throw new TwzError(ErrorCode.InvalidArgument, `${what}: argument ${i + 1} is not an object`);
+  }
+  return v as T;
+}
 
 /** One port session: the system calls of one connection, over the current kernel. */
 class PortSession {
@@ -264,6 +281,63 @@ class PortSession {
         return p.clock();
       case Sys.Random:
         return p.random(num(args, 0));
+      // Security: the session is the system's admin (the kernel's own port).
+      case Sys.KeyCreate:
+        return await p.keyCreate(spec<KeySpec>(args, 0, "key spec"));
+      case Sys.KeyRotate:
+        return await p.keyRotate(id(args), spec<KeySpec>(args, 1, "key spec"));
+      case Sys.KeyInfo:
+        return p.keyInfo(id(args));
+      case Sys.CtxCreate:
+        return p.ctxCreate(spec<{ key?: ObjID }>(args, 0, "context spec"));
+      case Sys.CtxInfo:
+        return p.ctxInfo(id(args));
+      case Sys.CtxAdd: {
+        const grant = args[1];
+        if (!(grant instanceof Uint8Array)) {
+          throw new TwzError(ErrorCode.InvalidArgument, "ctx_add: argument 2 is not bytes");
+        }
+        return p.ctxAdd(id(args), grant);
+      }
+      case Sys.CtxRemove:
+        return p.ctxRemove(id(args), num(args, 1));
+      case Sys.CtxMask: {
+        const prot = args[2] === null ? null : num(args, 2);
+        return p.ctxMask(id(args), id(args, 1), prot);
+      }
+      case Sys.CtxAttach:
+        return await p.ctxAttach(id(args), optNum(args, 1));
+      case Sys.CtxDetach:
+        return p.ctxDetach(id(args), optNum(args, 1));
+      case Sys.Contexts:
+        return p.contexts();
+      case Sys.Access: {
+        const list = args[1];
+        if (
+          list !== undefined && !(Array.isArray(list) && list.every((x) => typeof x === "bigint"))
+        ) {
+          throw new TwzError(ErrorCode.InvalidArgument, "access: argument 2 is not a list of IDs");
+        }
+        return await p.access(id(args), list as ObjID[] | undefined);
+      }
+      case Sys.GateServe:
+        return p.gateServe(id(args));
+      case Sys.GateReceive:
+        return p.gateReceive(num(args, 0));
+      case Sys.GateReply: {
+        const result = args[1];
+        if (!(result instanceof Uint8Array)) {
+          throw new TwzError(ErrorCode.InvalidArgument, "gate_reply: argument 2 is not bytes");
+        }
+        return p.gateReply(num(args, 0), result);
+      }
+      case Sys.GateCall: {
+        const bytes = args[2];
+        if (!(bytes instanceof Uint8Array)) {
+          throw new TwzError(ErrorCode.InvalidArgument, "gate_call: argument 3 is not bytes");
+        }
+        return p.gateCall(id(args), num(args, 1), bytes, optNum(args, 3));
+      }
       default:
         throw new TwzError(
           ErrorCode.NotSupported,

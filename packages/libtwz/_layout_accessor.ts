@@ -78,6 +78,13 @@ export interface AccessorHost {
   readonly writable: boolean;
   /** @internal The live bytes (the kernel mapping's extent). */
   readonly _e: LiveBytes;
+  /**
+   * @internal The session's revocation epoch word: a memoized pointer is
+   * trusted while it holds the value seen when the pointer was resolved.
+   */
+  readonly _ep: Int32Array;
+  /** @internal Why the bytes are gone when the kernel withdrew them (`AccessDenied`). */
+  _gone?(): TwzError | undefined;
   /** Resolve FOT entry `index` (>= 1) to the target's handle. */
   _fot(index: number): AccessorHost;
   /** Store a pointer to `target` (or null) at `at`. */
@@ -400,6 +407,10 @@ export function outside(
   field: string,
 ): RangeError | TwzError {
   if (acc._o._closed === true) return closedError(acc._o.id);
+  if (acc._e.bytes.length === 0) {
+    const gone = acc._o._gone?.();
+    if (gone !== undefined) return gone;
+  }
   return new RangeError(
     `Field ${field} of the record in ${
       where(acc)

@@ -241,6 +241,8 @@ export class PtrType<S> extends FieldType<S> {
     // the record is aligned and inside the object (a pointer is data: it may
     // name any offset); else DataView code, which throws past the end.
     return `if (this._e.bytes.length === 0) throw ${ctx.bind(outside)}(this, NAME);` +
+      // The revocation epoch before resolving: the memo holds while it does.
+      "const q = this._o._ep[0];" +
       "const v = this._e.view, p = this._b + OFF;" +
       "const lo = v.getUint32(p, true), hi = v.getUint32(p + 4, true);" +
       // Keep small offsets small integers: a double here would box a number per follow.

@@ -39,10 +39,15 @@ export function damaged(what: string, id: ObjID, detail: string, cause?: unknown
  */
 export function asDamage(
   what: string,
-  obj: ObjID | { readonly id: ObjID; readonly _closed?: boolean },
+  obj: ObjID | { readonly id: ObjID; readonly _closed?: boolean; _gone?(): unknown },
   error: unknown,
 ): unknown {
   if (typeof obj !== "bigint" && obj._closed === true) return closedError(obj.id);
+  if (typeof obj !== "bigint" && error instanceof RangeError) {
+    // Bytes the kernel withdrew (a revoked capability) are no damage either.
+    const gone = obj._gone?.();
+    if (gone !== undefined) return gone;
+  }
   const id = typeof obj === "bigint" ? obj : obj.id;
   if (error instanceof ArgumentRangeError) return error;
   if (error instanceof RangeError) return damaged(what, id, error.message, error);
@@ -56,7 +61,7 @@ export function asDamage(
  */
 export function guard<T>(
   what: string,
-  obj: { readonly id: ObjID; readonly _closed?: boolean },
+  obj: { readonly id: ObjID; readonly _closed?: boolean; _gone?(): unknown },
   fn: () => T,
 ): T {
   try {

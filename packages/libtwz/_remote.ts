@@ -415,54 +415,69 @@ export class RemotePort implements KernelPort {
   [Symbol.dispose](): void {
     this.close();
   }
-  // Security: not written yet (issue 14 groundwork).
-  keyCreate(_spec?: KeySpec): Promise<KeyIds> {
-    return Promise.reject(notYet("key_create"));
+  // Security: the system's admin session answers (the control socket is
+  // the kernel's own session, docs/SECURITY.md). The calls that are
+  // asynchronous on a port wait here like every other call and settle at once.
+
+  /** A call whose port signature is asynchronous: made now, settled. */
+  #settled<T>(sys: number, args: readonly unknown[]): Promise<T> {
+    try {
+      return Promise.resolve(this.#call(sys, args) as T);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
-  keyRotate(_kuid: ObjID, _spec?: KeySpec): Promise<void> {
-    return Promise.reject(notYet("key_rotate"));
+  /** Kernel sessions have no revocation epoch (nothing is withdrawn from the admin). */
+  get epoch(): Int32Array | undefined {
+    return undefined;
   }
-  keyInfo(_kuid: ObjID): KeyInfo {
-    throw notYet("key_info");
+  keyCreate(spec?: KeySpec): Promise<KeyIds> {
+    return this.#settled(Sys.KeyCreate, [spec]);
   }
-  ctxCreate(_spec?: { key?: ObjID | undefined }): ObjID {
-    throw notYet("ctx_create");
+  keyRotate(kuid: ObjID, spec?: KeySpec): Promise<void> {
+    return this.#settled(Sys.KeyRotate, [kuid, spec]);
   }
-  ctxInfo(_ctx: ObjID): ContextInfo {
-    throw notYet("ctx_info");
+  keyInfo(kuid: ObjID): KeyInfo {
+    return this.#call(Sys.KeyInfo, [kuid]) as KeyInfo;
   }
-  ctxAdd(_ctx: ObjID, _grant: Uint8Array): number {
-    throw notYet("ctx_add");
+  ctxCreate(spec?: { key?: ObjID | undefined }): ObjID {
+    return this.#call(Sys.CtxCreate, [spec]) as ObjID;
   }
-  ctxRemove(_ctx: ObjID, _index: number): void {
-    throw notYet("ctx_remove");
+  ctxInfo(ctx: ObjID): ContextInfo {
+    return this.#call(Sys.CtxInfo, [ctx]) as ContextInfo;
   }
-  ctxMask(_ctx: ObjID, _target: ObjID, _prot: number | null): void {
-    throw notYet("ctx_mask");
+  ctxAdd(ctx: ObjID, grant: Uint8Array): number {
+    return this.#call(Sys.CtxAdd, [ctx, grant]) as number;
   }
-  ctxAttach(_ctx: ObjID, _tid?: number): Promise<void> {
-    return Promise.reject(notYet("ctx_attach"));
+  ctxRemove(ctx: ObjID, index: number): void {
+    this.#call(Sys.CtxRemove, [ctx, index]);
   }
-  ctxDetach(_ctx: ObjID, _tid?: number): void {
-    throw notYet("ctx_detach");
+  ctxMask(ctx: ObjID, target: ObjID, prot: number | null): void {
+    this.#call(Sys.CtxMask, [ctx, target, prot]);
+  }
+  ctxAttach(ctx: ObjID, tid?: number): Promise<void> {
+    return this.#settled(Sys.CtxAttach, [ctx, tid]);
+  }
+  ctxDetach(ctx: ObjID, tid?: number): void {
+    this.#call(Sys.CtxDetach, [ctx, tid]);
   }
   contexts(): ObjID[] {
-    return [];
+    return this.#call(Sys.Contexts, []) as ObjID[];
   }
-  access(_id: ObjID, _contexts?: ObjID[]): Promise<AccessReport> {
-    return Promise.reject(notYet("access"));
+  access(id: ObjID, contexts?: ObjID[]): Promise<AccessReport> {
+    return this.#settled(Sys.Access, [id, contexts]);
   }
-  gateServe(_id: ObjID): void {
-    throw notYet("gate_serve");
+  gateServe(id: ObjID): void {
+    this.#call(Sys.GateServe, [id]);
   }
-  gateReceive(_timeoutMs: number): GateCallInfo | null {
-    throw notYet("gate_receive");
+  gateReceive(timeoutMs: number): GateCallInfo | null {
+    return this.#call(Sys.GateReceive, [timeoutMs]) as GateCallInfo | null;
   }
-  gateReply(_call: number, _result: Uint8Array): void {
-    throw notYet("gate_reply");
+  gateReply(call: number, result: Uint8Array): void {
+    this.#call(Sys.GateReply, [call, result]);
   }
-  gateCall(_id: ObjID, _offset: number, _args: Uint8Array, _timeoutMs?: number): Uint8Array {
-    throw notYet("gate_call");
+  gateCall(id: ObjID, offset: number, args: Uint8Array, timeoutMs?: number): Uint8Array {
+    return this.#call(Sys.GateCall, [id, offset, args, timeoutMs]) as Uint8Array;
   }
 }
 
@@ -512,8 +527,4 @@ export async function connectRemotePort(image: string): Promise<RemotePort | und
   const port = new RemotePort(worker, ctl, req, res);
   port._start();
   return port;
-}
-
-function notYet(call: string): TwzError {
-  return new TwzError(ErrorCode.NotSupported, `${call} is not supported yet`);
 }

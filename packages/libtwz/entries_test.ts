@@ -9,6 +9,7 @@ import * as object from "./object.ts";
 import * as layout from "./layout.ts";
 import * as codec from "./codec.ts";
 import * as hashmap from "./hashmap.ts";
+import * as security from "./security.ts";
 
 Deno.test("the public entries hold the entry points and none of the internals", () => {
   const has = (m: object, names: string[]) => {
@@ -41,4 +42,21 @@ Deno.test("the public entries hold the entry points and none of the internals", 
   has(codec, ["codec"]);
   lacks(codec, ["hashBytes", "hashInt", "codecOfKind"]);
   lacks(hashmap, ["HEAP_HEADER"]);
+  has(security, [
+    "createKey",
+    "rotateKey",
+    "createContext",
+    "grant",
+    "delegate",
+    "revoke",
+    "attach",
+    "detach",
+    "contexts",
+    "access",
+    "serveGate",
+    "callGate",
+  ]);
+  // The epoch word's internals stay in `_epoch.ts`.
+  lacks(security, ["NO_EPOCH", "withdrawnError"]);
+  lacks(root, ["NO_EPOCH", "withdrawnError"]);
 });

@@ -22,6 +22,7 @@
  * | `@twz/libtwz/hashmap`, `/btree`, `/vector`, `/queue` | persistent collections |
  * | `@twz/libtwz/sync` | `Mutex`, `Condition`, `Semaphore` between threads |
  * | `@twz/libtwz/mqueue` | a message queue object between programs |
+ * | `@twz/libtwz/security` | keys, security contexts, capabilities and delegations, secure gates |
  * | `@twz/libtwz/program` | what a program run by `twz run` gets (`main(env, args)`) |
  * | `@twz/libtwz/check` | a checker for every libtwz structure (fsck) |
  * | `@twz/libtwz/embedded` | the board `Twz.open` loads: a kernel in this process |

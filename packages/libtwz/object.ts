@@ -44,6 +44,7 @@ import type { AccessorHost, AnyAccessor, LiveBytes, NamedTarget } from "./layout
 import { named, StructAccessor } from "./layout.ts";
 import { closedError } from "./_layout_accessor.ts";
 import { metaProblem } from "./_meta.ts";
+import { withdrawnError } from "./_epoch.ts";
 
 /**
  * A pluggable name resolver for name-based FOT entries: turns the name stored
@@ -75,6 +76,15 @@ export interface HandleSession {
   handle(id: ObjID, writable: boolean): TwzObject;
   /** The resolver registered under `name`. */
   resolver(name: string): NameResolver;
+  /** The revocation epoch word (`port.epoch`, or one nothing changes). */
+  readonly _ep: Int32Array;
+  /** The epoch the session last acted on. */
+  readonly _epochSeen: number;
+  /**
+   * When the epoch moved: take the kernel's withdrawals, give withdrawn
+   * mappings back, clear FOT caches (see `_epoch.ts`).
+   */
+  _epochSync(): void;
 }
 
 /** The meta-info of a libtwz object (see `@twz/kernel/abi` layout). */
@@ -125,6 +135,13 @@ const M = META_OFFSET;
  * {@linkcode TwzObject.view} are loads and stores on the object; typed
  * layouts (`Type.at(obj, offset)`) read and write through the same bytes.
  * A read-only handle refuses writes (`TwzError(AccessDenied)`).
+ *
+ * When the kernel withdraws a thread's mapping (a capability revoked, a key
+ * rotated, a context detached: `@twz/libtwz/security`), the handle's bytes go
+ * empty and every use of it, and of accessors made over it, fails with
+ * `TwzError(AccessDenied)` naming the object; the session maps the object
+ * again on next use (`Twz.open`, a pointer followed), where the kernel
+ * decides anew.
  */
 export class TwzObject implements AccessorHost {
   /** The object's ID. */
@@ -137,6 +154,12 @@ export class TwzObject implements AccessorHost {
   readonly _e: LiveBytes;
   /** @internal FOT cache: index -> target handle, for ID entries. */
   readonly _fc: (TwzObject | undefined)[] = [];
+  /** @internal The session's revocation epoch word (see `_epoch.ts`). */
+  readonly _ep: Int32Array;
+  /** @internal The epoch `_fc` is valid for. */
+  _es: number;
+  /** The kernel withdrew this handle's mapping (the object still exists). */
+  #withdrawn = false;
   readonly #named: (NamedCache | undefined)[] = [];
   readonly #session: HandleSession;
   /** Target key -> FOT index, built lazily. */
@@ -153,6 +176,8 @@ export class TwzObject implements AccessorHost {
     this._e = mapping.extent;
     this.id = mapping.id;
     this.writable = mapping.writable;
+    this._ep = session._ep;
+    this._es = session._epochSeen;
   }
 
   /** The kernel port the object is mapped through (its session's). */
@@ -292,6 +317,8 @@ export class TwzObject implements AccessorHost {
     if (this.#closed) throw closedError(this.id);
     this.#needWrite("write");
     if (!Number.isInteger(offset) || offset < 0 || offset + data.length > this.size) {
+      const gone = this._gone();
+      if (gone !== undefined) throw gone;
       throw new RangeError(
         `Range [${offset}, ${offset + data.length}) is outside ${formatId(this.id)}`,
       );
@@ -306,6 +333,8 @@ export class TwzObject implements AccessorHost {
   read(offset: number, length: number): Uint8Array {
     if (this.#closed) throw closedError(this.id);
     if (!Number.isInteger(offset) || offset < 0 || offset + length > this.size) {
+      const gone = this._gone();
+      if (gone !== undefined) throw gone;
       throw new RangeError(`Range [${offset}, ${offset + length}) is outside ${formatId(this.id)}`);
     }
     return this.bytes.slice(offset, offset + length);
@@ -399,15 +428,25 @@ export class TwzObject implements AccessorHost {
     return { index, kind: "id", id: readId(v, at + FotField.id), flags };
   }
 
-  /** @internal Resolve FOT entry `index` (hot path: an array load). */
+  /**
+   * @internal Resolve FOT entry `index` (hot path: an array load, and the
+   * epoch word compared with the one the cache is valid for).
+   */
   _fot(index: number): TwzObject {
     const t = this._fc[index];
-    if (t !== undefined) return t;
+    if (t !== undefined && this._ep[0] === this._es) return t;
     return this.#fotSlow(index);
   }
 
   #fotSlow(index: number): TwzObject {
     if (this.#closed) throw closedError(this.id);
+    const now = Atomics.load(this._ep, 0);
+    if (now !== this._es) {
+      this.#session._epochSync();
+      this._forget(now);
+    }
+    const gone = this._gone();
+    if (gone !== undefined) throw gone;
     const v = this.view;
     if (this.hasMeta) this.#needMeta();
     const count = this.hasMeta ? v.getUint32(M + MetaField.fotCount, true) : 0;
@@ -599,6 +638,32 @@ export class TwzObject implements AccessorHost {
     const tx = TX.current;
     if (tx !== null) tx.setU64(this, at, value);
     else this.view.setBigUint64(at, value, true);
+  }
+
+  /**
+   * @internal The revocation epoch moved to `seen`: forget cached FOT
+   * targets and name resolutions (a target may have been withdrawn).
+   */
+  _forget(seen: number): void {
+    this._es = seen;
+    this._fc.length = 0;
+    this.#named.length = 0;
+  }
+
+  /** @internal The kernel withdrew this handle's mapping; the object exists. */
+  _withdraw(): void {
+    this.#withdrawn = true;
+  }
+
+  /**
+   * @internal Why this handle's bytes are gone, when that is a withdrawal:
+   * `TwzError` `AccessDenied` naming the object; `undefined` while the
+   * mapping is live, or when the object was deleted.
+   */
+  _gone(): TwzError | undefined {
+    if (this.mapping.bytes.length !== 0 || this.#closed) return undefined;
+    if (!this.#withdrawn) this.#session._epochSync();
+    return this.#withdrawn ? withdrawnError(this.id) : undefined;
   }
 
   /** @internal Whether the handle's session was closed. */

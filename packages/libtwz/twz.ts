@@ -30,8 +30,10 @@
 import {
   BASE_OFFSET,
   type CreateSpec,
+  deriveObjectId,
   ErrorCode,
   formatId,
+  isValidId,
   type KernelPort,
   LAYOUT_VERSION,
   type Lifetime,
@@ -45,6 +47,7 @@ import {
   parseId,
   planFot,
   Prot,
+  readId,
   TwzError,
   writeId,
 } from "@twz/kernel/abi";
@@ -64,6 +67,7 @@ import {
   type TxTarget,
 } from "./_tx.ts";
 import { sessionTxHost, TXLANES_NAME, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
+import { NO_EPOCH } from "./_epoch.ts";
 
 export type { TwzOpenOptions };
 
@@ -96,7 +100,15 @@ export interface CreateOptions {
   lifetime?: Lifetime;
   /** Default protections. @default {Prot.ReadWrite} */
   prot?: number;
-  /** Key object for capabilities. @default {0n} */
+  /**
+   * The key object (`kuid`, from `createKey` in `@twz/libtwz/security`) whose
+   * capabilities grant access to the object. With a key the object's ID is
+   * derived from the nonce in its meta-info, the key, flags 0 and `prot`
+   * (`deriveObjectId` in `@twz/kernel/abi`), so a capability names the object
+   * and its key at once; without one the ID is random.
+   */
+  key?: ObjID;
+  /** The same as {@linkcode CreateOptions.key} (its older name). */
   keyId?: ObjID;
   /** Objects whose deletion deletes this one. */
   ties?: ObjID[];
@@ -150,6 +162,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   readonly #resolvers = new Map<string, NameResolver>();
   #txHost: TxLogHost | undefined;
   #closed = false;
+  /** @internal The port's revocation epoch word, or one nothing changes (see `_epoch.ts`). */
+  readonly _ep: Int32Array;
+  #seen: number;
   /**
    * What opening the session could not do (one line each): on a read-only
    * kernel whose HAL writes the image (no private overlay), a committed but
@@ -180,6 +195,8 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   private constructor(port: KernelPort, shutdown: (() => void) | undefined) {
     this.port = port;
     this.#shutdown = shutdown;
+    this._ep = port.epoch ?? NO_EPOCH;
+    this.#seen = Atomics.load(this._ep, 0);
     this.naming = new Naming(this);
     this.#resolvers.set("", this.naming.resolver);
     // Transactions committed before a crash but not applied are replayed
@@ -359,7 +376,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     ) {
       throw new TwzError(
         ErrorCode.NotSupported,
-        "libtwz creates objects readable and writable (it gives a read-write handle); share them read-only instead",
+        "libtwz creates objects readable and writable (it gives a read-write handle); share them read-only instead, or make one only your context may use with createProtected (@twz/libtwz/security)",
       );
     }
     return this.#create(options, 0);
@@ -429,8 +446,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     );
     mv.setUint32(META_OFFSET + MetaField.prot, prot, true);
     mv.setUint32(META_OFFSET + MetaField.createdSize, size, true);
-    meta.set(this.port.random(16), META_OFFSET + MetaField.nonce);
-    writeId(mv, META_OFFSET + MetaField.keyId, options.keyId ?? 0n);
+    const key = options.key ?? options.keyId ?? 0n;
+    const nonce = this.#nonce(meta, key, prot);
+    writeId(mv, META_OFFSET + MetaField.keyId, key);
     mv.setUint32(META_OFFSET + MetaField.fotOffset, geometry.fotOffset, true);
     mv.setUint32(META_OFFSET + MetaField.fotCapacity, geometry.fotCapacity, true);
     mv.setUint32(META_OFFSET + MetaField.namesOffset, geometry.namesOffset, true);
@@ -441,7 +459,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       size,
       lifetime: options.lifetime,
       prot: options.prot,
-      keyId: options.keyId,
+      ...(key === 0n ? {} : { keyId: key, nonce }),
       ties: options.ties,
     });
     if (!writable) {
@@ -480,6 +498,24 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       obj.persist(at, 2);
     }
     return obj;
+  }
+
+  /**
+   * Write a random nonce into `meta`'s meta-info and return it (u128, as
+   * stored: little-endian). With a key, the kernel derives the object's ID
+   * from it (`deriveObjectId(nonce, key, 0, prot)`): a nonce whose ID would
+   * be invalid (upper half zero, one chance in 2^64) is drawn again, so the
+   * kernel takes the nonce as given and the meta-info records the one used.
+   */
+  #nonce(meta: Uint8Array, key: ObjID, prot: number): bigint {
+    const mv = new DataView(meta.buffer);
+    for (let tries = 0;; tries++) {
+      meta.set(this.port.random(16), META_OFFSET + MetaField.nonce);
+      const nonce = readId(mv, META_OFFSET + MetaField.nonce);
+      if (key === 0n || isValidId(deriveObjectId(nonce, key, 0, prot)) || tries >= 16) {
+        return nonce;
+      }
+    }
   }
 
   /**
@@ -635,14 +671,65 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
    */
   handle(id: ObjID, writable: boolean): TwzObject {
     this.#check();
+    if (this._ep[0] !== this.#seen) this._epochSync();
     const map = writable ? this.#rw : this.#ro;
     const h = map.get(id);
     if (h !== undefined && h.bytes.length > 0) return h;
     if (h !== undefined) this.#drop(map, id);
     if (writable) this._needWritable(`map ${formatId(id)} writable`);
-    const obj = new TwzObject(this, this.port.map(id, writable ? Prot.ReadWrite : Prot.Read));
+    let mapping: Mapping;
+    try {
+      mapping = this.port.map(id, writable ? Prot.ReadWrite : Prot.Read);
+    } catch (e) {
+      // Name the object when the kernel's refusal does not.
+      if (
+        e instanceof TwzError && e.code === ErrorCode.AccessDenied &&
+        !e.message.includes(formatId(id))
+      ) {
+        throw new TwzError(ErrorCode.AccessDenied, `object ${formatId(id)}: ${e.message}`, {
+          cause: e,
+        });
+      }
+      throw e;
+    }
+    const obj = new TwzObject(this, mapping);
     map.set(id, obj);
     return obj;
+  }
+
+  /** @internal The revocation epoch the session last acted on. */
+  get _epochSeen(): number {
+    return this.#seen;
+  }
+
+  /**
+   * @internal The revocation epoch moved (see `_epoch.ts`): make one system
+   * call, so the kernel's withdrawals reach this thread's mappings (that is
+   * what complying means: a thread that does not enter the kernel in time is
+   * killed), then give back every handle whose bytes went empty — marked
+   * withdrawn when its object still exists — and clear every FOT cache.
+   */
+  _epochSync(): void {
+    const now = Atomics.load(this._ep, 0);
+    if (now === this.#seen || this.#closed) return;
+    try {
+      this.port.contexts();
+    } catch { /* the thread is going away: its next call says why */ }
+    this.#seen = now;
+    for (const map of [this.#rw, this.#ro]) {
+      for (const [id, h] of [...map]) {
+        if (h.mapping.bytes.length !== 0) {
+          h._forget(now);
+          continue;
+        }
+        let exists = false;
+        try {
+          exists = this.port.exists(id);
+        } catch { /* as deleted */ }
+        if (exists) h._withdraw();
+        this.#drop(map, id);
+      }
+    }
   }
 
   /** Whether {@linkcode Twz.close} has run. */
