@@ -67,6 +67,16 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
       "messages per second through a libtwz message queue between two programs (64-byte messages)",
     load: () => import("./mqueue.ts"),
   },
+  "sec-verify": {
+    summary:
+      "first verification of a capability (decode, import key, verify) vs bare WebCrypto importKey + verify, per scheme",
+    load: () => import("./security_verify.ts"),
+  },
+  "sec-map": {
+    summary:
+      "kernel-level map+unmap through a thread's port holding a cached verified read capability vs the admin's default-protection map",
+    load: () => import("./security_map.ts"),
+  },
   "crashtest": {
     summary: "crash states checked per second by twz crashtest (kernel-objects)",
     load: () => import("./crashtest.ts"),
