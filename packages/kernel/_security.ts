@@ -292,7 +292,49 @@ export class Security {
     let m = this.#effective.get(ctx);
     if (m === undefined) this.#effective.set(ctx, m = new Map());
     m.set(id, { prot, gen, until });
+    if (until !== Infinity) this.#armExpiry(until);
     return prot;
+  }
+
+  /** When the earliest cached expiry passes (wall-clock milliseconds), or Infinity. */
+  #expiryAt = Infinity;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Withdraw live mappings when a grant they rest on expires: at `until`
+   * (or the earliest such time) every cached protection goes stale and
+   * `onNarrow` names the contexts whose cached answers expired, so the thread
+   * manager re-checks their threads' mappings. The timer does not keep the
+   * process alive.
+   */
+  #armExpiry(until: number): void {
+    if (until >= this.#expiryAt) return;
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
+    this.#expiryAt = until;
+    const delay = Math.max(0, until - this.#kernel.hal.clock.wallclock());
+    this.#expiryTimer = setTimeout(() => {
+      this.#expiryTimer = undefined;
+      this.#expiryAt = Infinity;
+      if (this.#kernel.isShutdown) return;
+      const now = this.#kernel.hal.clock.wallclock();
+      const contexts: ObjID[] = [];
+      for (const [ctx, m] of this.#effective) {
+        let next = Infinity;
+        let expired = false;
+        for (const [id, e] of m) {
+          if (e.until <= now) {
+            expired = true;
+            m.delete(id); // handled: recomputed at the next use
+          } else if (e.until < next) next = e.until;
+        }
+        if (expired) contexts.push(ctx);
+        if (next !== Infinity) this.#armExpiry(next);
+      }
+      if (contexts.length === 0) return;
+      this.#changed();
+      this.onNarrow?.({ contexts, keys: [] });
+    }, Math.min(delay + 1, 2 ** 31 - 1));
+    Deno.unrefTimer(this.#expiryTimer as unknown as number);
   }
 
   /**

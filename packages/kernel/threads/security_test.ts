@@ -468,6 +468,33 @@ Deno.test("thread security: a key rotated withdraws the live mapping (hal-sim)",
     });
   }));
 
+Deno.test("thread security: a grant that expires withdraws the live mapping when it expires", () =>
+  onSim(async (k) => {
+    const t0 = Date.now();
+    let expires = 0;
+    // The holder maps under a grant that expires 600 ms from now (the
+    // permanent one is removed: the mapping stays, resting on the new one).
+    assert.deepEqual(
+      await revoked(k, async (w) => {
+        expires = Date.now() + 600;
+        const cap = await signCapability({
+          target: w.secret,
+          accessor: w.ctx,
+          prot: SecProt.Read,
+          flags: CapFlag.Sha256,
+          expiry: BigInt(expires) * 1_000_000n,
+          gate: { ...WHOLE_OBJECT },
+        }, w.key.secret);
+        w.kernel.security.ctxAdd(ADMIN, w.ctx, encodeGrant(cap));
+        // Settle the new grant's verdict before the old one goes.
+        await w.kernel.security.allowed({ admin: false, tid: 0, contexts: [w.ctx] }, w.secret);
+        w.kernel.security.ctxRemove(ADMIN, w.ctx, w.index);
+      }),
+      { size: 0, raw: 4096, epoch: 1, again: ErrorCode.AccessDenied },
+    );
+    assert.ok(Date.now() >= expires && expires > t0, "withdrawn only once it expired");
+  }));
+
 Deno.test({
   name:
     `thread security: hal-pmem — a grant removed or a key rotated: the raw view the program kept reads length 0${PMEM_SKIP}`,
