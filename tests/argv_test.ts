@@ -78,6 +78,15 @@ const CASES: readonly (readonly [readonly string[], string])[] = [
   ],
   [["run", "--image", NO_IMAGE, "--set", "nokey", "kv"], '--set takes KEY=VALUE, not "nokey"'],
   [["run", "--debug=1", "kv"], "--debug takes no value"],
+  [["run", "--context"], "--context needs a value (CTX)"],
+  [
+    ["run", "--image", NO_IMAGE, "--context", "..", "kv"],
+    '--context: ".." is not a context name (one name component, at most 64 characters, no /)',
+  ],
+  [
+    ["run", "--image", NO_IMAGE, "--context", "", "kv"],
+    '--context: "" is not a context name (one name component, at most 64 characters, no /)',
+  ],
   // twz fsck and its modes
   [["fsck"], "missing --image PATH"],
   [["fsck", "--json"], "missing --image PATH"],

@@ -34,6 +34,8 @@ import {
   synopsisOf,
 } from "./_args.ts";
 import { THREAD_COMMANDS } from "./_commands_threads.ts";
+import { SECURITY_COMMANDS } from "./_commands_security.ts";
+import { secObject } from "./_run.ts";
 import { byteRange, newObject } from "./_objects.ts";
 import { KV_OBJECT, kvStore } from "./programs/kv.ts";
 
@@ -343,7 +345,12 @@ export const COMMANDS: readonly Command[] = [
         {
           name: "--prot",
           value: "PROT",
-          summary: "default protections: r, w, x or - (default rw)",
+          summary: "default protections: letters of rwx, or - or none (default rw)",
+        },
+        {
+          name: "--key",
+          value: "KEY",
+          summary: "a keyed object: its ID derives from KEY, grants are signed with it",
         },
         { name: "--tie", value: "OBJ", repeat: true, summary: "delete it when OBJ is deleted" },
         {
@@ -357,12 +364,16 @@ export const COMMANDS: readonly Command[] = [
       const size = p.value("--size");
       const prot = p.value("--prot");
       const name = p.value("--name");
+      const key = p.value("--key");
       const id = newObject(sh.twz, sh.kernel, {
         volatile: p.has("--volatile"),
         ties: p.values("--tie").map((t) => sh.resolve(t)),
         ...(size !== undefined ? { size: parseSize(size, "--size") } : {}),
-        ...(prot !== undefined ? { prot: parseArg("--prot", () => parseProt(prot)) } : {}),
+        ...(prot !== undefined
+          ? { prot: prot === "none" ? 0 : parseArg("--prot", () => parseProt(prot)) }
+          : {}),
         ...(name !== undefined ? { name } : {}),
+        ...(key !== undefined ? { key: secObject(sh.twz, key, "key") } : {}),
       });
       sh.io.out(formatId(id));
     },
@@ -702,6 +713,7 @@ export const COMMANDS: readonly Command[] = [
     },
   },
   ...THREAD_COMMANDS,
+  ...SECURITY_COMMANDS,
 ];
 
 /** `put` of `kv put`. */
@@ -732,6 +744,8 @@ function helpNotes(commands: readonly Command[]): string[] {
     "line as typed (spacing kept). Options go anywhere before TEXT/VALUE, `--` ends them.",
     "OFFSET counts from the object's base (its first data byte); --raw from byte 0.",
     "rm refuses a directory of names: unbind its names first, then the directory.",
+    "KEY and CTX are a name (bound at /sec/keys/NAME, /sec/ctx/NAME), a path or an ID;",
+    "PROT of grant, delegate and ctx mask is letters of rwxud (read, write, exec, use, delete).",
     `${list} refuse the system's own objects (/.txlog, the`,
     "kv store, the naming root directory, the kernel root object) unless --force is given.",
     "CMD --help (or help CMD) prints a command's help.",

@@ -2,7 +2,8 @@
  * The shell's thread commands — `run`, `ps`, `kill`, `wait` — as entries of the
  * command table (`_commands.ts` lists them with the others).
  *
- * `run PROGRAM [ARGS...]` waits for the program and prints its output; an
+ * `run [--context CTX]... PROGRAM [ARGS...]` waits for the program and
+ * prints its output (attached to the security contexts named); an
  * interrupt (the signal the shell hands it, aborted on Ctrl-C) kills the
  * program and the shell goes on. A final `&` starts it in the background
  * (its output goes to the console as it comes) and prints its thread
@@ -16,7 +17,7 @@ import { UsageError } from "./board.ts";
 import { count } from "./_args.ts";
 import type { Command } from "./_commands.ts";
 import { attachThreads, spawnProgram } from "./run.ts";
-import { endLine, psLines, stateText } from "./_run.ts";
+import { endLine, psLines, secObject, stateText } from "./_run.ts";
 
 /** How long `kill` waits to report the end of a thread it asked to end. */
 const KILL_REPORT_MS = 5000;
@@ -49,6 +50,12 @@ export const THREAD_COMMANDS: readonly Command[] = [
       name: "run",
       summary: "run a program (a .ts file or a /bin name); & in the background",
       optionsFirst: true,
+      options: [{
+        name: "--context",
+        value: "CTX",
+        repeat: true,
+        summary: "a security context the program attaches to (a name in /sec/ctx, a path or an ID)",
+      }],
       args: [
         { name: "PROGRAM", summary: "a .ts file, or a program's name in /bin" },
         {
@@ -62,10 +69,13 @@ export const THREAD_COMMANDS: readonly Command[] = [
       details: [
         "In the foreground the shell waits and prints the program's output; Ctrl-C ends " +
         "the program (it is killed) and the shell goes on.",
+        "With --context the program gets what those contexts' grants give on top of each " +
+        "object's default protections; without it, the default protections only.",
       ],
     },
     async run(sh, p, { signal, background }) {
       const target = p.arg("PROGRAM")!;
+      const contexts = p.values("--context").map((c) => secObject(sh.twz, c, "context"));
       // Foreground output goes to the shell's output line by line.
       let pending = "";
       const toShell = (text: string) => {
@@ -80,7 +90,7 @@ export const THREAD_COMMANDS: readonly Command[] = [
         sh.board,
         target,
         p.args("ARGS"),
-        background ? {} : { console: toShell },
+        background ? { contexts } : { console: toShell, contexts },
       );
       if (background) {
         sh.io.out(`[${info.tid}] ${info.name}`);

@@ -9,7 +9,9 @@
  *   `Twz.create({ name })` binds it: the object is born marked as created
  *   for a name and loses the mark once the name is bound (a crash in between
  *   leaves a marked, unnamed object that `twz fsck --deep --repair` deletes);
- *   a bind that fails deletes the object again.
+ *   a bind that fails deletes the object again. With a `key` (`new --key
+ *   KEY`) the object is keyed: libtwz picks the nonce, and the kernel
+ *   derives the ID from it, the key and the default protections.
  * - {@linkcode byteRange}: offsets count from the object's base
  *   (`BASE_OFFSET`, 256: the first byte of data, after the null region and
  *   the meta-info) and end where the FOT begins; with `raw` they are
@@ -44,6 +46,11 @@ export interface NewObjectOptions {
   ties: readonly ObjID[];
   /** A name to bind to the new object (missing parent directories are made). */
   name?: string;
+  /**
+   * A key object: the object is keyed (its ID derives from the key, a nonce
+   * and its default protections; grants for it are signed with the key).
+   */
+  key?: ObjID;
 }
 
 /**
@@ -55,7 +62,7 @@ export interface NewObjectOptions {
  * @param options What `new` was asked for.
  * @returns The new object's ID.
  * @throws {UsageError} A volatile object with a name, a name already bound,
- * a size below 256 bytes, a tie that does not exist; {TwzError} from the
+ * a size below 256 bytes, a tie or key that does not exist; {TwzError} from the
  * kernel or libtwz (no space, a parent that is not a directory), one line.
  */
 export function newObject(twz: Twz, kernel: Kernel, options: NewObjectOptions): ObjID {
@@ -71,6 +78,9 @@ export function newObject(twz: Twz, kernel: Kernel, options: NewObjectOptions): 
   for (const tie of options.ties) {
     if (!kernel.exists(tie)) throw new UsageError(`--tie: no object ${formatId(tie)}`);
   }
+  if (options.key !== undefined && !kernel.exists(options.key)) {
+    throw new UsageError(`--key: no object ${formatId(options.key)}`);
+  }
   if (name !== undefined && twz.naming.exists(name)) {
     throw new UsageError(`the name ${name} is already bound`);
   }
@@ -80,6 +90,7 @@ export function newObject(twz: Twz, kernel: Kernel, options: NewObjectOptions): 
     ...(size !== undefined ? { size } : {}),
     ...(prot !== undefined ? { prot } : {}),
     ...(name !== undefined ? { name } : {}),
+    ...(options.key !== undefined ? { key: options.key } : {}),
   });
 }
 

@@ -1,5 +1,6 @@
 /**
- * Running programs: `twz run FILE.ts|NAME [ARGS]` and the shell's `run`.
+ * Running programs: `twz run [--context CTX]... FILE.ts|NAME [ARGS]` and the
+ * shell's `run`.
  *
  * A program file is bundled (`_bundle.ts`) into one ES module, stored as an
  * immutable code object (prot `r-x`) and bound at `/bin/NAME` (NAME: the
@@ -44,6 +45,7 @@ import {
   ErrorCode,
   formatId,
   type Kernel,
+  looksLikeId,
   type ObjID,
   Prot,
   type ThreadInfo,
@@ -67,7 +69,7 @@ import {
 import { EXIT, settingsFrom } from "./_exit.ts";
 import { type CommandSpec, parseArgv } from "./_args.ts";
 import { controlPath, isProgramFile, runRemote } from "./control_client.ts";
-import { endLine } from "./_run.ts";
+import { endLine, secObject, secPath } from "./_run.ts";
 import { builtinCode, isBuiltin } from "./programs/_build.ts";
 
 export { isProgramFile } from "./control_client.ts";
@@ -300,6 +302,12 @@ export interface RunOptions {
   console?: ((text: string) => void) | undefined;
   /** `runProgram` only: aborting it kills the program (a client hung up). */
   signal?: AbortSignal | undefined;
+  /**
+   * The security contexts the program's thread attaches to (`run --context
+   * CTX`; docs/SECURITY.md). Absent or empty: none, so the program gets
+   * every object's default protections only.
+   */
+  contexts?: readonly ObjID[] | undefined;
 }
 
 /**
@@ -349,8 +357,14 @@ function startThread(
 ): ThreadInfo {
   prepareLogs(system);
   try {
+    const contexts = options.contexts ?? [];
     return system.manager.spawn(
-      { code: program.code, name: program.name, args },
+      {
+        code: program.code,
+        name: program.name,
+        args,
+        ...(contexts.length > 0 ? { contexts: [...contexts] } : {}),
+      },
       options.console ? { console: options.console } : {},
     );
   } finally {
@@ -412,6 +426,12 @@ export const RUN: CommandSpec = {
       repeat: true,
       summary: "a HAL setting (sync=data: sim drains fdatasync)",
     },
+    {
+      name: "--context",
+      value: "CTX",
+      repeat: true,
+      summary: "a security context the program attaches to (a name in /sec/ctx, a path or an ID)",
+    },
     { name: "--debug", summary: "stack traces on errors" },
   ],
   args: [
@@ -426,16 +446,22 @@ export const RUN: CommandSpec = {
     "everything after it (options too) is the program's.",
     "When a twz boot holds the image, the program runs on that system, through the control " +
     "socket beside the image (IMAGE.sock).",
+    "--context CTX (repeatable) runs the program attached to those security contexts: it gets " +
+    "what their grants give on top of each object's default protections (docs/SECURITY.md). " +
+    "Without it the program has no context and gets the default protections only.",
   ],
 };
 
 /**
- * `twz run [--hal H] [--image P] [--size S] [--set K=V] FILE.ts|NAME [ARGS]`:
- * boot the image (created when absent), run the program, print its output,
- * shut down, and exit with the program's exit code. Options go before the
- * program; everything after it is the program's. When a `twz boot` holds
- * the image, the program runs there instead, through the control socket
- * beside the image (`IMAGE.sock`).
+ * `twz run [--hal H] [--image P] [--size S] [--set K=V] [--context CTX]...
+ * FILE.ts|NAME [ARGS]`: boot the image (created when absent), run the
+ * program (attached to the security contexts named: a name in `/sec/ctx`,
+ * a path or an ID), print its output, shut down, and exit with the
+ * program's exit code. Options go before the program; everything after it
+ * is the program's. When a `twz boot` holds the image, the program runs
+ * there instead, through the control socket beside the image
+ * (`IMAGE.sock`); `--context` is refused then (name the contexts in that
+ * system's shell: `run --context CTX PROGRAM`).
  *
  * @param argv The arguments after `run` (parsed by {@linkcode RUN}).
  * @returns The exit code.
@@ -452,6 +478,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   };
   const target = p.arg("PROGRAM")!;
   const args = p.args("ARGS");
+  const contextNames = p.values("--context");
   const encoder = new TextEncoder();
   const write = (text: string) => {
     const bytes = encoder.encode(text);
@@ -461,7 +488,24 @@ export async function runCommand(argv: string[]): Promise<number> {
   // socket (undefined: nothing listens, a stale socket).
   const remote = () =>
     runRemote(opts.image, target, args, { out: write, err: (line) => console.error(line) });
+  // A bare context name must be one name component: checked before anything
+  // is booted (whether it is bound is known only after).
+  for (const name of contextNames) {
+    if (!looksLikeId(name) && !name.includes("/")) {
+      try {
+        secPath("context", name);
+      } catch (error) {
+        throw new UsageError(`--context: ${(error as Error).message}`);
+      }
+    }
+  }
   if (fileExists(controlPath(opts.image))) {
+    if (contextNames.length > 0 && await listening(opts.image)) {
+      throw new UsageError(
+        `--context: a twz boot holds ${opts.image}: give the context in its shell ` +
+          "(run --context CTX PROGRAM)",
+      );
+    }
     const code = await remote();
     if (code !== undefined) return code;
   }
@@ -488,8 +532,11 @@ export async function runCommand(argv: string[]): Promise<number> {
     });
   } catch (error) {
     if (error instanceof HalError && error.code === "busy") {
-      // Held by a boot that started its socket after we looked.
-      const code = fileExists(controlPath(opts.image)) ? await remote() : undefined;
+      // Held by a boot that started its socket after we looked (contexts
+      // cannot be named through it yet: see above).
+      const code = fileExists(controlPath(opts.image)) && contextNames.length === 0
+        ? await remote()
+        : undefined;
       if (code !== undefined) return code;
       console.error(`twz: ${error.message}`);
       return EXIT.busy;
@@ -518,10 +565,25 @@ export async function runCommand(argv: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     const system = attachThreads(board, { console: write });
+    let contexts: ObjID[];
+    try {
+      contexts = contextNames.map((c) => secObject(system.twz, c, "context"));
+    } catch (error) {
+      if (!(error instanceof UsageError || error instanceof TwzError)) throw error;
+      console.error(`twz: --context: ${error.message}`);
+      return EXIT.usage;
+    }
     const program = bundle !== undefined
       ? fromBundle(system, bundle.name, bundle.text)
       : await resolveProgram(system, target);
-    const started = startThread(system, program, args, { console: write });
+    let started: ThreadInfo;
+    try {
+      started = startThread(system, program, args, { console: write, contexts });
+    } catch (error) {
+      if (!(error instanceof TwzError)) throw error;
+      console.error(`twz: cannot start ${program.name}: ${error.message}`);
+      return EXIT.failed;
+    }
     stop = () => system.manager.kill(started.tid);
     info = await system.manager.wait(started.tid);
   } finally {
@@ -536,6 +598,17 @@ export async function runCommand(argv: string[]): Promise<number> {
   const line = endLine(info);
   if (line !== undefined && info.fault !== null) console.error(`twz: ${line}`);
   return info.exitCode;
+}
+
+/** Whether a system listens on the control socket beside `image`. */
+async function listening(image: string): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path: controlPath(image) });
+    conn.close();
+    return true;
+  } catch {
+    return false; // a stale socket: nothing listens
+  }
 }
 
 /**
