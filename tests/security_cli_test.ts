@@ -145,24 +145,57 @@ Deno.test(`key, keyed object, context, grant, access, run --context, revoke, ctx
   );
 });
 
-Deno.test("twz run --context on an image a twz boot holds: refused in one line, the shell runs it", async () => {
+Deno.test("twz run --context on an image a twz boot holds: runs there in that context", async () => {
   const dir = tmpDir();
   const image = join(dir, "held.img");
   const session = new BootSession(["--hal", HAL, "--image", image, "--size", "16M"]);
   try {
-    assert.match(await session.ask("ctx new reader"), ID);
-    const r = await twzIn(dir, ["run", "--image", image, "--context", "reader", "kv", "count"]);
-    assert.equal(r.code, 2, r.stderr);
-    assert.equal(
-      r.stderr,
-      `twz: --context: a twz boot holds ${image}: give the context in its shell ` +
-        "(run --context CTX PROGRAM)\n",
-    );
-    assert.equal(r.stdout, "");
-    // Without --context it runs there; in the shell, --context is given as usual.
-    const plain = await twzIn(dir, ["run", "--image", image, "kv", "count"]);
-    assert.equal(plain.code, 0, plain.stderr);
-    assert.equal(await session.ask("run --context reader kv count"), "0");
+    for (
+      const line of [
+        "key new owner",
+        "new --size 4096 --key owner --prot none --name /secret",
+        "ctx new reader",
+        "ctx new nobody",
+        "grant /secret reader r",
+      ]
+    ) await session.ask(line);
+    // Through the control socket: the context reads, another does not.
+    const r = await twzIn(dir, [
+      "run",
+      "--image",
+      image,
+      "--context",
+      "reader",
+      PROGRAM,
+      "/secret",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "read: \n");
+    const n = await twzIn(dir, [
+      "run",
+      "--image",
+      image,
+      "--context",
+      "nobody",
+      PROGRAM,
+      "/secret",
+    ]);
+    assert.equal(n.code, 3, n.stderr);
+    assert.match(n.stdout, /^read refused: /);
+    // An unknown context: one line, nothing run.
+    const u = await twzIn(dir, [
+      "run",
+      "--image",
+      image,
+      "--context",
+      "nosuch",
+      PROGRAM,
+      "/secret",
+    ]);
+    assert.equal(u.code, 1);
+    assert.equal(u.stderr.split("\n").filter((l) => l !== "").length, 1, u.stderr);
+    assert.match(u.stderr, /^twz: .*nosuch/);
+    assert.equal(u.stdout, "");
   } finally {
     const end = await session.end();
     assert.equal(end.code, 0, end.stderr);

@@ -21,6 +21,7 @@ import {
 import { commandNames, type Flow, Shell } from "./shell.ts";
 import { attachThreads, runProgram, stopThreads } from "./run.ts";
 import { startControl } from "./control.ts";
+import { secObject } from "./_run.ts";
 import { EXIT, settingsFrom } from "./_exit.ts";
 import { type CommandSpec, count, parseArgv } from "./_args.ts";
 import {
@@ -215,7 +216,11 @@ export async function boot(args: string[]): Promise<number> {
   attachThreads(board);
   // `twz run` from another terminal reaches this system through IMAGE.sock.
   const control = await startControl(board, {
-    run: (target, args, console, signal) => runProgram(board, target, args, { console, signal }),
+    run: (target, args, console, signal, contexts) => {
+      // Names as `twz run --context` gave them (a name under /sec/ctx, a path, an ID).
+      const ids = contexts.map((c) => secObject(attachThreads(board).twz, c, "context"));
+      return runProgram(board, target, args, { console, signal, contexts: ids });
+    },
   });
   const interactive = script === undefined && Deno.stdin.isTerminal();
   // The line editor needs the terminal on both sides (a prompt and its

@@ -84,6 +84,7 @@ export type RunProgram = (
   args: string[],
   console: (text: string) => void,
   signal: AbortSignal,
+  contexts: string[],
 ) => Promise<ThreadInfo>;
 
 /** Options for {@linkcode startControl}. */
@@ -458,19 +459,24 @@ class Server implements ControlServer {
     send: (line: string) => Promise<void>,
     text: string,
   ): Promise<void> {
-    let request: { target?: unknown; args?: unknown };
+    let request: { target?: unknown; args?: unknown; contexts?: unknown };
     try {
       request = JSON.parse(text);
     } catch {
       return await send(`error ${JSON.stringify("run takes a JSON object")}`);
     }
-    const { target, args = [] } = request ?? {};
+    const { target, args = [], contexts = [] } = request ?? {};
     if (
       typeof target !== "string" || !Array.isArray(args) ||
-      !args.every((a) => typeof a === "string")
+      !args.every((a) => typeof a === "string") || !Array.isArray(contexts) ||
+      !contexts.every((c) => typeof c === "string")
     ) {
       return await send(
-        `error ${JSON.stringify('run takes {"target": FILE or NAME, "args": [strings]}')}`,
+        `error ${
+          JSON.stringify(
+            'run takes {"target": FILE or NAME, "args": [strings], "contexts": [strings]}',
+          )
+        }`,
       );
     }
     const run = this.options.run;
@@ -489,7 +495,13 @@ class Server implements ControlServer {
     };
     let info: ThreadInfo;
     try {
-      info = await run(target, args as string[], consoleOut, hangup.signal);
+      info = await run(
+        target,
+        args as string[],
+        consoleOut,
+        hangup.signal,
+        contexts as string[],
+      );
     } catch (error) {
       await output;
       const message = String((error as Error)?.message ?? error).split("\n")[0]!;

@@ -211,6 +211,7 @@ export async function runRemote(
   target: string,
   args: string[],
   io: RemoteIO,
+  contexts: string[] = [],
 ): Promise<number | undefined> {
   const path = controlPath(image);
   const conn = await dial(path);
@@ -219,7 +220,10 @@ export async function runRemote(
     const reader = new SocketReader(conn);
     await greet(reader, path);
     const what = isProgramFile(target) ? absolute(target) : target;
-    await writeAll(conn, utf8.encode(`run ${JSON.stringify({ target: what, args })}\n`));
+    await writeAll(
+      conn,
+      utf8.encode(`run ${JSON.stringify({ target: what, args, contexts })}\n`),
+    );
     for (;;) {
       const line = await reader.line();
       if (line === null) {

@@ -487,7 +487,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   // A running `twz boot` holds the image: run there, through its control
   // socket (undefined: nothing listens, a stale socket).
   const remote = () =>
-    runRemote(opts.image, target, args, { out: write, err: (line) => console.error(line) });
+    runRemote(
+      opts.image,
+      target,
+      args,
+      { out: write, err: (line) => console.error(line) },
+      contextNames,
+    );
   // A bare context name must be one name component: checked before anything
   // is booted (whether it is bound is known only after).
   for (const name of contextNames) {
@@ -500,12 +506,6 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
   }
   if (fileExists(controlPath(opts.image))) {
-    if (contextNames.length > 0 && await listening(opts.image)) {
-      throw new UsageError(
-        `--context: a twz boot holds ${opts.image}: give the context in its shell ` +
-          "(run --context CTX PROGRAM)",
-      );
-    }
     const code = await remote();
     if (code !== undefined) return code;
   }
@@ -598,17 +598,6 @@ export async function runCommand(argv: string[]): Promise<number> {
   const line = endLine(info);
   if (line !== undefined && info.fault !== null) console.error(`twz: ${line}`);
   return info.exitCode;
-}
-
-/** Whether a system listens on the control socket beside `image`. */
-async function listening(image: string): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ transport: "unix", path: controlPath(image) });
-    conn.close();
-    return true;
-  } catch {
-    return false; // a stale socket: nothing listens
-  }
 }
 
 /**

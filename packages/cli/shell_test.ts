@@ -48,7 +48,10 @@ Deno.test("helpText() lists every command and subcommand with its synopsis from 
   for (const name of ["run", "ps", "kill", "wait", "hexdump", "kv put"]) {
     assert.match(help, new RegExp(`^  ${name} `, "m"));
   }
-  assert.match(help, /^ {2}run \[--context CTX\]\.\.\. PROGRAM \[ARGS\.\.\.\] \[&\]\n {40}run a program/m);
+  assert.match(
+    help,
+    /^ {2}run \[--context CTX\]\.\.\. PROGRAM \[ARGS\.\.\.\] \[&\]\n {40}run a program/m,
+  );
   assert.match(help, /^ {2}write \[--force\] \[--raw\] \[--hex\] OBJ OFFSET TEXT$/m);
   // Summaries line up in one column.
   for (const l of lines.slice(1)) {
