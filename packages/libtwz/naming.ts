@@ -92,6 +92,8 @@ export interface NamingSession {
   readonly port: KernelPort;
   /** A (cached) handle on an existing object, mapped writable or not. */
   handle(id: ObjID, writable: boolean): TwzObject;
+  /** `handle`, read-only when a writable one is refused. */
+  _handleBest(id: ObjID, writable: boolean): TwzObject;
   /** Create an initialized libtwz object (meta-info written and persisted). */
   _createRaw(spec: { size: number; flags: number; fotEntries: number }): TwzObject;
 }
@@ -364,7 +366,7 @@ export class Naming {
     // A read-only kernel cannot make the root object: without one there is
     // no namespace yet.
     if (!w && port.rootObjectId() === 0n) return undefined;
-    const rootObj = this.#session.handle(port.rootObject(), w);
+    const rootObj = this.#session._handleBest(port.rootObject(), w);
     const v = rootObj.view;
     const rec = readRootRecord(v);
     let dirId: ObjID;
@@ -398,7 +400,7 @@ export class Naming {
         } names root directory ${formatId(dirId)}, which is missing`,
       );
     }
-    const root = this.#session.handle(dirId, w);
+    const root = this.#session._handleBest(dirId, w);
     const problem = dirProblem(root.view, root.size);
     if (problem !== undefined) throw damagedDir("/", dirId, problem);
     this.#root = root;
@@ -470,7 +472,7 @@ export class Naming {
     if (rec.state !== "damaged") return false;
     if (v.getUint32(BASE_OFFSET + R_MAGIC, true) !== 0) return false;
     if (rec.dir === undefined || !this.#session.port.exists(rec.dir)) return "new";
-    const dir = this.#session.handle(rec.dir, this.#w);
+    const dir = this.#session._handleBest(rec.dir, this.#w);
     if (dirProblem(dir.view, dir.size) !== undefined) return false;
     if (dir.view.getUint32(BASE_OFFSET + H_GENERATION, true) !== 0) return false;
     return new Dir(dir).isEmpty() ? "dir" : false;
@@ -528,7 +530,7 @@ export class Naming {
         `Directory ${join(path)} (${formatId(id)}) no longer exists`,
       );
     }
-    const obj = this.#session.handle(id, this.#w);
+    const obj = this.#session._handleBest(id, this.#w);
     return new Dir(obj, join(path));
   }
 

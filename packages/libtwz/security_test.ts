@@ -642,3 +642,21 @@ Deno.test("in threads: serveGate/callGate across two programs; a revoked pointer
     hal.close();
   }
 });
+
+Deno.test("a context masked read-only still resolves names and opens objects read-only", async () => {
+  using sys = await boot();
+  const obj = sys.admin.create({ name: "/docs/a", size: 4096 });
+  obj.write(obj.baseOffset, new TextEncoder().encode("hi"));
+  obj.persist(obj.baseOffset, 2);
+  const ctx = createContext(sys.admin);
+  sys.admin.port.ctxMask(ctx, 0n, SecProt.Read);
+  const { twz } = sys.as([ctx]);
+  // The root object and the directories allow writes by default, the mask
+  // does not: lookups go through read-only handles.
+  const seen = twz.open("/docs/a");
+  assert.equal(seen.writable, false);
+  assert.equal(new TextDecoder().decode(seen.read(seen.baseOffset, 2)), "hi");
+  const refused = await codeOf(() => twz.open("/docs/a", { write: true }));
+  assert.equal(refused.code, ErrorCode.AccessDenied);
+  twz.close();
+});

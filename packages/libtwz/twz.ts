@@ -589,7 +589,23 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     const id = this.resolve(target);
     if (options.write !== undefined) return this.handle(id, options.write);
     const prot = this.port.stat(id).prot;
-    return this.handle(id, (prot & Prot.Write) !== 0 && !this.port.readOnly);
+    return this._handleBest(id, (prot & Prot.Write) !== 0 && !this.port.readOnly);
+  }
+
+  /**
+   * @internal {@linkcode Twz.handle}, falling back to a read-only handle
+   * when a writable one is refused (`AccessDenied`): a thread whose
+   * contexts allow less than an object's defaults (a mask, a read-only
+   * grant) still reads it — names resolve, `open` without `write` works.
+   */
+  _handleBest(id: ObjID, writable: boolean): TwzObject {
+    if (!writable) return this.handle(id, false);
+    try {
+      return this.handle(id, true);
+    } catch (e) {
+      if (e instanceof TwzError && e.code === ErrorCode.AccessDenied) return this.handle(id, false);
+      throw e;
+    }
   }
 
   /**
