@@ -27,5 +27,8 @@ twz() { (cd "$root" && npx -y deno@2.9.6 run -A packages/cli/main.ts bench "$@" 
   twz wake
   twz mqueue --hal sim
   PMEM2_FORCE_GRANULARITY=CACHE_LINE twz mqueue --hal pmem
+  twz sec-map --hal sim
+  twz sec-map --hal pmem
+  twz sec-verify
 } | tee "$out"
 echo "results: $out" >&2
