@@ -10,6 +10,8 @@ import {
   UsageError,
 } from "../board.ts";
 import { bundleFile } from "../run.ts";
+import { ErrorCode, type ThreadInfo, TwzError } from "@twz/kernel";
+import type { ThreadCalls } from "@twz/kernel/threads";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
 
 /**
@@ -325,4 +327,38 @@ export async function bundleSource(
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+}
+
+/**
+ * Thread calls of a benchmark's bare threads (channels opened without a
+ * thread manager): exit, yield and console are answered, every other call
+ * is refused with `NotSupported` naming `what`.
+ */
+export class BareThreadCalls implements ThreadCalls {
+  /** `what`: says who refuses ("bench syscall runs one bare thread"). */
+  constructor(readonly what: string) {}
+  #no(): never {
+    throw new TwzError(ErrorCode.NotSupported, this.what);
+  }
+  threadSelf(): ThreadInfo {
+    return this.#no();
+  }
+  exit(): void {}
+  yield(): void {}
+  kill(): void {
+    this.#no();
+  }
+  threads(): ThreadInfo[] {
+    return this.#no();
+  }
+  wait(): ThreadInfo {
+    return this.#no();
+  }
+  sync(): number[] {
+    return this.#no();
+  }
+  spawn(): ThreadInfo {
+    return this.#no();
+  }
+  console(): void {}
 }

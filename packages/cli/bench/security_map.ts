@@ -31,41 +31,20 @@
  *
  * @module
  */
-import { ErrorCode, Kernel, LocalPort, type ThreadInfo, TwzError } from "@twz/kernel";
-import { openThreadChannel, type ThreadCalls } from "@twz/kernel/threads";
+import { Kernel, LocalPort } from "@twz/kernel";
+import { openThreadChannel } from "@twz/kernel/threads";
 import { CapFlag, encodeGrant, Prot, SecProt, signCapability, WHOLE_OBJECT } from "@twz/kernel/abi";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
-import { interleavedMedians, openHal, round3, type Scratch, withScratch } from "./_util.ts";
+import {
+  BareThreadCalls,
+  interleavedMedians,
+  openHal,
+  round3,
+  type Scratch,
+  withScratch,
+} from "./_util.ts";
 
 const TARGET = 1.2;
-
-/** Thread calls of the benchmark's bare threads: nothing but console and exit. */
-class BenchCalls implements ThreadCalls {
-  #no(): never {
-    throw new TwzError(ErrorCode.NotSupported, "bench sec-map runs bare threads");
-  }
-  threadSelf(): ThreadInfo {
-    return this.#no();
-  }
-  exit(): void {}
-  yield(): void {}
-  kill(): void {
-    this.#no();
-  }
-  threads(): ThreadInfo[] {
-    return this.#no();
-  }
-  wait(): ThreadInfo {
-    return this.#no();
-  }
-  sync(): number[] {
-    return this.#no();
-  }
-  spawn(): ThreadInfo {
-    return this.#no();
-  }
-  console(): void {}
-}
 
 /** The Worker: two ports (default, capability), map + unmap, batches of `ops` per round. */
 function workerSource(abi: string): string {
@@ -99,12 +78,22 @@ async function fromThreads(
   ops: number,
   rounds: number,
 ): Promise<[number, number]> {
-  const chanA = openThreadChannel(kernel, 1, new BenchCalls(), {
-    principal: { admin: false, tid: 1, contexts: [] },
-  });
-  const chanB = openThreadChannel(kernel, 2, new BenchCalls(), {
-    principal: { admin: false, tid: 2, contexts: [ctx] },
-  });
+  const chanA = openThreadChannel(
+    kernel,
+    1,
+    new BareThreadCalls("bench sec-map runs bare threads"),
+    {
+      principal: { admin: false, tid: 1, contexts: [] },
+    },
+  );
+  const chanB = openThreadChannel(
+    kernel,
+    2,
+    new BareThreadCalls("bench sec-map runs bare threads"),
+    {
+      principal: { admin: false, tid: 2, contexts: [ctx] },
+    },
+  );
   const url = URL.createObjectURL(
     new Blob([workerSource(import.meta.resolve("@twz/kernel/abi"))], { type: "text/javascript" }),
   );

@@ -36,40 +36,12 @@
  *
  * @module
  */
-import { ErrorCode, Kernel, type ThreadInfo, TwzError } from "@twz/kernel";
-import { openThreadChannel, type ThreadCalls } from "@twz/kernel/threads";
+import { Kernel } from "@twz/kernel";
+import { openThreadChannel } from "@twz/kernel/threads";
 import { type BenchOptions, type BenchResult, latencyFigures } from "./types.ts";
-import { openHal, type Scratch, withScratch } from "./_util.ts";
+import { BareThreadCalls, openHal, type Scratch, withScratch } from "./_util.ts";
 
 const TARGET_NS = 15_000;
-
-/** Thread calls of the benchmark's one thread: only `yield` is answered. */
-class BenchCalls implements ThreadCalls {
-  #no(): never {
-    throw new TwzError(ErrorCode.NotSupported, "bench syscall runs one bare thread");
-  }
-  threadSelf(): ThreadInfo {
-    return this.#no();
-  }
-  exit(): void {}
-  yield(): void {}
-  kill(): void {
-    this.#no();
-  }
-  threads(): ThreadInfo[] {
-    return this.#no();
-  }
-  wait(): ThreadInfo {
-    return this.#no();
-  }
-  sync(): number[] {
-    return this.#no();
-  }
-  spawn(): ThreadInfo {
-    return this.#no();
-  }
-  console(): void {}
-}
 
 const CASES = [
   "sab-pingpong",
@@ -155,8 +127,17 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
   const { hal } = await openHal(opts, scratch.image("syscall.img"), 16 << 20);
   const kernel = Kernel.boot(hal);
   const object = kernel.create({ size: 65536 });
-  const chan = openThreadChannel(kernel, 1, new BenchCalls());
-  const chan2 = openThreadChannel(kernel, 2, new BenchCalls(), { spinUs: 0 });
+  const chan = openThreadChannel(
+    kernel,
+    1,
+    new BareThreadCalls("bench syscall runs one bare thread"),
+  );
+  const chan2 = openThreadChannel(
+    kernel,
+    2,
+    new BareThreadCalls("bench syscall runs one bare thread"),
+    { spinUs: 0 },
+  );
   const ping = new SharedArrayBuffer(64);
   const ponged = pong(new Int32Array(ping));
   const url = URL.createObjectURL(
