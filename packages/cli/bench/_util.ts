@@ -362,3 +362,35 @@ export class BareThreadCalls implements ThreadCalls {
   }
   console(): void {}
 }
+
+/**
+ * Start a permissions-none module Worker from `source` (a `blob:` URL),
+ * post it `message` (moving `transfer`), and answer the first message it
+ * posts back; the Worker is terminated and the URL revoked either way. A
+ * Worker error rejects with "`what`: the Worker failed: …".
+ */
+export async function benchWorker<T>(
+  what: string,
+  source: string,
+  message: unknown,
+  transfer: Transferable[] = [],
+): Promise<T> {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const worker = new Worker(
+    url,
+    { type: "module", deno: { permissions: "none" } } as WorkerOptions,
+  );
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent) => resolve(e.data as T);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`${what}: the Worker failed: ${e.message}`));
+      };
+      worker.postMessage(message, transfer);
+    });
+  } finally {
+    worker.terminate();
+    URL.revokeObjectURL(url);
+  }
+}

@@ -37,6 +37,7 @@ import { CapFlag, encodeGrant, Prot, SecProt, signCapability, WHOLE_OBJECT } fro
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
 import {
   BareThreadCalls,
+  benchWorker,
   interleavedMedians,
   openHal,
   round3,
@@ -94,35 +95,21 @@ async function fromThreads(
       principal: { admin: false, tid: 2, contexts: [ctx] },
     },
   );
-  const url = URL.createObjectURL(
-    new Blob([workerSource(import.meta.resolve("@twz/kernel/abi"))], { type: "text/javascript" }),
-  );
-  const worker = new Worker(
-    url,
-    { type: "module", deno: { permissions: "none" } } as WorkerOptions,
-  );
   try {
-    const samples = await new Promise<number[][]>((resolve, reject) => {
-      worker.onmessage = (e: MessageEvent) => resolve(e.data as number[][]);
-      worker.onerror = (e) => {
-        e.preventDefault();
-        reject(new Error(`bench sec-map: the Worker failed: ${e.message}`));
-      };
-      const initA = { tid: 1, id: 0n, name: "bench", args: [], ...chanA.init };
-      const initB = { tid: 2, id: 0n, name: "bench", args: [], ...chanB.init };
-      worker.postMessage(
-        { initA, initB, a: open, b: secret, ops, rounds, warm: Math.min(ops, 2000) },
-        [chanA.init.memory, chanB.init.memory],
-      );
-    });
+    const initA = { tid: 1, id: 0n, name: "bench", args: [], ...chanA.init };
+    const initB = { tid: 2, id: 0n, name: "bench", args: [], ...chanB.init };
+    const samples = await benchWorker<number[][]>(
+      "bench sec-map",
+      workerSource(import.meta.resolve("@twz/kernel/abi")),
+      { initA, initB, a: open, b: secret, ops, rounds, warm: Math.min(ops, 2000) },
+      [chanA.init.memory, chanB.init.memory],
+    );
     return [median(samples[0]!), median(samples[1]!)];
   } finally {
-    worker.terminate();
     chanA.server.close();
     chanB.server.close();
     await chanA.server.done;
     await chanB.server.done;
-    URL.revokeObjectURL(url);
   }
 }
 

@@ -39,7 +39,7 @@
 import { Kernel } from "@twz/kernel";
 import { openThreadChannel } from "@twz/kernel/threads";
 import { type BenchOptions, type BenchResult, latencyFigures } from "./types.ts";
-import { BareThreadCalls, openHal, type Scratch, withScratch } from "./_util.ts";
+import { BareThreadCalls, benchWorker, openHal, type Scratch, withScratch } from "./_util.ts";
 
 const TARGET_NS = 15_000;
 
@@ -140,27 +140,15 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
   );
   const ping = new SharedArrayBuffer(64);
   const ponged = pong(new Int32Array(ping));
-  const url = URL.createObjectURL(
-    new Blob([workerSource(import.meta.resolve("@twz/kernel/abi"))], { type: "text/javascript" }),
-  );
-  const worker = new Worker(
-    url,
-    { type: "module", deno: { permissions: "none" } } as WorkerOptions,
-  );
   try {
-    const samples = await new Promise<Float64Array[][]>((resolve, reject) => {
-      worker.onmessage = (e: MessageEvent) => resolve(e.data as Float64Array[][]);
-      worker.onerror = (e) => {
-        e.preventDefault();
-        reject(new Error(`bench syscall: the Worker failed: ${e.message}`));
-      };
-      const init = { tid: 1, id: 0n, name: "bench", args: [], ...chan.init };
-      const init2 = { tid: 2, id: 0n, name: "bench", args: [], ...chan2.init };
-      worker.postMessage({ init, init2, ping, object, ops, rounds, warm: 2000 }, [
-        chan.init.memory,
-        chan2.init.memory,
-      ]);
-    });
+    const init = { tid: 1, id: 0n, name: "bench", args: [], ...chan.init };
+    const init2 = { tid: 2, id: 0n, name: "bench", args: [], ...chan2.init };
+    const samples = await benchWorker<Float64Array[][]>(
+      "bench syscall",
+      workerSource(import.meta.resolve("@twz/kernel/abi")),
+      { init, init2, ping, object, ops, rounds, warm: 2000 },
+      [chan.init.memory, chan2.init.memory],
+    );
     await ponged;
     const results: BenchResult[] = [];
     let floor = 0;
@@ -178,12 +166,10 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
     });
     return results;
   } finally {
-    worker.terminate();
     chan.server.close();
     chan2.server.close();
     await chan.server.done;
     await chan2.server.done;
-    URL.revokeObjectURL(url);
     kernel.shutdown();
     hal.close();
   }
