@@ -1,11 +1,21 @@
 // The remote port against a system in another process that holds the image
 // (packages/cli/testdata/control_server.ts): mappings are copies written
-// back by flush/persist, and libtwz runs on it (`Twz.attach`).
+// back by flush/persist, libtwz runs on it (`Twz.attach`), and the security
+// calls reach the system's admin session.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { ErrorCode, Prot, TwzError } from "@twz/kernel/abi";
+import { ErrorCode, Prot, SecProt, TwzError } from "@twz/kernel/abi";
 import { connectRemotePort, controlPath } from "./_remote.ts";
 import { Twz } from "./mod.ts";
+import {
+  access,
+  callGate,
+  createContext,
+  createKey,
+  grant,
+  revoke,
+  rotateKey,
+} from "./security.ts";
 
 const SERVER = fileURLToPath(new URL("../cli/testdata/control_server.ts", import.meta.url));
 
@@ -135,3 +145,58 @@ Deno.test("libtwz runs on a RemotePort (Twz.attach): names and bytes reach the s
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("RemotePort forwards the security calls to the system's admin session", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "twz-remote-sec-" });
+  const image = `${dir}/t.img`;
+  const system = await holdImage(image);
+  try {
+    const port = (await connectRemotePort(image))!;
+    const twz = Twz.attach(port);
+    try {
+      assert.equal(port.epoch, undefined);
+      assert.deepEqual(port.contexts(), []);
+      const key = await createKey(twz, { scheme: "ed25519" });
+      assert.equal(port.keyInfo(key.kuid).scheme, "ed25519");
+      const obj = twz.create({ key: key.kuid, size: 4096 });
+      assert.equal(port.stat(obj.id).keyId, key.kuid);
+      const ctx = createContext(twz, { key: key.kuid });
+      assert.equal(port.ctxInfo(ctx).key, key.kuid);
+      const g = await grant(twz, { target: obj.id, to: ctx, prot: SecProt.Read });
+      assert.equal(port.ctxInfo(ctx).grants.length, 1);
+      assert.equal(port.ctxInfo(ctx).grants[0]!.grant.kind, "capability");
+      const report = await access(twz, obj.id, [ctx]);
+      assert.equal(report.prot & SecProt.Read, SecProt.Read);
+      assert.ok(report.reasons.length > 0);
+      port.ctxMask(ctx, obj.id, 0);
+      assert.equal((await access(twz, obj.id, [ctx])).prot, 0);
+      port.ctxMask(ctx, obj.id, null);
+      revoke(twz, ctx, g.index);
+      assert.deepEqual(port.ctxInfo(ctx).grants, []);
+      await rotateKey(twz, key.kuid);
+      assert.equal(port.keyInfo(key.kuid).generation, 1);
+      // Errors come back as one-line TwzErrors; gates are not the admin's.
+      const bad = await codeOf(() => port.ctxInfo(obj.id));
+      assert.ok(bad.code !== 0 && !bad.message.includes("\n"));
+      const gate = await codeOf(() => callGate(twz, obj.id, 0, new Uint8Array(1)));
+      assert.equal(gate.code, ErrorCode.NotSupported);
+    } finally {
+      twz.close();
+      port.close();
+    }
+  } finally {
+    assert.equal(await system.stop(), "closed");
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+/** The code and message of the TwzError `f` throws (sync or async). */
+async function codeOf(f: () => unknown): Promise<{ code: number; message: string }> {
+  try {
+    await f();
+  } catch (e) {
+    if (e instanceof TwzError) return { code: e.code, message: e.message };
+    throw e;
+  }
+  throw new Error("no error was thrown");
+}
