@@ -25,6 +25,8 @@ const RULES: Record<string, { allow: RegExp; exceptions?: Record<string, RegExp>
     exceptions: { "embedded.ts": /^(@twz\/kernel(\/hal)?|@twz\/hal-(sim|pmem))$/ },
   },
   crashtest: { allow: /^(node:|@twz\/(kernel|hal-sim|libtwz)(\/[a-z-\/]+)?$)/ },
+  // The global space: a kernel service on NATS, wired by the cli.
+  global: { allow: /^(node:|@nats-io\/[a-z-]+$|@twz\/kernel(\/abi)?$)/ },
   cli: { allow: /^(node:|npm:|@twz\/|esbuild$)/ },
 };
 

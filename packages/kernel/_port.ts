@@ -34,6 +34,7 @@ import {
   type ThreadInfo,
   TwzError,
 } from "./abi/mod.ts";
+import { type GlobalOp, type GlobalOps, NOT_IN_CLUSTER } from "./abi/mod.ts";
 import type { Kernel } from "./kernel.ts";
 import type { ObjectMapping } from "./_mapping.ts";
 import { ADMIN, type Principal } from "./_security.ts";
@@ -425,6 +426,11 @@ export class LocalPort implements KernelPort {
   }
   gateCall(_id: ObjID, _offset: number, _args: Uint8Array, _timeoutMs?: number): Uint8Array {
     throw noGates();
+  }
+  global<K extends GlobalOp>(op: K, args: GlobalOps[K][0]): GlobalOps[K][1] {
+    const hook = this.#kernel.global;
+    if (!hook) throw new TwzError(ErrorCode.NotSupported, NOT_IN_CLUSTER);
+    return hook.call(op, args, this.#principal) as GlobalOps[K][1];
   }
 }
 

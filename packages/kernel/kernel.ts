@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { GlobalHook } from "./global.ts";
 import type { Hal } from "./hal/mod.ts";
 import {
   type CreateSpec,
@@ -138,6 +139,11 @@ export class Kernel {
    * (a thread that does not let go): then nothing has changed.
    */
   onObjectChange: ((ids: readonly ObjID[], why: "grow" | "delete") => void) | undefined = undefined;
+  /**
+   * The global object space, when this system is a node of a cluster
+   * (`global.ts`; installed by the board). `undefined`: a single system.
+   */
+  global: GlobalHook | undefined = undefined;
   /**
    * @internal Thread manager hook (threads/manager.ts): called first in
    * `shutdown` (`"reboot"` when the system boots again at once) and `halt`.

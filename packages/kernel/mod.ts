@@ -76,6 +76,7 @@ export {
   type ThreadStateNo,
 } from "./abi/port.ts";
 export { LocalPort, type ThreadService } from "./_port.ts";
+export type { GlobalHook } from "./global.ts";
 export { ADMIN, type Principal, Security } from "./_security.ts";
 export {
   fsck,

@@ -34,6 +34,8 @@ import {
   ErrorCode,
   Extent,
   type GateCallInfo,
+  type GlobalOp,
+  type GlobalOps,
   type KernelPort,
   type KeyIds,
   type KeyInfo,
@@ -478,6 +480,9 @@ export class RemotePort implements KernelPort {
   }
   gateCall(id: ObjID, offset: number, args: Uint8Array, timeoutMs?: number): Uint8Array {
     return this.#call(Sys.GateCall, [id, offset, args, timeoutMs]) as Uint8Array;
+  }
+  global<K extends GlobalOp>(op: K, args: GlobalOps[K][0]): GlobalOps[K][1] {
+    return this.#call(Sys.Global, [op, args]) as GlobalOps[K][1];
   }
 }
 

@@ -154,6 +154,7 @@ import type {
   KeyInfo,
   KeySpec,
 } from "./security.ts";
+import type { GlobalOp, GlobalOps } from "./global.ts";
 
 /** Header word: the channel's state (`CALL_*`). */
 export const STATE = 0;
@@ -880,6 +881,10 @@ class ChannelPort implements KernelPort {
   }
   gateCall(id: ObjID, offset: number, args: Uint8Array, timeoutMs = 10_000): Uint8Array {
     return this.call(Sys.GateCall, [id, offset, args, timeoutMs], false) as Uint8Array;
+  }
+  global<K extends GlobalOp>(op: K, args: GlobalOps[K][0]): GlobalOps[K][1] {
+    // The cluster may take a while: asleep, not spinning.
+    return this.call(Sys.Global, [op, args], false) as GlobalOps[K][1];
   }
 }
 

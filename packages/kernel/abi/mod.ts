@@ -24,3 +24,4 @@ export * from "./extent.ts";
 export * from "./port.ts";
 export * from "./channel.ts";
 export * from "./security.ts";
+export * from "./global.ts";

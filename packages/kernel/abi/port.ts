@@ -65,6 +65,9 @@ import type {
   KeyInfo,
   KeySpec,
 } from "./security.ts";
+import type { GlobalOp, GlobalOps } from "./global.ts";
+// deno-lint-ignore no-unused-vars -- named in a doc link
+import type { NOT_IN_CLUSTER } from "./global.ts";
 
 /**
  * System-call numbers. A number is never reused: a retired call keeps its
@@ -157,6 +160,8 @@ export const Sys = {
   GateReply: 42,
   /** `gateCall(id, offset, bytes, timeoutMs) → bytes` */
   GateCall: 43,
+  /** `global(op, args) → result`: the global object space (`global.ts`) */
+  Global: 44,
 } as const;
 /** A system-call number. */
 export type SysNo = typeof Sys[keyof typeof Sys];
@@ -287,6 +292,12 @@ export interface SystemInfo {
    * carries another tag and is stale).
    */
   bootId: number;
+  /**
+   * This node's name when the system is in a cluster (`twz boot --cluster
+   * … --node NAME`); absent or `null` otherwise. libtwz publishes a
+   * transaction's global objects only on a node.
+   */
+  node?: string | null | undefined;
 }
 
 /** A thread's state word. */
@@ -528,6 +539,15 @@ export interface KernelPort {
   gateReply(call: number, result: Uint8Array): void;
   /** Call entry point `offset` of gate object `id`; returns the callee's answer. */
   gateCall(id: ObjID, offset: number, args: Uint8Array, timeoutMs?: number): Uint8Array;
+
+  // The global object space (docs/GLOBAL.md, `global.ts`).
+
+  /**
+   * One operation of the global object space. Synchronous: the caller
+   * waits for the cluster's answer (a timeout is `TimedOut`). On a system
+   * that is not a node: `NotSupported` ({@linkcode NOT_IN_CLUSTER}).
+   */
+  global<K extends GlobalOp>(op: K, args: GlobalOps[K][0]): GlobalOps[K][1];
 }
 
 /** What a `map` request answers over a channel (the Worker side builds the view). */
