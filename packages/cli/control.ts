@@ -43,7 +43,9 @@
  *   kernel's own session, as the shell does (docs/SECURITY.md) — and the
  *   asynchronous ones (`keyCreate`, `keyRotate`, `ctxAttach`, `access`) are
  *   answered once settled; the gate calls answer `NotSupported` (the admin
- *   serves and calls no gates). Closing the connection ends the
+ *   serves and calls no gates). `global` (Sys 44) takes `[op, args]` and
+ *   runs as the admin too (`NotSupported` when the system is not a node of
+ *   a cluster). Closing the connection ends the
  *   session and its mappings. A session does not outlive a `reboot` or
  *   `crash` of the shell: its calls then fail with `Shutdown`.
  *
@@ -57,6 +59,8 @@ import {
   encodeResponse,
   ErrorCode,
   formatId,
+  type GlobalOp,
+  type GlobalOps,
   type KernelPort,
   type KeySpec,
   type Mapping,
@@ -339,6 +343,10 @@ class PortSession {
         }
         return p.gateCall(id(args), num(args, 1), bytes, optNum(args, 3));
       }
+      case Sys.Global:
+        // [op, args], checked by the port (one-line InvalidArgument); the
+        // session is the admin, as for the security calls.
+        return p.global(args[0] as GlobalOp, args[1] as GlobalOps[GlobalOp][0]);
       default:
         throw new TwzError(
           ErrorCode.NotSupported,

@@ -38,6 +38,8 @@ export interface LinkOptions {
 /** A compare-and-set lost: the key's revision was not the one expected (or it existed). */
 export class CasConflict extends TwzError {
   /**
+   * A compare-and-set on `key` that lost.
+   *
    * @param key The key.
    * @param detail What the server said (one line).
    */
@@ -70,7 +72,8 @@ export interface LinkOps<R extends "sync" | "async"> {
   /** Send a request to a subject and wait for one answer (`TimedOut`; no responder: `Busy`). */
   request(subject: string, data: Uint8Array, timeoutMs: number): Ret<R, Uint8Array>;
 }
-type Ret<R, T> = R extends "sync" ? T : Promise<T>;
+/** The result of a {@linkcode LinkOps} method: `T` (sync) or `Promise<T>` (async). */
+export type Ret<R, T> = R extends "sync" ? T : Promise<T>;
 
 /** The link: sync operations, their async twins, watches, a lease, requests served. */
 export interface Link extends LinkOps<"sync"> {

@@ -7,5 +7,5 @@
  * @module
  */
 export * from "./space.ts";
-export type { Bucket, KvEntry, Link, LinkOps, LinkOptions } from "./_link_api.ts";
+export type { Bucket, KvEntry, Link, LinkOps, LinkOptions, Ret } from "./_link_api.ts";
 export { CasConflict } from "./_link_api.ts";

@@ -34,9 +34,10 @@ import {
   type ThreadInfo,
   TwzError,
 } from "./abi/mod.ts";
-import { type GlobalOp, type GlobalOps, NOT_IN_CLUSTER } from "./abi/mod.ts";
+import { GLOBAL_OPS, type GlobalOp, type GlobalOps, NOT_IN_CLUSTER } from "./abi/mod.ts";
 import type { Kernel } from "./kernel.ts";
 import type { ObjectMapping } from "./_mapping.ts";
+import { ownedElsewhere } from "./_store.ts";
 import { ADMIN, type Principal } from "./_security.ts";
 
 /**
@@ -184,6 +185,9 @@ export class LocalPort implements KernelPort {
   }
   grow(id: ObjID, size: number): void {
     this.#need(id, SecProt.Write, "grow");
+    // A global object owned elsewhere is not written here, nor grown.
+    const hook = this.#kernel.global;
+    if (hook !== undefined && (hook.mapLimit(id) & Prot.Write) === 0) throw ownedElsewhere(id);
     this.#kernel.grow(id, size);
   }
   /** Region ranges for object-relative triples; volatile ones dropped. */
@@ -284,6 +288,7 @@ export class LocalPort implements KernelPort {
       bootMs: r.ms,
       domain: domainOf(k),
       bootId: r.bootId,
+      node: k.global?.node ?? null,
     };
   }
   threadSelf(): ThreadInfo | null {
@@ -427,9 +432,18 @@ export class LocalPort implements KernelPort {
   gateCall(_id: ObjID, _offset: number, _args: Uint8Array, _timeoutMs?: number): Uint8Array {
     throw noGates();
   }
+  /**
+   * One operation of the global space: checked (`globalNeeds`), refused
+   * with `NotSupported` on a system that is not a node, the principal's
+   * rights on each object named checked (`publish`/`refresh` READ,
+   * `own`/`release`/`commit` WRITE: an object not held here is fetched
+   * first), then handed to the node's hook with this port's principal.
+   */
   global<K extends GlobalOp>(op: K, args: GlobalOps[K][0]): GlobalOps[K][1] {
+    const needs = globalNeeds(op, args);
     const hook = this.#kernel.global;
     if (!hook) throw new TwzError(ErrorCode.NotSupported, NOT_IN_CLUSTER);
+    for (const id of needs.ids) this.#need(id, needs.prot, needs.what);
     return hook.call(op, args, this.#principal) as GlobalOps[K][1];
   }
 }
@@ -457,6 +471,77 @@ export function syncWordEquals(
   return wide
     ? extent.view.getBigUint64(at, true) === BigInt.asUintN(64, value)
     : extent.view.getUint32(at, true) === (value as number) >>> 0;
+}
+
+/** What one global operation needs: `prot` (any of its bits) on each of `ids`. */
+export interface GlobalNeeds {
+  /** The objects the caller must have rights on. */
+  ids: ObjID[];
+  /** The rights ({@linkcode SecProt} bits), 0 when none. */
+  prot: number;
+  /** The verb for a refusal ("cannot <what> <id>: …"). */
+  what: string;
+}
+
+/**
+ * @internal Check a `global(op, args)` call's shape — `op` one of
+ * `GLOBAL_OPS`, `args` an object, the object IDs the rights rest on
+ * present — and say which rights it needs (the GlobalOps doc):
+ * `publish` and `refresh` READ of `args.id`, `own` and `release` WRITE of
+ * `args.id`, `commit` WRITE of each of `args.ids`; the rest none (the
+ * hook checks their other fields).
+ *
+ * @throws {TwzError} `InvalidArgument` (one line).
+ */
+export function globalNeeds(op: unknown, args: unknown): GlobalNeeds {
+  if (typeof op !== "string" || !(GLOBAL_OPS as readonly string[]).includes(op)) {
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      `global: unknown operation ${
+        typeof op === "string" ? JSON.stringify(op) : typeof op
+      } (one of ${GLOBAL_OPS.join(", ")})`,
+    );
+  }
+  if (
+    typeof args !== "object" || args === null || Array.isArray(args) ||
+    ArrayBuffer.isView(args)
+  ) {
+    throw new TwzError(
+      ErrorCode.InvalidArgument,
+      `global ${op}: the arguments must be an object (${
+        op === "status" ? "{}" : "e.g. { id }"
+      }), not ${args === null ? "null" : Array.isArray(args) ? "a list" : typeof args}`,
+    );
+  }
+  const a = args as Record<string, unknown>;
+  const one = (prot: number, what: string): GlobalNeeds => {
+    if (typeof a.id !== "bigint") {
+      throw new TwzError(ErrorCode.InvalidArgument, `global ${op}: args.id must be an object ID`);
+    }
+    return { ids: [a.id], prot, what };
+  };
+  switch (op as GlobalOp) {
+    case "publish":
+      return one(SecProt.Read, "publish");
+    case "refresh":
+      return one(SecProt.Read, "refresh");
+    case "own":
+      return one(SecProt.Write, "take ownership of");
+    case "release":
+      return one(SecProt.Write, "release");
+    case "commit": {
+      const ids = a.ids;
+      if (!Array.isArray(ids) || !ids.every((x) => typeof x === "bigint")) {
+        throw new TwzError(
+          ErrorCode.InvalidArgument,
+          "global commit: args.ids must be a list of object IDs",
+        );
+      }
+      return { ids: [...new Set(ids as ObjID[])], prot: SecProt.Write, what: "commit" };
+    }
+    default:
+      return { ids: [], prot: 0, what: op };
+  }
 }
 
 function noGates(): TwzError {

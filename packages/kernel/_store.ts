@@ -106,6 +106,18 @@ export function accessDenied(id: ObjID, prot: number, allowed: number): TwzError
   );
 }
 
+/**
+ * The refusal of a write (a writable mapping, a grow) of a global object
+ * another node of the cluster owns (docs/GLOBAL.md).
+ */
+export function ownedElsewhere(id: ObjID): TwzError {
+  const hex = formatId(id);
+  return new TwzError(
+    ErrorCode.AccessDenied,
+    `object ${hex} is owned by another node: take ownership first (own ${hex})`,
+  );
+}
+
 /** The error of `what` (e.g. "create an object") on a read-only kernel. */
 export function readOnlyError(what: string): TwzError {
   return new TwzError(ErrorCode.ReadOnly, `the image is open read-only: cannot ${what}`);

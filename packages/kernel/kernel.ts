@@ -31,7 +31,14 @@ import {
 } from "./_layout.ts";
 import type { DamagedSlot } from "./_table.ts";
 import { Extent, ObjectMapping } from "./_mapping.ts";
-import { type ObjectStore, readOnlyError, type SourceCopy, VolatileStore } from "./_store.ts";
+import {
+  accessDenied,
+  type ObjectStore,
+  ownedElsewhere,
+  readOnlyError,
+  type SourceCopy,
+  VolatileStore,
+} from "./_store.ts";
 import { formatRegion, PersistentStore } from "./_persistent.ts";
 import { LocalPort, type ThreadService } from "./_port.ts";
 import { Security } from "./_security.ts";
@@ -480,6 +487,7 @@ export class Kernel {
    */
   stat(id: ObjID): ObjectStat {
     this.#check();
+    if (this.global !== undefined && !this.#exists(id)) this.global.fetchMissing(id);
     return this.#storeOf(id).stat(id, this.#volatile.dependentCount(id));
   }
 
@@ -523,10 +531,15 @@ export class Kernel {
     return id !== 0n && this.#exists(id) ? id : 0n;
   }
 
-  /** Whether an object exists. */
+  /**
+   * Whether an object exists. On a node of a cluster (`global` set), an ID
+   * held here by neither store is looked up in the global space (and
+   * fetched when it is there).
+   */
   exists(id: ObjID): boolean {
     this.#check();
-    return this.#exists(id);
+    if (this.#exists(id)) return true;
+    return this.global !== undefined && this.global.fetchMissing(id) && this.#exists(id);
   }
 
   /**
@@ -580,10 +593,17 @@ export class Kernel {
    * when `allowed` is given (what `security.allowed` answered for the
    * caller), a subset of `allowed`.
    *
-   * @throws {TwzError} `ObjectNotFound`, `AccessDenied`.
+   * On a node of a cluster (`global` set) an object held by neither store is
+   * fetched from the global space first (`global.fetchMissing`), and `prot`
+   * must also be a subset of `global.mapLimit(id)`: a global object another
+   * node owns maps read-only here (one writer at a time).
+   *
+   * @throws {TwzError} `ObjectNotFound`, `AccessDenied` (also: "object … is
+   * owned by another node: take ownership first (own …)").
    */
   map(id: ObjID, prot: number = Prot.ReadWrite, allowed?: number): ObjectMapping {
     this.#check();
+    if (this.global !== undefined) return this.#mapOnNode(this.global, id, prot, allowed);
     const store = this.#storeOf(id);
     return new ObjectMapping(
       id,
@@ -593,6 +613,156 @@ export class Kernel {
       this,
       this.#handles++,
     );
+  }
+
+  /**
+   * `map` on a node: fetch an object not held here (once), then limit
+   * `prot` by the hook's `mapLimit`. The common case (held) costs no more
+   * table lookups than a single system's map: a missing object is found
+   * by the store's own `ObjectNotFound`.
+   */
+  #mapOnNode(hook: GlobalHook, id: ObjID, prot: number, allowed?: number): ObjectMapping {
+    let store = this.#storeOf(id);
+    let extent: Extent;
+    try {
+      extent = store.open(id, prot, allowed);
+    } catch (error) {
+      if (
+        !(error instanceof TwzError) || error.code !== ErrorCode.ObjectNotFound ||
+        this.#exists(id) || !hook.fetchMissing(id)
+      ) {
+        throw error;
+      }
+      store = this.#storeOf(id);
+      extent = store.open(id, prot, allowed);
+    }
+    const limit = hook.mapLimit(id);
+    if ((prot & ~limit) !== 0) {
+      throw (prot & Prot.Write) !== 0 && (limit & Prot.Write) === 0
+        ? ownedElsewhere(id)
+        : accessDenied(id, prot, limit);
+    }
+    return new ObjectMapping(id, store.lifetime, prot, extent, this, this.#handles++);
+  }
+
+  /**
+   * Make a persistent object with exactly the ID `id` and the contents
+   * `content` (its size is `content.length`): the global space adopts an
+   * object fetched from its cluster with the ID, protections and key ID it
+   * has everywhere (a keyed object's ID is not derived again: it is given).
+   * As with `create` from sources, the contents are durable before the
+   * commit that makes the object exist: after a crash the object is either
+   * absent or whole.
+   *
+   * Not for user space (no port reaches it); board code (`@twz/global`)
+   * calls it from its `GlobalHook.fetchMissing`.
+   *
+   * @param id The object's ID (valid: upper half non-zero).
+   * @param content Its bytes (1 byte to 4 GiB - 1).
+   * @param spec `prot`: its default protections; `keyId`: its key (0n or
+   *   absent: none).
+   * @throws {TwzError} `InvalidArgument` (an invalid ID, an ID that exists,
+   *   a bad size, protections or key), `ReadOnly`, `OutOfSpace`,
+   *   `TableFull`, `ImageCorrupt` (the table is damaged where the ID goes).
+   */
+  adopt(id: ObjID, content: Uint8Array, spec: { prot: number; keyId?: ObjID }): void {
+    this.#check();
+    this.#writable("adopt an object");
+    if (typeof id !== "bigint" || !isValidId(id)) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `cannot adopt ${typeof id === "bigint" ? formatId(id) : String(id)}: not a valid object ID`,
+      );
+    }
+    if (!(content instanceof Uint8Array)) {
+      throw new TwzError(ErrorCode.InvalidArgument, `cannot adopt ${formatId(id)}: no bytes given`);
+    }
+    const size = content.length;
+    if (size < 1 || size > MAX_OBJECT_SIZE) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `cannot adopt ${formatId(id)}: object size ${size} is not in [1, 2^32)`,
+      );
+    }
+    const prot = spec?.prot;
+    if (!Number.isInteger(prot) || prot < 0 || prot > Prot.All) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `cannot adopt ${formatId(id)}: protections ${prot} are not rwx bits`,
+      );
+    }
+    const keyId = spec.keyId ?? 0n;
+    if (typeof keyId !== "bigint" || (keyId !== 0n && !isValidId(keyId))) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `cannot adopt ${formatId(id)}: key ${String(keyId)} is not a valid ID`,
+      );
+    }
+    if (this.#exists(id)) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `cannot adopt ${formatId(id)}: an object with that ID exists here`,
+      );
+    }
+    if (!this.#persistent.idFree(id, 0)) {
+      throw new TwzError(
+        ErrorCode.ImageCorrupt,
+        `cannot adopt ${
+          formatId(id)
+        }: the object table is damaged where its slot would go; run \`twz fsck\``,
+      );
+    }
+    // The store zeroes the blocks, copies the bytes, flushes and drains them
+    // before the commit that publishes the object (as for create's sources).
+    this.#persistent.create(
+      id,
+      size,
+      prot,
+      keyId,
+      [],
+      [{ data: content, at: 0 }],
+      this.hal.clock.wallclock(),
+      false,
+    );
+  }
+
+  /**
+   * Replace the contents of object `id` with `content`, in place: the
+   * object grows first when `content` is longer (as `grow`: threads mapping
+   * it let go and are told its new bytes); every byte is written, the tail
+   * past `content.length` zeroed (an object never shrinks); for a
+   * persistent object the bytes are durable when this returns. Every
+   * mapping of the object — in-process and in threads, on every HAL — sees
+   * the new bytes (they are its memory). No protection check: the global
+   * space installs a newer version of an object it holds.
+   *
+   * Not atomic across a crash: a power failure in the middle leaves a mix
+   * of old and new bytes (the global space notices: its local state records
+   * a hash of the bytes it installed, and fetches again).
+   *
+   * @param id The object (either store).
+   * @param content Its new bytes.
+   * @throws {TwzError} `ObjectNotFound`, `ReadOnly` (a persistent object on
+   *   a read-only kernel), `InvalidArgument` (larger than an object can be),
+   *   `OutOfSpace`, `Busy` (a thread did not let go for a grow).
+   */
+  replaceContents(id: ObjID, content: Uint8Array): void {
+    this.#check();
+    if (!this.#exists(id)) {
+      throw new TwzError(ErrorCode.ObjectNotFound, `No object ${formatId(id)}`);
+    }
+    const store = this.#storeOf(id);
+    if (store.durable) this.#writable("replace an object's contents");
+    if (!(content instanceof Uint8Array)) {
+      throw new TwzError(ErrorCode.InvalidArgument, `replace ${formatId(id)}: no bytes given`);
+    }
+    if (content.length > store.size(id)) this.grow(id, content.length);
+    const e = store.extent(id);
+    e.bytes.set(content, 0);
+    e.bytes.fill(0, content.length);
+    if (store.durable) this.hal.region.persist(e.base, e.bytes.length);
+    // A key or context object read again: cached verdicts on it are stale.
+    this.#security?.forget([id]);
   }
 
   /**

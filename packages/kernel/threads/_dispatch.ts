@@ -18,6 +18,10 @@
  * what the thread last heard, and answers the changes as mapping updates
  * (`channel.ts`): grown or moved objects are retargeted, deleted ones emptied.
  *
+ * The global object space (`Sys.Global`, docs/GLOBAL.md) goes through the
+ * same LocalPort: its rights checks, then the node's hook with the thread's
+ * principal.
+ *
  * Security (docs/SECURITY.md): the port acts for the thread's principal
  * (its number and its live list of security contexts). Every object call
  * first asks `security.allowed` for each object it touches; when the
@@ -35,6 +39,8 @@ import {
   type Extent,
   formatId,
   type GateCallInfo,
+  type GlobalOp,
+  type GlobalOps,
   type KeySpec,
   type MapReply,
   type MemoryMessage,
@@ -53,7 +59,7 @@ import {
 } from "../abi/mod.ts";
 import type { Kernel } from "../kernel.ts";
 import type { ObjectMapping } from "../_mapping.ts";
-import { LocalPort } from "../_port.ts";
+import { globalNeeds, LocalPort } from "../_port.ts";
 
 /**
  * A thread's principal (`Principal` of `_security.ts` for a thread): its
@@ -534,6 +540,15 @@ export class ThreadPort {
         };
         const ok = this.#kernel.security.gateAllowed(this.#principal, id, offset);
         return ok instanceof Promise ? ok.then(go) : go(ok);
+      }
+      case Sys.Global: {
+        // [op, args]: checked here (one-line InvalidArgument), the rights'
+        // verdicts settled first, then the thread's LocalPort checks them
+        // and calls the node's hook with the thread's principal.
+        const op = args[0] as GlobalOp, a = args[1] as GlobalOps[GlobalOp][0];
+        const needs = globalNeeds(op, a);
+        const ids = this.#kernel.global === undefined ? [] : needs.ids;
+        return this.#whenKnown(ids, () => k.global(op, a));
       }
       default:
         throw new TwzError(ErrorCode.NotSupported, `${sysName(sys)} is not a system call`);
