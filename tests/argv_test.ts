@@ -61,6 +61,40 @@ const CASES: readonly (readonly [readonly string[], string])[] = [
   [["boot", "--image", "a", "--image", "b"], "--image given twice"],
   [["boot", "extra"], 'unexpected argument "extra" (see twz boot --help)'],
   [["boot", "--hal", "nope"], '--hal: unknown hal "nope" (sim or pmem)'],
+  // twz boot as a node of a cluster, and --serve
+  [["boot", "--node", "a"], "--node only applies with --cluster URLS"],
+  [["boot", "--lease", "500"], "--lease only applies with --cluster URLS"],
+  [["boot", "--cluster", "nats://h:1"], "--cluster needs --node NAME (this node's name)"],
+  [
+    ["boot", "--cluster", "http://h", "--node", "a"],
+    '--cluster: "http://h" is not a NATS server URL (like nats://127.0.0.1:4222)',
+  ],
+  [
+    ["boot", "--cluster", "nats://h:1,", "--node", "a"],
+    '--cluster: "" is not a NATS server URL (like nats://127.0.0.1:4222)',
+  ],
+  [
+    ["boot", "--cluster", "nats://h:1", "--node", "a.b"],
+    '--node: "a.b" is not a node name (letters, digits, - and _, at most 64)',
+  ],
+  [
+    ["boot", "--cluster", "nats://h:1", "--node", "a", "--lease", "5"],
+    '--lease: "5" is too small (at least 100)',
+  ],
+  [
+    ["boot", "--cluster", "nats://h:1", "--node", "a", "--lease", "x"],
+    '--lease: "x" is not a number',
+  ],
+  [
+    ["boot", "--cluster", "nats://h:1", "--node", "a", "--read-only"],
+    "--cluster does not apply with --read-only (a node writes its image)",
+  ],
+  [["boot", "--serve", "--script", "f"], "--serve runs no shell: --script does not apply with it"],
+  [
+    ["boot", "--serve", "--keep-going"],
+    "--serve runs no shell: --keep-going does not apply with it",
+  ],
+  [["boot", "--serve=1"], "--serve takes no value"],
   // twz run: options before the program
   [["run"], "missing PROGRAM"],
   [["run", "--image", NO_IMAGE], "missing PROGRAM"],
@@ -151,6 +185,19 @@ const CASES: readonly (readonly [readonly string[], string])[] = [
   [["bench", "boot", "--rounds", "1", "--rounds", "2"], "--rounds given twice"],
   [["bench", "boot", "--ops"], "--ops needs a value (N)"],
   [["bench", "boot", "--keep"], "--keep only applies with --image PATH"],
+  // twz cluster
+  [["cluster"], "missing ACTION"],
+  [["cluster", "sideways"], 'unknown action "sideways" (up or down; see twz cluster --help)'],
+  [["cluster", "up", "down"], 'unexpected argument "down" (see twz cluster --help)'],
+  [["cluster", "up", "--servers", "0"], '--servers: "0" is too small (at least 1)'],
+  [["cluster", "up", "--servers", "33"], '--servers: "33" is too large (at most 32)'],
+  [["cluster", "up", "--nodes", "-1"], '--nodes: "-1" is negative'],
+  [["cluster", "up", "--nodes", "65"], '--nodes: "65" is too large (at most 64)'],
+  [["cluster", "up", "--lease", "50"], '--lease: "50" is too small (at least 100)'],
+  [["cluster", "up", "--hal", "nope"], '--hal: unknown hal "nope" (sim or pmem)'],
+  [["cluster", "up", "--dir", ""], "--dir is empty"],
+  [["cluster", "down", "--nodes", "2"], "--nodes only applies with up"],
+  [["cluster", "down", "--bogus"], 'unknown option "--bogus" (see twz cluster --help)'],
 ];
 
 Deno.test("twz: every bad-argument case of every subcommand is one line naming it, exit 2", async () => {
@@ -204,7 +251,7 @@ Deno.test("twz help lists every command with its synopsis and summary, the notes
       }
     }
     assert.ok(r.out.every((l) => l.length <= 80), "80 columns");
-    for (const code of [0, 1, 2, 3, 4, 5]) assert.match(text, new RegExp(`^  ${code} `, "m"));
+    for (const code of [0, 1, 2, 3, 4, 5, 6]) assert.match(text, new RegExp(`^  ${code} `, "m"));
     assert.match(text, /5 image in use by another process/);
     assert.match(text, /twz run exits with its program's exit code \(137: killed\)/);
     assert.match(text, /--set sync=data/);

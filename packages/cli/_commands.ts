@@ -35,6 +35,7 @@ import {
 } from "./_args.ts";
 import { THREAD_COMMANDS } from "./_commands_threads.ts";
 import { SECURITY_COMMANDS } from "./_commands_security.ts";
+import { GLOBAL_COMMANDS } from "./_commands_global.ts";
 import { secObject } from "./_run.ts";
 import { byteRange, newObject } from "./_objects.ts";
 import { KV_OBJECT, kvStore } from "./programs/kv.ts";
@@ -624,7 +625,10 @@ export const COMMANDS: readonly Command[] = [
       args: [{ name: "PATH", summary: "the directory (missing parents are made)" }],
     },
     run(sh, p) {
-      sh.io.out(formatId(sh.twz.naming.mkdir(p.arg("PATH")!, { parents: true })));
+      const path = p.arg("PATH")!;
+      const id = sh.twz.naming.mkdir(path, { parents: true });
+      // A global directory is a tree in the cluster's names, not an object.
+      sh.io.out(id === 0n ? `made ${path}` : formatId(id));
     },
   },
   {
@@ -684,6 +688,7 @@ export const COMMANDS: readonly Command[] = [
       const seedText = p.value("--seed");
       const seed = seedText === undefined ? 1 : count(seedText, "--seed");
       const board = sh.board;
+      refuseOnNode(sh.kernel, "crash");
       const power = board.hal.power;
       if (!power) {
         throw new UsageError(
@@ -701,6 +706,7 @@ export const COMMANDS: readonly Command[] = [
   {
     spec: { name: "reboot", summary: "clean shutdown, then boot again" },
     async run(sh) {
+      refuseOnNode(sh.kernel, "reboot");
       await rebootBoard(sh.board);
       sh.bootLog(sh.board.kernel);
     },
@@ -714,6 +720,7 @@ export const COMMANDS: readonly Command[] = [
   },
   ...THREAD_COMMANDS,
   ...SECURITY_COMMANDS,
+  ...GLOBAL_COMMANDS,
 ];
 
 /** `put` of `kv put`. */
@@ -818,4 +825,17 @@ export function subcommand(c: Command, word: string | undefined): Command {
     throw new UsageError(`unknown command ${quoted(word)} (${names}; see ${c.spec.name} --help)`);
   }
   return found;
+}
+
+/**
+ * `crash` and `reboot` replace the kernel; a node's global space stays
+ * joined to the one it booted with, so on a node they are refused.
+ */
+function refuseOnNode(kernel: Kernel, what: string): void {
+  if (kernel.global !== undefined) {
+    throw new UsageError(
+      `${what}: this system is node ${kernel.global.node} of a cluster: ` +
+        "shut down and boot again instead",
+    );
+  }
 }

@@ -7,7 +7,15 @@
 import { UsageError } from "./board.ts";
 
 /** Exit codes. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, image: 3, crashed: 4, busy: 5 } as const;
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  image: 3,
+  crashed: 4,
+  busy: 5,
+  cluster: 6,
+} as const;
 
 /** The `--set K=V` values as a record (undefined when none were given). */
 export function settingsFrom(list: string[] | undefined): Record<string, string> | undefined {

@@ -1,7 +1,10 @@
 /**
  * `twz boot`: open (or create) an image, boot the kernel on it, and run the
  * shell, interactive on a terminal, else one command per line from stdin or
- * `--script`.
+ * `--script`; with `--serve`, no shell: the system serves its control
+ * socket (`twz run`, `Twz.open`) until SIGTERM or SIGINT. With `--cluster
+ * URLS --node NAME` the system joins a cluster as a node of the global
+ * object space (`@twz/global`, loaded only then) and leaves it at shutdown.
  *
  * @module
  */
@@ -34,6 +37,9 @@ import {
 } from "./_lineedit.ts";
 
 const stderr = (line: string) => console.error(line);
+
+/** Exit code of a boot whose cluster cannot be joined (the image is shut down cleanly). */
+export const EXIT_CLUSTER: number = EXIT.cluster;
 
 /** `twz boot`'s options: what parses them and what `twz boot --help` prints. */
 export const BOOT: CommandSpec = {
@@ -68,6 +74,21 @@ export const BOOT: CommandSpec = {
       summary: "with --crash-at: what unflushed lines do (default strict)",
     },
     { name: "--seed", value: "S", summary: "with --crash-at --evict random: the seed (default 1)" },
+    {
+      name: "--cluster",
+      value: "URLS",
+      summary: "join the cluster at these NATS servers (nats://HOST:PORT, comma-separated)",
+    },
+    { name: "--node", value: "NAME", summary: "with --cluster: this node's name" },
+    {
+      name: "--lease",
+      value: "MS",
+      summary: "with --cluster: the ownership lease in milliseconds (default 10000)",
+    },
+    {
+      name: "--serve",
+      summary: "no shell: serve the control socket (twz run, Twz.open) until SIGTERM or SIGINT",
+    },
     { name: "--debug", summary: "stack traces on errors" },
   ],
   details: [
@@ -88,8 +109,60 @@ export const BOOT: CommandSpec = {
     "the image) and completes commands, names and object IDs with Tab. Ctrl-C cancels the " +
     "line, or interrupts the command running (a foreground run ends its program); Ctrl-D on " +
     "an empty line, or a second Ctrl-C, shuts down cleanly.",
+    "--cluster URLS --node NAME: after booting, the system joins the cluster as node NAME " +
+    "(docs/GLOBAL.md): its objects can be published, objects of other nodes are fetched when " +
+    "opened, and the shell's publish, own, release, global and /global/... names work. It " +
+    "leaves the cluster at shutdown. A cluster that cannot be reached is one line and exit " +
+    `code ${EXIT_CLUSTER}, the image shut down cleanly.`,
+    "--serve runs no shell and reads no input: the system serves IMAGE.sock (one line on " +
+    "stdout says so) until SIGTERM or SIGINT, then shuts down cleanly and exits 0 (twz " +
+    "cluster up starts its nodes this way).",
   ],
 };
+
+/** What `--cluster`, `--node` and `--lease` ask for, checked. */
+export interface ClusterArgs {
+  /** The NATS server URLs. */
+  servers: string[];
+  /** The node's name. */
+  node: string;
+  /** The lease, when given. */
+  leaseMs: number | undefined;
+}
+
+/**
+ * Check `--cluster`, `--node` and `--lease` (each needs the others as
+ * documented); `undefined` when the boot is not a node's.
+ *
+ * @throws {UsageError} One line.
+ */
+export function clusterArgs(
+  cluster: string | undefined,
+  node: string | undefined,
+  lease: string | undefined,
+): ClusterArgs | undefined {
+  if (cluster === undefined) {
+    if (node !== undefined) throw new UsageError("--node only applies with --cluster URLS");
+    if (lease !== undefined) throw new UsageError("--lease only applies with --cluster URLS");
+    return undefined;
+  }
+  if (node === undefined) throw new UsageError("--cluster needs --node NAME (this node's name)");
+  const servers = cluster.split(",").map((u) => u.trim());
+  for (const url of servers) {
+    if (!/^nats:\/\/[^\s/,]+:\d{1,5}$/.test(url)) {
+      throw new UsageError(
+        `--cluster: ${JSON.stringify(url)} is not a NATS server URL (like nats://127.0.0.1:4222)`,
+      );
+    }
+  }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(node)) {
+    throw new UsageError(
+      `--node: ${JSON.stringify(node)} is not a node name (letters, digits, - and _, at most 64)`,
+    );
+  }
+  const leaseMs = lease === undefined ? undefined : count(lease, "--lease", 100);
+  return { servers, node, leaseMs };
+}
 
 /** " and N libtwz transactions (M records)", when the boot's session replayed any. */
 function transactions(board: Board): string {
@@ -150,6 +223,17 @@ export async function boot(args: string[]): Promise<number> {
     evict: p.value("--evict"),
     seed: p.value("--seed"),
   };
+  const cluster = clusterArgs(p.value("--cluster"), p.value("--node"), p.value("--lease"));
+  const serve = p.has("--serve");
+  if (serve && values.script !== undefined) {
+    throw new UsageError("--serve runs no shell: --script does not apply with it");
+  }
+  if (serve && p.has("--keep-going")) {
+    throw new UsageError("--serve runs no shell: --keep-going does not apply with it");
+  }
+  if (cluster !== undefined && values["read-only"]) {
+    throw new UsageError("--cluster does not apply with --read-only (a node writes its image)");
+  }
   const script = values.script !== undefined ? readScript(values.script) : undefined;
   const crashAt = values["crash-at"] === undefined
     ? undefined
@@ -212,6 +296,47 @@ export async function boot(args: string[]): Promise<number> {
     if (!values.quiet) stderr(describeBoot(board, k));
   };
   log(board.kernel);
+  // A node joins before any session of threads, the shell or the control
+  // socket commits (libtwz asks whether it runs on a node at a port's first
+  // transaction).
+  let node: GlobalNodeLike | undefined;
+  if (cluster !== undefined) {
+    try {
+      const { GlobalNode } = await import("@twz/global");
+      node = await GlobalNode.join(board.kernel, {
+        servers: cluster.servers,
+        node: cluster.node,
+        ...(cluster.leaseMs !== undefined ? { leaseMs: cluster.leaseMs } : {}),
+        log: stderr,
+      });
+    } catch (error) {
+      stderr(`twz: node ${cluster.node}: ${firstLine(error)}`);
+      if (values.debug) console.error(error);
+      // The image is shut down cleanly; the error stays the last line.
+      try {
+        closeBoard(board);
+      } catch { /* reporting the first error */ }
+      return EXIT_CLUSTER;
+    }
+    if (!values.quiet) {
+      stderr(
+        `twz: node ${cluster.node} joined the cluster (${cluster.servers.length} server${
+          cluster.servers.length === 1 ? "" : "s"
+        })`,
+      );
+    }
+  }
+  /** Leave the cluster (once; a failure is one warning line: shutdown goes on). */
+  const leave = async () => {
+    const n = node;
+    node = undefined;
+    if (n === undefined) return;
+    try {
+      await n.leave();
+    } catch (error) {
+      stderr(`twz: warning: leaving the cluster: ${firstLine(error)}`);
+    }
+  };
   // Threads: /proc entries of an earlier boot are marked lost now, not at the first ps.
   attachThreads(board);
   // `twz run` from another terminal reaches this system through IMAGE.sock.
@@ -222,6 +347,7 @@ export async function boot(args: string[]): Promise<number> {
       return runProgram(board, target, args, { console, signal, contexts: ids });
     },
   });
+  if (serve) return await serveUntilSignal(board, control, cluster?.node, leave, values.quiet);
   const interactive = script === undefined && Deno.stdin.isTerminal();
   // The line editor needs the terminal on both sides (a prompt and its
   // echo written into a file would be noise).
@@ -240,9 +366,10 @@ export async function boot(args: string[]): Promise<number> {
   if (editor !== undefined) above = (text) => editor.printAbove(text);
   /** The command running now (interactive): Ctrl-C aborts its signal. */
   let running: AbortController | undefined;
-  const shutDownNow = (code: number, why: string) => {
+  const shutDownNow = async (code: number, why: string) => {
     editor?.restore();
     void control?.close(); // the socket file goes at once
+    await leave();
     try {
       closeBoard(board);
     } catch {
@@ -268,9 +395,9 @@ export async function boot(args: string[]): Promise<number> {
       }
       return;
     }
-    shutDownNow(130, "interrupted");
+    void shutDownNow(130, "interrupted");
   };
-  const onTerminate = () => shutDownNow(143, "terminated");
+  const onTerminate = () => void shutDownNow(143, "terminated");
   Deno.addSignalListener("SIGINT", onInterrupt);
   // A raw terminal must not outlive the process: SIGTERM also restores it.
   if (editor !== undefined) Deno.addSignalListener("SIGTERM", onTerminate);
@@ -318,11 +445,13 @@ export async function boot(args: string[]): Promise<number> {
     // period to end, then are stopped.
     await control?.close();
     await stopThreads(board);
+    await leave();
     // /dev names go before the kernel (they would dangle after it).
     board.devices?.stop();
     // The clean shutdown drains too: a crash point may fall in it.
     board.kernel.shutdown();
   } catch (error) {
+    await leave();
     if (!isPowerFailure(error)) {
       try {
         closeBoard(board);
@@ -356,6 +485,62 @@ export async function boot(args: string[]): Promise<number> {
   // A session typed at a terminal ends as the user ended it (Ctrl-D,
   // shutdown): a mistyped command on the way is not the session failing.
   return shell.failures > 0 && !interactive ? EXIT.failed : EXIT.ok;
+}
+
+/** What boot uses of a joined `GlobalNode` (`@twz/global` is loaded only for `--cluster`). */
+interface GlobalNodeLike {
+  leave(): Promise<void>;
+}
+
+/** The first line of an error's message. */
+function firstLine(error: unknown): string {
+  return String(error instanceof Error ? error.message : error).split("\n")[0]!.trim();
+}
+
+/**
+ * `--serve`: no shell, no input read. Say where the system listens (one
+ * line on stdout), wait for SIGTERM or SIGINT, then shut down cleanly: the
+ * control socket closed (its file removed), programs stopped, the cluster
+ * left, the kernel shut down and the HAL closed. Exits 0.
+ */
+async function serveUntilSignal(
+  board: Board,
+  control: { readonly path: string; close(): Promise<void> } | undefined,
+  node: string | undefined,
+  leave: () => Promise<void>,
+  quiet: boolean,
+): Promise<number> {
+  let stop = (_why: string) => {};
+  const stopped = new Promise<string>((resolve) => stop = resolve);
+  const onInt = () => stop("interrupted");
+  const onTerm = () => stop("terminated");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const where = control?.path ?? `${board.hal.image ?? "an anonymous region"} (no control socket)`;
+  console.log(`serving ${where}${node === undefined ? "" : ` as node ${node}`}`);
+  let why: string;
+  try {
+    why = await stopped;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
+  try {
+    await control?.close();
+    await stopThreads(board);
+    await leave();
+    board.devices?.stop();
+    board.kernel.shutdown();
+  } catch (error) {
+    await leave();
+    try {
+      closeBoard(board);
+    } catch { /* reporting the first error */ }
+    throw error;
+  }
+  closeHal(board);
+  if (!quiet) stderr(`twz: ${why}; shut down cleanly`);
+  return EXIT.ok;
 }
 
 async function* consoleLines(board: Board): AsyncGenerator<string> {

@@ -19,7 +19,7 @@ import {
   parseGate,
   parseProtArg,
 } from "./_commands_security.ts";
-import { SecProt, WHOLE_OBJECT } from "@twz/kernel/abi";
+import { NOT_IN_CLUSTER, SecProt, WHOLE_OBJECT } from "@twz/kernel/abi";
 
 function shell(): { sh: Shell; board: Board; out: string[]; err: string[] } {
   const hal = openSim({ size: 16 << 20 });
@@ -304,6 +304,33 @@ const BAD: readonly [string, string][] = [
   ["access --context", "access: --context needs a value (CTX)"],
   ["access --context noctx /h", 'access: no context "noctx" (see ctx list)'],
   ["access /h /h", 'access: unexpected argument "/h" (see access --help)'],
+  // The global space's commands, on a system that is not a node.
+  ["publish", "publish: missing OBJ"],
+  ["publish --deep --deep /h", "publish: --deep given twice"],
+  [
+    "publish /h --name /x",
+    'publish: --name: "/x" is not a global name (a path under /global/, like /global/lists/demo)',
+  ],
+  ["publish /nothing", "publish: No object is named /nothing"],
+  ["publish /h", `publish: ${NOT_IN_CLUSTER}`],
+  ["own", "own: missing OBJ"],
+  ["own /h --timeout 0", 'own: --timeout: "0" is too small (at least 1)'],
+  ["own /h --timeout x", 'own: --timeout: "x" is not a number'],
+  ["own /h", `own: ${NOT_IN_CLUSTER}`],
+  ["release", "release: missing OBJ"],
+  ["release /h x", 'release: unexpected argument "x" (see release --help)'],
+  ["release /h", `release: ${NOT_IN_CLUSTER}`],
+  ["global", `global: ${NOT_IN_CLUSTER}`],
+  ["global frob", 'global: unknown command "frob" (info; see global --help)'],
+  ["global info", "global: missing OBJ"],
+  ["global info /h x", 'global: unexpected argument "x" (see global --help)'],
+  ["global info /h", `global: ${NOT_IN_CLUSTER}`],
+  ["names /global", `names: ${NOT_IN_CLUSTER}`],
+  ["bind /global/x /h", `bind: ${NOT_IN_CLUSTER}`],
+  [
+    "rename /h /global/h",
+    "rename: Cannot rename /h to /global/h: between the local and the global namespace (bind the object under the new name instead)",
+  ],
   ["frobnicate", 'frobnicate: unknown command (try "help")'],
   ["'unterminated", "twz: unterminated quote (') at column 1"],
   ['kv put k "abc', 'kv: unterminated quote (") at column 10'],

@@ -18,6 +18,7 @@ Deno.test("@twz/cli exports main, its command table and the exit codes", () => {
     "fsck",
     "crashtest",
     "bench",
+    "cluster",
     "help",
   ]);
   assert.equal(root.COMMANDS.run!.spec.name, "twz run");

@@ -46,7 +46,8 @@
 import { HalError } from "@twz/kernel/hal";
 import { TwzError } from "@twz/kernel";
 import { HALS, UsageError } from "./board.ts";
-import { BOOT, boot } from "./boot.ts";
+import { BOOT, boot, EXIT_CLUSTER } from "./boot.ts";
+import { CLUSTER, cluster } from "./cluster.ts";
 import { EXIT as CODES, settingsFrom } from "./_exit.ts";
 import { RUN, runCommand } from "./run.ts";
 import { FSCK, main as fsck } from "./fsck.ts";
@@ -141,6 +142,7 @@ export const COMMANDS: Readonly<Record<string, Subcommand>> = {
   fsck: { spec: FSCK, run: fsck },
   crashtest: { spec: CRASHTEST, run: crashtest },
   bench: { spec: BENCH, run: bench },
+  cluster: { spec: CLUSTER, run: cluster },
   help: { spec: HELP, run: (argv) => Promise.resolve(help(argv)) },
 };
 
@@ -156,6 +158,10 @@ const EXIT_CODES: readonly (readonly [number, string])[] = [
   ],
   [EXIT.crashed, "stopped at a --crash-at crash point (the image holds what survived)"],
   [EXIT.busy, "image in use by another process (a running twz boot, a repair)"],
+  [
+    EXIT_CLUSTER,
+    "twz boot --cluster: the cluster cannot be joined (the image is shut down cleanly)",
+  ],
 ];
 
 /** What `twz help` says after the list of commands. */

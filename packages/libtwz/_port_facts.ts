@@ -1,7 +1,8 @@
 /**
  * What libtwz's locks and transaction logs ask a kernel port once: the
- * boot's tag and who the caller is. One cache for both (`sync.ts`,
- * `tx.ts`), so a port is asked once.
+ * boot's tag and who the caller is, and (at the first transaction) whether the
+ * system is a node of a cluster. One cache for all (`sync.ts`, `tx.ts`),
+ * so a port is asked once.
  *
  * @module
  */
@@ -15,6 +16,13 @@ export interface PortFacts {
   tid: number;
   /** A program's thread (it can sleep in `thread_sync`), not the kernel's own session. */
   thread: boolean;
+  /**
+   * This system's node name when it is in a cluster (`SystemInfo.node`),
+   * else `null`; `undefined` until first asked ({@linkcode nodeOf}). Asked
+   * lazily, at the first transaction: a board joins its cluster right
+   * after boot, after its first sessions opened but before any transaction.
+   */
+  node?: string | null | undefined;
 }
 
 const byPort = new WeakMap<KernelPort, PortFacts>();
@@ -32,4 +40,17 @@ export function portFacts(port: KernelPort): PortFacts {
     byPort.set(port, f);
   }
   return f;
+}
+
+/**
+ * This system's node name, or `null` when it is not in a cluster (asked
+ * once per port, then cached in its facts: one comparison afterwards).
+ *
+ * @param port The port.
+ * @param f Its facts (from {@linkcode portFacts}).
+ * @returns The node name or `null`.
+ */
+export function nodeOf(port: KernelPort, f: PortFacts = portFacts(port)): string | null {
+  if (f.node === undefined) f.node = port.info().node ?? null;
+  return f.node;
 }

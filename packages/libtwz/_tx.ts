@@ -17,7 +17,7 @@ import {
   ThreadState,
   TwzError,
 } from "@twz/kernel/abi";
-import { type PortFacts, portFacts } from "./_port_facts.ts";
+import { nodeOf, type PortFacts, portFacts } from "./_port_facts.ts";
 
 /** What a transaction writes to: an object handle (`TwzObject` is one). */
 export interface TxTarget {
@@ -501,6 +501,21 @@ export class Tx {
   /** Whether anything was written. */
   get empty(): boolean {
     return this.#slots === 0;
+  }
+
+  /**
+   * @internal The objects written, each once, by the port they were mapped
+   * from (what a node publishes after the commit).
+   */
+  writtenByPort(): Map<KernelPort, ObjID[]> {
+    const out = new Map<KernelPort, ObjID[]>();
+    for (let i = 0; i < this.#tcount; i++) {
+      const t = this.#tlist[i]!;
+      let ids = out.get(t.port);
+      if (ids === undefined) out.set(t.port, ids = []);
+      if (!ids.includes(t.id)) ids.push(t.id);
+    }
+    return out;
   }
 
   /** @internal Dirty runs found by {@linkcode Tx.collectRuns}: slot, start, length triples. */
@@ -1209,14 +1224,35 @@ function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: PortFacts)
 /** Kernel sessions that saw the logs' recovery settled this boot (see `commitPrimary`). */
 const settledHosts = new WeakSet<TxLogHost>();
 
-function commit(tx: Tx, host: TxLogHost): void {
-  if (tx.empty) return;
-  tx.collectRuns();
+/**
+ * Commit `tx` locally. Returns what the transaction wrote when the system
+ * is a node of a cluster (the objects to publish), else `null`.
+ */
+function commit(tx: Tx, host: TxLogHost): Map<KernelPort, ObjID[]> | null {
   const primary = host.logObject();
   const f = portFacts(primary.port);
+  // One comparison on a system that is not a node (asked at the port's
+  // first transaction, empty or not, then cached).
+  const node = f.node === undefined ? nodeOf(primary.port, f) : f.node;
+  if (tx.empty) return null;
+  tx.collectRuns();
   if (f.thread && host.lanesObject !== undefined && words(primary) !== null) {
     commitLane(tx, host, primary, f);
   } else commitPrimary(tx, host, primary, f);
+  return node === null ? null : tx.writtenByPort();
+}
+
+/**
+ * After a local commit on a node: publish the transaction's objects
+ * (`global("commit")`; the node ignores those that are not global, and
+ * publishes the global ones it owns as their next versions, all or none).
+ * Each port is asked once, for its own objects.
+ */
+function publishCommitted(written: Map<KernelPort, ObjID[]>): void {
+  for (const [port, ids] of written) {
+    if (nodeOf(port) === null) continue;
+    port.global("commit", { ids });
+  }
 }
 
 /**
@@ -1512,12 +1548,24 @@ export function prepareThreadLogs(host: TxLogHost, options: TxLanesOptions = {})
  * lock (`@twz/libtwz/sync`) before a transaction that reads and writes
  * shared data, and release it after `transaction` has returned.
  *
+ * On a node of a cluster (docs/GLOBAL.md), the objects the transaction
+ * wrote are published to the global space after the local commit
+ * (`global("commit")`: the global ones this node owns become their next
+ * versions, all or none; other objects are left alone). `transaction`
+ * returns once the cluster has acknowledged them. When publishing fails
+ * (ownership lost to another node, the cluster unreachable) it throws
+ * after the local commit: the local copies hold the transaction's writes
+ * until the node replaces them with the cluster's version (a lost
+ * ownership) or publishes them again (unacknowledged ones, at boot).
+ *
  * @param host The session (its log objects hold the redo log).
  * @param fn The work; its return value is returned.
  * @returns What `fn` returned.
  * @throws Whatever `fn` throws (after aborting); {TwzError} `OutOfSpace` when
  * the transaction does not fit the log; `Busy` in the kernel's own session
- * while a thread is recovering the logs.
+ * while a thread is recovering the logs; on a node, after the local commit,
+ * `Busy` (ownership lost: "publish of … refused") or `TimedOut` from
+ * publishing.
  */
 export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
   if (TX.current !== null) {
@@ -1556,9 +1604,12 @@ export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
         { cause: tx.aborted },
       );
     }
-    commit(tx, host);
+    const written = commit(tx, host);
     committed = true;
     for (const hook of tx.onCommit) hook();
+    // On a node, the global objects written are published after the local
+    // commit: a failure is thrown from here, the local commit standing.
+    if (written !== null) publishCommitted(written);
   } finally {
     if (tx.onEnd.length > 0) endHooks(tx, committed);
   }

@@ -10,6 +10,7 @@ import * as layout from "./layout.ts";
 import * as codec from "./codec.ts";
 import * as hashmap from "./hashmap.ts";
 import * as security from "./security.ts";
+import * as global from "./global.ts";
 
 Deno.test("the public entries hold the entry points and none of the internals", () => {
   const has = (m: object, names: string[]) => {
@@ -59,4 +60,7 @@ Deno.test("the public entries hold the entry points and none of the internals", 
   // The epoch word's internals stay in `_epoch.ts`.
   lacks(security, ["NO_EPOCH", "withdrawnError"]);
   lacks(root, ["NO_EPOCH", "withdrawnError"]);
+  // The global space's entry: the wrappers of port.global, not the port facts.
+  has(global, ["status", "publish", "own", "release", "info", "refresh", "isNode", "globalPath"]);
+  lacks(global, ["nodeOf", "portFacts"]);
 });

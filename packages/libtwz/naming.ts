@@ -21,6 +21,15 @@
  * both names (never neither). The root directory's `generation` changes on
  * every change anywhere in the tree; caches (name-based pointers) compare it.
  *
+ * The global namespace: on a node of a cluster (docs/GLOBAL.md), `/global`
+ * and the names under it are the cluster's shared directory tree, not
+ * local directories: `lookup`, `resolve`, `exists`, `bind`, `unbind`,
+ * `mkdir`, `list`, `walk` and `rename` (within it) go to the kernel port's
+ * `global` call, and `list("/")` shows `global` as a directory. A global
+ * directory names no object (its ID reads 0). On a system that is not a
+ * node they throw `TwzError` `NotSupported` (`NOT_IN_CLUSTER`); a rename
+ * between the local and the global namespace is refused.
+ *
  * @example
  * ```ts
  * import { Twz } from "@twz/libtwz";
@@ -42,11 +51,13 @@ import {
   BASE_OFFSET,
   ErrorCode,
   formatId,
+  type GlobalEntry,
   type KernelPort,
   type Mapping,
   META_OFFSET,
   MetaField,
   MetaFlags,
+  NOT_IN_CLUSTER,
   OBJECT_MAGIC,
   type ObjID,
   Prot,
@@ -178,6 +189,26 @@ function byName(x: Binding, y: Binding): number {
 
 function join(parts: string[]): string {
   return "/" + parts.join("/");
+}
+
+/** The first component of a global name (`/global/…`). */
+const GLOBAL = "global";
+
+/**
+ * The global namespace's path for split path `parts` (`/global` itself:
+ * `/`), or `null` when the path is a local one.
+ */
+function globalOf(parts: string[]): string | null {
+  return parts[0] === GLOBAL ? join(parts.slice(1)) : null;
+}
+
+/** A global directory entry as a {@linkcode Binding}. */
+function bindingOf(e: GlobalEntry): Binding {
+  return {
+    name: e.name,
+    id: e.kind === "dir" ? 0n : e.id,
+    kind: e.kind === "dir" ? "directory" : "object",
+  };
 }
 
 /** The error for a damaged directory. */
@@ -329,6 +360,8 @@ export class Naming {
   #cacheGen = -1;
   /** The session was closed: every use throws. */
   #closed = false;
+  /** A name-based pointer named a global name: resolutions are not cached. */
+  #globalResolved = false;
 
   /** @internal Use `twz.naming`. */
   constructor(session: NamingSession) {
@@ -345,6 +378,41 @@ export class Naming {
     if (this.#session.port.readOnly) {
       throw new TwzError(ErrorCode.ReadOnly, `the image is open read-only: cannot ${what}`);
     }
+  }
+
+  /** Whether the system is a node of a cluster (asked each time: naming's global calls are rare). */
+  #isNode(): boolean {
+    const node = this.#session.port.info().node;
+    return typeof node === "string" && node !== "";
+  }
+
+  /** @throws {TwzError} `NotSupported` on a system that is not a node. */
+  #needNode(): void {
+    if (!this.#isNode()) throw new TwzError(ErrorCode.NotSupported, NOT_IN_CLUSTER);
+  }
+
+  /** What a global path is bound to, or `undefined` (`gpath` without the `/global` prefix). */
+  #globalLookup(gpath: string): Binding | undefined {
+    const port = this.#session.port;
+    if (gpath === "/") {
+      this.#needNode();
+      return { name: GLOBAL, id: 0n, kind: "directory" };
+    }
+    const id = port.global("lookup", { path: gpath });
+    const name = gpath.slice(gpath.lastIndexOf("/") + 1);
+    if (id !== null && id !== 0n) return { name, id, kind: "object" };
+    if (id === 0n) return { name, id: 0n, kind: "directory" };
+    // Not an object binding: a directory, when its parent lists it as one.
+    const parent = gpath.slice(0, gpath.lastIndexOf("/")) || "/";
+    let entries: GlobalEntry[];
+    try {
+      entries = port.global("list", { path: parent });
+    } catch (e) {
+      if (e instanceof TwzError && e.code === ErrorCode.NameNotFound) return undefined;
+      throw e;
+    }
+    const found = entries.find((e) => e.name === name);
+    return found === undefined ? undefined : bindingOf(found);
   }
 
   /** The root directory's handle (created on first use of an image). */
@@ -570,6 +638,8 @@ export class Naming {
     if (this.#closed) throw closedError();
     const parts = splitPath(path);
     if (parts.length === 0) return { name: "/", id: this.#rootDir.id, kind: "directory" };
+    const g = globalOf(parts);
+    if (g !== null) return this.#globalLookup(g);
     const root = this.#findRoot();
     if (root === undefined) return undefined; // read-only, no namespace yet
     const gen = root.view.getUint32(BASE_OFFSET + H_GENERATION, true);
@@ -610,6 +680,12 @@ export class Naming {
     if (this.#closed) throw closedError();
     const b = this.lookup(path);
     if (!b) throw new TwzError(ErrorCode.NameNotFound, `No object is named ${path}`);
+    if (b.kind === "directory" && b.id === 0n) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `${path} is a directory of the global namespace: it names no object`,
+      );
+    }
     return b.id;
   }
 
@@ -641,6 +717,16 @@ export class Naming {
     this.#needWritable(`bind ${path}`);
     const parts = splitPath(path);
     if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ is the root directory");
+    const g = globalOf(parts);
+    if (g !== null) {
+      if (g === "/") throw new TwzError(ErrorCode.NameExists, "/global is the global root");
+      this.#session.port.global("bind", {
+        path: g,
+        id,
+        ...(options.parents ? { parents: true } : {}),
+      });
+      return;
+    }
     if (!this.#session.port.exists(id)) {
       throw new TwzError(
         ErrorCode.ObjectNotFound,
@@ -680,7 +766,8 @@ export class Naming {
   /**
    * Make a directory.
    *
-   * @returns The new directory object's ID.
+   * @returns The new directory object's ID (0 for a global directory: it
+   * is no object).
    * @throws {TwzError} `NameExists`, `NameNotFound` (missing parent without `parents`).
    */
   mkdir(path: string, options: BindOptions = {}): ObjID {
@@ -688,6 +775,19 @@ export class Naming {
     this.#needWritable(`make directory ${path}`);
     const parts = splitPath(path);
     if (parts.length === 0) throw new TwzError(ErrorCode.NameExists, "/ already exists");
+    const g = globalOf(parts);
+    if (g !== null) {
+      if (g === "/") {
+        this.#needNode();
+        if (options.parents) return 0n;
+        throw new TwzError(ErrorCode.NameExists, "/global already exists");
+      }
+      this.#session.port.global("mkdir", {
+        path: g,
+        ...(options.parents ? { parents: true } : {}),
+      });
+      return 0n;
+    }
     const dir = this.#parent(parts, options.parents ?? false);
     const name = parts[parts.length - 1]!;
     const found = dir.find(name);
@@ -717,6 +817,13 @@ export class Naming {
     const parts = splitPath(path);
     if (parts.length === 0) {
       throw new TwzError(ErrorCode.InvalidArgument, "Cannot unbind the root directory");
+    }
+    const g = globalOf(parts);
+    if (g !== null) {
+      if (g === "/") {
+        throw new TwzError(ErrorCode.InvalidArgument, "Cannot unbind the global root /global");
+      }
+      return this.#session.port.global("unbind", { path: g });
     }
     const dir = this.#parent(parts, false);
     const found = dir.find(parts[parts.length - 1]!);
@@ -776,6 +883,19 @@ export class Naming {
     if (a.length === 0 || b.length === 0) {
       throw new TwzError(ErrorCode.InvalidArgument, "Cannot rename the root directory");
     }
+    const ga = globalOf(a), gb = globalOf(b);
+    if ((ga === null) !== (gb === null)) {
+      throw new TwzError(
+        ErrorCode.InvalidArgument,
+        `Cannot rename ${join(a)} to ${
+          join(b)
+        }: between the local and the global namespace (bind the object under the new name instead)`,
+      );
+    }
+    if (ga !== null && gb !== null) {
+      this.#globalRename(ga, gb, join(a), options);
+      return;
+    }
     const src = this.#parent(a, false);
     const found = src.find(a[a.length - 1]!);
     if (!found) throw new TwzError(ErrorCode.NameNotFound, `No object is named ${join(a)}`);
@@ -795,6 +915,26 @@ export class Naming {
     // entries after them, so the old name is still in `found.slot`.
     src.remove(found.slot);
     this.#bump();
+  }
+
+  /** `rename` within the global namespace: an object's name only (bound anew, then unbound). */
+  #globalRename(from: string, to: string, shown: string, options: BindOptions): void {
+    if (from === "/" || to === "/") {
+      throw new TwzError(ErrorCode.InvalidArgument, "Cannot rename the global root /global");
+    }
+    const found = this.#globalLookup(from);
+    if (found === undefined) {
+      throw new TwzError(ErrorCode.NameNotFound, `No object is named ${shown}`);
+    }
+    if (found.kind === "directory") {
+      throw new TwzError(
+        ErrorCode.NotSupported,
+        `Cannot rename global directory ${shown}: make the new one and bind its names there`,
+      );
+    }
+    const port = this.#session.port;
+    port.global("bind", { path: to, id: found.id, ...(options.parents ? { parents: true } : {}) });
+    port.global("unbind", { path: from });
   }
 
   /**
@@ -852,10 +992,18 @@ export class Naming {
     if (this.#closed) throw closedError();
     const parts = splitPath(path);
     let dir: Dir;
+    const g = globalOf(parts);
+    if (g !== null) return this.#globalList(g, parts);
     if (parts.length === 0) {
       const root = this.#findRoot();
       if (root === undefined) return []; // read-only, no namespace yet
       dir = new Dir(root);
+      const local = [...dir.entries()].map((e) => e.binding);
+      // A node shows its cluster's namespace beside its own.
+      if (!local.some((b) => b.name === GLOBAL) && this.#isNode()) {
+        local.push({ name: GLOBAL, id: 0n, kind: "directory" });
+      }
+      return local.sort(byName);
     } else {
       const b = this.lookup(path);
       if (!b) throw new TwzError(ErrorCode.NameNotFound, `No directory ${join(parts)}`);
@@ -865,6 +1013,28 @@ export class Naming {
       dir = this.#dir(b.id, parts);
     }
     return [...dir.entries()].map((e) => e.binding).sort(byName);
+  }
+
+  /** `list` of a global directory (`gpath` without the prefix). */
+  #globalList(gpath: string, parts: string[]): Binding[] {
+    if (gpath === "/") this.#needNode();
+    try {
+      return this.#session.port.global("list", { path: gpath }).map(bindingOf).sort(byName);
+    } catch (e) {
+      if (e instanceof TwzError && e.code === ErrorCode.NameNotFound) {
+        throw new TwzError(ErrorCode.NameNotFound, `No directory ${join(parts)}`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  /** `walk` below a global directory: depth first, as `walk` does. */
+  *#globalWalk(parts: string[]): Generator<PathBinding> {
+    for (const b of this.#globalList(join(parts.slice(1)), parts)) {
+      const at = [...parts, b.name];
+      yield { ...b, path: join(at) };
+      if (b.kind === "directory") yield* this.#globalWalk(at);
+    }
   }
 
   /**
@@ -893,6 +1063,10 @@ export class Naming {
     if (this.#closed) throw closedError();
     const parts = splitPath(path);
     let dir: Dir;
+    if (globalOf(parts) !== null) {
+      yield* this.#globalWalk(parts);
+      return;
+    }
     if (parts.length === 0) {
       const root = this.#findRoot();
       if (root === undefined) return; // read-only, no namespace yet
@@ -969,9 +1143,24 @@ export class Naming {
     return unbound;
   }
 
-  /** The naming service as a {@linkcode NameResolver} (the default, `""`). */
+  /**
+   * The naming service as a {@linkcode NameResolver} (the default, `""`).
+   * Resolutions are cached until a local name changes (the generation);
+   * once a name-based pointer named a global name (`/global/…`, which
+   * other nodes change), the session's resolutions are no longer cached:
+   * each is looked up again.
+   */
   get resolver(): NameResolver {
-    return { resolve: (name) => this.resolve(name), generation: () => this.generation };
+    return {
+      resolve: (name) => {
+        if (!this.#globalResolved && globalOf(splitPath(name)) !== null) {
+          this.#globalResolved = true;
+        }
+        return this.resolve(name);
+      },
+      // NaN equals nothing: no cached resolution is used again.
+      generation: () => this.#globalResolved ? NaN : this.generation,
+    };
   }
 
   /** @internal Forget cached state (session closed). */

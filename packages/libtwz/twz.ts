@@ -631,6 +631,18 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     return n;
   }
 
+  /**
+   * @internal `id` may be mapped writable now (this node took its
+   * ownership: `own` of `@twz/libtwz/global`). Pointers followed from here
+   * on resolve to a writable handle: every handle's FOT cache is cleared (a
+   * cached target may be the read-only handle a refused writable map fell
+   * back to). Handles given out before stay as they were: open it again.
+   */
+  _regained(_id: ObjID): void {
+    this.#check();
+    for (const map of [this.#rw, this.#ro]) for (const h of map.values()) h._forget(h._es);
+  }
+
   /** Forget the handle of `id` in `map` and give its mapping back. */
   #drop(map: Map<ObjID, TwzObject>, id: ObjID): void {
     const h = map.get(id);

@@ -29,6 +29,14 @@
  * returned. {@linkcode prepareThreadLogs} makes both log objects from the
  * kernel's session before programs run. Layouts: `docs/FORMATS.md`.
  *
+ * **On a node of a cluster** (`twz boot --cluster … --node NAME`,
+ * docs/GLOBAL.md), a transaction that wrote global objects this node owns
+ * publishes them as their next versions, all or none, after the local
+ * commit: `transaction` returns once the cluster acknowledged them, and
+ * throws (the local commit standing) when it refused them, say because the
+ * ownership was lost (`@twz/libtwz/global`). Elsewhere this costs one
+ * comparison per transaction.
+ *
  * There is no `tx_add_range` to forget: writes made through typed accessors
  * (`@twz/libtwz/layout`) or through {@linkcode Tx}'s setters inside `tx` are
  * the transaction's writes.
