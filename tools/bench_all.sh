@@ -30,5 +30,6 @@ twz() { (cd "$root" && npx -y deno@2.9.6 run -A packages/cli/main.ts bench "$@" 
   twz sec-map --hal sim
   twz sec-map --hal pmem
   twz sec-verify
+  twz global --rounds 9 --ops 50
 } | tee "$out"
 echo "results: $out" >&2

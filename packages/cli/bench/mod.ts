@@ -77,6 +77,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
       "kernel-level map+unmap through a thread's port holding a cached verified read capability vs the admin's default-protection map",
     load: () => import("./security_map.ts"),
   },
+  "global": {
+    summary:
+      "global object space on a 3-server NATS cluster: first dereference remote vs local, ownership handover/takeover, published vs local transactions vs a bare KV put, time until another node sees a commit",
+    load: () => import("./global.ts"),
+  },
   "crashtest": {
     summary: "crash states checked per second by twz crashtest (kernel-objects)",
     load: () => import("./crashtest.ts"),
