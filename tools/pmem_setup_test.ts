@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { plugin } from "@twz/hal-pmem";
-import { SKIPPED_LINE } from "./pmem_setup.ts";
+import { NATS_SKIPPED_LINE, SKIPPED_LINE } from "./pmem_setup.ts";
 
 const SCRIPT = new URL("./pmem_setup.ts", import.meta.url).pathname;
 
@@ -49,5 +49,26 @@ Deno.test("pmem_setup: a missing libpmem2 fails under CI=true", async () => {
   const run = await setup({ TWZ_LIBPMEM2_PATH: "/nonexistent/libpmem2.so.1", CI: "true" });
   assert.equal(run.code, 1);
   assert.equal(run.stdout.split("\n")[0], SKIPPED_LINE);
+  assert.match(run.stderr, /CI=true/);
+});
+
+Deno.test("pmem_setup: nats-server present: one nats_setup line naming it", async () => {
+  const run = await setup({ CI: "false" });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^nats_setup: nats-server .*nats-server/m);
+});
+
+Deno.test("pmem_setup: a missing nats-server prints its SKIPPED line and exits 0", async () => {
+  const run = await setup({ TWZ_NATS_SERVER: "/nonexistent/nats-server", CI: "false" });
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(run.stdout.split("\n").includes(NATS_SKIPPED_LINE), run.stdout);
+  assert.doesNotMatch(run.stderr, /installing/);
+  assert.match(run.stdout, /^programs: kv: /m);
+});
+
+Deno.test("pmem_setup: a missing nats-server fails under CI=true", async () => {
+  const run = await setup({ TWZ_NATS_SERVER: "/nonexistent/nats-server", CI: "true" });
+  assert.equal(run.code, 1);
+  assert.ok(run.stdout.split("\n").includes(NATS_SKIPPED_LINE), run.stdout);
   assert.match(run.stderr, /CI=true/);
 });

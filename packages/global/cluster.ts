@@ -23,6 +23,7 @@
  * @tags allow-run, allow-net, allow-read, allow-write, allow-env
  * @module
  */
+import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -543,4 +544,23 @@ export async function stopCluster(dir: string): Promise<number> {
   if (state.created) await Deno.remove(dir, { recursive: true }).catch(() => {});
   else await Deno.remove(`${dir}/${STATE_FILE}`).catch(() => {});
   return live.length;
+}
+
+/**
+ * Run `fn` holding this machine's cluster-test lock (an exclusive `flock`
+ * on `$TMPDIR/twz-global-tests.lock`): tests that start clusters with short
+ * leases run one at a time, also when two test runs meet.
+ *
+ * @param fn The test body.
+ * @returns What `fn` returns.
+ */
+export async function withClusterLock<T>(fn: () => Promise<T>): Promise<T> {
+  const path = join(Deno.env.get("TMPDIR") ?? "/tmp", "twz-global-tests.lock");
+  const file = await Deno.open(path, { create: true, write: true });
+  try {
+    await file.lock(true);
+    return await fn();
+  } finally {
+    file.close(); // drops the lock
+  }
 }

@@ -69,6 +69,7 @@ import {
   Prot,
   type PublishResult,
   readId,
+  SecProt,
   TwzError,
 } from "@twz/kernel/abi";
 import { type Bucket, CasConflict, type KvEntry, type Link, type LinkOps } from "./_link_api.ts";
@@ -719,7 +720,7 @@ export class GlobalNode implements GlobalHook {
    *
    * @throws {TwzError} What the operation throws; `InvalidArgument` for an unknown op.
    */
-  call<K extends GlobalOp>(op: K, args: GlobalOps[K][0], _principal: Principal): GlobalOps[K][1] {
+  call<K extends GlobalOp>(op: K, args: GlobalOps[K][0], principal: Principal): GlobalOps[K][1] {
     // deno-lint-ignore no-explicit-any
     const a = (args ?? {}) as any;
     const r = ((): unknown => {
@@ -727,7 +728,7 @@ export class GlobalNode implements GlobalHook {
         case "status":
           return this.status();
         case "publish":
-          return this.publish(a.id, { deep: a.deep, name: a.name });
+          return this.publish(a.id, { deep: a.deep, name: a.name, principal });
         case "info":
           return this.info(a.id);
         case "own":
@@ -834,7 +835,12 @@ export class GlobalNode implements GlobalHook {
    */
   publish(
     id: ObjID,
-    options: { deep?: boolean | undefined; name?: string | undefined } = {},
+    options: {
+      deep?: boolean | undefined;
+      name?: string | undefined;
+      /** Whose call it is: with `deep`, each object reached needs its READ too. */
+      principal?: Principal | undefined;
+    } = {},
   ): PublishResult {
     checkId(id);
     if (!this.#has(id) && !this.kernel.exists(id)) {
@@ -853,6 +859,7 @@ export class GlobalNode implements GlobalHook {
       if (!options.deep) continue;
       for (const t of fotTargets(this.kernel.objectBytes(x))) {
         if (!seen.has(t) && this.#has(t)) {
+          if (options.principal) this.#needRead(options.principal, t, id);
           seen.add(t);
           order.push(t);
         }
@@ -867,6 +874,28 @@ export class GlobalNode implements GlobalHook {
     }
     if (options.name !== undefined) this.bind(options.name, id, { parents: true });
     return { ids: all, versions: all.map((x) => versions.get(x)!) };
+  }
+
+  /** Refuse a deep publish from `root` that reaches `id` without READ on it. */
+  #needRead(principal: Principal, id: ObjID, root: ObjID): void {
+    const a = this.kernel.security.allowed(principal, id);
+    if (typeof a !== "number") {
+      a.catch(() => {}); // verification goes on; a later call sees its verdict
+      throw new TwzError(
+        ErrorCode.Busy,
+        `cannot publish ${formatId(root)} deeply: the protections of ${
+          formatId(id)
+        } it reaches are being verified (try again)`,
+      );
+    }
+    if ((a & SecProt.Read) === 0) {
+      throw new TwzError(
+        ErrorCode.AccessDenied,
+        `cannot publish ${formatId(root)} deeply: it reaches ${
+          formatId(id)
+        }, which this caller may not read`,
+      );
+    }
   }
 
   *#publishOne(id: ObjID, strict: boolean): Proto<number> {
@@ -1155,6 +1184,13 @@ export class GlobalNode implements GlobalHook {
     for (const id of ids) {
       const h = st.get(id)!;
       if (!h.owned) {
+        // Refused as a whole: what the transaction wrote here to any of its
+        // objects is replaced by the cluster's current versions, so nothing
+        // written without ownership stays (or is ever republished).
+        for (const x of ids) {
+          const hx = st.get(x)!;
+          if (hx.unacked || this.#localHash(x) !== hx.hash) yield* this.#replace(x, hx);
+        }
         throw new TwzError(
           ErrorCode.Busy,
           `publish of ${formatId(id)} refused: this node does not own it (own it first)`,
@@ -1491,8 +1527,9 @@ export class GlobalNode implements GlobalHook {
       const h = this.#st.get(id);
       if (!h || h.owned || h.version >= version) continue;
       const bytes = await this.link.async.getBytes(bytesName(id, version, tag));
-      // Replaced meanwhile by a newer version: apply none (a later change brings all).
-      if (!bytes) return;
+      // Replaced meanwhile by a newer version (old ones are deleted): bring
+      // every held object of the transaction to its current version instead.
+      if (!bytes) return await this.#applyTxLate(tx, objects);
       fetched.push({ id, version, bytes });
     }
     if (this.#closed) return;
@@ -1512,6 +1549,40 @@ export class GlobalNode implements GlobalHook {
     if (this.#appliedTx.size > 4096) {
       for (const t of [...this.#appliedTx].slice(0, 2048)) this.#appliedTx.delete(t);
     }
+  }
+
+  /**
+   * A committed transaction one of whose versions is gone: fetch the
+   * current version of each of its held objects (each at least as new as
+   * the transaction's), then replace them in one step, so its objects still
+   * move together and none stays behind.
+   */
+  async #applyTxLate(tx: string, objects: [string, number, string][]): Promise<void> {
+    const fetched: {
+      id: ObjID;
+      cur: { entry: KvEntry; rec: ObjectRecord; version: number; bytes: Uint8Array };
+    }[] = [];
+    for (const [hex] of objects) {
+      const id = parseId(hex);
+      const h = this.#st.get(id);
+      if (!h || h.owned) continue;
+      const cur = await runAsync(this.link, this.#current(id));
+      if (cur && cur.version > h.version) fetched.push({ id, cur });
+    }
+    if (this.#closed) return;
+    for (const { id, cur } of fetched) {
+      const h = this.#st.get(id);
+      if (!h || h.owned || h.version >= cur.version) continue;
+      this.kernel.replaceContents(id, cur.bytes);
+      this.#st.set(id, {
+        ...h,
+        version: cur.version,
+        revision: cur.entry.revision,
+        hash: this.#localHash(id),
+        size: cur.bytes.length,
+      });
+    }
+    this.#appliedTx.add(tx);
   }
 
   /** Another node asks for an object this node owns: hand it over (CAS `owner: requester`). */

@@ -7,24 +7,11 @@
 // skipped with one line when nats-server is missing, except under CI=true,
 // where it runs and fails.
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { NATS_SKIPPED_LINE, natsServerPath } from "@twz/global/cluster";
+import { NATS_SKIPPED_LINE, natsServerPath, withClusterLock } from "@twz/global/cluster";
 import { run } from "./global.ts";
 
 const ignore = natsServerPath() === null && Deno.env.get("CI") !== "true";
 if (ignore) console.log(NATS_SKIPPED_LINE);
-
-/** Run `fn` holding the cluster tests' lock (the file tests/testdata/global/fixture.ts locks). */
-async function serially(fn: () => Promise<void>): Promise<void> {
-  const path = join(Deno.env.get("TMPDIR") ?? "/tmp", "twz-global-tests.lock");
-  const file = await Deno.open(path, { create: true, write: true });
-  try {
-    await file.lock(true);
-    await fn();
-  } finally {
-    file.close(); // drops the lock
-  }
-}
 
 Deno.test({
   name: "twz bench global: every case runs and is checked, and nothing is left behind",
@@ -32,7 +19,7 @@ Deno.test({
   // The NATS clients keep timers and sockets across the test's end.
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: () => serially(benchOnce),
+  fn: () => withClusterLock(benchOnce),
 });
 
 /** One tiny run, checked. */
