@@ -1,7 +1,7 @@
 // GlobalNode against a real 3-server nats-server cluster on loopback (started
 // and stopped here), with in-process kernels on anonymous hal-sim regions.
 import assert from "node:assert/strict";
-import { Kernel } from "@twz/kernel";
+import { ADMIN, Kernel } from "@twz/kernel";
 import {
   BASE_OFFSET,
   ErrorCode,
@@ -208,6 +208,23 @@ Deno.test({
         assert.deepEqual(A.node.publish(leaf1).versions, [1]);
         put(A.kernel, leaf1, "leaf1b");
         assert.deepEqual(A.node.publish(leaf1).versions, [2]);
+      });
+
+      await t.step("a deep publish needs READ of every object it reaches", () => {
+        const secret = A.kernel.create({ size: 4096, prot: 0 }); // default protections none
+        const root = linked(A.kernel, [secret]);
+        const thread = { admin: false as const, tid: 7, contexts: [] };
+        assert.throws(
+          () => A.node.call("publish", { id: root, deep: true }, thread),
+          (e: unknown) =>
+            e instanceof TwzError && e.code === ErrorCode.AccessDenied &&
+            /reaches [0-9a-f]{32}, which this caller may not read/.test(e.message),
+        );
+        assert.equal(A.node.info(root).published, false, "nothing was published");
+        assert.equal(A.node.info(secret).published, false);
+        // The admin may read everything: the same publish goes through.
+        const r = A.node.call("publish", { id: root, deep: true }, ADMIN);
+        assert.deepEqual(new Set(r.ids), new Set([root, secret]));
       });
 
       await t.step("a paused owner's publish is refused after a takeover", async () => {
