@@ -1172,9 +1172,37 @@ export class GlobalNode implements GlobalHook {
     for (const id of ids) checkId(id);
     const global = [...new Set(ids)].filter((id) => this.#st.get(id) !== undefined);
     if (global.length === 0) return ids.map(() => 0);
-    const versions = this.#sync(this.#commitSteps(global, 2));
+    let versions: number[];
+    try {
+      versions = this.#sync(this.#commitSteps(global, 2));
+    } catch (e) {
+      if (!(e instanceof TwzError) || e.code !== ErrorCode.TimedOut) throw e;
+      this.#sync(this.#afterTimeout(global)); // refused when ownership moved meanwhile
+      throw e;
+    }
     const by = new Map(global.map((id, i) => [id, versions[i]!]));
     return ids.map((id) => by.get(id) ?? 0);
+  }
+
+  /**
+   * A commit timed out (a slow cluster, or this process was paused with a
+   * call in flight): when another node owns one of its objects now, the
+   * commit is refused as a whole — its objects' local copies become the
+   * cluster's current versions — rather than left in doubt.
+   */
+  *#afterTimeout(ids: ObjID[]): Proto<void> {
+    for (const id of ids) {
+      const now = yield* get("meta", objKey(id));
+      const owner = now ? decodeRecord(now.value, objKey(id)).owner : null;
+      if (owner === this.node) continue;
+      for (const x of ids) yield* this.#replace(x, { ...this.#st.get(x)!, owned: false });
+      throw new TwzError(
+        ErrorCode.Busy,
+        `publish of ${formatId(id)} refused: ownership lost to ${
+          owner === null ? "another node" : `node ${owner}`
+        }`,
+      );
+    }
   }
 
   *#commitSteps(ids: ObjID[], attempts: number): Proto<number[]> {
@@ -1229,6 +1257,19 @@ export class GlobalNode implements GlobalHook {
       try {
         revs.push(yield* update("meta", objKey(w.id), toBytes(body), w.h.revision));
       } catch (e) {
+        if (e instanceof TwzError && e.code === ErrorCode.TimedOut) {
+          // No answer in time (a slow cluster, or this process was paused
+          // with the call in flight): look at the record before giving up.
+          const now = yield* get("meta", objKey(w.id));
+          const mine = toBytes(body);
+          if (now && now.value.length === mine.length && now.value.every((b, i) => b === mine[i])) {
+            revs.push(now.revision); // it landed
+            continue;
+          }
+          if (!now || now.revision === w.h.revision) throw e; // it did not: still ours to retry
+          lost = { id: w.id, owner: decodeRecord(now.value, objKey(w.id)).owner };
+          break;
+        }
         if (!(e instanceof CasConflict)) throw e;
         const now = yield* get("meta", objKey(w.id));
         lost = { id: w.id, owner: now ? decodeRecord(now.value, objKey(w.id)).owner : null };
