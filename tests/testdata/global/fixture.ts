@@ -74,18 +74,48 @@ export async function until(what: string, check: () => boolean | Promise<boolean
   }
 }
 
-/** A `twz boot --serve` node process. */
-export class NodeProcess {
-  /** Its child process (the Deno process itself: signals reach it directly). */
-  child: Deno.ChildProcess;
-  /** What it printed so far (stdout and stderr). */
+/**
+ * A `twz` command in a child process (stdin closed), its output collected
+ * as it comes: what the node and `twz run` processes share.
+ */
+export class TwzProcess {
+  /** The process. */
+  readonly child: Deno.ChildProcess;
+  /** What it printed on stdout so far. */
   stdout = "";
   /** What it printed on stderr so far. */
   stderr = "";
   /** Its exit status, once it ended. */
   status: Deno.CommandStatus | undefined;
-  #done: Promise<void>;
+  /** Resolves once it ended and its output is read to the end. */
+  readonly ended: Promise<void>;
 
+  /** Start `twz ARGS` (the repository's cli) with a user's environment. */
+  constructor(args: string[]) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: userEnv(),
+      clearEnv: true,
+    }).spawn();
+    const collect = async (stream: ReadableStream<Uint8Array>, err: boolean) => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        if (err) this.stderr += text;
+        else this.stdout += text;
+      }
+    };
+    this.ended = Promise.all([
+      collect(this.child.stdout, false),
+      collect(this.child.stderr, true),
+      this.child.status.then((s) => void (this.status = s)),
+    ]).then(() => {});
+  }
+}
+
+/** A `twz boot --serve` node process. */
+export class NodeProcess extends TwzProcess {
   /**
    * Start `twz boot` for node `name` on `image`.
    *
@@ -100,41 +130,20 @@ export class NodeProcess {
     readonly urls: string[],
     readonly leaseMs = LEASE_MS,
   ) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "boot",
-        "--image",
-        image,
-        "--size",
-        "32M",
-        "--cluster",
-        urls.join(","),
-        "--node",
-        name,
-        "--lease",
-        String(leaseMs),
-        "--serve",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: userEnv(),
-      clearEnv: true,
-    }).spawn();
-    const collect = async (stream: ReadableStream<Uint8Array>, err: boolean) => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        if (err) this.stderr += text;
-        else this.stdout += text;
-      }
-    };
-    this.#done = Promise.all([
-      collect(this.child.stdout, false),
-      collect(this.child.stderr, true),
-      this.child.status.then((s) => void (this.status = s)),
-    ]).then(() => {});
+    super([
+      "boot",
+      "--image",
+      image,
+      "--size",
+      "32M",
+      "--cluster",
+      urls.join(","),
+      "--node",
+      name,
+      "--lease",
+      String(leaseMs),
+      "--serve",
+    ]);
   }
 
   /** Its process ID. */
@@ -183,7 +192,7 @@ export class NodeProcess {
         Deno.kill(this.pid, "SIGKILL");
       } catch { /* ended meanwhile */ }
     }
-    await this.#done;
+    await this.ended;
   }
 
   /**
@@ -193,14 +202,14 @@ export class NodeProcess {
    */
   async stop(ms = 15_000): Promise<number | undefined> {
     if (!this.running) {
-      await this.#done;
+      await this.ended;
       return this.status?.code;
     }
     try {
       Deno.kill(this.pid, "SIGCONT");
       Deno.kill(this.pid, "SIGTERM");
     } catch { /* ended meanwhile */ }
-    const ended = await Promise.race([this.#done.then(() => true), sleep(ms).then(() => false)]);
+    const ended = await Promise.race([this.ended.then(() => true), sleep(ms).then(() => false)]);
     if (!ended) {
       await this.kill();
       return undefined;
@@ -210,13 +219,7 @@ export class NodeProcess {
 }
 
 /** A `twz run` client whose output is read as it comes. */
-export class RunProcess {
-  /** The client process. */
-  child: Deno.ChildProcess;
-  /** Its stdout so far. */
-  stdout = "";
-  /** Its stderr so far. */
-  stderr = "";
+export class RunProcess extends TwzProcess {
   /** Resolves with the whole run once the client ended. */
   readonly done: Promise<Run>;
 
@@ -228,25 +231,12 @@ export class RunProcess {
    * @param args The program's arguments.
    */
   constructor(readonly image: string, target: string, args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "run", "--image", image, target, ...args],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: userEnv(),
-      clearEnv: true,
-    }).spawn();
-    const collect = async (stream: ReadableStream<Uint8Array>, err: boolean) => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        if (err) this.stderr += text;
-        else this.stdout += text;
-      }
-    };
-    this.done = Promise.all([
-      collect(this.child.stdout, false),
-      collect(this.child.stderr, true),
-      this.child.status,
-    ]).then(([, , s]) => ({ code: s.code, stdout: this.stdout, stderr: this.stderr }));
+    super(["run", "--image", image, target, ...args]);
+    this.done = this.ended.then(() => ({
+      code: this.status!.code,
+      stdout: this.stdout,
+      stderr: this.stderr,
+    }));
   }
 
   /** Wait until its stdout matches `pattern` (at most `ms`). */
