@@ -441,15 +441,7 @@ export async function boot(args: string[]): Promise<number> {
         }
       }
     }
-    // No more programs from other terminals; running ones get a grace
-    // period to end, then are stopped.
-    await control?.close();
-    await stopThreads(board);
-    await leave();
-    // /dev names go before the kernel (they would dangle after it).
-    board.devices?.stop();
-    // The clean shutdown drains too: a crash point may fall in it.
-    board.kernel.shutdown();
+    await shutdownBoard(board, control, leave);
   } catch (error) {
     await leave();
     if (!isPowerFailure(error)) {
@@ -526,11 +518,7 @@ async function serveUntilSignal(
     Deno.removeSignalListener("SIGTERM", onTerm);
   }
   try {
-    await control?.close();
-    await stopThreads(board);
-    await leave();
-    board.devices?.stop();
-    board.kernel.shutdown();
+    await shutdownBoard(board, control, leave);
   } catch (error) {
     await leave();
     try {
@@ -573,4 +561,23 @@ function completionSource(shell: Shell): CompletionSource {
     list: (dir) => shell.twz.naming.list(dir),
     ids: () => shell.kernel.list().map((s) => formatId(s.id)),
   };
+}
+
+/**
+ * The clean end of a boot, shell or `--serve`: no more programs from other
+ * terminals (running ones get a grace period to end, then are stopped), the
+ * cluster left, the /dev names gone before the kernel (they would dangle
+ * after it), then the kernel's clean shutdown (it drains too: a crash point
+ * may fall in it).
+ */
+async function shutdownBoard(
+  board: Board,
+  control: { close(): Promise<void> } | undefined,
+  leave: () => Promise<void>,
+): Promise<void> {
+  await control?.close();
+  await stopThreads(board);
+  await leave();
+  board.devices?.stop();
+  board.kernel.shutdown();
 }
