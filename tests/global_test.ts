@@ -192,6 +192,16 @@ clusterTest(
         assert.ok(acksAfterKill >= 10, `only ${acksAfterKill} commits after the kill`);
         assert.notEqual(probe.leaders().meta, killed, "another server leads now");
 
+        // The object store's stream may have had the same leader and elect
+        // its new one later (4–9 s on nats-server 2.9): wait for it too.
+        await until("the object store to have a leader again", () => {
+          try {
+            const l = probe.leaders().bytes;
+            return l !== "" && l !== killed;
+          } catch {
+            return false;
+          }
+        }, 30_000);
         // Everything acknowledged is there, read on C (which held none of it).
         const onC = await f.session("C");
         await until(
