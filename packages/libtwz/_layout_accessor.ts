@@ -1,10 +1,11 @@
 /**
  * Accessor base classes and the run-time support of generated accessors: the
  * object handle's interface ({@linkcode AccessorHost}) and its live bytes,
- * {@linkcode StructAccessor} and {@linkcode ArrayAccessor} (the prototypes of
- * every generated class), and the functions generated code calls (errors,
- * string and bytes stores, the transaction path). Private to libtwz; the
- * public entry is `layout.ts`.
+ * {@linkcode StructAccessor}, {@linkcode StructCursor}, {@linkcode RecordArray}
+ * and {@linkcode ArrayAccessor} (the prototypes of every generated class),
+ * and the functions generated code calls (errors, string and bytes stores,
+ * the transaction path, a cursor's moves). Private to libtwz; the public
+ * entry is `layout.ts`.
  *
  * @module
  */
@@ -179,7 +180,23 @@ export class StructAccessor {
   }
   /** Whether the record may be written through this accessor. */
   get $writable(): boolean {
-    return this._o.writable;
+    return (this.constructor as unknown as { WRITABLE: boolean }).WRITABLE;
+  }
+  /**
+   * A cursor at this record (see {@linkcode StructCursor}): writable when
+   * this accessor is.
+   *
+   * @throws {RangeError} The record is not aligned for its struct or not
+   * inside its object (a pointer may name any offset; a cursor sits only on
+   * records it reads whole).
+   */
+  $cursor(): StructCursor {
+    const c = (this.$type as StructType<Fields>)._cursorCell();
+    const W = (this.constructor as unknown as { WRITABLE: boolean }).WRITABLE;
+    const C = this._e.words ? (W ? c.CRW : c.CRO) : W ? c.CRWv : c.CROv;
+    const cur = new C!(this._o, this._e, 0);
+    cursorPlace(cur, this._o, this._e, this._b);
+    return cur;
   }
   /**
    * Make the record (or one field of it) durable.
@@ -212,6 +229,7 @@ export class StructAccessor {
     const f = this.$type.field(field);
     if (!(f.type instanceof PtrType)) throw new TypeError(`Field ${field} is not a pointer`);
     const v = this._e.view, p = this._b + f.offset;
+    if (p + 8 > v.byteLength) throw outside(this, field);
     const lo = v.getUint32(p, true), hi = v.getUint32(p + 4, true);
     return { fot: hi >>> 16, offset: (hi & 0xffff) * 4294967296 + lo };
   }
@@ -219,6 +237,7 @@ export class StructAccessor {
   $target(field: string): { id: ObjID; offset: number } | null {
     const f = this.$type.field(field);
     if (!(f.type instanceof PtrType)) throw new TypeError(`Field ${field} is not a pointer`);
+    if (this._b + f.offset + 8 > this._e.bytes.length) throw outside(this, field);
     return this._o._pointee(this._b + f.offset);
   }
   /** A plain-object copy of the record (pointers as `{ id, offset }`), for printing. */
@@ -240,6 +259,234 @@ export class StructAccessor {
     }
     return out;
   }
+}
+
+/**
+ * A cursor: an accessor that moves. It has the getters and setters of the
+ * struct's accessor, and moves in place: {@linkcode StructCursor.$follow}
+ * along a pointer field, {@linkcode StructCursor.$moveTo} onto another
+ * accessor's record, {@linkcode StructCursor.$seek} to another offset of its
+ * object. No move allocates, so a loop walking a list or a tree through one
+ * cursor makes no garbage (a plain `n = n.next` makes an accessor per hop
+ * the first time each pointer is followed).
+ *
+ * Rules a cursor keeps (see docs/LIBTWZ.md):
+ * - It sits only on records aligned for their struct and inside their
+ *   object: a pointer naming anything else makes `$follow` throw a
+ *   `RangeError` (the cursor stays; the plain getter `c.next` reads such a
+ *   record exactly where it is).
+ * - A writable cursor refuses to move onto a record it could not write (an
+ *   object mapped read-only, through a read-only FOT entry):
+ *   `TwzError(AccessDenied)`, and it stays. A read-only cursor stays
+ *   read-only wherever it goes. Make a read-only cursor from a read-only
+ *   handle to walk a structure that crosses into read-only objects.
+ * - It holds its object's live bytes: after a `grow` that moved the object
+ *   it reads the moved bytes; once the object is deleted every read and
+ *   write through it throws `TwzError(ObjectNotFound)`; once the kernel
+ *   withdrew the mapping, `TwzError(AccessDenied)`.
+ * - Inside a transaction its getters, setters and `$follow` see the
+ *   transaction's writes, as plain accessors do.
+ */
+export class StructCursor extends StructAccessor {
+  /**
+   * Move along pointer field `field` (a pointer to this cursor's struct) in
+   * place.
+   *
+   * @param _field The pointer field's name.
+   * @returns `true` when the cursor moved, `false` when the pointer is null
+   * (the cursor stays).
+   * @throws {TypeError} `field` is not a pointer to this struct.
+   * @throws {RangeError} The pointer names a record that is misaligned or
+   * not inside its object.
+   * @throws {TwzError} `AccessDenied` (a writable cursor onto a read-only
+   * record; access withdrawn), `ObjectNotFound` (the object was deleted),
+   * or whatever resolving the pointer's FOT entry throws.
+   */
+  $follow(_field: string): boolean {
+    throw new Error("generated");
+  }
+  /**
+   * Move onto the record `target` is at (an accessor or a cursor of this
+   * struct).
+   *
+   * @param _target The record, or `null` (no move).
+   * @returns `true` when the cursor moved, `false` for `null`.
+   * @throws {TypeError} `target` is not a record of this struct.
+   * @throws {RangeError} / {TwzError} As {@linkcode StructCursor.$follow}.
+   */
+  $moveTo(_target: StructAccessor | null): boolean {
+    throw new Error("generated");
+  }
+  /**
+   * Move to the record at `offset` of the object the cursor is in.
+   *
+   * @param _offset Where the record starts (checked as `Type.at` does).
+   * @returns This cursor.
+   * @throws {RangeError} The record does not fit, is misaligned, or overlaps
+   * the meta-info or the FOT.
+   */
+  $seek(_offset: number): this {
+    throw new Error("generated");
+  }
+  /** An independent cursor at the same record. */
+  $clone(): StructCursor {
+    throw new Error("generated");
+  }
+}
+
+/**
+ * `count` records of one struct laid out back to back in one object (see
+ * `Type.records`). {@linkcode RecordArray.at} moves the array's own cursor
+ * (no allocation); {@linkcode RecordArray.get} makes a plain accessor. The
+ * array's own cursor stays on the array: its `$follow` and `$moveTo` throw
+ * a `TypeError` (`$clone()` gives a free cursor at the same record).
+ */
+export class RecordArray {
+  /** @internal The object handle. */
+  readonly _o: AccessorHost;
+  /** @internal The object's live bytes. */
+  readonly _e: LiveBytes;
+  /** @internal Offset of record 0. */
+  readonly _a: number;
+  /** Number of records. */
+  readonly length: number;
+  /** @internal The array's own cursor (what `at` returns). */
+  readonly _c: StructCursor;
+  /** @internal The index guard: a typed array whose loads are `undefined` off [0, length). */
+  readonly _k: Uint8Array;
+  /** @internal Generated classes make record arrays (see `Type.records`). */
+  constructor(o: AccessorHost, e: LiveBytes, a: number, n: number, c: StructCursor) {
+    this._o = o;
+    this._e = e;
+    this._a = a;
+    this.length = n;
+    this._c = c;
+    this._k = new Uint8Array(n);
+  }
+  /**
+   * The array's own cursor moved to record `i`: the same cursor every call
+   * (use `$clone()` to keep one).
+   * @throws {RangeError} `i` is not an integer in [0, length).
+   */
+  at(_i: number): StructCursor {
+    throw new Error("generated");
+  }
+  /**
+   * A new plain accessor of record `i`.
+   * @throws {RangeError} `i` is not an integer in [0, length).
+   */
+  get(_i: number): StructAccessor {
+    throw new Error("generated");
+  }
+  /** A new cursor at record 0 (at the array's offset when it is empty). */
+  cursor(): StructCursor {
+    throw new Error("generated");
+  }
+  /** Iterate over the records: one plain accessor each. */
+  *[Symbol.iterator](): IterableIterator<StructAccessor> {
+    for (let i = 0; i < this.length; i++) yield this.get(i);
+  }
+}
+
+/** What a cursor's class says about it (static fields of generated classes). */
+interface CursorClass {
+  readonly TYPE: StructType<Fields>;
+  readonly WRITABLE: boolean;
+  readonly WORDS: boolean;
+}
+
+/** A cursor's mutable view of itself. */
+type Movable = { _o: AccessorHost; _e: LiveBytes; _b: number; constructor: unknown };
+
+/**
+ * Put `cur` on the record at `off` of `o` (bytes `e`), or throw without
+ * moving: the checks every move shares (the fast paths in generated code
+ * take only moves these would allow).
+ */
+export function cursorPlace(cur: StructAccessor, o: AccessorHost, e: LiveBytes, off: number): true {
+  const c = cur as unknown as Movable;
+  const k = c.constructor as CursorClass;
+  const T = k.TYPE;
+  if (o._closed === true) throw closedError(o.id);
+  if (e.bytes.length === 0) throw outside({ _o: o, _e: e, _b: off }, "(the cursor's target)");
+  if (k.WRITABLE && !o.writable) {
+    throw new TwzError(
+      ErrorCode.AccessDenied,
+      `A writable cursor cannot move onto the record at offset ${off} of ${
+        formatId(o.id)
+      }: it is mapped read-only there (walk with a cursor made from a read-only handle)`,
+    );
+  }
+  const why = !(Number.isInteger(off) && off % T.align === 0)
+    ? `not aligned for the record (${T.align})`
+    : off + T.size > e.bytes.length
+    ? `not inside the object (${e.bytes.length} bytes)`
+    : k.WORDS && (!e.words || off + T.size > 2 ** 32)
+    ? "not reachable through word views"
+    : undefined;
+  if (why !== undefined) {
+    throw new RangeError(
+      `A cursor cannot sit on the ${T.size}-byte record at offset ${off} of ${
+        formatId(o.id)
+      }: ${why}`,
+    );
+  }
+  c._o = o;
+  c._e = e;
+  c._b = off;
+  return true;
+}
+
+/**
+ * The slow path of a cursor's move along a pointer `hi:lo` (its two 32-bit
+ * halves): null with FOT bits, a large offset, a misaligned or outside
+ * target, another object refusing the move. Moves or throws.
+ *
+ * @returns `false` for a null pointer, else `true` (moved).
+ */
+export function cursorMove(cur: StructAccessor, lo: number, hi: number): boolean {
+  const x = hi & 0xffff, off = x === 0 ? lo : x * 4294967296 + lo;
+  if (off === 0) return false;
+  const f = hi >>> 16;
+  const o = f === 0 ? cur._o : cur._o._fot(f);
+  return cursorPlace(cur, o, o._e, off);
+}
+
+/**
+ * `$follow` inside a transaction that wrote the cursor's object: the
+ * pointer's 8 bytes as the transaction sees them, then the move.
+ */
+export function cursorTxFollow(t: Tx, cur: StructAccessor, off: number, field: string): boolean {
+  if (cur._b + off + 8 > cur._e.bytes.length) throw outside(cur, field);
+  const b = t.read(cur._o as unknown as TxTarget, cur._b + off, 8);
+  const lo = (b[0]! | b[1]! << 8 | b[2]! << 16 | b[3]! << 24) >>> 0;
+  const hi = (b[4]! | b[5]! << 8 | b[6]! << 16 | b[7]! << 24) >>> 0;
+  return (cur as unknown as { _go(lo: number, hi: number): boolean })._go(lo, hi);
+}
+
+/** `$follow` of a field that is not a pointer to the cursor's own struct. */
+export function notFollowable(cur: StructAccessor, field: unknown): TypeError {
+  return new TypeError(
+    `A cursor of ${cur.$type.kind} cannot follow ${
+      typeof field === "string" ? `field ${field}` : String(field)
+    }: it follows only pointer fields to its own struct (use the plain getter)`,
+  );
+}
+
+/** A move of a record array's own cursor off its array. */
+export function pinnedMove(_cur: StructAccessor, what: string): TypeError {
+  return new TypeError(
+    `The cursor of a record array stays on its array: ${what} is refused (move a $clone() of it)`,
+  );
+}
+
+/** `$moveTo` of something that is not a record of the cursor's struct. */
+export function notRecord(cur: StructAccessor, x: unknown): TypeError {
+  return new TypeError(
+    `A cursor of ${cur.$type.kind} moves only onto records of that struct, not ${
+      x instanceof StructAccessor ? `a ${x.$type.kind} record` : typeof x
+    }`,
+  );
 }
 
 /** A fixed-size array inside a record: element loads and stores by index. */
@@ -299,22 +546,24 @@ function scratch(
 
 export function txFieldGet(
   t: Tx,
-  acc: { _o: AccessorHost; _b: number },
+  acc: { _o: AccessorHost; _b: number; _e: LiveBytes },
   off: number,
   size: number,
   get: (this: unknown) => unknown,
 ): unknown {
+  if (acc._b + off + size > acc._e.bytes.length) throw outside(acc, "(read in a transaction)");
   return get.call(scratch(t, acc, off, size));
 }
 
 export function txFieldSet(
   t: Tx,
-  acc: { _o: AccessorHost; _b: number },
+  acc: { _o: AccessorHost; _b: number; _e: LiveBytes },
   off: number,
   size: number,
   set: (this: unknown, x: unknown) => void,
   x: unknown,
 ): void {
+  if (acc._b + off + size > acc._e.bytes.length) throw outside(acc, "(write in a transaction)");
   const s = scratch(t, acc, off, size);
   set.call(s, x);
   t.write(acc._o as unknown as TxTarget, acc._b + off, s._e.bytes);
@@ -376,7 +625,9 @@ export function readOnly(acc: { _o: AccessorHost; _b: number }, field: string): 
   }
   return new TwzError(
     ErrorCode.AccessDenied,
-    `Cannot write field ${field} of the record in ${where(acc)}: the object is mapped read-only`,
+    `Cannot write field ${field} of the record in ${where(acc)}: ${
+      acc._o.writable ? "the cursor is read-only" : "the object is mapped read-only"
+    }`,
   );
 }
 
@@ -402,6 +653,12 @@ export function badValue(
   );
 }
 
+/**
+ * The error of a load or store that reached no byte of the object: the
+ * session closed (`Shutdown`), the mapping withdrawn (`AccessDenied`), the
+ * object deleted (`ObjectNotFound`) — each one line naming the object — or
+ * else a `RangeError`: the field lies outside the object.
+ */
 export function outside(
   acc: { _o: AccessorHost; _b: number; _e: LiveBytes },
   field: string,
@@ -410,13 +667,17 @@ export function outside(
   if (acc._e.bytes.length === 0) {
     const gone = acc._o._gone?.();
     if (gone !== undefined) return gone;
+    return new TwzError(
+      ErrorCode.ObjectNotFound,
+      `object ${
+        formatId(acc._o.id)
+      } was deleted: field ${field} of its record at offset ${acc._b} is gone`,
+    );
   }
   return new RangeError(
     `Field ${field} of the record in ${
       where(acc)
-    } is outside the object (${acc._e.bytes.length} bytes${
-      acc._e.bytes.length === 0 ? ": deleted" : ""
-    })`,
+    } is outside the object (${acc._e.bytes.length} bytes)`,
   );
 }
 
@@ -511,6 +772,7 @@ export function setBytes(
   }
   const b = acc._e.bytes;
   const at = acc._b + off;
+  if (at + size > b.length) throw outside(acc, field);
   b.set(x, at);
   b.fill(0, at + x.length, at + size);
 }
@@ -545,6 +807,7 @@ export function setString(
   }
   const b = acc._e.bytes;
   const at = acc._b + off;
+  if (at + size > b.length) throw outside(acc, field);
   b.set(data, at);
   b.fill(0, at + data.length, at + size);
 }

@@ -14,7 +14,9 @@ import {
   type ClassCell,
   type Codegen,
   compileArray,
+  compileRecords,
   compileStruct,
+  type CursorCtor,
   wordGet,
   wordSet,
   wordSetChecked,
@@ -32,6 +34,15 @@ import {
   setString,
   type StructAccessor,
 } from "./_layout_accessor.ts";
+
+/**
+ * The guard of DataView code: a deleted (or withdrawn) object's view is
+ * empty, and a DataView load there would throw a bare RangeError; this
+ * throws the one-line `TwzError` naming the object instead.
+ */
+function dvGuard(ctx: Codegen): string {
+  return `if (this._e.bytes.length === 0) throw ${ctx.bind(outside)}(this, NAME); `;
+}
 
 /**
  * A field type: a fixed-width, address-free piece of persistent data. Only the
@@ -57,6 +68,17 @@ export abstract class FieldType<T = unknown> {
   abstract _get(ctx: Codegen, w: boolean): string;
   /** @internal Setter body given `x`, or `undefined` for read-only fields. */
   abstract _set(ctx: Codegen, w: boolean): string | undefined;
+  /**
+   * @internal The `Tx` accessor suffix (`"U32"` for `getU32`/`setU32`) when
+   * the transaction reads and writes this field with one typed call.
+   */
+  _txKind(): string | undefined {
+    return undefined;
+  }
+  /** @internal The value check a store runs before a typed `Tx` store (`x`, `NAME`). */
+  _txCheck(_ctx: Codegen): string {
+    return "";
+  }
 }
 
 type IntKind = "u8" | "u16" | "u32" | "i8" | "i16" | "i32";
@@ -87,11 +109,21 @@ class IntType extends FieldType<number> {
     super();
     this.size = this.align = INT[kind].size;
   }
+  override _txKind(): string | undefined {
+    return ({ u8: "U8", u16: "U16", u32: "U32", i32: "I32" } as Record<string, string>)[this.kind];
+  }
+  override _txCheck(ctx: Codegen): string {
+    return ctx.checked
+      ? `if (!(typeof x === "number" && ${INT_FITS[this.kind]} === x)) throw ${
+        ctx.bind(intRefused)
+      }(NAME, "${this.kind}", x); `
+      : "";
+  }
   _get(ctx: Codegen, w: boolean): string {
     const k = INT[this.kind];
     if (w) return wordGet(ctx, k.w, k.shift);
     const le = this.size > 1 ? ", true" : "";
-    return `return this._e.view.get${k.dv}(this._b + OFF${le});`;
+    return `${dvGuard(ctx)}return this._e.view.get${k.dv}(this._b + OFF${le});`;
   }
   _set(ctx: Codegen, w: boolean): string {
     const k = INT[this.kind];
@@ -109,7 +141,7 @@ class IntType extends FieldType<number> {
       ? `if (!(${fits})) throw ${ctx.bind(intRefused)}(NAME, "${this.kind}", x); `
       : "";
     const le = this.size > 1 ? ", true" : "";
-    return `${check}this._e.view.set${INT[this.kind].dv}(this._b + OFF, x${le});`;
+    return `${check}${dvGuard(ctx)}this._e.view.set${INT[this.kind].dv}(this._b + OFF, x${le});`;
   }
 }
 
@@ -119,10 +151,19 @@ class BigIntType extends FieldType<bigint> {
   constructor(readonly kind: "u64" | "i64") {
     super();
   }
+  override _txKind(): string | undefined {
+    return this.kind === "u64" ? "U64" : undefined;
+  }
+  override _txCheck(ctx: Codegen): string {
+    const check = ctx.checked
+      ? "typeof x !== 'bigint' || x < 0n || x > 0xffffffffffffffffn"
+      : "typeof x !== 'bigint'";
+    return `if (${check}) throw ${ctx.bind(intRefused)}(NAME, "${this.kind}", x); `;
+  }
   _get(ctx: Codegen, w: boolean): string {
     if (w) return wordGet(ctx, this.kind === "u64" ? "bu64" : "bi64", 3);
     const dv = this.kind === "u64" ? "BigUint64" : "BigInt64";
-    return `return this._e.view.get${dv}(this._b + OFF, true);`;
+    return `${dvGuard(ctx)}return this._e.view.get${dv}(this._b + OFF, true);`;
   }
   _set(ctx: Codegen, w: boolean): string {
     const dv = this.kind === "u64" ? "BigUint64" : "BigInt64";
@@ -135,7 +176,7 @@ class BigIntType extends FieldType<bigint> {
     return `if (${check}) throw ${ctx.bind(intRefused)}(NAME, "${this.kind}", x);` +
       (w
         ? wordSet(ctx, this.kind === "u64" ? "bu64" : "bi64", 3)
-        : `this._e.view.set${dv}(this._b + OFF, x, true);`);
+        : `${dvGuard(ctx)}this._e.view.set${dv}(this._b + OFF, x, true);`);
   }
 }
 
@@ -146,13 +187,16 @@ class FloatType extends FieldType<number> {
     super();
     this.size = this.align = kind === "f32" ? 4 : 8;
   }
+  override _txKind(): string | undefined {
+    return this.kind === "f64" ? "F64" : undefined;
+  }
   _get(ctx: Codegen, w: boolean): string {
     if (w) return wordGet(ctx, this.kind, this.size === 4 ? 2 : 3);
-    return `return this._e.view.getFloat${this.size * 8}(this._b + OFF, true);`;
+    return `${dvGuard(ctx)}return this._e.view.getFloat${this.size * 8}(this._b + OFF, true);`;
   }
   _set(ctx: Codegen, w: boolean): string {
     if (w) return wordSet(ctx, this.kind, this.size === 4 ? 2 : 3);
-    return `this._e.view.setFloat${this.size * 8}(this._b + OFF, x, true);`;
+    return `${dvGuard(ctx)}this._e.view.setFloat${this.size * 8}(this._b + OFF, x, true);`;
   }
 }
 
@@ -162,14 +206,14 @@ class BoolType extends FieldType<boolean> {
   readonly kind = "bool";
   _get(ctx: Codegen, w: boolean): string {
     if (w) return wordGet(ctx, "bytes", 0, "v !== 0");
-    return "return this._e.view.getUint8(this._b + OFF) !== 0;";
+    return `${dvGuard(ctx)}return this._e.view.getUint8(this._b + OFF) !== 0;`;
   }
   _set(ctx: Codegen, w: boolean): string {
     const err = ctx.bind(badValue);
     return `if (typeof x !== "boolean") throw ${err}(this, NAME, "bool", x);` +
       (w
         ? wordSet(ctx, "bytes", 0, "x ? 1 : 0")
-        : "this._e.view.setUint8(this._b + OFF, x ? 1 : 0);");
+        : `${dvGuard(ctx)}this._e.view.setUint8(this._b + OFF, x ? 1 : 0);`);
   }
 }
 
@@ -181,10 +225,14 @@ export class BytesType extends FieldType<Uint8Array> {
     this.kind = `bytes(${size})`;
   }
   _get(ctx: Codegen): string {
-    // A live view only where its stores are the handle's own plain stores:
-    // a writable handle, outside a transaction. Otherwise a copy.
-    return `const m = this._e.bytes.subarray(this._b + OFF, this._b + OFF + ${this.size}); ` +
-      `return this._o.writable && ${ctx.bind(TX)}.current === null ? m : m.slice();`;
+    // A live view only where its stores are the accessor's own plain stores:
+    // a writable accessor (WRITABLE: its class's), outside a transaction.
+    // Otherwise a copy.
+    return `if (this._b + OFF + ${this.size} > this._e.bytes.length) throw ${
+      ctx.bind(outside)
+    }(this, NAME); ` +
+      `const m = this._e.bytes.subarray(this._b + OFF, this._b + OFF + ${this.size}); ` +
+      `return WRITABLE && ${ctx.bind(TX)}.current === null ? m : m.slice();`;
   }
   _set(ctx: Codegen): string {
     return `${ctx.bind(setBytes)}(this, NAME, OFF, ${this.size}, x);`;
@@ -199,7 +247,9 @@ class StringType extends FieldType<string> {
     this.kind = `string(${size})`;
   }
   _get(ctx: Codegen): string {
-    return `return ${ctx.bind(getString)}(this._e.bytes, this._b + OFF, ${this.size});`;
+    return `if (this._b + OFF + ${this.size} > this._e.bytes.length) throw ${
+      ctx.bind(outside)
+    }(this, NAME); return ${ctx.bind(getString)}(this._e.bytes, this._b + OFF, ${this.size});`;
   }
   _set(ctx: Codegen): string {
     return `${ctx.bind(setString)}(this, NAME, OFF, ${this.size}, x);`;
@@ -298,7 +348,7 @@ export class ArrayType<E extends FieldType> extends FieldType<ArrayAccessor<unkn
   _get(ctx: Codegen, w: boolean): string {
     const me = ctx.bind(this);
     const [rw, ro] = w ? ["RW", "RO"] : ["RWv", "ROv"];
-    return `return new (this._o.writable ? ${me}.classes(SELF).${rw} : ${me}.classes(SELF).${ro})(this._o, this._e, this._b + OFF, NAME);`;
+    return `return new (WRITABLE ? ${me}.classes(SELF).${rw} : ${me}.classes(SELF).${ro})(this._o, this._e, this._b + OFF, NAME);`;
   }
   /** @internal No setter: assign the elements. */
   _set(): undefined {
@@ -329,9 +379,64 @@ export type SelfResolved<F extends Fields, V> = V extends SelfPtr ? Accessor<F> 
  * `$` methods of {@linkcode StructAccessor}.
  */
 export type Accessor<F extends Fields> =
+  & {
+    /** A cursor at this record (see {@linkcode Cursor}). */
+    $cursor(): Cursor<F>;
+  }
   & { -readonly [K in Exclude<keyof F, ReadonlyKeys<F>>]: SelfResolved<F, Value<F[K]>> }
   & { readonly [K in ReadonlyKeys<F>]: Value<F[K]> }
   & StructAccessor;
+
+/**
+ * The pointer fields of `F`: what a cursor of `F` may be asked to follow
+ * (at run time only pointers to `F` itself move it; another struct's
+ * pointer throws a `TypeError`).
+ */
+export type FollowKeys<F extends Fields> =
+  & { [K in keyof F]: F[K] extends PtrType<unknown> ? K : never }[keyof F]
+  & string;
+
+/**
+ * A cursor over records of fields `F`: the getters and setters of
+ * {@linkcode Accessor}, and moves in place (see `StructCursor`).
+ */
+export type Cursor<F extends Fields> =
+  & {
+    /**
+     * Move along pointer field `field` in place (no allocation).
+     * @returns `true` when the cursor moved, `false` when the pointer is null.
+     */
+    $follow<K extends FollowKeys<F>>(field: K): boolean;
+    /** Move onto the record `target` is at; `false` (no move) for `null`. */
+    $moveTo(target: StructAccessor | null): boolean;
+    /** Move to the record at `offset` of the cursor's object. */
+    $seek(offset: number): Cursor<F>;
+    /** An independent cursor at the same record. */
+    $clone(): Cursor<F>;
+  }
+  & Accessor<F>;
+
+/** `count` records of fields `F` back to back in one object (see `StructType.records`). */
+export interface Records<F extends Fields> {
+  /** Number of records. */
+  readonly length: number;
+  /**
+   * The array's own cursor, moved to record `i` (the same cursor every
+   * call: no allocation; `$clone()` keeps one). It stays on the array: its
+   * `$follow` and `$moveTo` throw a `TypeError`.
+   * @throws {RangeError} `i` is not an integer in [0, length).
+   */
+  at(i: number): Cursor<F>;
+  /**
+   * A new plain accessor of record `i`.
+   * @throws {RangeError} `i` is not an integer in [0, length).
+   */
+  get(i: number): Accessor<F>;
+  /** A new cursor at record 0. */
+  cursor(): Cursor<F>;
+  /** The records, one plain accessor each. */
+  [Symbol.iterator](): IterableIterator<Accessor<F>>;
+}
 
 /** Marker for `ptr("self")`. */
 export interface SelfPtr {
@@ -415,7 +520,19 @@ export class StructType<F extends Fields> extends FieldType<StructAccessor> {
   }
 
   /** @internal The accessor classes (filled on first use; generated code reads them). */
-  readonly _cls: ClassCell = { RW: null, RO: null, RWv: null, ROv: null, type: this };
+  readonly _cls: ClassCell = {
+    RW: null,
+    RO: null,
+    RWv: null,
+    ROv: null,
+    CRW: null,
+    CRO: null,
+    CRWv: null,
+    CROv: null,
+    RA: null,
+    RAv: null,
+    type: this,
+  };
   #compiling = false;
 
   /** @internal The writable accessor class. */
@@ -447,6 +564,107 @@ export class StructType<F extends Fields> extends FieldType<StructAccessor> {
     } finally {
       this.#compiling = false;
     }
+  }
+
+  /**
+   * @internal The class cell with the cursor and record array classes
+   * compiled (on first use: plain accessors never pay for them).
+   */
+  _cursorCell(): ClassCell {
+    const c = this._cls;
+    if (c.CRW !== null) return c;
+    if (!c.RW) this._compile();
+    const make = (writable: boolean, w: boolean): [CursorCtor, CursorCtor] => {
+      const free = compileStruct(this, writable, w, true) as unknown as CursorCtor;
+      const pinned = compileStruct(this, writable, w, true, true) as unknown as CursorCtor;
+      Object.defineProperty(pinned, "FREE", { value: free });
+      return [free, pinned];
+    };
+    const [CRWv, PRWv] = make(true, false), [CROv, PROv] = make(false, false);
+    const [CRW, PRW] = HOST_LE ? make(true, true) : [CRWv, PRWv];
+    const [CRO, PRO] = HOST_LE ? make(false, true) : [CROv, PROv];
+    c.RA = compileRecords(this, c.RW!, c.RO!, PRW, PRO);
+    c.RAv = compileRecords(this, c.RWv!, c.ROv!, PRWv, PROv);
+    c.CRWv = CRWv;
+    c.CROv = CROv;
+    c.CRO = CRO;
+    c.CRW = CRW;
+    return c;
+  }
+
+  /**
+   * A cursor at the record at `offset` of `obj`: an accessor that moves in
+   * place (`$follow("next")`, `$moveTo(acc)`, `$seek(offset)`) without
+   * allocating. Writable when the handle is.
+   *
+   * @param obj An object handle (`TwzObject`).
+   * @param offset Where the record starts, as for {@linkcode StructType.at}.
+   * @returns The cursor.
+   * @throws {RangeError} As {@linkcode StructType.at}.
+   * @example Walk a list without allocating
+   * ```ts
+   * import { Twz } from "@twz/libtwz";
+   * import { ptr, struct, u32 } from "@twz/libtwz/layout";
+   * const Node = struct({ value: u32, next: ptr("self") });
+   * const twz = await Twz.open({ hal: "sim", size: 8 << 20 });
+   * const obj = twz.create({ size: 4096 });
+   * const a = Node.at(obj, obj.baseOffset), b = Node.at(obj, obj.baseOffset + Node.size);
+   * a.value = 1;
+   * b.value = 2;
+   * a.next = b;
+   * const c = Node.cursor(obj, obj.baseOffset);
+   * let sum = 0;
+   * do sum += c.value; while (c.$follow("next"));
+   * console.log(sum); // 3
+   * twz.close();
+   * ```
+   */
+  cursor(obj: AccessorHost, offset: number): Cursor<F> {
+    obj._checkRecord(offset, this.size, this.align);
+    const c = this._cursorCell();
+    const e = obj._e;
+    const C = e.words ? (obj.writable ? c.CRW : c.CRO) : obj.writable ? c.CRWv : c.CROv;
+    return new C!(obj, e, offset) as unknown as Cursor<F>;
+  }
+
+  /**
+   * `count` records laid out back to back from `offset` of `obj`: `at(i)`
+   * moves the array's own cursor (no allocation), so a sweep touches no
+   * accessor object per record. That cursor stays on the array (its
+   * `$follow` and `$moveTo` throw a `TypeError`; `$clone()` gives a free
+   * cursor). The whole range must lie in the object's data.
+   *
+   * @param obj An object handle (`TwzObject`).
+   * @param offset Where record 0 starts; aligned, at or after the base.
+   * @param count Number of records (an integer >= 0).
+   * @returns The record array.
+   * @throws {RangeError} `count` is not an integer >= 0, or the range does
+   * not fit, is misaligned, or overlaps the meta-info or the FOT.
+   * @example A sweep
+   * ```ts
+   * import { Twz } from "@twz/libtwz";
+   * import { f64, struct, u32 } from "@twz/libtwz/layout";
+   * const Rec = struct({ id: u32, weight: f64 });
+   * const twz = await Twz.open({ hal: "sim", size: 8 << 20 });
+   * const obj = twz.create({ size: 65536 });
+   * const recs = Rec.records(obj, obj.baseOffset, 100);
+   * for (let i = 0; i < recs.length; i++) recs.at(i).weight = i / 2;
+   * let sum = 0;
+   * for (let i = 0; i < recs.length; i++) sum += recs.at(i).weight;
+   * console.log(sum); // 2475
+   * twz.close();
+   * ```
+   */
+  records(obj: AccessorHost, offset: number, count: number): Records<F> {
+    if (!Number.isInteger(count) || count < 0) {
+      throw new RangeError(`A record array's count must be an integer >= 0, not ${count}`);
+    }
+    obj._checkRecord(offset, this.size * count, this.align);
+    const c = this._cursorCell();
+    const e = obj._e;
+    const w = e.words;
+    const A = w ? c.RA! : c.RAv!;
+    return new A(obj, e, offset, count) as unknown as Records<F>;
   }
 
   /**
@@ -487,7 +705,7 @@ export class StructType<F extends Fields> extends FieldType<StructAccessor> {
   _get(ctx: Codegen, w: boolean): string {
     const me = ctx.bind(this._cls);
     const [rw, ro] = w ? ["RW", "RO"] : ["RWv", "ROv"];
-    return `return new (this._o.writable ? ${me}.${rw} : ${me}.${ro})(this._o, this._e, this._b + OFF);`;
+    return `return new (WRITABLE ? ${me}.${rw} : ${me}.${ro})(this._o, this._e, this._b + OFF);`;
   }
   /** @internal No setter: assign the elements. */
   _set(): undefined {

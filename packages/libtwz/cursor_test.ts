@@ -1,0 +1,470 @@
+// Cursors (`Type.cursor`, `acc.$cursor()`, `$follow`, `$moveTo`, `$seek`,
+// `$clone`) and record arrays (`Type.records`): moves in place, across
+// objects, through the transaction path, over grow relocation and delete, the
+// read-only rule and bounds — on hal-sim and (when available) hal-pmem.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ErrorCode, formatId, TwzError, writePtr } from "@twz/kernel/abi";
+import { scratchDirs } from "@twz/kernel/hal/testing";
+import {
+  bool,
+  bytes,
+  f32,
+  f64,
+  i16,
+  i32,
+  i64,
+  i8,
+  named,
+  ptr,
+  string,
+  struct,
+  Twz,
+  type TwzObject,
+  u16,
+  u32,
+  u64,
+  u8,
+} from "@twz/libtwz";
+import { type Cursor, StructCursor } from "./layout.ts";
+import { transaction } from "./tx.ts";
+
+const pmem = (await import("@twz/hal-pmem")).plugin;
+const described = pmem.describe();
+const pmemIgnore = !described.available && Deno.env.get("CI") !== "true";
+const shm = scratchDirs("twz-cursor-", "/dev/shm");
+
+const Node = struct({ value: u32, tag: u32, label: string(8), next: ptr("self") });
+type NodeFields = typeof Node extends { cursor(o: TwzObject, b: number): Cursor<infer F> } ? F
+  : never;
+
+/** Run `fn` on a fresh session of each HAL: hal-sim, and hal-pmem when it is available. */
+function both(name: string, fn: (twz: Twz) => void | Promise<void>): void {
+  Deno.test(`${name} (hal-sim)`, async () => {
+    const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
+    try {
+      await fn(twz);
+    } finally {
+      twz.close();
+    }
+  });
+  Deno.test({
+    name: `${name} (hal-pmem)${described.available ? "" : ` (skipped: ${described.reason})`}`,
+    ignore: pmemIgnore,
+    fn: async () => {
+      const twz = await Twz.open({ hal: pmem, image: join(shm(), "c.img"), size: 16 << 20 });
+      try {
+        await fn(twz);
+      } finally {
+        twz.close();
+      }
+    },
+  });
+}
+
+/** The error `fn` throws, which must be a `TwzError` of `code` on one line naming `id`. */
+function twzError(fn: () => unknown, code: ErrorCode, id: bigint): TwzError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof TwzError, `expected a TwzError, got ${caught}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.doesNotMatch(caught.message, /\n/);
+  assert.match(caught.message, new RegExp(formatId(id)));
+  return caught;
+}
+
+/** A list of `values` in `objects` (round robin), linked in order; returns the accessors. */
+function list(objects: TwzObject[], values: number[]) {
+  const used = objects.map(() => 0);
+  const accs = values.map((v, k) => {
+    const i = k % objects.length;
+    const o = objects[i]!;
+    // Records placed backwards, so list order is not address order.
+    const n = Node.at(o, o.baseOffset + (64 - ++used[i]!) * Node.size);
+    n.value = v;
+    n.tag = k;
+    return n;
+  });
+  accs.forEach((a, k) => a.next = accs[k + 1] ?? null);
+  return accs;
+}
+
+both("a cursor kept across a grow that moves its object reads the moved bytes", (twz) => {
+  const p = twz.create({ size: 4096 });
+  const accs = list([p], [10, 20, 30]);
+  const c = Node.cursor(p, accs[0]!.$offset);
+  assert.equal(c.$follow("next"), true);
+  assert.equal(c.value, 20);
+  const recs = Node.records(p, p.baseOffset, 4);
+  recs.at(1).tag = 77;
+  twz.create({ size: 4096 }); // blocks p from growing in place
+  const bytesBefore = p.mapping.extent.bytes;
+  const before = { base: p.mapping.extent.base, at: bytesBefore.byteOffset };
+  p.grow(256 * 1024);
+  const after = p.mapping.extent;
+  assert.ok(
+    after.base !== before.base || after.bytes.byteOffset !== before.at ||
+      after.bytes.buffer !== bytesBefore.buffer,
+    "the object moved",
+  );
+  assert.equal(p.size, 256 * 1024);
+  // New objects may take the old place: stale views would read their bytes.
+  for (let i = 0; i < 4; i++) twz.create({ size: 4096 }).bytes.fill(0xee, 64);
+  assert.equal(c.value, 20);
+  assert.equal(c.tag, 1);
+  // A store through the object's live view is what the cursor reads.
+  p.view.setUint32(c.$offset + Node.offsetOf("tag"), 555, true);
+  assert.equal(c.tag, 555);
+  p.view.setUint32(c.$offset + Node.offsetOf("tag"), 1, true);
+  c.value = 21; // lands in the moved bytes
+  assert.equal(p.view.getUint32(c.$offset, true), 21);
+  assert.equal(c.$follow("next"), true);
+  assert.equal(c.value, 30);
+  assert.equal(c.$follow("next"), false, "null: no move");
+  assert.equal(c.value, 30);
+  assert.equal(recs.at(1).tag, 77);
+  let sum = 0;
+  for (c.$moveTo(accs[0]!); sum += c.value, c.$follow("next");); // walk again after the move
+  assert.equal(sum, 10 + 21 + 30);
+});
+
+both("a cursor whose target was deleted throws TwzError(ObjectNotFound) naming it", (twz) => {
+  const a = twz.create({ size: 4096 });
+  const b = twz.create({ size: 4096 });
+  const accs = list([a, b], [1, 2, 3]); // a -> b -> a
+  const c = Node.cursor(a, accs[0]!.$offset);
+  assert.equal(c.$follow("next"), true);
+  assert.equal(c.$id, b.id);
+  const kept = c.$clone();
+  const plain = accs[1]!;
+  const recs = Node.records(b, b.baseOffset, 8);
+  // Hot first, so optimized code meets the delete too.
+  let s = 0;
+  for (let i = 0; i < 20_000; i++) s += kept.value + recs.at(i & 7).tag;
+  assert.ok(s > 0);
+  twz.delete(b.id);
+  twzError(() => c.value, ErrorCode.ObjectNotFound, b.id);
+  twzError(() => (c.value = 5), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => c.label, ErrorCode.ObjectNotFound, b.id);
+  twzError(() => (c.label = "x"), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => c.$follow("next"), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => kept.tag, ErrorCode.ObjectNotFound, b.id);
+  twzError(() => plain.value, ErrorCode.ObjectNotFound, b.id);
+  twzError(() => (plain.tag = 1), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => plain.next, ErrorCode.ObjectNotFound, b.id);
+  twzError(() => plain.$ptr("next"), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => plain.$target("next"), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => recs.at(3).value, ErrorCode.ObjectNotFound, b.id);
+  twzError(() => c.$seek(b.baseOffset), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => recs.at(0).$seek(b.baseOffset), ErrorCode.ObjectNotFound, b.id);
+  twzError(() => Node.cursor(a, a.baseOffset).$moveTo(plain), ErrorCode.ObjectNotFound, b.id);
+  const e = twzError(() => c.tag, ErrorCode.ObjectNotFound, b.id);
+  assert.match(e.message, /deleted/);
+  // Moving onto the deleted object's records is refused the same way.
+  const back = Node.cursor(a, accs[0]!.$offset);
+  assert.throws(() => back.$follow("next"), (x: unknown) => x instanceof TwzError);
+  assert.equal(back.$id, a.id, "a refused move leaves the cursor where it was");
+  assert.equal(back.value, 1);
+});
+
+both("$follow across objects, through FOT entries, and the null pointer", (twz) => {
+  const objects = Array.from(
+    { length: 16 },
+    () => twz.create({ size: 8192, fot: { entries: 32 } }),
+  );
+  const values = Array.from({ length: 200 }, (_, k) => (k * 37) % 101);
+  const accs = list(objects, values);
+  assert.notEqual(accs[0]!.$ptr("next").fot, 0, "cross-object pointers");
+  const c = Node.cursor(objects[0]!, accs[0]!.$offset);
+  const seen: number[] = [];
+  do seen.push(c.value); while (c.$follow("next"));
+  assert.deepEqual(seen, values);
+  assert.equal(c.tag, values.length - 1, "stays on the last node");
+  assert.equal(c.$id, accs.at(-1)!.$id);
+  // The plain chase gives the same.
+  let n: typeof accs[0] | null = accs[0]!;
+  const plain: number[] = [];
+  for (; n !== null; n = n.next) plain.push(n.value);
+  assert.deepEqual(plain, values);
+  // $moveTo: null does not move; an accessor or a cursor does.
+  assert.equal(c.$moveTo(null), false);
+  assert.equal(c.$moveTo(accs[5]!), true);
+  assert.equal(c.tag, 5);
+  assert.equal(c.$moveTo(accs[5]!.next), true);
+  assert.equal(c.tag, 6);
+  const d = accs[9]!.$cursor();
+  assert.ok(d instanceof StructCursor);
+  assert.equal(c.$moveTo(d), true);
+  assert.equal(c.tag, 9);
+  assert.equal(d.$follow("next"), true);
+  assert.equal([c.tag, d.tag].join(), "9,10", "independent cursors");
+  // A pointer stored from a cursor names the cursor's record.
+  accs[0]!.next = d;
+  assert.equal(accs[0]!.next!.tag, 10);
+  // $seek: another record of the cursor's object (object 9: nodes 9, 25, ...).
+  c.$seek(accs[25]!.$offset);
+  assert.equal(c.tag, 25);
+  assert.throws(() => c.$seek(c.$offset + 2), RangeError);
+  assert.equal(c.tag, 25);
+});
+
+both("$follow through a name entry resolves the name", (twz) => {
+  const a = twz.create({ size: 4096 });
+  const b = twz.create({ size: 4096, name: "/cursor/b" });
+  const tb = Node.at(b, b.baseOffset + 64);
+  tb.value = 99;
+  const ta = Node.at(a, a.baseOffset);
+  ta.$set("next", named("/cursor/b", b.baseOffset + 64));
+  const c = ta.$cursor();
+  assert.equal(c.$follow("next"), true);
+  assert.equal(c.$id, b.id);
+  assert.equal(c.value, 99);
+});
+
+both("inside a transaction a cursor reads and follows what the transaction wrote", (twz) => {
+  const o = twz.create({ size: 4096 });
+  const p = twz.create({ size: 4096 });
+  const [a, b] = list([o], [1, 2]);
+  const far = Node.at(p, p.baseOffset);
+  far.value = 5;
+  const c = a!.$cursor();
+  transaction(twz, () => {
+    b!.value = 20; // a value written in the transaction
+    a!.next = far; // a pointer written in the transaction (cross-object)
+    far.tag = 8;
+    c.$moveTo(a!);
+    assert.equal(c.$follow("next"), true);
+    assert.equal(c.$id, p.id);
+    assert.equal(c.tag, 8);
+    c.value = 6;
+    assert.equal(far.value, 6);
+    c.$moveTo(b!);
+    assert.equal(c.value, 20);
+  });
+  assert.equal(c.value, 20, "committed");
+  c.$moveTo(a!);
+  assert.equal(c.$follow("next"), true);
+  assert.equal(c.value, 6);
+  // An aborted transaction leaves nothing behind.
+  c.$moveTo(a!);
+  assert.throws(() =>
+    transaction(twz, () => {
+      a!.next = b!;
+      assert.equal(c.$follow("next"), true);
+      assert.equal(c.$id, o.id);
+      c.value = 1000;
+      throw new Error("abort");
+    }), /abort/);
+  c.$moveTo(a!);
+  assert.equal(c.$follow("next"), true);
+  assert.equal(c.$id, p.id);
+  assert.equal(b!.value, 20);
+});
+
+both(
+  "read-only: a writable cursor refuses a read-only target; a read-only cursor stays read-only",
+  (twz) => {
+    const a = twz.create({ size: 4096 });
+    const b = twz.create({ size: 4096 });
+    const ha = Node.at(a, a.baseOffset);
+    const tb = Node.at(twz.open(b.id, { write: false }), b.baseOffset);
+    ha.next = tb; // a read-only FOT entry
+    const hb = Node.at(b, b.baseOffset + 64);
+    ha.tag = 1;
+    hb.next = ha; // b -> a: read-write
+    const c = ha.$cursor();
+    assert.equal(c.$writable, true);
+    const e = twzError(() => c.$follow("next"), ErrorCode.AccessDenied, b.id);
+    assert.match(e.message, /writable cursor/);
+    assert.equal(c.$id, a.id, "the refused cursor stays");
+    assert.equal(ha.next!.$writable, false, "the plain follow gives a read-only accessor");
+    // A read-only cursor follows it, and stays read-only on a writable target.
+    const r = Node.cursor(twz.open(a.id, { write: false }), a.baseOffset);
+    assert.equal(r.$writable, false);
+    assert.equal(r.$follow("next"), true);
+    assert.equal(r.$id, b.id);
+    twzError(() => (r.value = 1), ErrorCode.AccessDenied, b.id);
+    r.$seek(b.baseOffset + 64);
+    assert.equal(r.$follow("next"), true); // b -> a through a read-write entry
+    assert.equal(r.$id, a.id);
+    assert.equal(r.tag, 1);
+    twzError(() => (r.tag = 2), ErrorCode.AccessDenied, a.id);
+    assert.equal(ha.tag, 1);
+    // Its bytes are copies, never live views of the object.
+    const label = Node.at(a, a.baseOffset);
+    label.label = "abc";
+    assert.equal(r.label, "abc");
+    const Blob = struct({ data: bytes(4) });
+    const blob = Blob.cursor(twz.open(a.id, { write: false }), a.baseOffset + 8);
+    blob.data[0] = 0x7f;
+    assert.equal(a.view.getUint8(a.baseOffset + 8), "a".charCodeAt(0), "a copy");
+    const wblob = Blob.cursor(a, a.baseOffset + 8);
+    wblob.data[0] = 0x7f;
+    assert.equal(a.view.getUint8(a.baseOffset + 8), 0x7f, "a writable cursor's bytes are live");
+  },
+);
+
+both("a misaligned or outside pointer target: the cursor throws RangeError and stays", (twz) => {
+  const o = twz.create({ size: 4096 });
+  const h = Node.at(o, o.baseOffset);
+  h.value = 3;
+  const c = h.$cursor();
+  writePtr(o.view, h.$offset + Node.offsetOf("next"), 0, o.baseOffset + 64 + 2);
+  assert.throws(() => c.$follow("next"), RangeError);
+  assert.equal(c.$offset, o.baseOffset);
+  assert.equal(c.value, 3);
+  // The plain getter reads exactly there (DataView code).
+  o.view.setUint32(o.baseOffset + 64 + 2, 0xabcd, true);
+  assert.equal(h.next!.value, 0xabcd);
+  assert.throws(() => h.next!.$cursor(), RangeError);
+  writePtr(o.view, h.$offset + Node.offsetOf("next"), 0, 4096 - 8);
+  assert.throws(() => c.$follow("next"), RangeError);
+  writePtr(o.view, h.$offset + Node.offsetOf("next"), 0, 2 ** 40);
+  assert.throws(() => c.$follow("next"), RangeError);
+  assert.equal(c.$offset, o.baseOffset);
+  // A FOT index the object does not have.
+  writePtr(o.view, h.$offset + Node.offsetOf("next"), 5, o.baseOffset + 64);
+  assert.throws(() => c.$follow("next"), (e: unknown) => e instanceof TwzError);
+  assert.equal(c.value, 3);
+  // Only pointers to the cursor's own struct.
+  const Other = struct({ x: u32 });
+  const Holder = struct({ v: u32, o: ptr(Other), self: ptr("self") });
+  const hc = Holder.cursor(o, o.baseOffset + 256);
+  assert.throws(() => hc.$follow("o"), TypeError); // points at another struct
+  // @ts-expect-error: `v` is not a pointer
+  assert.throws(() => hc.$follow("v"), TypeError);
+  assert.equal(hc.$follow("self"), false);
+});
+
+both("records: bounds checked at creation, RangeError outside [0, count), one cursor", (twz) => {
+  const o = twz.create({ size: 4096 });
+  const fot = o.meta.fotOffset;
+  const fits = Math.floor((fot - o.baseOffset) / Node.size);
+  assert.throws(() => Node.records(o, o.baseOffset, fits + 1), RangeError, "overlaps the FOT");
+  assert.throws(() => Node.records(o, o.baseOffset + 4, 2), RangeError, "misaligned");
+  assert.throws(() => Node.records(o, 0, 2), RangeError, "before the base");
+  assert.throws(() => Node.records(o, o.baseOffset, -1), RangeError);
+  assert.throws(() => Node.records(o, o.baseOffset, 1.5), RangeError);
+  const recs = Node.records(o, o.baseOffset, fits);
+  assert.equal(recs.length, fits);
+  for (let i = 0; i < recs.length; i++) recs.at(i).value = i * 3;
+  assert.equal(recs.at(0), recs.at(fits - 1), "the same cursor every call");
+  for (const bad of [-1, fits, 1.5, NaN, Infinity, -0.5]) {
+    assert.throws(() => recs.at(bad), RangeError, String(bad));
+    assert.throws(() => recs.get(bad), RangeError, String(bad));
+  }
+  assert.equal(recs.at(-0).value, 0);
+  assert.equal(o.view.getUint32(o.baseOffset + 7 * Node.size, true), 21);
+  const g = recs.get(7);
+  assert.ok(!(g instanceof StructCursor));
+  assert.equal(g.value, 21);
+  assert.equal([...recs].length, fits);
+  // The array's cursor stays on the array; a clone moves freely.
+  recs.at(2).next = recs.get(4);
+  assert.throws(() => recs.at(2).$follow("next"), TypeError);
+  const free = recs.at(2).$clone();
+  assert.equal(free.$follow("next"), true);
+  assert.equal(free.value, 12);
+  const c = recs.cursor();
+  assert.equal(c.value, 0);
+  assert.equal(c.$seek(o.baseOffset + 3 * Node.size).value, 9);
+  const empty = Node.records(o, o.baseOffset, 0);
+  assert.throws(() => empty.at(0), RangeError);
+  // Read-only handle: read-only records.
+  const ro = Node.records(twz.open(o.id, { write: false }), o.baseOffset, 4);
+  assert.equal(ro.at(3).value, 9);
+  twzError(() => (ro.at(3).value = 1), ErrorCode.AccessDenied, o.id);
+  twzError(() => (ro.get(3).value = 1), ErrorCode.AccessDenied, o.id);
+});
+
+// Compile-time: `$follow` takes only the pointer fields to the struct itself.
+const _typed = (c: Cursor<NodeFields>): boolean => c.$follow("next");
+void _typed;
+
+both("a withdrawn mapping: the cursor's reads and writes throw TwzError(AccessDenied)", (twz) => {
+  const o = twz.create({ size: 4096 });
+  const c = Node.cursor(o, o.baseOffset);
+  c.value = 4;
+  const recs = Node.records(o, o.baseOffset, 4);
+  assert.equal(recs.at(0).value, 4);
+  // What the kernel's thread side does on a revocation: the handle's bytes
+  // go empty and the handle learns it was withdrawn (security_test.ts has the
+  // end-to-end path through capabilities and the epoch word).
+  o.mapping.extent.retarget(new Uint8Array(0), -1);
+  o._withdraw();
+  const e = twzError(() => c.value, ErrorCode.AccessDenied, o.id);
+  assert.match(e.message, /withdrawn/);
+  twzError(() => (c.value = 1), ErrorCode.AccessDenied, o.id);
+  twzError(() => c.$follow("next"), ErrorCode.AccessDenied, o.id);
+  twzError(() => recs.at(2).tag, ErrorCode.AccessDenied, o.id);
+});
+
+both(
+  "the transaction path of every field kind: reads its writes, refuses bad values, aborts",
+  (twz) => {
+    const All = struct({
+      a8: u8,
+      b8: i8,
+      a16: u16,
+      b16: i16,
+      a32: u32,
+      b32: i32,
+      x32: f32,
+      x64: f64,
+      big: u64,
+      sbig: i64,
+      flag: bool,
+    });
+    const o = twz.create({ size: 4096 });
+    const rec = All.at(o, o.baseOffset);
+    const c = All.cursor(o, o.baseOffset);
+    const values = {
+      a8: 200,
+      b8: -100,
+      a16: 60000,
+      b16: -30000,
+      a32: 4000000000,
+      b32: -2000000000,
+      x32: 1.5,
+      x64: Math.PI,
+      big: 0xfedcba9876543210n,
+      sbig: -5n,
+      flag: true,
+    };
+    const read = (r: typeof rec) => ({
+      a8: r.a8,
+      b8: r.b8,
+      a16: r.a16,
+      b16: r.b16,
+      a32: r.a32,
+      b32: r.b32,
+      x32: r.x32,
+      x64: r.x64,
+      big: r.big,
+      sbig: r.sbig,
+      flag: r.flag,
+    });
+    const zero = read(rec);
+    assert.throws(() =>
+      transaction(twz, () => {
+        Object.assign(c, values);
+        assert.deepEqual(read(rec), values, "a plain accessor reads the transaction's writes");
+        assert.deepEqual(read(c), values);
+        assert.throws(() => (c.a8 = 256), RangeError);
+        assert.throws(() => (c.a32 = -1), RangeError);
+        assert.throws(() => (c.big = -1n), RangeError);
+        assert.throws(() => (c.big = 1 as unknown as bigint), TypeError);
+        assert.equal(c.a8, 200, "a refused store wrote nothing");
+        assert.deepEqual(read(All.at(o, o.baseOffset)), values);
+        throw new Error("abort");
+      }), /abort/);
+    assert.deepEqual(read(c), zero, "aborted: nothing written");
+    transaction(twz, () => Object.assign(rec, values));
+    assert.deepEqual(read(c), values, "committed");
+    assert.equal(o.view.getUint32(o.baseOffset + All.offsetOf("a32"), true), 4000000000);
+  },
+);
