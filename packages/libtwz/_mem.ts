@@ -97,15 +97,15 @@ export class Mem {
   f64(at: number): number {
     return this.tx ? this.tx.getF64(this.obj, at) : this.obj.mapping.view.getFloat64(at, true);
   }
-  /** Compare `length` bytes at `at` with `key[0..length)`. */
-  equals(at: number, key: Uint8Array, length: number): boolean {
+  /** Compare `length` bytes at `at` with `key[keyAt..keyAt + length)`. */
+  equals(at: number, key: Uint8Array, length: number, keyAt = 0): boolean {
     if (this.tx) {
       const here = this.tx.read(this.obj, at, length);
-      for (let i = 0; i < length; i++) if (here[i] !== key[i]) return false;
+      for (let i = 0; i < length; i++) if (here[i] !== key[keyAt + i]) return false;
       return true;
     }
     const b = this.obj.mapping.bytes;
-    for (let i = 0; i < length; i++) if (b[at + i] !== key[i]) return false;
+    for (let i = 0; i < length; i++) if (b[at + i] !== key[keyAt + i]) return false;
     return true;
   }
   /**

@@ -84,6 +84,16 @@ function logSum(v: DataView, base: number, body: number, end: number): number {
   return checksum(v, body, end, checksum(v, base + H.seq, base + H.sum, 0));
 }
 
+/** {@linkcode checksum} over the 32-bit word view of little-endian memory (the same result). */
+function checksumWords(w: Uint32Array, from: number, to: number, seed: number): number {
+  let h = seed ^ 0x811c9dc5;
+  for (let i = from >>> 2, end = to >>> 2; i < end; i++) {
+    h = Math.imul(h ^ w[i]!, 0x01000193);
+    h ^= h >>> 15;
+  }
+  return (h ^ ((to - from) * 0x9e3779b1)) >>> 0;
+}
+
 /**
  * The transaction running on this thread, if any. Typed accessors read
  * `TX.current` on every load and store; outside a transaction that is one
@@ -105,6 +115,15 @@ export function activeTx(): Tx | null {
 export class Tx {
   #pool = new Uint8Array(16 * LINE);
   #pv = new DataView(this.#pool.buffer);
+  /** The pool as 32-bit words (host order: used only with word views of little-endian objects). */
+  #p32 = new Uint32Array(this.#pool.buffer);
+  /**
+   * The slot of the last store or shadowed load: its target, line and slot
+   * (consecutive stores mostly hit one line: no table lookup for them).
+   */
+  #cT: TxTarget | null = null;
+  #cLine = -1;
+  #cSlot = -1;
   /** Two 32-bit dirty masks per shadow slot (bit i = byte i of the line). */
   #dirty = new Uint32Array(32);
   #slots = 0;
@@ -129,6 +148,9 @@ export class Tx {
   #hSlot = new Int32Array(128);
   #hStamp = new Uint32Array(128);
   #gen = 1;
+  /** The last small `data` given to {@linkcode Tx.write} with whole words, and its word view. */
+  #data: Uint8Array | null = null;
+  #data32: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
   /** A 64-bit filter over (target, line): most loads hit no shadow and skip the table. */
   #bloomLo = 0;
   #bloomHi = 0;
@@ -173,6 +195,8 @@ export class Tx {
     this.#tcount = 0;
     this.#lastT = null;
     this.#lastTi = -1;
+    this.#cT = null;
+    this.#cLine = this.#cSlot = -1;
     this.#bloomLo = this.#bloomHi = 0;
     if (++this.#gen === 0xffffffff) {
       this.#hStamp.fill(0);
@@ -253,6 +277,7 @@ export class Tx {
       pool.set(this.#pool);
       this.#pool = pool;
       this.#pv = new DataView(pool.buffer);
+      this.#p32 = new Uint32Array(pool.buffer);
       const dirty = new Uint32Array(this.#dirty.length * 2);
       dirty.set(this.#dirty);
       this.#dirty = dirty;
@@ -261,7 +286,13 @@ export class Tx {
     const start = line * LINE;
     const end = Math.min(start + LINE, bytes.length);
     const at = slot * LINE;
-    if (end - start === LINE) {
+    const x = t.mapping.extent;
+    if (end - start === LINE && x.words) {
+      // Word copies (the object's word view is little-endian, as the pool's words are here).
+      const from = x.u32, to = this.#p32;
+      const f = start >>> 2, d = at >>> 2;
+      for (let k = 0; k < 16; k++) to[d + k] = from[f + k]!;
+    } else if (end - start === LINE) {
       const from = t.mapping.view, to = this.#pv;
       for (let k = 0; k < LINE; k += 4) to.setInt32(at + k, from.getInt32(start + k, true), true);
     } else {
@@ -308,6 +339,12 @@ export class Tx {
 
   #mark(slot: number, from: number, to: number): void {
     // bytes [from, to) of the slot's line (to <= 64)
+    const n = to - from;
+    if (n > 0 && n < 32 && (from & 31) + n <= 32) {
+      // Inside one 32-byte half (every aligned scalar store): one mask.
+      this.#dirty[slot * 2 + (from >>> 5)]! |= ((1 << n) - 1) << (from & 31);
+      return;
+    }
     for (let i = from; i < to;) {
       const word = i >>> 5;
       const last = Math.min(to, (word + 1) * 32);
@@ -323,10 +360,14 @@ export class Tx {
     const ti = t === this.#lastT ? this.#lastTi : this.#indexOf(t);
     if (ti < 0 || !(offset >= 0)) return -1;
     const line = offset >>> 6;
-    const bit = (line * 31 + ti) & 63;
-    if (((bit < 32 ? this.#bloomLo >>> bit : this.#bloomHi >>> (bit - 32)) & 1) === 0) return -1;
-    const slot = this.#lookup(ti, line);
-    if (slot < 0) return -1;
+    let slot: number;
+    if (t === this.#cT && line === this.#cLine) slot = this.#cSlot;
+    else {
+      const bit = (line * 31 + ti) & 63;
+      if (((bit < 32 ? this.#bloomLo >>> bit : this.#bloomHi >>> (bit - 32)) & 1) === 0) return -1;
+      slot = this.#lookup(ti, line);
+      if (slot < 0) return -1;
+    }
     const within = offset & 63;
     if (within + size > this.#limit[slot]!) {
       // Past the object's end, or across two lines: the slow, general path.
@@ -344,14 +385,25 @@ export class Tx {
   /** The shadow position for a store of `size` bytes (within one line) at `offset`. */
   #storeAt(t: TxTarget, offset: number, size: number): number {
     this.#check(t, offset, size);
-    if ((offset & 63) + size > LINE) {
+    const at = offset & 63;
+    if (at + size > LINE) {
       throw new RangeError(
         `A ${size}-byte store at offset ${offset} crosses a cache line: align it, or use Tx.write`,
       );
     }
-    const slot = this.#slotFor(t, offset >>> 6, true);
-    const at = offset & 63;
-    this.#mark(slot, at, at + size);
+    const line = offset >>> 6;
+    let slot: number;
+    if (t === this.#cT && line === this.#cLine) slot = this.#cSlot; // checked when it was made
+    else {
+      slot = this.#slotFor(t, line, true);
+      this.#cT = t;
+      this.#cLine = line;
+      this.#cSlot = slot;
+    }
+    // One 32-byte half (what an aligned store of 1 to 8 bytes touches): one mask.
+    if ((at & 31) + size <= 32) {
+      this.#dirty[slot * 2 + (at >>> 5)]! |= ((2 << (size - 1)) - 1) << (at & 31);
+    } else this.#mark(slot, at, at + size);
     return slot * LINE + at;
   }
 
@@ -465,6 +517,30 @@ export class Tx {
     this.#check(t, offset, length);
     let o = offset;
     const end = offset + length;
+    if (((offset | length | data.byteOffset) & 3) === 0 && length <= data.length) {
+      // Whole words (every line's part starts and ends 4-aligned): word copies.
+      // The word view of a small buffer is kept for its next write (a
+      // structure's entry buffer, written once per transaction).
+      let d32 = this.#data32;
+      if (this.#data !== data || d32.length !== data.length >>> 2) {
+        d32 = new Uint32Array(data.buffer, data.byteOffset, data.length >>> 2);
+        if (data.length <= 256) {
+          this.#data32 = d32;
+          this.#data = data;
+        }
+      }
+      while (o < end) {
+        const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
+        const slot = this.#slotFor(t, o >>> 6, true);
+        const at = o & 63;
+        const p32 = this.#p32; // after #slotFor: the pool may have grown
+        const to = (slot * LINE + at) >>> 2, from = (o - offset) >>> 2;
+        for (let k = 0, n = (lineEnd - o) >>> 2; k < n; k++) p32[to + k] = d32[from + k]!;
+        this.#mark(slot, at, at + lineEnd - o);
+        o = lineEnd;
+      }
+      return;
+    }
     while (o < end) {
       const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
       const slot = this.#slotFor(t, o >>> 6, true);
@@ -526,9 +602,12 @@ export class Tx {
   /** @internal Find every dirty run of bytes, once, before commit. */
   collectRuns(): void {
     let n = 0;
+    let runs = this.runs;
+    const dirty = this.#dirty;
     for (let slot = 0; slot < this.#slots; slot++) {
+      const first = n; // this slot's runs start here
       for (let half = 0; half < 2; half++) {
-        let w = this.#dirty[slot * 2 + half]!;
+        let w = dirty[slot * 2 + half]!;
         while (w !== 0) {
           const start = 31 - Math.clz32(w & -w); // lowest set bit
           const shifted = w >>> start;
@@ -536,46 +615,35 @@ export class Tx {
           const len = shifted === 0xffffffff
             ? 32
             : 31 - Math.clz32((~shifted & (shifted + 1)) >>> 0);
-          if ((n + 1) * 3 > this.runs.length) {
-            const bigger = new Int32Array(this.runs.length * 2);
-            bigger.set(this.runs);
-            this.runs = bigger;
+          const at = half * 32 + start;
+          if (n > first && runs[n * 3 - 2]! + runs[n * 3 - 1]! === at) {
+            runs[n * 3 - 1]! += len; // a run that continues across the two 32-byte halves
+          } else {
+            if ((n + 1) * 3 > runs.length) {
+              const bigger = new Int32Array(runs.length * 2);
+              bigger.set(runs);
+              runs = this.runs = bigger;
+            }
+            runs[n * 3] = slot;
+            runs[n * 3 + 1] = at;
+            runs[n * 3 + 2] = len;
+            n++;
           }
-          this.runs[n * 3] = slot;
-          this.runs[n * 3 + 1] = half * 32 + start;
-          this.runs[n * 3 + 2] = len;
-          n++;
           w = len + start >= 32 ? 0 : (w & ~(((1 << len) - 1) << start)) >>> 0;
         }
       }
     }
-    // Join runs that continue across the two 32-byte halves of a line.
-    let m = 0;
-    for (let i = 0; i < n; i++) {
-      const slot = this.runs[i * 3]!, start = this.runs[i * 3 + 1]!, len = this.runs[i * 3 + 2]!;
-      if (
-        m > 0 && this.runs[(m - 1) * 3] === slot &&
-        this.runs[(m - 1) * 3 + 1]! + this.runs[(m - 1) * 3 + 2]! === start
-      ) {
-        this.runs[(m - 1) * 3 + 2]! += len;
-      } else {
-        this.runs[m * 3] = slot;
-        this.runs[m * 3 + 1] = start;
-        this.runs[m * 3 + 2] = len;
-        m++;
-      }
-    }
-    this.runCount = m;
+    this.runCount = n;
   }
 
-  /** @internal The target of a shadow slot. */
-  slotTarget(slot: number): TxTarget {
-    return this.#tlist[this.#slotTi[slot]!]!;
+  /** @internal Each shadow slot's line number (index = slot). */
+  get slotLines(): Int32Array {
+    return this.#slotLine;
   }
 
-  /** @internal The object offset of a shadow slot's line. */
-  slotOffset(slot: number): number {
-    return this.#slotLine[slot]! * LINE;
+  /** @internal Each shadow slot's object, as its index in first-write order (index = slot). */
+  get slotTargets(): Int32Array {
+    return this.#slotTi;
   }
 
   /** @internal The shadow pool. */
@@ -588,6 +656,11 @@ export class Tx {
     return this.#pv;
   }
 
+  /** @internal The shadow pool as 32-bit words (host order). */
+  get poolWords(): Uint32Array {
+    return this.#p32;
+  }
+
   /** @internal How many objects were written. */
   get targetCount(): number {
     return this.#tcount;
@@ -596,11 +669,6 @@ export class Tx {
   /** @internal Written object number `i` (first-write order). */
   target(i: number): TxTarget {
     return this.#tlist[i]!;
-  }
-
-  /** @internal The index (in first-write order) of a shadow slot's object. */
-  slotIndex(slot: number): number {
-    return this.#slotTi[slot]!;
   }
 }
 
@@ -913,21 +981,27 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
       }`,
     );
   }
-  const v = log.mapping.view;
-  const bytes = log.mapping.bytes;
+  const lx = log.mapping.extent;
+  const v = lx.view;
+  const bytes = lx.bytes;
+  // Word views (little-endian host, aligned memory): word loads and stores.
+  const lw = lx.words ? lx.u32 : null;
+  const pv = tx.poolView, pw = tx.poolWords;
   const body = base + HEADER;
   let at = body;
   for (let i = 0; i < nTargets; i++) {
     const id = idBytes(tx.target(i).id);
-    for (let k = 0; k < 16; k++) bytes[at + k] = id[k]!;
+    if (lw !== null) {
+      for (let k = 0; k < 4; k++) lw[(at >>> 2) + k] = lastIdWords[k]!; // the same bytes
+    } else for (let k = 0; k < 16; k++) bytes[at + k] = id[k]!;
     at += 16;
   }
+  const lines = tx.slotLines, tis = tx.slotTargets;
   for (let i = 0; i < n; i++) {
     const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
-    v.setUint32(at, tx.slotOffset(slot) + start, true);
-    v.setUint16(at + 4, length, true);
-    v.setUint16(at + 6, tx.slotIndex(slot), true);
-    copyRun(pool, tx.poolView, slot * LINE + start, bytes, v, at + RECORD, length);
+    v.setUint32(at, lines[slot]! * LINE + start, true);
+    v.setUint32(at + 4, length | (tis[slot]! << 16), true); // u16 length, u16 object
+    copyRun(pool, pv, pw, slot * LINE + start, bytes, v, lw, at + RECORD, length);
     const padded = (length + 3) & ~3;
     for (let k = length; k < padded; k++) bytes[at + RECORD + k] = 0;
     at += RECORD + padded;
@@ -937,7 +1011,13 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
   v.setUint32(base + H.bodyBytes, at - body, true);
   v.setUint32(base + H.nObjects, nTargets, true);
   v.setUint32(base + H.nRecords, n, true);
-  v.setUint32(base + H.sum, logSum(v, base, body, at), true);
+  v.setUint32(
+    base + H.sum,
+    lw !== null
+      ? checksumWords(lw, body, at, checksumWords(lw, base + H.seq, base + H.sum, 0))
+      : logSum(v, base, body, at),
+    true,
+  );
   // 1: committed. One persist of the whole log: one call on the port, one
   // native call on hal-pmem.
   const one = oneBuf;
@@ -951,6 +1031,12 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
   // in place before the log is durable.
   if (lane) v.setUint32(base + W.doubt, DOUBT.discard, true);
   port.persist(one, 1);
+  // The applied mark as it is (unchanged by the commit so far). Read now,
+  // while the runs are copied and made durable: a flush may have evicted
+  // the header's line, and this brings it back before the mark is stored
+  // there (a store into a line that is not in the cache would hold up the
+  // mark's flush).
+  const before = v.getUint32(base + H.applied, true);
   // Apply: copy every run in place, then flush each touched line once
   // (adjacent lines of a mapping in one range), all ranges in one call:
   // `[handle, offset, length]` triples, relative to each object.
@@ -960,24 +1046,37 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
   // Lines of other ports, flushed after the copy: no system call inside
   // the copy, so a killed thread never leaves it half done.
   let others: [Mapping, number, number][] | undefined;
+  // The current run's object (runs of one object follow one another).
+  let lastTi = -1;
+  let m: Mapping = log.mapping;
+  let dst = bytes, dv = v, dw: Uint32Array | null = null;
+  let persistent = true, samePort = true, handle = 0;
   for (let i = 0; i < n; i++) {
     const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
-    const t = tx.slotTarget(slot);
-    const line = tx.slotOffset(slot);
-    const to = line + start;
-    const m = t.mapping;
-    const dst = m.bytes;
-    copyRun(pool, tx.poolView, slot * LINE + start, dst, m.view, to, length);
+    const ti = tis[slot]!;
+    if (ti !== lastTi) {
+      lastTi = ti;
+      const t = tx.target(ti);
+      m = t.mapping;
+      const x = m.extent;
+      dst = x.bytes;
+      dv = x.view;
+      dw = x.words ? x.u32 : null;
+      persistent = m.lifetime === "persistent";
+      samePort = t.port === port;
+      handle = m.handle;
+    }
+    const line = lines[slot]! * LINE;
+    copyRun(pool, pv, pw, slot * LINE + start, dst, dv, dw, line + start, length);
     if (slot === lastSlot) continue;
     lastSlot = slot;
     const lineLength = Math.min(LINE, dst.length - line);
-    if (m.lifetime !== "persistent") continue; // volatile: nothing to make durable
-    if (t.port !== port) {
+    if (!persistent) continue; // volatile: nothing to make durable
+    if (!samePort) {
       // Another port of the log's domain: its flush, ordered by the drain below.
       (others ??= []).push([m, line, lineLength]);
       continue;
     }
-    const handle = m.handle;
     const last = 3 * count - 3;
     if (count > 0 && ranges[last] === handle && ranges[last + 1]! + ranges[last + 2]! === line) {
       ranges[last + 2]! += lineLength;
@@ -1001,7 +1100,6 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
   // Mark it applied. No drain of its own: the next ordering point of any
   // kind (of any thread: every flush and drain is the kernel's) carries it,
   // and until then a replay would write the same bytes.
-  const before = v.getUint32(base + H.applied, true);
   v.setUint32(base + H.applied, seq, true);
   one[0] = logHandle;
   one[1] = base + H.applied;
@@ -1175,22 +1273,47 @@ function finishStaleLanes(
 
 /** The lanes object each host was seen to have (looked up when a session opens). */
 const lanesKnown = new WeakMap<TxLogHost, TxTarget>();
+/** Bumped at every {@linkcode lanesKnown} update: the last lookup below is valid while it stays. */
+let lanesKnownVersion = 0;
+/** The last lookup in {@linkcode lanesKnown}: the host, the version it was made at, the answer. */
+let lanesLookupHost: TxLogHost | null = null;
+let lanesLookupVersion = -1;
+let lanesLookup: TxTarget | undefined;
+
+/** Remember `host`'s lanes object. */
+function setLanesKnown(host: TxLogHost, t: TxTarget): void {
+  lanesKnown.set(host, t);
+  lanesKnownVersion++;
+}
+
+/** The lanes object `host` was seen to have (one comparison for the host of the last commit). */
+function knownLanes(host: TxLogHost): TxTarget | undefined {
+  if (host !== lanesLookupHost || lanesLookupVersion !== lanesKnownVersion) {
+    lanesLookup = lanesKnown.get(host);
+    lanesLookupHost = host;
+    lanesLookupVersion = lanesKnownVersion;
+  }
+  return lanesLookup;
+}
 
 /** The host's lanes object, if it has one (remembered for the kernel session's commits). */
 function lanesOf(host: TxLogHost): TxTarget | null {
   const t = host.lanesObject?.() ?? null;
-  if (t !== null) lanesKnown.set(host, t);
+  if (t !== null) setLanesKnown(host, t);
   return t;
 }
 
 /** The kernel's own session's commit: into the primary log. */
 function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: PortFacts): void {
-  const area = primaryArea(primary);
+  let area = lastArea;
+  if (area === null || area.t !== primary || area.end !== primary.mapping.bytes.length) {
+    area = lastArea = primaryArea(primary);
+  }
   const a = words(primary);
   // Lanes a killed thread left in doubt are finished first, as a thread's
   // commit does (the kernel's session cannot wait for one a thread is
   // finishing: that one is left to it).
-  const lanesT = lanesKnown.get(host);
+  const lanesT = knownLanes(host);
   if (lanesT !== undefined && lanesT.mapping.bytes.length > 0) {
     const areas = lanesCache(lanesT), la = words(lanesT);
     if (areas !== null && la !== null) finishStaleLanes(la, areas, f, host, false);
@@ -1201,7 +1324,8 @@ function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: PortFacts)
   // lock again in this boot, and the kernel's session (one thread, each
   // commit synchronous) commits without it: an atomic read-modify-write
   // right after the applied mark's flush would wait for that write-back.
-  const locked = a !== null && (f.thread || !settledHosts.has(host));
+  const locked = a !== null &&
+    (f.thread || (host !== lastSettled && !settledHosts.has(host)));
   if (locked) {
     const i = (area.base + W.recovered) >>> 2;
     if (Atomics.load(a, i) === ((f.tag << 2) | REC_BUSY) || !tryTake(a, area, f)) {
@@ -1213,6 +1337,8 @@ function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: PortFacts)
       );
     }
     if (!f.thread) settledHosts.add(host);
+  } else if (a !== null) {
+    lastSettled = host; // settled for good: the next commit asks one comparison
   }
   try {
     writeAndApply(tx, area, nextSeq(primary, area));
@@ -1221,8 +1347,17 @@ function commitPrimary(tx: Tx, host: TxLogHost, primary: TxTarget, f: PortFacts)
   }
 }
 
+/** The primary log area of the last commit into one (areas are fixed while the log's size is). */
+let lastArea: Area | null = null;
+
 /** Kernel sessions that saw the logs' recovery settled this boot (see `commitPrimary`). */
 const settledHosts = new WeakSet<TxLogHost>();
+/** The last kernel session seen committing without the lock (a member of {@linkcode settledHosts}). */
+let lastSettled: TxLogHost | null = null;
+
+/** The facts of the port of the last commit (one comparison instead of a WeakMap lookup). */
+let lastFactsPort: KernelPort | null = null;
+let lastFacts: PortFacts | null = null;
 
 /**
  * Commit `tx` locally. Returns what the transaction wrote when the system
@@ -1230,7 +1365,12 @@ const settledHosts = new WeakSet<TxLogHost>();
  */
 function commit(tx: Tx, host: TxLogHost): Map<KernelPort, ObjID[]> | null {
   const primary = host.logObject();
-  const f = portFacts(primary.port);
+  const port = primary.port;
+  let f = lastFacts;
+  if (port !== lastFactsPort || f === null) {
+    f = lastFacts = portFacts(port);
+    lastFactsPort = port;
+  }
   // One comparison on a system that is not a node (asked at the port's
   // first transaction, empty or not, then cached).
   const node = f.node === undefined ? nodeOf(primary.port, f) : f.node;
@@ -1411,6 +1551,8 @@ function domainOf(port: KernelPort): number {
 
 let lastId = -1n;
 const lastIdBytes = new Uint8Array(16);
+/** {@linkcode lastIdBytes} as 32-bit words (copied word for word: the same bytes). */
+const lastIdWords = new Uint32Array(lastIdBytes.buffer);
 
 /** An object ID as 16 little-endian bytes (the last one is kept: BigInt work is slow). */
 function idBytes(id: ObjID): Uint8Array {
@@ -1425,17 +1567,31 @@ function idBytes(id: ObjID): Uint8Array {
   return lastIdBytes;
 }
 
-/** Copy a run of shadow bytes: word by word when everything is 4-byte aligned. */
+/**
+ * Copy a run of shadow bytes: word by word when everything is 4-byte
+ * aligned (through the word views `sw`/`dw` when the destination has one).
+ */
 function copyRun(
   src: Uint8Array,
   sv: DataView,
+  sw: Uint32Array,
   from: number,
   dst: Uint8Array,
   dv: DataView,
+  dw: Uint32Array | null,
   to: number,
   length: number,
 ): void {
-  if (((from | to | length) & 3) === 0) {
+  if (dw !== null && ((from | to) & 3) === 0) {
+    // The whole words through the word views (host order is little-endian
+    // when an object has them), then the odd bytes.
+    const f = from >>> 2, d = to >>> 2, words = length >>> 2;
+    if (d + words > dw.length) {
+      throw new RangeError(`Offset ${to + length} is outside the bounds of the object`);
+    }
+    for (let k = 0; k < words; k++) dw[d + k] = sw[f + k]!;
+    for (let k = words << 2; k < length; k++) dst[to + k] = src[from + k]!;
+  } else if (((from | to | length) & 3) === 0) {
     for (let k = 0; k < length; k += 4) dv.setInt32(to + k, sv.getInt32(from + k, true), true);
   } else {
     for (let k = 0; k < length; k++) dst[to + k] = src[from + k]!;
@@ -1533,7 +1689,7 @@ export interface TxLanesOptions {
 export function prepareThreadLogs(host: TxLogHost, options: TxLanesOptions = {}): void {
   ready(host);
   const lanes = host.lanesObject?.(options) ?? null;
-  if (lanes !== null) lanesKnown.set(host, lanes);
+  if (lanes !== null) setLanesKnown(host, lanes);
 }
 
 /**
@@ -1606,7 +1762,8 @@ export function transaction<T>(host: TxLogHost, fn: (tx: Tx) => T): T {
     }
     const written = commit(tx, host);
     committed = true;
-    for (const hook of tx.onCommit) hook();
+    const hooks = tx.onCommit;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!();
     // On a node, the global objects written are published after the local
     // commit: a failure is thrown from here, the local commit standing.
     if (written !== null) publishCommitted(written);

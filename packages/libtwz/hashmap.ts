@@ -77,7 +77,11 @@ const MIN_ENTRY = 24;
 export interface HashMapOptions {
   /**
    * Entries the map should hold before it starts splitting buckets (it still
-   * grows past it). @default {0}
+   * grows past it). Their buckets are laid out when the map is made (as a C
+   * map allocates its bucket array), so inserts up to it allocate only their
+   * entries — unless `create` runs inside a transaction, or the buckets would
+   * take more than a quarter of the object: then each bucket segment is
+   * allocated by the first insert into it. @default {0}
    */
   capacity?: number;
 }
@@ -96,7 +100,22 @@ export class HashMap<K, V> {
     readonly offset: number,
     readonly keys: Codec<K>,
     readonly values: Codec<V>,
-  ) {}
+  ) {
+    this.#x = obj.mapping.extent;
+    this.#h = offset >>> 2;
+    this.#intKeys = (keys as unknown) === codec.int;
+  }
+
+  /**
+   * The object's live bytes and word views (the kernel retargets them in
+   * place when the object moves and empties them when it goes away), held
+   * here so a lookup reaches them in one load.
+   */
+  readonly #x: TxTarget["mapping"]["extent"];
+  /** The header's offset in 32-bit words. */
+  readonly #h: number;
+  /** Whether the keys are `codec.int` (the integer lookup path). */
+  readonly #intKeys: boolean;
 
   /**
    * Create a map in `obj`: a heap at its base, the map header in the heap,
@@ -117,8 +136,9 @@ export class HashMap<K, V> {
       throw new RangeError(`A hash map capacity must be an integer in [0, 2^30], not ${capacity}`);
     }
     // Start with enough buckets for `capacity` entries: the level is raised,
-    // and bucket segments are allocated when first used, so a large capacity
-    // costs only its directory up front.
+    // and the bucket segments are allocated after the map is made (see
+    // #presize), or when first used when they do not fit a quarter of the
+    // object (then a large capacity costs only its directory up front).
     let level = 0;
     while ((1 << (SEG_SHIFT + level)) * LOAD < capacity) level++;
     const offset = transaction(host, (tx) => {
@@ -137,7 +157,28 @@ export class HashMap<K, V> {
       tx.setU32(obj, header + H.heap, heapAt);
       return header;
     });
-    return new HashMap(host, obj, offset, keys, values);
+    const map = new HashMap(host, obj, offset, keys, values);
+    map.#presize(capacity);
+    return map;
+  }
+
+  /**
+   * Allocate the bucket segments of the first `capacity` entries' buckets
+   * now, as a C map allocates its bucket array, instead of at the inserts
+   * that first use them: one small transaction per segment (any log holds
+   * it), only outside a running transaction and while they take at most a
+   * quarter of the object. A crash between them leaves a map whose other
+   * segments are allocated when first used, as always.
+   */
+  #presize(capacity: number): void {
+    if (capacity === 0 || activeTx() !== null) return;
+    const m = new Mem(this.obj, null);
+    const buckets = m.u32(this.offset + H.n0) << m.u32(this.offset + H.level);
+    const segments = Math.ceil(Math.min(capacity, buckets) / (1 << SEG_SHIFT));
+    if (segments * ((1 << SEG_SHIFT) * 4 + 8) > this.obj.mapping.bytes.length / 4) return;
+    for (let s = 0; s < segments; s++) {
+      transaction(this.host, (tx) => this.#slotFor(tx, new Mem(this.obj, tx), s << SEG_SHIFT));
+    }
   }
 
   /**
@@ -247,33 +288,101 @@ export class HashMap<K, V> {
   #bucketOf(m: Mem, hash: number): number {
     const h = this.offset;
     const span = m.u32(h + H.n0) << m.u32(h + H.level);
+    const split = m.u32(h + H.split);
+    this.#span = span;
+    this.#split = split;
     const b = hash & (span - 1);
-    return b < m.u32(h + H.split) ? hash & (span * 2 - 1) : b;
+    return b < split ? hash & (span * 2 - 1) : b;
   }
+
+  /** The geometry the last {@linkcode HashMap.#bucketOf} read: `n0 << level`, and `split`. */
+  #span = 0;
+  #split = 0;
+  /** The head slot of the bucket of the last {@linkcode HashMap.#findLink} (-1: no segment yet). */
+  #head = -1;
 
   /** The bucket of the last {@linkcode HashMap.#find}. */
   #bucket = 0;
+  /** The link to the entry the last {@linkcode HashMap.#findLink} found (-1: none). */
+  #link = -1;
 
   /**
    * Find the entry for the scratch key: [link to it, entry], or [-1, 0]
    * (the bucket is in {@linkcode HashMap.#bucket}).
    */
   #find(m: Mem, hash: number, klen: number): [number, number] {
+    const e = this.#findLink(m, hash, klen);
+    return [this.#link, e];
+  }
+
+  /**
+   * {@linkcode HashMap.#find} without the array: the entry for the scratch
+   * key, or 0; the link to it in {@linkcode HashMap.#link}, its bucket in
+   * {@linkcode HashMap.#bucket}.
+   */
+  #findLink(
+    m: Mem,
+    hash: number,
+    klen: number,
+    key: Uint8Array = this.#scratch.bytes,
+    keyAt = 0,
+  ): number {
     const b = this.#bucketOf(m, hash);
     this.#bucket = b;
+    this.#link = -1;
     let link = this.#slotOf(m, b);
-    if (link < 0) return [-1, 0];
+    this.#head = link;
+    if (link < 0) return 0;
     let steps = stepLimit(this.obj.mapping.bytes.length, MIN_ENTRY);
     for (let e = m.u32(link); e !== 0; link = e + E.next, e = m.u32(link)) {
       if (--steps < 0) throw this.#bad(`the chain of bucket ${b} loops`);
       if (
         m.u32(e + E.hash) === hash && m.u32(e + E.klen) === klen &&
-        m.equals(e + E.key, this.#scratch.bytes, klen)
+        m.equals(e + E.key, key, klen, keyAt)
       ) {
-        return [link, e];
+        this.#link = link;
+        return e;
       }
     }
-    return [-1, 0];
+    return 0;
+  }
+
+  /**
+   * {@linkcode HashMap.#findLink} reading object memory in place through its
+   * DataView (the transaction has not written the object yet): the same
+   * results and fields, no reader in between.
+   */
+  #findLinkRaw(hash: number, klen: number, key: Uint8Array, keyAt: number): number {
+    const v = this.obj.mapping.view;
+    const h = this.offset;
+    const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
+    const split = v.getUint32(h + H.split, true);
+    this.#span = span;
+    this.#split = split;
+    let b = hash & (span - 1);
+    if (b < split) b = hash & (span * 2 - 1);
+    this.#bucket = b;
+    this.#link = -1;
+    const seg = v.getUint32(v.getUint32(h + H.dir, true) + (b >>> SEG_SHIFT) * 4, true);
+    let link = seg === 0 ? -1 : seg + (b & SEGMENT_MASK) * 4;
+    this.#head = link;
+    if (link < 0) return 0;
+    const bytes = this.obj.mapping.bytes;
+    let steps = stepLimit(bytes.length, MIN_ENTRY);
+    for (let e = v.getUint32(link, true); e !== 0; link = e + E.next, e = v.getUint32(link, true)) {
+      if (--steps < 0) throw this.#bad(`the chain of bucket ${b} loops`);
+      if (v.getUint32(e + E.hash, true) !== hash || v.getUint32(e + E.klen, true) !== klen) {
+        continue;
+      }
+      let i = 0;
+      const at = e + E.key;
+      while (i < klen && bytes[at + i] === key[keyAt + i]) i++;
+      if (i === klen) {
+        this.#link = link;
+        return e;
+      }
+    }
+    return 0;
   }
 
   /**
@@ -291,7 +400,7 @@ export class HashMap<K, V> {
 
   /**
    * The entry for the scratch key, reading object memory in place (no
-   * transaction running): the lookup hot path, allocation-free.
+   * transaction running): the general lookup path, allocation-free.
    */
   #findRaw(hash: number, klen: number): number {
     const v = this.obj.mapping.view;
@@ -320,49 +429,63 @@ export class HashMap<K, V> {
     return { e: this.#find(m, hash, klen)[1], klen, m };
   }
 
+  /** The error of a damaged chain met by {@linkcode HashMap.locate}. */
+  #chainDamage(bucket: number, e: number | undefined): unknown {
+    const what = e === undefined ? "runs past the object" : `is damaged at entry ${e}`;
+    return asDamage(NAME, this.obj, this.#bad(`the chain of bucket ${bucket} ${what}`));
+  }
+
   /**
-   * The entry for an `int` key given as its two 32-bit halves (the common
-   * case), without encoding it: no transaction running.
+   * Offset of the value stored for `key` (read it in place), or -1. Inside
+   * a transaction the lookup sees the transaction's writes (the offset is
+   * where the value will be once it commits).
+   *
+   * The fast path, with no allocation and no encoding: a `codec.int` map, a
+   * key in [0, 2^32), no transaction running (then a lookup costs about what
+   * a chain walk in C does, once optimized).
+   *
+   * @throws {TwzError} `ObjectDamaged` when the map's chain is damaged.
    */
-  #findIntRaw(lo: number, hi: number): number {
-    const hash = hashInt(lo, hi);
-    const x = this.obj.mapping.extent;
-    if (!x.words) return this.#findIntView(hash, lo, hi);
-    // 32-bit word views: every field read here is 4-byte aligned.
-    const w = x.u32;
-    const h = this.offset >>> 2;
-    const span = w[h + (H.n0 >>> 2)]! << w[h + (H.level >>> 2)]!;
-    let bucket = hash & (span - 1);
-    if (bucket < w[h + (H.split >>> 2)]!) bucket = hash & (span * 2 - 1);
-    const seg = w[(w[h + (H.dir >>> 2)]! >>> 2) + (bucket >>> SEG_SHIFT)];
-    if (seg === 0 || seg === undefined) return 0;
-    let steps = w.length >>> 2; // an entry takes at least 4 words: a longer chain loops
-    for (let e = w[(seg >>> 2) + (bucket & SEGMENT_MASK)]; e !== 0; e = w[e >>> 2]) {
-      if (e === undefined || --steps < 0 || (e & 3) !== 0) {
-        throw this.#bad(`the chain of bucket ${bucket} is damaged (entry ${e})`);
-      }
-      const at = e >>> 2;
-      if (w[at + 1] === hash && w[at + 4] === lo && w[at + 5] === hi && w[at + 2] === 8) return e;
-    }
-    return 0;
-  }
-
-  /** {@linkcode HashMap.#findIntRaw} through the DataView (unaligned or big-endian hosts). */
-  #findIntView(hash: number, lo: number, hi: number): number {
-    const v = this.obj.mapping.view;
-    let steps = stepLimit(v.byteLength, MIN_ENTRY);
-    for (let e = this.#chainView(v, hash); e !== 0; e = v.getUint32(e + E.next, true)) {
-      if (--steps < 0) throw this.#bad("a bucket's chain loops");
-      if (
-        v.getUint32(e + E.hash, true) === hash && v.getUint32(e + E.key, true) === lo &&
-        v.getUint32(e + E.key + 4, true) === hi && v.getUint32(e + E.klen, true) === 8
-      ) return e;
-    }
-    return 0;
-  }
-
-  /** Offset of the value stored for `key` (read it in place), or -1. */
   locate(key: K): number {
+    // The fast path, written out (get() comes through here too, so it is hot,
+    // and optimized, early): the key hashed without encoding it, read through
+    // the object's 32-bit word view. Every load is a word load at a 4-aligned
+    // index, so the checks are cheap: a load past the end yields `undefined`,
+    // never other bytes; a misaligned directory or segment offset, or an
+    // empty word view (a withdrawn or deleted mapping, a closed session),
+    // takes the general path, which reads through the DataView and reports
+    // what is wrong; a misaligned or out-of-range entry, or a chain longer
+    // than the object can hold, is damage.
+    const w = this.#x.u32;
+    const h = this.#h;
+    if (
+      !this.#intKeys || typeof key !== "number" || (key >>> 0) !== key ||
+      TX.current !== null || h + HEADER / 4 > w.length
+    ) return this.#locateAny(key);
+    const hash = hashInt(key, 0);
+    const span = w[h + H.n0 / 4]! << w[h + H.level / 4]!;
+    let bucket = hash & (span - 1);
+    if (bucket < w[h + H.split / 4]!) bucket = hash & (span * 2 - 1);
+    const dir = w[h + H.dir / 4]!;
+    const seg = w[(dir >>> 2) + (bucket >>> SEG_SHIFT)];
+    if (seg === 0) return -1;
+    if (seg === undefined || ((dir | seg) & 3) !== 0) return this.#locateAny(key);
+    // An entry takes at least 4 words: a longer chain loops.
+    let steps = w.length >>> 2;
+    let e = w[(seg >>> 2) + (bucket & SEGMENT_MASK)];
+    while (e !== 0) {
+      if (e === undefined || (e & 3) !== 0 || --steps < 0) throw this.#chainDamage(bucket, e);
+      const at = e >>> 2;
+      if (w[at + 1] === hash && w[at + 4] === key && w[at + 5] === 0 && w[at + 2] === 8) {
+        return e + E.key + 8;
+      }
+      e = w[at];
+    }
+    return -1;
+  }
+
+  /** {@linkcode HashMap.locate} for any key: encoded, through the transaction or the DataView. */
+  #locateAny(key: K): number {
     try {
       return this.#locate(key);
     } catch (error) {
@@ -371,13 +494,6 @@ export class HashMap<K, V> {
   }
 
   #locate(key: K): number {
-    if (
-      typeof key === "number" && (key >>> 0) === key && TX.current === null &&
-      (this.keys as unknown) === codec.int
-    ) {
-      const e = this.#findIntRaw(key, 0);
-      return e === 0 ? -1 : e + E.key + 8;
-    }
     const klen = this.#encodeKey(key);
     const hash = hashBytes(this.#scratch.bytes, 0, klen);
     const tx = activeTx();
@@ -392,8 +508,20 @@ export class HashMap<K, V> {
     return this.locate(key) >= 0;
   }
 
-  /** The value for `key`, or `undefined`. */
+  /** The value for `key` (decoded: a copy), or `undefined`. */
   get(key: K): V | undefined {
+    if (this.#intKeys && TX.current === null) {
+      // In place (no transaction): the value's offset, or -1. Through
+      // `locate`, so its hot path is shared (and optimized early) by both.
+      const at = this.locate(key);
+      if (at < 0) return undefined;
+      // The value's length is the entry's fourth word, 12 bytes before the value.
+      const x = this.#x;
+      const vlen = x.u32[(at >>> 2) - 3];
+      if ((at & 3) === 0 && vlen !== undefined && at + vlen <= x.bytes.length) {
+        return this.values.decode(x.bytes, at, vlen);
+      }
+    }
     try {
       return this.#get(key);
     } catch (error) {
@@ -409,16 +537,6 @@ export class HashMap<K, V> {
   }
 
   #get(key: K): V | undefined {
-    if (
-      (this.keys as unknown) === codec.int && typeof key === "number" &&
-      (key >>> 0) === key && activeTx() === null
-    ) {
-      const e = this.#findIntRaw(key, 0);
-      if (e === 0) return undefined;
-      const vlen = this.obj.mapping.view.getUint32(e + E.vlen, true);
-      this.#value(e + E.key + 8, vlen);
-      return this.values.decode(this.obj.mapping.bytes, e + E.key + 8, vlen);
-    }
     const { e, klen, m } = this.#lookup(key);
     if (e === 0) return undefined;
     const at = e + E.key + klen;
@@ -437,29 +555,59 @@ export class HashMap<K, V> {
    * @returns `true` when the key is new.
    */
   set(key: K, value: V): boolean {
-    return guard(NAME, this.obj, () => transaction(this.host, (tx) => this.#set(tx, key, value)));
+    // guard() and a closure per call, written out: the insert hot path.
+    this.#setKey = key;
+    this.#setValue = value;
+    try {
+      return transaction(this.host, this.#setFn);
+    } catch (error) {
+      throw asDamage(NAME, this.obj, error);
+    } finally {
+      this.#setKey = this.#setValue = undefined;
+    }
   }
+
+  /** The arguments of the running {@linkcode HashMap.set}, for {@linkcode HashMap.#setFn}. */
+  #setKey: K | undefined;
+  #setValue: V | undefined;
+  /** The transaction body of {@linkcode HashMap.set} (made once). */
+  #setFn = (tx: Tx): boolean => this.#set(tx, this.#setKey as K, this.#setValue as V);
+  /** A reader through the last transaction (the thread's transaction object is reused). */
+  #mem: Mem | null = null;
 
   #set(tx: Tx, key: K, value: V): boolean {
     const o = this.obj;
-    const klen = this.#encodeKey(key);
-    const scratch = this.#scratch.reserve(klen + this.values.size(value), klen);
-    const vlen = this.values.encode(value, scratch, klen);
-    const hash = hashBytes(scratch, 0, klen);
-    const m = new Mem(o, tx);
-    const [link, found] = this.#find(m, hash, klen);
+    // The key and value are encoded where the entry holds them: the entry
+    // is built in place and written with one transaction write.
+    const most = E.key + this.keys.size(key) + this.values.size(value);
+    if (this.#entry.length < most) {
+      this.#entry = new Uint8Array(most * 2);
+      this.#entryView = new DataView(this.#entry.buffer);
+    }
+    const entry = this.#entry;
+    const klen = this.keys.encode(key, entry, E.key);
+    const vlen = this.values.encode(value, entry, E.key + klen);
+    // An integer key in [0, 2^32) hashes as its encoding does, from the number.
+    const hash = typeof key === "number" && (key >>> 0) === key &&
+        (this.keys as unknown) === codec.int
+      ? hashInt(key, 0)
+      : hashBytes(entry, E.key, klen);
+    let m = this.#mem;
+    if (m === null || m.tx !== tx) m = this.#mem = new Mem(o, tx);
+    // Before the transaction's first write to the object (a set of its own),
+    // the object's memory is what the transaction sees: the lookup reads it
+    // in place.
+    const found = tx.touches(o)
+      ? this.#findLink(m, hash, klen, entry, E.key)
+      : this.#findLinkRaw(hash, klen, entry, E.key);
+    const link = this.#link;
     const heap = this.#heap();
     if (found !== 0 && m.u32(found + E.vlen) === vlen) {
-      tx.write(o, found + E.key + klen, scratch.subarray(klen, klen + vlen));
+      tx.write(o, found + E.key + klen, entry.subarray(E.key + klen, E.key + klen + vlen));
       return false;
     }
-    // The whole entry is built here and written with one transaction write.
     const size = E.key + klen + vlen;
-    if (this.#entry.length < size) this.#entry = new Uint8Array(size * 2);
-    const entry = this.#entry;
-    if (this.#entryView.buffer !== entry.buffer) this.#entryView = new DataView(entry.buffer);
     const ev = this.#entryView;
-    for (let i = 0; i < klen + vlen; i++) entry[E.key + i] = scratch[i]!;
     ev.setUint32(E.hash, hash, true);
     ev.setUint32(E.klen, klen, true);
     ev.setUint32(E.vlen, vlen, true);
@@ -473,7 +621,9 @@ export class HashMap<K, V> {
       heap.free(tx, found);
       return false;
     }
-    const head = this.#slotFor(tx, m, bucket);
+    // The bucket's head slot as #findLink saw it (the entry's allocation
+    // writes no directory), or its segment allocated now.
+    const head = this.#head >= 0 ? this.#head : this.#slotFor(tx, m, bucket);
     ev.setUint32(E.next, tx.getU32(o, head), true);
     tx.write(o, e, entry, size);
     tx.setU32(o, head, e);
@@ -486,12 +636,12 @@ export class HashMap<K, V> {
   #maybeSplit(tx: Tx, m: Mem, heap: Heap, count: number): void {
     const o = this.obj;
     const h = this.offset;
-    const n0 = m.u32(h + H.n0);
-    const level = m.u32(h + H.level);
-    const split = m.u32(h + H.split);
-    const span = n0 << level;
+    // The geometry #findLink read in this insert (nothing wrote it since).
+    const span = this.#span;
+    const split = this.#split;
     const buckets = span + split;
     if (count <= buckets * LOAD || buckets >= 2 ** 30) return;
+    const level = m.u32(h + H.level);
     const fresh = buckets; // the new bucket's number
     const segIndex = fresh >>> SEG_SHIFT;
     let dir = m.u32(h + H.dir);

@@ -306,6 +306,9 @@ export class Heap {
         }
       }
     }
+    // The live count first: the header's line was just written (the list
+    // head or top), so the transaction finds it at once.
+    tx.setU32(o, this.offset + F.live, tx.getU32(o, this.offset + F.live) + blockSize);
     if (block === 0) {
       block = this.#bump(tx, blockSize);
       tx.setU32(o, block, blockSize);
@@ -313,7 +316,6 @@ export class Heap {
     // Bumped space may hold old bytes too (the heap was laid over them).
     if (options?.zero !== false) tx.fill(o, block + BLOCK_HEADER, blockSize - BLOCK_HEADER);
     tx.setU32(o, block + 4, USED);
-    tx.setU32(o, this.offset + F.live, tx.getU32(o, this.offset + F.live) + blockSize);
     return block + BLOCK_HEADER;
   }
 
