@@ -30,6 +30,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
     summary: "following an invariant pointer vs a raw DataView read",
     load: () => import("./ptr_resolve.ts"),
   },
+  "ptr-chase": {
+    summary:
+      "walking a shuffled 1,024-node list in one object and over 16: libtwz n.next and cursor vs a hand-decoded DataView chase and plain JS objects",
+    load: () => import("./ptr_chase.ts"),
+  },
   "kv-insert": {
     summary: "persistent hash map inserts, one durable transaction each (peer workload)",
     load: () => import("./kv_insert.ts"),
@@ -41,6 +46,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
   "accessors": {
     summary: "typed-layout field reads and writes vs raw DataView",
     load: () => import("./accessors.ts"),
+  },
+  "record-sweep": {
+    summary:
+      "1,024 records read and written through Type.records(...).at(i) vs a raw DataView loop",
+    load: () => import("./record_sweep.ts"),
   },
   "syscall": {
     summary:
