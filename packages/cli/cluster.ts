@@ -297,6 +297,10 @@ async function up(dir: string, o: UpOptions): Promise<number> {
   // Every node serves (its log says so), or one failed: then all goes down.
   const end = Date.now() + NODE_START_MS;
   const waiting = new Set(state.nodes);
+  // A node counts as gone only when five checks in a row (half a second)
+  // do not find it: while `setsid` and `sh` exec the node, its process can
+  // read as neither (a busy machine made one fresh node look gone at once).
+  const misses = new Map<NodeRecord, number>();
   let failed: string | undefined;
   while (waiting.size > 0 && failed === undefined) {
     for (const n of [...waiting]) {
@@ -305,7 +309,10 @@ async function up(dir: string, o: UpOptions): Promise<number> {
         text = Deno.readTextFileSync(n.log);
       } catch { /* not yet */ }
       if (/^serving /m.test(text)) waiting.delete(n);
-      else if (!isOurNode(n.pid, n.image)) failed = `node ${n.name} did not start: ${tail(n.log)}`;
+      else if (isOurNode(n.pid, n.image)) misses.set(n, 0);
+      else if ((misses.get(n) ?? 0) + 1 >= 5) {
+        failed = `node ${n.name} did not start: ${tail(n.log)}`;
+      } else misses.set(n, (misses.get(n) ?? 0) + 1);
     }
     if (waiting.size === 0 || failed !== undefined) break;
     if (Date.now() > end) {
