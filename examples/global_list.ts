@@ -37,8 +37,14 @@ import { info, own, publish } from "@twz/libtwz/global";
 import type { ProgramEnv } from "@twz/libtwz/program";
 import { transaction } from "@twz/libtwz/tx";
 
-/** One list node: a value, a label, and an invariant pointer to the next node. */
-export const ListNode = struct({ value: u32, label: string(16), next: ptr("self") });
+/**
+ * One list node: a value, a label, and an invariant pointer to the next node.
+ * Named, so its objects carry a layout descriptor (`/.layouts/…`) that
+ * `twz explore` and `twz graph` use to show the records typed.
+ */
+export const ListNode = struct({ value: u32, label: string(16), next: ptr("self") }, {
+  name: "ListNode",
+});
 
 /** The accessor of one node record. */
 export type ListNodeRecord = ReturnType<typeof ListNode.at>;
@@ -77,7 +83,7 @@ function make(twz: Twz, name: string, values: number[]): number {
     console.error(`global_list: /global/${name} exists already`);
     return 1;
   }
-  const objs = LABELS.map(() => twz.create({ size: 4096 }));
+  const objs = LABELS.map(() => twz.create({ size: 4096, layout: ListNode }));
   const nodes = objs.map((o) => ListNode.at(o, o.baseOffset));
   nodes.forEach((n, i) => {
     n.value = values[i]!;

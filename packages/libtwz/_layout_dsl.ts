@@ -466,7 +466,19 @@ export interface StructOptions {
    * @default {false}
    */
   readonly unchecked?: boolean;
+  /**
+   * The struct's name (`"ListNode"`): 1 to 64 letters, digits, `_`, `.` or
+   * `-`, starting with a letter. It changes nothing in the layout; a named
+   * struct can be described in the object space for tools to type an
+   * object's bytes (`twz.create({ layout })`, `readLayoutDescriptor` in
+   * `@twz/libtwz/layout`), and pointers to it are shown with its name.
+   * @default {undefined} (unnamed)
+   */
+  readonly name?: string;
 }
+
+/** What a struct's name may be (see {@linkcode StructOptions.name}). */
+const STRUCT_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * A struct type: its layout, and a factory for accessors on an object.
@@ -489,10 +501,21 @@ export class StructType<F extends Fields> extends FieldType<StructAccessor> {
    */
   readonly unchecked: boolean;
 
+  /** The struct's name (`struct(fields, { name })`), or `null` when it has none. */
+  readonly name: string | null;
+
   /** @internal Use {@linkcode struct}. */
   constructor(fields: F, options: StructOptions = {}) {
     super();
     this.unchecked = options.unchecked === true;
+    if (options.name !== undefined && !STRUCT_NAME.test(options.name)) {
+      throw new TypeError(
+        `${
+          JSON.stringify(options.name)
+        } cannot be a struct name (1 to 64 letters, digits, _ . -; starting with a letter)`,
+      );
+    }
+    this.name = options.name ?? null;
     const layout = new Map<string, FieldInfo>();
     let offset = 0;
     let align = 1;
@@ -844,7 +867,8 @@ export function ptr(target: PtrTarget | StructType<Fields>): PtrType<unknown> {
  *
  * @param fields Field names to field types. Names are identifiers not
  * starting with `$` or `_`.
- * @param options `unchecked`: integer stores without the range check.
+ * @param options `unchecked`: integer stores without the range check;
+ * `name`: the struct's name (see {@linkcode StructOptions.name}).
  * @returns The struct type; `Type.at(obj, offset)` gives an accessor.
  * @throws {TypeError} A field is not a persistent field type, or a bad name.
  * @example
@@ -875,7 +899,9 @@ export function struct<F extends Fields>(fields: F, options: StructOptions = {})
     throw new TypeError("struct() takes an object of field types");
   }
   if (typeof options !== "object" || options === null) {
-    throw new TypeError("struct()'s options are an object ({ unchecked?: boolean })");
+    throw new TypeError(
+      "struct()'s options are an object ({ unchecked?: boolean, name?: string })",
+    );
   }
   return new StructType(fields, options);
 }

@@ -87,3 +87,17 @@ export {
   u8,
   type Value,
 } from "./_layout_dsl.ts";
+export {
+  type AnyStructType,
+  LAYOUT_DESCRIPTOR_VERSION,
+  LAYOUT_MAGIC,
+  type LayoutDescriptor,
+  layoutDescriptor,
+  type LayoutField,
+  type LayoutOption,
+  layoutPath,
+  type LayoutPlacement,
+  LAYOUTS_DIR,
+  readLayoutDescriptor,
+  registerLayout,
+} from "./_layout_describe.ts";

@@ -114,3 +114,13 @@ export {
   u8,
   type Value,
 } from "./layout.ts";
+export {
+  type AnyStructType,
+  type LayoutDescriptor,
+  layoutDescriptor,
+  type LayoutField,
+  type LayoutOption,
+  type LayoutPlacement,
+  readLayoutDescriptor,
+  registerLayout,
+} from "./layout.ts";

@@ -68,6 +68,7 @@ import {
 } from "./_tx.ts";
 import { sessionTxHost, TXLANES_NAME, TXLOG_NAME as TXLOG_PATH } from "./_session_tx.ts";
 import { NO_EPOCH } from "./_epoch.ts";
+import { _createLayoutTag, type LayoutOption } from "./_layout_describe.ts";
 
 export type { TwzOpenOptions };
 
@@ -128,6 +129,14 @@ export interface CreateOptions {
   fot?: FotOptions;
   /** A type tag recorded in the meta-info. @default {0} */
   typeTag?: number;
+  /**
+   * The named struct whose records the object holds (at the base, one
+   * record; or `{ type, offset, count }`): its layout descriptor is written
+   * to `/.layouts/TAG` first (when missing) and the object is created with
+   * that tag as its `typeTag`, so tools can type its bytes
+   * (`readLayoutDescriptor` in `@twz/libtwz/layout`). Not with `typeTag`.
+   */
+  layout?: LayoutOption;
 }
 
 /** Options for {@linkcode Twz.open}ing an object. */
@@ -425,6 +434,13 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
         throw new TwzError(ErrorCode.NameExists, `${options.name} is already bound`);
       }
     }
+    if (options.layout !== undefined && options.typeTag !== undefined) {
+      throw new TwzError(ErrorCode.InvalidArgument, "Give a layout or a typeTag, not both");
+    }
+    // The descriptor is durable before the object naming it is created.
+    const typeTag = options.layout === undefined
+      ? options.typeTag ?? 0
+      : _createLayoutTag(this, options.layout, geometry.fotOffset);
     const prot = options.prot ?? Prot.ReadWrite;
     // An object its protections keep from being written gets its meta-info
     // all the same (in the create commit), but no pending-name mark: nobody
@@ -453,7 +469,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     mv.setUint32(META_OFFSET + MetaField.fotCapacity, geometry.fotCapacity, true);
     mv.setUint32(META_OFFSET + MetaField.namesOffset, geometry.namesOffset, true);
     mv.setUint32(META_OFFSET + MetaField.namesSize, geometry.namesSize, true);
-    mv.setUint32(META_OFFSET + MetaField.typeTag, options.typeTag ?? 0, true);
+    mv.setUint32(META_OFFSET + MetaField.typeTag, typeTag, true);
     mv.setUint32(META_OFFSET + META_CHECKSUM, metaChecksum(mv), true);
     const id = this.#createWithMeta(meta, {
       size,
