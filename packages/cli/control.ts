@@ -45,7 +45,8 @@
  *   answered once settled; the gate calls answer `NotSupported` (the admin
  *   serves and calls no gates). `global` (Sys 44) takes `[op, args]` and
  *   runs as the admin too (`NotSupported` when the system is not a node of
- *   a cluster). Closing the connection ends the
+ *   a cluster); `dependents` (Sys 45) lists the objects tied to an object,
+ *   for the admin too. Closing the connection ends the
  *   session and its mappings. A session does not outlive a `reboot` or
  *   `crash` of the shell: its calls then fail with `Shutdown`.
  *
@@ -225,6 +226,8 @@ class PortSession {
       }
       case Sys.Stat:
         return p.stat(id(args));
+      case Sys.Dependents:
+        return p.dependents(id(args));
       case Sys.Exists:
         return p.exists(id(args));
       case Sys.List:

@@ -169,6 +169,10 @@ export class LocalPort implements KernelPort {
   stat(id: ObjID): ObjectStat {
     return this.#kernel.stat(id);
   }
+  dependents(id: ObjID): ObjID[] {
+    if (this.#kernel.exists(id)) this.#need(id, SecProt.Read, "list the objects tied to");
+    return this.#kernel.dependents(id);
+  }
   exists(id: ObjID): boolean {
     return this.#kernel.exists(id);
   }

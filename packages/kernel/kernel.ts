@@ -481,6 +481,24 @@ export class Kernel {
   }
 
   /**
+   * The objects tied to `id`, which {@linkcode Kernel.delete} deletes with
+   * it (one level: the same lookup as its cascade): volatile ones first,
+   * then the persistent tie edges of `id`, each once. A dependent that is no
+   * longer there (quarantined) is left out; `stat(id).dependents` counts it.
+   *
+   * @throws {TwzError} `ObjectNotFound`, `ObjectDamaged` (as {@linkcode Kernel.stat}).
+   */
+  dependents(id: ObjID): ObjID[] {
+    this.#check();
+    if (this.global !== undefined && !this.#exists(id)) this.global.fetchMissing(id);
+    const out: ObjID[] = [];
+    for (const child of new Set(this.#dependentsOf(id))) {
+      if (this.#exists(child)) out.push(child);
+    }
+    return out;
+  }
+
+  /**
    * Facts about an object.
    *
    * @throws {TwzError} `ObjectNotFound`, `ObjectDamaged`.

@@ -146,6 +146,40 @@ Deno.test("libtwz runs on a RemotePort (Twz.attach): names and bytes reach the s
   }
 });
 
+Deno.test("RemotePort.dependents() lists the objects tied to an object, as the system sees them", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "twz-remote-dep-" });
+  const image = `${dir}/t.img`;
+  const system = await holdImage(image);
+  try {
+    const port = (await connectRemotePort(image))!;
+    const other = (await connectRemotePort(image))!;
+    try {
+      const byId = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+      // The admin session may list any object's dependents (default none too).
+      const parent = port.create({ size: 1024, prot: 0 });
+      const a = port.create({ size: 1024, ties: [parent] });
+      const b = port.create({ size: 1024, lifetime: "volatile", ties: [parent] });
+      assert.deepEqual(port.dependents(parent).sort(byId), [a, b].sort(byId));
+      assert.equal(other.dependents(parent).length, other.stat(parent).dependents);
+      assert.deepEqual(port.dependents(a), []);
+      assert.equal(other.delete(a), 1);
+      assert.deepEqual(port.dependents(parent), [b]);
+      const unknown = 0x7777n << 64n | 3n;
+      assert.equal((await codeOf(() => port.stat(unknown))).code, ErrorCode.ObjectNotFound);
+      assert.deepEqual(
+        await codeOf(() => port.dependents(unknown)),
+        await codeOf(() => port.stat(unknown)),
+      );
+    } finally {
+      port.close();
+      other.close();
+    }
+  } finally {
+    assert.equal(await system.stop(), "closed");
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("RemotePort forwards the security calls to the system's admin session", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "twz-remote-sec-" });
   const image = `${dir}/t.img`;

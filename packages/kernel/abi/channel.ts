@@ -560,6 +560,9 @@ class ChannelPort implements KernelPort {
   stat(id: ObjID): ObjectStat {
     return this.call(Sys.Stat, [id]) as ObjectStat;
   }
+  dependents(id: ObjID): ObjID[] {
+    return this.call(Sys.Dependents, [id]) as ObjID[];
+  }
   exists(id: ObjID): boolean {
     return this.call(Sys.Exists, [id]) as boolean;
   }

@@ -162,6 +162,8 @@ export const Sys = {
   GateCall: 43,
   /** `global(op, args) → result`: the global object space (`global.ts`) */
   Global: 44,
+  /** `dependents(id) → ids`: the objects tied to `id` (deleted with it) */
+  Dependents: 45,
 } as const;
 /** A system-call number. */
 export type SysNo = typeof Sys[keyof typeof Sys];
@@ -436,6 +438,16 @@ export interface KernelPort {
   delete(id: ObjID): number;
   /** Facts about an object. */
   stat(id: ObjID): ObjectStat;
+  /**
+   * The objects tied to `id`: those created with `id` among their `ties`,
+   * which {@linkcode KernelPort.delete} of `id` deletes with it (and, in
+   * turn, theirs: this lists one level). Volatile dependents first, then
+   * persistent ones, each once; a quarantined (damaged) dependent is counted
+   * by `stat(id).dependents` but not listed. Needs read access to `id` (the
+   * kernel's session always has it); an unknown `id` is `ObjectNotFound`,
+   * as for {@linkcode KernelPort.stat}.
+   */
+  dependents(id: ObjID): ObjID[];
   /** Whether an object exists. */
   exists(id: ObjID): boolean;
   /** Every object. */

@@ -357,6 +357,10 @@ export class ThreadPort {
       }
       case Sys.Stat:
         return k.stat(idArg(args[0]));
+      case Sys.Dependents: {
+        const id = idArg(args[0]);
+        return this.#whenKnown([id], () => k.dependents(id));
+      }
       case Sys.Exists:
         return k.exists(idArg(args[0]));
       case Sys.List:
