@@ -52,6 +52,8 @@ import { EXIT as CODES, settingsFrom } from "./_exit.ts";
 import { RUN, runCommand } from "./run.ts";
 import { FSCK, main as fsck } from "./fsck.ts";
 import { CRASHTEST, main as crashtest } from "./crashtest.ts";
+import { EXPLORE, main as explore } from "./explore/command.ts";
+import { GRAPH, main as graph } from "./explore/graph_command.ts";
 import {
   type CommandSpec,
   count,
@@ -142,6 +144,8 @@ export const COMMANDS: Readonly<Record<string, Subcommand>> = {
   fsck: { spec: FSCK, run: fsck },
   crashtest: { spec: CRASHTEST, run: crashtest },
   bench: { spec: BENCH, run: bench },
+  explore: { spec: EXPLORE, run: explore },
+  graph: { spec: GRAPH, run: graph },
   cluster: { spec: CLUSTER, run: cluster },
   help: { spec: HELP, run: (argv) => Promise.resolve(help(argv)) },
 };

@@ -23,6 +23,7 @@ import { TXLOG_NAME } from "./_session_tx.ts";
 import {
   DIR_MAGIC,
   HEAP_AT,
+  HEAP_MAGIC,
   portOf,
   rootObjectOf,
   type Target,
@@ -30,6 +31,7 @@ import {
 } from "./_check_common.ts";
 import { dirEntries, namesByObject } from "./_check_naming.ts";
 import { collectionProblem, COLLECTIONS } from "./_check_base.ts";
+import { codecOfKind } from "./_codec_kind.ts";
 
 /** A libtwz structure found by its bytes (magic and header), not through names. */
 export interface FoundStructure {
@@ -193,4 +195,122 @@ export function findRootDirCandidate(
     (s.sample?.includes(TXLOG_NAME.slice(1)) ? 1e9 : 0) + (s.entries ?? 0);
   dirs.sort((a, b) => score(b) - score(a));
   return dirs[0]?.id ?? null;
+}
+
+/** What {@linkcode structureAt} finds at one object's base. */
+export interface BaseStructure {
+  /** What it holds (`heap`: a heap with no collection over it). */
+  kind: FoundStructure["kind"] | "heap";
+  /** B-tree and hash map: key/value codec names (`"string/string"`); vector, queue: the value codec. */
+  codecs?: string;
+  /** The first problem of its header (and, with `walk`, of its structure). */
+  problem?: string;
+  /** With `walk`, for a collection: its entry count (B-tree and hash map) or length. */
+  entries?: number;
+}
+
+/**
+ * What libtwz structure sits at the base of one object, found by its bytes
+ * as {@linkcode scanStructures} finds it (the naming root record,
+ * directories, the transaction log, collections, or a heap alone), in
+ * constant time unless `walk` asks for the collection's bounded walk too.
+ * Reads only.
+ *
+ * @param target A kernel port (or a session: its port).
+ * @param id The object.
+ * @param options `walk`: check a collection's nodes and count its entries.
+ * @returns What is there, or `null` (nothing libtwz recognises, or the object cannot be read).
+ * @example
+ * ```ts
+ * import { Twz } from "@twz/libtwz";
+ * import { codec } from "@twz/libtwz/codec";
+ * import { BTreeMap } from "@twz/libtwz/btree";
+ * import { structureAt } from "@twz/libtwz/check";
+ * const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
+ * const obj = twz.create({ name: "/kv", size: 1 << 20 });
+ * BTreeMap.create(twz, obj, codec.string, codec.string);
+ * console.log(structureAt(twz, obj.id)); // { kind: "btree", codecs: "string/string" }
+ * twz.close();
+ * ```
+ */
+export function structureAt(
+  target: KernelPort | { readonly port: KernelPort },
+  id: ObjID,
+  options: { walk?: boolean } = {},
+): BaseStructure | null {
+  const port = portOf(target);
+  let m: Mapping;
+  try {
+    m = port.map(id, Prot.Read);
+  } catch {
+    return null;
+  }
+  try {
+    const v = m.view;
+    const size = m.bytes.length;
+    if (size < BASE_OFFSET + 64) return null;
+    if (id === port.rootObjectId()) {
+      const rec = readRootRecord(v);
+      if (rec.state === "blank") return null;
+      return rec.state === "valid"
+        ? { kind: "naming-root" }
+        : { kind: "naming-root", problem: rec.problem };
+    }
+    const hasMeta = v.getUint32(META_OFFSET, true) === OBJECT_MAGIC;
+    const flags = hasMeta ? v.getUint16(META_OFFSET + MetaField.flags, true) : 0;
+    const base0 = v.getUint32(BASE_OFFSET, true);
+    if ((flags & MetaFlags.Directory) || base0 === DIR_MAGIC) {
+      const problem = dirProblem(v, size) ??
+        (hasMeta ? metaProblem(v, size) : "no libtwz meta-info") ??
+        (flags & MetaFlags.Directory ? undefined : "the meta-info lacks the Directory flag");
+      return problem === undefined ? { kind: "directory" } : { kind: "directory", problem };
+    }
+    if (base0 === TXLOG_MAGIC) {
+      const state = inspectTxLog({ mapping: m });
+      return state.state === "garbage"
+        ? { kind: "txlog", problem: state.problem ?? "garbage header" }
+        : { kind: "txlog" };
+    }
+    const tags = new Map<number, FoundStructure["kind"]>(
+      [...COLLECTIONS].map(([magic, c]) => [magic, c.area]),
+    );
+    const tag = v.getUint32(BASE_OFFSET + 4, true);
+    const kind = tags.get(tag);
+    if (kind === undefined) {
+      if (size >= HEAP_AT + 128 && v.getUint32(HEAP_AT, true) === HEAP_MAGIC) {
+        return { kind: "heap" };
+      }
+      return null;
+    }
+    const s: FoundStructure = { id, kind, named: false, paths: [] };
+    const obj: Target = { id, mapping: m, writable: false, baseOffset: BASE_OFFSET, port };
+    let problem: string | undefined;
+    if (options.walk) problem = collectionProblem(obj, kind, s);
+    else {
+      const header = base0;
+      const checker = COLLECTIONS.get(tag)!;
+      if (header < HEAP_AT + 128 || header + 64 > size || v.getUint32(header, true) !== tag) {
+        problem = `no header at ${header}`;
+      } else {
+        const k = codecOfKind(v.getUint8(header + 4));
+        const val = codecOfKind(v.getUint8(header + 5));
+        if (!val || (checker.keyed && !k)) problem = "unknown codecs";
+        else {
+          s.codecs = checker.keyed ? `${k!.name}/${val.name}` : val.name;
+          try {
+            problem = checker.headerProblem(obj, header);
+          } catch (e) {
+            problem = (e as Error).message;
+          }
+        }
+      }
+    }
+    const out: BaseStructure = { kind };
+    if (s.codecs !== undefined) out.codecs = s.codecs;
+    if (problem !== undefined) out.problem = problem;
+    if (s.entries !== undefined) out.entries = s.entries;
+    return out;
+  } finally {
+    port.unmap(m);
+  }
 }

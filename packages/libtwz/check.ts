@@ -54,7 +54,13 @@ export type {
   CheckReport,
   CheckTxLog,
 } from "./_check_common.ts";
-export { findRootDirCandidate, type FoundStructure, scanStructures } from "./_check_scan.ts";
+export {
+  type BaseStructure,
+  findRootDirCandidate,
+  type FoundStructure,
+  scanStructures,
+  structureAt,
+} from "./_check_scan.ts";
 export {
   bindLostFound,
   bindRecovered,
