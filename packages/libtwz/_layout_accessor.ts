@@ -382,8 +382,72 @@ export class RecordArray {
   cursor(): StructCursor {
     throw new Error("generated");
   }
+  /**
+   * A column of the array: field `name` of every record, read and written
+   * by index (see {@linkcode RecordColumn}).
+   * @throws {TypeError} No such field, or it is not a number, bigint or bool
+   * field.
+   */
+  column(_name: string): RecordColumn<unknown> {
+    throw new Error("generated");
+  }
   /** Iterate over the records: one plain accessor each. */
   *[Symbol.iterator](): IterableIterator<StructAccessor> {
+    for (let i = 0; i < this.length; i++) yield this.get(i);
+  }
+}
+
+/**
+ * One scalar field of every record of a {@linkcode RecordArray}
+ * (`recs.column("weight")`): `get(i)` and `set(i, x)` read and write field
+ * `name` of record `i`, as `recs.at(i).name` does, without moving a cursor.
+ * A sweep over a column keeps the record's offset in a local: on word-code
+ * records it is one typed-array load or store per call, with the array's
+ * index check, the transaction check and the field's value check.
+ *
+ * It keeps every rule of the record's accessors: a value an integer field
+ * cannot hold is refused (nothing written); inside a transaction reads see
+ * the transaction's writes and every write is a transaction write; a column
+ * of a read-only handle refuses writes; after a `grow` that moved the
+ * object it reads and writes the moved bytes; once the object is deleted,
+ * withdrawn or the session closed, it throws the accessors' one-line
+ * `TwzError`.
+ */
+export class RecordColumn<T> {
+  /** Number of records. */
+  readonly length: number;
+  /** @internal The record array. */
+  readonly _r: RecordArray;
+  /** @internal Generated classes make columns (see `RecordArray.column`). */
+  constructor(r: RecordArray) {
+    this._r = r;
+    this.length = r.length;
+  }
+  /** The field's name. */
+  get name(): string {
+    return (this.constructor as unknown as { FIELD: string }).FIELD;
+  }
+  /**
+   * Field `name` of record `i`.
+   * @throws {RangeError} `i` is not an integer in [0, length).
+   * @throws {TwzError} The object was deleted, withdrawn or its session closed.
+   */
+  get(_i: number): T {
+    throw new Error("generated");
+  }
+  /**
+   * Store field `name` of record `i`.
+   * @throws {RangeError} `i` is not an integer in [0, length), or `value`
+   * does not fit an integer field (`TypeError` when it is not a number, or
+   * for a 64-bit field not a bigint).
+   * @throws {TwzError} A read-only handle (`AccessDenied`, `ReadOnly`); the
+   * object was deleted, withdrawn or its session closed.
+   */
+  set(_i: number, _value: T): void {
+    throw new Error("generated");
+  }
+  /** Iterate over the values. */
+  *[Symbol.iterator](): IterableIterator<T> {
     for (let i = 0; i < this.length; i++) yield this.get(i);
   }
 }

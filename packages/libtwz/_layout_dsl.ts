@@ -30,6 +30,7 @@ import {
   HOST_LE,
   intRefused,
   outside,
+  type RecordColumn,
   setBytes,
   setString,
   type StructAccessor,
@@ -416,6 +417,11 @@ export type Cursor<F extends Fields> =
   }
   & Accessor<F>;
 
+/** The number, bigint and bool fields of `F`: what a record array's `column` takes. */
+export type ColumnKeys<F extends Fields> =
+  & { [K in keyof F]: F[K] extends FieldType<number | bigint | boolean> ? K : never }[keyof F]
+  & string;
+
 /** `count` records of fields `F` back to back in one object (see `StructType.records`). */
 export interface Records<F extends Fields> {
   /** Number of records. */
@@ -434,6 +440,13 @@ export interface Records<F extends Fields> {
   get(i: number): Accessor<F>;
   /** A new cursor at record 0. */
   cursor(): Cursor<F>;
+  /**
+   * Field `name` of every record, by index: `column.get(i)`,
+   * `column.set(i, x)` (see `RecordColumn`). A sweep through a column keeps
+   * each record's offset in a local: one typed-array load or store per call.
+   * @throws {TypeError} No such field, or it is not a number, bigint or bool field.
+   */
+  column<K extends ColumnKeys<F>>(name: K): RecordColumn<Value<F[K]>>;
   /** The records, one plain accessor each. */
   [Symbol.iterator](): IterableIterator<Accessor<F>>;
 }

@@ -49,6 +49,7 @@ export {
   named,
   type NamedTarget,
   RecordArray,
+  RecordColumn,
   StructAccessor,
   StructCursor,
 } from "./_layout_accessor.ts";
@@ -59,6 +60,7 @@ export {
   ArrayType,
   bool,
   bytes,
+  type ColumnKeys,
   type Cursor,
   f32,
   f64,

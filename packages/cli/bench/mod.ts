@@ -49,7 +49,7 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
   },
   "record-sweep": {
     summary:
-      "1,024 records read and written through Type.records(...).at(i) vs a raw DataView loop",
+      "1,024 records read and written through Type.records(...).at(i) and its columns vs a raw DataView loop",
     load: () => import("./record_sweep.ts"),
   },
   "syscall": {

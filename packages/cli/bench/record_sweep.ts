@@ -3,19 +3,25 @@
  * in one object, read and written through a libtwz record array
  * (`Rec.records(obj, offset, 1024).at(i).value`: one cursor moved per
  * record, no accessor object per record) against a raw DataView loop over
- * the same bytes (`view.getUint32(base + i * SIZE, true)`), measured side by
- * side in one run (alternating, median of several rounds). Plain accessors
+ * the same bytes (`view.getUint32(base + i * SIZE, true)`), and through
+ * the array's columns (`recs.column("value").get(i)`: the record's offset in
+ * a local, no cursor), measured side by side in one run (alternating, median
+ * of several rounds). Plain accessors
  * (an array of 1,024 `Rec.at` accessors, as in `twz bench accessors`) run
  * beside them for reference.
  *
  * The record type is the one users get: checked integer stores (a value that
  * does not fit throws), the transaction check on every access, the
- * session's kernel port. Results are summed into a sink so the JIT cannot
- * drop the loads.
+ * session's kernel port. Every case runs twice: first in a process that has
+ * not run a transaction (the JIT folds the transaction check away), then
+ * after one (", after a transaction": the check is paid, as in programs that
+ * use transactions). Results are summed into a sink so the JIT cannot drop
+ * the loads.
  *
  * @module
  */
 import { f64, struct, Twz, u32, u64 } from "@twz/libtwz";
+import { transaction } from "@twz/libtwz/tx";
 import { loadPlugin } from "../board.ts";
 import type { BenchOptions, BenchResult } from "./types.ts";
 import { interleavedMedians, round3, type Scratch, withScratch } from "./_util.ts";
@@ -23,6 +29,8 @@ import { interleavedMedians, round3, type Scratch, withScratch } from "./_util.t
 const Rec = struct({ value: u32, weight: f64, big: u64 });
 type RecAcc = ReturnType<typeof Rec.at>;
 type RecArray = ReturnType<typeof Rec.records>;
+/** A column of a number field (`recs.column("value")`). */
+type NumColumn = { get(i: number): number; set(i: number, x: number): void };
 const COUNT = 1024;
 const MASK = COUNT - 1;
 const SIZE = Rec.size;
@@ -82,6 +90,31 @@ function writePlainF64(accs: RecAcc[], ops: number): number {
   for (let i = 0; i < ops; i++) accs[i & MASK]!.weight = i * 0.5;
   return accs[0]!.weight;
 }
+function readColumn(col: NumColumn, ops: number): number {
+  let s = 0;
+  for (let i = 0; i < ops; i++) s += col.get(i & MASK);
+  return s;
+}
+function writeColumn(col: NumColumn, ops: number): number {
+  for (let i = 0; i < ops; i++) col.set(i & MASK, i);
+  return col.get(0);
+}
+function readColumnF64(col: NumColumn, ops: number): number {
+  let s = 0;
+  for (let i = 0; i < ops; i++) s += col.get(i & MASK);
+  return s;
+}
+function writeColumnF64(col: NumColumn, ops: number): number {
+  for (let i = 0; i < ops; i++) col.set(i & MASK, i * 0.5);
+  return col.get(0);
+}
+function updateColumns(value: NumColumn, weight: NumColumn, ops: number): number {
+  for (let i = 0; i < ops; i++) {
+    const j = i & MASK;
+    weight.set(j, value.get(j) * 0.5);
+  }
+  return weight.get(0);
+}
 /** Read one field and write another per record: a read-modify-write sweep. */
 function updateRecords(recs: RecArray, ops: number): number {
   for (let i = 0; i < ops; i++) {
@@ -109,9 +142,10 @@ function updatePlain(accs: RecAcc[], ops: number): number {
  * Run the benchmark.
  *
  * @param opts HAL, image, ops per round (default 2,000,000), rounds (default 9).
- * @returns One result per case: `ns_per_op` (record array), `raw_ns_per_op`
- * (DataView loop), `ratio`, `plain_ns_per_op` (one accessor per record) and
- * `plain_ratio`.
+ * @returns One result per case: `ns_per_op` (record array, `at(i)`),
+ * `raw_ns_per_op` (DataView loop), `ratio`, `column_ns_per_op` (columns,
+ * `get(i)`/`set(i, x)`) and `column_ratio`, `plain_ns_per_op` (one accessor
+ * per record) and `plain_ratio`.
  */
 export function run(opts: BenchOptions): Promise<BenchResult[]> {
   return withScratch(opts, "record-sweep", (scratch) => benchmark(opts, scratch));
@@ -140,58 +174,77 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
       accs.push(r);
     }
     const view = obj.view;
-    const cases: [string, () => number, () => number, () => number][] = [
+    const value = recs.column("value"), weight = recs.column("weight");
+    const cases: [string, () => number, () => number, () => number, () => number][] = [
       [
         "read u32",
         () => readRecords(recs, ops),
         () => readRaw(view, base, ops),
         () => readPlain(accs, ops),
+        () => readColumn(value, ops),
       ],
       [
         "write u32",
         () => writeRecords(recs, ops),
         () => writeRaw(view, base, ops),
         () => writePlain(accs, ops),
+        () => writeColumn(value, ops),
       ],
       [
         "read f64",
         () => readRecordsF64(recs, ops),
         () => readRawF64(view, base, ops),
         () => readPlainF64(accs, ops),
+        () => readColumnF64(weight, ops),
       ],
       [
         "write f64",
         () => writeRecordsF64(recs, ops),
         () => writeRawF64(view, base, ops),
         () => writePlainF64(accs, ops),
+        () => writeColumnF64(weight, ops),
       ],
       [
         "read u32, write f64",
         () => updateRecords(recs, ops),
         () => updateRaw(view, base, ops),
         () => updatePlain(accs, ops),
+        () => updateColumns(value, weight, ops),
       ],
     ];
     const results: BenchResult[] = [];
-    for (const [name, typed, raw, plain] of cases) {
-      await scratch.checkpoint(); // Ctrl-C ends the run between cases
-      const [ns, rawNs, plainNs] = interleavedMedians([typed, raw, plain], ops, rounds) as [
-        number,
-        number,
-        number,
-      ];
-      results.push({
-        bench: "record-sweep",
-        case: `${name}, ${COUNT} records`,
-        hal: opts.hal,
-        ops,
-        rounds,
-        ns_per_op: round3(ns),
-        raw_ns_per_op: round3(rawNs),
-        ratio: round3(ns / rawNs),
-        plain_ns_per_op: round3(plainNs),
-        plain_ratio: round3(plainNs / rawNs),
-      });
+    // Twice: in a process that has not run a transaction yet, then after one.
+    // Until the first transaction the JIT treats `TX.current` as the constant
+    // null and drops every accessor's transaction check; after it, the check
+    // is a load and a compare (or a branch) per access, as in any program
+    // that uses transactions.
+    for (const after of ["", ", after a transaction"]) {
+      if (after !== "") {
+        const other = twz.create({ size: 4096 });
+        transaction(twz, () => Rec.at(other, other.baseOffset).value = 1);
+      }
+      for (const [name, typed, raw, plain, column] of cases) {
+        await scratch.checkpoint(); // Ctrl-C ends the run between cases
+        const [ns, rawNs, plainNs, colNs] = interleavedMedians(
+          [typed, raw, plain, column],
+          ops,
+          rounds,
+        ) as [number, number, number, number];
+        results.push({
+          bench: "record-sweep",
+          case: `${name}, ${COUNT} records${after}`,
+          hal: opts.hal,
+          ops,
+          rounds,
+          ns_per_op: round3(ns),
+          raw_ns_per_op: round3(rawNs),
+          ratio: round3(ns / rawNs),
+          column_ns_per_op: round3(colNs),
+          column_ratio: round3(colNs / rawNs),
+          plain_ns_per_op: round3(plainNs),
+          plain_ratio: round3(plainNs / rawNs),
+        });
+      }
     }
     return results;
   } finally {
