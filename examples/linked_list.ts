@@ -17,7 +17,8 @@ import { BASE_OFFSET, formatId } from "@twz/kernel/abi";
 import { ptr, string, struct, Twz, u32 } from "@twz/libtwz";
 
 // A record type: fixed-width fields only; `next` is an invariant pointer.
-const Node = struct({ visits: u32, label: string(24), next: ptr("self") });
+// Named, so the objects can carry its layout descriptor (`twz explore` types their bytes).
+const Node = struct({ visits: u32, label: string(24), next: ptr("self") }, { name: "Node" });
 
 const image = Deno.env.get("TWZ_IMAGE") ?? "./examples.img";
 if (Deno.args.includes("--fresh")) await Deno.remove(image).catch(() => {});
@@ -26,9 +27,9 @@ const twz = await Twz.open({ hal: "sim", image, size: 16 << 20 });
 try {
   if (!twz.naming.exists("/examples/list/head")) {
     // Three objects; the head and the middle get names, the tail only a pointer.
-    const head = twz.create({ name: "/examples/list/head", size: 4096 });
-    const middle = twz.create({ name: "/examples/list/middle", size: 4096 });
-    const tail = twz.create({ size: 4096 });
+    const head = twz.create({ name: "/examples/list/head", size: 4096, layout: Node });
+    const middle = twz.create({ name: "/examples/list/middle", size: 4096, layout: Node });
+    const tail = twz.create({ size: 4096, layout: Node });
     const a = Node.at(head, BASE_OFFSET);
     const b = Node.at(middle, BASE_OFFSET);
     const c = Node.at(tail, BASE_OFFSET);

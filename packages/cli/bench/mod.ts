@@ -30,6 +30,11 @@ export const BENCHMARKS: Record<string, { summary: string; load: () => Promise<B
     summary: "following an invariant pointer vs a raw DataView read",
     load: () => import("./ptr_resolve.ts"),
   },
+  "explore": {
+    summary:
+      "twz explore with 100,000 objects in headless chromium: navigation start to the first page of the object table; expanding a node with 1,000 neighbours",
+    load: () => import("./explore.ts"),
+  },
   "ptr-chase": {
     summary:
       "walking a shuffled 1,024-node list in one object and over 16: libtwz n.next and cursor vs a hand-decoded DataView chase and plain JS objects",
