@@ -18,6 +18,8 @@ Deno.test("@twz/cli exports main, its command table and the exit codes", () => {
     "fsck",
     "crashtest",
     "bench",
+    "explore",
+    "graph",
     "cluster",
     "help",
   ]);
