@@ -1249,6 +1249,7 @@ export class GlobalNode implements GlobalHook {
     for (const w of work) yield* putBytes(bytesName(w.id, w.version, w.tag), w.bytes);
     const tx = work.length > 1 ? newTxId() : undefined;
     const revs: number[] = [];
+    const takenAfter = new Set<ObjID>();
     let lost: { id: ObjID; owner: string | null } | undefined;
     for (const w of work) {
       const body: ObjectRecord = tx
@@ -1267,7 +1268,23 @@ export class GlobalNode implements GlobalHook {
             continue;
           }
           if (!now || now.revision === w.h.revision) throw e; // it did not: still ours to retry
-          lost = { id: w.id, owner: decodeRecord(now.value, objKey(w.id)).owner };
+          const rec = decodeRecord(now.value, objKey(w.id));
+          // It landed and another node took the object over since (paused
+          // past the lease with the call in flight): the version is the
+          // cluster's, so it is acknowledged, but no longer owned here. Seen
+          // when the taker holds it at this version, or committed once on
+          // top of it; after more commits the outcome cannot be told and the
+          // commit counts as refused (the local copy follows the cluster).
+          if (
+            !tx && rec.owner !== this.node &&
+            ((rec.version === w.version && rec.tag === w.tag) ||
+              (rec.version === w.version + 1 && rec.prev === w.tag))
+          ) {
+            revs.push(now.revision);
+            takenAfter.add(w.id);
+            continue;
+          }
+          lost = { id: w.id, owner: rec.owner };
           break;
         }
         if (!(e instanceof CasConflict)) throw e;
@@ -1296,7 +1313,7 @@ export class GlobalNode implements GlobalHook {
     // Acknowledged (the commit point passed): clear the pending entries.
     for (let i = 0; i < work.length; i++) {
       const w = work[i]!;
-      let rev = revs[i]!, owned = true;
+      let rev = revs[i]!, owned = !takenAfter.has(w.id);
       if (tx) {
         try {
           rev = yield* update("meta", objKey(w.id), toBytes({ ...w.next, tx }), rev);
@@ -1315,6 +1332,8 @@ export class GlobalNode implements GlobalHook {
       });
       out.set(w.id, w.version);
       this.#stored(w.id, w.version, w.tag);
+      // Taken over after it landed: the local copy follows the taker's versions.
+      if (!owned && !tx) yield* this.#replace(w.id, st.get(w.id)!);
     }
     if (tx) this.#appliedTx.add(tx);
     return ids.map((id) => out.get(id)!);
