@@ -252,6 +252,58 @@ Deno.test({
       });
 
       await t.step(
+        "a paused owner's commit that landed before the takeover is acknowledged, not refused",
+        async () => {
+          // A link whose next record update lands, and then, before its
+          // answer comes back, another node takes the object over and commits
+          // on top of it (what a pause with the call in flight looks like).
+          let armed = false;
+          let z = 0n;
+          const real = await NatsLink.open({ servers: cluster!.urls, name: "Q" });
+          const paused: Link = new Proxy(real, {
+            get(target, prop, recv) {
+              if (prop === "update") {
+                return (...a: Parameters<Link["update"]>) => {
+                  const rev = target.update(...a);
+                  if (armed && a[1].startsWith("obj.")) {
+                    armed = false;
+                    assert.equal(C.node.own(z, { timeoutMs: 3000 }).owner, "C");
+                    assert.equal(text(C.kernel, z), "Q2", "the taker inherits the landed version");
+                    put(C.kernel, z, "C3");
+                    assert.deepEqual(C.node.commit([z]), [3]);
+                    throw new TwzError(
+                      ErrorCode.TimedOut,
+                      "simulated pause with the call in flight",
+                    );
+                  }
+                  return rev;
+                };
+              }
+              const v = Reflect.get(target, prop, recv);
+              return typeof v === "function" ? v.bind(target) : v;
+            },
+          });
+          const Q = await join("Q", undefined, { link: paused });
+          z = Q.kernel.create({ size: 4096 });
+          put(Q.kernel, z, "Q1");
+          Q.node.publish(z);
+          Q.node.link.dropLease("node.Q", false); // paused: the lease lapses
+          await sleep(LEASE + 200);
+          put(Q.kernel, z, "Q2");
+          armed = true;
+          assert.deepEqual(Q.node.commit([z]), [2], "version 2 took effect: acknowledged");
+          assert.equal(armed, false);
+          assert.equal(Q.node.info(z).owned, false);
+          assert.equal(text(Q.kernel, z), "C3", "the local copy follows the taker");
+          assert.throws(() => put(Q.kernel, z, "Q-late"), /owned by another node/);
+          B.node.refresh(z);
+          assert.equal(text(B.kernel, z), "C3");
+          await down(Q);
+          await real.close();
+        },
+      );
+
+      await t.step(
         "a lapsed owner's watch sees the takeover and drops its unpublished changes",
         async () => {
           const F = await join("F");
