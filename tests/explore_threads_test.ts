@@ -139,12 +139,21 @@ Deno.test({
         // system to kill it) and the open page shows it exited, not reloaded.
         await page.evaluate(`window.twzTestMarker = 1`); // gone if the page reloads
         await run.stop("SIGINT");
+        // (45 s: under the whole parallel suite the kill and the next poll
+        // have taken longer than 20 s; the failure then says what the API saw.)
         await page.waitForFunction(
           `(document.querySelector(${
             JSON.stringify(`${tr} td.state`)
           })?.textContent ?? "").trim().startsWith("exited")`,
-          { timeout: 20_000 },
-        );
+          { timeout: 45_000 },
+        ).catch(async (e) => {
+          const api = await fetch(`${explorer!.origin}/api/threads?token=${explorer!.token}`)
+            .then((x) => x.text(), (x) => String(x));
+          const shown = await page.$eval(tr, (el) => el.textContent ?? "").catch(() => "(no row)");
+          throw new Error(
+            `${e}; the page shows ${shown}; /api/threads: ${api}; boot: ${boot.text}`,
+          );
+        });
         assert.equal(await page.evaluate(`window.twzTestMarker`), 1, "updated without a reload");
       } finally {
         await browser.close();
