@@ -195,12 +195,10 @@ function watch(id: string | null): void {
   watching = id;
   events = new EventSource(eventsUrl(id));
   events.addEventListener("change", () => void changed());
-  // A reconnect (the stream dropped) may have missed changes: fetch again once.
-  let opened = false;
-  events.addEventListener("open", () => {
-    if (opened) void changed();
-    opened = true;
-  });
+  // The stream compares against the system as it is when it opens: a change
+  // between the view's first load and that moment (or while a dropped stream
+  // reconnects) sends no event, so fetch again once on every open.
+  events.addEventListener("open", () => void changed());
   events.addEventListener("error", () => {
     if (events?.readyState === EventSource.CLOSED) {
       showError("live updates stopped: the explorer does not answer (reload the page to retry)");
