@@ -197,7 +197,7 @@ Deno.test({
       // The object store's stream elects its own leader, which may take
       // longer than one call's 5 s on nats-server 2.9: a read that times out
       // meanwhile is tried again (the bytes are still compared exactly).
-      let bytes: Uint8Array | undefined;
+      let bytes: Uint8Array | null = null;
       for (let attempt = 1;; attempt++) {
         try {
           bytes = link.getBytes("obj.f.1");
