@@ -283,8 +283,14 @@ export async function toSvg(g: Graph, o: SvgOptions = {}): Promise<string> {
     throw error;
   }
   const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(toDot(g)));
-  await writer.close();
+  try {
+    await writer.write(new TextEncoder().encode(toDot(g)));
+    await writer.close();
+  } catch (error) {
+    // A program that exits before reading its input breaks the pipe; its
+    // exit status and error output below say why.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
   const r = await child.output();
   if (!r.success) {
     const why = new TextDecoder().decode(r.stderr).split("\n").find((l) => l.trim() !== "") ??

@@ -160,9 +160,18 @@ Deno.test("toSvg() without Graphviz is one line naming apt-get install graphviz"
     assert.ok(!e.message.includes("\n"));
     return true;
   });
-  // A dot that fails: its first error line.
-  await assert.rejects(
-    () => toSvg(g, { dot: "false" }),
-    (e: unknown) => e instanceof TwzError && /false -Tsvg failed: exit code 1/.test(e.message),
+  // A dot that fails: its first error line — also when it exits before
+  // reading a large graph (a broken pipe, which a small one may or may not hit).
+  const names = Array.from({ length: 3000 }, (_, i) => `n${i}`);
+  const big = buildGraph(
+    source(Object.fromEntries(names.map((n, i) => [n, i === 0 ? names.slice(1) : []]))),
+    "n0",
+    { maxNodes: names.length },
   );
+  for (const graph of [g, big]) {
+    await assert.rejects(
+      () => toSvg(graph, { dot: "false" }),
+      (e: unknown) => e instanceof TwzError && /false -Tsvg failed: exit code 1/.test(e.message),
+    );
+  }
 });
