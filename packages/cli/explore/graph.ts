@@ -27,7 +27,7 @@
  * @module
  */
 import { ErrorCode, TwzError } from "@twz/kernel/abi";
-import type { GraphEdge, GraphNode } from "./model.ts";
+import type { GraphEdge, GraphNode, GraphView } from "./api_types.ts";
 
 export type { GraphEdge, GraphNode };
 
@@ -53,14 +53,7 @@ export interface GraphOptions {
 }
 
 /** A pointer graph: its nodes (the root first), edges, and whether the node budget cut it short. */
-export interface Graph {
-  /** The objects, breadth-first from the root. */
-  nodes: GraphNode[];
-  /** The edges between them. */
-  edges: GraphEdge[];
-  /** Some nodes (and the edges to them) were left out: more than `maxNodes`. */
-  truncated: boolean;
-}
+export type Graph = GraphView;
 
 /** The default node budget of {@linkcode buildGraph}. */
 export const MAX_NODES = 5000;

@@ -69,62 +69,34 @@ import { HashMap } from "@twz/libtwz/hashmap";
 import { BTreeMap } from "@twz/libtwz/btree";
 import { Vector } from "@twz/libtwz/vector";
 import { Queue } from "@twz/libtwz/queue";
-import { type LayoutDescriptor, type LayoutField, readLayoutDescriptor } from "@twz/libtwz/layout";
+import { readLayoutDescriptor } from "@twz/libtwz/layout";
+import type {
+  BytesView,
+  CollectionPage,
+  FotRow,
+  GraphEdge,
+  GraphNode,
+  GraphView,
+  LayoutDescriptor,
+  LayoutField,
+  NameEntry,
+  NamesView,
+  ObjectKind,
+  ObjectPage,
+  ObjectRow,
+  ObjectView,
+  PtrValue,
+  RecordField,
+  SystemView,
+  ThreadRow,
+  TypedRecord,
+} from "./api_types.ts";
 
 // ---------------------------------------------------------------------------
 // Shapes
 // ---------------------------------------------------------------------------
 
-/** What an object is, as far as the explorer can tell (`bytes` otherwise). */
-export type ObjectKind =
-  | "naming-root"
-  | "directory"
-  | "hashmap"
-  | "btree"
-  | "vector"
-  | "queue"
-  | "heap"
-  | "txlog"
-  | "thread"
-  | "code"
-  | "key"
-  | "context"
-  | "device"
-  | "layout"
-  | `struct:${string}`
-  | "bytes";
-
-/** One row of the object table. */
-export interface ObjectRow {
-  /** The object's ID (32 hex digits). */
-  id: string;
-  /** A path naming it (the first the naming tree gives), or null. */
-  name: string | null;
-  /** Size in bytes. */
-  size: number;
-  /** Persistent or volatile. */
-  lifetime: "persistent" | "volatile";
-  /** The object's default protections, `rw-` style. */
-  prot: string;
-  /** What sits at its base. */
-  kind: ObjectKind;
-  /** FOT entries in use (0 without libtwz meta-info). */
-  fot: number;
-  /** How many objects are tied to it (deleted with it). */
-  ties: number;
-  /** What the explorer's context may do with it (`rw-` style), or `no access`. */
-  access: string;
-}
-
-/** One page of the object table. */
-export interface ObjectPage {
-  /** Objects matching the filter. */
-  total: number;
-  /** Index of the first row. */
-  offset: number;
-  /** The rows. */
-  rows: ObjectRow[];
-}
+export type * from "./api_types.ts";
 
 /** The sort keys of the object table. */
 export type SortKey = "id" | "name" | "size" | "created";
@@ -139,212 +111,6 @@ export interface ObjectQuery {
   sort?: SortKey | undefined;
   /** A substring of the ID or of a name (case-insensitive). */
   filter?: string | undefined;
-}
-
-/** One FOT entry of an object. */
-export interface FotRow {
-  /** The entry's index (pointers name it; 1 is the first). */
-  index: number;
-  /** Its flags as letters: `r`, `w`, `x`, then `name`, `valid`. */
-  flags: string;
-  /** The target's ID, for an ID entry. */
-  target: string | null;
-  /** A path naming the target (an ID entry's, or what a name entry resolves to). */
-  targetName: string | null;
-  /** A name entry's name. */
-  name: string | null;
-  /** A name entry's resolver (`""` is the naming service). */
-  resolver: string | null;
-  /** What a name entry resolves to now (an ID). */
-  resolved: string | null;
-  /** Why the entry cannot be followed, or null. */
-  problem: string | null;
-}
-
-export type { LayoutDescriptor, LayoutField };
-
-/** Everything the object view shows. */
-export interface ObjectView extends Omit<ObjectRow, "fot"> {
-  /** Bytes reserved in the store. */
-  capacity: number;
-  /** Creation time, milliseconds since the epoch. */
-  created: number;
-  /** The key object signing its capabilities, or null. */
-  keyId: string | null;
-  /** Every path naming it. */
-  names: string[];
-  /** The libtwz meta-info's fields (IDs as hex), or null. */
-  meta: Record<string, string | number> | null;
-  /** Why the meta-info cannot be read, or null (no meta-info at all: null too). */
-  metaProblem: string | null;
-  /** The FOT entries. */
-  fot: FotRow[];
-  /** The objects this one is tied to (deleting one of them deletes this one). */
-  tiedTo: string[];
-  /** How many objects are tied to this one. */
-  dependents: number;
-  /** The objects tied to this one (deleted with it). */
-  dependentIds: string[];
-  /** Its layout descriptor, or null. */
-  layout: LayoutDescriptor | null;
-  /** The structure at its base: codecs of a collection (`string/string`), or null. */
-  codecs: string | null;
-  /** The structure's header problem, or null. */
-  structureProblem: string | null;
-}
-
-/** An invariant pointer field, decoded. */
-export interface PtrValue {
-  /** The raw 64-bit pointer, 16 hex digits. */
-  raw: string;
-  /** The FOT index (0: this object). */
-  fot: number;
-  /** The offset in the target. */
-  offset: number;
-  /** The target object's ID, or null (null pointer, or an entry that does not resolve). */
-  target: string | null;
-  /** A path naming the target. */
-  targetName: string | null;
-  /** Whether it is the null pointer. */
-  null: boolean;
-}
-
-/** One field of a typed record. */
-export interface RecordField {
-  /** Field name. */
-  name: string;
-  /** Its type. */
-  type: string;
-  /** Offset in the object. */
-  offset: number;
-  /** Size in bytes. */
-  size: number;
-  /** The value (64-bit integers and byte strings as text). */
-  value: string | number | null;
-  /** A pointer field's decoding. */
-  ptr?: PtrValue;
-}
-
-/** One record typed by the object's layout descriptor. */
-export interface TypedRecord {
-  /** The struct's name. */
-  struct: string;
-  /** Where the record starts in the object. */
-  offset: number;
-  /** Its fields. */
-  fields: RecordField[];
-}
-
-/** A window of an object's bytes. */
-export interface BytesView {
-  /** The object. */
-  id: string;
-  /** First byte. */
-  offset: number;
-  /** Bytes in `hex`. */
-  length: number;
-  /** The object's size. */
-  size: number;
-  /** Two hex digits per byte. */
-  hex: string;
-  /** The typed records that overlap the window. */
-  records: TypedRecord[];
-}
-
-/** A node of the pointer graph. */
-export interface GraphNode {
-  /** Object ID. */
-  id: string;
-  /** A path naming it. */
-  name: string | null;
-  /** Its kind. */
-  kind: string;
-  /** Its size. */
-  size: number;
-  /** Its out-edges. */
-  degree: number;
-}
-
-/** An edge of the pointer graph. */
-export interface GraphEdge {
-  /** Source object. */
-  from: string;
-  /** Target object. */
-  to: string;
-  /** A FOT entry or a tie. */
-  kind: "fot" | "tie";
-  /** `fot 1`, a name entry's name, or `tie`. */
-  label: string;
-}
-
-/** A page of a collection's entries. */
-export interface CollectionPage {
-  /** The collection's object. */
-  id: string;
-  /** `hashmap`, `btree`, `vector` or `queue`. */
-  kind: string;
-  /** Its codecs (`string/string`; a vector's or queue's value codec). */
-  codecs: string;
-  /** Entries (elements) in all. */
-  total: number;
-  /** Index of the first row. */
-  offset: number;
-  /** Keys and values as text (a vector's key is its index, a queue's its position). */
-  rows: { key: string; value: string }[];
-}
-
-/** A thread of the system. */
-export interface ThreadRow {
-  /** Thread number. */
-  tid: number;
-  /** Program name. */
-  name: string;
-  /** Its state. */
-  state: "starting" | "running" | "sleeping" | "exited";
-  /** Exit code once exited, else null. */
-  exitCode: number | null;
-  /** `kind: message` of the fault that ended it, or null. */
-  fault: string | null;
-  /** Start time, milliseconds since the epoch. */
-  started: number;
-  /** End time, or null while it runs. */
-  ended: number | null;
-  /** The thread object's ID. */
-  id: string;
-}
-
-/** One directory level of the naming tree. */
-export interface NamesView {
-  /** The directory's path. */
-  path: string;
-  /** Its entries, sorted by name. */
-  entries: { name: string; id: string; dir: boolean }[];
-}
-
-/** The system the explorer shows. */
-export interface SystemView {
-  /** The HAL's name. */
-  hal: string;
-  /** The image path. */
-  image: string;
-  /** Region size in bytes. */
-  size: number;
-  /** Free data bytes. */
-  free: number;
-  /** Objects now. */
-  objects: number;
-  /** The system cannot be written (a read-only boot or a read-only kernel). */
-  readOnly: boolean;
-  /** The explorer writes (`--write`). */
-  writable: boolean;
-  /** A read-only boot of the image, or a running `twz boot`'s control socket. */
-  source: "boot" | "socket";
-  /** Whose view is shown: `admin (the shell's session)` or `context PATH (ID)`. */
-  context: string;
-  /** The context's ID, or null for the admin session. */
-  contextId: string | null;
-  /** The naming generation. */
-  generation: number;
 }
 
 /** An explorer failure with the HTTP status it stands for (400 bad input, 404 unknown, 403 refused). */
