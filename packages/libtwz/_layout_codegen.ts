@@ -109,6 +109,36 @@ export function wordSetChecked(
 }
 
 /**
+ * The word view, log2 of its element size and (integers) the expression equal
+ * to `x` exactly when `x` fits, of the field kinds whose accessors fold the
+ * transaction check into the word index: `TX.miss` (0 outside a transaction,
+ * 2^30 inside) OR-ed into an index of 4- or 8-byte words is past the end of
+ * the view, so the load or store misses (`undefined`) and the accessor takes
+ * its checked body (the transaction's path, or the error). Once a process has
+ * run a transaction (`TX.current` no longer a constant to the JIT) the
+ * compare and branch on `TX.current` cost 1–1.5 ns per access in `twz bench
+ * record-sweep`, the load and OR ~0.1 ns.
+ */
+const FOLD_WORDS: Record<string, readonly [string, number, string?]> = {
+  u32: ["u32", 2, "(x >>> 0)"],
+  i32: ["i32", 2, "(x | 0)"],
+  f32: ["f32", 2],
+  f64: ["f64", 3],
+};
+
+/**
+ * A word index that misses every view of 4- or 8-byte words (an object has
+ * at most 2^32 - 1 bytes, so fewer than 2^30 such words), OR-ed into an index
+ * for a value that does not fit.
+ */
+const WORD_MISS = "0x3fffffff";
+
+/** The word index of field offset `off` of `this` in a view of `fold`. */
+function foldIndex(off: string, fold: readonly [string, number, string?]): string {
+  return `((this._b + ${off}) >>> ${fold[1]})`;
+}
+
+/**
  * @internal A struct type's generated classes: writable and read-only, each
  * with word-view code (`RW`, `RO`: for records of an extent with `words`,
  * aligned and inside the object when made) and DataView code (`RWv`, `ROv`:
@@ -219,6 +249,10 @@ export function compileStruct(
     // arrays give accessors whose own fields do the same; pointer stores go
     // through the handle's tx-aware _storePtr.
     const nested = f.type instanceof StructType || f.type instanceof ArrayType;
+    // Plain accessors and a record array's own cursor fold the transaction
+    // check into the word index of 4- and 8-byte number fields; free cursors
+    // (the pointer chase) keep the branch.
+    const fold = w && (!cursor || pinned) ? FOLD_WORDS[f.type.kind] : undefined;
     let getBody = sub(f.type._get(ctx, w), !cursor);
     if (f.type instanceof PtrType && cursor) {
       // A cursor's pointer getter gives a plain accessor, with no memo (the
@@ -253,8 +287,15 @@ export function compileStruct(
         : `${txGet}(t, this, ${off}, ${f.type.size}, ${
           local("", sub(f.type._get(ctx, false), false))
         })`;
-      body += `get ${name}() { const t = ${txc}.current; if (t !== null && t.touches(this._o)) ` +
-        `return ${viaShadow}; ${getBody} }\n`;
+      const checked = `const t = ${txc}.current; if (t !== null && t.touches(this._o)) ` +
+        `return ${viaShadow}; ${getBody}`;
+      if (fold !== undefined) {
+        // The transaction check folded into the word index (see FOLD_WORDS):
+        // a miss (a transaction running, no bytes) takes the checked body.
+        body += `_g${off}() { ${checked} }\n` +
+          `get ${name}() { const v = this._e.${fold[0]}[${foldIndex(off, fold)} | ${txc}.miss]; ` +
+          `if (v === undefined) return this._g${off}(); return v; }\n`;
+      } else body += `get ${name}() { ${checked} }\n`;
     }
     const set = f.type._set(ctx, w);
     if (set !== undefined) {
@@ -277,9 +318,33 @@ export function compileStruct(
       const setter = viaTx
         ? `const t = ${txc}.current; if (t !== null) { ${txStore}; return; } ${sub(set)}`
         : sub(set);
-      body += writable
-        ? `set ${name}(x) { ${setter} }\n`
-        : `set ${name}(x) { throw ${ro}(this, ${JSON.stringify(name)}); }\n`;
+      if (!writable) body += `set ${name}(x) { throw ${ro}(this, ${JSON.stringify(name)}); }\n`;
+      else if (fold !== undefined && viaTx && (pinned || fold[2] === undefined)) {
+        // As the getter: a miss (a transaction, a value that does not fit,
+        // no bytes) takes the checked body, which logs, stores or throws.
+        // The value check is OR-ed into the index as the transaction's is.
+        // Integer setters of plain accessors keep the branch: once a
+        // transaction had stored through one (the store then misses, and V8
+        // compiles it for misses), the sweep of 1,024 accessors ran 3.8× the
+        // DataView loop, against 2.5× with the branch; a record array's
+        // cursor and float setters stayed at 1.3–1.7× (`twz bench
+        // record-sweep`, measured).
+        const [view] = fold;
+        const fits = fold[2] !== undefined && !type.unchecked
+          ? `typeof x === "number" && ${fold[2]} === x`
+          : undefined;
+        body += `_s${off}(x) { ${setter} }\n` +
+          (fits !== undefined
+            ? `set ${name}(x) { const a = this._e.${view}, j = ${
+              foldIndex(off, fold)
+            } | ${txc}.miss | ` +
+              `(${fits} ? 0 : ${WORD_MISS}); a[j] = typeof x === "number" ? x : 0; ` +
+              `if (a[j] === undefined) this._s${off}(x); }\n`
+            : `set ${name}(x) { const y = typeof x === "number" ? x : +x; const a = this._e.${view}, ` +
+              `j = ${
+                foldIndex(off, fold)
+              } | ${txc}.miss; a[j] = y; if (a[j] === undefined) this._s${off}(y); }\n`);
+      } else body += `set ${name}(x) { ${setter} }\n`;
     } else {
       body += `set ${name}(x) { throw ${ctx.bind(notAssignable)}(this, ${
         JSON.stringify(name)
@@ -533,20 +598,30 @@ export function compileColumn(
     // What the record's cursor would name in an error: the record's offset.
     const rec = `{ _o: this._o, _e: this._e, _b: this._a - ${f.offset} + i * ${type.size} }`;
     const txc = ctx.bind(TX), out = ctx.bind(outside);
-    // The transaction check is folded into the word index: inside a
-    // transaction it is the view's length, so the load or store misses (not
-    // -1: V8 takes a negative index off its fast path, ~3 ns per call from
-    // then on). The hot path has no branch of its own: once a process has
-    // run a transaction (`TX.current` no longer a constant to the JIT), a
-    // branch on it before the load cost 1.5–3 ns per call in the record
-    // sweep, the select 0–0.4 ns. A miss (a transaction, a value that does
-    // not fit, no bytes) goes to `_g` or `_s`: the transaction path, or the
-    // error.
-    // Inside a transaction the cursor's getter asks `t.touches` (once).
+    // The transaction check is folded into the word index. For 4- and
+    // 8-byte words it is OR-ed in: `TX.miss` is 0 outside a transaction and
+    // 2^30 inside one, past the end of the view (one load and an OR: the
+    // compare-and-select of `TX.current` below cost 0.2–0.5 ns more per call
+    // in the record sweep once a process had run a transaction, 1.4–1.6×
+    // the DataView loop against 1.1–1.3×). For bytes and 16-bit words, whose
+    // views may be longer than 2^30, it is a select of -1 (V8 takes a
+    // negative index off its fast path, ~3 ns per call from then on, but only
+    // once a miss happened). The hot path has no branch of its own: once a
+    // process has run a transaction (`TX.current` no longer a constant to the
+    // JIT), a branch on it before the load cost 1.5–3 ns per call in the
+    // record sweep. A value that does not fit is a miss too, OR-ed in the
+    // same way (1.23–1.28× the DataView loop against 1.31–1.36× as a select
+    // of the whole index, and 2.9× as a branch before the store, measured).
+    // A miss (a transaction, a value that does not fit, no bytes) goes to
+    // `_g` or `_s`: the transaction path, or the error. Inside a transaction
+    // the cursor's getter asks `t.touches` (once).
+    const txIndex = (ok: string) =>
+      shift >= 2
+        ? `${index} | ${txc}.miss${ok === "true" ? "" : ` | (${ok} ? 0 : ${miss})`}`
+        : `${txc}.current === null && ${ok} ? ${index} : ${miss}`;
     let slow = `_g(i) { if (${txc}.current !== null) return ${via}; ` +
       `const v = this._e.${view}[${index}]; if (v === undefined) throw ${out}(${rec}, ${field}); return v; }`;
-    get =
-      `get(i) { ${check} const a = this._e.${view}, v = a[${txc}.current === null ? ${index} : ${miss}]; ` +
+    get = `get(i) { ${check} const v = this._e.${view}[${txIndex("true")}]; ` +
       `if (v === undefined) return this._g(i); return v; }`;
     if (!writable) {
       // The column's cursor is read-only: its setter throws.
@@ -557,13 +632,13 @@ export function compileColumn(
         `\n_s(i, x) { if (${txc}.current !== null) { ${via} = x; return; } throw ${out}(${rec}, ${field}); }`;
       set =
         `set(i, x) { ${check} const y = typeof x === "number" ? x : +x; const a = this._e.${view}, ` +
-        `j = ${txc}.current === null ? ${index} : ${miss}; a[j] = y; if (a[j] === undefined) this._s(i, y); }`;
+        `j = ${txIndex("true")}; a[j] = y; if (a[j] === undefined) this._s(i, y); }`;
     } else {
       slow += `\n_s(i, x) { if (${txc}.current !== null) { ${via} = x; return; } throw ${
         ctx.bind(storeRefused)
       }(${rec}, ${field}, "${f.type.kind}", x); }`;
       set = `set(i, x) { ${check} const a = this._e.${view}, ` +
-        `j = ${txc}.current === null && typeof x === "number" && ${fits} === x ? ${index} : ${miss}; ` +
+        `j = ${txIndex(`typeof x === "number" && ${fits} === x`)}; ` +
         `a[j] = typeof x === "number" ? x : 0; if (a[j] === undefined) this._s(i, x); }`;
     }
     get += `\n${slow}`;
