@@ -399,3 +399,246 @@ Deno.test("columns after Twz.close() throw TwzError(Shutdown)", async () => {
   twzError(() => value.get(1), ErrorCode.Shutdown, o.id);
   twzError(() => value.set(1, 1), ErrorCode.Shutdown, o.id);
 });
+
+// After a transaction: 4- and 8-byte number fields fold the transaction check
+// into the word index (`TX.miss`) in plain accessors, the array's cursor
+// (`at(i)`) and columns. Each way is made hot (so the JIT optimizes it with the
+// check paid, not folded away) and must keep every rule: direct outside a
+// transaction, logged inside one (the object's bytes unchanged until the
+// commit, nothing after an abort), reads of its writes, checked integer
+// stores, read-only handles, deleted and withdrawn objects.
+
+const Four = struct({ u: u32, s: i32, f: f32, d: f64 });
+type FourAcc = { u: number; s: number; f: number; d: number };
+type FourCols = {
+  u: { get(i: number): number; set(i: number, x: number): void };
+  s: { get(i: number): number; set(i: number, x: number): void };
+  f: { get(i: number): number; set(i: number, x: number): void };
+  d: { get(i: number): number; set(i: number, x: number): void };
+};
+const FOUR = 8;
+
+/** What record `i` holds after a sweep with `k`. */
+function fourValues(i: number, k: number): FourAcc {
+  return { u: i + k, s: -i - k, f: i + 0.5, d: i * k + 0.25 };
+}
+
+/** The sum a sweep of `rounds` with `k` returns. */
+function fourSum(rounds: number, k: number): number {
+  let s = 0;
+  for (let r = 0; r < rounds; r++) {
+    const v = fourValues(r % FOUR, k);
+    s += v.u + v.s + v.f + v.d;
+  }
+  return s;
+}
+
+/** A hot sweep through accessors (`rec(i)`): store every field, read it back. */
+function hotAccess(rec: (i: number) => FourAcc, rounds: number, k: number): number {
+  let s = 0;
+  for (let r = 0; r < rounds; r++) {
+    const i = r % FOUR, a = rec(i);
+    a.u = i + k;
+    a.s = -i - k;
+    a.f = i + 0.5;
+    a.d = i * k + 0.25;
+    s += a.u + a.s + a.f + a.d;
+  }
+  return s;
+}
+
+/** {@linkcode hotAccess} through columns. */
+function hotColumns(c: FourCols, rounds: number, k: number): number {
+  let s = 0;
+  for (let r = 0; r < rounds; r++) {
+    const i = r % FOUR;
+    c.u.set(i, i + k);
+    c.s.set(i, -i - k);
+    c.f.set(i, i + 0.5);
+    c.d.set(i, i * k + 0.25);
+    s += c.u.get(i) + c.s.get(i) + c.f.get(i) + c.d.get(i);
+  }
+  return s;
+}
+
+/** A record array of `Four` in a new object, and its three ways of access. */
+function fourWays(twz: Twz) {
+  const o = twz.create({ size: 4096 });
+  const recs = Four.records(o, o.baseOffset, FOUR);
+  const plain = Array.from({ length: FOUR }, (_, i) => recs.get(i));
+  const cols: FourCols = {
+    u: recs.column("u"),
+    s: recs.column("s"),
+    f: recs.column("f"),
+    d: recs.column("d"),
+  };
+  const ways: [string, (rounds: number, k: number) => number][] = [
+    ["plain", (rounds, k) => hotAccess((i) => plain[i]!, rounds, k)],
+    ["at(i)", (rounds, k) => hotAccess((i) => recs.at(i), rounds, k)],
+    ["column", (rounds, k) => hotColumns(cols, rounds, k)],
+  ];
+  // From now on the JIT pays the transaction check (TX.current is no longer
+  // the constant null, TX.miss no longer the constant 0).
+  transaction(twz, () => (plain[0]!.u = 1));
+  return { o, recs, plain, cols, ways };
+}
+
+/** Record `i` as the object's bytes hold it. */
+function fourBytes(o: TwzObject, i: number): FourAcc {
+  const at = o.baseOffset + i * Four.size, v = o.view;
+  return {
+    u: v.getUint32(at + Four.offsetOf("u"), true),
+    s: v.getInt32(at + Four.offsetOf("s"), true),
+    f: v.getFloat32(at + Four.offsetOf("f"), true),
+    d: v.getFloat64(at + Four.offsetOf("d"), true),
+  };
+}
+
+both(
+  "after a transaction, accessors, at(i) and columns store directly outside one and through it inside one (hot)",
+  (twz) => {
+    const { o, ways } = fourWays(twz);
+    let k = 1;
+    for (const [name, sweep] of ways) {
+      assert.equal(sweep(30_000, k), fourSum(30_000, k), name);
+      assert.deepEqual(fourBytes(o, 3), fourValues(3, k), `${name}: stored directly`);
+      const done = k;
+      k++;
+      transaction(twz, () => {
+        assert.equal(
+          sweep(10_000, k),
+          fourSum(10_000, k),
+          `${name}: reads see the transaction's writes`,
+        );
+        assert.deepEqual(fourBytes(o, 3), fourValues(3, done), `${name}: logged, not stored`);
+      });
+      assert.deepEqual(fourBytes(o, 3), fourValues(3, k), `${name}: committed`);
+      const before = o.bytes.slice();
+      assert.throws(() =>
+        transaction(twz, () => {
+          sweep(10_000, k + 100);
+          throw new Error("abort");
+        }), /abort/);
+      assert.deepEqual(o.bytes, before, `${name}: an aborted transaction leaves nothing`);
+      assert.equal(sweep(30_000, k), fourSum(30_000, k), `${name}: direct again`);
+      k++;
+    }
+  },
+);
+
+both(
+  "after a transaction, checked stores through accessors, at(i) and columns refuse what does not fit and write nothing, inside one and out (hot)",
+  (twz) => {
+    const { o, recs, plain, cols, ways } = fourWays(twz);
+    for (const [, sweep] of ways) sweep(30_000, 1); // optimized code meets the refusals
+    let calls = 0;
+    const boxed = { valueOf: () => (calls++, 5) };
+    const refused: [keyof FourCols, unknown[]][] = [
+      ["u", [-1, 2 ** 32, 2 ** 53, 1.5, NaN, Infinity, "5", 5n, null, undefined, boxed]],
+      ["s", [2 ** 31, -(2 ** 31) - 1, 0.5, -Infinity, "1", 1n, boxed]],
+    ];
+    const stores: [string, (field: keyof FourCols, x: unknown) => void][] = [
+      ["plain", (field, x) => ((plain[5] as unknown as Record<string, unknown>)[field] = x)],
+      ["at(i)", (field, x) => ((recs.at(5) as unknown as Record<string, unknown>)[field] = x)],
+      ["column", (field, x) => (cols[field] as { set(i: number, x: unknown): void }).set(5, x)],
+    ];
+    const check = (inside: string) => {
+      for (const [field, bad] of refused) {
+        for (const x of bad) {
+          const what = `${field} = ${typeof x === "bigint" ? `${x}n` : String(x)}${inside}`;
+          const expected = message(() =>
+            (plain[5] as unknown as Record<string, unknown>)[field] = x
+          );
+          assert.match(expected, typeof x === "number" ? /^RangeError/ : /^TypeError/, what);
+          for (const [name, store] of stores) {
+            assert.equal(message(() => store(field, x)), expected, `${name}: ${what}`);
+          }
+        }
+      }
+    };
+    const before = o.bytes.slice();
+    check("");
+    assert.deepEqual(o.bytes, before, "nothing written");
+    transaction(twz, () => {
+      check(", in a transaction");
+      assert.deepEqual(recs.at(5).u, fourValues(5, 1).u, "nothing logged");
+    });
+    assert.deepEqual(o.bytes, before, "nothing written by the transaction");
+    assert.equal(calls, 0, "a non-number is never converted");
+    // What fits is stored, through every way.
+    for (const [name, store] of stores) {
+      store("u", 2 ** 32 - 1);
+      store("s", -(2 ** 31));
+      assert.deepEqual([recs.at(5).u, plain[5]!.s], [2 ** 32 - 1, -(2 ** 31)], name);
+    }
+  },
+);
+
+both(
+  "after a transaction, a read-only handle's accessors, at(i) and columns read and refuse writes (hot)",
+  (twz) => {
+    const { o } = fourWays(twz);
+    const ro = Four.records(twz.open(o.id, { write: false }), o.baseOffset, FOUR);
+    const plain = Array.from({ length: FOUR }, (_, i) => ro.get(i));
+    Four.records(o, o.baseOffset, FOUR).at(2).d = 2.5;
+    let s = 0;
+    for (let r = 0; r < 30_000; r++) s += plain[r % FOUR]!.d + ro.at(r % FOUR).d;
+    assert.ok(s >= 30_000 / FOUR * 5 - 1e-9, "reads");
+    transaction(twz, () => assert.equal(ro.at(2).d + plain[2]!.d + ro.column("d").get(2), 7.5));
+    twzError(() => (plain[2]!.d = 1), ErrorCode.AccessDenied, o.id);
+    twzError(() => (ro.at(2).u = 1), ErrorCode.AccessDenied, o.id);
+    twzError(() => ro.column("f").set(2, 1), ErrorCode.AccessDenied, o.id);
+    transaction(twz, () => {
+      twzError(() => (plain[2]!.d = 1), ErrorCode.AccessDenied, o.id);
+      twzError(() => ro.column("u").set(2, 1), ErrorCode.AccessDenied, o.id);
+    });
+    assert.equal(plain[2]!.d, 2.5);
+  },
+);
+
+/** After a transaction, the three ways made hot, then `gone(o)`: every use throws `code`. */
+function goneAfterTx(twz: Twz, code: ErrorCode, gone: (o: TwzObject) => void): void {
+  const { o, recs, plain, cols, ways } = fourWays(twz);
+  for (const [, sweep] of ways) sweep(30_000, 1);
+  gone(o);
+  const uses: [string, () => unknown][] = [
+    ["plain u", () => plain[3]!.u],
+    ["plain d", () => plain[3]!.d],
+    ["plain u =", () => (plain[3]!.u = 1)],
+    ["plain f =", () => (plain[3]!.f = 1)],
+    ["at(i) s", () => recs.at(3).s],
+    ["at(i) s =", () => (recs.at(3).s = 1)],
+    ["at(i) d =", () => (recs.at(3).d = 1)],
+    ["column u", () => cols.u.get(3)],
+    ["column u =", () => cols.u.set(3, 1)],
+    ["column d =", () => cols.d.set(3, 1)],
+  ];
+  for (const [, sweep] of ways) twzError(() => sweep(10, 2), code, o.id);
+  for (const [name, use] of uses) {
+    assert.equal(twzError(use, code, o.id).code, code, name);
+  }
+  const other = twz.create({ size: 4096 });
+  transaction(twz, () => {
+    Four.at(other, other.baseOffset).u = 1; // the transaction is running, on another object
+    for (const [name, use] of uses) {
+      assert.equal(twzError(use, code, o.id).code, code, `${name}, in a transaction`);
+    }
+  });
+}
+
+both(
+  "after a transaction, a deleted object's accessors, at(i) and columns throw TwzError(ObjectNotFound) (hot)",
+  (twz) => {
+    goneAfterTx(twz, ErrorCode.ObjectNotFound, (o) => twz.delete(o.id));
+  },
+);
+
+both(
+  "after a transaction, a withdrawn mapping's accessors, at(i) and columns throw TwzError(AccessDenied) (hot)",
+  (twz) => {
+    goneAfterTx(twz, ErrorCode.AccessDenied, (o) => {
+      o.mapping.extent.retarget(new Uint8Array(0), -1);
+      o._withdraw();
+    });
+  },
+);
