@@ -593,8 +593,14 @@ export function compileColumn(
     // fast path (-1 or the view's length cost 1–2 ns per call more, measured);
     // -1 for bytes and 16-bit words, whose views may be longer.
     const miss = shift >= 2 ? "0x3fffffff" : "-1";
-    const at = `this._a + i * ${type.size}`;
-    const index = shift === 0 ? `${at}` : `(${at}) >>> ${shift}`;
+    // The word index of record `i`'s field: `_w` is the first record's
+    // (the field is naturally aligned in word code, and the record size a
+    // multiple of its size), plus `i` records of words. One multiply-add:
+    // `(this._a + i * size) >>> shift` measured 5–12 % slower per call.
+    if (type.size % (1 << shift) !== 0) {
+      throw new Error(`${type.kind}: a record size of ${type.size}`);
+    }
+    const index = `this._w + i * ${type.size >>> shift}`;
     // What the record's cursor would name in an error: the record's offset.
     const rec = `{ _o: this._o, _e: this._e, _b: this._a - ${f.offset} + i * ${type.size} }`;
     const txc = ctx.bind(TX), out = ctx.bind(outside);
@@ -644,7 +650,9 @@ export function compileColumn(
     get += `\n${slow}`;
   }
   const body = `return class {
-    constructor(r) { this._r = r; this._o = r._o; this._e = r._e; this._a = r._a + ${f.offset}; this.length = r.length; this._k = r._k; this._c = new r._c.constructor(r._o, r._e, r._a); }
+    constructor(r) { this._r = r; this._o = r._o; this._e = r._e; this._a = r._a + ${f.offset}; this._w = this._a >>> ${
+    words?.[1] ?? 0
+  }; this.length = r.length; this._k = r._k; this._c = new r._c.constructor(r._o, r._e, r._a); }
     _at(i) { const c = this._c; c._b = this._a - ${f.offset} + i * ${type.size}; return c; }
     ${get}
     ${set}
