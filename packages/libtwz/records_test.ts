@@ -3,7 +3,10 @@
 // rules they keep — the index check, checked integer stores (nothing
 // written), the transaction path, read-only handles, grow relocation,
 // deleted, withdrawn and closed objects — also once the JIT has optimized
-// them; on hal-sim and (when available) hal-pmem.
+// them; and, after a transaction has run in the process, the same rules for
+// plain accessors, `at(i)` and columns of the fields whose transaction check
+// is folded into the word index (`TX.miss`); on hal-sim and (when available)
+// hal-pmem.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";

@@ -214,10 +214,11 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
     ];
     const results: BenchResult[] = [];
     // Twice: in a process that has not run a transaction yet, then after one.
-    // Until the first transaction the JIT treats `TX.current` as the constant
-    // null and drops every accessor's transaction check; after it, the check
-    // is a load and a compare (or a branch) per access, as in any program
-    // that uses transactions.
+    // Until the first transaction the JIT treats `TX.current` (and `TX.miss`)
+    // as constants and drops every accessor's transaction check; after it,
+    // the check is paid per access (a load and an OR folded into the word
+    // index, or a compare and a branch), as in any program that uses
+    // transactions.
     for (const after of ["", ", after a transaction"]) {
       if (after !== "") {
         const other = twz.create({ size: 4096 });
