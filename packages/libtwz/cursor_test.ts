@@ -468,3 +468,245 @@ both(
     assert.equal(o.view.getUint32(o.baseOffset + All.offsetOf("a32"), true), 4000000000);
   },
 );
+
+// `$walk` and `$reduce`: the loop in libtwz, every check of `$follow` on every hop.
+
+/** What `$follow` sees, node by node: the reference the walks are checked against. */
+function followAll(c: Cursor<NodeFields>): number[] {
+  const seen: number[] = [];
+  do seen.push(c.value); while (c.$follow("next"));
+  return seen;
+}
+
+both("$walk and $reduce visit every node in order, in one object and across objects", (twz) => {
+  const one = twz.create({ size: 8192 });
+  const objects = Array.from(
+    { length: 16 },
+    () => twz.create({ size: 8192, fot: { entries: 32 } }),
+  );
+  for (
+    const [where, accs] of [["one", list([one], [5, 1, 4, 1, 5, 9, 2, 6])], [
+      "16",
+      list(objects, Array.from({ length: 100 }, (_, k) => (k * 37) % 101)),
+    ]] as const
+  ) {
+    const values = accs.map((a) => a.value);
+    const c = accs[0]!.$cursor();
+    const seen: number[] = [];
+    assert.equal(c.$walk("next", (n) => void seen.push(n.value)), true, where);
+    assert.deepEqual(seen, values, where);
+    assert.equal(c.tag, values.length - 1, `${where}: stays on the last node`);
+    assert.equal(c.$id, accs.at(-1)!.$id, where);
+    c.$moveTo(accs[0]!);
+    assert.equal(
+      c.$reduce("next", (s: number, n) => s + n.value, 0),
+      values.reduce((a, b) => a + b),
+    );
+    assert.equal(c.tag, values.length - 1);
+    // Early stop: the cursor stays on the node the callback returned false for.
+    c.$moveTo(accs[0]!);
+    let visits = 0;
+    assert.equal(c.$walk("next", (n) => (visits++, n.tag !== 7)), false, where);
+    assert.equal(visits, 8);
+    assert.equal(c.tag, 7);
+    assert.equal(c.$id, accs[7]!.$id);
+    // From the middle; a single node.
+    assert.equal(c.$reduce("next", (k: number) => k + 1, 0), values.length - 7);
+    assert.equal(c.$walk("next", () => {}), true, "on the last node: one visit, then null");
+    // Hot: many walks, so optimized code runs them, and the same answer.
+    let total = 0;
+    for (let i = 0; i < 3000; i++) {
+      c.$moveTo(accs[0]!);
+      total += c.$reduce("next", (s: number, n) => s + n.value, 0);
+    }
+    assert.equal(total, 3000 * values.reduce((a, b) => a + b), where);
+    c.$moveTo(accs[0]!);
+    assert.deepEqual(followAll(c), values);
+  }
+});
+
+both("$walk: a callback that moves the cursor is followed from where it left it", (twz) => {
+  const o = twz.create({ size: 8192 });
+  const p = twz.create({ size: 8192 });
+  const accs = list([o], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const other = list([p], [100, 101, 102]);
+  const c = accs[0]!.$cursor();
+  const seen: number[] = [];
+  c.$walk("next", (n) => {
+    seen.push(n.value);
+    if (n.value === 2) n.$seek(accs[6]!.$offset); // skip 3..5 (same object)
+    if (n.value === 7) n.$moveTo(other[1]!); // to another object, same walk
+  });
+  assert.deepEqual(seen, [0, 1, 2, 7, 102]);
+  assert.equal(c.$id, p.id);
+  // `$seek` onto the same offset in another object is a move too.
+  const twin = twz.create({ size: 8192 });
+  const tw = list([twin], [50, 51]);
+  assert.equal(tw[0]!.$offset, accs[0]!.$offset);
+  c.$moveTo(accs[0]!);
+  const seen2: number[] = [];
+  c.$walk("next", (n) => {
+    seen2.push(n.value);
+    if (n.value === 0) n.$moveTo(tw[0]!);
+  });
+  assert.deepEqual(seen2, [0, 51]);
+});
+
+both("$walk: errors of a hop throw as $follow's do, and the cursor stays", (twz) => {
+  const o = twz.create({ size: 4096 });
+  const accs = list([o], [1, 2, 3, 4]);
+  const c = accs[0]!.$cursor();
+  // A misaligned target, then one outside the object.
+  writePtr(o.view, accs[2]!.$offset + Node.offsetOf("next"), 0, accs[3]!.$offset + 2);
+  const seen: number[] = [];
+  assert.throws(() => c.$walk("next", (n) => void seen.push(n.value)), RangeError);
+  assert.deepEqual(seen, [1, 2, 3]);
+  assert.equal(c.tag, 2, "stays on the node whose pointer it could not follow");
+  writePtr(o.view, accs[2]!.$offset + Node.offsetOf("next"), 0, 4096 - 8);
+  c.$moveTo(accs[0]!);
+  assert.throws(() => c.$reduce("next", (s: number, n) => s + n.value, 0), RangeError);
+  assert.equal(c.tag, 2);
+  // A FOT entry the object does not have.
+  writePtr(o.view, accs[2]!.$offset + Node.offsetOf("next"), 5, accs[3]!.$offset);
+  c.$moveTo(accs[0]!);
+  assert.throws(() => c.$walk("next", () => {}), (e: unknown) => e instanceof TwzError);
+  assert.equal(c.tag, 2);
+  // Not a pointer to the struct, not a function, a record array's cursor.
+  // @ts-expect-error: `value` is not a pointer
+  assert.throws(() => c.$walk("value", () => {}), TypeError);
+  assert.throws(() => c.$walk("next", 5 as unknown as () => void), TypeError);
+  assert.throws(() => c.$reduce("next", null as unknown as () => number, 0), TypeError);
+  const recs = Node.records(o, o.baseOffset, 4);
+  assert.throws(() => recs.at(0).$walk("next", () => {}), TypeError);
+  assert.throws(() => recs.at(0).$reduce("next", (s: number) => s, 0), TypeError);
+  // What the callback throws leaves the cursor where it threw.
+  c.$moveTo(accs[0]!);
+  assert.throws(() =>
+    c.$walk("next", (n) => {
+      if (n.tag === 1) throw new Error("stop here");
+    }), /stop here/);
+  assert.equal(c.tag, 1);
+});
+
+both("$walk: a writable cursor refuses a read-only target; a read-only one walks on", (twz) => {
+  const a = twz.create({ size: 4096 });
+  const b = twz.create({ size: 4096 });
+  const ha = Node.at(a, a.baseOffset);
+  ha.value = 1;
+  const hb = Node.at(b, b.baseOffset);
+  hb.value = 2;
+  ha.next = Node.at(twz.open(b.id, { write: false }), b.baseOffset); // a read-only FOT entry
+  const c = ha.$cursor();
+  const e = twzError(() => c.$walk("next", () => {}), ErrorCode.AccessDenied, b.id);
+  assert.match(e.message, /writable cursor/);
+  assert.equal(c.$id, a.id);
+  const r = Node.cursor(twz.open(a.id, { write: false }), a.baseOffset);
+  assert.equal(r.$reduce("next", (s: number, n) => s + n.value, 0), 3);
+  assert.equal(r.$id, b.id);
+});
+
+both("$walk across a grow that moves the object reads the moved bytes", (twz) => {
+  const p = twz.create({ size: 4096 });
+  const accs = list([p], [10, 20, 30, 40]);
+  const c = accs[0]!.$cursor();
+  // Hot first, so optimized code meets the move.
+  let s = 0;
+  for (let i = 0; i < 3000; i++) {
+    c.$moveTo(accs[0]!);
+    s += c.$reduce("next", (x: number, n) => x + n.value, 0);
+  }
+  assert.equal(s, 3000 * 100);
+  twz.create({ size: 4096 }); // blocks p from growing in place
+  c.$moveTo(accs[0]!);
+  const before = p.mapping.extent.bytes;
+  const seen: number[] = [];
+  c.$walk("next", (n) => {
+    seen.push(n.value);
+    if (n.value === 20) {
+      p.grow(256 * 1024); // moves the object under the walk
+      // New objects may take the old place: stale views would read their bytes.
+      for (let i = 0; i < 4; i++) twz.create({ size: 4096 }).bytes.fill(0xee, 64);
+      p.view.setUint32(accs[2]!.$offset, 33, true); // what the next hop must read
+    }
+  });
+  assert.ok(
+    p.mapping.extent.bytes.buffer !== before.buffer ||
+      p.mapping.extent.bytes.byteOffset !== before.byteOffset,
+    "the object moved",
+  );
+  assert.deepEqual(seen, [10, 20, 33, 40]);
+  c.value = 41; // lands in the moved bytes
+  assert.equal(p.view.getUint32(accs[3]!.$offset, true), 41);
+  c.$moveTo(accs[0]!);
+  assert.equal(c.$reduce("next", (x: number, n) => x + n.value, 0), 10 + 20 + 33 + 41);
+});
+
+both("$walk onto or within a deleted object throws TwzError(ObjectNotFound)", (twz) => {
+  const a = twz.create({ size: 4096 });
+  const b = twz.create({ size: 4096 });
+  const accs = list([a, b], [1, 2, 3, 4]); // a -> b -> a -> b
+  const c = accs[0]!.$cursor();
+  let s = 0;
+  for (let i = 0; i < 3000; i++) {
+    c.$moveTo(accs[0]!);
+    s += c.$reduce("next", (x: number, n) => x + n.value, 0);
+  }
+  assert.equal(s, 3000 * 10);
+  twz.delete(b.id);
+  c.$moveTo(accs[0]!);
+  const seen: number[] = [];
+  twzError(() => c.$walk("next", (n) => void seen.push(n.value)), ErrorCode.ObjectNotFound, b.id);
+  assert.deepEqual(seen, [1]);
+  assert.equal(c.$id, a.id, "the refused hop leaves the cursor where it was");
+  // Deleted by the callback, under the walk: the next hop says so.
+  const o = twz.create({ size: 4096 });
+  const more = list([o], [7, 8, 9]);
+  const d = more[0]!.$cursor();
+  twzError(
+    () => d.$walk("next", (n) => void (n.value === 8 && twz.delete(o.id))),
+    ErrorCode.ObjectNotFound,
+    o.id,
+  );
+});
+
+both("$walk inside a transaction sees the transaction's writes, as $follow does", (twz) => {
+  const o = twz.create({ size: 4096 });
+  const p = twz.create({ size: 4096 });
+  const accs = list([o], [1, 2, 3, 4]);
+  const far = Node.at(p, p.baseOffset);
+  far.value = 50;
+  const c = accs[0]!.$cursor();
+  transaction(twz, () => {
+    accs[1]!.next = far; // 1 -> 2 -> far (cross-object, written in the transaction)
+    accs[0]!.value = 10; // a value written in the transaction
+    c.$moveTo(accs[0]!);
+    const seen: number[] = [];
+    c.$walk("next", (n) => void seen.push(n.value));
+    assert.deepEqual(seen, [10, 2, 50]);
+    // A callback writing the object: later hops read through the transaction too.
+    c.$moveTo(accs[0]!);
+    const sum = c.$reduce("next", (s: number, n) => {
+      if (n.value === 2) accs[1]!.next = accs[3]!; // 2 -> 4 from here on
+      return s + n.value;
+    }, 0);
+    assert.equal(sum, 10 + 2 + 4);
+    assert.equal(c.tag, 3);
+  });
+  c.$moveTo(accs[0]!);
+  assert.equal(c.$reduce("next", (s: number, n) => s + n.value, 0), 10 + 2 + 4, "committed");
+  // Aborted: nothing left behind; the walk sees it inside, not after.
+  assert.throws(() =>
+    transaction(twz, () => {
+      accs[0]!.next = far;
+      c.$moveTo(accs[0]!);
+      assert.equal(c.$reduce("next", (s: number, n) => s + n.value, 0), 10 + 50);
+      throw new Error("abort");
+    }), /abort/);
+  c.$moveTo(accs[0]!);
+  assert.equal(c.$reduce("next", (s: number, n) => s + n.value, 0), 10 + 2 + 4);
+});
+
+// Compile-time: `$walk` and `$reduce` take only the pointer fields to the struct itself.
+const _typedWalk = (c: Cursor<NodeFields>): number =>
+  c.$walk("next", (n) => n.value > 0) ? c.$reduce("next", (s: number, n) => s + n.tag, 0) : 0;
+void _typedWalk;

@@ -119,12 +119,25 @@ const T = [
     "16 pools, direct ns/hop",
   ], ["twz-chase-pmem-shm", "16 objects, cursor ns/hop"]],
 ];
+for (const walk of ["walk", "reduce"]) {
+  for (const [hal, config] of [["sim", "twz-chase-sim"], ["pmem", "twz-chase-pmem-shm"]]) {
+    T.push([
+      `chase (b) 16 objects, PMDK pmemobj_direct ns / twz ${walk} ns (${hal})`,
+      1,
+      ">=",
+      ["pmdk-chase-shm", "16 pools, direct ns/hop"],
+      [config, `16 objects, ${walk} ns/hop`],
+    ]);
+  }
+}
 for (const config of ["twz-chase-sim", "twz-chase-pmem-shm"]) {
   for (const layout of ["one object", "16 objects"]) {
-    T.push([`chase ${layout}, cursor / hand (${config})`, 1.3, "<=", [
-      config,
-      `${layout}, cursor ns/hop`,
-    ], [config, `${layout}, hand ns/hop`]]);
+    for (const walk of ["cursor", "walk", "reduce"]) {
+      T.push([`chase ${layout}, ${walk} / hand (${config})`, 1.3, "<=", [
+        config,
+        `${layout}, ${walk} ns/hop`,
+      ], [config, `${layout}, hand ns/hop`]]);
+    }
     T.push([`chase ${layout}, plain / hand (${config})`, 2, "<=", [
       config,
       `${layout}, plain ns/hop`,

@@ -15,6 +15,12 @@
  *   beat `hand` across objects.
  * - `cursor`: one libtwz cursor moved in place, `c.$follow("next")` (skipped,
  *   with a line on stderr, when libtwz has no `Type.cursor`).
+ * - `walk`: one libtwz cursor walked by libtwz's loop,
+ *   `c.$walk("next", (n) => { s += n.a; })` (skipped, with a line on stderr,
+ *   when libtwz has no `$walk`): the sum is a variable the callback captures.
+ * - `reduce`: the same loop as a fold, `s = c.$reduce("next", (x, n) => x +
+ *   n.a, s)`: the sum is carried by the callback's result (skipped when
+ *   libtwz has no `$reduce`).
  * - `hand`: the same bytes decoded by hand from DataViews: two u32 loads of
  *   the pointer, the FOT index decoded, the offset, the payload load; across
  *   objects, a per-object table of targets indexed by FOT index, built once up
@@ -55,6 +61,10 @@ import {
   walkJsOne,
   walkPlainMany,
   walkPlainOne,
+  walkReduceMany,
+  walkReduceOne,
+  walkWalkMany,
+  walkWalkOne,
   writeList,
 } from "./_chase_list.ts";
 
@@ -118,6 +128,37 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
           walk: () => walkCursorMany(c16, many.head, walks),
         },
       );
+      // Cursors of their own: the walk leaves its cursor on the last node.
+      const w1 = makeCursor(one.objects[one.headObject]!, one.headOffset);
+      const w16 = makeCursor(many.objects[many.headObject]!, many.headOffset);
+      if (typeof w1.$walk === "function") {
+        cases.push(
+          { layout: "one object", name: "walk", walk: () => walkWalkOne(w1, one.head, walks) },
+          {
+            layout: "16 objects",
+            name: "walk",
+            walk: () => walkWalkMany(w16, many.head, walks),
+          },
+        );
+      } else console.error("twz: bench ptr-chase: libtwz has no $walk; the walk case is skipped");
+      const r1 = makeCursor(one.objects[one.headObject]!, one.headOffset);
+      const r16 = makeCursor(many.objects[many.headObject]!, many.headOffset);
+      if (typeof r1.$reduce === "function") {
+        cases.push(
+          {
+            layout: "one object",
+            name: "reduce",
+            walk: () => walkReduceOne(r1, one.head, walks),
+          },
+          {
+            layout: "16 objects",
+            name: "reduce",
+            walk: () => walkReduceMany(r16, many.head, walks),
+          },
+        );
+      } else {
+        console.error("twz: bench ptr-chase: libtwz has no $reduce; the reduce case is skipped");
+      }
     }
     const view = one.hand[0]!.view, hand16 = many.hand[many.headObject]!;
     cases.push(
@@ -131,7 +172,7 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
       { layout: "16 objects", name: "js", walk: () => walkJsMany(js, walks) },
     );
     const order = ["one object", "16 objects"].flatMap((l) =>
-      ["plain", "cursor", "hand", "js"].map((n) => `${l}, ${n}`)
+      ["plain", "cursor", "walk", "reduce", "hand", "js"].map((n) => `${l}, ${n}`)
     );
     cases.sort((x, y) =>
       order.indexOf(`${x.layout}, ${x.name}`) - order.indexOf(`${y.layout}, ${y.name}`)
