@@ -546,10 +546,10 @@ function walkMethod(
           const a = ${view};
           if (a !== u || ${txc}.current !== null || this._b !== b || this._e !== e) break;
           ${load("b")}
-          if (hi !== 0) { far = true; break; }
-          if (lo === 0) return ${done};
-          if ((lo & ${mask}) !== 0 || lo > lim) break;
-          b = lo;
+          if ((hi | (lo & ${mask})) === 0 && lo > 0 && lo <= lim) { b = lo; continue; }
+          if (hi !== 0) far = true;
+          else if (lo === 0) return ${done};
+          break;
         }
       }
       if (far && this._x${off}()) continue;

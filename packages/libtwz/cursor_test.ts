@@ -710,3 +710,50 @@ both("$walk inside a transaction sees the transaction's writes, as $follow does"
 const _typedWalk = (c: Cursor<NodeFields>): number =>
   c.$walk("next", (n) => n.value > 0) ? c.$reduce("next", (s: number, n) => s + n.tag, 0) : 0;
 void _typedWalk;
+
+both("$walk and $reduce in DataView code (bytes not 8-aligned in their buffer)", (twz) => {
+  const a = twz.create({ size: 8192, fot: { entries: 8 } });
+  const b = twz.create({ size: 8192 });
+  const accs = list([a, b], [3, 1, 4, 1, 5, 9, 2]); // a, b, a, b, ...
+  // What the kernel would do were an object ever placed off 8-alignment:
+  // the word views go empty and new cursors get DataView code.
+  for (const o of [a, b]) {
+    const ext = o.mapping.extent;
+    const moved = new Uint8Array(ext.bytes.length + 8).subarray(4, 4 + ext.bytes.length);
+    moved.set(ext.bytes);
+    ext.retarget(moved, ext.base);
+    assert.equal(ext.words, false);
+  }
+  const c = Node.cursor(a, accs[0]!.$offset);
+  assert.equal(c.$reduce("next", (s: number, n) => s + n.value, 0), 25);
+  assert.equal(c.tag, 6);
+  c.$seek(accs[0]!.$offset);
+  const seen: number[] = [];
+  assert.equal(c.$walk("next", (n) => (seen.push(n.value), n.tag !== 4)), false);
+  assert.deepEqual(seen, [3, 1, 4, 1, 5]);
+  assert.equal(c.$id, a.id);
+  c.$seek(accs[0]!.$offset);
+  assert.deepEqual(followAll(c), [3, 1, 4, 1, 5, 9, 2]);
+  // Its errors: a misaligned target, then a deleted object.
+  const saved = accs[2]!.$ptr("next");
+  writePtr(a.view, accs[2]!.$offset + Node.offsetOf("next"), 0, accs[4]!.$offset + 2);
+  c.$seek(accs[0]!.$offset);
+  assert.throws(() => c.$walk("next", () => {}), RangeError);
+  assert.equal(c.tag, 2);
+  // A record that would end past the object's last byte.
+  writePtr(a.view, accs[2]!.$offset + Node.offsetOf("next"), 0, a.bytes.length - 16);
+  c.$seek(accs[0]!.$offset);
+  assert.throws(() => c.$reduce("next", (s: number) => s, 0), RangeError);
+  assert.equal(c.tag, 2);
+  writePtr(a.view, accs[2]!.$offset + Node.offsetOf("next"), saved.fot, saved.offset);
+  c.$seek(accs[0]!.$offset);
+  assert.equal(c.$reduce("next", (s: number, n) => s + n.value, 0), 25);
+  twz.delete(b.id);
+  c.$seek(accs[0]!.$offset);
+  twzError(
+    () => c.$reduce("next", (s: number, n) => s + n.value, 0),
+    ErrorCode.ObjectNotFound,
+    b.id,
+  );
+  assert.equal(c.tag, 0);
+});
