@@ -361,7 +361,7 @@ export class StructCursor extends StructAccessor {
    * the running value carried from call to call instead of kept in a
    * variable the callback captures: in a hot loop that is the fastest walk
    * (a captured `let` that the callback updates lives in memory, not in a
-   * register, and costs about 1.5 ns per node; docs/LIBTWZ.md).
+   * register, and costs about 1.2–1.5 ns per node; docs/LIBTWZ.md).
    *
    * @param _field The pointer field's name.
    * @param _step Called once per record with the running value and the
