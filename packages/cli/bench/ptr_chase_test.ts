@@ -19,13 +19,17 @@ import {
   walkHandOne,
   walkPlainMany,
   walkPlainOne,
+  walkReduceMany,
+  walkReduceOne,
+  walkWalkMany,
+  walkWalkOne,
   writeList,
 } from "./_chase_list.ts";
 
 Deno.test("twz bench ptr-chase: a row per layout and case, the sums agree", async () => {
   const rows = await run({ hal: "sim", ops: 3, rounds: 2 });
   const cursor = cursorMaker() !== undefined;
-  const names = ["plain", ...(cursor ? ["cursor"] : []), "hand", "js"];
+  const names = ["plain", ...(cursor ? ["cursor", "walk", "reduce"] : []), "hand", "js"];
   assert.deepEqual(
     rows.map((r) => r.case),
     ["one object", "16 objects"].flatMap((l) => names.map((n) => `${l}, ${n}`)),
@@ -79,6 +83,12 @@ Deno.test("ptr-chase walks: hand, plain and cursor agree; a bad pointer fails lo
         hops++;
       } while (c.$follow("next"));
       assert.deepEqual([s, hops], [sum, NODES]);
+      // The walk cases: libtwz's loop, both layouts, the same sums.
+      const w = make(one.objects[0]!, one.headOffset);
+      assert.equal(walkWalkOne(w, one.head, 2), 2 * sum);
+      assert.equal(walkReduceOne(w, one.head, 2), 2 * sum);
+      assert.equal(walkWalkMany(c, many.head, 2), 2 * sum);
+      assert.equal(walkReduceMany(c, many.head, 2), 2 * sum);
     }
     // The one-object hand chase refuses a pointer into another object.
     const second = Node.at(one.objects[0]!, one.headOffset);
