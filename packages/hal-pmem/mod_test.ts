@@ -4,6 +4,7 @@ import { HalError, type HalOpenOptions } from "@twz/kernel/hal";
 import { halConformance } from "@twz/kernel/hal/testing";
 import { persistPaths, plugin, type PmemRegion } from "./mod.ts";
 import { exists } from "./_build.ts";
+import { mergePageRanges } from "./plugin.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const SKIPPED = "SKIPPED: hal-pmem tests need libpmem2 (apt-get install -y libpmem2)";
@@ -364,4 +365,18 @@ Deno.test({
     }
     assert.ok((Deno.statSync(sparse).blocks ?? 0) * 512 >= 1 << 20);
   },
+});
+
+Deno.test("page granularity: a drain's deferred page ranges go out as few msyncs", () => {
+  const MiB = 1 << 20;
+  // A commit's pages: the log's, then three of one object a few MiB apart,
+  // given out of order: one range.
+  const d = [9 * MiB, 9 * MiB + 4096, 2 * MiB, 2 * MiB + 4096, 0, 4096, 5 * MiB, 5 * MiB + 8192];
+  assert.equal(mergePageRanges(d, 64 * MiB), 1);
+  assert.deepEqual(d.slice(0, 2), [0, 9 * MiB + 4096]);
+  // More than 16 MiB apart: two msyncs, each clipped to the region.
+  const far = [40 * MiB, 40 * MiB + 8192, 0, 4096, 4096, 8192];
+  assert.equal(mergePageRanges(far, 40 * MiB + 4096), 2);
+  assert.deepEqual(far.slice(0, 4), [0, 8192, 40 * MiB, 40 * MiB + 4096]);
+  assert.equal(mergePageRanges([], 4096), 0);
 });
