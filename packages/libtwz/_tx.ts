@@ -957,12 +957,67 @@ function replayArea(area: Area, host: TxLogHost): number {
  * of any thread carries it).
  */
 function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
+  // In three functions (the log, the copy in place, the calls here): each is
+  // optimized on its own, early, instead of one large function whose
+  // optimizing compile runs late into a fresh process's first inserts.
   const log = area.t;
   const base = area.base;
-  const nTargets = tx.targetCount;
-  // The log makes durable, and replays, only objects of its own durability
-  // domain (the same image); volatile objects need no durability.
   const port = log.port;
+  checkDomains(tx, port);
+  const at = writeLog(tx, area, seq);
+  const v = log.mapping.extent.view;
+  // 1: committed. One persist of the whole log: one call on the port, one
+  // native call on hal-pmem.
+  const one = oneBuf;
+  const logHandle = log.mapping.handle;
+  one[0] = logHandle;
+  one[1] = base;
+  one[2] = at - base;
+  // A lane's commit that fails in a call (a killed thread cannot call the
+  // kernel again) is left for the next committer to finish; `doubt` says
+  // how. Memory never shows the transaction half done: nothing is copied
+  // in place before the log is durable.
+  if (lane) v.setUint32(base + W.doubt, DOUBT.discard, true);
+  port.persist(one, 1);
+  // The applied mark as it is (unchanged by the commit so far). Read now,
+  // while the runs are copied and made durable: a flush may have evicted
+  // the header's line, and this brings it back before the mark is stored
+  // there (a store into a line that is not in the cache would hold up the
+  // mark's flush).
+  const before = v.getUint32(base + H.applied, true);
+  const count = applyRuns(tx, log, port);
+  if (lane) v.setUint32(base + W.doubt, DOUBT.flush, true);
+  const others = applyOthers;
+  if (others !== undefined) {
+    applyOthers = undefined;
+    for (const [m, line, length] of others) m.flush(line, length);
+  }
+  // 2: applied. The touched lines flushed and drained in one call (no
+  // ranges: a drain alone).
+  port.persist(rangesBuf, count);
+  // Mark it applied. No drain of its own: the next ordering point of any
+  // kind (of any thread: every flush and drain is the kernel's) carries it,
+  // and until then a replay would write the same bytes.
+  v.setUint32(base + H.applied, seq, true);
+  one[0] = logHandle;
+  one[1] = base + H.applied;
+  one[2] = 4;
+  try {
+    port.flush(one, 1);
+  } catch (e) {
+    // Not flushed: unmarked again, so the next committer finishes it.
+    if (lane) v.setUint32(base + H.applied, before, true);
+    throw e;
+  }
+  if (lane) v.setUint32(base + W.doubt, 0, true);
+}
+
+/**
+ * The log makes durable, and replays, only objects of its own durability
+ * domain (the same image); volatile objects need no durability.
+ */
+function checkDomains(tx: Tx, port: KernelPort): void {
+  const nTargets = tx.targetCount;
   for (let i = 0; i < nTargets; i++) {
     const t = tx.target(i);
     if (
@@ -977,27 +1032,31 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
       );
     }
   }
-  const runs = tx.runs;
-  const n = tx.runCount;
-  const pool = tx.pool;
-  // Size the body.
   if (nTargets > 0xffff) {
     throw new TwzError(
       ErrorCode.InvalidArgument,
       `A transaction may write at most 65535 objects, not ${nTargets}`,
     );
   }
+}
+
+/**
+ * Write `tx` into `area` as transaction `seq`: the object IDs, the runs,
+ * then the header with its checksum (not yet persisted).
+ *
+ * @returns The end of the log's body.
+ */
+function writeLog(tx: Tx, area: Area, seq: number): number {
+  const base = area.base;
+  const nTargets = tx.targetCount;
+  const runs = tx.runs;
+  const n = tx.runCount;
+  const pool = tx.pool;
+  // Size the body.
   let need = HEADER + nTargets * 16;
   for (let i = 0; i < n; i++) need += RECORD + ((runs[i * 3 + 2]! + 3) & ~3);
-  if (base + need > area.end) {
-    throw new TwzError(
-      ErrorCode.OutOfSpace,
-      `A transaction of ${need} bytes does not fit the ${area.end - base}-byte log${
-        area.lane >= 0 ? ` (lane ${area.lane} of ${TXLANES_NAME_TEXT})` : ""
-      }`,
-    );
-  }
-  const lx = log.mapping.extent;
+  if (base + need > area.end) throw logFull(area, need);
+  const lx = area.t.mapping.extent;
   const v = lx.view;
   const bytes = lx.bytes;
   // Word views (little-endian host, aligned memory): word loads and stores.
@@ -1034,38 +1093,46 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
       : logSum(v, base, body, at),
     true,
   );
-  // 1: committed. One persist of the whole log: one call on the port, one
-  // native call on hal-pmem.
-  const one = oneBuf;
-  const logHandle = log.mapping.handle;
-  one[0] = logHandle;
-  one[1] = base;
-  one[2] = at - base;
-  // A lane's commit that fails in a call (a killed thread cannot call the
-  // kernel again) is left for the next committer to finish; `doubt` says
-  // how. Memory never shows the transaction half done: nothing is copied
-  // in place before the log is durable.
-  if (lane) v.setUint32(base + W.doubt, DOUBT.discard, true);
-  port.persist(one, 1);
-  // The applied mark as it is (unchanged by the commit so far). Read now,
-  // while the runs are copied and made durable: a flush may have evicted
-  // the header's line, and this brings it back before the mark is stored
-  // there (a store into a line that is not in the cache would hold up the
-  // mark's flush).
-  const before = v.getUint32(base + H.applied, true);
-  // Apply: copy every run in place, then flush each touched line once
-  // (adjacent lines of a mapping in one range), all ranges in one call:
-  // `[handle, offset, length]` triples, relative to each object.
+  return at;
+}
+
+/** The error of a transaction of `need` bytes that does not fit `area`. */
+function logFull(area: Area, need: number): TwzError {
+  return new TwzError(
+    ErrorCode.OutOfSpace,
+    `A transaction of ${need} bytes does not fit the ${area.end - area.base}-byte log${
+      area.lane >= 0 ? ` (lane ${area.lane} of ${TXLANES_NAME_TEXT})` : ""
+    }`,
+  );
+}
+
+/** Lines of other ports that {@linkcode applyRuns} left to flush after the copy. */
+let applyOthers: [Mapping, number, number][] | undefined;
+
+/**
+ * Apply: copy every run of `tx` in place, and gather each touched line of
+ * the log's port once into {@linkcode rangesBuf} (adjacent lines of a
+ * mapping in one range) as `[handle, offset, length]` triples, relative to
+ * each object. Lines of other ports go to {@linkcode applyOthers}, flushed
+ * after the copy: no system call inside the copy, so a killed thread never
+ * leaves it half done.
+ *
+ * @returns The number of ranges.
+ */
+function applyRuns(tx: Tx, log: TxTarget, port: KernelPort): number {
+  const runs = tx.runs;
+  const n = tx.runCount;
+  const pool = tx.pool;
+  const pv = tx.poolView, pw = tx.poolWords;
+  const lines = tx.slotLines, tis = tx.slotTargets;
   let ranges = rangesBuf;
   let count = 0;
   let lastSlot = -1;
-  // Lines of other ports, flushed after the copy: no system call inside
-  // the copy, so a killed thread never leaves it half done.
   let others: [Mapping, number, number][] | undefined;
   // The current run's object (runs of one object follow one another).
   let lastTi = -1;
   let m: Mapping = log.mapping;
-  let dst = bytes, dv = v, dw: Uint32Array | null = null;
+  let dst = m.extent.bytes, dv = m.extent.view, dw: Uint32Array | null = null;
   let persistent = true, samePort = true, handle = 0;
   for (let i = 0; i < n; i++) {
     const slot = runs[i * 3]!, start = runs[i * 3 + 1]!, length = runs[i * 3 + 2]!;
@@ -1108,26 +1175,8 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
       count++;
     }
   }
-  if (lane) v.setUint32(base + W.doubt, DOUBT.flush, true);
-  if (others !== undefined) { for (const [m, line, length] of others) m.flush(line, length); }
-  // 2: applied. The touched lines flushed and drained in one call (no
-  // ranges: a drain alone).
-  port.persist(ranges, count);
-  // Mark it applied. No drain of its own: the next ordering point of any
-  // kind (of any thread: every flush and drain is the kernel's) carries it,
-  // and until then a replay would write the same bytes.
-  v.setUint32(base + H.applied, seq, true);
-  one[0] = logHandle;
-  one[1] = base + H.applied;
-  one[2] = 4;
-  try {
-    port.flush(one, 1);
-  } catch (e) {
-    // Not flushed: unmarked again, so the next committer finishes it.
-    if (lane) v.setUint32(base + H.applied, before, true);
-    throw e;
-  }
-  if (lane) v.setUint32(base + W.doubt, 0, true);
+  applyOthers = others;
+  return count;
 }
 
 const TXLANES_NAME_TEXT = "/.txlanes";
