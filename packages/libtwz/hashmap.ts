@@ -353,6 +353,75 @@ export class HashMap<K, V> {
    * results and fields, no reader in between.
    */
   #findLinkRaw(hash: number, klen: number, key: Uint8Array, keyAt: number): number {
+    // Through the 32-bit word view when every offset on the way is 4-aligned
+    // (word loads cost less than DataView calls before the insert path is
+    // optimized, and as much after); else, and for every damage report, the
+    // DataView walk below.
+    const w = this.#x.u32;
+    const h = this.#h;
+    if ((this.offset & 3) === 0 && h + HEADER / 4 <= w.length) {
+      const span = w[h + H.n0 / 4]! << w[h + H.level / 4]!;
+      const split = w[h + H.split / 4]!;
+      let b = hash & (span - 1);
+      if (b < split) b = hash & (span * 2 - 1);
+      const dir = w[h + H.dir / 4]!;
+      const seg = w[(dir >>> 2) + (b >>> SEG_SHIFT)];
+      if (seg === 0 && (dir & 3) === 0) {
+        this.#span = span;
+        this.#split = split;
+        this.#bucket = b;
+        this.#link = this.#head = -1;
+        return 0;
+      }
+      if (seg !== undefined && ((dir | seg) & 3) === 0) {
+        const r = this.#walkWords(w, seg + (b & SEGMENT_MASK) * 4, hash, klen, key, keyAt);
+        if (r >= 0) {
+          this.#span = span;
+          this.#split = split;
+          this.#bucket = b;
+          this.#head = seg + (b & SEGMENT_MASK) * 4;
+          return r;
+        }
+      }
+    }
+    return this.#findLinkView(hash, klen, key, keyAt);
+  }
+
+  /**
+   * The chain walk of {@linkcode HashMap.#findLinkRaw} over the word view
+   * from the head slot `link`: the entry, or 0 (and {@linkcode HashMap.#link}
+   * set), or -1 when an entry offset is not a 4-aligned word inside the
+   * object or the chain is longer than the object holds (the caller walks
+   * again through the DataView, which reports the damage).
+   */
+  #walkWords(
+    w: Uint32Array,
+    link: number,
+    hash: number,
+    klen: number,
+    key: Uint8Array,
+    keyAt: number,
+  ): number {
+    const bytes = this.#x.bytes;
+    let steps = w.length >>> 2; // an entry takes at least 4 words
+    for (let e = w[link >>> 2]; e !== 0; link = e + E.next, e = w[link >>> 2]) {
+      if (e === undefined || (e & 3) !== 0 || --steps < 0) return -1;
+      const at = e >>> 2;
+      if (w[at + 1] !== hash || w[at + 2] !== klen) continue;
+      let i = 0;
+      const k = e + E.key;
+      while (i < klen && bytes[k + i] === key[keyAt + i]) i++;
+      if (i === klen) {
+        this.#link = link;
+        return e;
+      }
+    }
+    this.#link = -1;
+    return 0;
+  }
+
+  /** {@linkcode HashMap.#findLinkRaw} through the object's DataView. */
+  #findLinkView(hash: number, klen: number, key: Uint8Array, keyAt: number): number {
     const v = this.obj.mapping.view;
     const h = this.offset;
     const span = v.getUint32(h + H.n0, true) << v.getUint32(h + H.level, true);
