@@ -394,31 +394,6 @@ function describe(): HalDescription {
 }
 
 /**
- * The hal-pmem plugin. `open` maps an image file with libpmem2 (creating it
- * with `create`), `attach` maps the file behind a `share()` value (how a
- * Worker reaches the bytes), `describe` says whether libpmem2 can be loaded.
- * There is no `power` capability: real hardware cannot lose power on demand.
- *
- * Settings: `granularity` = `byte` | `cache-line` | `page` is the coarsest
- * store granularity accepted (default `page`: anything); mapping fails with
- * libpmem2's message when the file cannot offer it. The environment variable
- * `PMEM2_FORCE_GRANULARITY` (read by libpmem2 when mapping) overrides the
- * detection, e.g. `CACHE_LINE` on `/dev/shm` to flush with CPU instructions
- * instead of `msync`. `TWZ_LIBPMEM2_PATH` overrides where libpmem2 is loaded from.
- *
- * @tags allow-ffi
- *
- * @example Open, write, persist, close
- * ```ts ignore
- * import { plugin } from "@twz/hal-pmem";
- *
- * const hal = await plugin.open({ image: "/dev/shm/twz.img", size: 1 << 20, create: true });
- * hal.region.bytes.set(new TextEncoder().encode("hello"), 4096);
- * hal.region.persist(4096, 5); // durable now
- * hal.close(); // persists everything, then detaches `bytes` and unmaps
- * ```
- */
-/**
  * The msyncs of one drain at page granularity: sorts the deferred
  * `[start, end)` page ranges in `d` by start (insertion sort: a drain sees a
  * handful) and merges, in place, those at most {@linkcode MSYNC_GAP} apart
@@ -462,6 +437,31 @@ export function mergePageRanges(d: number[], size: number): number {
   return out + 1;
 }
 
+/**
+ * The hal-pmem plugin. `open` maps an image file with libpmem2 (creating it
+ * with `create`), `attach` maps the file behind a `share()` value (how a
+ * Worker reaches the bytes), `describe` says whether libpmem2 can be loaded.
+ * There is no `power` capability: real hardware cannot lose power on demand.
+ *
+ * Settings: `granularity` = `byte` | `cache-line` | `page` is the coarsest
+ * store granularity accepted (default `page`: anything); mapping fails with
+ * libpmem2's message when the file cannot offer it. The environment variable
+ * `PMEM2_FORCE_GRANULARITY` (read by libpmem2 when mapping) overrides the
+ * detection, e.g. `CACHE_LINE` on `/dev/shm` to flush with CPU instructions
+ * instead of `msync`. `TWZ_LIBPMEM2_PATH` overrides where libpmem2 is loaded from.
+ *
+ * @tags allow-ffi
+ *
+ * @example Open, write, persist, close
+ * ```ts ignore
+ * import { plugin } from "@twz/hal-pmem";
+ *
+ * const hal = await plugin.open({ image: "/dev/shm/twz.img", size: 1 << 20, create: true });
+ * hal.region.bytes.set(new TextEncoder().encode("hello"), 4096);
+ * hal.region.persist(4096, 5); // durable now
+ * hal.close(); // persists everything, then detaches `bytes` and unmaps
+ * ```
+ */
 export const plugin: HalPlugin = {
   name: NAME,
   /**
