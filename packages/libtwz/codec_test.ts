@@ -29,3 +29,25 @@ Deno.test("codec.bytes.decode() gives independent copies, even from shared memor
     "grüße, ascii",
   );
 });
+
+Deno.test("codec.bytes.decode(): short copies stay whole across slab refills", () => {
+  // Enough copies to fill several 64 KiB slabs; every copy is kept and
+  // checked at the end, so a refill that reused bytes still held by an
+  // earlier copy shows as a changed copy.
+  const src = new Uint8Array(2048);
+  const copies: Uint8Array[] = [];
+  const lengths: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const length = 1 + ((i * 37) % 1024); // 1 .. 1024: every one a slab copy
+    src.fill(i & 255, 0, length);
+    copies.push(codec.bytes.decode(src, 0, length));
+    lengths.push(length);
+  }
+  for (let i = 0; i < copies.length; i++) {
+    const c = copies[i]!;
+    assert.equal(c.length, lengths[i], `copy ${i}'s length`);
+    assert.ok(c.every((b) => b === (i & 255)), `copy ${i} changed after later copies`);
+  }
+  const one = codec.bytes.decode(src, 0, 1025);
+  assert.equal(one.buffer.byteLength, 1025, "past 1 KiB a copy has a buffer of its own");
+});

@@ -151,3 +151,42 @@ Deno.test("int keys: use after close says the session is closed; a deleted map's
   assert.throws(() => m2.locate(1), TwzError);
   hal.close();
 });
+
+Deno.test("int keys: keys of 2^31 and more, and directory, segment or entry offsets past the object", () => {
+  const { hal, twz } = session();
+  const obj = twz.create({ size: 1 << 20 });
+  const map = HashMap.create(twz, obj, codec.int, codec.int);
+  // Keys with the top bit set (words of 2^31 and more) take the word path too.
+  const keys = [2 ** 31 - 1, 2 ** 31, 2 ** 31 + 5, 0xfffffffe, 0xffffffff];
+  for (let i = 0; i < 300; i++) keys.push(i);
+  for (const k of keys) map.set(k, k % 1000);
+  for (const k of keys) {
+    assert.equal(map.get(k), k % 1000, `get(${k})`);
+    assert.equal(obj.view.getUint32(map.locate(k), true), k % 1000, `locate(${k})`);
+  }
+  assert.equal(map.get(2 ** 31 + 6), undefined);
+  const v = obj.view;
+  const h = map.offset;
+  const dir = v.getUint32(h + 28, true);
+  const segs = [0, 1].map((s) => v.getUint32(dir + s * 4, true)); // 256 + 44 buckets: two segments
+  const chain = longChain(v, h);
+  const behind = v.getUint32(chain.at(-1)! + 16, true);
+  const head = chain[0]!;
+  const next = v.getUint32(head, true);
+  v.setUint32(head, 0x80000040, true); // an entry 2 GiB in: past the object
+  damaged(() => map.locate(behind), /runs past the object/);
+  v.setUint32(head, next, true);
+  for (const bad of [obj.size + 1024, 0x80000000]) { // bucket segments past the object
+    for (let s = 0; s < 2; s++) v.setUint32(dir + s * 4, bad, true);
+    damaged(() => map.get(1), /.+/);
+    damaged(() => map.locate(2 ** 31), /.+/);
+  }
+  segs.forEach((seg, s) => v.setUint32(dir + s * 4, seg, true));
+  for (const bad of [obj.size + 1024, 0xfffffff0]) { // the directory past the object
+    v.setUint32(h + 28, bad, true);
+    damaged(() => map.locate(1), /.+/);
+  }
+  v.setUint32(h + 28, dir, true);
+  for (const k of keys) assert.equal(map.get(k), k % 1000, "repaired");
+  hal.close();
+});
