@@ -3,9 +3,7 @@
 // objects, through the transaction path, over grow relocation and delete, the
 // read-only rule and bounds — on hal-sim and (when available) hal-pmem.
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { ErrorCode, formatId, TwzError, writePtr } from "@twz/kernel/abi";
-import { scratchDirs } from "@twz/kernel/hal/testing";
+import { ErrorCode, TwzError, writePtr } from "@twz/kernel/abi";
 import {
   bool,
   bytes,
@@ -19,7 +17,7 @@ import {
   ptr,
   string,
   struct,
-  Twz,
+  type Twz,
   type TwzObject,
   u16,
   u32,
@@ -28,54 +26,13 @@ import {
 } from "@twz/libtwz";
 import { type Cursor, StructCursor } from "./layout.ts";
 import { transaction } from "./tx.ts";
+import { eachHal, twzError } from "./testdata/each_hal.ts";
 
-const pmem = (await import("@twz/hal-pmem")).plugin;
-const described = pmem.describe();
-const pmemIgnore = !described.available && Deno.env.get("CI") !== "true";
-const shm = scratchDirs("twz-cursor-", "/dev/shm");
+const both = eachHal("twz-cursor-");
 
 const Node = struct({ value: u32, tag: u32, label: string(8), next: ptr("self") });
 type NodeFields = typeof Node extends { cursor(o: TwzObject, b: number): Cursor<infer F> } ? F
   : never;
-
-/** Run `fn` on a fresh session of each HAL: hal-sim, and hal-pmem when it is available. */
-function both(name: string, fn: (twz: Twz) => void | Promise<void>): void {
-  Deno.test(`${name} (hal-sim)`, async () => {
-    const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
-    try {
-      await fn(twz);
-    } finally {
-      twz.close();
-    }
-  });
-  Deno.test({
-    name: `${name} (hal-pmem)${described.available ? "" : ` (skipped: ${described.reason})`}`,
-    ignore: pmemIgnore,
-    fn: async () => {
-      const twz = await Twz.open({ hal: pmem, image: join(shm(), "c.img"), size: 16 << 20 });
-      try {
-        await fn(twz);
-      } finally {
-        twz.close();
-      }
-    },
-  });
-}
-
-/** The error `fn` throws, which must be a `TwzError` of `code` on one line naming `id`. */
-function twzError(fn: () => unknown, code: ErrorCode, id: bigint): TwzError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof TwzError, `expected a TwzError, got ${caught}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.doesNotMatch(caught.message, /\n/);
-  assert.match(caught.message, new RegExp(formatId(id)));
-  return caught;
-}
 
 /** A list of `values` in `objects` (round robin), linked in order; returns the accessors. */
 function list(objects: TwzObject[], values: number[]) {

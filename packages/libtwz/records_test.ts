@@ -8,9 +8,7 @@
 // is folded into the word index (`TX.miss`); on hal-sim and (when available)
 // hal-pmem.
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { ErrorCode, formatId, TwzError } from "@twz/kernel/abi";
-import { scratchDirs } from "@twz/kernel/hal/testing";
+import { ErrorCode } from "@twz/kernel/abi";
 import {
   bool,
   f32,
@@ -30,11 +28,9 @@ import {
   u8,
 } from "@twz/libtwz";
 import { transaction } from "./tx.ts";
+import { eachHal, twzError } from "./testdata/each_hal.ts";
 
-const pmem = (await import("@twz/hal-pmem")).plugin;
-const described = pmem.describe();
-const pmemIgnore = !described.available && Deno.env.get("CI") !== "true";
-const shm = scratchDirs("twz-records-", "/dev/shm");
+const both = eachHal("twz-records-");
 
 const Rec = struct({ value: u32, weight: f64, big: u64, label: string(8), next: ptr("self") });
 const All = struct({
@@ -50,45 +46,6 @@ const All = struct({
   a64: u64,
   s64: i64,
 });
-
-/** Run `fn` on a fresh session of each HAL: hal-sim, and hal-pmem when it is available. */
-function both(name: string, fn: (twz: Twz) => void | Promise<void>): void {
-  Deno.test(`${name} (hal-sim)`, async () => {
-    const twz = await Twz.open({ hal: "sim", size: 16 << 20 });
-    try {
-      await fn(twz);
-    } finally {
-      twz.close();
-    }
-  });
-  Deno.test({
-    name: `${name} (hal-pmem)${described.available ? "" : ` (skipped: ${described.reason})`}`,
-    ignore: pmemIgnore,
-    fn: async () => {
-      const twz = await Twz.open({ hal: pmem, image: join(shm(), "r.img"), size: 16 << 20 });
-      try {
-        await fn(twz);
-      } finally {
-        twz.close();
-      }
-    },
-  });
-}
-
-/** The error `fn` throws, which must be a `TwzError` of `code` on one line naming `id`. */
-function twzError(fn: () => unknown, code: ErrorCode, id: bigint): TwzError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof TwzError, `expected a TwzError, got ${caught}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.doesNotMatch(caught.message, /\n/);
-  assert.match(caught.message, new RegExp(formatId(id)));
-  return caught;
-}
 
 /** The message `fn` throws (it must throw). */
 function message(fn: () => unknown): string {
