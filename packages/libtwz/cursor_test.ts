@@ -17,7 +17,6 @@ import {
   ptr,
   string,
   struct,
-  type Twz,
   type TwzObject,
   u16,
   u32,
