@@ -52,8 +52,7 @@ import { EXIT as CODES, settingsFrom } from "./_exit.ts";
 import { RUN, runCommand } from "./run.ts";
 import { FSCK, main as fsck } from "./fsck.ts";
 import { CRASHTEST, main as crashtest } from "./crashtest.ts";
-import { EXPLORE, main as explore } from "./explore/command.ts";
-import { GRAPH, main as graph } from "./explore/graph_command.ts";
+import { EXPLORE, GRAPH } from "./explore/specs.ts";
 import {
   type CommandSpec,
   count,
@@ -144,8 +143,15 @@ export const COMMANDS: Readonly<Record<string, Subcommand>> = {
   fsck: { spec: FSCK, run: fsck },
   crashtest: { spec: CRASHTEST, run: crashtest },
   bench: { spec: BENCH, run: bench },
-  explore: { spec: EXPLORE, run: explore },
-  graph: { spec: GRAPH, run: graph },
+  // The explorer (its model, server and page bundler) is loaded when it runs.
+  explore: {
+    spec: EXPLORE,
+    run: async (argv) => (await import("./explore/command.ts")).main(argv),
+  },
+  graph: {
+    spec: GRAPH,
+    run: async (argv) => (await import("./explore/graph_command.ts")).main(argv),
+  },
   cluster: { spec: CLUSTER, run: cluster },
   help: { spec: HELP, run: (argv) => Promise.resolve(help(argv)) },
 };

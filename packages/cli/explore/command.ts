@@ -20,37 +20,13 @@ import { HalError } from "@twz/kernel/hal";
 import { looksLikeId, type ObjID, parseId, TwzError } from "@twz/kernel/abi";
 import type { HalName } from "@twz/libtwz/embedded";
 import { UsageError } from "../board.ts";
-import { type CommandSpec, count, parseArgv, quoted } from "../_args.ts";
+import { count, parseArgv, quoted } from "../_args.ts";
 import { EXIT } from "../_exit.ts";
 import { ExplorerError, ExplorerModel, type OpenedSystem, openSystem } from "./model.ts";
 import { startExplorer } from "./server.ts";
+import { EXPLORE } from "./specs.ts";
 
-/** `twz explore`'s options: what parses them and what `twz explore --help` prints. */
-export const EXPLORE: CommandSpec = {
-  name: "twz explore",
-  summary: "serve a local web page showing the objects, names, pointers, collections and " +
-    "threads of an image (read-only unless --write)",
-  options: [
-    { name: "--image", value: "PATH", summary: "the image (default ./twz.img; never created)" },
-    { name: "--hal", value: "HAL", choices: ["sim", "pmem"], summary: "the HAL (default sim)" },
-    { name: "--port", value: "N", summary: "the port on 127.0.0.1 (default: a free one)" },
-    {
-      name: "--context",
-      value: "ID|PATH",
-      summary: "show what this security context may see (default: the admin session)",
-    },
-    { name: "--write", summary: "allow writing object bytes from the page" },
-    { name: "--debug", summary: "stack traces on errors" },
-  ],
-  details: [
-    "The page is served on 127.0.0.1 only; its URL (printed on start) carries a random token " +
-    "that every request must give, and requests with a foreign Host or Origin are refused. " +
-    "A running twz boot's image is explored through its control socket; otherwise the image is " +
-    "booted read-only in this process (with --write: writable). Ctrl-C stops it.",
-    "Exit codes: 0 stopped; 2 usage; 3 the image cannot be opened; 5 the image is in use and " +
-    "no system answers on its socket.",
-  ],
-};
+export { EXPLORE };
 
 /**
  * `twz explore` on the command line; returns the exit code once stopped.

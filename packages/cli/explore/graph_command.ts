@@ -29,46 +29,13 @@ import { HalError } from "@twz/kernel/hal";
 import { looksLikeId, parseId, TwzError } from "@twz/kernel/abi";
 import type { HalName } from "@twz/libtwz/embedded";
 import { UsageError } from "../board.ts";
-import { type CommandSpec, count, parseArgv, quoted } from "../_args.ts";
+import { count, parseArgv, quoted } from "../_args.ts";
 import { EXIT } from "../_exit.ts";
 import { ExplorerError, ExplorerModel, type OpenedSystem, openSystem } from "./model.ts";
 import { buildGraph, type Graph, MAX_NODES, toDot, toJson, toSvg } from "./graph.ts";
+import { GRAPH, MAX_DEPTH } from "./specs.ts";
 
-/** The deepest `--depth` `twz graph` takes. */
-export const MAX_DEPTH = 64;
-
-/** `twz graph`'s options: what parses them and what `twz graph --help` prints. */
-export const GRAPH: CommandSpec = {
-  name: "twz graph",
-  summary: "write the pointer graph around an object (objects, FOT entries, ties) as DOT, " +
-    "SVG or JSON",
-  options: [
-    { name: "--image", value: "PATH", summary: "the image (default ./twz.img; never created)" },
-    { name: "--hal", value: "HAL", choices: ["sim", "pmem"], summary: "the HAL (default sim)" },
-    {
-      name: "--depth",
-      value: "N",
-      summary: `hops from OBJ (0 to ${MAX_DEPTH}, default 1)`,
-    },
-    {
-      name: "--format",
-      value: "FORMAT",
-      choices: ["dot", "svg", "json"],
-      summary: "DOT (Graphviz's language), SVG laid out by Graphviz's dot, or JSON (default dot)",
-    },
-    { name: "--output", value: "FILE", summary: "write it to FILE (default: standard output)" },
-    { name: "--debug", summary: "stack traces on errors" },
-  ],
-  args: [{ name: "OBJ", summary: "the object: its ID (32 hex digits) or a path naming it" }],
-  details: [
-    `The graph is walked breadth-first from OBJ, each object once, at most ${MAX_NODES} ` +
-    'objects (a DOT graph then says it was truncated; JSON has "truncated": true). The image ' +
-    "is opened read-only (a running twz boot's image through its control socket). --format svg " +
-    "needs Graphviz (apt-get install graphviz; TWZ_DOT names another dot).",
-    "Exit codes: 0 written; 1 the object or the output failed; 2 usage; 3 the image cannot be " +
-    "opened; 5 the image is in use and no system answers on its socket.",
-  ],
-};
+export { GRAPH, MAX_DEPTH };
 
 /**
  * `twz graph` on the command line; returns the exit code.
