@@ -544,6 +544,39 @@ both("$walk: errors of a hop throw as $follow's do, and the cursor stays", (twz)
   assert.equal(c.tag, 1);
 });
 
+both("$walk: offsets of 2 GiB and more throw as $follow's do, also in optimized code", (twz) => {
+  // The walk loads a pointer's halves as signed 32-bit words: an offset with
+  // its top bit set is negative there, and must still end in the RangeError
+  // of a target outside the object, the cursor on the node before it.
+  const o = twz.create({ size: 4096 });
+  const accs = list([o], [1, 2, 3, 4]);
+  const c = accs[0]!.$cursor();
+  const sum = (x: number, n: { value: number }) => x + n.value;
+  let s = 0;
+  for (let i = 0; i < 3000; i++) { // hot first, so optimized code meets the pointer
+    c.$moveTo(accs[0]!);
+    s += c.$reduce("next", sum, 0);
+  }
+  assert.equal(s, 3000 * 10);
+  const at = accs[2]!.$offset + Node.offsetOf("next");
+  for (const lo of [0x80000000 + accs[3]!.$offset, 0xfffffff8, 0x80000000]) {
+    writePtr(o.view, at, 0, lo);
+    const f = accs[2]!.$cursor();
+    assert.throws(() => f.$follow("next"), RangeError, `$follow, offset ${lo}`);
+    c.$moveTo(accs[0]!);
+    assert.throws(() => c.$reduce("next", sum, 0), RangeError, `$reduce, offset ${lo}`);
+    assert.equal(c.tag, 2, "stays on the node whose pointer it could not follow");
+    c.$moveTo(accs[0]!);
+    const seen: number[] = [];
+    assert.throws(() => c.$walk("next", (n) => void seen.push(n.value)), RangeError);
+    assert.deepEqual(seen, [1, 2, 3]);
+    assert.equal(c.tag, 2);
+  }
+  writePtr(o.view, at, 0, accs[3]!.$offset);
+  c.$moveTo(accs[0]!);
+  assert.equal(c.$reduce("next", sum, 0), 10);
+});
+
 both("$walk: a writable cursor refuses a read-only target; a read-only one walks on", (twz) => {
   const a = twz.create({ size: 4096 });
   const b = twz.create({ size: 4096 });
