@@ -630,6 +630,38 @@ both("$walk across a grow that moves the object reads the moved bytes", (twz) =>
   assert.equal(c.$reduce("next", (x: number, n) => x + n.value, 0), 10 + 20 + 33 + 41);
 });
 
+both("$walk after a grow that moves the object follows the moved pointers", (twz) => {
+  // The walk loads pointers through the object's DataView: after a move it
+  // must load them from the moved bytes, not from the old place.
+  const p = twz.create({ size: 4096 });
+  const accs = list([p], [10, 20, 30, 40]);
+  const c = accs[0]!.$cursor();
+  let s = 0;
+  for (let i = 0; i < 3000; i++) { // hot first, so optimized code meets the move
+    c.$moveTo(accs[0]!);
+    s += c.$reduce("next", (x: number, n) => x + n.value, 0);
+  }
+  assert.equal(s, 3000 * 100);
+  twz.create({ size: 4096 }); // blocks p from growing in place
+  c.$moveTo(accs[0]!);
+  const before = p.mapping.extent.bytes;
+  const seen = c.$reduce("next", (x: number[], n) => {
+    x.push(n.value);
+    if (n.value === 20) {
+      p.grow(256 * 1024); // moves the object under the walk
+      writePtr(p.view, accs[2]!.$offset + Node.offsetOf("next"), 0, 0); // 30 is now the last
+    }
+    return x;
+  }, [] as number[]);
+  assert.ok(
+    p.mapping.extent.bytes.byteOffset !== before.byteOffset ||
+      p.mapping.extent.bytes.buffer !== before.buffer,
+    "the object moved",
+  );
+  assert.deepEqual(seen, [10, 20, 30]);
+  assert.equal(c.value, 30);
+});
+
 both("$walk onto or within a deleted object throws TwzError(ObjectNotFound)", (twz) => {
   const a = twz.create({ size: 4096 });
   const b = twz.create({ size: 4096 });
