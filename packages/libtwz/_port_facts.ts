@@ -17,6 +17,12 @@ export interface PortFacts {
   /** A program's thread (it can sleep in `thread_sync`), not the kernel's own session. */
   thread: boolean;
   /**
+   * Whether the media's stores persist by the page (`SystemInfo.granularity`
+   * "page": every flush is an `msync` at the next drain), where an ordering
+   * point costs a system call.
+   */
+  pages: boolean;
+  /**
    * This system's node name when it is in a cluster (`SystemInfo.node`),
    * else `null`; `undefined` until first asked ({@linkcode nodeOf}). Asked
    * lazily, at the first transaction: a board joins its cluster right
@@ -32,10 +38,12 @@ export function portFacts(port: KernelPort): PortFacts {
   let f = byPort.get(port);
   if (f === undefined) {
     const self = port.threadSelf();
+    const info = port.info();
     f = {
-      tag: ((port.info().bootId ?? 0) & 0x3fffffff) || 1,
+      tag: ((info.bootId ?? 0) & 0x3fffffff) || 1,
       tid: self?.tid ?? 0,
       thread: self !== null,
+      pages: info.granularity === "page",
     };
     byPort.set(port, f);
   }

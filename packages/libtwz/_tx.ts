@@ -234,6 +234,8 @@ export class Tx {
     if (this.onCommit.length > 0) this.onCommit.length = 0;
     if (this.onEnd.length > 0) this.onEnd.length = 0;
     this.runCount = 0;
+    for (let i = 0; i < this.#freshN; i++) this.#freshT[i] = null;
+    this.#freshN = 0;
   }
 
   /** The shadow slot of `line` of target `ti`, or -1. */
@@ -594,6 +596,168 @@ export class Tx {
       this.#mark(slot, at, at + lineEnd - o);
       o = lineEnd;
     }
+  }
+
+  /**
+   * Fresh ranges: space this transaction took that nothing durable refers to
+   * (blocks a heap bumped past its durable top), as `t`, offset, length. The
+   * `*Fresh` writes store into them in place, unlogged; commit makes them
+   * durable (flush, drain) before it writes the log.
+   */
+  #freshT: (TxTarget | null)[] = [];
+  #freshAt = new Float64Array(16);
+  #freshN = 0;
+
+  /**
+   * @internal Declare `[offset, offset + length)` of `t` fresh in this
+   * transaction: bytes no durable state depends on (never allocated, past
+   * the allocator's durable end), which an abort or a crash before the
+   * commit may leave holding anything. Only an allocator calls this (the
+   * heap, for the blocks it bumps).
+   */
+  markFresh(t: TxTarget, offset: number, length: number): void {
+    this.#check(t, offset, length);
+    // A read-only handle's writes throw in Tx.write, as any other. On
+    // page-granular media (msync) the extra ordering point the commit needs
+    // for fresh space costs a system call, more than logging the bytes.
+    if (!t.writable || this.#pages(t.port)) return;
+    const n = this.#freshN, at = this.#freshAt;
+    // A bump right after the last one (the usual case): one range.
+    if (n > 0 && this.#freshT[n - 1] === t && at[2 * n - 2]! + at[2 * n - 1]! === offset) {
+      at[2 * n - 1]! += length;
+      return;
+    }
+    if (2 * n + 2 > at.length) {
+      const bigger = new Float64Array(at.length * 2);
+      bigger.set(at);
+      this.#freshAt = bigger;
+    }
+    this.#freshT[n] = t;
+    this.#freshAt[2 * n] = offset;
+    this.#freshAt[2 * n + 1] = length;
+    this.#freshN = n + 1;
+  }
+
+  #pagesPort: KernelPort | null = null;
+  #pagesAnswer = false;
+  /** Whether `port`'s media persists by the page (asked once per port, the last one kept). */
+  #pages(port: KernelPort): boolean {
+    if (port !== this.#pagesPort) {
+      this.#pagesAnswer = portFacts(port).pages;
+      this.#pagesPort = port;
+    }
+    return this.#pagesAnswer;
+  }
+
+  /**
+   * Whether `[offset, offset + length)` of `t` lies in space this
+   * transaction allocated fresh (see {@linkcode Tx.writeFresh}).
+   */
+  isFresh(t: TxTarget, offset: number, length: number): boolean {
+    const at = this.#freshAt;
+    for (let i = 0; i < this.#freshN; i++) {
+      const f = this.#freshT[i]!;
+      if (
+        (f === t || f.mapping.extent === t.mapping.extent) && offset >= at[2 * i]! &&
+        offset + length <= at[2 * i]! + at[2 * i + 1]!
+      ) return t.writable;
+    }
+    return false;
+  }
+
+  /**
+   * Write `data` into space this transaction allocated fresh (a block the
+   * heap bumped past its durable top): in place, not logged, made durable
+   * before the commit's log. What a crash or an abort leaves there is
+   * unreachable: only a logged write (the owner's link, the heap's top)
+   * publishes it. Lines this transaction already shadows, and any range
+   * that is not fresh, take the logged path ({@linkcode Tx.write}), with
+   * its checks and errors: the result is always what `write` gives.
+   */
+  writeFresh(t: TxTarget, offset: number, data: Uint8Array, length: number = data.length): void {
+    if (!(length <= data.length) || !this.isFresh(t, offset, length)) {
+      return this.write(t, offset, data, length);
+    }
+    const ti = this.#indexOf(t);
+    const x = t.mapping.extent;
+    const first = offset >>> 6, last = (offset + length - 1) >>> 6;
+    let clean = true;
+    for (let line = first; line <= last && clean; line++) clean = !this.#shadows(ti, line);
+    if (clean && x.words && ((offset | length | data.byteOffset) & 3) === 0) {
+      // No line of the range shadowed: whole words in place.
+      let d32 = this.#data32;
+      if (this.#data !== data || d32.length !== data.length >>> 2) {
+        d32 = new Uint32Array(data.buffer, data.byteOffset, data.length >>> 2);
+        if (data.length <= 256) {
+          this.#data32 = d32;
+          this.#data = data;
+        }
+      }
+      const to = x.u32, o = offset >>> 2;
+      for (let k = 0, n = length >>> 2; k < n; k++) to[o + k] = d32[k]!;
+      // Written back now (no ordering): the commit's drain then seldom waits for it.
+      if (t.mapping.lifetime === "persistent") t.mapping.flush(offset, length);
+      return;
+    }
+    const bytes = t.mapping.bytes;
+    let o = offset;
+    const end = offset + length;
+    while (o < end) {
+      const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
+      if (this.#shadows(ti, o >>> 6)) {
+        this.write(t, o, data.subarray(o - offset, lineEnd - offset));
+      } else for (let k = o; k < lineEnd; k++) bytes[k] = data[k - offset]!;
+      o = lineEnd;
+    }
+    if (t.mapping.lifetime === "persistent") t.mapping.flush(offset, length);
+  }
+
+  /** Whether line `line` of written object `ti` (-1: none) has a shadow slot. */
+  #shadows(ti: number, line: number): boolean {
+    if (ti < 0) return false;
+    const bit = (line * 31 + ti) & 63;
+    if (((bit < 32 ? this.#bloomLo >>> bit : this.#bloomHi >>> (bit - 32)) & 1) === 0) return false;
+    return this.#lookup(ti, line) >= 0;
+  }
+
+  /** {@linkcode Tx.writeFresh} of a little-endian u32 (4-byte aligned). */
+  setU32Fresh(t: TxTarget, offset: number, value: number): void {
+    if (
+      (offset & 3) !== 0 || !this.isFresh(t, offset, 4) ||
+      this.#shadows(this.#indexOf(t), offset >>> 6)
+    ) return this.setU32(t, offset, value);
+    t.mapping.view.setUint32(offset, value, true);
+  }
+
+  /** {@linkcode Tx.fill} of fresh space: in place where {@linkcode Tx.writeFresh} would write. */
+  fillFresh(t: TxTarget, offset: number, length: number, value = 0): void {
+    if (!this.isFresh(t, offset, length)) return this.fill(t, offset, length, value);
+    const ti = this.#indexOf(t);
+    const bytes = t.mapping.bytes;
+    let o = offset;
+    const end = offset + length;
+    while (o < end) {
+      const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
+      if (this.#shadows(ti, o >>> 6)) this.fill(t, o, lineEnd - o, value);
+      else bytes.fill(value, o, lineEnd);
+      o = lineEnd;
+    }
+    if (t.mapping.lifetime === "persistent") t.mapping.flush(offset, length);
+  }
+
+  /** @internal How many fresh ranges the transaction has. */
+  get freshCount(): number {
+    return this.#freshN;
+  }
+
+  /** @internal The object of fresh range `i`. */
+  freshTarget(i: number): TxTarget {
+    return this.#freshT[i]!;
+  }
+
+  /** @internal Fresh ranges as offset, length pairs (index 2i, 2i + 1). */
+  get freshRanges(): Float64Array {
+    return this.#freshAt;
   }
 
   /** Whether this transaction has written anything in `t`. */
@@ -975,6 +1139,10 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
   const base = area.base;
   const port = log.port;
   checkDomains(tx, port);
+  // 0: the fresh ranges (written in place, unlogged) durable before any
+  // byte of the log is written: the log may be written back at any moment
+  // once stored, and a durable log must never publish bytes that are not.
+  if (tx.freshCount > 0) persistFresh(tx, port);
   const at = writeLog(tx, area, seq);
   const v = log.mapping.extent.view;
   // 1: committed. One persist of the whole log: one call on the port, one
@@ -1115,6 +1283,42 @@ function logFull(area: Area, need: number): TwzError {
       area.lane >= 0 ? ` (lane ${area.lane} of ${TXLANES_NAME_TEXT})` : ""
     }`,
   );
+}
+
+/** The `[handle, offset, length]` triples of {@linkcode persistFresh}, reused. */
+let freshBuf = new Float64Array(24);
+
+/**
+ * Make a transaction's fresh ranges durable: those of the log's port in one
+ * persist (flush and drain), those of other ports of its domain flushed
+ * first (the drain orders them); volatile objects need nothing.
+ */
+function persistFresh(tx: Tx, port: KernelPort): void {
+  const n = tx.freshCount, at = tx.freshRanges;
+  let buf = freshBuf;
+  let count = 0;
+  let any = false;
+  for (let i = 0; i < n; i++) {
+    const t = tx.freshTarget(i);
+    const m = t.mapping;
+    if (m.lifetime !== "persistent") continue;
+    any = true;
+    const offset = at[2 * i]!, length = at[2 * i + 1]!;
+    if (t.port !== port) {
+      m.flush(offset, length);
+      continue;
+    }
+    if (3 * count + 3 > buf.length) {
+      const bigger = new Float64Array(buf.length * 2);
+      bigger.set(buf);
+      buf = freshBuf = bigger;
+    }
+    buf[3 * count] = m.handle;
+    buf[3 * count + 1] = offset;
+    buf[3 * count + 2] = length;
+    count++;
+  }
+  if (any) port.persist(buf, count);
 }
 
 /** Lines of other ports that {@linkcode applyRuns} left to flush after the copy. */

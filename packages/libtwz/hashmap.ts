@@ -681,11 +681,11 @@ export class HashMap<K, V> {
     ev.setUint32(E.klen, klen, true);
     ev.setUint32(E.vlen, vlen, true);
     const bucket = this.#bucket;
-    const e = heap.alloc(tx, size, NO_ZERO); // written whole below
+    const e = heap.alloc(tx, size, NO_ZERO); // written whole below (in place when fresh)
     if (found !== 0) {
       // Replace in place in the chain.
       ev.setUint32(E.next, tx.getU32(o, found + E.next), true);
-      tx.write(o, e, entry, size);
+      tx.writeFresh(o, e, entry, size);
       tx.setU32(o, link, e);
       heap.free(tx, found);
       return false;
@@ -694,7 +694,7 @@ export class HashMap<K, V> {
     // writes no directory), or its segment allocated now.
     const head = this.#head >= 0 ? this.#head : this.#slotFor(tx, m, bucket);
     ev.setUint32(E.next, tx.getU32(o, head), true);
-    tx.write(o, e, entry, size);
+    tx.writeFresh(o, e, entry, size);
     tx.setU32(o, head, e);
     const count = tx.getF64(o, this.offset + H.count) + 1;
     tx.setF64(o, this.offset + H.count, count);
@@ -717,7 +717,7 @@ export class HashMap<K, V> {
     const dirCap = m.u32(h + H.dirCap);
     if (segIndex >= dirCap) {
       const next = heap.alloc(tx, dirCap * 8);
-      tx.write(o, next, tx.read(o, dir, dirCap * 4));
+      tx.writeFresh(o, next, tx.read(o, dir, dirCap * 4));
       heap.free(tx, dir);
       tx.setU32(o, h + H.dir, next);
       tx.setU32(o, h + H.dirCap, dirCap * 2);

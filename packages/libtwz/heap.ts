@@ -311,12 +311,33 @@ export class Heap {
     tx.setU32(o, this.offset + F.live, tx.getU32(o, this.offset + F.live) + blockSize);
     if (block === 0) {
       block = this.#bump(tx, blockSize);
-      tx.setU32(o, block, blockSize);
+      this.#markFresh(tx, block, blockSize);
+      tx.setU32Fresh(o, block, blockSize);
     }
     // Bumped space may hold old bytes too (the heap was laid over them).
-    if (options?.zero !== false) tx.fill(o, block + BLOCK_HEADER, blockSize - BLOCK_HEADER);
-    tx.setU32(o, block + 4, USED);
+    // The `Fresh` writes go in place, unlogged, only into a block this
+    // transaction bumped in the durable arena (Tx.markFresh); a block from
+    // a free list is logged (the durable list links through it).
+    if (options?.zero !== false) tx.fillFresh(o, block + BLOCK_HEADER, blockSize - BLOCK_HEADER);
+    tx.setU32Fresh(o, block + 4, USED);
     return block + BLOCK_HEADER;
+  }
+
+  /**
+   * Declare a bumped block fresh when it lies in the arena the heap's
+   * durable header describes, at or past its durable top: nothing durable
+   * refers to that space, so writes there need no log (an abort or a crash
+   * leaves them past the top). Read from object memory, not through the
+   * transaction: memory holds the last committed header. A heap made in
+   * this transaction, or a block of an arena opened in it, stays logged.
+   */
+  #markFresh(tx: Tx, block: number, blockSize: number): void {
+    const v = this.obj.mapping.view;
+    const h = this.offset;
+    if (
+      v.getUint32(h + F.magic, true) === MAGIC && block >= v.getUint32(h + F.top, true) &&
+      block + blockSize <= v.getUint32(h + F.end, true)
+    ) tx.markFresh(this.obj, block, blockSize);
   }
 
   /** A block taken from a free list must be a free block inside the heap. */
