@@ -729,22 +729,6 @@ export class Tx {
     t.mapping.view.setUint32(offset, value, true);
   }
 
-  /** {@linkcode Tx.fill} of fresh space: in place where {@linkcode Tx.writeFresh} would write. */
-  fillFresh(t: TxTarget, offset: number, length: number, value = 0): void {
-    if (!this.isFresh(t, offset, length)) return this.fill(t, offset, length, value);
-    const ti = this.#indexOf(t);
-    const bytes = t.mapping.bytes;
-    let o = offset;
-    const end = offset + length;
-    while (o < end) {
-      const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
-      if (this.#shadows(ti, o >>> 6)) this.fill(t, o, lineEnd - o, value);
-      else bytes.fill(value, o, lineEnd);
-      o = lineEnd;
-    }
-    if (t.mapping.lifetime === "persistent") t.mapping.flush(offset, length);
-  }
-
   /** @internal How many fresh ranges the transaction has. */
   get freshCount(): number {
     return this.#freshN;

@@ -30,7 +30,7 @@
  * @module
  */
 import { activeTx, transaction, TX, type Tx, type TxLogHost, type TxTarget } from "./_tx.ts";
-import { Heap } from "./heap.ts";
+import { BLOCK_HEADER, FRESH_MIN, Heap } from "./heap.ts";
 import { type Codec, codec } from "./codec.ts";
 import { hashBytes, hashInt } from "./_hash.ts";
 import {
@@ -47,6 +47,17 @@ import {
 } from "./_mem.ts";
 
 const MAGIC = 0x50414d48; // "HMAP"
+
+/**
+ * Write a new entry into its block: in place when the heap gave fresh space
+ * (a block of FRESH_MIN bytes or more), else logged. A small entry calls
+ * `Tx.write` directly: one call less on the insert path, and one function
+ * less for V8 to optimize in a fresh process's first inserts.
+ */
+function write(tx: Tx, o: TxTarget, e: number, entry: Uint8Array, size: number): void {
+  if (size + BLOCK_HEADER >= FRESH_MIN) tx.writeFresh(o, e, entry, size);
+  else tx.write(o, e, entry, size);
+}
 /** Entries are built whole and written over their block: no zeroing first. */
 const NO_ZERO = { zero: false } as const;
 const H = {
@@ -685,7 +696,7 @@ export class HashMap<K, V> {
     if (found !== 0) {
       // Replace in place in the chain.
       ev.setUint32(E.next, tx.getU32(o, found + E.next), true);
-      tx.writeFresh(o, e, entry, size);
+      write(tx, o, e, entry, size);
       tx.setU32(o, link, e);
       heap.free(tx, found);
       return false;
@@ -694,7 +705,7 @@ export class HashMap<K, V> {
     // writes no directory), or its segment allocated now.
     const head = this.#head >= 0 ? this.#head : this.#slotFor(tx, m, bucket);
     ev.setUint32(E.next, tx.getU32(o, head), true);
-    tx.writeFresh(o, e, entry, size);
+    write(tx, o, e, entry, size);
     tx.setU32(o, head, e);
     const count = tx.getF64(o, this.offset + H.count) + 1;
     tx.setF64(o, this.offset + H.count, count);

@@ -834,10 +834,13 @@ Deno.test("Tx.writeFresh: a block from a free list, and lines already shadowed, 
       "logged: memory untouched before commit",
     );
     assert.deepEqual(tx.read(obj, b, 120), data);
-    // A small block (under 128 bytes with its header) is logged too: the
-    // drain a fresh block adds would cost more than its log.
-    const small = heap.alloc(tx, 40);
+    // A small block (under 128 bytes with its header) is logged too (the
+    // drain a fresh block adds would cost more than its log), and so is a
+    // block the heap zeroes.
+    const small = heap.alloc(tx, 40, { zero: false });
     assert.equal(tx.isFresh(obj, small, 40), false, "a small block is not fresh");
+    const zeroed = heap.alloc(tx, 120);
+    assert.equal(tx.isFresh(obj, zeroed, 120), false, "a zeroed block is logged");
   });
   assert.deepEqual(obj.bytes.slice(a, a + 120), data);
   // A fresh block whose line the transaction shadowed first: that line goes
@@ -865,7 +868,8 @@ Deno.test("Tx.writeFresh: an abort leaves the heap as it was and the space reusa
   let first = 0;
   assert.throws(() =>
     transaction(host, (tx) => {
-      first = heap.alloc(tx, 120);
+      first = heap.alloc(tx, 120, { zero: false });
+      assert.equal(tx.isFresh(obj, first, 120), true);
       tx.writeFresh(obj, first, new Uint8Array(120).fill(3));
       tx.setU32(obj, 256, first);
       map.set(2, "two");
@@ -885,7 +889,7 @@ Deno.test("Tx.writeFresh: a read-only handle fails as Tx.write does", () => {
   const { hal, twz, host, obj, heap } = freshHeap();
   const ro = twz.open(obj.id, { write: false });
   transaction(host, (tx) => {
-    const at = heap.alloc(tx, 120);
+    const at = heap.alloc(tx, 120, { zero: false });
     assert.equal(tx.isFresh(obj, at, 120), true);
     assert.equal(tx.isFresh(ro, at, 120), false);
     assert.throws(
