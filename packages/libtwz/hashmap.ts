@@ -54,7 +54,7 @@ const MAGIC = 0x50414d48; // "HMAP"
  * `Tx.write` directly: one call less on the insert path, and one function
  * less for V8 to optimize in a fresh process's first inserts.
  */
-function write(tx: Tx, o: TxTarget, e: number, entry: Uint8Array, size: number): void {
+function writeEntry(tx: Tx, o: TxTarget, e: number, entry: Uint8Array, size: number): void {
   if (size + BLOCK_HEADER >= FRESH_MIN) tx.writeFresh(o, e, entry, size);
   else tx.write(o, e, entry, size);
 }
@@ -696,7 +696,7 @@ export class HashMap<K, V> {
     if (found !== 0) {
       // Replace in place in the chain.
       ev.setUint32(E.next, tx.getU32(o, found + E.next), true);
-      write(tx, o, e, entry, size);
+      writeEntry(tx, o, e, entry, size);
       tx.setU32(o, link, e);
       heap.free(tx, found);
       return false;
@@ -705,7 +705,7 @@ export class HashMap<K, V> {
     // writes no directory), or its segment allocated now.
     const head = this.#head >= 0 ? this.#head : this.#slotFor(tx, m, bucket);
     ev.setUint32(E.next, tx.getU32(o, head), true);
-    write(tx, o, e, entry, size);
+    writeEntry(tx, o, e, entry, size);
     tx.setU32(o, head, e);
     const count = tx.getF64(o, this.offset + H.count) + 1;
     tx.setF64(o, this.offset + H.count, count);
@@ -728,7 +728,7 @@ export class HashMap<K, V> {
     const dirCap = m.u32(h + H.dirCap);
     if (segIndex >= dirCap) {
       const next = heap.alloc(tx, dirCap * 8);
-      tx.writeFresh(o, next, tx.read(o, dir, dirCap * 4));
+      tx.write(o, next, tx.read(o, dir, dirCap * 4));
       heap.free(tx, dir);
       tx.setU32(o, h + H.dir, next);
       tx.setU32(o, h + H.dirCap, dirCap * 2);

@@ -113,8 +113,9 @@ const LARGEST = 4096;
  * logging its bytes would (measured: 48-byte blocks break even once the
  * code is optimized and lose before; 128-byte ones gain 10 %, 1 KiB ones
  * halve the insert). Zeroed blocks are logged (zeroing 4 KiB bucket
- * segments in place made `twz bench kv-insert` 5-8 % slower, unexplained). A caller may skip `Tx.writeFresh` (and write with
- * `Tx.write`) for a smaller block: it is never fresh.
+ * segments in place made `twz bench kv-insert` 5-8 % slower, unexplained).
+ * A caller may write a smaller block with `Tx.write` directly: it is never
+ * fresh.
  * @internal
  */
 export const FRESH_MIN = 128;
