@@ -156,26 +156,10 @@ Deno.test("transaction() is all-or-nothing at every crash point", () => {
       const host = sessionTxHost(twz);
       const obj = twz.create({ size: 8192 });
       transaction(host, (tx) => tx.setU32(obj, 256, 1));
-      const region = hal.region;
-      const drain = region.drain.bind(region);
-      let n = 0;
-      region.drain = () => {
-        if (++n === k) {
-          region.powerFail({ policy: "random", seed });
-          throw new Error("power cut");
-        }
-        drain();
-      };
-      let returned = false;
-      try {
+      const returned = cutAtDrain(hal, k, seed, () =>
         transaction(host, (tx) => {
           for (let i = 0; i < 32; i++) tx.setU32(obj, 256 + i * 128, 1000 + i);
-        });
-        returned = true;
-      } catch (e) {
-        assert.match((e as Error).message, /power cut/);
-      }
-      region.drain = drain;
+        }));
       const again = reboot(hal, "strict");
       const o = again.open(obj.id);
       const values = Array.from({ length: 32 }, (_, i) => o.view.getUint32(256 + i * 128, true));
@@ -338,22 +322,36 @@ Deno.test("HashMap.create({capacity}) presizes buckets; segments are allocated w
   hal.close();
 });
 
-/** Cut the power at the `nth` drain from now (before it runs), then restore drain. */
-function cutAtDrain(hal: SimHal, nth: number, seed: number, fn: () => void): void {
+/**
+ * Cut the power at the `nth` drain from now (before it runs; each pending
+ * line survives with `probability`), then restore drain. Any error but the
+ * cut fails the test.
+ *
+ * @returns Whether `fn` returned (false: the power was cut inside it).
+ */
+function cutAtDrain(
+  hal: SimHal,
+  nth: number,
+  seed: number,
+  fn: () => void,
+  probability?: number,
+): boolean {
   const region = hal.region;
   const drain = region.drain.bind(region);
   let n = 0;
   region.drain = () => {
     if (++n === nth) {
-      region.powerFail({ policy: "random", seed });
+      region.powerFail({ policy: "random", seed, probability });
       throw new Error("power cut");
     }
     drain();
   };
   try {
     fn();
+    return true;
   } catch (e) {
     if ((e as Error).message !== "power cut") throw e;
+    return false;
   } finally {
     region.drain = drain;
   }
@@ -940,25 +938,8 @@ Deno.test("HashMap: a crash at any drain of an insert leaves the map as before o
       const obj = twz.create({ size: 1 << 20 });
       const map = HashMap.create(host, obj, codec.int, codec.string);
       for (let i = 0; i < 50; i++) map.set(i, `value ${i}`);
-      const region = hal.region;
-      const drain = region.drain.bind(region);
-      let n = 0;
-      region.drain = () => {
-        if (++n === k) {
-          // Most pending lines kept: the log survives whole often.
-          region.powerFail({ policy: "random", seed, probability: 0.8 });
-          throw new Error("power cut");
-        }
-        drain();
-      };
-      let returned = false;
-      try {
-        map.set(1000, LONG);
-        returned = true;
-      } catch (e) {
-        assert.match((e as Error).message, /power cut/);
-      }
-      region.drain = drain;
+      // Most pending lines kept: the log survives whole often.
+      const returned = cutAtDrain(hal, k, seed, () => map.set(1000, LONG), 0.8);
       const again = reboot(hal, "strict");
       const o = again.open(obj.id);
       const m2 = HashMap.open(sessionTxHost(again), o, codec.int, codec.string);
