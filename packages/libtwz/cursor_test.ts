@@ -427,6 +427,24 @@ both(
 
 // `$walk` and `$reduce`: the loop in libtwz, every check of `$follow` on every hop.
 
+/**
+ * Sum the list from `head` with `$reduce` 3,000 times, so that what follows
+ * meets optimized walk code; each sum must be `sum`.
+ */
+function walkHot(
+  c: Cursor<NodeFields>,
+  head: Parameters<Cursor<NodeFields>["$moveTo"]>[0],
+  sum: number,
+  where?: string,
+): void {
+  let total = 0;
+  for (let i = 0; i < 3000; i++) {
+    c.$moveTo(head);
+    total += c.$reduce("next", (s: number, n) => s + n.value, 0);
+  }
+  assert.equal(total, 3000 * sum, where);
+}
+
 /** What `$follow` sees, node by node: the reference the walks are checked against. */
 function followAll(c: Cursor<NodeFields>): number[] {
   const seen: number[] = [];
@@ -470,12 +488,7 @@ both("$walk and $reduce visit every node in order, in one object and across obje
     assert.equal(c.$reduce("next", (k: number) => k + 1, 0), values.length - 7);
     assert.equal(c.$walk("next", () => {}), true, "on the last node: one visit, then null");
     // Hot: many walks, so optimized code runs them, and the same answer.
-    let total = 0;
-    for (let i = 0; i < 3000; i++) {
-      c.$moveTo(accs[0]!);
-      total += c.$reduce("next", (s: number, n) => s + n.value, 0);
-    }
-    assert.equal(total, 3000 * values.reduce((a, b) => a + b), where);
+    walkHot(c, accs[0]!, values.reduce((a, b) => a + b), where);
     c.$moveTo(accs[0]!);
     assert.deepEqual(followAll(c), values);
   }
@@ -552,12 +565,7 @@ both("$walk: offsets of 2 GiB and more throw as $follow's do, also in optimized 
   const accs = list([o], [1, 2, 3, 4]);
   const c = accs[0]!.$cursor();
   const sum = (x: number, n: { value: number }) => x + n.value;
-  let s = 0;
-  for (let i = 0; i < 3000; i++) { // hot first, so optimized code meets the pointer
-    c.$moveTo(accs[0]!);
-    s += c.$reduce("next", sum, 0);
-  }
-  assert.equal(s, 3000 * 10);
+  walkHot(c, accs[0]!, 10); // hot first, so optimized code meets the pointer
   const at = accs[2]!.$offset + Node.offsetOf("next");
   for (const lo of [0x80000000 + accs[3]!.$offset, 0xfffffff8, 0x80000000]) {
     writePtr(o.view, at, 0, lo);
@@ -599,12 +607,7 @@ both("$walk across a grow that moves the object reads the moved bytes", (twz) =>
   const accs = list([p], [10, 20, 30, 40]);
   const c = accs[0]!.$cursor();
   // Hot first, so optimized code meets the move.
-  let s = 0;
-  for (let i = 0; i < 3000; i++) {
-    c.$moveTo(accs[0]!);
-    s += c.$reduce("next", (x: number, n) => x + n.value, 0);
-  }
-  assert.equal(s, 3000 * 100);
+  walkHot(c, accs[0]!, 100);
   twz.create({ size: 4096 }); // blocks p from growing in place
   c.$moveTo(accs[0]!);
   const before = p.mapping.extent.bytes;
@@ -636,12 +639,7 @@ both("$walk after a grow that moves the object follows the moved pointers", (twz
   const p = twz.create({ size: 4096 });
   const accs = list([p], [10, 20, 30, 40]);
   const c = accs[0]!.$cursor();
-  let s = 0;
-  for (let i = 0; i < 3000; i++) { // hot first, so optimized code meets the move
-    c.$moveTo(accs[0]!);
-    s += c.$reduce("next", (x: number, n) => x + n.value, 0);
-  }
-  assert.equal(s, 3000 * 100);
+  walkHot(c, accs[0]!, 100); // hot first, so optimized code meets the move
   twz.create({ size: 4096 }); // blocks p from growing in place
   c.$moveTo(accs[0]!);
   const before = p.mapping.extent.bytes;
@@ -667,12 +665,7 @@ both("$walk onto or within a deleted object throws TwzError(ObjectNotFound)", (t
   const b = twz.create({ size: 4096 });
   const accs = list([a, b], [1, 2, 3, 4]); // a -> b -> a -> b
   const c = accs[0]!.$cursor();
-  let s = 0;
-  for (let i = 0; i < 3000; i++) {
-    c.$moveTo(accs[0]!);
-    s += c.$reduce("next", (x: number, n) => x + n.value, 0);
-  }
-  assert.equal(s, 3000 * 10);
+  walkHot(c, accs[0]!, 10);
   twz.delete(b.id);
   c.$moveTo(accs[0]!);
   const seen: number[] = [];
