@@ -541,6 +541,23 @@ export class Tx {
     return into;
   }
 
+  /**
+   * `data`'s 32-bit word view (`data` starts 4-aligned). The view of a small
+   * buffer is kept for its next write: a structure's entry buffer, written
+   * once per transaction.
+   */
+  #wordsOf(data: Uint8Array): Uint32Array {
+    let d32 = this.#data32;
+    if (this.#data !== data || d32.length !== data.length >>> 2) {
+      d32 = new Uint32Array(data.buffer, data.byteOffset, data.length >>> 2);
+      if (data.length <= 256) {
+        this.#data32 = d32;
+        this.#data = data;
+      }
+    }
+    return d32;
+  }
+
   /** Write `data` at `offset` (any length, any alignment). */
   write(t: TxTarget, offset: number, data: Uint8Array, length: number = data.length): void {
     this.#check(t, offset, length);
@@ -548,16 +565,7 @@ export class Tx {
     const end = offset + length;
     if (((offset | length | data.byteOffset) & 3) === 0 && length <= data.length) {
       // Whole words (every line's part starts and ends 4-aligned): word copies.
-      // The word view of a small buffer is kept for its next write (a
-      // structure's entry buffer, written once per transaction).
-      let d32 = this.#data32;
-      if (this.#data !== data || d32.length !== data.length >>> 2) {
-        d32 = new Uint32Array(data.buffer, data.byteOffset, data.length >>> 2);
-        if (data.length <= 256) {
-          this.#data32 = d32;
-          this.#data = data;
-        }
-      }
+      const d32 = this.#wordsOf(data);
       while (o < end) {
         const lineEnd = Math.min(end, ((o >>> 6) + 1) * LINE);
         const slot = this.#slotFor(t, o >>> 6, true);
@@ -685,14 +693,7 @@ export class Tx {
     for (let line = first; line <= last && clean; line++) clean = !this.#shadows(ti, line);
     if (clean && x.words && ((offset | length | data.byteOffset) & 3) === 0) {
       // No line of the range shadowed: whole words in place.
-      let d32 = this.#data32;
-      if (this.#data !== data || d32.length !== data.length >>> 2) {
-        d32 = new Uint32Array(data.buffer, data.byteOffset, data.length >>> 2);
-        if (data.length <= 256) {
-          this.#data32 = d32;
-          this.#data = data;
-        }
-      }
+      const d32 = this.#wordsOf(data);
       const to = x.u32, o = offset >>> 2;
       for (let k = 0, n = length >>> 2; k < n; k++) to[o + k] = d32[k]!;
       // Written back now (no ordering): the commit's drain then seldom waits for it.
