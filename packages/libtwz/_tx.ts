@@ -392,9 +392,7 @@ export class Tx {
     let slot: number;
     if (t === this.#cT && line === this.#cLine) slot = this.#cSlot;
     else {
-      const bit = (line * 31 + ti) & 63;
-      if (((bit < 32 ? this.#bloomLo >>> bit : this.#bloomHi >>> (bit - 32)) & 1) === 0) return -1;
-      slot = this.#lookup(ti, line);
+      slot = this.#shadowSlot(ti, line);
       if (slot < 0) return -1;
     }
     const within = offset & 63;
@@ -715,10 +713,18 @@ export class Tx {
 
   /** Whether line `line` of written object `ti` (-1: none) has a shadow slot. */
   #shadows(ti: number, line: number): boolean {
-    if (ti < 0) return false;
+    return ti >= 0 && this.#shadowSlot(ti, line) >= 0;
+  }
+
+  /**
+   * The shadow slot of `line` of written object `ti`, or -1: the filter of
+   * lines written first (most lines a transaction reads it never wrote),
+   * then the table.
+   */
+  #shadowSlot(ti: number, line: number): number {
     const bit = (line * 31 + ti) & 63;
-    if (((bit < 32 ? this.#bloomLo >>> bit : this.#bloomHi >>> (bit - 32)) & 1) === 0) return false;
-    return this.#lookup(ti, line) >= 0;
+    if (((bit < 32 ? this.#bloomLo >>> bit : this.#bloomHi >>> (bit - 32)) & 1) === 0) return -1;
+    return this.#lookup(ti, line);
   }
 
   /** {@linkcode Tx.writeFresh} of a little-endian u32 (4-byte aligned). */
