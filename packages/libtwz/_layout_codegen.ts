@@ -519,10 +519,22 @@ function cursorMethods(
  * callback may move it, grow or delete the object), a same-object pointer
  * (FOT index 0, offset below 4 GiB) to an aligned record inside the object;
  * `lim`, the last offset such a record fits at, is computed once per
- * object. A pointer to another object leaves it for `_x<off>()` (through
- * the holder's FOT cache, as `_go`); anything else, and whatever `_x`
- * declines, is `_h<off>()`, the cursor's own `$follow` from where the cursor
- * is: the same checks in the same order.
+ * object. A pointer to another object ends the inner loop, and the loop
+ * around it (`hop`) takes the halves the inner loop loaded: through the
+ * holder's FOT cache (`_fot`, with its revocation-epoch check, as `_go`) to
+ * an aligned record inside a mapping the cursor may use (a writable cursor:
+ * a writable handle; compared with `true`, as V8 does not know the field is
+ * a boolean and otherwise tests it as any value), it stores the cursor's
+ * handle and extent and enters the inner loop for the new object. Anything
+ * else, and whatever that hop declines, is `_h<off>()`, the cursor's own
+ * `$follow` from where the cursor is: the same checks in the same order.
+ * Before, a hop to another object left both loops for a method that loaded
+ * the pointer again and moved the cursor, and the walk went on from what it
+ * loaded back from the cursor (see docs/LIBTWZ.md for the figures). One loop
+ * for both kinds of hop, with the extent, its views and `lim` variables of
+ * the inner loop, was as fast across objects but made the one-object walk
+ * about 2× slower in some runs (when V8 compiled it after 16-object walks
+ * had taken the hop).
  *
  * The loop loads the pointer's halves through the extent's DataView, as
  * signed words, at `(b + off) >>> 0`: that keeps the hop's critical path to
@@ -554,51 +566,40 @@ function walkMethod(
   const view = w ? "e.u32" : "e.view";
   const limit = w ? `u.length * 4 - ${size}` : `u.byteLength - ${size}`;
   const load = (b: string) =>
-    `const hi = d.getInt32((${b} + ${
+    `hi = d.getInt32((${b} + ${
       off + 4
-    }) >>> 0, true), lo = d.getInt32((${b} + ${off}) >>> 0, true);`;
+    }) >>> 0, true); lo = d.getInt32((${b} + ${off}) >>> 0, true);`;
   const loop = (name: string, params: string, call: string, done: string) =>
     `${name}${off}(${params}) {
     for (;;) {
-      const e = this._e, u = ${view}, d = e.view, lim = ${limit};
-      let b = this._b, far = false;
-      if (b <= lim) {
+      let e = this._e, b = this._b;
+      hop: for (;;) {
+        const u = ${view}, d = e.view, lim = ${limit};
+        if (b > lim) break;
+        let hi = 0, lo = 0;
         for (;;) {
           this._b = b;
           ${call}
           const a = ${view};
-          if (a !== u || ${txc}.current !== null || this._b !== b || this._e !== e) break;
+          if (a !== u || ${txc}.current !== null || this._b !== b || this._e !== e) break hop;
           ${load("b")}
           if ((hi | (lo & ${mask})) === 0 && lo > 0 && lo <= lim) { b = lo; continue; }
-          if (hi !== 0) far = true;
-          else if (lo === 0) return ${done};
           break;
         }
+        if (hi === 0) { if (lo === 0) return ${done}; break; }
+        if ((hi & 0xffff) !== 0 || lo <= 0 || (lo & ${mask}) !== 0) break;
+        const q = this._o._fot(hi >>> 16), f = q._e;
+        if (${writable ? "q.writable !== true || " : ""}${
+      w ? `lo > f.u32.length * 4 - ${size}` : `lo > f.view.byteLength - ${size}`
+    }) break;
+        this._o = q; this._e = e = f; b = lo;
       }
-      if (far && this._x${off}()) continue;
       if (!this._h${off}()) return ${done};
     }
   }
 `;
-  // `_x`: a hop to another object, true when the cursor moved.
   return loop("_w", "fn", "if (fn(this) === false) return false;", "true") +
-    loop("_r", "fn, acc", "acc = fn(acc, this);", "acc") +
-    `_x${off}() {
-    const e = this._e, a = ${view}, b = this._b;
-    ${
-      w
-        ? `const j = (b + ${off}) >>> 2, hi = a[j + 1], lo = a[j];`
-        : `const hi = a.getUint32(b + ${off + 4}, true), lo = a.getUint32(b + ${off}, true);`
-    }
-    if ((hi & 0xffff) === 0 && lo !== 0 && (lo & ${mask}) === 0) {
-      const q = this._o._fot(hi >>> 16), f = q._e;
-      if (${writable ? "q.writable && " : ""}${
-      w ? `lo + ${size} <= f.u32.length * 4` : `lo + ${size} <= f.bytes.length`
-    }) { this._o = q; this._e = f; this._b = lo; return true; }
-    }
-    return false;
-  }
-`;
+    loop("_r", "fn, acc", "acc = fn(acc, this);", "acc");
 }
 
 /**

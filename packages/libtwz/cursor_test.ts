@@ -683,6 +683,44 @@ both("$walk onto or within a deleted object throws TwzError(ObjectNotFound)", (t
   );
 });
 
+both(
+  "$reduce and $walk across objects: a target deleted between hops throws, the cursor stays",
+  (twz) => {
+    // The hop to another object is taken inside the walk's loop: a target the
+    // callback deleted (its extent now empty) must still end in $follow's
+    // TwzError, the cursor on the node whose pointer it could not follow.
+    for (const how of ["reduce", "walk"] as const) {
+      const objects = Array.from({ length: 4 }, () => twz.create({ size: 4096 }));
+      const accs = list(objects, Array.from({ length: 12 }, (_, k) => k + 1)); // 0 -> 1 -> 2 -> 3 -> 0 ...
+      const c = accs[0]!.$cursor();
+      walkHot(c, accs[0]!, 78, how); // hot first, so optimized code meets the delete
+      let total = 0;
+      for (let i = 0; i < 3000; i++) {
+        c.$moveTo(accs[0]!);
+        c.$walk("next", (n) => void (total += n.value));
+      }
+      assert.equal(total, 3000 * 78);
+      c.$moveTo(accs[0]!);
+      const seen: number[] = [];
+      const visit = (n: { value: number }) => {
+        seen.push(n.value);
+        if (n.value === 6) twz.delete(objects[2]!.id); // node 7's object, the next hop's target
+      };
+      twzError(
+        () =>
+          how === "reduce"
+            ? c.$reduce("next", (s: number, n) => (visit(n), s + n.value), 0)
+            : c.$walk("next", visit),
+        ErrorCode.ObjectNotFound,
+        objects[2]!.id,
+      );
+      assert.deepEqual(seen, [1, 2, 3, 4, 5, 6], how);
+      assert.equal(c.$id, objects[1]!.id, `${how}: the refused hop leaves the cursor where it was`);
+      assert.equal(c.tag, 5, how);
+    }
+  },
+);
+
 both("$walk inside a transaction sees the transaction's writes, as $follow does", (twz) => {
   const o = twz.create({ size: 4096 });
   const p = twz.create({ size: 4096 });
