@@ -15,7 +15,8 @@
 // (.bench/ is ignored by git; a copy must lie inside the checkout, so that
 // its imports of @twz/kernel resolve.) `second` warms the second copy first.
 // Prints the median ns per insert of each copy's blocks and their ratio
-// (second / first). Two identical copies gave ratios of 0.96-1.05.
+// (second / first). Two identical copies gave ratios of 0.94-1.08 (10 runs on
+// the project VM, 2026-12-03): a change must move it further than that.
 import { Kernel } from "@twz/kernel";
 
 const [dirA, dirB, order] = Deno.args;
