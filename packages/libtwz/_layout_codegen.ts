@@ -396,6 +396,17 @@ function indexGuard(n: number): Uint8Array {
 }
 
 /**
+ * Generated code's test that a record of `size` bytes at offset `at` lies in
+ * extent `e`'s bytes: word code compares with the word view's length (loaded
+ * for the pointer's loads already), which is never more than the bytes', and
+ * 0 when the extent has no word views. One test for every move of a cursor
+ * (`_go`, `$moveTo`, the walks' hop to another object).
+ */
+function recordFits(w: boolean, size: number, at: string, e: string): string {
+  return w ? `${at} + ${size} <= ${e}.u32.length * 4` : `${at} + ${size} <= ${e}.bytes.length`;
+}
+
+/**
  * A cursor class's moves. `$follow(name)` dispatches on the name (a constant
  * at the call site: the compiler folds the compare once it inlines) to one
  * method per pointer field to the struct itself. The common moves are
@@ -428,19 +439,14 @@ function cursorMethods(
   }
   const txc = ctx.bind(TX), out = ctx.bind(outside), slow = ctx.bind(cursorMove);
   const place = ctx.bind(cursorPlace);
-  // Room for the record in the target's bytes: word code compares with the
-  // word view's length (loaded for the pointer's loads already), which is
-  // never more than the bytes', and 0 when the extent has no word views.
-  const fits = (e: string) =>
-    w ? `lo + ${size} <= ${e}.u32.length * 4` : `lo + ${size} <= ${e}.bytes.length`;
   let body = `_go(lo, hi) {
     if ((hi & 0xffff) === 0 && (lo & ${mask}) === 0) {
       if (lo === 0) return false;
       if (hi === 0) {
-        if (${fits("this._e")}) { this._b = lo; return true; }
+        if (${recordFits(w, size, "lo", "this._e")}) { this._b = lo; return true; }
       } else {
         const o = this._o._fot(hi >>> 16), e = o._e;
-        if (${writable ? "o.writable && " : ""}${fits("e")}) {
+        if (${writable ? "o.writable && " : ""}${recordFits(w, size, "lo", "e")}) {
           this._o = o; this._e = e; this._b = lo; return true;
         }
       }
@@ -486,7 +492,7 @@ function cursorMethods(
     // common case, e.g. back to a list's head): what cursorPlace would check
     // of it, inline, so that a walk's \`$moveTo(head)\` stays small to inline.
     `if (o === this._o && e === this._e && (b & ${mask}) === 0 && ${
-      w ? `b + ${size} <= e.u32.length * 4` : `b + ${size} <= e.bytes.length`
+      recordFits(w, size, "b", "e")
     } && o._closed !== true) { this._b = b; return true; } ` +
     `return ${place}(this, o, e, b); }
 `;
@@ -589,9 +595,7 @@ function walkMethod(
         if (hi === 0) { if (lo === 0) return ${done}; break; }
         if ((hi & 0xffff) !== 0 || lo <= 0 || (lo & ${mask}) !== 0) break;
         const q = this._o._fot(hi >>> 16), f = q._e;
-        if (${writable ? "q.writable !== true || " : ""}${
-      w ? `lo > f.u32.length * 4 - ${size}` : `lo > f.view.byteLength - ${size}`
-    }) break;
+        if (${writable ? "q.writable !== true || " : ""}!(${recordFits(w, size, "lo", "f")})) break;
         this._o = q; this._e = e = f; b = lo;
       }
       if (!this._h${off}()) return ${done};
