@@ -339,7 +339,11 @@ async function counters(b: Board): Promise<void> {
   assert.deepEqual(await together(b, plain, "/sync/plain", "plain", 4, n), [0, 0, 0, 0]);
   const total = word(plain, W.counter);
   assert.ok(total < 4 * n, `no update was lost (${total}): the increments did not overlap`);
-  assert.ok(total >= n, `${total}`);
+  // What unsynchronized increments guarantee: the last write stores a value
+  // read + 1, and every value read after a program's first write is one some
+  // program wrote (at least 1). Not `n`: a program that read early and stored
+  // late can take the word back below `n` (CI saw 997,572 of 4,000,000).
+  assert.ok(total >= 2, `${total}`);
 }
 
 Deno.test("Mutex: 4 programs × 100,000 increments under it make exactly 400,000; without it updates are lost (hal-sim)", async () => {
