@@ -1155,13 +1155,9 @@ function writeAndApply(tx: Tx, area: Area, seq: number, lane = false): void {
   // there (a store into a line that is not in the cache would hold up the
   // mark's flush).
   const before = v.getUint32(base + H.applied, true);
-  const count = applyRuns(tx, log, port);
+  const count = applyRuns(tx, log, port, otherLines);
   if (lane) v.setUint32(base + W.doubt, DOUBT.flush, true);
-  const others = applyOthers;
-  if (others !== undefined) {
-    applyOthers = undefined;
-    for (const [m, line, length] of others) m.flush(line, length);
-  }
+  if (otherLines.length > 0) flushLines(otherLines);
   // 2: applied. The touched lines flushed and drained in one call (no
   // ranges: a drain alone).
   port.persist(rangesBuf, count);
@@ -1312,20 +1308,34 @@ function persistFresh(tx: Tx, port: KernelPort): void {
   if (any) port.persist(buf, count);
 }
 
-/** Lines of other ports that {@linkcode applyRuns} left to flush after the copy. */
-let applyOthers: [Mapping, number, number][] | undefined;
+/** The `[mapping, offset, length]` lines of {@linkcode applyRuns}' `others`, reused. */
+const otherLines: [Mapping, number, number][] = [];
+
+/** Flush `lines` (each through its mapping's port), leaving the list empty. */
+function flushLines(lines: [Mapping, number, number][]): void {
+  try {
+    for (const [m, line, length] of lines) m.flush(line, length);
+  } finally {
+    lines.length = 0;
+  }
+}
 
 /**
  * Apply: copy every run of `tx` in place, and gather each touched line of
  * the log's port once into {@linkcode rangesBuf} (adjacent lines of a
  * mapping in one range) as `[handle, offset, length]` triples, relative to
- * each object. Lines of other ports go to {@linkcode applyOthers}, flushed
- * after the copy: no system call inside the copy, so a killed thread never
- * leaves it half done.
+ * each object. Lines of other ports are appended to `others` (empty), for
+ * the caller to flush after the copy: no system call inside the copy, so a
+ * killed thread never leaves it half done.
  *
  * @returns The number of ranges.
  */
-function applyRuns(tx: Tx, log: TxTarget, port: KernelPort): number {
+function applyRuns(
+  tx: Tx,
+  log: TxTarget,
+  port: KernelPort,
+  others: [Mapping, number, number][],
+): number {
   const runs = tx.runs;
   const n = tx.runCount;
   const pool = tx.pool;
@@ -1334,7 +1344,6 @@ function applyRuns(tx: Tx, log: TxTarget, port: KernelPort): number {
   let ranges = rangesBuf;
   let count = 0;
   let lastSlot = -1;
-  let others: [Mapping, number, number][] | undefined;
   // The current run's object (runs of one object follow one another).
   let lastTi = -1;
   let m: Mapping = log.mapping;
@@ -1363,7 +1372,7 @@ function applyRuns(tx: Tx, log: TxTarget, port: KernelPort): number {
     if (!persistent) continue; // volatile: nothing to make durable
     if (!samePort) {
       // Another port of the log's domain: its flush, ordered by the drain below.
-      (others ??= []).push([m, line, lineLength]);
+      others.push([m, line, lineLength]);
       continue;
     }
     const last = 3 * count - 3;
@@ -1381,7 +1390,6 @@ function applyRuns(tx: Tx, log: TxTarget, port: KernelPort): number {
       count++;
     }
   }
-  applyOthers = others;
   return count;
 }
 

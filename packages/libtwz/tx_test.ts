@@ -1,6 +1,6 @@
 // Transactions, the in-object heap and the hash map (issue 5), on hal-sim.
 import assert from "node:assert/strict";
-import { Kernel } from "@twz/kernel";
+import { Kernel, LocalPort } from "@twz/kernel";
 import { openSim, type SimHal } from "@twz/hal-sim";
 import { Twz } from "@twz/libtwz";
 import {
@@ -381,6 +381,25 @@ Deno.test("transaction() on two hosts of one log never reuses a sequence number"
       hal.close();
     }
   }
+});
+
+Deno.test("transaction() commits writes to objects of another port of its image", () => {
+  const { hal, kernel, twz } = session();
+  const other = Twz.attach(new LocalPort(kernel)); // the same image, its own port
+  const a = twz.create({ size: 8192 });
+  const b = other.create({ size: 8192 });
+  for (let k = 0; k < 3; k++) {
+    transaction(twz, (tx) => {
+      tx.setU32(a, 256, 1 + k);
+      tx.setU32(b, 260, 7 + k); // lines flushed through the other port
+      tx.setU32(b, 4096, 9 + k);
+    });
+  }
+  const after = reboot(hal);
+  assert.equal(after.open(a.id).view.getUint32(256, true), 3);
+  assert.equal(after.open(b.id).view.getUint32(260, true), 9);
+  assert.equal(after.open(b.id).view.getUint32(4096, true), 11);
+  hal.close();
 });
 
 Deno.test("transaction() refuses a write to an object of another image", () => {
