@@ -106,6 +106,17 @@ function mixWords(w: Uint32Array, i: number, end: number, h: number): number {
 }
 
 /**
+ * A copy of `a` twice as long (the rest zero): how every reused buffer of a
+ * transaction and its commit grows when it is full. Called only then, off
+ * the paths that write into the buffers.
+ */
+function doubled<A extends Uint8Array | Uint32Array | Int32Array | Float64Array>(a: A): A {
+  const b = new (a.constructor as new (length: number) => A)(a.length * 2);
+  b.set(a);
+  return b;
+}
+
+/**
  * The transaction running on this thread, if any. Typed accessors read
  * `TX.current` on every load and store; outside a transaction that is one
  * comparison with `null`.
@@ -302,14 +313,10 @@ export class Tx {
     if (found >= 0 || !create) return found;
     const slot = this.#slots;
     if ((slot + 1) * LINE > this.#pool.length) {
-      const pool = new Uint8Array(this.#pool.length * 2);
-      pool.set(this.#pool);
-      this.#pool = pool;
+      const pool = this.#pool = doubled(this.#pool);
       this.#pv = new DataView(pool.buffer);
       this.#p32 = new Uint32Array(pool.buffer);
-      const dirty = new Uint32Array(this.#dirty.length * 2);
-      dirty.set(this.#dirty);
-      this.#dirty = dirty;
+      this.#dirty = doubled(this.#dirty);
     }
     const bytes = t.mapping.bytes;
     const start = line * LINE;
@@ -333,21 +340,13 @@ export class Tx {
       for (let k = start; k < end; k++) pool[at + k - start] = bytes[k]!;
       pool.fill(0, at + (end - start), at + LINE);
     }
-    if (slot >= this.#limit.length) {
-      const limit = new Uint8Array(this.#limit.length * 2);
-      limit.set(this.#limit);
-      this.#limit = limit;
-    }
+    if (slot >= this.#limit.length) this.#limit = doubled(this.#limit);
     this.#limit[slot] = end - start;
     this.#dirty[slot * 2] = 0;
     this.#dirty[slot * 2 + 1] = 0;
     if (slot >= this.#slotLine.length) {
-      const lines = new Int32Array(this.#slotLine.length * 2);
-      lines.set(this.#slotLine);
-      this.#slotLine = lines;
-      const tis = new Int32Array(this.#slotTi.length * 2);
-      tis.set(this.#slotTi);
-      this.#slotTi = tis;
+      this.#slotLine = doubled(this.#slotLine);
+      this.#slotTi = doubled(this.#slotTi);
     }
     this.#slotLine[slot] = line;
     this.#slotTi[slot] = ti;
@@ -633,11 +632,7 @@ export class Tx {
       at[2 * n - 1]! += length;
       return;
     }
-    if (2 * n + 2 > at.length) {
-      const bigger = new Float64Array(at.length * 2);
-      bigger.set(at);
-      this.#freshAt = bigger;
-    }
+    if (2 * n + 2 > at.length) this.#freshAt = doubled(at);
     this.#freshT[n] = t;
     this.#freshAt[2 * n] = offset;
     this.#freshAt[2 * n + 1] = length;
@@ -801,11 +796,7 @@ export class Tx {
           if (n > first && runs[n * 3 - 2]! + runs[n * 3 - 1]! === at) {
             runs[n * 3 - 1]! += len; // a run that continues across the two 32-byte halves
           } else {
-            if ((n + 1) * 3 > runs.length) {
-              const bigger = new Int32Array(runs.length * 2);
-              bigger.set(runs);
-              runs = this.runs = bigger;
-            }
+            if ((n + 1) * 3 > runs.length) runs = this.runs = doubled(runs);
             runs[n * 3] = slot;
             runs[n * 3 + 1] = at;
             runs[n * 3 + 2] = len;
@@ -1295,11 +1286,7 @@ function persistFresh(tx: Tx, port: KernelPort): void {
       m.flush(offset, length);
       continue;
     }
-    if (3 * count + 3 > buf.length) {
-      const bigger = new Float64Array(buf.length * 2);
-      bigger.set(buf);
-      buf = freshBuf = bigger;
-    }
+    if (3 * count + 3 > buf.length) buf = freshBuf = doubled(buf);
     buf[3 * count] = m.handle;
     buf[3 * count + 1] = offset;
     buf[3 * count + 2] = length;
@@ -1379,11 +1366,7 @@ function applyRuns(
     if (count > 0 && ranges[last] === handle && ranges[last + 1]! + ranges[last + 2]! === line) {
       ranges[last + 2]! += lineLength;
     } else {
-      if (3 * count + 3 > ranges.length) {
-        const bigger = new Float64Array(ranges.length * 2);
-        bigger.set(ranges);
-        ranges = rangesBuf = bigger;
-      }
+      if (3 * count + 3 > ranges.length) ranges = rangesBuf = doubled(ranges);
       ranges[3 * count] = handle;
       ranges[3 * count + 1] = line;
       ranges[3 * count + 2] = lineLength;

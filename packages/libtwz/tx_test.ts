@@ -921,6 +921,30 @@ Deno.test("Tx.writeFresh: a read-only handle fails as Tx.write does", () => {
   hal.close();
 });
 
+Deno.test("Tx.writeFresh: fresh blocks in 40 objects (more ranges than the first buffers hold) are durable", () => {
+  const { hal, twz } = session();
+  const objs = Array.from({ length: 40 }, () => twz.create({ size: 65536 }));
+  const heaps = transaction(twz, (tx) => objs.map((o) => Heap.create(tx, o, 512)));
+  const data = (i: number) => new Uint8Array(120).fill(i + 1);
+  const blocks = transaction(twz, (tx) => {
+    const blocks = heaps.map((heap, i) => {
+      const at = heap.alloc(tx, 120, { zero: false });
+      tx.writeFresh(objs[i]!, at, data(i));
+      tx.setU32(objs[i]!, 256, at); // publish
+      return at;
+    });
+    assert.equal(tx.freshCount, 40, "one range each");
+    return blocks;
+  });
+  const again = reboot(hal);
+  objs.forEach((o, i) => {
+    const o2 = again.open(o.id), at = blocks[i]!;
+    assert.equal(o2.view.getUint32(256, true), at);
+    assert.deepEqual(o2.bytes.slice(at, at + 120), data(i), `object ${i}`);
+  });
+  hal.close();
+});
+
 Deno.test("Tx.writeFresh: page-granular media (msync) log fresh space instead", () => {
   const hal = openSim({ size: 32 << 20 });
   const kernel = Kernel.boot(hal);
