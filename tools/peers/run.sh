@@ -12,6 +12,9 @@
 #   TWZ_BASE=/tmp/base REPS=5 tools/peers/run.sh   # also an older checkout's twz
 #                                                  # (KV only), as config "base-..."
 #   BENCH_PMEMOBJ=/path/bench_pmemobj.c tools/peers/run.sh   # default: ../shared/peers/pmdk/
+#   SPLIT=1 tools/peers/run.sh         # also the KV inserts with flushes off (PMDK's
+#                                      # PMEM_NO_FLUSH=1, twz at byte granularity): the
+#                                      # processor's part of an insert, apart from the flushes'
 #
 # Needs gcc, libpmemobj-dev and libpmem-dev (installed with apt when missing
 # and root), npm (lmdb is installed into a scratch folder), libpmem2 for hal-pmem.
@@ -73,6 +76,10 @@ for rep in $(seq "$REPS"); do
     PMEM_IS_PMEM_FORCE=0 bench_c_run | label "bench-pmemobj-shm-msync" "$rep"
   fi
   node "$work/kv_lmdb.mjs" /dev/shm "$OPS" | label "lmdb-shm-putSync" "$rep"
+  if [ -n "${SPLIT:-}" ]; then
+    PMEM_IS_PMEM_FORCE=1 PMEM_NO_FLUSH=1 "$work/kv_pmemobj" /dev/shm "$OPS" | label "pmdk-shm-noflush" "$rep"
+    PMEM2_FORCE_GRANULARITY=BYTE twz kv-insert --hal pmem "${kv[@]}" | label "twz-pmem-shm-byte" "$rep"
+  fi
   PMEM2_FORCE_GRANULARITY=CACHE_LINE twz kv-insert --hal pmem "${kv[@]}" | label "twz-pmem-shm-cacheline" "$rep"
   PMEM2_FORCE_GRANULARITY=CACHE_LINE twz kv-get --hal pmem "${kv[@]}" | label "twz-pmem-shm-cacheline" "$rep"
   twz kv-insert --hal pmem "${kv[@]}" | label "twz-pmem-shm-msync" "$rep"

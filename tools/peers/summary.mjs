@@ -170,3 +170,29 @@ for (const [name, target, dir, [nc, nm], [dc, dm]] of T) {
     }), ${meets && close ? "met" : "not met"}`,
   );
 }
+
+// SPLIT=1: an insert's cost with and without the flushes, ns per insert
+// (medians over the repetitions): the flushes' part and the processor's.
+const SPLIT = [
+  ["PMDK", ["pmdk-shm-clflush", "insert ops/s"], ["pmdk-shm-noflush", "insert ops/s"]],
+  ["twz", ["twz-pmem-shm-cacheline", "hashmap-insert-tx ops/s"], [
+    "twz-pmem-shm-byte",
+    "hashmap-insert-tx ops/s",
+  ]],
+];
+const nsPer = ([config, metric]) => {
+  const v = values.get(`${config}|${metric}`);
+  return v ? median([...v.values()].map((x) => 1e9 / x)) : undefined;
+};
+if (SPLIT.every(([, , off]) => nsPer(off) !== undefined)) {
+  console.log("\ninsert, ns (median): with flushes = without + the flushes' part");
+  for (const [who, on, off] of SPLIT) {
+    const a = nsPer(on), b = nsPer(off);
+    if (a === undefined) continue;
+    console.log(
+      `${who.padEnd(5)} ${a.toFixed(0)} = ${b.toFixed(0)} + ${(a - b).toFixed(0)}   (${on[0]}; ${
+        off[0]
+      })`,
+    );
+  }
+}
