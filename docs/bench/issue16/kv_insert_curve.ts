@@ -5,10 +5,14 @@
 // the libtwz of the checkout it is started from:
 //
 //   cd CHECKOUT && PMEM2_FORCE_GRANULARITY=CACHE_LINE \
-//     npx -y deno@2.9.6 run -A --config deno.json /path/to/kv_insert_curve.ts [ROUNDS]
+//     npx -y deno@2.9.6 run -A --config deno.json /path/to/kv_insert_curve.ts [ROUNDS [OPS]]
 //
-// Each round (default 1) is a new image in /dev/shm in the same process.
-// Prints per round the mean ns per insert and, per block, "ns/faults".
+// Each round (default 1) is a new image in /dev/shm in the same process, with
+// OPS inserts (default 100,000). Prints per round the mean ns per insert and,
+// per block, "ns/faults". With TWZ_MARK=1 and
+// `--v8-flags=--trace-opt,--allow-natives-syntax` each block's end is marked
+// in V8's trace (a `%DebugPrint` of the insert count, on the trace's stream),
+// which places the optimizing compiles among the blocks.
 import { Kernel } from "@twz/kernel";
 import { Twz } from "@twz/libtwz";
 import { codec } from "@twz/libtwz/codec";
@@ -16,7 +20,10 @@ import { HashMap } from "@twz/libtwz/hashmap";
 
 const { openHal } = await import(`file://${Deno.cwd()}/packages/cli/bench/_util.ts`);
 const VALUE = new TextEncoder().encode("value-0123456789");
-const ops = 100_000, block = 5000;
+const ops = Number(Deno.args[1] ?? 100_000), block = 5000;
+const mark = Deno.env.get("TWZ_MARK") === "1"
+  ? new Function("n", "%DebugPrint(n)") as (n: number) => void
+  : () => {};
 const rounds = Number(Deno.args[0] ?? 1);
 /** Minor page faults of this process so far (/proc/self/stat, field 10). */
 const faults = () => Number(Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ")[7]);
@@ -34,6 +41,7 @@ for (let r = 0; r < rounds; r++) {
     const t0 = performance.now();
     for (let i = b; i < b + block; i++) map.set(i, VALUE);
     blocks.push(`${(((performance.now() - t0) * 1e6) / block).toFixed(0)}/${faults() - f0}`);
+    mark(b + block);
   }
   const mean = ((performance.now() - start) * 1e6) / ops;
   console.log(`round ${r}: ${mean.toFixed(0)} ns per insert; blocks of ${block}: ${blocks.join(" ")}`);
