@@ -68,7 +68,14 @@ export async function launchBrowser(): Promise<Browser | null> {
       const puppeteer = (await import("npm:puppeteer-core@25.16.0")).default;
       return await puppeteer.launch({
         executablePath: chromiumPath(),
-        args: ["--no-sandbox", "--headless=new", "--disable-dev-shm-usage", "--disable-gpu"],
+        args: [
+          "--no-sandbox",
+          "--headless=new",
+          "--disable-dev-shm-usage",
+          "--disable-gpu",
+          "--no-first-run",
+          "--no-default-browser-check",
+        ], // as tools/browser_setup.ts's CHROMIUM_ARGS
         pipe: true,
         defaultViewport: { width: 1280, height: 800 },
       });

@@ -154,7 +154,14 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
   const explorer = await startExplorer(opts, image);
   const browser = await puppeteer.launch({
     executablePath: chromiumPath(),
-    args: ["--no-sandbox", "--headless=new", "--disable-dev-shm-usage", "--disable-gpu"],
+    args: [
+      "--no-sandbox",
+      "--headless=new",
+      "--disable-dev-shm-usage",
+      "--disable-gpu",
+      "--no-first-run",
+      "--no-default-browser-check",
+    ], // as tools/browser_setup.ts's CHROMIUM_ARGS
     pipe: true,
     defaultViewport: { width: 1280, height: 800 },
   });
