@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BROWSER_SKIPPED_LINE, chromiumMissing, PUPPETEER_VERSION } from "./browser_setup.ts";
+import { BROWSER_SKIPPED_LINE, chromiumMissing, PUPPETEER_VERSION } from "@twz/cli/browser";
 
 const SCRIPT = new URL("./browser_setup.ts", import.meta.url).pathname;
 

@@ -26,7 +26,7 @@
  * @module
  */
 import { join } from "node:path";
-import { launchBrowser } from "./browser_setup.ts";
+import { launchBrowser } from "@twz/cli/browser";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = join(ROOT, "packages/cli/main.ts");

@@ -34,6 +34,14 @@ import { ErrorCode, formatId, type ObjID, Prot, TwzError } from "@twz/kernel/abi
 import { Twz } from "@twz/libtwz";
 import { type BenchOptions, type BenchResult, median } from "./types.ts";
 import { openHal, type Scratch, withScratch } from "./_util.ts";
+import {
+  BROWSER_INSTALL_HINT,
+  CHROMIUM_ENV,
+  chromiumMissing,
+  launchChromium,
+} from "../explore/browser.ts";
+// deno-lint-ignore no-import-prefix
+import type { Page } from "npm:puppeteer-core@25.16.0";
 
 /** How many objects the hub's FOT names. */
 export const HUB_NEIGHBOURS = 1000;
@@ -121,10 +129,6 @@ async function startExplorer(opts: BenchOptions, image: string) {
   return { url: first.u, stop };
 }
 
-function chromiumPath(): string {
-  return Deno.env.get("TWZ_CHROMIUM") || "/usr/bin/chromium";
-}
-
 /** Run the explorer benchmark. */
 export function run(opts: BenchOptions): Promise<BenchResult[]> {
   return withScratch(opts, "explore", (scratch) => benchmark(opts, scratch));
@@ -139,36 +143,21 @@ async function benchmark(opts: BenchOptions, scratch: Scratch): Promise<BenchRes
       `--ops must be at least ${HUB_NEIGHBOURS + 16} (the hub's neighbours and a few more)`,
     );
   }
-  try {
-    Deno.statSync(chromiumPath());
-  } catch {
+  const missing = await chromiumMissing();
+  if (missing !== undefined) {
     throw new TwzError(
       ErrorCode.NotSupported,
-      `no browser at ${chromiumPath()} (apt-get install -y chromium, or set TWZ_CHROMIUM)`,
+      `${missing} (${BROWSER_INSTALL_HINT}, or set ${CHROMIUM_ENV})`,
     );
   }
-  // deno-lint-ignore no-import-prefix
-  const puppeteer = (await import("npm:puppeteer-core@25.16.0")).default;
   const image = scratch.image("explore.img");
   const made = await makeImage(opts, image, objects);
   const explorer = await startExplorer(opts, image);
-  const browser = await puppeteer.launch({
-    executablePath: chromiumPath(),
-    args: [
-      "--no-sandbox",
-      "--headless=new",
-      "--disable-dev-shm-usage",
-      "--disable-gpu",
-      "--no-first-run",
-      "--no-default-browser-check",
-    ], // as tools/browser_setup.ts's CHROMIUM_ARGS
-    pipe: true,
-    defaultViewport: { width: 1280, height: 800 },
-  });
+  const browser = await launchChromium();
   try {
     /** One page in a fresh browser context (no cache, no storage), closed by `fn`'s end. */
     const inFreshPage = async <T>(
-      fn: (page: import("npm:puppeteer-core@25.16.0").Page) => Promise<T>,
+      fn: (page: Page) => Promise<T>,
     ) => {
       const context = await browser.createBrowserContext();
       try {
