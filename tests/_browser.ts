@@ -5,7 +5,6 @@
 // line once and skips itself; under CI=true it fails instead (as a missing
 // libpmem2 does).
 export { chromiumMissing, launchBrowser, printSkipped } from "@twz/cli/browser";
-// deno-lint-ignore no-import-prefix
 export type { Browser, Page } from "npm:puppeteer-core@25.16.0";
 
 /** Whether missing browsers fail (CI=true) rather than skip. */
