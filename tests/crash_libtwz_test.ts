@@ -9,6 +9,7 @@ import {
   type Workload,
 } from "@twz/crashtest";
 import { heap, kv, makeHeapWorkload, makeKvWorkload, naming } from "@twz/crashtest/workloads";
+import { Tx } from "@twz/libtwz/tx";
 
 function clean(report: CrashtestReport): void {
   assert.equal(report.run_error, undefined, report.run_error);
@@ -76,6 +77,40 @@ Deno.test("crashtest() catches a kv value written outside the transaction, and r
   assert.match(v.message, /hash map key \d+: value differs/);
   const again = await replay(broken, v.point, v.variant, { seed: 1 });
   assert.equal(again.findings[0]?.message, v.message);
+});
+
+Deno.test("crashtest(heap) catches fresh blocks not made durable before the log that links them", async () => {
+  // Blocks bumped past the heap's durable top and written whole
+  // (Heap.alloc zero: false, Tx.writeFresh) are written in place, unlogged;
+  // the commit makes them durable (flush, drain) before it writes the log.
+  // With that step skipped (the transaction reports no fresh ranges to
+  // commit), a crash can keep the log that links a record and lose the
+  // record's bytes: the heap workload must see it.
+  const small = makeHeapWorkload({ txs: 12 });
+  const count = Object.getOwnPropertyDescriptor(Tx.prototype, "freshCount")!;
+  let fresh = 0;
+  const markFresh = Tx.prototype.markFresh;
+  Tx.prototype.markFresh = function (this: Tx, ...args: Parameters<Tx["markFresh"]>) {
+    fresh++;
+    return markFresh.apply(this, args);
+  };
+  Object.defineProperty(Tx.prototype, "freshCount", { ...count, get: () => 0 });
+  let report: CrashtestReport;
+  try {
+    report = await crashtest(small, { states: 600, seed: 1, recoveryStates: 0 });
+  } finally {
+    Object.defineProperty(Tx.prototype, "freshCount", count);
+    Tx.prototype.markFresh = markFresh;
+  }
+  assert.ok(fresh > 0, "the heap workload allocates fresh blocks");
+  assert.equal(report.run_error, undefined, report.run_error);
+  assert.ok(report.violation_count > 0, "fresh bytes not durable before the log must be caught");
+  assert.match(
+    report.violations[0]!.message,
+    /record \d+ is corrupt|bad block header|holds a record/,
+  );
+  // And with the step in place, no violation.
+  clean(await crashtest(small, { states: 600, seed: 1, recoveryStates: 0 }));
 });
 
 Deno.test("crashtest: libtwz's transaction replay at session open is crashed at its own drains", async () => {

@@ -4,12 +4,17 @@
  * varying sizes (small size classes, large blocks past 4 KiB, and enough to
  * grow the object several times), links each new record into an owner slot
  * at the object's base in the same transaction, frees some, reallocates
- * some (extending them), and a few transactions abort halfway.
+ * some (extending them), and a few transactions abort halfway. Half the new
+ * records are written whole over unzeroed blocks (`Heap.alloc` with
+ * `zero: false`, then `Tx.writeFresh`): those bumped past the heap's durable
+ * top are fresh, written in place and unlogged, and must be durable before
+ * the log that links them.
  *
  * After every crash it requires the owner slots to hold exactly the records
  * of the acknowledged transactions — or of those plus the one in flight,
  * wholly — each record intact (length, stamp and every byte of its pattern,
- * so a realloc that lost the copied prefix shows), `Heap.check()` clean, and
+ * so a realloc that lost the copied prefix shows), `Heap.check()` and
+ * `Heap.checkFreeLists()` clean (every free block on its list), and
  * the heap's live bytes equal to the blocks of the reachable records: nothing
  * leaked, nothing half-built published.
  *
@@ -75,6 +80,22 @@ function perform(tx: Tx, heap: Heap, steps: readonly Step[]): void {
     const old = tx.getU32(o, owner);
     if (st.do === "alloc") {
       if (old !== 0) heap.free(tx, old);
+      if (st.stamp % 2 === 0) {
+        // Even stamps: the whole record built first and written over an
+        // unzeroed block, as the hash map writes its entries: a block of
+        // FRESH_MIN bytes or more bumped past the heap's durable top is
+        // fresh, written in place and unlogged (Tx.writeFresh), and must be
+        // durable before the log that links it.
+        const at = heap.alloc(tx, 8 + st.len, { zero: false });
+        const rec = new Uint8Array(8 + st.len);
+        const rv = new DataView(rec.buffer);
+        rv.setUint32(0, st.len, true);
+        rv.setUint32(4, st.stamp, true);
+        rec.set(body(st.stamp, 0, st.len), 8);
+        tx.writeFresh(o, at, rec);
+        tx.setU32(o, owner, at);
+        continue;
+      }
       const at = heap.alloc(tx, 8 + st.len);
       tx.setU32(o, at, st.len);
       tx.setU32(o, at + 4, st.stamp);
@@ -253,6 +274,11 @@ export function makeHeapWorkload(options: HeapWorkloadOptions = {}): Workload {
       }
       const walk = heap.check();
       if (walk.problem) out.push(`Heap.check(): ${walk.problem}`);
+      const lists = heap.checkFreeLists();
+      if (lists.problem) out.push(`Heap.checkFreeLists(): ${lists.problem}`);
+      else if (!walk.problem && lists.free !== walk.free) {
+        out.push(`the free lists hold ${lists.free} bytes, the free blocks ${walk.free}`);
+      }
       let reachable = 0;
       for (let s = 0; s < SLOTS; s++) {
         if (want[s] === null) continue;
