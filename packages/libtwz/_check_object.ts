@@ -63,14 +63,15 @@ export function checkObject(ctx: CheckContext, id: ObjID): void {
       "a directory object that no name reaches (a crash during mkdir leaves this)",
     );
   }
-  if ((flags & META_PENDING_NAME) && (id === rootObjId || id === txlogId)) {
-    // Twz.create never makes these: the mark is damage to their flags.
+  if ((flags & META_PENDING_NAME) && id === rootObjId) {
+    // The kernel makes the root object, never Twz.create: the mark is damage
+    // to its flags. (The transaction log is made by Twz.create with its
+    // name, at a session's first transaction: a crash after its bind and
+    // before the mark is cleared leaves it marked, as any named object.)
     problem(
       id,
       "meta",
-      `the ${
-        id === rootObjId ? "kernel root object" : "transaction log"
-      } is marked as created for a name: its meta-info flags are damaged`,
+      "the kernel root object is marked as created for a name: its meta-info flags are damaged",
     );
   } else if (flags & META_PENDING_NAME) {
     warn(
@@ -184,8 +185,8 @@ function checkMeta(ctx: CheckContext, id: ObjID, m: Mapping, flags: number): boo
  * mark; one that no name reaches was never handed to anyone and is deleted
  * when nothing was ever written past its meta-info (so nothing is lost);
  * otherwise the mark may be damage to a real object's flags, and the object
- * is kept under `/lost+found/<ID>`. The kernel root object and the
- * transaction log are never deleted (their mark is damage: it is cleared).
+ * is kept under `/lost+found/<ID>`. The kernel root object (whose mark is
+ * damage) and the transaction log are never deleted: their mark is cleared.
  * Nothing is deleted while the naming root is unreadable.
  */
 export function repairPending(port: KernelPort): string[] {
