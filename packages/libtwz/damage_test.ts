@@ -841,6 +841,52 @@ Deno.test("a crash at every drain of a session's first transaction (it creates /
   assert.ok(marked > 0, "some crash point leaves /.txlog named and still marked");
 });
 
+Deno.test("a persist fault at any drain of a session's first transaction never leaves /.txlog bound to nothing", () => {
+  // Twz.create({ name: "/.txlog" }) deletes the object when its bind fails;
+  // a bind whose persist fails after the entry's publishing store may have
+  // bound the name (in memory, and perhaps on the media): the name must be
+  // taken back first, or every later transaction, and every session opened
+  // after a reboot, fails on the missing log ("No object ...").
+  const session = () => {
+    const hal = openSim({ size: 8 << 20 });
+    const twz = Twz.attach(Kernel.boot(hal).port());
+    return { hal, twz, obj: twz.create({ size: 4096 }) };
+  };
+  const first = session();
+  const d0 = first.hal.region.stats().drains;
+  transaction(first.twz, (tx) => tx.setU32(first.obj, first.obj.baseOffset, 7));
+  const drains = first.hal.region.stats().drains - d0;
+  assert.ok(drains > 3, `${drains} drains`);
+  for (let k = 1; k <= drains; k++) {
+    const { hal, twz, obj } = session();
+    hal.region.injectFault({ atDrain: k });
+    try {
+      transaction(twz, (tx) => tx.setU32(obj, obj.baseOffset, 7));
+    } catch (e) {
+      assert.match((e as Error).message, /injected persistence fault|shut down/, `drain ${k}`);
+    }
+    let alive = true;
+    try {
+      twz.port.info();
+      twz.port.exists(obj.id);
+    } catch {
+      alive = false; // the kernel halted on the fault inside its own commit
+    }
+    if (alive) {
+      const log = twz.naming.lookup("/.txlog")?.id;
+      assert.ok(log === undefined || twz.port.exists(log), `drain ${k}: /.txlog names nothing`);
+      transaction(twz, (tx) => tx.setU32(obj, obj.baseOffset, 8));
+    }
+    hal.power!.powerFail({ policy: "all" });
+    const again = Twz.attach(Kernel.boot(hal).port()); // threw "No object" before
+    const log = again.naming.lookup("/.txlog")?.id;
+    assert.ok(log === undefined || again.port.exists(log), `drain ${k}: /.txlog after a reboot`);
+    assert.deepEqual(checkObjects(again).problems, [], `drain ${k}`);
+    const o2 = again.open(obj.id);
+    transaction(again, (tx) => tx.setU32(o2, o2.baseOffset, 9));
+  }
+});
+
 Deno.test("repair never deletes a marked object that holds data: it goes to /lost+found", async () => {
   const twz = await Twz.open({ hal: plugin, size: 16 << 20 });
   try {

@@ -483,7 +483,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
         try {
           this.naming.bind(options.name!, id, { parents: true });
         } catch (error) {
-          this.port.delete(id);
+          if (this.#takeBackName(options.name!, id)) this.#deleteUnnamed(id);
           throw error;
         }
       }
@@ -493,7 +493,9 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
     if (named) {
       // Create-and-name is failure-atomic and crash-safe:
       // - a failing bind (a parent that is no directory, no space, ...) deletes
-      //   the object before the error reaches the caller: nothing is left;
+      //   the object before the error reaches the caller: nothing is left (a
+      //   bind whose persist failed after publishing the entry is unbound
+      //   first; when that fails too, the object stays, as a crash leaves it);
       // - a crash before the bind is published leaves an object that still
       //   carries META_PENDING_NAME (it was born with it) and that no name
       //   reaches: `twz fsck --deep` reports it and its repair deletes it
@@ -505,8 +507,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       try {
         this.naming.bind(options.name!, id, { parents: true });
       } catch (error) {
-        this.#drop(this.#rw, id);
-        this.port.delete(id);
+        if (this.#takeBackName(options.name!, id)) this.#deleteUnnamed(id);
         throw error;
       }
       const at = META_OFFSET + MetaField.flags;
@@ -514,6 +515,45 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       obj.persist(at, 2);
     }
     return obj;
+  }
+
+  /**
+   * After the bind of `name` to the new object `id` failed: unbind the name
+   * when the bind got as far as publishing it (a persist that failed after
+   * the entry's publishing store: the name may be bound, in memory and on
+   * the media), so that deleting the object never leaves a name bound to
+   * nothing (for `/.txlog`, every later session would fail to open).
+   *
+   * @returns Whether no name reaches the object now (it may be deleted);
+   * `false` keeps it, still marked as created for a name: named, or not, it
+   * is what a crash inside create leaves, and `twz fsck --deep --repair`
+   * finishes it.
+   */
+  #takeBackName(name: string, id: ObjID): boolean {
+    let bound: boolean;
+    try {
+      bound = this.naming.lookup(name)?.id === id;
+    } catch {
+      return true; // the path resolves to nothing (a parent that is no directory, ...)
+    }
+    if (!bound) return true;
+    try {
+      this.naming.unbind(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Delete the object a failed create-and-name made; the bind's error is the one reported. */
+  #deleteUnnamed(id: ObjID): void {
+    this.#drop(this.#rw, id);
+    try {
+      this.port.delete(id);
+    } catch {
+      // Left marked as created for a name and unnamed: what a crash inside
+      // create leaves (fsck --deep --repair deletes it).
+    }
   }
 
   /**
