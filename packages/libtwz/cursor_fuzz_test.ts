@@ -280,6 +280,9 @@ function viaWalk(field: Field, c: Cur, start: Acc, hook: Hook): Outcome {
     c.$moveTo(start);
     const all = c.$walk(field, (n) => {
       seq.push(n.value);
+      // A store through the writable cursor (in a transaction: a logged write,
+      // so later hops read through the transaction); the value is unchanged.
+      // deno-lint-ignore no-self-assign
       if (writes) n.tag = n.tag;
       if (seq.length === 1 && hook !== null) jump(n, hook());
       return seq.length < LIMIT;
