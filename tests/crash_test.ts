@@ -10,6 +10,7 @@ import { twz } from "./_twz.ts";
 
 const BROKEN = new URL("./crash_broken_workload.ts", import.meta.url).pathname;
 const BROKEN_RECOVERY = new URL("./crash_recovery_workload.ts", import.meta.url).pathname;
+const BLIND = new URL("./crash_deep_workload.ts", import.meta.url).pathname;
 
 Deno.test("crashtest() catches a flag published before its data is flushed, and replays it", async () => {
   const report = await crashtest(broken, { states: 500, seed: 3 });
@@ -63,6 +64,29 @@ Deno.test("twz crashtest PATH reports a violation with a replay line; --replay r
   const again = await twz(line.split(" ").slice(1));
   assert.equal(again.code, 1, again.stderr);
   assert.match(again.stdout, /VIOLATION \(check\): flag says round/);
+});
+
+Deno.test("twz crashtest --deep adds fsck --deep's object check: it finds what a workload's own check cannot", async () => {
+  // The blind workload damages a named object's meta-info and checks nothing.
+  const plain = await twz(["crashtest", BLIND, "--states", "200", "--json"]);
+  assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+  assert.equal(JSON.parse(plain.stdout).violation_count, 0);
+  const deep = await twz(["crashtest", BLIND, "--states", "200", "--deep", "--json"]);
+  assert.equal(deep.code, 1, deep.stderr);
+  const out = JSON.parse(deep.stdout);
+  assert.ok(out.violation_count > 0);
+  const v = out.violations[0];
+  assert.match(v.message, /^fsck --deep: meta [0-9a-f]{32}: /);
+  assert.match(
+    v.replay,
+    /^twz crashtest .*crash_deep_workload\.ts --seed 1 --deep --replay \d+:\w+$/,
+  );
+  const again = await twz(v.replay.split(" ").slice(1));
+  assert.equal(again.code, 1, again.stderr);
+  assert.match(again.stdout, /VIOLATION \(check\): fsck --deep: meta /);
+  // A built-in libtwz workload passes the deep check at every crash state tried.
+  const kv = await twz(["crashtest", "kv", "--states", "300", "--deep"]);
+  assert.equal(kv.code, 0, kv.stdout + kv.stderr);
 });
 
 Deno.test("twz crashtest kernel-objects exits 0; errors are one line", async () => {

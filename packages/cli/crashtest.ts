@@ -17,8 +17,13 @@
  *
  * ```
  * twz crashtest WORKLOAD [--states N] [--seed S] [--unit 64|8] [--json]
- *                        [--recovery-states N] [--replay P:V[/Q:W]]
+ *                        [--recovery-states N] [--replay P:V[/Q:W]] [--deep]
  * ```
+ *
+ * `--deep` adds libtwz's whole-image check (`twz fsck --deep`'s
+ * `checkObjects`) to the workload's own `check` at every crash state: each
+ * problem it reports is a violation (its warnings, which name what a crash
+ * legitimately leaves for repair, are not). For workloads on libtwz images.
  *
  * Exit codes: 0 no violation; 1 violations found (or a replayed state
  * violates); 2 usage; 3 the workload cannot be loaded.
@@ -36,6 +41,8 @@ import {
   WorkloadError,
   WORKLOADS,
 } from "@twz/crashtest";
+import type { Kernel } from "@twz/kernel";
+import { checkObjects } from "@twz/libtwz/check";
 import { UsageError } from "./board.ts";
 import { type CommandSpec, count, parseArgv, quoted } from "./_args.ts";
 
@@ -63,6 +70,10 @@ export const CRASHTEST: CommandSpec = {
       name: "--replay",
       value: "P:V[/Q:W]",
       summary: "run one crash state again (as a violation's replay line says)",
+    },
+    {
+      name: "--deep",
+      summary: "also run fsck --deep's object check (libtwz images) on every crash state",
     },
     { name: "--list", summary: "list the built-in workloads" },
     { name: "--debug", summary: "stack traces on errors" },
@@ -94,6 +105,7 @@ export async function main(args: string[]): Promise<number> {
     unit: p.value("--unit") ?? "64",
     json: p.has("--json"),
     replay: p.value("--replay"),
+    deep: p.has("--deep"),
   };
   const name = p.arg("WORKLOAD");
   if (p.has("--list")) {
@@ -137,9 +149,10 @@ export async function main(args: string[]): Promise<number> {
     console.error(`twz: ${error.message}`);
     return 3;
   }
+  if (values.deep) workload = withDeepCheck(workload);
   const replayLine = (point: number, variant: string, recovery?: RecoveryAt) =>
-    `twz crashtest ${name} --seed ${seed}${
-      unit === 8 ? " --unit 8" : ""
+    `twz crashtest ${name} --seed ${seed}${unit === 8 ? " --unit 8" : ""}${
+      values.deep ? " --deep" : ""
     } --replay ${point}:${variant}${recovery ? `/${recovery.point}:${recovery.variant}` : ""}`;
 
   if (m !== undefined) {
@@ -230,4 +243,28 @@ export async function main(args: string[]): Promise<number> {
     );
   }
   return report.violation_count > 0 || report.run_error ? 1 : 0;
+}
+
+/**
+ * `workload` with `twz fsck --deep`'s object check after its own `check`:
+ * every problem `checkObjects` reports on the recovered image is one more
+ * violation (prefixed `fsck --deep:`). The rest of the workload is its own
+ * (a proxy: methods run on the workload itself).
+ */
+function withDeepCheck(workload: Workload): Workload {
+  const check: Workload["check"] = async (kernel: Kernel, journal, ctx) => {
+    const own = await workload.check(kernel, journal, ctx);
+    const out = own === undefined ? [] : typeof own === "string" ? [own] : [...own];
+    for (const p of checkObjects(kernel.port()).problems) {
+      out.push(`fsck --deep: ${p.area}${p.id === undefined ? "" : ` ${p.id}`}: ${p.message}`);
+    }
+    return out;
+  };
+  return new Proxy(workload, {
+    get(target, key) {
+      if (key === "check") return check;
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
