@@ -35,6 +35,7 @@ import { ErrorCode, formatId, TwzError, writePtr } from "@twz/kernel/abi";
 import { named, ptr, struct, type Twz, type TwzObject, u32, u64 } from "@twz/libtwz";
 import { transaction } from "./tx.ts";
 import { eachHal } from "./testdata/each_hal.ts";
+import { seededRandom } from "@twz/hal-sim";
 
 const both = eachHal("twz-cursor-fuzz-");
 
@@ -53,17 +54,8 @@ const FIELDS = ["next", "alt"] as const;
 type Acc = ReturnType<typeof Node.at>;
 type Cur = ReturnType<typeof Node.cursor>;
 
-/** mulberry32: a small deterministic PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG, uniform in [0, 1): hal-sim's mulberry32. */
+const prng = seededRandom;
 
 /** Node slots per object (at `baseOffset + slot * Node.size`), before the FOT. */
 const SLOTS = 32;
