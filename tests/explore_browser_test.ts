@@ -112,10 +112,14 @@ Deno.test({
       });
 
       await t.step("the head opened from the naming tree shows 10, head", async () => {
-        await page.waitForSelector(`[data-path="/demo"]`, { timeout: STEP_MS });
-        if (!(await page.$(`[data-path="/demo/list"]`))) await page.click(`[data-path="/demo"]`);
-        await page.waitForSelector(`[data-path="/demo/list"]`, { timeout: STEP_MS });
-        await page.click(`[data-path="/demo/list"]`);
+        // The tree's own links: opening /demo also lists it in the main pane,
+        // whose rows carry the same data-path, and a click on a row's middle
+        // may fall between its two links (a CI run once waited 20 s there).
+        const inTree = (path: string) => `aside#tree a[data-path="${path}"]`;
+        await page.waitForSelector(inTree("/demo"), { timeout: STEP_MS });
+        if (!(await page.$(inTree("/demo/list")))) await page.click(inTree("/demo"));
+        await page.waitForSelector(inTree("/demo/list"), { timeout: STEP_MS });
+        await page.click(inTree("/demo/list"));
         await waitObject(page, head);
         assert.equal(await page.evaluate(`document.body.dataset.view`), "object");
         assert.deepEqual(await nodeValues(page), {
