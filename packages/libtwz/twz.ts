@@ -479,14 +479,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       ties: options.ties,
     });
     if (!writable) {
-      if (named) {
-        try {
-          this.naming.bind(options.name!, id, { parents: true });
-        } catch (error) {
-          if (this.#takeBackName(options.name!, id)) this.#deleteUnnamed(id);
-          throw error;
-        }
-      }
+      if (named) this.#bindNew(options.name!, id);
       return id;
     }
     const obj = this.handle(id, true);
@@ -504,12 +497,7 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       //   object with the flag: repair only clears the flag.
       // The kernel cannot create and name in one commit (names are libtwz
       // data), so the flag, written in the kernel's commit, stands in for it.
-      try {
-        this.naming.bind(options.name!, id, { parents: true });
-      } catch (error) {
-        if (this.#takeBackName(options.name!, id)) this.#deleteUnnamed(id);
-        throw error;
-      }
+      this.#bindNew(options.name!, id);
       const at = META_OFFSET + MetaField.flags;
       obj.view.setUint16(at, obj.view.getUint16(at, true) & ~META_PENDING_NAME, true);
       obj.persist(at, 2);
@@ -518,17 +506,33 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
   }
 
   /**
-   * After the bind of `name` to the new object `id` failed: unbind the name
-   * when the bind got as far as publishing it (a persist that failed after
-   * the entry's publishing store: the name may be bound, in memory and on
-   * the media), so that deleting the object never leaves a name bound to
-   * nothing (for `/.txlog`, every later session would fail to open).
-   *
-   * @returns Whether no name reaches the object now (it may be deleted);
-   * `false` keeps it, still marked as created for a name: named, or not, it
-   * is what a crash inside create leaves, and `twz fsck --deep --repair`
-   * finishes it.
+   * Bind `name` to the object `id` that create just made; when the bind
+   * fails, undo the create and rethrow the bind's error. A bind whose
+   * persist failed after the entry's publishing store may have bound the
+   * name (in memory, and perhaps on the media): it is unbound first, so that
+   * deleting the object never leaves a name bound to nothing (for `/.txlog`,
+   * every later session would fail to open). When that unbind, or the
+   * delete, fails too, the object stays, still marked as created for a name:
+   * what a crash inside create leaves, which `twz fsck --deep --repair`
+   * finishes.
    */
+  #bindNew(name: string, id: ObjID): void {
+    try {
+      this.naming.bind(name, id, { parents: true });
+    } catch (error) {
+      if (this.#takeBackName(name, id)) {
+        this.#drop(this.#rw, id);
+        try {
+          this.port.delete(id);
+        } catch {
+          // Left marked and unnamed, as a crash inside create leaves it.
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** Whether no name reaches `id` after its bind to `name` failed (unbound now if it did). */
   #takeBackName(name: string, id: ObjID): boolean {
     let bound: boolean;
     try {
@@ -542,17 +546,6 @@ export class Twz implements HandleSession, NamingSession, TxLogHost {
       return true;
     } catch {
       return false;
-    }
-  }
-
-  /** Delete the object a failed create-and-name made; the bind's error is the one reported. */
-  #deleteUnnamed(id: ObjID): void {
-    this.#drop(this.#rw, id);
-    try {
-      this.port.delete(id);
-    } catch {
-      // Left marked as created for a name and unnamed: what a crash inside
-      // create leaves (fsck --deep --repair deletes it).
     }
   }
 
